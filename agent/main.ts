@@ -1,0 +1,30 @@
+import { ConfigError, ConfigReader } from '../common/config';
+import { createLogger } from '../common/logger';
+import { IDE_KINDS } from '../providers/types';
+import { createAgentApp } from './server';
+
+/** The gitspace agent's entry point: configuration comes from the machine's bootstrap environment. */
+function main(): void {
+  const config = new ConfigReader(process.env);
+  const gitspaceId = config.required('GITSPACE_ID', 'the gitspace this machine belongs to');
+  const secret = config.required('GITSPACE_AGENT_SECRET', 'the runner authenticates to the agent with it');
+  const workspaceDir = config.required('GITSPACE_WORKSPACE_DIR', 'where the repository is cloned');
+  const ide = config.oneOf('GITSPACE_IDE', IDE_KINDS, 'terminal');
+  const host = config.string('GITSPACE_AGENT_HOST', '127.0.0.1');
+  const port = config.port('GITSPACE_AGENT_PORT', 8089);
+  config.done();
+
+  const logger = createLogger(`agent:${gitspaceId}`);
+  const { server } = createAgentApp({ gitspaceId, secret, workspaceDir, ide, logger });
+  server.listen(port, host, () => logger.info('agent listening', { host, port, ide }));
+  const shutdown = () => server.close(() => process.exit(0));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+try {
+  main();
+} catch (error) {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(2);
+}
