@@ -1,0 +1,264 @@
+/**
+ * The `aws` provider with the real `@aws-sdk/client-ec2` against a moto server on loopback, behind a fault-injecting
+ * proxy. The SDK finds moto through its standard AWS_ENDPOINT_URL_EC2, as the runner does in an emulator run.
+ */
+import {
+  CreateSecurityGroupCommand,
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { silentLogger } from '../../common/logger';
+import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy';
+import { startMoto, type MotoServer } from '../../test/support/moto';
+import {
+  InstanceNotFoundError,
+  InvalidMachineSpecError,
+  ProviderAuthError,
+  ProviderError,
+  QuotaExceededError,
+  RateLimitedError,
+} from '../errors';
+import type { CreateMachineRequest, Provider, ProviderCallOptions } from '../types';
+import { parseAwsInfrastructureConfig, type AwsInfrastructureConfig } from './config';
+import { createAwsProvider, createEc2Client } from './provider';
+
+const REGION = 'eu-west-1';
+const INSTALLATION = 'inst-test';
+const REPOSITORY_TOKEN = 'ghp_secretRepositoryToken';
+
+let moto: MotoServer;
+let proxy: FaultProxy;
+let ec2: EC2Client;
+let config: AwsInfrastructureConfig;
+let provider: Provider;
+const savedEnv = { ...process.env };
+
+const options = (idempotencyKey = 'key-1'): ProviderCallOptions => ({
+  idempotencyKey,
+  signal: AbortSignal.timeout(60_000),
+});
+const request = (gitspaceId: string, overrides: Partial<CreateMachineRequest['spec']> = {}): CreateMachineRequest => ({
+  gitspaceId,
+  spec: { machineType: 't3.large', diskSizeGb: 30, ...overrides },
+  bootstrap: { agentSecret: 'agent-secret-one-0123456789', ide: 'vscode-web' },
+});
+
+function ec2Error(code: string, status: number): { status: number; body: string } {
+  return {
+    status,
+    body: `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>injected ${code}</Message></Error></Errors><RequestID>r-1</RequestID></Response>`,
+  };
+}
+const action = (name: string) => (req: { body: string }) => req.body.includes(`Action=${name}&`);
+
+async function instancesTagged(gitspaceId: string) {
+  const result = await ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: 'tag:gitspace-id', Values: [gitspaceId] }] }),
+  );
+  return (result.Reservations ?? []).flatMap((r) => r.Instances ?? []);
+}
+async function volumesTagged(gitspaceId: string) {
+  const result = await ec2.send(
+    new DescribeVolumesCommand({ Filters: [{ Name: 'tag:gitspace-id', Values: [gitspaceId] }] }),
+  );
+  return result.Volumes ?? [];
+}
+async function userDataOf(instanceId: string): Promise<string> {
+  const result = await ec2.send(
+    new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }),
+  );
+  return Buffer.from(result.UserData?.Value ?? '', 'base64').toString();
+}
+
+beforeAll(async () => {
+  moto = await startMoto({ env: { MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' } });
+  proxy = await startFaultProxy(moto.url);
+  // Dummy credentials and no metadata service or shared files: nothing may leave loopback.
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: '/nonexistent/aws-config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
+    AWS_ENDPOINT_URL_EC2: proxy.url,
+  });
+  delete process.env.AWS_PROFILE;
+  delete process.env.AWS_SESSION_TOKEN;
+  ec2 = createEc2Client({ region: REGION });
+
+  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.20.0.0/16' }));
+  const subnet = await ec2.send(
+    new CreateSubnetCommand({ VpcId: vpc.Vpc?.VpcId, CidrBlock: '10.20.1.0/24', AvailabilityZone: `${REGION}a` }),
+  );
+  const group = await ec2.send(
+    new CreateSecurityGroupCommand({ VpcId: vpc.Vpc?.VpcId, GroupName: 'gitspaces', Description: 'agent port' }),
+  );
+  const parsed = parseAwsInfrastructureConfig({
+    region: REGION,
+    subnetId: subnet.Subnet?.SubnetId,
+    securityGroupIds: [group.GroupId],
+    amiLookup: { owners: ['amazon'], namePattern: 'al2023-ami-2023*', architecture: 'x86_64' },
+    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz' },
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  config = parsed.value;
+  provider = createAwsProvider({ config, installationId: INSTALLATION, ec2, logger: silentLogger });
+});
+
+afterAll(async () => {
+  ec2?.destroy();
+  await proxy?.close();
+  await moto?.stop();
+  process.env = savedEnv;
+});
+
+describe('aws provider against moto', () => {
+  it('creates an instance of the right type, tagged, with a data volume and the bootstrap in its user data', async () => {
+    const machine = await provider.create(request('gs-create'), options());
+
+    const [instance, ...others] = await instancesTagged('gs-create');
+    expect(others).toHaveLength(0);
+    expect(instance?.InstanceType).toBe('t3.large');
+    expect(instance?.SubnetId).toBe(config.subnetId);
+    const tags = Object.fromEntries((instance?.Tags ?? []).map((t) => [t.Key, t.Value]));
+    expect(tags).toMatchObject({
+      'gitspace-id': 'gs-create',
+      'gitspaces-installation': INSTALLATION,
+      Name: 'gitspace-gs-create',
+    });
+
+    const volumes = await volumesTagged('gs-create');
+    expect(volumes).toHaveLength(1);
+    expect(volumes[0]?.Size).toBe(30);
+    expect(volumes[0]?.Attachments?.[0]?.Device).toBe('/dev/sdf');
+    expect(machine).toMatchObject({
+      gitspaceId: 'gs-create',
+      providerId: instance?.InstanceId,
+      disks: [volumes[0]?.VolumeId],
+      agentUrl: `http://${instance?.PrivateIpAddress}:8089`,
+    });
+    expect(['provisioning', 'running']).toContain(machine.status);
+    expect((await provider.describe('gs-create', options()))?.status).toBe('running');
+
+    const userData = await userDataOf(instance?.InstanceId ?? '');
+    expect(userData).toContain('GITSPACE_AGENT_SECRET=agent-secret-one-0123456789');
+    expect(userData).toContain('GITSPACE_ID=gs-create');
+    expect(userData).not.toContain(REPOSITORY_TOKEN);
+    const runRequest = proxy.requests.find((r) => r.body.includes('Action=RunInstances&'));
+    expect(runRequest?.body).toMatch(/ClientToken=[0-9a-f]{64}/);
+    expect(runRequest?.body).not.toContain(REPOSITORY_TOKEN);
+  });
+
+  it('adopts the instance it already made when a create is retried or reset', async () => {
+    const first = await provider.create(request('gs-retry'), options('start-1'));
+    const again = await provider.create(request('gs-retry'), options('start-1'));
+    const reset = await provider.create(request('gs-retry'), options('start-1-reset'));
+    expect(again.providerId).toBe(first.providerId);
+    expect(reset.providerId).toBe(first.providerId);
+    expect(await instancesTagged('gs-retry')).toHaveLength(1);
+    expect(await volumesTagged('gs-retry')).toHaveLength(1);
+  });
+
+  it('keeps the data volume across stop and start, and rewrites the agent secret on start', async () => {
+    const created = await provider.create(request('gs-stop'), options());
+    await provider.stop('gs-stop', options());
+    const stopped = await provider.describe('gs-stop', options());
+    expect(stopped?.status).toBe('stopped');
+    expect(stopped?.disks).toEqual(created.disks);
+    await provider.stop('gs-stop', options()); // stopping what is stopped succeeds
+
+    const started = await provider.start(
+      'gs-stop',
+      { agentSecret: 'agent-secret-two-0123456789', ide: 'terminal' },
+      options(),
+    );
+    expect(started.providerId).toBe(created.providerId);
+    const running = await provider.describe('gs-stop', options());
+    expect(running?.status).toBe('running');
+    expect(running?.disks).toEqual(created.disks);
+    const volumes = await volumesTagged('gs-stop');
+    expect(volumes.map((v) => [v.VolumeId, v.State])).toEqual([[created.disks[0], 'in-use']]);
+    expect(await userDataOf(created.providerId)).toContain('GITSPACE_AGENT_SECRET=agent-secret-two-0123456789');
+  });
+
+  it('deletes the instance and its volume, and deleting again succeeds', async () => {
+    await provider.create(request('gs-delete'), options());
+    await provider.delete('gs-delete', options());
+    expect(await provider.describe('gs-delete', options())).toBeNull();
+    expect((await instancesTagged('gs-delete')).map((i) => i.State?.Name)).toEqual(['terminated']);
+    expect(await volumesTagged('gs-delete')).toHaveLength(0);
+
+    await expect(provider.delete('gs-delete', options())).resolves.toBeUndefined();
+    await expect(provider.stop('gs-delete', options())).resolves.toBeUndefined();
+    await expect(
+      provider.start('gs-delete', { agentSecret: 'agent-secret-one-0123456789', ide: 'terminal' }, options()),
+    ).rejects.toBeInstanceOf(InstanceNotFoundError);
+  });
+
+  it("lists this installation's machines only", async () => {
+    const other = createAwsProvider({ config, installationId: 'someone-else', ec2, logger: silentLogger });
+    await provider.create(request('gs-list'), options());
+    await other.create(request('gs-foreign'), options());
+    const listed = await provider.list(options());
+    const ids = listed.map((m) => m.gitspaceId);
+    expect(ids).toContain('gs-list');
+    expect(ids).not.toContain('gs-foreign');
+    expect(listed.every((m) => m.labels['gitspaces-installation'] === INSTALLATION)).toBe(true);
+    await other.delete('gs-foreign', options());
+  });
+
+  it('retries throttling and 503 answers with backoff and creates one instance', async () => {
+    proxy.failNext(1, ec2Error('RequestLimitExceeded', 503), action('RunInstances'));
+    proxy.failNext(1, ec2Error('Unavailable', 503), action('RunInstances'));
+    const before = proxy.requests.length;
+    const machine = await provider.create(request('gs-faults'), options());
+    expect(proxy.pendingFaults()).toBe(0);
+    const runs = proxy.requests.slice(before).filter(action('RunInstances'));
+    expect(runs).toHaveLength(3);
+    // Every attempt carries the same ClientToken, so EC2 itself would not launch twice.
+    expect(new Set(runs.map((r) => /ClientToken=([^&]+)/.exec(r.body)?.[1])).size).toBe(1);
+    expect(await instancesTagged('gs-faults')).toHaveLength(1);
+    expect(machine.providerId).toMatch(/^i-/);
+  });
+
+  it('reports persistent throttling as a retryable error once the attempts are used up', async () => {
+    const impatient = createEc2Client({ region: REGION, maxAttempts: 2 });
+    const quick = createAwsProvider({ config, installationId: INSTALLATION, ec2: impatient, logger: silentLogger });
+    proxy.failNext(2, ec2Error('RequestLimitExceeded', 503), action('DescribeInstances'));
+    const error = await quick.describe('gs-anything', options()).catch((e: unknown) => e);
+    impatient.destroy();
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect((error as ProviderError).retryable).toBe(true);
+  });
+
+  it('fails fast on a quota error with a message a user can act on', async () => {
+    proxy.failNext(1, ec2Error('VcpuLimitExceeded', 400), action('RunInstances'));
+    const before = proxy.requests.length;
+    const error = await provider.create(request('gs-quota'), options()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect((error as ProviderError).retryable).toBe(false);
+    expect((error as Error).message).toMatch(/quota exceeded \(VcpuLimitExceeded\).*Raise the quota/);
+    expect(proxy.requests.slice(before).filter(action('RunInstances'))).toHaveLength(1);
+    expect(await instancesTagged('gs-quota')).toHaveLength(0);
+  });
+
+  it('fails fast on an instance type that does not exist', async () => {
+    const error = await provider
+      .create(request('gs-badtype', { machineType: 'x9.mega' }), options())
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidMachineSpecError);
+    expect((error as Error).message).toContain('x9.mega');
+    expect(await instancesTagged('gs-badtype')).toHaveLength(0);
+  });
+
+  it('maps refused credentials to a non-retryable auth error', async () => {
+    proxy.failNext(1, ec2Error('AuthFailure', 401), action('DescribeInstances'));
+    const error = await provider.describe('gs-auth', options()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProviderAuthError);
+    expect((error as Error).message).toMatch(/credentials were refused/);
+  });
+});
