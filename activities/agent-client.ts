@@ -1,0 +1,56 @@
+import type { RepositorySource } from '../agent/git';
+
+/** Thrown when the agent refused or failed a request; `code` is the agent's error code (an error class name). */
+export class AgentRequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    // The agent's error class name (CloneFailedError, LifecycleCommandError) becomes the Temporal failure type.
+    this.name = code;
+  }
+}
+
+export interface AgentHealth {
+  status: string;
+  gitspaceId: string;
+  workspace: string;
+}
+
+/** The runner's client for a gitspace agent's private `/_agent/` API. */
+export function createAgentClient(fetchImpl: typeof fetch = fetch) {
+  return {
+    async health(agentUrl: string, signal: AbortSignal): Promise<AgentHealth> {
+      const response = await fetchImpl(`${agentUrl}/_agent/healthz`, { signal });
+      if (!response.ok) throw new AgentRequestError('AgentUnhealthyError', `agent answered ${response.status}`, response.status);
+      return (await response.json()) as AgentHealth;
+    },
+
+    async prepareWorkspace(
+      agentUrl: string,
+      secret: string,
+      repository: RepositorySource,
+      signal: AbortSignal,
+    ): Promise<{ clone: string; ranCommands: string[] }> {
+      const response = await fetchImpl(`${agentUrl}/_agent/workspace`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ repository }),
+        signal,
+      });
+      const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+      if (!response.ok) {
+        throw new AgentRequestError(
+          body.error?.code ?? 'AgentRequestError',
+          body.error?.message ?? `agent answered ${response.status}`,
+          response.status,
+        );
+      }
+      return body as { clone: string; ranCommands: string[] };
+    },
+  };
+}
+
+export type AgentClient = ReturnType<typeof createAgentClient>;

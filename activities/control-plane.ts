@@ -1,0 +1,138 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from '../common/logger';
+import {
+  STEPS,
+  type GitspaceError,
+  type GitspaceSpec,
+  type GitspaceState,
+  type LifecycleAction,
+  type StepName,
+} from '../common/lifecycle';
+import type { Store } from '../db/store';
+import type { MachineInfo, ProviderName } from '../providers/types';
+
+export interface ControlPlaneActivityDeps {
+  store: Store;
+  logger: Logger;
+  /** How long a step may wait for a runner to pick it up before the action fails with "no runner is serving…". */
+  runnerPickupTimeoutSeconds: number;
+}
+
+/** The state a gitspace is in while an action runs, and the one it reaches when the action succeeds. */
+const ACTION_STATES: Record<LifecycleAction, { during: GitspaceState; after: GitspaceState }> = {
+  start: { during: 'starting', after: 'running' },
+  stop: { during: 'stopping', after: 'stopped' },
+  delete: { during: 'deleting', after: 'deleted' },
+};
+
+export interface BeginResult {
+  spec: GitspaceSpec;
+  /** The repository token, sealed with the secrets key: only a runner can open it. */
+  repositoryTokenSealed?: string;
+  runnerPickupTimeoutSeconds: number;
+}
+
+/**
+ * Bookkeeping activities: they run on the control-plane task queue, next to the database, and are the only code in
+ * a lifecycle that writes gitspace state.
+ */
+export function createControlPlaneActivities({ store, logger, runnerPickupTimeoutSeconds }: ControlPlaneActivityDeps) {
+  const currentRun = () => {
+    const execution = Context.current().info.workflowExecution;
+    if (!execution) throw ApplicationFailure.nonRetryable('bookkeeping activities run only inside a lifecycle workflow', 'MisuseError');
+    return execution;
+  };
+
+  return {
+    /** Records the operation, moves the gitspace to its in-progress state and returns what the steps need. */
+    async beginOperation(input: { gitspaceId: string; action: LifecycleAction }): Promise<BeginResult> {
+      const { workflowId, runId } = currentRun();
+      const gitspace = await store.getGitspace(input.gitspaceId);
+      if (gitspace.state === 'deleted') {
+        throw ApplicationFailure.nonRetryable(`gitspace '${gitspace.name}' is deleted; it cannot ${input.action}`, 'InvalidTransitionError');
+      }
+      const [infrastructure, machine] = await Promise.all([
+        store.getInfrastructure(gitspace.infrastructureId),
+        store.getMachine(gitspace.machineId),
+      ]);
+      await store.recordOperation({ gitspaceId: gitspace.id, action: input.action, workflowId, runId });
+      const during = ACTION_STATES[input.action].during;
+      if (gitspace.state !== during) {
+        await store.changeState(gitspace.id, {
+          to: during,
+          message: `${input.action} requested`,
+          data: { action: input.action, workflowId, runId },
+          ...(input.action === 'start' ? { lastError: null } : { url: null }),
+        });
+      }
+      return {
+        spec: {
+          gitspaceId: gitspace.id,
+          name: gitspace.name,
+          ownerId: gitspace.ownerId,
+          infrastructureId: infrastructure.id,
+          infrastructureName: infrastructure.name,
+          provider: infrastructure.provider as ProviderName,
+          providerConfig: infrastructure.config,
+          gatewayUrl: infrastructure.gatewayUrl,
+          machine: {
+            machineType: machine.machineType,
+            diskSizeGb: machine.diskSizeGb,
+            ...(machine.region ? { region: machine.region } : {}),
+            ...(machine.zone ? { zone: machine.zone } : {}),
+            ...(machine.image ? { image: machine.image } : {}),
+          },
+          ide: gitspace.ide,
+          repository: { url: gitspace.repositoryUrl, ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}) },
+        },
+        ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
+        runnerPickupTimeoutSeconds,
+      };
+    },
+
+    /** Records which step the operation is on, for the API and the event stream. */
+    async recordStep(input: { gitspaceId: string; step: StepName }): Promise<void> {
+      await store.updateOperation(currentRun().runId, { step: input.step });
+      await store.recordEvent(input.gitspaceId, { type: 'step', message: STEPS[input.step], data: { step: input.step } });
+    },
+
+    /** Marks the action done: running (with its URL), stopped or deleted. */
+    async completeOperation(input: { gitspaceId: string; action: LifecycleAction; url?: string; machine?: MachineInfo }): Promise<void> {
+      const after = ACTION_STATES[input.action].after;
+      await store.changeState(input.gitspaceId, {
+        to: after,
+        message: `gitspace ${after}`,
+        url: input.action === 'start' ? (input.url ?? null) : null,
+        lastError: null,
+        data: input.machine ? { machine: { providerId: input.machine.providerId, disks: input.machine.disks } } : {},
+      });
+      await store.updateOperation(currentRun().runId, { status: 'succeeded', step: null });
+      logger.info(`gitspace ${after}`, { gitspaceId: input.gitspaceId, action: input.action });
+    },
+
+    /** Marks the action failed: the gitspace goes to `error` with what a user needs to act on. */
+    async failOperation(input: { gitspaceId: string; error: GitspaceError }): Promise<void> {
+      await store.changeState(input.gitspaceId, {
+        to: 'error',
+        message: `${input.error.action} failed at '${STEPS[input.error.step]}': ${input.error.message}`,
+        url: null,
+        lastError: { ...input.error },
+        data: { ...input.error },
+      });
+      await store.updateOperation(currentRun().runId, { status: 'failed' });
+      logger.warn('gitspace action failed', { gitspaceId: input.gitspaceId, ...input.error });
+    },
+
+    /** A start cancelled by a stop or delete: compensation has run, so the gitspace is stopped. */
+    async cancelOperation(input: { gitspaceId: string; action: LifecycleAction }): Promise<void> {
+      await store.changeState(input.gitspaceId, {
+        to: 'stopped',
+        message: `${input.action} cancelled; the machine is stopped`,
+        url: null,
+      });
+      await store.updateOperation(currentRun().runId, { status: 'cancelled' });
+    },
+  };
+}
+
+export type ControlPlaneActivities = ReturnType<typeof createControlPlaneActivities>;

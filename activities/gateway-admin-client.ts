@@ -1,0 +1,40 @@
+/** Thrown when the gateway's admin API refused or failed a route change. */
+export class GatewayAdminError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'GatewayAdminError';
+  }
+}
+
+export interface GatewayAdminOptions {
+  /** Base URL of the gateway's admin listener, e.g. http://127.0.0.1:3002. */
+  url: string;
+  token: string;
+  fetchImpl?: typeof fetch;
+}
+
+/** The runner's client for the CDE gateway's admin API (DESIGN.md §4): the only writer of routes. */
+export function createGatewayAdminClient(options: GatewayAdminOptions) {
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const call = async (method: string, gitspaceId: string, body?: unknown, signal?: AbortSignal) => {
+    const response = await fetchImpl(`${options.url}/routes/${encodeURIComponent(gitspaceId)}`, {
+      method,
+      headers: { authorization: `Bearer ${options.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal,
+    });
+    if (!response.ok && !(method === 'DELETE' && response.status === 404)) {
+      const text = await response.text().catch(() => '');
+      throw new GatewayAdminError(`gateway ${method} route for ${gitspaceId} answered ${response.status}: ${text.slice(0, 300)}`, response.status);
+    }
+  };
+  return {
+    putRoute: (gitspaceId: string, target: string, signal?: AbortSignal) => call('PUT', gitspaceId, { target }, signal),
+    deleteRoute: (gitspaceId: string, signal?: AbortSignal) => call('DELETE', gitspaceId, undefined, signal),
+  };
+}
+
+export type GatewayAdminClient = ReturnType<typeof createGatewayAdminClient>;

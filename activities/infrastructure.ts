@@ -1,0 +1,158 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from '../common/logger';
+import type { GitspaceSpec } from '../common/lifecycle';
+import type { SecretsKey } from '../common/sealed-secret';
+import type { MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../providers/types';
+import { AgentRequestError, type AgentClient } from './agent-client';
+import type { GatewayAdminClient } from './gateway-admin-client';
+
+export interface InfrastructureActivityDeps {
+  /** The infrastructure this runner serves; a task for another one is refused. */
+  infrastructureId: string;
+  resolveProvider(spec: Pick<GitspaceSpec, 'provider' | 'providerConfig' | 'infrastructureId'>): Provider;
+  agents: AgentClient;
+  gateway: GatewayAdminClient;
+  secrets: SecretsKey;
+  /** Reach every agent here instead of at the machine's own address (emulator runs: their addresses are fake). */
+  agentEndpoint?: string;
+  pollIntervalMs?: number;
+  logger: Logger;
+}
+
+/** What waitForMachine waits for: a status, or the machine being gone. */
+export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gone';
+
+/**
+ * Infrastructure activities: they run on the infrastructure's own task queue, inside the runner, which alone holds
+ * the cloud credentials. Each is idempotent: names and keys derive from the gitspace id, so a Temporal retry or a
+ * Web UI reset adopts what an earlier attempt made instead of making a second one.
+ */
+export function createInfrastructureActivities(deps: InfrastructureActivityDeps) {
+  const pollIntervalMs = deps.pollIntervalMs ?? 1000;
+
+  const providerFor = (spec: GitspaceSpec): Provider => {
+    if (spec.infrastructureId !== deps.infrastructureId) {
+      throw ApplicationFailure.nonRetryable(
+        `this runner serves infrastructure '${deps.infrastructureId}', not '${spec.infrastructureId}'`,
+        'WrongInfrastructureError',
+      );
+    }
+    return deps.resolveProvider(spec);
+  };
+  const callOptions = (key: string): ProviderCallOptions => ({ idempotencyKey: key, signal: Context.current().cancellationSignal });
+  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', gitspaceId);
+  const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
+
+  /** Polls until `check` returns a value, heartbeating so a dead runner is noticed and cancellation arrives. */
+  const pollUntil = async <T>(check: () => Promise<T | undefined>, describeWait: () => string): Promise<T> => {
+    const context = Context.current();
+    for (;;) {
+      const result = await check();
+      if (result !== undefined) return result;
+      context.heartbeat(describeWait());
+      await context.sleep(pollIntervalMs);
+    }
+  };
+
+  return {
+    /** Creates the machine on first start, boots it when stopped, adopts it when it already runs. */
+    async ensureMachine(input: { spec: GitspaceSpec }): Promise<MachineInfo> {
+      const { spec } = input;
+      const provider = providerFor(spec);
+      const options = callOptions(`create-${spec.gitspaceId}`);
+      const bootstrap = { agentSecret: agentSecret(spec.gitspaceId), ide: spec.ide };
+      const existing = await provider.describe(spec.gitspaceId, options);
+      if (!existing || existing.status === 'deleting') {
+        deps.logger.info('creating machine', { gitspaceId: spec.gitspaceId, provider: spec.provider });
+        return provider.create({ gitspaceId: spec.gitspaceId, spec: spec.machine, bootstrap }, options);
+      }
+      if (existing.status === 'stopped') return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
+      return existing;
+    },
+
+    /** Waits, heartbeating, until the machine reaches the target status (or is gone). */
+    async waitForMachine(input: { spec: GitspaceSpec; target: MachineTarget }): Promise<MachineInfo | null> {
+      const provider = providerFor(input.spec);
+      let last: MachineInfo | null = null;
+      return pollUntil(
+        async () => {
+          last = await provider.describe(input.spec.gitspaceId, callOptions(`describe-${input.spec.gitspaceId}`));
+          if (input.target === 'gone') return last === null ? null : undefined;
+          if (last === null) {
+            throw ApplicationFailure.nonRetryable(
+              `the machine of gitspace '${input.spec.name}' disappeared while waiting for it to be ${input.target}`,
+              'InstanceNotFoundError',
+            );
+          }
+          return last.status === input.target ? last : undefined;
+        },
+        () => `machine is ${last?.status ?? 'absent'}, waiting for ${input.target}`,
+      );
+    },
+
+    /** Waits until the agent on the machine answers its health check for this gitspace; returns its URL. */
+    async waitForAgent(input: { spec: GitspaceSpec; machine: MachineInfo }): Promise<string> {
+      const agentUrl = agentUrlOf(input.machine);
+      if (!agentUrl) {
+        throw ApplicationFailure.nonRetryable(`the machine of gitspace '${input.spec.name}' has no address`, 'MachineAddressMissingError');
+      }
+      const signal = Context.current().cancellationSignal;
+      let lastProblem = 'no answer yet';
+      return pollUntil(
+        async () => {
+          try {
+            const health = await deps.agents.health(agentUrl, AbortSignal.any([signal, AbortSignal.timeout(5000)]));
+            if (health.gitspaceId === input.spec.gitspaceId) return agentUrl;
+            lastProblem = `the agent at ${agentUrl} serves gitspace '${health.gitspaceId}'`;
+          } catch (error) {
+            lastProblem = error instanceof Error ? error.message : String(error);
+          }
+          return undefined;
+        },
+        () => `agent at ${agentUrl}: ${lastProblem}`,
+      );
+    },
+
+    /** Clones the repository on first start and runs the devcontainer lifecycle commands, through the agent. */
+    async prepareWorkspace(input: { spec: GitspaceSpec; agentUrl: string; repositoryTokenSealed?: string }): Promise<void> {
+      const context = Context.current();
+      const token = input.repositoryTokenSealed ? deps.secrets.unseal(input.repositoryTokenSealed) : undefined;
+      const heartbeat = setInterval(() => context.heartbeat('preparing workspace'), 5000);
+      try {
+        const result = await deps.agents.prepareWorkspace(
+          input.agentUrl,
+          agentSecret(input.spec.gitspaceId),
+          { ...input.spec.repository, ...(token ? { token } : {}) },
+          context.cancellationSignal,
+        );
+        deps.logger.info('workspace prepared', { gitspaceId: input.spec.gitspaceId, ...result });
+      } catch (error) {
+        // The agent's verdict on the repository or its commands is final: retrying the same clone changes nothing.
+        if (error instanceof AgentRequestError && error.status === 422) {
+          throw ApplicationFailure.nonRetryable(error.message, error.code);
+        }
+        throw error;
+      } finally {
+        clearInterval(heartbeat);
+      }
+    },
+
+    async registerRoute(input: { gitspaceId: string; target: string }): Promise<void> {
+      await deps.gateway.putRoute(input.gitspaceId, input.target, Context.current().cancellationSignal);
+    },
+
+    async removeRoute(input: { gitspaceId: string }): Promise<void> {
+      await deps.gateway.deleteRoute(input.gitspaceId, Context.current().cancellationSignal);
+    },
+
+    async stopMachine(input: { spec: GitspaceSpec }): Promise<void> {
+      await providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`));
+    },
+
+    async deleteMachine(input: { spec: GitspaceSpec }): Promise<void> {
+      await providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`));
+    },
+  };
+}
+
+export type InfrastructureActivities = ReturnType<typeof createInfrastructureActivities>;

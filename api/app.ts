@@ -1,0 +1,367 @@
+import express, { type Request, type Response } from 'express';
+import { AuthenticationError, InputError, NotAllowedError, NotFoundError } from '../common/errors';
+import { newId } from '../common/ids';
+import type { Logger } from '../common/logger';
+import { infrastructureTaskQueue } from '../common/lifecycle';
+import type { SecretsKey } from '../common/sealed-secret';
+import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../db/schema';
+import type { Store } from '../db/store';
+import { errorMiddleware, handle, parseBody } from './http';
+import type { LifecycleService } from './lifecycle';
+import { buildOpenApiDocument } from './openapi';
+import { validateInfrastructureConfig, validateMachineSpec } from './provider-validation';
+import {
+  ActionBody,
+  CreateGitspaceBody,
+  CreateInfrastructureBody,
+  CreateMachineBody,
+  CreateUserBody,
+  UpdateInfrastructureBody,
+} from './schemas';
+
+export interface AppOptions {
+  store: Store;
+  lifecycle: LifecycleService;
+  secrets: SecretsKey;
+  logger: Logger;
+  /** Checks that the database and Temporal answer, for /readyz. */
+  ready: () => Promise<void>;
+  /** How often the event stream looks for new events. */
+  eventPollMs?: number;
+}
+
+type Authed = Request & { user?: UserRow };
+
+/** The control plane's REST API, version 1 (DESIGN.md §3). */
+export function createApp(options: AppOptions): express.Express {
+  const { store, lifecycle, secrets, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get(
+    '/readyz',
+    handle(async (_req, res) => {
+      try {
+        await options.ready();
+        res.json({ status: 'ready' });
+      } catch (error) {
+        res.status(503).json({ status: 'unavailable', reason: error instanceof Error ? error.message : String(error) });
+      }
+    }),
+  );
+
+  const api = express.Router();
+  api.get('/openapi.json', (_req, res) => {
+    res.json(buildOpenApiDocument());
+  });
+
+  // Everything below needs a bearer token.
+  api.use(authenticate(store));
+  api.use(express.json({ limit: '64kb', strict: true }));
+
+  const userOf = (req: Request): UserRow => (req as Authed).user!;
+  const requireAdmin = (req: Request) => {
+    if (userOf(req).role !== 'admin') throw new NotAllowedError('only an administrator may do this');
+  };
+  const visibleGitspace = async (req: Request): Promise<GitspaceRow> => {
+    const gitspace = await store.getGitspace(String(req.params.id));
+    const user = userOf(req);
+    // Another owner's gitspace is reported as absent, so ids cannot be probed.
+    if (user.role !== 'admin' && gitspace.ownerId !== user.id) throw new NotFoundError('gitspace', String(req.params.id));
+    return gitspace;
+  };
+  const presentGitspaces = async (rows: GitspaceRow[]) => {
+    const operations = await store.latestOperations(rows.map((r) => r.id));
+    return rows.map((row) => presentGitspace(row, operations.get(row.id)));
+  };
+
+  api.post(
+    '/users',
+    handle(async (req, res) => {
+      requireAdmin(req);
+      const body = parseBody(CreateUserBody, req.body);
+      const { user, token } = await store.createUser(body.name, 'member');
+      res.status(201).json({ user: presentUser(user), token });
+    }),
+  );
+  api.get(
+    '/users',
+    handle(async (req, res) => {
+      const user = userOf(req);
+      const users = user.role === 'admin' ? await store.listUsers() : [user];
+      res.json({ items: users.map(presentUser) });
+    }),
+  );
+
+  api.post(
+    '/infrastructures',
+    handle(async (req, res) => {
+      requireAdmin(req);
+      const body = parseBody(CreateInfrastructureBody, req.body);
+      const config = validateInfrastructureConfig(body.provider, body.config);
+      const row = await store.createInfrastructure({ id: body.name, name: body.name, provider: body.provider, config, gatewayUrl: body.gatewayUrl });
+      res.status(201).json(presentInfrastructure(row));
+    }),
+  );
+  api.get(
+    '/infrastructures',
+    handle(async (_req, res) => {
+      res.json({ items: (await store.listInfrastructures()).map(presentInfrastructure) });
+    }),
+  );
+  api.get(
+    '/infrastructures/:id',
+    handle(async (req, res) => {
+      res.json(presentInfrastructure(await store.getInfrastructure(String(req.params.id))));
+    }),
+  );
+  api.patch(
+    '/infrastructures/:id',
+    handle(async (req, res) => {
+      requireAdmin(req);
+      const body = parseBody(UpdateInfrastructureBody, req.body);
+      const current = await store.getInfrastructure(String(req.params.id));
+      const config = body.config === undefined ? undefined : validateInfrastructureConfig(current.provider, body.config);
+      const row = await store.updateInfrastructure(current.id, {
+        ...(config !== undefined ? { config } : {}),
+        ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),
+      });
+      res.json(presentInfrastructure(row));
+    }),
+  );
+  api.delete(
+    '/infrastructures/:id',
+    handle(async (req, res) => {
+      requireAdmin(req);
+      await store.deleteInfrastructure(String(req.params.id));
+      res.status(204).end();
+    }),
+  );
+
+  api.post(
+    '/infrastructures/:id/machines',
+    handle(async (req, res) => {
+      requireAdmin(req);
+      const body = parseBody(CreateMachineBody, req.body);
+      const infrastructure = await store.getInfrastructure(String(req.params.id));
+      validateMachineSpec(infrastructure.provider, body);
+      const row = await store.createMachine({
+        id: `${infrastructure.id}-${body.name}`,
+        infrastructureId: infrastructure.id,
+        name: body.name,
+        machineType: body.machineType,
+        diskSizeGb: body.diskSizeGb,
+        region: body.region ?? null,
+        zone: body.zone ?? null,
+        image: body.image ?? null,
+      });
+      res.status(201).json(presentMachine(row));
+    }),
+  );
+  api.get(
+    '/infrastructures/:id/machines',
+    handle(async (req, res) => {
+      const infrastructure = await store.getInfrastructure(String(req.params.id));
+      res.json({ items: (await store.listMachines(infrastructure.id)).map(presentMachine) });
+    }),
+  );
+
+  api.post(
+    '/gitspaces',
+    handle(async (req, res) => {
+      const body = parseBody(CreateGitspaceBody, req.body);
+      const infrastructure = await store.getInfrastructure(body.infrastructureId).catch((error: unknown) => {
+        throw error instanceof NotFoundError
+          ? new InputError(`infrastructure '${body.infrastructureId}' does not exist`, [{ path: 'infrastructureId', message: 'does not exist' }])
+          : error;
+      });
+      const machine = await store.getMachine(body.machineId).catch((error: unknown) => {
+        throw error instanceof NotFoundError ? new InputError(`machine '${body.machineId}' does not exist`, [{ path: 'machineId', message: 'does not exist' }]) : error;
+      });
+      if (machine.infrastructureId !== infrastructure.id) {
+        throw new InputError(`machine '${machine.id}' belongs to infrastructure '${machine.infrastructureId}', not '${infrastructure.id}'`, [
+          { path: 'machineId', message: `is not a machine of infrastructure '${infrastructure.id}'` },
+        ]);
+      }
+      const gitspace = await store.createGitspace({
+        id: newId('gs'),
+        name: body.name,
+        ownerId: userOf(req).id,
+        repositoryUrl: body.repository.url,
+        repositoryBranch: body.repository.branch ?? null,
+        repositoryTokenSealed: body.repository.token ? secrets.seal(body.repository.token) : null,
+        infrastructureId: infrastructure.id,
+        machineId: machine.id,
+        ide: body.ide,
+      });
+      const operation = body.start ? await lifecycle.request(gitspace.id, 'start') : undefined;
+      const [presented] = await presentGitspaces([await store.getGitspace(gitspace.id)]);
+      res.status(201).json({ gitspace: presented, ...(operation ? { operation: presentOperation(operation) } : {}) });
+    }),
+  );
+  api.get(
+    '/gitspaces',
+    handle(async (req, res) => {
+      const user = userOf(req);
+      const rows = await store.listGitspaces(user.role === 'admin' ? {} : { ownerId: user.id });
+      res.json({ items: await presentGitspaces(rows) });
+    }),
+  );
+  api.get(
+    '/gitspaces/:id',
+    handle(async (req, res) => {
+      const [presented] = await presentGitspaces([await visibleGitspace(req)]);
+      res.json(presented);
+    }),
+  );
+  api.post(
+    '/gitspaces/:id/actions',
+    handle(async (req, res) => {
+      const gitspace = await visibleGitspace(req);
+      const body = parseBody(ActionBody, req.body);
+      const operation = await lifecycle.request(gitspace.id, body.action);
+      res.status(202).json({ operation: presentOperation(operation) });
+    }),
+  );
+  api.delete(
+    '/gitspaces/:id',
+    handle(async (req, res) => {
+      const gitspace = await visibleGitspace(req);
+      const operation = await lifecycle.request(gitspace.id, 'delete');
+      res.status(202).json({ operation: presentOperation(operation) });
+    }),
+  );
+  api.get(
+    '/gitspaces/:id/events',
+    handle(async (req, res) => {
+      const gitspace = await visibleGitspace(req);
+      if (req.accepts(['application/json', 'text/event-stream']) === 'text/event-stream') {
+        await streamEvents(req, res, gitspace.id);
+        return;
+      }
+      res.json({ items: (await store.listEvents(gitspace.id)).map(presentEvent) });
+    }),
+  );
+
+  const streamEvents = async (req: Request, res: Response, gitspaceId: string) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    let last = Number(req.headers['last-event-id'] ?? 0) || 0;
+    let closed = false;
+    req.on('close', () => {
+      closed = true;
+    });
+    while (!closed) {
+      for (const event of await store.listEvents(gitspaceId, last)) {
+        res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(presentEvent(event))}\n\n`);
+        last = event.seq;
+      }
+      await new Promise((r) => setTimeout(r, options.eventPollMs ?? 1000));
+    }
+    res.end();
+  };
+
+  api.use((req, _res) => {
+    throw new NotFoundError('route', `${req.method} ${req.baseUrl}${req.path}`);
+  });
+  app.use('/api/v1', api);
+  app.use((req, res) => {
+    res.status(404).json({ error: { code: 'not_found', message: `no route ${req.method} ${req.path}; the API lives under /api/v1` } });
+  });
+  app.use(errorMiddleware(logger));
+  return app;
+}
+
+function authenticate(store: Store) {
+  return (req: Request, _res: Response, next: (error?: unknown) => void) => {
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization ?? '');
+    if (!match?.[1]) {
+      next(new AuthenticationError('send your API token as "Authorization: Bearer <token>"'));
+      return;
+    }
+    store.findUserByToken(match[1]).then((user) => {
+      if (!user) return next(new AuthenticationError('the API token is not valid'));
+      (req as Authed).user = user;
+      next();
+    }, next);
+  };
+}
+
+const iso = (date: Date | string) => new Date(date).toISOString();
+
+function presentUser(row: UserRow) {
+  return { id: row.id, name: row.name, role: row.role, createdAt: iso(row.createdAt) };
+}
+
+function presentInfrastructure(row: InfrastructureRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    provider: row.provider,
+    config: row.config,
+    gatewayUrl: row.gatewayUrl,
+    taskQueue: infrastructureTaskQueue(row.id),
+    createdAt: iso(row.createdAt),
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+function presentMachine(row: MachineRow) {
+  return {
+    id: row.id,
+    infrastructureId: row.infrastructureId,
+    name: row.name,
+    machineType: row.machineType,
+    diskSizeGb: row.diskSizeGb,
+    ...(row.region ? { region: row.region } : {}),
+    ...(row.zone ? { zone: row.zone } : {}),
+    ...(row.image ? { image: row.image } : {}),
+    createdAt: iso(row.createdAt),
+  };
+}
+
+function presentOperation(row: OperationRow) {
+  return {
+    id: row.id,
+    action: row.action,
+    workflowId: row.workflowId,
+    runId: row.runId,
+    status: row.status,
+    ...(row.step ? { step: row.step } : {}),
+    createdAt: iso(row.createdAt),
+    ...(row.finishedAt ? { finishedAt: iso(row.finishedAt) } : {}),
+  };
+}
+
+function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    state: row.state,
+    ...(row.url ? { url: row.url } : {}),
+    owner: row.ownerId,
+    repository: { url: row.repositoryUrl, ...(row.repositoryBranch ? { branch: row.repositoryBranch } : {}), hasToken: row.repositoryTokenSealed !== null },
+    infrastructureId: row.infrastructureId,
+    machineId: row.machineId,
+    ide: row.ide,
+    ...(row.lastError ? { lastError: row.lastError } : {}),
+    ...(operation ? { operation: presentOperation(operation) } : {}),
+    createdAt: iso(row.createdAt),
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+function presentEvent(row: EventRow) {
+  return {
+    seq: row.seq,
+    type: row.type,
+    ...(row.state ? { state: row.state } : {}),
+    message: row.message,
+    data: row.data,
+    createdAt: iso(row.createdAt),
+  };
+}
+

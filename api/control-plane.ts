@@ -1,0 +1,140 @@
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Logger } from '../common/logger';
+import { newToken } from '../common/ids';
+import { SecretsKey } from '../common/sealed-secret';
+import { readOrCreateSecretFile } from '../common/secret-file';
+import { openDatabase, type DatabaseLocation } from '../db/connect';
+import { createStore, type Store } from '../db/store';
+import { createControlPlaneWorker } from '../workers/control-plane-worker';
+import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { createApp } from './app';
+import { createLifecycleService } from './lifecycle';
+
+export interface ControlPlaneConfig {
+  dataDir: string;
+  database: DatabaseLocation;
+  host: string;
+  port: number;
+  temporalAddress: string;
+  namespace: string;
+  /** GITSPACES_ADMIN_TOKEN; when absent one is generated once and written to `<dataDir>/admin-token`. */
+  adminToken?: string;
+  /** GITSPACES_SECRETS_KEY (base64); when absent it is kept in `<dataDir>/secrets-key`. */
+  secretsKey?: string;
+  /** Register the `local` infrastructure and its `default` machine (the embedded default). */
+  embeddedDefaults: boolean;
+  /** The public gateway URL given to the embedded `local` infrastructure. */
+  publicGatewayUrl: string;
+  runnerPickupTimeoutSeconds: number;
+  /** Reuse a workflow bundle (tests bundle once per file). */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  eventPollMs?: number;
+}
+
+export interface RunningControlPlane {
+  url: string;
+  store: Store;
+  client: Client;
+  adminToken: string;
+  /** Where the generated admin token is kept (unset when GITSPACES_ADMIN_TOKEN gives it). */
+  adminTokenFile?: string;
+  /** True on the start that generated the admin token: it is printed once then. */
+  adminTokenCreated: boolean;
+  stop(): Promise<void>;
+}
+
+/** The control plane: REST API + control-plane worker, the only process that touches its database. */
+export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<RunningControlPlane> {
+  const secrets = SecretsKey.fromBase64(
+    config.secretsKey ?? (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value,
+  );
+  const db = await openDatabase(config.database);
+  const store = createStore(db);
+  const admin = await ensureAdmin(store, config);
+  if (config.embeddedDefaults) await ensureEmbeddedDefaults(store, config.publicGatewayUrl, logger);
+
+  const connection = await Connection.connect({ address: config.temporalAddress });
+  const client = new Client({ connection, namespace: config.namespace });
+  const workerConnection = await NativeConnection.connect({ address: config.temporalAddress });
+  const worker = await createControlPlaneWorker({
+    connection: workerConnection,
+    namespace: config.namespace,
+    workflowBundle: config.workflowBundle ?? (await bundleLifecycleWorkflows()),
+    store,
+    logger: logger.child('worker'),
+    runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
+  });
+  const workerDone = worker.run();
+
+  const app = createApp({
+    store,
+    lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
+    secrets,
+    logger,
+    eventPollMs: config.eventPollMs,
+    ready: async () => {
+      await store.ping();
+      await client.workflowService.getSystemInfo({});
+    },
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host}:${port}`;
+  logger.info('control plane listening', { url });
+
+  return {
+    url,
+    store,
+    client,
+    adminToken: admin.token,
+    adminTokenCreated: admin.created,
+    ...(admin.file ? { adminTokenFile: admin.file } : {}),
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      worker.shutdown();
+      await workerDone;
+      await workerConnection.close();
+      await connection.close();
+      await db.destroy();
+    },
+  };
+}
+
+/** The admin user and its token: the configured one, or one generated on first start and kept in the data dir. */
+async function ensureAdmin(store: Store, config: ControlPlaneConfig): Promise<{ token: string; file?: string; created: boolean }> {
+  let admin = await store.findUserByName('admin');
+  if (!admin) admin = (await store.createUser('admin', 'admin')).user;
+  if (config.adminToken) {
+    await store.addToken(admin.id, config.adminToken);
+    return { token: config.adminToken, created: false };
+  }
+  const file = path.join(config.dataDir, 'admin-token');
+  const { value, created } = await readOrCreateSecretFile(file, () => newToken('gsp'));
+  await store.addToken(admin.id, value);
+  return { token: value, file, created };
+}
+
+async function ensureEmbeddedDefaults(store: Store, gatewayUrl: string, logger: Logger): Promise<void> {
+  const existing = await store.listInfrastructures();
+  if (existing.some((i) => i.id === 'local')) return;
+  await store.createInfrastructure({ id: 'local', name: 'local', provider: 'local', config: {}, gatewayUrl });
+  await store.createMachine({
+    id: 'local-default',
+    infrastructureId: 'local',
+    name: 'default',
+    machineType: 'local',
+    diskSizeGb: 10,
+    region: null,
+    zone: null,
+    image: null,
+  });
+  logger.info("registered the embedded 'local' infrastructure with machine 'default'");
+}

@@ -1,0 +1,56 @@
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { z } from 'zod';
+import { InputError, isDomainError, type FieldProblem } from '../common/errors';
+import type { Logger } from '../common/logger';
+
+/** Parses a request body with its schema; every problem is reported with its field path. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  if (body === undefined) throw new InputError('send a JSON body with Content-Type: application/json');
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const fields: FieldProblem[] = result.error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ path: [...issue.path, key].join('.'), message: 'is not a known field' }));
+    }
+    return [{ path: issue.path.join('.') || '(body)', message: issue.message }];
+  });
+  throw new InputError(`the request body is invalid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, fields);
+}
+
+/** Wraps an async handler so its rejection reaches the error middleware (express 5 does this, kept explicit). */
+export const handle =
+  (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
+  (req: Request, res: Response, next: NextFunction) => {
+    fn(req, res).catch(next);
+  };
+
+/** Maps domain errors to their status, body-parser failures to 400, and logs only what is a 5xx. */
+export function errorMiddleware(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (isDomainError(error)) {
+      const fields = error instanceof InputError && error.fields.length > 0 ? { fields: error.fields } : {};
+      res.status(error.status).json({ error: { code: error.code, message: error.message, ...fields } });
+      return;
+    }
+    const parserError = bodyParserProblem(error);
+    if (parserError) {
+      res.status(400).json({ error: { code: 'invalid_request', message: parserError } });
+      return;
+    }
+    logger.error('request failed', { method: req.method, path: req.path, error });
+    res.status(500).json({ error: { code: 'internal', message: 'the server failed to handle this request; see its log' } });
+  };
+}
+
+function bodyParserProblem(error: unknown): string | undefined {
+  const type = (error as { type?: string } | null)?.type;
+  if (type === 'entity.too.large') return 'the request body is too large (the limit is 64 KiB)';
+  if (type === 'entity.parse.failed') return 'the request body is not valid JSON';
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'the request body must be UTF-8 JSON';
+  if (type === 'request.aborted') return 'the request was aborted';
+  return undefined;
+}

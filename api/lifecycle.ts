@@ -1,0 +1,143 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { ConflictError } from '../common/errors';
+import type { Logger } from '../common/logger';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId, type GitspaceState, type LifecycleAction } from '../common/lifecycle';
+import type { OperationRow } from '../db/schema';
+import type { Store } from '../db/store';
+import { SEARCH_ATTRIBUTES } from '../engine/search-attributes';
+
+export type RequestedAction = LifecycleAction | 'retry';
+
+const WORKFLOW_TYPES: Record<LifecycleAction, string> = {
+  start: 'startGitspace',
+  stop: 'stopGitspace',
+  delete: 'deleteGitspace',
+};
+const ACTION_OF_WORKFLOW_TYPE = Object.fromEntries(Object.entries(WORKFLOW_TYPES).map(([a, t]) => [t, a])) as Record<string, LifecycleAction>;
+
+/** The states from which a user may ask for each action. */
+const ALLOWED_FROM: Record<LifecycleAction, readonly GitspaceState[]> = {
+  start: ['stopped', 'error'],
+  // A stop or delete during a start cancels the start first (DESIGN.md §2).
+  stop: ['running', 'error', 'starting'],
+  delete: ['stopped', 'running', 'error', 'starting'],
+};
+
+const keys = {
+  gitspaceId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.gitspaceId, SearchAttributeType.KEYWORD),
+  action: defineSearchAttributeKey(SEARCH_ATTRIBUTES.action, SearchAttributeType.KEYWORD),
+  infrastructureId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.infrastructureId, SearchAttributeType.KEYWORD),
+  provider: defineSearchAttributeKey(SEARCH_ATTRIBUTES.provider, SearchAttributeType.KEYWORD),
+};
+
+export interface LifecycleServiceOptions {
+  client: Client;
+  store: Store;
+  logger: Logger;
+  /** How long a stop or delete waits for a cancelled start to finish its compensation. */
+  cancelWaitMs?: number;
+}
+
+/**
+ * Turns a user's request into a lifecycle workflow: checks the transition, cancels a running start when a stop or
+ * delete arrives, and starts the workflow under the gitspace's one workflow ID (conflict policy FAIL), so a second
+ * concurrent operation is refused with 409 naming the one that runs.
+ */
+export function createLifecycleService(options: LifecycleServiceOptions) {
+  const { client, store, logger } = options;
+  const cancelWaitMs = options.cancelWaitMs ?? 120_000;
+
+  const describeRunning = async (gitspaceId: string): Promise<{ action: string; runId: string } | undefined> => {
+    try {
+      const description = await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe();
+      if (description.status.name !== 'RUNNING') return undefined;
+      return { action: ACTION_OF_WORKFLOW_TYPE[description.type] ?? description.type, runId: description.runId };
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return undefined;
+      throw error;
+    }
+  };
+
+  const conflictWithRunning = async (gitspaceId: string, name: string, wanted: string): Promise<ConflictError> => {
+    const running = await describeRunning(gitspaceId);
+    return new ConflictError(
+      running
+        ? `gitspace '${name}' has a ${running.action} operation running (workflow ${lifecycleWorkflowId(gitspaceId)}, run ${running.runId}); wait for it to finish before asking to ${wanted}`
+        : `gitspace '${name}' had another operation start at the same moment; try again`,
+    );
+  };
+
+  /** Cancels a running start and waits for its compensation; returns once no start runs. */
+  const cancelStart = async (gitspaceId: string, name: string): Promise<void> => {
+    const handle: WorkflowHandle = client.workflow.getHandle(lifecycleWorkflowId(gitspaceId));
+    const running = await describeRunning(gitspaceId);
+    if (!running || running.action !== 'start') return;
+    logger.info('cancelling a running start', { gitspaceId, runId: running.runId });
+    await handle.cancel();
+    const finished = await Promise.race([
+      handle.result().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), cancelWaitMs).unref()),
+    ]);
+    if (!finished) {
+      throw new ConflictError(`the start of gitspace '${name}' is still undoing its work after cancellation; try again shortly`);
+    }
+  };
+
+  return {
+    /** Starts the workflow for `requested` on the gitspace; throws ConflictError when the transition is not allowed. */
+    async request(gitspaceId: string, requested: RequestedAction): Promise<OperationRow> {
+      let gitspace = await store.getGitspace(gitspaceId);
+      let action: LifecycleAction;
+      if (requested === 'retry') {
+        const failed = gitspace.lastError?.action;
+        if (gitspace.state !== 'error' || typeof failed !== 'string') {
+          throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; only a gitspace in error can be retried`);
+        }
+        action = failed as LifecycleAction;
+      } else {
+        action = requested;
+      }
+      if (gitspace.state === 'deleted') throw new ConflictError(`gitspace '${gitspace.name}' is deleted; it cannot ${action}`);
+      if (!ALLOWED_FROM[action].includes(gitspace.state)) {
+        if (['starting', 'stopping', 'deleting'].includes(gitspace.state)) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+        throw new ConflictError(`gitspace '${gitspace.name}' is already ${gitspace.state}; it cannot ${action}`);
+      }
+      if (gitspace.state === 'starting' && action !== 'start') {
+        await cancelStart(gitspace.id, gitspace.name);
+        gitspace = await store.getGitspace(gitspaceId);
+      }
+      const infrastructure = await store.getInfrastructure(gitspace.infrastructureId);
+      const workflowId = lifecycleWorkflowId(gitspace.id);
+      try {
+        const handle = await client.workflow.start(WORKFLOW_TYPES[action], {
+          workflowId,
+          taskQueue: CONTROL_PLANE_TASK_QUEUE,
+          args: [{ gitspaceId: gitspace.id }],
+          workflowIdConflictPolicy: 'FAIL',
+          staticSummary: `${action} gitspace '${gitspace.name}' on infrastructure '${infrastructure.name}'`,
+          typedSearchAttributes: [
+            { key: keys.gitspaceId, value: gitspace.id },
+            { key: keys.action, value: action },
+            { key: keys.infrastructureId, value: infrastructure.id },
+            { key: keys.provider, value: infrastructure.provider },
+          ],
+        });
+        return await store.recordOperation({ gitspaceId: gitspace.id, action, workflowId, runId: handle.firstExecutionRunId });
+      } catch (error) {
+        if (error instanceof WorkflowExecutionAlreadyStartedError) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+        throw error;
+      }
+    },
+  };
+}
+
+export type LifecycleService = ReturnType<typeof createLifecycleService>;

@@ -1,0 +1,45 @@
+import path from 'node:path';
+import { ConfigError, ConfigReader } from '../common/config';
+import { createLogger } from '../common/logger';
+import { startControlPlane } from './control-plane';
+
+/** `npm run api`: the REST API and the control-plane worker. */
+async function main(): Promise<void> {
+  const config = new ConfigReader(process.env);
+  const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
+  const databaseUrl = config.string('DATABASE_URL');
+  const settings = {
+    dataDir,
+    database: databaseUrl ? { kind: 'postgres' as const, url: databaseUrl } : { kind: 'pglite' as const, dir: path.join(dataDir, 'db') },
+    host: config.string('GITSPACES_API_HOST', '127.0.0.1'),
+    port: config.port('GITSPACES_API_PORT', 3000),
+    temporalAddress: config.string('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
+    namespace: config.string('TEMPORAL_NAMESPACE', 'default'),
+    adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
+    secretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',
+    publicGatewayUrl: config.url('GITSPACES_PUBLIC_GATEWAY_URL', 'http://127.0.0.1:3001')!,
+    runnerPickupTimeoutSeconds: config.positiveInt('GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS', 60),
+  };
+  config.done();
+
+  const logger = createLogger('api');
+  const controlPlane = await startControlPlane(settings, logger);
+  process.stdout.write(`Gitspaces API: ${controlPlane.url}/api/v1\n`);
+  if (controlPlane.adminTokenCreated) process.stdout.write(`Admin token (generated now): ${controlPlane.adminToken}\n`);
+  if (controlPlane.adminTokenFile) process.stdout.write(`Admin token file: ${controlPlane.adminTokenFile}\n`);
+  const shutdown = () => {
+    logger.info('shutting down');
+    controlPlane.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

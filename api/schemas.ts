@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES } from '../common/lifecycle';
+import { IDE_KINDS, PROVIDER_NAMES } from '../providers/types';
+import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
+
+/**
+ * One zod schema per request body and per resource: the API validates with them and the OpenAPI document is
+ * generated from them, so the two cannot drift. Objects are strict: an unknown field is a 400, not silently dropped.
+ */
+
+const slug = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(40)
+    .regex(/^[a-z]([a-z0-9-]*[a-z0-9])?$/, `${what} must start with a letter and use lowercase letters, digits and dashes`);
+
+/** Display names: letters, digits, space, dot, dash, underscore; no path separators or control characters. */
+const displayName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'use letters, digits, spaces, dots, dashes and underscores (no slashes or control characters)');
+
+const httpUrl = z
+  .string()
+  .max(2048)
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be an http:// or https:// URL')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+/** Repository URLs: only network schemes. file://, ext:: or a local path would let a caller read the machine's disk. */
+export const repositoryUrl = z
+  .string()
+  .min(1)
+  .max(2048)
+  .superRefine((value, ctx) => {
+    const problem = repositoryUrlProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+export function repositoryUrlProblem(value: string): string | undefined {
+  if (/[\s\0-\x1f\x7f]/.test(value)) return 'must not contain spaces or control characters';
+  if (value.startsWith('-')) return 'must not start with a dash';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `must be a URL with one of the schemes ${ALLOWED_REPOSITORY_SCHEMES.map((s) => s.replace(':', '://')).join(', ')} (for git@host:org/repo use ssh://git@host/org/repo)`;
+  }
+  if (!(ALLOWED_REPOSITORY_SCHEMES as readonly string[]).includes(url.protocol)) {
+    return `scheme '${url.protocol.replace(/:$/, '')}' is not supported; use one of ${ALLOWED_REPOSITORY_SCHEMES.map((s) => s.replace(':', '')).join(', ')}`;
+  }
+  if (!url.hostname) return 'must name a host';
+  if ((url.protocol === 'https:' || url.protocol === 'http:') && url.password) {
+    return 'must not carry a password; pass it as repository.token instead';
+  }
+  return undefined;
+}
+
+const branch = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'must be a git branch name (letters, digits, . _ / -; not starting with a dash, no "..")');
+
+export const CreateUserBody = z.strictObject({
+  name: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lowercase letters, digits, dots, dashes and underscores'),
+});
+
+export const CreateInfrastructureBody = z.strictObject({
+  name: slug('name'),
+  provider: z.enum(PROVIDER_NAMES),
+  config: z.record(z.string(), z.unknown()).default({}),
+  gatewayUrl: httpUrl,
+});
+
+export const UpdateInfrastructureBody = z
+  .strictObject({
+    config: z.record(z.string(), z.unknown()).optional(),
+    gatewayUrl: httpUrl.optional(),
+  })
+  .refine((body) => body.config !== undefined || body.gatewayUrl !== undefined, 'give config, gatewayUrl or both');
+
+export const CreateMachineBody = z.strictObject({
+  name: slug('name'),
+  machineType: z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a machine type name'),
+  diskSizeGb: z.number().int().min(10).max(65536),
+  region: z.string().min(1).max(63).regex(/^[a-z0-9-]+$/).optional(),
+  zone: z.string().min(1).max(63).regex(/^[a-z0-9-]+$/).optional(),
+  image: z.string().min(1).max(300).regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]*$/, 'must be an image name or id').optional(),
+});
+
+export const CreateGitspaceBody = z.strictObject({
+  name: displayName,
+  repository: z.strictObject({
+    url: repositoryUrl,
+    branch: branch.optional(),
+    token: z
+      .string()
+      .min(1)
+      .max(4096)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+      .optional(),
+  }),
+  infrastructureId: z.string().min(1).max(100),
+  machineId: z.string().min(1).max(200),
+  ide: z.enum(IDE_KINDS).default('terminal'),
+  start: z.boolean().default(true),
+});
+
+export const ActionBody = z.strictObject({ action: z.enum(['start', 'stop', 'retry']) });
+
+// Resources as the API returns them.
+
+export const ErrorResponse = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    fields: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
+});
+
+export const User = z.object({ id: z.string(), name: z.string(), role: z.enum(['admin', 'member']), createdAt: z.string() });
+export const CreatedUser = z.object({ user: User, token: z.string() });
+
+export const Infrastructure = z.object({
+  id: z.string(),
+  name: z.string(),
+  provider: z.enum(PROVIDER_NAMES),
+  config: z.record(z.string(), z.unknown()),
+  gatewayUrl: z.string(),
+  taskQueue: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const Machine = z.object({
+  id: z.string(),
+  infrastructureId: z.string(),
+  name: z.string(),
+  machineType: z.string(),
+  diskSizeGb: z.number(),
+  region: z.string().optional(),
+  zone: z.string().optional(),
+  image: z.string().optional(),
+  createdAt: z.string(),
+});
+
+export const Operation = z.object({
+  id: z.string(),
+  action: z.enum(LIFECYCLE_ACTIONS),
+  workflowId: z.string(),
+  runId: z.string(),
+  status: z.enum(OPERATION_STATUSES),
+  step: z.string().optional(),
+  createdAt: z.string(),
+  finishedAt: z.string().optional(),
+});
+
+export const Gitspace = z.object({
+  id: z.string(),
+  name: z.string(),
+  state: z.enum(GITSPACE_STATES),
+  url: z.string().optional(),
+  owner: z.string(),
+  repository: z.object({ url: z.string(), branch: z.string().optional(), hasToken: z.boolean() }),
+  infrastructureId: z.string(),
+  machineId: z.string(),
+  ide: z.enum(IDE_KINDS),
+  lastError: z
+    .object({ action: z.enum(LIFECYCLE_ACTIONS), step: z.string(), message: z.string(), cause: z.string().optional() })
+    .optional(),
+  operation: Operation.optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const GitspaceWithOperation = z.object({ gitspace: Gitspace, operation: Operation.optional() });
+export const OperationResponse = z.object({ operation: Operation });
+
+export const Event = z.object({
+  seq: z.number(),
+  type: z.string(),
+  state: z.string().optional(),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+
+export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });

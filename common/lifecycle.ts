@@ -1,0 +1,70 @@
+/**
+ * The lifecycle vocabulary shared by the API, the workflows and the activities. Pure data and functions only: the
+ * workflows import this file, so it must stay deterministic (no Node built-ins, no I/O).
+ */
+import type { IdeKind, MachineSpec, ProviderName } from '../providers/types';
+
+export const CONTROL_PLANE_TASK_QUEUE = 'gitspaces-control-plane';
+
+/** The task queue a given infrastructure's runners poll. */
+export function infrastructureTaskQueue(infrastructureId: string): string {
+  return `gitspaces-infra-${infrastructureId}`;
+}
+
+/** One workflow ID per gitspace for every lifecycle operation: Temporal then allows one at a time. */
+export function lifecycleWorkflowId(gitspaceId: string): string {
+  return `gitspace-${gitspaceId}`;
+}
+
+export const GITSPACE_STATES = ['stopped', 'starting', 'running', 'stopping', 'deleting', 'deleted', 'error'] as const;
+export type GitspaceState = (typeof GITSPACE_STATES)[number];
+
+export const LIFECYCLE_ACTIONS = ['start', 'stop', 'delete'] as const;
+export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
+
+export const OPERATION_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
+export type OperationStatus = (typeof OPERATION_STATUSES)[number];
+
+/** The steps of the lifecycle workflows, with the words a user reads in errors, events and the Web UI. */
+export const STEPS = {
+  begin: 'record the operation',
+  ensureMachine: 'ensure the machine exists and runs',
+  waitForMachine: 'wait for the machine',
+  waitForAgent: 'wait for the gitspace agent',
+  prepareWorkspace: 'prepare the workspace',
+  registerRoute: 'register the gateway route',
+  removeRoute: 'remove the gateway route',
+  stopMachine: 'stop the machine',
+  deleteMachine: 'delete the machine and its disks',
+  finish: 'record the result',
+} as const;
+export type StepName = keyof typeof STEPS;
+
+/** Workflow input: one object, so fields can be added without breaking running histories. */
+export interface LifecycleInput {
+  gitspaceId: string;
+}
+
+/** What a failed action leaves on the gitspace, for a user to act on. */
+export interface GitspaceError {
+  action: LifecycleAction;
+  step: StepName;
+  message: string;
+  /** The failure type (an error class name such as `CloneFailedError`), when known. */
+  cause?: string;
+}
+
+/** Everything the infrastructure activities need, loaded once by the first bookkeeping activity. */
+export interface GitspaceSpec {
+  gitspaceId: string;
+  name: string;
+  ownerId: string;
+  infrastructureId: string;
+  infrastructureName: string;
+  provider: ProviderName;
+  providerConfig: Record<string, unknown>;
+  gatewayUrl: string;
+  machine: MachineSpec;
+  ide: IdeKind;
+  repository: { url: string; branch?: string };
+}

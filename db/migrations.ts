@@ -1,0 +1,98 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/**
+ * Versioned schema migrations, applied in name order by Kysely's Migrator. Never edit a migration that has shipped:
+ * add the next one.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('role', 'text', (c) => c.notNull().check(sql`role in ('admin', 'member')`))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema
+        .createTable('api_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('last_used_at', 'timestamptz')
+        .execute();
+      await db.schema
+        .createTable('infrastructures')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('provider', 'text', (c) => c.notNull().check(sql`provider in ('local', 'gcp', 'aws')`))
+        .addColumn('config', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
+        .addColumn('gateway_url', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema
+        .createTable('machines')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('machine_type', 'text', (c) => c.notNull())
+        .addColumn('disk_size_gb', 'integer', (c) => c.notNull())
+        .addColumn('region', 'text')
+        .addColumn('zone', 'text')
+        .addColumn('image', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addUniqueConstraint('machines_infrastructure_name', ['infrastructure_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('gitspaces')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('owner_id', 'text', (c) => c.notNull().references('users.id'))
+        .addColumn('repository_url', 'text', (c) => c.notNull())
+        .addColumn('repository_branch', 'text')
+        .addColumn('repository_token_sealed', 'text')
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id'))
+        .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id'))
+        .addColumn('ide', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('url', 'text')
+        .addColumn('last_error', 'jsonb')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      // A name is unique per owner among gitspaces that still exist; deleted ones keep their record.
+      await sql`create unique index gitspaces_owner_name on gitspaces (owner_id, name) where state <> 'deleted'`.execute(db);
+      await db.schema.createIndex('gitspaces_infrastructure').on('gitspaces').column('infrastructure_id').execute();
+      await db.schema
+        .createTable('operations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('gitspace_id', 'text', (c) => c.notNull().references('gitspaces.id'))
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('workflow_id', 'text', (c) => c.notNull())
+        .addColumn('run_id', 'text', (c) => c.notNull().unique())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('step', 'text')
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('finished_at', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('operations_gitspace').on('operations').columns(['gitspace_id', 'created_at']).execute();
+      await db.schema
+        .createTable('events')
+        .addColumn('gitspace_id', 'text', (c) => c.notNull().references('gitspaces.id'))
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('state', 'text')
+        .addColumn('message', 'text', (c) => c.notNull())
+        .addColumn('data', 'jsonb', (c) => c.notNull().defaultTo(sql`'{}'::jsonb`))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('events_pk', ['gitspace_id', 'seq'])
+        .execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};

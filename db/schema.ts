@@ -1,0 +1,103 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely';
+
+/** Timestamps are written by the database and read back as Date. */
+type CreatedAt = ColumnType<Date, never, never>;
+type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
+type Json<T> = ColumnType<T, T, T>;
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  role: 'admin' | 'member';
+  createdAt: CreatedAt;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  userId: string;
+  /** SHA-256 of the token: tokens are long random strings, so a fast hash is enough and nothing reversible is kept. */
+  tokenHash: string;
+  createdAt: CreatedAt;
+  lastUsedAt: Date | null;
+}
+
+export interface InfrastructuresTable {
+  id: string;
+  name: string;
+  provider: 'local' | 'gcp' | 'aws';
+  config: Json<Record<string, unknown>>;
+  gatewayUrl: string;
+  createdAt: CreatedAt;
+  updatedAt: UpdatedAt;
+}
+
+export interface MachinesTable {
+  id: string;
+  infrastructureId: string;
+  name: string;
+  machineType: string;
+  diskSizeGb: number;
+  region: string | null;
+  zone: string | null;
+  image: string | null;
+  createdAt: CreatedAt;
+}
+
+export interface GitspacesTable {
+  id: string;
+  name: string;
+  ownerId: string;
+  repositoryUrl: string;
+  repositoryBranch: string | null;
+  /** Sealed (AES-GCM) with the installation's secrets key; never returned by the API. */
+  repositoryTokenSealed: string | null;
+  infrastructureId: string;
+  machineId: string;
+  ide: 'vscode-web' | 'terminal' | 'ssh';
+  state: 'stopped' | 'starting' | 'running' | 'stopping' | 'deleting' | 'deleted' | 'error';
+  url: string | null;
+  lastError: Json<Record<string, unknown> | null>;
+  createdAt: CreatedAt;
+  updatedAt: UpdatedAt;
+}
+
+export interface OperationsTable {
+  id: string;
+  gitspaceId: string;
+  action: 'start' | 'stop' | 'delete';
+  workflowId: string;
+  runId: string;
+  status: 'running' | 'succeeded' | 'failed' | 'cancelled';
+  step: string | null;
+  createdAt: CreatedAt;
+  finishedAt: Date | null;
+}
+
+export interface EventsTable {
+  gitspaceId: string;
+  /** 1, 2, 3… per gitspace with no gap: written under the gitspace row's lock. */
+  seq: number;
+  type: string;
+  state: string | null;
+  message: string;
+  data: Json<Record<string, unknown>>;
+  createdAt: CreatedAt;
+}
+
+export interface Database {
+  users: UsersTable;
+  apiTokens: ApiTokensTable;
+  infrastructures: InfrastructuresTable;
+  machines: MachinesTable;
+  gitspaces: GitspacesTable;
+  operations: OperationsTable;
+  events: EventsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type InfrastructureRow = Selectable<InfrastructuresTable>;
+export type MachineRow = Selectable<MachinesTable>;
+export type GitspaceRow = Selectable<GitspacesTable>;
+export type OperationRow = Selectable<OperationsTable>;
+export type EventRow = Selectable<EventsTable>;
+export type NewGitspace = Insertable<GitspacesTable>;

@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import { ConflictError, NotFoundError } from '../common/errors';
+import { newId, newToken } from '../common/ids';
+import type { GitspaceState, LifecycleAction, OperationStatus } from '../common/lifecycle';
+import type { Db } from './connect';
+import type {
+  Database,
+  EventRow,
+  GitspaceRow,
+  InfrastructureRow,
+  MachineRow,
+  NewGitspace,
+  OperationRow,
+  UserRow,
+} from './schema';
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export interface StateChange {
+  to: GitspaceState;
+  /** The change is refused (ConflictError) unless the gitspace is in one of these states. */
+  allowedFrom?: readonly GitspaceState[];
+  message: string;
+  data?: Record<string, unknown>;
+  url?: string | null;
+  lastError?: Record<string, unknown> | null;
+}
+
+/**
+ * The control plane's data access. Every state change of a gitspace writes an event in the same transaction, under
+ * the gitspace row's lock, so the event log has no gap and no reordering.
+ */
+export function createStore(db: Db) {
+  return {
+    db,
+
+    async createUser(name: string, role: UserRow['role']): Promise<{ user: UserRow; token: string }> {
+      return db.transaction().execute(async (trx) => {
+        const existing = await trx.selectFrom('users').select('id').where('name', '=', name).executeTakeFirst();
+        if (existing) throw new ConflictError(`a user named '${name}' already exists`);
+        const user = await trx
+          .insertInto('users')
+          .values({ id: newId('usr'), name, role })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const token = newToken('gsp');
+        await trx.insertInto('apiTokens').values({ id: newId('tok'), userId: user.id, tokenHash: hashToken(token), lastUsedAt: null }).execute();
+        return { user, token };
+      });
+    },
+
+    /** Registers a token for a user (the configured admin token); a token already registered is left as it is. */
+    async addToken(userId: string, token: string): Promise<void> {
+      await db
+        .insertInto('apiTokens')
+        .values({ id: newId('tok'), userId, tokenHash: hashToken(token), lastUsedAt: null })
+        .onConflict((oc) => oc.column('tokenHash').doNothing())
+        .execute();
+    },
+
+    async findUserByName(name: string): Promise<UserRow | undefined> {
+      return db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+    },
+
+    async findUserByToken(token: string): Promise<UserRow | undefined> {
+      return db
+        .selectFrom('apiTokens')
+        .innerJoin('users', 'users.id', 'apiTokens.userId')
+        .selectAll('users')
+        .where('apiTokens.tokenHash', '=', hashToken(token))
+        .executeTakeFirst();
+    },
+
+    async listUsers(): Promise<UserRow[]> {
+      return db.selectFrom('users').selectAll().orderBy('createdAt').orderBy('id').execute();
+    },
+
+    async createInfrastructure(values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt'>): Promise<InfrastructureRow> {
+      const existing = await db.selectFrom('infrastructures').select('id').where('id', '=', values.id).executeTakeFirst();
+      if (existing) throw new ConflictError(`an infrastructure named '${values.name}' already exists`);
+      return db.insertInto('infrastructures').values(values).returningAll().executeTakeFirstOrThrow();
+    },
+
+    async listInfrastructures(): Promise<InfrastructureRow[]> {
+      return db.selectFrom('infrastructures').selectAll().orderBy('createdAt').orderBy('id').execute();
+    },
+
+    async getInfrastructure(id: string): Promise<InfrastructureRow> {
+      const row = await db.selectFrom('infrastructures').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError('infrastructure', id);
+      return row;
+    },
+
+    async updateInfrastructure(
+      id: string,
+      patch: Partial<Pick<InfrastructureRow, 'config' | 'gatewayUrl'>>,
+    ): Promise<InfrastructureRow> {
+      const row = await db
+        .updateTable('infrastructures')
+        .set({ ...patch, updatedAt: new Date() })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+      if (!row) throw new NotFoundError('infrastructure', id);
+      return row;
+    },
+
+    async deleteInfrastructure(id: string): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await lockInfrastructure(trx, id);
+        const inUse = await trx
+          .selectFrom('gitspaces')
+          .select(['id', 'name'])
+          .where('infrastructureId', '=', id)
+          .where('state', '<>', 'deleted')
+          .execute();
+        if (inUse.length > 0) {
+          const names = inUse.slice(0, 5).map((g) => `'${g.name}'`).join(', ');
+          throw new ConflictError(`infrastructure '${id}' is used by ${inUse.length} gitspace(s) (${names}); delete them first`);
+        }
+        // Deleted gitspaces keep their records and events, so their infrastructure row stays as history too.
+        const history = await trx.selectFrom('gitspaces').select('id').where('infrastructureId', '=', id).executeTakeFirst();
+        if (history) {
+          throw new ConflictError(`infrastructure '${id}' still holds the records of deleted gitspaces and cannot be removed`);
+        }
+        await trx.deleteFrom('infrastructures').where('id', '=', id).execute();
+      });
+    },
+
+    async createMachine(values: Omit<MachineRow, 'createdAt'>): Promise<MachineRow> {
+      const existing = await db.selectFrom('machines').select('id').where('id', '=', values.id).executeTakeFirst();
+      if (existing) throw new ConflictError(`infrastructure '${values.infrastructureId}' already has a machine named '${values.name}'`);
+      return db.insertInto('machines').values(values).returningAll().executeTakeFirstOrThrow();
+    },
+
+    async listMachines(infrastructureId: string): Promise<MachineRow[]> {
+      return db.selectFrom('machines').selectAll().where('infrastructureId', '=', infrastructureId).orderBy('createdAt').orderBy('id').execute();
+    },
+
+    async getMachine(id: string): Promise<MachineRow> {
+      const row = await db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError('machine', id);
+      return row;
+    },
+
+    async createGitspace(values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>): Promise<GitspaceRow> {
+      return db.transaction().execute(async (trx) => {
+        const clash = await trx
+          .selectFrom('gitspaces')
+          .select('id')
+          .where('ownerId', '=', values.ownerId)
+          .where('name', '=', values.name)
+          .where('state', '<>', 'deleted')
+          .executeTakeFirst();
+        if (clash) throw new ConflictError(`you already have a gitspace named '${values.name}' (${clash.id})`);
+        const row = await trx
+          .insertInto('gitspaces')
+          .values({ ...values, state: 'stopped', url: null, lastError: null })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await appendEvent(trx, row.id, { type: 'created', state: 'stopped', message: `gitspace '${row.name}' created`, data: {} });
+        return row;
+      });
+    },
+
+    async getGitspace(id: string): Promise<GitspaceRow> {
+      const row = await db.selectFrom('gitspaces').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError('gitspace', id);
+      return row;
+    },
+
+    async listGitspaces(filter: { ownerId?: string; infrastructureId?: string; states?: GitspaceState[] }): Promise<GitspaceRow[]> {
+      let query = db.selectFrom('gitspaces').selectAll();
+      if (filter.ownerId) query = query.where('ownerId', '=', filter.ownerId);
+      if (filter.infrastructureId) query = query.where('infrastructureId', '=', filter.infrastructureId);
+      if (filter.states) query = query.where('state', 'in', filter.states);
+      return query.orderBy('createdAt').orderBy('id').execute();
+    },
+
+    /** Moves a gitspace to a new state and records the event, atomically. */
+    async changeState(gitspaceId: string, change: StateChange): Promise<GitspaceRow> {
+      return db.transaction().execute(async (trx) => {
+        const current = await lockGitspace(trx, gitspaceId);
+        if (change.allowedFrom && !change.allowedFrom.includes(current.state)) {
+          throw new ConflictError(`gitspace '${current.name}' is ${current.state}; it cannot become ${change.to}`);
+        }
+        const row = await trx
+          .updateTable('gitspaces')
+          .set({
+            state: change.to,
+            updatedAt: new Date(),
+            ...(change.url !== undefined ? { url: change.url } : {}),
+            ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
+          })
+          .where('id', '=', gitspaceId)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await appendEvent(trx, gitspaceId, { type: 'state', state: change.to, message: change.message, data: change.data ?? {} });
+        return row;
+      });
+    },
+
+    /** Records an event that does not change the state (a step started, a reconciliation finding). */
+    async recordEvent(gitspaceId: string, event: { type: string; message: string; data?: Record<string, unknown> }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        await lockGitspace(trx, gitspaceId);
+        await appendEvent(trx, gitspaceId, { ...event, state: null, data: event.data ?? {} });
+      });
+    },
+
+    async listEvents(gitspaceId: string, afterSeq = 0): Promise<EventRow[]> {
+      return db.selectFrom('events').selectAll().where('gitspaceId', '=', gitspaceId).where('seq', '>', afterSeq).orderBy('seq').execute();
+    },
+
+    /** Records an operation; recording the same workflow run twice keeps the first record. */
+    async recordOperation(values: { gitspaceId: string; action: LifecycleAction; workflowId: string; runId: string }): Promise<OperationRow> {
+      await db
+        .insertInto('operations')
+        .values({ id: newId('op'), ...values, status: 'running', step: null, finishedAt: null })
+        .onConflict((oc) => oc.column('runId').doNothing())
+        .execute();
+      return db.selectFrom('operations').selectAll().where('runId', '=', values.runId).executeTakeFirstOrThrow();
+    },
+
+    async updateOperation(runId: string, patch: { status?: OperationStatus; step?: string | null }): Promise<void> {
+      const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : {};
+      await db.updateTable('operations').set({ ...patch, ...finished }).where('runId', '=', runId).execute();
+    },
+
+    async latestOperations(gitspaceIds: string[]): Promise<Map<string, OperationRow>> {
+      if (gitspaceIds.length === 0) return new Map();
+      const rows = await db
+        .selectFrom('operations')
+        .selectAll()
+        .where('gitspaceId', 'in', gitspaceIds)
+        .orderBy('createdAt', 'desc')
+        .orderBy('id', 'desc')
+        .execute();
+      const latest = new Map<string, OperationRow>();
+      for (const row of rows) if (!latest.has(row.gitspaceId)) latest.set(row.gitspaceId, row);
+      return latest;
+    },
+
+    async ping(): Promise<void> {
+      await sql`select 1`.execute(db);
+    },
+  };
+}
+
+export type Store = ReturnType<typeof createStore>;
+
+async function lockGitspace(trx: Transaction<Database>, gitspaceId: string): Promise<GitspaceRow> {
+  const row = await trx.selectFrom('gitspaces').selectAll().where('id', '=', gitspaceId).forUpdate().executeTakeFirst();
+  if (!row) throw new NotFoundError('gitspace', gitspaceId);
+  return row;
+}
+
+async function lockInfrastructure(trx: Transaction<Database>, id: string): Promise<void> {
+  const row = await trx.selectFrom('infrastructures').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
+  if (!row) throw new NotFoundError('infrastructure', id);
+}
+
+async function appendEvent(
+  trx: Transaction<Database>,
+  gitspaceId: string,
+  event: { type: string; state: string | null; message: string; data: Record<string, unknown> },
+): Promise<void> {
+  const { next } = await trx
+    .selectFrom('events')
+    .select(sql<number>`coalesce(max(seq), 0) + 1`.as('next'))
+    .where('gitspaceId', '=', gitspaceId)
+    .executeTakeFirstOrThrow();
+  await trx.insertInto('events').values({ gitspaceId, seq: Number(next), ...event }).execute();
+}

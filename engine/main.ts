@@ -1,0 +1,40 @@
+import path from 'node:path';
+import { ConfigError, ConfigReader } from '../common/config';
+import { createLogger } from '../common/logger';
+import { startDevServer } from './dev-server';
+import { findOrBuildTemporalCli } from './temporal-cli';
+
+/** `npm run temporal`: the Temporal dev server with its Web UI alone, state in the data dir's SQLite file. */
+async function main(): Promise<void> {
+  const config = new ConfigReader(process.env);
+  const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
+  const host = config.string('GITSPACES_TEMPORAL_HOST', '127.0.0.1');
+  const port = config.port('GITSPACES_TEMPORAL_PORT', 7233);
+  const uiPort = config.port('GITSPACES_TEMPORAL_UI_PORT', 8233);
+  const namespace = config.string('TEMPORAL_NAMESPACE', 'default');
+  const explicitPath = config.string('TEMPORAL_CLI_PATH');
+  config.done();
+
+  const logger = createLogger('temporal');
+  const cliPath = await findOrBuildTemporalCli({ explicitPath, searchPath: process.env.PATH, logger });
+  const server = await startDevServer({
+    cliPath,
+    host,
+    port,
+    uiPort,
+    namespace,
+    dbFile: path.join(dataDir, 'temporal.sqlite'),
+    logger,
+    onOutput: (line) => process.stderr.write(`[temporal] ${line}\n`),
+  });
+  process.stdout.write(`Temporal: ${server.address}  Web UI: ${server.uiUrl}\n`);
+  const shutdown = () => void server.stop().then(() => process.exit(0));
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  server.process.once('exit', (code) => process.exit(code ?? 1));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

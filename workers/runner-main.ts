@@ -1,0 +1,38 @@
+import path from 'node:path';
+import { ConfigError, ConfigReader } from '../common/config';
+import { createLogger } from '../common/logger';
+import { startRunner } from './runner-process';
+
+/** `npm run runner`: the delegate + VM runner for the infrastructure named by GITSPACES_INFRASTRUCTURE_ID. */
+async function main(): Promise<void> {
+  const config = new ConfigReader(process.env);
+  const settings = {
+    infrastructureId: config.string('GITSPACES_INFRASTRUCTURE_ID', 'local'),
+    temporalAddress: config.string('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
+    namespace: config.string('TEMPORAL_NAMESPACE', 'default'),
+    dataDir: path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces')),
+    secretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    gatewayAdminUrl: config.url('GITSPACES_GATEWAY_ADMIN_URL', 'http://127.0.0.1:3002')!,
+    gatewayAdminToken: config.string('GITSPACES_GATEWAY_ADMIN_TOKEN'),
+    agentEndpoint: config.url('GITSPACES_AGENT_ENDPOINT'),
+    installationId: config.string('GITSPACES_INSTALLATION_ID', 'default'),
+  };
+  config.done();
+
+  const logger = createLogger(`runner:${settings.infrastructureId}`);
+  const runner = await startRunner(settings, logger);
+  const shutdown = () => {
+    logger.info('shutting down; running gitspaces keep running');
+    runner.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,1 @@
+export { startGitspace, stopGitspace, deleteGitspace } from './lifecycle';

@@ -1,0 +1,218 @@
+/**
+ * The gitspace lifecycle workflows: start, stop and delete (DESIGN.md §2). Deterministic code only: state lives in
+ * activities, which run on the control-plane queue (bookkeeping) or on the infrastructure's queue (the runner).
+ */
+import {
+  ActivityFailure,
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+} from '@temporalio/workflow';
+import type { BeginResult, ControlPlaneActivities } from '../activities/control-plane';
+import type { InfrastructureActivities } from '../activities/infrastructure';
+import {
+  CONTROL_PLANE_TASK_QUEUE,
+  STEPS,
+  infrastructureTaskQueue,
+  type GitspaceSpec,
+  type LifecycleAction,
+  type LifecycleInput,
+  type StepName,
+} from '../common/lifecycle';
+import { NON_RETRYABLE_PROVIDER_ERRORS } from '../providers/errors';
+
+const controlPlane = proxyActivities<ControlPlaneActivities>({
+  taskQueue: CONTROL_PLANE_TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '500ms', maximumInterval: '20s', nonRetryableErrorTypes: ['NotFoundError', 'InvalidTransitionError'] },
+});
+
+/** How long each infrastructure step may run (one attempt), and whether it must heartbeat. */
+interface StepLimit {
+  startToClose: string;
+  heartbeat?: string;
+}
+const STEP_LIMITS: Partial<Record<StepName, StepLimit>> = {
+  ensureMachine: { startToClose: '3m' },
+  waitForMachine: { startToClose: '15m', heartbeat: '30s' },
+  waitForAgent: { startToClose: '10m', heartbeat: '30s' },
+  prepareWorkspace: { startToClose: '30m', heartbeat: '30s' },
+  registerRoute: { startToClose: '30s' },
+  removeRoute: { startToClose: '30s' },
+  stopMachine: { startToClose: '3m' },
+  deleteMachine: { startToClose: '3m' },
+};
+
+type InfraStep = keyof InfrastructureActivities & StepName;
+
+/** One typed activity stub per step, on the infrastructure's task queue, with that step's timeouts and summary. */
+function infrastructureStep<K extends InfraStep>(name: K, spec: GitspaceSpec, pickupSeconds: number): InfrastructureActivities[K] {
+  const limits: StepLimit = STEP_LIMITS[name] ?? { startToClose: '1m' };
+  const stubs = proxyActivities<InfrastructureActivities>({
+    taskQueue: infrastructureTaskQueue(spec.infrastructureId),
+    scheduleToStartTimeout: `${pickupSeconds}s`,
+    startToCloseTimeout: limits.startToClose,
+    ...(limits.heartbeat ? { heartbeatTimeout: limits.heartbeat } : {}),
+    // Compensation must not race an attempt that is still creating the machine.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    summary: STEPS[name],
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 8,
+      nonRetryableErrorTypes: [...NON_RETRYABLE_PROVIDER_ERRORS, 'WrongInfrastructureError'],
+    },
+  });
+  return stubs[name];
+}
+
+/** Runs the steps of one action, keeping the current step visible (Web UI details, events, the API). */
+class ActionRun {
+  step: StepName = 'begin';
+  constructor(
+    readonly action: LifecycleAction,
+    readonly begun: BeginResult,
+  ) {}
+
+  get spec(): GitspaceSpec {
+    return this.begun.spec;
+  }
+
+  async run<K extends InfraStep>(
+    name: K,
+    ...args: Parameters<InfrastructureActivities[K]>
+  ): Promise<Awaited<ReturnType<InfrastructureActivities[K]>>> {
+    this.step = name;
+    setCurrentDetails(`**${this.action}** gitspace '${this.spec.name}': ${STEPS[name]}`);
+    await controlPlane.recordStep({ gitspaceId: this.spec.gitspaceId, step: name });
+    const activity = infrastructureStep(name, this.spec, this.begun.runnerPickupTimeoutSeconds) as (
+      ...a: Parameters<InfrastructureActivities[K]>
+    ) => Promise<Awaited<ReturnType<InfrastructureActivities[K]>>>;
+    return activity(...args);
+  }
+
+  /** Words a user can act on: which step, what went wrong, and the failure type. */
+  describe(error: unknown): { message: string; cause?: string } {
+    const failure = error instanceof ActivityFailure ? error.cause : error;
+    if (failure instanceof TimeoutFailure) {
+      if (failure.timeoutType === 'SCHEDULE_TO_START') {
+        return {
+          message: `no runner is serving infrastructure '${this.spec.infrastructureId}': nothing picked up '${STEPS[this.step]}' within ${this.begun.runnerPickupTimeoutSeconds}s`,
+          cause: 'RunnerUnavailableError',
+        };
+      }
+      const limit = STEP_LIMITS[this.step as InfraStep];
+      const bound = failure.timeoutType === 'HEARTBEAT' ? `the runner stopped reporting progress for ${limit?.heartbeat}` : `it took longer than ${limit?.startToClose}`;
+      return { message: `'${STEPS[this.step]}' timed out: ${bound}`, cause: 'StepTimeoutError' };
+    }
+    if (failure instanceof ApplicationFailure) return { message: failure.message, cause: failure.type ?? undefined };
+    if (failure instanceof Error) return { message: failure.message, cause: failure.name };
+    return { message: String(failure) };
+  }
+}
+
+async function begin(gitspaceId: string, action: LifecycleAction): Promise<ActionRun> {
+  setCurrentDetails(`**${action}**: ${STEPS.begin}`);
+  return new ActionRun(action, await controlPlane.beginOperation({ gitspaceId, action }));
+}
+
+/** Records the failure on the gitspace and fails the workflow with the same words and type. */
+async function fail(run: ActionRun, error: unknown, compensationProblems: string[] = []): Promise<never> {
+  const described = run.describe(error);
+  const message = [described.message, ...compensationProblems].join('; ');
+  await controlPlane.failOperation({
+    gitspaceId: run.spec.gitspaceId,
+    error: { action: run.action, step: run.step, message, ...(described.cause ? { cause: described.cause } : {}) },
+  });
+  setCurrentDetails(`**${run.action}** failed at '${STEPS[run.step]}': ${message}`);
+  throw ApplicationFailure.nonRetryable(message, described.cause ?? 'GitspaceActionError');
+}
+
+/** Start: ensure the machine → wait for it → wait for the agent → prepare the workspace → route → running. */
+export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ url: string }> {
+  const run = await begin(gitspaceId, 'start');
+  const { spec } = run;
+  let machineTouched = false;
+  let routeTouched = false;
+  try {
+    machineTouched = true;
+    await run.run('ensureMachine', { spec });
+    const machine = await run.run('waitForMachine', { spec, target: 'running' });
+    if (!machine) throw ApplicationFailure.nonRetryable('the machine disappeared while starting', 'InstanceNotFoundError');
+    const agentUrl = await run.run('waitForAgent', { spec, machine });
+    await run.run('prepareWorkspace', {
+      spec,
+      agentUrl,
+      ...(run.begun.repositoryTokenSealed ? { repositoryTokenSealed: run.begun.repositoryTokenSealed } : {}),
+    });
+    routeTouched = true;
+    await run.run('registerRoute', { gitspaceId, target: agentUrl });
+    const url = `${spec.gatewayUrl}/gitspaces/${gitspaceId}/`;
+    await controlPlane.completeOperation({ gitspaceId, action: 'start', url, machine });
+    setCurrentDetails(`gitspace '${spec.name}' is running at ${url}`);
+    return { url };
+  } catch (error) {
+    // Compensation runs even when the start was cancelled (a stop or delete arrived): in reverse order of the steps.
+    const failedStep = run.step;
+    const problems = await CancellationScope.nonCancellable(async () => {
+      const found: string[] = [];
+      if (routeTouched) await attempt(found, 'the gateway route could not be removed', () => run.run('removeRoute', { gitspaceId }));
+      if (machineTouched) {
+        await attempt(found, 'the machine could not be stopped', async () => {
+          await run.run('stopMachine', { spec });
+          await run.run('waitForMachine', { spec, target: 'stopped' });
+        });
+      }
+      run.step = failedStep;
+      if (isCancellation(error)) await controlPlane.cancelOperation({ gitspaceId, action: 'start' });
+      return found;
+    });
+    if (isCancellation(error)) throw error;
+    return fail(run, error, problems);
+  }
+}
+
+/** Stop: remove the route → stop the machine (its disk is kept) → stopped. */
+export async function stopGitspace({ gitspaceId }: LifecycleInput): Promise<void> {
+  const run = await begin(gitspaceId, 'stop');
+  const { spec } = run;
+  try {
+    await run.run('removeRoute', { gitspaceId });
+    await run.run('stopMachine', { spec });
+    const machine = await run.run('waitForMachine', { spec, target: 'stopped' });
+    await controlPlane.completeOperation({ gitspaceId, action: 'stop', ...(machine ? { machine } : {}) });
+  } catch (error) {
+    return fail(run, error);
+  }
+}
+
+/** Delete: remove the route → delete the machine and its disks → deleted (the record and events stay). */
+export async function deleteGitspace({ gitspaceId }: LifecycleInput): Promise<void> {
+  const run = await begin(gitspaceId, 'delete');
+  const { spec } = run;
+  try {
+    await run.run('removeRoute', { gitspaceId });
+    await run.run('deleteMachine', { spec });
+    await run.run('waitForMachine', { spec, target: 'gone' });
+    await controlPlane.completeOperation({ gitspaceId, action: 'delete' });
+  } catch (error) {
+    return fail(run, error);
+  }
+}
+
+async function attempt(problems: string[], what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    const reason = error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
+    log.warn(`compensation: ${what}`, { reason });
+    problems.push(`${what}: ${reason}`);
+  }
+}
