@@ -1,0 +1,216 @@
+/**
+ * The `gcp` provider with the real `@google-cloud/compute` client (REST transport) against the in-repo fake of the
+ * Compute endpoints on loopback. The clients get a fixed access token, so no credential lookup leaves the machine.
+ */
+import { silentLogger } from '../../common/logger';
+import {
+  CapacityUnavailableError,
+  InstanceNotFoundError,
+  InvalidMachineSpecError,
+  ProviderAuthError,
+  ProviderError,
+  ProviderUnavailableError,
+  QuotaExceededError,
+} from '../errors';
+import type { CreateMachineRequest, MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../types';
+import { parseGcpInfrastructureConfig, type GcpInfrastructureConfig } from './config';
+import { FAKE_FAULTS, startFakeComputeServer, type FakeComputeServer, type FakeRequest } from './fake-compute-server';
+import { createGcpClients, createGcpProvider, type GcpClients } from './provider';
+
+const INSTALLATION = 'inst-test';
+const REPOSITORY_TOKEN = 'ghp_secretRepositoryToken';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+let fake: FakeComputeServer;
+let clients: GcpClients;
+let config: GcpInfrastructureConfig;
+let provider: Provider;
+
+const options = (idempotencyKey = 'key-1'): ProviderCallOptions => ({
+  idempotencyKey,
+  signal: AbortSignal.timeout(60_000),
+});
+const request = (gitspaceId: string, overrides: Partial<CreateMachineRequest['spec']> = {}): CreateMachineRequest => ({
+  gitspaceId,
+  spec: { machineType: 'e2-standard-4', diskSizeGb: 50, ...overrides },
+  bootstrap: { agentSecret: 'agent-secret-one-0123456789', ide: 'vscode-web' },
+});
+const inserts = (r: FakeRequest) => r.method === 'POST' && /\/instances$/.test(r.path);
+
+/** What the runner's heartbeating activity does: poll describe until the machine reaches a status (or is gone). */
+async function waitFor(gitspaceId: string, wanted: MachineStatus | null): Promise<MachineInfo | null> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const machine = await provider.describe(gitspaceId, options());
+    if ((machine?.status ?? null) === wanted) return machine;
+    if (Date.now() > deadline)
+      throw new Error(`gitspace ${gitspaceId} is ${machine?.status ?? 'gone'}, not ${wanted ?? 'gone'}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  fake = await startFakeComputeServer({ operationDelayMs: 60 });
+  clients = createGcpClients({ apiEndpoint: fake.url });
+  const parsed = parseGcpInfrastructureConfig({
+    project: 'acme-dev-123',
+    region: 'europe-west1',
+    zones: ['europe-west1-b', 'europe-west1-c'],
+    network: 'gitspaces',
+    subnetwork: 'regions/europe-west1/subnetworks/gitspaces',
+    serviceAccount: 'gitspace-vm@acme-dev-123.iam.gserviceaccount.com',
+    networkTags: ['gitspaces-agent'],
+    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz' },
+  });
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  config = parsed.value;
+  provider = createGcpProvider({ config, installationId: INSTALLATION, clients, logger: silentLogger });
+});
+
+afterAll(async () => {
+  await clients?.close();
+  await fake?.close();
+});
+
+describe('gcp provider against the fake Compute API', () => {
+  it('creates a labelled instance of the right type with a data disk and the bootstrap as startup script', async () => {
+    const created = await provider.create(request('gs-create'), options());
+    expect(created).toMatchObject({ providerId: 'gitspace-gs-create', status: 'provisioning' });
+
+    const insert = fake.requests.find(inserts);
+    expect(insert?.path).toBe('/compute/v1/projects/acme-dev-123/zones/europe-west1-b/instances');
+    expect(insert?.query.get('requestId')).toMatch(UUID);
+    expect(JSON.stringify(insert?.body)).not.toContain(REPOSITORY_TOKEN);
+    expect(JSON.stringify(insert?.body)).not.toContain('accessConfigs');
+
+    const [instance] = fake.instances();
+    expect(instance?.machineType).toMatch(/\/zones\/europe-west1-b\/machineTypes\/e2-standard-4$/);
+    expect(instance?.labels).toEqual({ 'gitspace-id': 'gs-create', 'gitspaces-installation': INSTALLATION });
+    const script = instance?.metadata.items.find((i) => i.key === 'startup-script')?.value ?? '';
+    expect(script).toContain('GITSPACE_AGENT_SECRET=agent-secret-one-0123456789');
+    expect(script).toContain('/dev/disk/by-id/google-gitspace-data');
+    const dataDisk = fake.disks().find((d) => d.name === 'gitspace-gs-create-data');
+    expect(dataDisk).toMatchObject({ sizeGb: 50, labels: instance?.labels });
+
+    const running = await waitFor('gs-create', 'running');
+    expect(running).toMatchObject({
+      gitspaceId: 'gs-create',
+      disks: ['gitspace-gs-create-data'],
+      agentUrl: expect.stringMatching(/^http:\/\/10\.\d+\.\d+\.\d+:8089$/),
+    });
+  });
+
+  it('adopts the instance it already made when a create is retried or reset', async () => {
+    const before = fake.requests.filter(inserts).length;
+    const first = await provider.create(request('gs-retry'), options('start-1'));
+    const again = await provider.create(request('gs-retry'), options('start-1'));
+    const reset = await provider.create(request('gs-retry'), options('start-1-reset'));
+    expect([again.providerId, reset.providerId]).toEqual([first.providerId, first.providerId]);
+    expect(fake.requests.filter(inserts).length - before).toBe(1);
+    expect(fake.instances().filter((i) => i.labels['gitspace-id'] === 'gs-retry')).toHaveLength(1);
+  });
+
+  it('keeps the data disk across stop and start, and rewrites the agent secret on start', async () => {
+    await provider.create(request('gs-stop'), options());
+    await waitFor('gs-stop', 'running');
+    await provider.stop('gs-stop', options());
+    expect((await provider.describe('gs-stop', options()))?.status).toBe('stopping');
+    const stopped = await waitFor('gs-stop', 'stopped');
+    expect(stopped?.disks).toEqual(['gitspace-gs-stop-data']);
+    expect(fake.disks().some((d) => d.name === 'gitspace-gs-stop-data')).toBe(true);
+    await provider.stop('gs-stop', options()); // stopping what is stopped succeeds
+
+    await provider.start('gs-stop', { agentSecret: 'agent-secret-two-0123456789', ide: 'terminal' }, options());
+    const running = await waitFor('gs-stop', 'running');
+    expect(running?.disks).toEqual(['gitspace-gs-stop-data']);
+    const instance = fake.instances().find((i) => i.name === 'gitspace-gs-stop');
+    const script = instance?.metadata.items.find((i) => i.key === 'startup-script')?.value ?? '';
+    expect(script).toContain('GITSPACE_AGENT_SECRET=agent-secret-two-0123456789');
+    expect(script).toContain('GITSPACE_IDE=terminal');
+  });
+
+  it('deletes the instance and its disks, reporting deleting until they are gone', async () => {
+    await provider.create(request('gs-delete'), options());
+    await waitFor('gs-delete', 'running');
+    await provider.delete('gs-delete', options());
+    expect((await provider.describe('gs-delete', options()))?.status).toBe('deleting');
+    await waitFor('gs-delete', null);
+    expect(fake.instances().some((i) => i.name === 'gitspace-gs-delete')).toBe(false);
+    expect(fake.disks().some((d) => d.name.startsWith('gitspace-gs-delete'))).toBe(false);
+
+    await expect(provider.delete('gs-delete', options())).resolves.toBeUndefined();
+    await expect(provider.stop('gs-delete', options())).resolves.toBeUndefined();
+    await expect(
+      provider.start('gs-delete', { agentSecret: 'agent-secret-one-0123456789', ide: 'terminal' }, options()),
+    ).rejects.toBeInstanceOf(InstanceNotFoundError);
+  });
+
+  it("lists this installation's machines only, across its zones", async () => {
+    const other = createGcpProvider({ config, installationId: 'someone-else', clients, logger: silentLogger });
+    await provider.create(request('gs-list', { zone: 'europe-west1-c' }), options());
+    await other.create(request('gs-foreign'), options());
+    const listed = await provider.list(options());
+    expect(listed.map((m) => m.gitspaceId)).toContain('gs-list');
+    expect(listed.map((m) => m.gitspaceId)).not.toContain('gs-foreign');
+    expect((await provider.describe('gs-list', options()))?.providerId).toBe('gitspace-gs-list');
+    await other.delete('gs-foreign', options());
+  });
+
+  it('retries throttling and 503 answers with backoff, with one request id, and creates one instance', async () => {
+    fake.failNext(1, FAKE_FAULTS.rateLimited, inserts);
+    fake.failNext(1, FAKE_FAULTS.unavailable, inserts);
+    const before = fake.requests.length;
+    await provider.create(request('gs-faults'), options());
+    const attempts = fake.requests.slice(before).filter(inserts);
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((r) => r.query.get('requestId'))).size).toBe(1);
+    expect(fake.instances().filter((i) => i.labels['gitspace-id'] === 'gs-faults')).toHaveLength(1);
+  });
+
+  it('reports a Compute API that stays unavailable as a retryable error', async () => {
+    fake.failNext(1000, FAKE_FAULTS.unavailable, (r) => r.method === 'GET');
+    const error = await provider.describe('gs-anything', options()).catch((e: unknown) => e);
+    fake.clearFaults();
+    expect(error).toBeInstanceOf(ProviderUnavailableError);
+    expect((error as ProviderError).retryable).toBe(true);
+  });
+
+  it('fails fast on a quota error with a message a user can act on', async () => {
+    fake.failNext(1, FAKE_FAULTS.quotaExceeded, inserts);
+    const before = fake.requests.filter(inserts).length;
+    const error = await provider.create(request('gs-quota'), options()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect((error as ProviderError).retryable).toBe(false);
+    expect((error as Error).message).toMatch(/Quota 'CPUS' exceeded.*Request more quota/);
+    expect(fake.requests.filter(inserts).length - before).toBe(1);
+    expect(await provider.describe('gs-quota', options())).toBeNull();
+  });
+
+  it('fails fast on a machine type the zone does not have', async () => {
+    const error = await provider
+      .create(request('gs-badtype', { machineType: 'e2-imaginary-64' }), options())
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidMachineSpecError);
+    expect((error as Error).message).toContain("Machine type with name 'e2-imaginary-64' does not exist");
+    expect(fake.instances().some((i) => i.labels['gitspace-id'] === 'gs-badtype')).toBe(false);
+  });
+
+  it('surfaces a zone operation that fails after the insert was accepted', async () => {
+    fake.failNextInsertOperation(
+      'ZONE_RESOURCE_POOL_EXHAUSTED',
+      "The zone 'europe-west1-b' does not have enough resources",
+    );
+    await provider.create(request('gs-exhausted'), options());
+    const error = await waitFor('gs-exhausted', 'running').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CapacityUnavailableError);
+    expect((error as ProviderError).retryable).toBe(true);
+    expect(await provider.describe('gs-exhausted', options())).toBeNull();
+  });
+
+  it('maps refused credentials to a non-retryable auth error', async () => {
+    fake.failNext(1, FAKE_FAULTS.forbidden);
+    const error = await provider.list(options()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ProviderAuthError);
+    expect((error as Error).message).toMatch(/credentials were refused/);
+  });
+});
