@@ -1,6 +1,7 @@
 import { ConfigError, ConfigReader } from '../common/config';
 import { createLogger } from '../common/logger';
 import { IDE_KINDS } from '../providers/types';
+import { closeIde } from './ide';
 import { createAgentApp } from './server';
 
 /** The gitspace agent's entry point: configuration comes from the machine's bootstrap environment. */
@@ -12,12 +13,31 @@ function main(): void {
   const ide = config.oneOf('GITSPACE_IDE', IDE_KINDS, 'terminal');
   const host = config.string('GITSPACE_AGENT_HOST', '127.0.0.1');
   const port = config.port('GITSPACE_AGENT_PORT', 8089);
+  const vscodeCommand = config.string('GITSPACE_VSCODE_COMMAND');
+  const shell = config.string('GITSPACE_SHELL', config.string('SHELL', '/bin/bash'));
   config.done();
 
+  // The IDE's shells and VS Code get the machine's environment, minus the agent's own secret.
+  const ideEnv: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && name !== 'GITSPACE_AGENT_SECRET') ideEnv[name] = value;
+  }
+
   const logger = createLogger(`agent:${gitspaceId}`);
-  const { server } = createAgentApp({ gitspaceId, secret, workspaceDir, ide, logger });
+  const { server } = createAgentApp({
+    gitspaceId,
+    secret,
+    workspaceDir,
+    ide,
+    logger,
+    ideHost: { vscodeCommand, shell, env: ideEnv, searchPath: ideEnv.PATH },
+  });
   server.listen(port, host, () => logger.info('agent listening', { host, port, ide }));
-  const shutdown = () => server.close(() => process.exit(0));
+  const shutdown = () => {
+    closeIde(server);
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 }

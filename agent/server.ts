@@ -5,6 +5,7 @@ import type { Logger } from '../common/logger';
 import type { IdeKind } from '../providers/types';
 import { CloneFailedError, cloneRepository, type RepositorySource } from './git';
 import { LifecycleCommandError, readLifecycleCommands, runLifecycleCommand } from './devcontainer';
+import { mountIde, type IdeOptions } from './ide';
 
 export interface AgentOptions {
   gitspaceId: string;
@@ -14,6 +15,8 @@ export interface AgentOptions {
   ide: IdeKind;
   logger: Logger;
   lifecycleCommandTimeoutMs?: number;
+  /** How the IDE runs: VS Code command, shell, the environment it gets (see agent/ide). */
+  ideHost?: Pick<IdeOptions, 'vscodeCommand' | 'shell' | 'env' | 'searchPath'>;
 }
 
 export type WorkspaceStatus = 'empty' | 'preparing' | 'ready' | 'failed';
@@ -58,12 +61,22 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
         const known = error instanceof CloneFailedError || error instanceof LifecycleCommandError;
         logger.warn('workspace preparation failed', { error });
         res.status(known ? 422 : 500).json({
-          error: { code: known ? error.name : 'internal', message: error instanceof Error ? error.message : String(error) },
+          error: {
+            code: known ? error.name : 'internal',
+            message: error instanceof Error ? error.message : String(error),
+          },
         });
       },
     );
   });
 
+  mountIde(app, server, {
+    ide: options.ide,
+    workspaceDir: options.workspaceDir,
+    gitspaceId: options.gitspaceId,
+    logger,
+    ...options.ideHost,
+  });
   return { app, server };
 }
 

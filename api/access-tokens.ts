@@ -71,7 +71,10 @@ export class InvalidAccessTokenOptionsError extends Error {
  */
 export async function createAccessTokenIssuer(options: AccessTokenIssuerOptions): Promise<AccessTokenIssuer> {
   if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0) {
-    throw new InvalidAccessTokenOptionsError('ttlSeconds', `must be a positive whole number, got ${options.ttlSeconds}`);
+    throw new InvalidAccessTokenOptionsError(
+      'ttlSeconds',
+      `must be a positive whole number, got ${options.ttlSeconds}`,
+    );
   }
   let privateKey: KeyObject;
   if (options.privateKeyPem !== undefined) {

@@ -1,4 +1,9 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 
@@ -92,7 +97,10 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: Pr
     if (res.headersSent) res.destroy();
     else options.onError(error);
   };
-  const timer = setTimeout(() => fail(new UpstreamTimeoutError(options.target.origin, options.timeoutMs)), options.timeoutMs);
+  const timer = setTimeout(
+    () => fail(new UpstreamTimeoutError(options.target.origin, options.timeoutMs)),
+    options.timeoutMs,
+  );
 
   upstream.on('response', (upstreamRes) => {
     clearTimeout(timer);
@@ -129,7 +137,12 @@ export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: Pr
  * Proxies a WebSocket (any HTTP/1.1 upgrade): opens the upgrade upstream, answers the client with the upstream's 101
  * and splices the two sockets. An upstream that refuses the upgrade has its answer relayed as is.
  */
-export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: ProxyOptions): ProxiedExchange {
+export function proxyUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: ProxyOptions,
+): ProxiedExchange {
   const headers = { ...options.headers, connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' };
   const upstream = request(req.method ?? 'GET', { ...options, headers }, false);
   let upstreamSocket: Duplex | undefined;
@@ -147,7 +160,10 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     upstream.destroy();
     options.onError(error);
   };
-  const timer = setTimeout(() => fail(new UpstreamTimeoutError(options.target.origin, options.timeoutMs)), options.timeoutMs);
+  const timer = setTimeout(
+    () => fail(new UpstreamTimeoutError(options.target.origin, options.timeoutMs)),
+    options.timeoutMs,
+  );
   socket.on('error', closeAll);
   socket.on('close', closeAll);
 
@@ -178,7 +194,10 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     let responseHeaders = endToEndHeaders(upstreamRes.headers);
     if (options.responseHeaders) responseHeaders = options.responseHeaders(responseHeaders);
     delete responseHeaders['content-length'];
-    socket.write(statusLine(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage) + headerLines({ ...responseHeaders, connection: 'close' }));
+    socket.write(
+      statusLine(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage) +
+        headerLines({ ...responseHeaders, connection: 'close' }),
+    );
     upstreamRes.pipe(socket);
   });
   upstream.on('error', (error: NodeJS.ErrnoException) => {
@@ -224,7 +243,8 @@ function headerLines(headers: OutgoingHttpHeaders): string {
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value]) out += `${name}: ${String(one).replace(/[\r\n]/g, '')}\r\n`;
+    for (const one of Array.isArray(value) ? value : [value])
+      out += `${name}: ${String(one).replace(/[\r\n]/g, '')}\r\n`;
   }
   return out + '\r\n';
 }

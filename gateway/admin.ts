@@ -1,0 +1,137 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { bearerMatches } from '../common/bearer';
+import type { Logger } from '../common/logger';
+import {
+  InvalidGitspaceIdError,
+  InvalidRouteTargetError,
+  parseRouteTarget,
+  type GatewayRoute,
+  type RoutesStore,
+} from './routes-store';
+
+/** Largest admin request body accepted: a route is a few dozen bytes. */
+const MAX_BODY_BYTES = 16 * 1024;
+
+export interface AdminHandlerOptions {
+  routes: RoutesStore;
+  /** The shared bearer secret of the runner(s). */
+  adminToken: string;
+  logger: Logger;
+  /** Called after a route was removed or pointed elsewhere: its open connections must end now. */
+  onRouteGone: (gitspaceId: string) => void;
+}
+
+/** Thrown when an admin request body is not a JSON object of acceptable size (400/413). */
+class BadAdminBodyError extends Error {
+  constructor(
+    readonly status: 400 | 413,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BadAdminBodyError';
+  }
+}
+
+/**
+ * The gateway's admin API, on its own listener (the runner calls it; users never reach it):
+ * `GET /routes`, `PUT /routes/:gitspaceId { target }`, `DELETE /routes/:gitspaceId`, all with the bearer secret.
+ */
+export function createAdminHandler(options: AdminHandlerOptions): RequestListener {
+  const { routes, logger } = options;
+  return (req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error('admin request failed', { error, method: req.method, url: req.url });
+      if (!res.headersSent) send(res, 500, { error: { code: 'internal', message: 'the gateway could not do that' } });
+      else res.destroy();
+    });
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    if (url === '/healthz' && req.method === 'GET') return send(res, 200, { status: 'ok' });
+    if (!bearerMatches(req.headers.authorization, options.adminToken)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return send(res, 401, {
+        error: { code: 'unauthenticated', message: 'the gateway admin token is missing or wrong' },
+      });
+    }
+    if (url === '/routes') {
+      if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+      return send(res, 200, { routes: routes.list() });
+    }
+    const match = /^\/routes\/([^/?#]+)$/.exec(url);
+    if (!match) return send(res, 404, { error: { code: 'not_found', message: `no admin endpoint ${url}` } });
+    // Not decoded: a gitspace id has no characters that need escaping, so an escaped one is refused as it stands.
+    const gitspaceId = match[1]!;
+
+    if (req.method === 'PUT') {
+      let body: unknown;
+      try {
+        body = await readJson(req);
+      } catch (error) {
+        if (!(error instanceof BadAdminBodyError)) throw error;
+        return send(res, error.status, { error: { code: 'invalid_request', message: error.message } });
+      }
+      const previous = routes.get(gitspaceId);
+      const target = (body as { target?: unknown }).target;
+      let result: { route: GatewayRoute; created: boolean };
+      try {
+        // Connections to a target being replaced end before the table changes, so no new one is caught by mistake.
+        if (previous && previous.target !== parseRouteTarget(target)) options.onRouteGone(gitspaceId);
+        result = await routes.put(gitspaceId, target);
+      } catch (error) {
+        if (error instanceof InvalidGitspaceIdError || error instanceof InvalidRouteTargetError) {
+          const path = error instanceof InvalidGitspaceIdError ? 'gitspaceId' : 'target';
+          return send(res, 400, {
+            error: { code: 'invalid_request', message: error.message, fields: [{ path, message: error.message }] },
+          });
+        }
+        throw error;
+      }
+      logger.info(result.created ? 'route added' : 'route updated', { gitspaceId, target: result.route.target });
+      return send(res, result.created ? 201 : 200, result.route);
+    }
+    if (req.method === 'DELETE') {
+      // Connections end first, so nothing slips through between the table change and the file write.
+      options.onRouteGone(gitspaceId);
+      if (await routes.delete(gitspaceId)) logger.info('route removed', { gitspaceId });
+      res.writeHead(204).end();
+      return;
+    }
+    return methodNotAllowed(res, 'PUT, DELETE');
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new BadAdminBodyError(413, `the body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BadAdminBodyError(400, 'the body must be JSON like {"target":"http://10.0.0.5:8089"}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new BadAdminBodyError(400, 'the body must be a JSON object like {"target":"http://10.0.0.5:8089"}');
+  }
+  return parsed;
+}
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader('allow', allow);
+  send(res, 405, { error: { code: 'method_not_allowed', message: `use ${allow}` } });
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+  });
+  res.end(payload);
+}

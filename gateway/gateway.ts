@@ -1,0 +1,501 @@
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
+import { bearerToken } from '../common/bearer';
+import {
+  UpstreamTimeoutError,
+  endToEndHeaders,
+  proxyHttp,
+  proxyUpgrade,
+  writeRawResponse,
+  type ProxiedExchange,
+  type UpstreamError,
+} from '../common/http-proxy';
+import type { Logger } from '../common/logger';
+import { createAdminHandler } from './admin';
+import {
+  ExpiredAccessTokenError,
+  InvalidAccessTokenError,
+  KeysUnavailableError,
+  MissingAccessTokenError,
+  WrongGitspaceTokenError,
+  type AccessTokenVerifier,
+} from './auth';
+import type { RoutesStore } from './routes-store';
+
+/**
+ * The CDE gateway (DESIGN.md §4), the only door into a gitspace machine.
+ *
+ * Routing: `/gitspaces/<id>/<rest>` is forwarded to the route target as `/<rest>`: the prefix is STRIPPED, so the IDE
+ * always sees itself at `/` and must use relative URLs (it gets `X-Forwarded-Prefix` to know better). With a domain
+ * configured, `<id>.<domain>/<path>` is forwarded as `/<path>`. Every request needs an access token for that very
+ * gitspace (query on first visit, then the cookie; or `Authorization: Bearer`), and only registered route targets are
+ * ever dialled: the request target and `Host` only select a route, never an address.
+ *
+ * Path routing puts every gitspace on one browser origin, so their pages can reach each other with the user's
+ * cookies; a domain (host routing) gives each gitspace its own origin and is the setting for shared installations.
+ */
+
+/** Name of the gateway's session cookie; stripped from every forwarded request and upstream `Set-Cookie`. */
+export const GATEWAY_COOKIE = 'gitspaces_access';
+
+/** Path prefix of path routing. */
+export const GITSPACES_PATH_PREFIX = '/gitspaces/';
+
+/** Default deadline for a gitspace machine's response headers. */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
+
+/** Paths of the agent's private API (for the runner); the gateway never forwards them. */
+const AGENT_PRIVATE_PREFIX = '/_agent/';
+
+/** Dot segments (plain or percent-encoded), backslashes and NUL: refused rather than normalised. */
+const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%00/i;
+
+export interface GatewayOptions {
+  logger: Logger;
+  routes: RoutesStore;
+  verifier: AccessTokenVerifier;
+  /** Bearer secret of the admin listener. */
+  adminToken: string;
+  /** Enables host routing (`<id>.<domain>`). */
+  domain?: string;
+  upstreamTimeoutMs?: number;
+}
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+  adminHost?: string;
+  adminPort: number;
+}
+
+export interface Gateway {
+  readonly publicServer: http.Server;
+  readonly adminServer: http.Server;
+  /** Starts both listeners; resolves with their base URLs (ports resolved when 0 was asked for). */
+  listen(options: ListenOptions): Promise<{ publicUrl: string; adminUrl: string }>;
+  /** Ends every open connection of a gitspace now; returns how many there were. */
+  closeConnections(gitspaceId: string): number;
+  /** Open proxied connections of a gitspace (HTTP exchanges in flight and WebSockets). */
+  connectionCount(gitspaceId: string): number;
+  close(): Promise<void>;
+}
+
+/** A refusal the gateway answers itself: status, machine-readable code and a sentence for the user. */
+interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** Where a request goes, once its request target and Host are understood. */
+interface Resolved {
+  gitspaceId: string;
+  /** Path sent upstream, starting with `/`. */
+  upstreamPath: string;
+  /** Query without the token parameter (may be empty). */
+  query: string;
+  queryToken: string | undefined;
+  /** The public path prefix (`/gitspaces/<id>`) under path routing, '' under host routing. */
+  prefix: string;
+  publicPath: string;
+}
+
+/** Builds the gateway: a public request/upgrade handler and the admin API, on two servers not yet listening. */
+export function createGateway(options: GatewayOptions): Gateway {
+  const { logger, routes, verifier } = options;
+  const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
+  const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
+  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  const open = new Map<string, Set<ProxiedExchange>>();
+
+  const track = (gitspaceId: string, exchange: ProxiedExchange, onEnd: (done: () => void) => void) => {
+    let set = open.get(gitspaceId);
+    if (!set) open.set(gitspaceId, (set = new Set()));
+    set.add(exchange);
+    onEnd(() => {
+      set.delete(exchange);
+      if (set.size === 0 && open.get(gitspaceId) === set) open.delete(gitspaceId);
+    });
+  };
+
+  const closeConnections = (gitspaceId: string) => {
+    const set = open.get(gitspaceId);
+    if (!set) return 0;
+    open.delete(gitspaceId);
+    for (const exchange of set) exchange.close();
+    if (set.size > 0) logger.info('closed open connections of a removed route', { gitspaceId, count: set.size });
+    return set.size;
+  };
+
+  function resolve(req: IncomingMessage): Resolved | Refusal {
+    const rawUrl = req.url ?? '';
+    // Only origin-form targets: an absolute URI (`GET http://elsewhere/`) must never choose where we connect.
+    if (!rawUrl.startsWith('/') || rawUrl.startsWith('//')) {
+      return { status: 400, code: 'bad_request_target', message: 'only paths are accepted as request targets' };
+    }
+    const q = rawUrl.indexOf('?');
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
+    if (UNSAFE_PATH.test(path)) {
+      return { status: 400, code: 'bad_path', message: 'paths with dot segments or backslashes are refused' };
+    }
+    const { query, token: queryToken } = splitToken(rawQuery);
+
+    const hostId = domainSuffix ? gitspaceOfHost(req.headers.host, domainSuffix) : undefined;
+    if (hostId) return { gitspaceId: hostId, upstreamPath: path, query, queryToken, prefix: '', publicPath: path };
+
+    if (!path.startsWith(GITSPACES_PATH_PREFIX)) {
+      return {
+        status: 404,
+        code: 'not_found',
+        message: `nothing here: gitspaces are under ${GITSPACES_PATH_PREFIX}<id>/`,
+      };
+    }
+    const slash = path.indexOf('/', GITSPACES_PATH_PREFIX.length);
+    const gitspaceId = path.slice(GITSPACES_PATH_PREFIX.length, slash < 0 ? undefined : slash);
+    if (!GITSPACE_ID_PATTERN.test(gitspaceId)) {
+      return { status: 404, code: 'not_found', message: 'no such gitspace' };
+    }
+    const prefix = GITSPACES_PATH_PREFIX + gitspaceId;
+    // `/gitspaces/<id>` has no trailing slash: send the browser to `/gitspaces/<id>/` so relative URLs and the cookie
+    // path line up (handled by the caller as a redirect).
+    const upstreamPath = slash < 0 ? '' : path.slice(slash);
+    return { gitspaceId, upstreamPath, query, queryToken, prefix, publicPath: path };
+  }
+
+  /** Finds the token (query, then `Authorization: Bearer`, then the cookie) and checks it for this gitspace. */
+  async function authenticate(
+    req: IncomingMessage,
+    target: Resolved,
+  ): Promise<{ claims: AccessTokenClaims; source: 'query' | 'header' | 'cookie'; token: string } | Refusal> {
+    const headerToken = bearerToken(req.headers.authorization);
+    const cookieToken = readCookie(req.headers.cookie, GATEWAY_COOKIE);
+    const source = target.queryToken ? 'query' : headerToken ? 'header' : cookieToken ? 'cookie' : undefined;
+    const token = target.queryToken ?? headerToken ?? cookieToken;
+    try {
+      const claims = await verifier.verify(token, target.gitspaceId);
+      return { claims, source: source!, token: token! };
+    } catch (error) {
+      return refusalOf(error);
+    }
+  }
+
+  function forwardHeaders(req: IncomingMessage, target: Resolved): OutgoingHttpHeaders {
+    const headers = endToEndHeaders(req.headers);
+    // Gateway credentials stop here: the bearer header, our cookie (other cookies are the IDE's) and, via the path
+    // rewrite, the token query parameter.
+    if (bearerToken(req.headers.authorization)) delete headers.authorization;
+    const cookie = withoutCookie(req.headers.cookie, GATEWAY_COOKIE);
+    if (cookie) headers.cookie = cookie;
+    else delete headers.cookie;
+    const clientIp = req.socket.remoteAddress ?? '';
+    const priorFor = req.headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${clientIp}` : clientIp;
+    headers['x-forwarded-proto'] = isSecure(req) ? 'https' : 'http';
+    if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
+    if (target.prefix) headers['x-forwarded-prefix'] = target.prefix;
+    else delete headers['x-forwarded-prefix'];
+    return headers;
+  }
+
+  function upstreamTarget(target: Resolved): string {
+    return target.upstreamPath + (target.query ? `?${target.query}` : '');
+  }
+
+  /** Keeps the IDE's redirects and cookies inside its own prefix, and never lets it set the gateway's cookie. */
+  function rewriteResponse(target: Resolved, origin: string) {
+    return (headers: OutgoingHttpHeaders): OutgoingHttpHeaders => {
+      const location = headers.location;
+      if (typeof location === 'string') {
+        let rewritten = location;
+        if (location.startsWith(origin + '/') || location === origin) rewritten = location.slice(origin.length) || '/';
+        if (target.prefix && rewritten.startsWith('/') && !rewritten.startsWith('//'))
+          rewritten = target.prefix + rewritten;
+        headers.location = rewritten;
+      }
+      const setCookie = headers['set-cookie'];
+      if (Array.isArray(setCookie)) {
+        headers['set-cookie'] = setCookie
+          .filter((cookie) => !cookie.trimStart().startsWith(`${GATEWAY_COOKIE}=`))
+          .map((cookie) => (target.prefix ? cookie.replace(/;\s*path=\//i, `; Path=${target.prefix}/`) : cookie));
+      }
+      return headers;
+    };
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.url === '/healthz' && !(domainSuffix && gitspaceOfHost(req.headers.host, domainSuffix))) {
+      return sendJson(res, 200, { status: 'ok' });
+    }
+    const target = resolve(req);
+    if ('status' in target) return refuse(res, target);
+    if (target.prefix && target.upstreamPath === '') {
+      const location = `${target.prefix}/${rebuildQuery(target.query, target.queryToken)}`;
+      res.writeHead(308, { location, 'content-length': 0 }).end();
+      return;
+    }
+    if (target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
+      return refuse(res, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
+    }
+    const auth = await authenticate(req, target);
+    if ('status' in auth) return refuse(res, auth);
+    if (auth.source === 'cookie' && isCrossSiteSubresource(req)) {
+      return refuse(res, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
+    }
+    if (auth.source === 'query' && (req.method === 'GET' || req.method === 'HEAD')) {
+      // Exchange the token for a cookie and take it out of the address bar (and out of history and Referer).
+      const maxAge = Math.max(0, auth.claims.expiresAt - Math.floor(Date.now() / 1000));
+      const cookie = [
+        `${GATEWAY_COOKIE}=${auth.token}`,
+        `Path=${target.prefix ? `${target.prefix}/` : '/'}`,
+        `Max-Age=${maxAge}`,
+        'HttpOnly',
+        'SameSite=Lax',
+        ...(isSecure(req) ? ['Secure'] : []),
+      ].join('; ');
+      const location = target.publicPath + (target.query ? `?${target.query}` : '');
+      res.writeHead(303, { location, 'set-cookie': cookie, 'cache-control': 'no-store', 'content-length': 0 }).end();
+      return;
+    }
+    const route = routes.get(target.gitspaceId);
+    if (!route) return refuse(res, notRunning(target.gitspaceId));
+
+    const upstream = new URL(route.target);
+    const exchange = proxyHttp(req, res, {
+      target: upstream,
+      path: upstreamTarget(target),
+      headers: forwardHeaders(req, target),
+      timeoutMs,
+      agent,
+      responseHeaders: rewriteResponse(target, upstream.origin),
+      onError: (error) => refuse(res, upstreamRefusal(error, target.gitspaceId, logger)),
+    });
+    track(target.gitspaceId, exchange, (done) => res.once('close', done));
+  }
+
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const target = resolve(req);
+    if ('status' in target) return refuseRaw(socket, target);
+    if (target.upstreamPath === '' || target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
+      return refuseRaw(socket, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
+    }
+    const auth = await authenticate(req, target);
+    if ('status' in auth) return refuseRaw(socket, auth);
+    // Cross-site WebSocket hijacking: a cookie-authenticated upgrade must come from the gitspace's own origin.
+    if (auth.source === 'cookie' && !sameOrigin(req)) {
+      return refuseRaw(socket, {
+        status: 403,
+        code: 'cross_origin',
+        message: 'WebSockets from other origins are refused',
+      });
+    }
+    const route = routes.get(target.gitspaceId);
+    if (!route) return refuseRaw(socket, notRunning(target.gitspaceId));
+    const upstream = new URL(route.target);
+    const exchange = proxyUpgrade(req, socket, head, {
+      target: upstream,
+      path: upstreamTarget(target),
+      headers: forwardHeaders(req, target),
+      timeoutMs,
+      responseHeaders: rewriteResponse(target, upstream.origin),
+      onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
+    });
+    track(target.gitspaceId, exchange, (done) => socket.once('close', done));
+  }
+
+  const publicServer = http.createServer((req, res) => {
+    onRequest(req, res).catch((error: unknown) => {
+      logger.error('gateway request failed', { error, url: req.url });
+      if (!res.headersSent) refuse(res, { status: 500, code: 'internal', message: 'the gateway failed' });
+      else res.destroy();
+    });
+  });
+  publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    onUpgrade(req, socket, head).catch((error: unknown) => {
+      logger.error('gateway upgrade failed', { error, url: req.url });
+      socket.destroy();
+    });
+  });
+  // A gateway is not a forward proxy: CONNECT tunnels are refused outright.
+  publicServer.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
+  });
+  publicServer.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  const adminServer = http.createServer(
+    createAdminHandler({
+      routes,
+      adminToken: options.adminToken,
+      logger: logger.child('admin'),
+      onRouteGone: closeConnections,
+    }),
+  );
+
+  return {
+    publicServer,
+    adminServer,
+    async listen({ host, port, adminHost, adminPort }) {
+      await listenOn(publicServer, port, host);
+      await listenOn(adminServer, adminPort, adminHost ?? host);
+      return { publicUrl: urlOf(publicServer, host), adminUrl: urlOf(adminServer, adminHost ?? host) };
+    },
+    closeConnections,
+    connectionCount: (gitspaceId) => open.get(gitspaceId)?.size ?? 0,
+    async close() {
+      for (const gitspaceId of [...open.keys()]) closeConnections(gitspaceId);
+      agent.destroy();
+      await Promise.all([publicServer, adminServer].map(closeServer));
+    },
+  };
+}
+
+function refusalOf(error: unknown): Refusal {
+  if (error instanceof MissingAccessTokenError) return { status: 401, code: 'token_missing', message: error.message };
+  if (error instanceof ExpiredAccessTokenError) return { status: 401, code: 'token_expired', message: error.message };
+  if (error instanceof InvalidAccessTokenError) return { status: 401, code: 'token_invalid', message: error.message };
+  if (error instanceof WrongGitspaceTokenError)
+    return { status: 403, code: 'token_other_gitspace', message: error.message };
+  if (error instanceof KeysUnavailableError) return { status: 503, code: 'keys_unavailable', message: error.message };
+  throw error;
+}
+
+function notRunning(gitspaceId: string): Refusal {
+  return {
+    status: 404,
+    code: 'gitspace_not_running',
+    message: `gitspace '${gitspaceId}' is not running (start it first)`,
+  };
+}
+
+function upstreamRefusal(error: UpstreamError, gitspaceId: string, logger: Logger): Refusal {
+  logger.warn('gitspace machine did not answer', { gitspaceId, error });
+  return error instanceof UpstreamTimeoutError
+    ? { status: 504, code: 'machine_timeout', message: `the gitspace machine did not answer in ${error.timeoutMs} ms` }
+    : { status: 502, code: 'machine_unreachable', message: `the gitspace machine is unreachable (${error.causeCode})` };
+}
+
+function refuse(res: ServerResponse, refusal: Refusal): void {
+  if (refusal.status === 401) res.setHeader('www-authenticate', 'Bearer');
+  sendJson(res, refusal.status, { error: { code: refusal.code, message: refusal.message } });
+}
+
+function refuseRaw(socket: Duplex, refusal: Refusal): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+  writeRawResponse(socket, refusal.status, { 'content-type': 'application/json; charset=utf-8' }, body);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+  });
+  res.end(payload);
+}
+
+/** Removes the token parameter from a raw query, keeping every other parameter byte for byte. */
+function splitToken(rawQuery: string): { query: string; token: string | undefined } {
+  if (!rawQuery.includes(`${ACCESS_TOKEN_QUERY_PARAM}=`)) return { query: rawQuery, token: undefined };
+  let token: string | undefined;
+  const kept: string[] = [];
+  for (const part of rawQuery.split('&')) {
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (safeDecode(name) === ACCESS_TOKEN_QUERY_PARAM) token ??= safeDecode(part.slice(eq + 1)) || undefined;
+    else kept.push(part);
+  }
+  return { query: kept.join('&'), token };
+}
+
+function rebuildQuery(query: string, token: string | undefined): string {
+  const parts = [
+    ...(query ? [query] : []),
+    ...(token ? [`${ACCESS_TOKEN_QUERY_PARAM}=${encodeURIComponent(token)}`] : []),
+  ];
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
+  }
+  return undefined;
+}
+
+function withoutCookie(header: string | undefined, name: string): string | undefined {
+  if (!header || !header.includes(name)) return header;
+  const kept = header.split(';').filter((part) => part.slice(0, part.indexOf('=')).trim() !== name);
+  return kept.map((part) => part.trim()).join('; ') || undefined;
+}
+
+/** The gitspace id of `<id>.<domain>[:port]`, if the Host names one. */
+function gitspaceOfHost(host: string | undefined, domainSuffix: string): string | undefined {
+  if (!host) return undefined;
+  const name = host.toLowerCase().replace(/:\d+$/, '');
+  if (!name.endsWith(domainSuffix)) return undefined;
+  const label = name.slice(0, -domainSuffix.length);
+  return GITSPACE_ID_PATTERN.test(label) ? label : undefined;
+}
+
+function isSecure(req: IncomingMessage): boolean {
+  const forwarded = req.headers['x-forwarded-proto'];
+  return (req.socket as { encrypted?: boolean }).encrypted === true || forwarded === 'https';
+}
+
+/** A request made by a page of another site or sibling host (not a top-level navigation), per Fetch metadata. */
+function isCrossSiteSubresource(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return (site === 'cross-site' || site === 'same-site') && req.headers['sec-fetch-mode'] !== 'navigate';
+}
+
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true; // Not a browser: browsers always send Origin on WebSocket handshakes.
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function listenOn(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function urlOf(server: http.Server, host: string): string {
+  const { port } = server.address() as AddressInfo;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,66 @@
+import path from 'node:path';
+import { createRemoteJWKSet } from 'jose';
+import { ConfigError, ConfigReader } from '../common/config';
+import { newToken } from '../common/ids';
+import { createLogger } from '../common/logger';
+import { readOrCreateSecretFile } from '../common/secret-file';
+import { createAccessTokenVerifier } from './auth';
+import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
+import { createFileRoutesStore } from './routes-store';
+
+/** File (in the data dir) holding the admin secret when GITSPACES_GATEWAY_ADMIN_TOKEN is not set. */
+const ADMIN_TOKEN_FILE = 'gateway-admin-token';
+
+/** The CDE gateway's entry point (`npm run gateway`). */
+async function main(): Promise<void> {
+  const config = new ConfigReader(process.env);
+  const port = config.port('GITSPACES_GATEWAY_PORT', 3001);
+  const adminPort = config.port('GITSPACES_GATEWAY_ADMIN_PORT', 3002);
+  const host = config.string('GITSPACES_GATEWAY_HOST', '127.0.0.1');
+  const adminHost = config.string('GITSPACES_GATEWAY_ADMIN_HOST', host);
+  const configuredAdminToken = config.string('GITSPACES_GATEWAY_ADMIN_TOKEN');
+  const jwksUrl = config.url('GITSPACES_JWKS_URL', 'http://127.0.0.1:3000/api/v1/.well-known/jwks.json')!;
+  const domain = config.string('GITSPACES_GATEWAY_DOMAIN');
+  const upstreamTimeoutMs = config.positiveInt('GITSPACES_GATEWAY_UPSTREAM_TIMEOUT_MS', DEFAULT_UPSTREAM_TIMEOUT_MS);
+  const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', './.gitspaces'));
+  config.done();
+
+  const logger = createLogger('gateway');
+  const adminToken =
+    configuredAdminToken ??
+    (await readOrCreateSecretFile(path.join(dataDir, ADMIN_TOKEN_FILE), () => newToken('gwadm'))).value;
+  const routes = await createFileRoutesStore(dataDir);
+  // Keys are fetched on first use and cached; an unknown key id triggers one refetch (rate-limited by jose).
+  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
+  const gateway = createGateway({
+    logger,
+    routes,
+    verifier: createAccessTokenVerifier({ keys }),
+    adminToken,
+    domain,
+    upstreamTimeoutMs,
+  });
+  const { publicUrl, adminUrl } = await gateway.listen({ host, port, adminHost, adminPort });
+  logger.info('gateway listening', {
+    publicUrl,
+    adminUrl,
+    routes: routes.list().length,
+    jwksUrl,
+    domain,
+    adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, ADMIN_TOKEN_FILE),
+  });
+  const shutdown = () => {
+    logger.info('gateway stopping');
+    gateway.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,199 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { SignJWT, createLocalJWKSet, importPKCS8, type JWTPayload } from 'jose';
+import { closeIde } from '../agent/ide';
+import { createAgentApp } from '../agent/server';
+import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
+import { ACCESS_TOKEN_ALGORITHM } from '../common/access-token';
+import { silentLogger } from '../common/logger';
+import { createAccessTokenVerifier } from './auth';
+import { createGateway, type Gateway, type GatewayOptions } from './gateway';
+import { createFileRoutesStore } from './routes-store';
+
+/**
+ * Real parts for gateway tests: a token issuer with its key in a temp data dir, real agents (terminal IDE, real shell)
+ * on loopback, and the real gateway with both listeners on loopback ports chosen by the OS.
+ */
+
+export interface Harness {
+  dataDir: string;
+  issuer: AccessTokenIssuer;
+  gateway: Gateway;
+  publicUrl: string;
+  adminUrl: string;
+  adminToken: string;
+  /** Calls the admin API. */
+  admin(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }>;
+  /** A token signed by the control plane's key with any payload and header the test wants (for forgeries). */
+  sign(payload: JWTPayload, header?: Record<string, unknown>): Promise<string>;
+  /** Stops the gateway and starts a new one on the same data dir and ports (a restart). */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(
+  options: Partial<Pick<GatewayOptions, 'domain' | 'upstreamTimeoutMs'>> = {},
+): Promise<Harness> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-gateway-'));
+  const issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 3600 });
+  const privateKey = await importPKCS8(
+    await readFile(path.join(dataDir, ACCESS_TOKEN_KEY_FILE), 'utf8'),
+    ACCESS_TOKEN_ALGORITHM,
+  );
+  const adminToken = 'test-admin-token-0123456789';
+  let ports = { port: 0, adminPort: 0 };
+
+  const build = async () => {
+    const gateway = createGateway({
+      logger: silentLogger,
+      routes: await createFileRoutesStore(dataDir),
+      verifier: createAccessTokenVerifier({ keys: createLocalJWKSet(issuer.jwks()) }),
+      adminToken,
+      ...options,
+    });
+    const urls = await gateway.listen({ host: '127.0.0.1', ...ports });
+    ports = { port: portOf(urls.publicUrl), adminPort: portOf(urls.adminUrl) };
+    return { gateway, ...urls };
+  };
+
+  let current = await build();
+  const harness: Harness = {
+    dataDir,
+    issuer,
+    get gateway() {
+      return current.gateway;
+    },
+    get publicUrl() {
+      return current.publicUrl;
+    },
+    get adminUrl() {
+      return current.adminUrl;
+    },
+    adminToken,
+    async admin(method, route, body, token = adminToken) {
+      const response = await fetch(`${current.adminUrl}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+    async sign(payload, header = {}) {
+      const kid = issuer.jwks().keys[0]!.kid;
+      return new SignJWT(payload).setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid, ...header }).sign(privateKey);
+    },
+    async restart() {
+      await current.gateway.close();
+      current = await build();
+    },
+    async close() {
+      await current.gateway.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+export interface TestAgent {
+  url: string;
+  workspaceDir: string;
+  close(): Promise<void>;
+}
+
+/** A real gitspace agent (terminal IDE, real shell) whose workspace holds a small repository checkout. */
+export async function startAgent(
+  gitspaceId: string,
+  files: Record<string, string> = { 'README.md': '# demo\n' },
+): Promise<TestAgent> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-agent-'));
+  const workspaceDir = path.join(root, 'workspace');
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(workspaceDir, name)), { recursive: true });
+    await writeFile(path.join(workspaceDir, name), content);
+  }
+  const { server } = createAgentApp({
+    gitspaceId,
+    secret: 'agent-secret-for-tests',
+    workspaceDir,
+    ide: 'terminal',
+    logger: silentLogger,
+    ideHost: { shell: '/bin/bash', env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, PS1: '$ ' } },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    workspaceDir,
+    async close() {
+      closeIde(server);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A recorded request at a {@link startRecorder} upstream. */
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** An upstream that records every request it gets (HTTP and upgrades) and answers from `respond`. */
+export async function startRecorder(
+  respond: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end('recorded'),
+): Promise<{ url: string; requests: RecordedRequest[]; server: http.Server; close(): Promise<void> }> {
+  const requests: RecordedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => {
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      respond(req, res);
+    });
+  });
+  server.on('upgrade', (req, socket) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+    socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    server,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Sends raw bytes to a listener and returns the raw answer (for request targets fetch would never send). */
+export function rawRequest(url: string, text: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.write(text));
+    let answer = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => {
+      socket.destroy();
+      resolve(answer);
+    });
+  });
+}
+
+/** The status code of a raw HTTP answer. */
+export function statusOf(answer: string): number {
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
+}
+
+function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
