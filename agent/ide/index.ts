@@ -62,8 +62,13 @@ export function mountIde(app: express.Express, server: http.Server, options: Ide
       env,
       terminalPath: VSCODE_TERMINAL_BASE.slice(1),
     });
-    app.get(VSCODE_TERMINAL_BASE.slice(0, -1), (_req, res) => res.redirect(308, VSCODE_TERMINAL_BASE.slice(1)));
-    app.use(VSCODE_TERMINAL_BASE, terminal.router);
+    // `/terminal` without its slash would break the page's relative URLs (routing ignores trailing slashes).
+    app.get(VSCODE_TERMINAL_BASE.slice(0, -1), (req, res, next) =>
+      req.originalUrl.split('?')[0] === VSCODE_TERMINAL_BASE.slice(0, -1)
+        ? res.redirect(308, VSCODE_TERMINAL_BASE.slice(1))
+        : next(),
+    );
+    app.use(VSCODE_TERMINAL_BASE.slice(0, -1), terminal.router);
     app.use((req, res, next) => (req.path.startsWith('/_agent/') ? next() : vscode.handleRequest(req, res)));
     onUpgrade = (req, socket, head) => {
       if (!terminal.handleUpgrade(req, socket, head, VSCODE_TERMINAL_BASE)) vscode.handleUpgrade(req, socket, head);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -83,7 +83,7 @@ interface Running {
   ready: Promise<number>;
 }
 
-/** Builds the VS Code IDE; the server starts at once, and again on the next request after it exits. */
+/** Builds the VS Code IDE; the server starts on the first request, and again on the next one after it exits. */
 export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
   const { logger } = options;
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
@@ -118,7 +118,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
     logger.info('starting VS Code server', { command: display });
     // Its own process group, so stopping it also stops the helpers it spawns.
     const child = spawn(resolved.file, args, {
-      cwd: options.workspaceDir,
+      cwd: existsSync(options.workspaceDir) ? options.workspaceDir : path.dirname(options.workspaceDir),
       env: options.env,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -146,8 +146,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
     throw new VscodeStartError(display, `no answer on port ${port} within ${startTimeoutMs} ms`, output);
   }
 
-  // Launched eagerly so the IDE is warm when the user arrives.
-  start();
+  // Launched on the first IDE request, not at agent start: on a first start the workspace is only cloned later.
 
   return {
     handleRequest(req, res) {

@@ -1,0 +1,87 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { silentLogger } from '../../common/logger';
+import { createAgentApp } from '../server';
+import { closeIde } from '.';
+
+const FAKE_SERVER = path.join(__dirname, 'testdata', 'fake-vscode-server.js');
+
+async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: string }) {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-'));
+  const workspaceDir = path.join(root, 'my workspace');
+  const { server } = createAgentApp({
+    gitspaceId: 'gs-code',
+    secret: 'secret',
+    workspaceDir,
+    ide: 'vscode-web',
+    logger: silentLogger,
+    ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' }, searchPath: '/nonexistent', ...ideHost },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    workspaceDir,
+    async close() {
+      closeIde(server);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('vscode-web IDE', () => {
+  it('launches the configured VS Code server and proxies HTTP and WebSockets to it', async () => {
+    const agent = await startVscodeAgent({ vscodeCommand: `${process.execPath} ${FAKE_SERVER} {port} {workspace}` });
+    try {
+      const response = await fetch(`${agent.url}/some/path?x=1`);
+      expect(response.status).toBe(200);
+      // The workspace path has a space and still arrives as one argument.
+      expect(await response.text()).toContain(`workspace=${agent.workspaceDir} path=/some/path?x=1`);
+      const ws = new WebSocket(`${agent.url.replace('http', 'ws')}/socket`);
+      const echoed = new Promise<string>((resolve, reject) => {
+        ws.once('message', (data: Buffer) => resolve(data.toString()));
+        ws.once('error', reject);
+      });
+      ws.once('open', () => ws.send('ping-through-agent'));
+      expect(await echoed).toBe('ping-through-agent');
+      ws.terminate();
+      expect((await fetch(`${agent.url}/_agent/healthz`)).status).toBe(200);
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('says clearly when no VS Code server is installed, and offers the terminal instead', async () => {
+    const agent = await startVscodeAgent({});
+    try {
+      const response = await fetch(`${agent.url}/`);
+      expect(response.status).toBe(503);
+      const html = await response.text();
+      expect(html).toContain('no VS Code server is installed on this machine');
+      expect(html).toContain('code-server');
+      expect(html).toContain('openvscode-server');
+      expect(html).toContain('href="terminal/"');
+      const terminal = await fetch(`${agent.url}/terminal/`);
+      expect(terminal.status).toBe(200);
+      expect(await terminal.text()).toContain('assets/xterm.js');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('explains a configured command that cannot start', async () => {
+    const agent = await startVscodeAgent({ vscodeCommand: '/bin/sh -c exit_7_is_not_a_command' });
+    try {
+      const response = await fetch(`${agent.url}/`);
+      expect(response.status).toBe(503);
+      expect(await response.text()).toMatch(/did not start: exited with code 127/);
+    } finally {
+      await agent.close();
+    }
+  });
+});

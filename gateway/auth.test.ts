@@ -1,0 +1,90 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createRemoteJWKSet } from 'jose';
+import { createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
+import {
+  ExpiredAccessTokenError,
+  InvalidAccessTokenError,
+  KeysUnavailableError,
+  MissingAccessTokenError,
+  WrongGitspaceTokenError,
+  createAccessTokenVerifier,
+} from './auth';
+
+describe('access token verifier against the control plane JWKS endpoint', () => {
+  let dataDir: string;
+  let issuer: AccessTokenIssuer;
+  let jwksServer: http.Server;
+  let jwksUrl: URL;
+  let fetches = 0;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-auth-'));
+    issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 600 });
+    jwksServer = http.createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks()));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    jwksUrl = new URL(`http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/api/v1/.well-known/jwks.json`);
+  });
+  afterAll(async () => {
+    jwksServer.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('fetches the keys once, not per request, and verifies locally', async () => {
+    fetches = 0;
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl) });
+    for (let i = 0; i < 20; i++) {
+      const { token } = await issuer.issue({ userId: `user-${i}`, gitspaceId: 'gs-a' });
+      await expect(verifier.verify(token, 'gs-a')).resolves.toMatchObject({ userId: `user-${i}`, gitspaceId: 'gs-a' });
+    }
+    expect(fetches).toBe(1);
+  });
+
+  it('refetches on an unknown key id, so a new control-plane key is picked up without a restart', async () => {
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl, { cooldownDuration: 0 }) });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    await verifier.verify(token, 'gs-a');
+    const rotatedDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-auth-rotated-'));
+    const previous = issuer;
+    issuer = await createAccessTokenIssuer({ dataDir: rotatedDir, ttlSeconds: 600 });
+    try {
+      fetches = 0;
+      const rotated = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+      await expect(verifier.verify(rotated.token, 'gs-a')).resolves.toMatchObject({ userId: 'u' });
+      expect(fetches).toBe(1);
+    } finally {
+      issuer = previous;
+      await rm(rotatedDir, { recursive: true, force: true });
+    }
+  });
+
+  it('names each refusal', async () => {
+    let now = Date.now();
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    await expect(verifier.verify(undefined, 'gs-a')).rejects.toBeInstanceOf(MissingAccessTokenError);
+    await expect(verifier.verify('not.a.jwt', 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
+    await expect(verifier.verify(token, 'gs-b')).rejects.toBeInstanceOf(WrongGitspaceTokenError);
+    await verifier.verify(token, 'gs-a');
+    now += 601_000 + 5_000; // past expiry and tolerance: the cached verification must not outlive the token
+    await expect(verifier.verify(token, 'gs-a')).rejects.toBeInstanceOf(ExpiredAccessTokenError);
+  });
+
+  it('reports unreachable keys as such, not as a bad token', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const verifier = createAccessTokenVerifier({
+      keys: createRemoteJWKSet(new URL(`http://127.0.0.1:${port}/jwks.json`)),
+    });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    await expect(verifier.verify(token, 'gs-a')).rejects.toBeInstanceOf(KeysUnavailableError);
+  });
+});

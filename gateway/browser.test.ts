@@ -1,0 +1,87 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { GATEWAY_COOKIE } from './gateway';
+import { startAgent, startHarness, type Harness, type TestAgent } from './test-harness';
+
+/** Debian's chromium package; the test never downloads a browser. */
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
+const ID = 'gs-browser';
+
+describe('a user in a real browser', () => {
+  let h: Harness;
+  let agent: TestAgent;
+  let context: BrowserContext;
+  let profile: string;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    agent = await startAgent(ID, {
+      'README.md': '# demo repository\n',
+      'package.json': '{ "name": "demo" }\n',
+      'src/hello-from-the-repo.ts': 'export const hello = 1;\n',
+    });
+    await h.admin('PUT', `/routes/${ID}`, { target: agent.url });
+    profile = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-chromium-'));
+    // A fresh profile directory per run (playwright passes it as --user-data-dir).
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1100, height: 600 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await context?.close();
+    await h.close();
+    await agent.close();
+    await rm(profile, { recursive: true, force: true });
+  });
+
+  it('opens the access URL, lands in the terminal without the token in the address bar, and lists the repository', async () => {
+    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const accessUrl = `${h.publicUrl}/gitspaces/${ID}/?token=${token}`;
+    const page = await context.newPage();
+    await page.goto(accessUrl);
+
+    expect(page.url()).toBe(`${h.publicUrl}/gitspaces/${ID}/`);
+    // The cookie exists, but page scripts cannot read it.
+    expect((await context.cookies()).map((c) => [c.name, c.httpOnly, c.sameSite, c.path])).toEqual([
+      [GATEWAY_COOKIE, true, 'Lax', `/gitspaces/${ID}/`],
+    ]);
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+
+    await page.getByRole('status').filter({ hasText: 'connected' }).waitFor();
+    await page.locator('.xterm').click();
+    await page.keyboard.type('ls');
+    await page.keyboard.press('Enter');
+    const rows = page.locator('.xterm-rows');
+    await rows.filter({ hasText: 'package.json' }).waitFor({ timeout: 15_000 });
+    const screen = await rows.innerText();
+    expect(screen).toContain('README.md');
+    expect(screen).toMatch(/\bsrc\b/);
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'gateway-terminal.png') });
+    await page.close();
+  });
+
+  it('shows the 401 explanation to a browser that comes without a token', async () => {
+    await context.clearCookies();
+    const page = await context.newPage();
+    const response = await page.goto(`${h.publicUrl}/gitspaces/${ID}/`);
+    expect(response?.status()).toBe(401);
+    expect(await page.textContent('body')).toContain('needs an access token');
+    await page.close();
+  });
+});

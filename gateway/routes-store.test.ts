@@ -1,0 +1,69 @@
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CorruptRoutesFileError,
+  InvalidGitspaceIdError,
+  InvalidRouteTargetError,
+  ROUTES_FILE,
+  createFileRoutesStore,
+} from './routes-store';
+
+describe('file routes store', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-routes-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('persists every change atomically (0600, no temp files left) and finds it again', async () => {
+    const store = await createFileRoutesStore(dir);
+    expect(await store.put('gs-a', 'http://127.0.0.1:8089/')).toMatchObject({
+      created: true,
+      route: { target: 'http://127.0.0.1:8089' },
+    });
+    expect((await store.put('gs-a', 'http://127.0.0.1:9000')).created).toBe(false);
+    await store.put('gs-b', 'https://[::1]:443');
+    expect(await store.delete('gs-b')).toBe(true);
+    expect(await store.delete('gs-b')).toBe(false);
+    expect((await stat(path.join(dir, ROUTES_FILE))).mode & 0o777).toBe(0o600);
+    expect(await readdir(dir)).toEqual([ROUTES_FILE]);
+    const again = await createFileRoutesStore(dir);
+    expect(again.list()).toEqual([expect.objectContaining({ gitspaceId: 'gs-a', target: 'http://127.0.0.1:9000' })]);
+  });
+
+  it('refuses targets that are not a plain origin, and changes nothing', async () => {
+    const store = await createFileRoutesStore(dir);
+    await store.put('gs-a', 'http://127.0.0.1:8089');
+    const bad = [
+      'file:///etc/passwd',
+      'http://127.0.0.1:8089/path',
+      'http://user:pw@127.0.0.1:8089',
+      'http://127.0.0.1:8089?x=1',
+      'http://127.0.0.1:8089#x',
+      'http://127.0.0.1:99999',
+      'http:\\\\127.0.0.1:8089',
+      'gopher://127.0.0.1:70',
+      ' http://127.0.0.1:1',
+      '',
+      42,
+      undefined,
+    ];
+    for (const target of bad) await expect(store.put('gs-a', target)).rejects.toBeInstanceOf(InvalidRouteTargetError);
+    for (const id of ['../x', 'a/b', '', '-lead', 'a.b', 'x'.repeat(129)]) {
+      await expect(store.put(id, 'http://127.0.0.1:1')).rejects.toBeInstanceOf(InvalidGitspaceIdError);
+    }
+    expect(store.list()).toEqual([expect.objectContaining({ gitspaceId: 'gs-a', target: 'http://127.0.0.1:8089' })]);
+    expect(JSON.parse(await readFile(path.join(dir, ROUTES_FILE), 'utf8')).routes).toHaveLength(1);
+  });
+
+  it('refuses to start on a corrupt file instead of forgetting the routes', async () => {
+    await writeFile(path.join(dir, ROUTES_FILE), '{"routes": [');
+    await expect(createFileRoutesStore(dir)).rejects.toBeInstanceOf(CorruptRoutesFileError);
+    await writeFile(
+      path.join(dir, ROUTES_FILE),
+      JSON.stringify({ routes: [{ gitspaceId: 'gs-a', target: 'http://x/evil' }] }),
+    );
+    await expect(createFileRoutesStore(dir)).rejects.toThrow(/routes\[0\].*target/);
+  });
+});
