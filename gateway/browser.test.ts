@@ -59,7 +59,7 @@ describe('a user in a real browser', () => {
     expect((await context.cookies()).map((c) => [c.name, c.httpOnly, c.sameSite, c.path])).toEqual([
       [GATEWAY_COOKIE, true, 'Lax', `/gitspaces/${ID}/`],
     ]);
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate('document.cookie')).toBe('');
 
     await page.getByRole('status').filter({ hasText: 'connected' }).waitFor();
     await page.locator('.xterm').click();
