@@ -109,6 +109,16 @@ export function createGateway(options: GatewayOptions): Gateway {
   const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
   const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
   const open = new Map<string, Set<ProxiedExchange>>();
+  // Route targets parsed once, not per request (they are validated origins).
+  const targetUrls = new Map<string, URL>();
+  const parsedTarget = (target: string): URL => {
+    let url = targetUrls.get(target);
+    if (!url) {
+      if (targetUrls.size > 10_000) targetUrls.clear();
+      targetUrls.set(target, (url = new URL(target)));
+    }
+    return url;
+  };
 
   const track = (gitspaceId: string, exchange: ProxiedExchange, onEnd: (done: () => void) => void) => {
     let set = open.get(gitspaceId);
@@ -262,7 +272,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const route = routes.get(target.gitspaceId);
     if (!route) return refuse(res, notRunning(target.gitspaceId));
 
-    const upstream = new URL(route.target);
+    const upstream = parsedTarget(route.target);
     const exchange = proxyHttp(req, res, {
       target: upstream,
       path: upstreamTarget(target),
@@ -293,7 +303,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const route = routes.get(target.gitspaceId);
     if (!route) return refuseRaw(socket, notRunning(target.gitspaceId));
-    const upstream = new URL(route.target);
+    const upstream = parsedTarget(route.target);
     const exchange = proxyUpgrade(req, socket, head, {
       target: upstream,
       path: upstreamTarget(target),

@@ -1,0 +1,299 @@
+/**
+ * `npm run bench:gateway`: the same upstream measured three ways in one run — direct, through this gateway (the real
+ * `gateway/main.ts` process) and through nginx (Debian package, loopback, generated config, one worker like the
+ * gateway's one process) — with wrk at 50 connections; then WebSocket echo round trips direct vs gateway.
+ *
+ * Budget: gateway ≥ 60% of nginx's requests/s and ≤ 2 ms added p99 (compared with nginx) at 50 connections.
+ * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 50). Not part of `npm test`.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { createAccessTokenIssuer } from '../api/access-tokens';
+import { GATEWAY_COOKIE } from '../gateway/gateway';
+
+const ROOT = path.resolve(__dirname, '..');
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const GITSPACE_ID = 'gs-bench';
+const ADMIN_TOKEN = 'bench-admin-token';
+
+/** The upstream: a small Node server like the agent (HTTP "hello" and a WebSocket echo), in its own process. */
+const UPSTREAM_SOURCE = `
+const http = require('node:http');
+const { WebSocketServer } = require('ws');
+const body = Buffer.from('hello from the gitspace\\n');
+const server = http.createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
+});
+const wss = new WebSocketServer({ server });
+wss.on('connection', (ws) => ws.on('message', (data, binary) => ws.send(data, { binary })));
+server.keepAliveTimeout = 65000;
+server.listen(Number(process.argv[1]), '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
+const children: ChildProcess[] = [];
+
+async function main(): Promise<void> {
+  for (const tool of ['wrk', 'nginx']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]).status !== 0) {
+      throw new Error(`${tool} is not installed: apt-get install -y wrk nginx`);
+    }
+  }
+  const work = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-bench-'));
+  try {
+    const [upstreamPort, gatewayPort, adminPort, nginxPort, jwksPort] = (await freePorts(5)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const upstream = `http://127.0.0.1:${upstreamPort}`;
+    await startChild('upstream', process.execPath, ['-e', UPSTREAM_SOURCE, String(upstreamPort)], {}, `${upstream}/`);
+
+    // The control plane's part: an issuer and its JWKS endpoint, which the gateway fetches once.
+    const issuer = await createAccessTokenIssuer({ dataDir: work, ttlSeconds: 3600 });
+    const jwks = http.createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks())),
+    );
+    await new Promise<void>((resolve) => jwks.listen(jwksPort, '127.0.0.1', resolve));
+    const { token } = await issuer.issue({ userId: 'bench', gitspaceId: GITSPACE_ID });
+
+    const gateway = `http://127.0.0.1:${gatewayPort}`;
+    await startChild(
+      'gateway',
+      path.join(ROOT, 'node_modules/.bin/tsx'),
+      [path.join(ROOT, 'gateway/main.ts')],
+      {
+        GITSPACES_GATEWAY_PORT: String(gatewayPort),
+        GITSPACES_GATEWAY_ADMIN_PORT: String(adminPort),
+        GITSPACES_GATEWAY_ADMIN_TOKEN: ADMIN_TOKEN,
+        GITSPACES_JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`,
+        GITSPACES_DATA_DIR: work,
+      },
+      `${gateway}/healthz`,
+    );
+    const put = await fetch(`http://127.0.0.1:${adminPort}/routes/${GITSPACE_ID}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ target: upstream }),
+    });
+    if (!put.ok) throw new Error(`gateway route registration failed: ${put.status} ${await put.text()}`);
+
+    const nginx = `http://127.0.0.1:${nginxPort}`;
+    await writeFile(path.join(work, 'nginx.conf'), nginxConfig(work, nginxPort, upstreamPort));
+    await startChild(
+      'nginx',
+      '/usr/sbin/nginx',
+      ['-p', work, '-c', path.join(work, 'nginx.conf'), '-e', path.join(work, 'nginx-error.log')],
+      {},
+      `${nginx}/`,
+    );
+
+    const cookie = `${GATEWAY_COOKIE}=${token}`;
+    const gatewayUrl = `${gateway}/gitspaces/${GITSPACE_ID}/`;
+    const check = await fetch(gatewayUrl, { headers: { cookie } });
+    if (check.status !== 200) throw new Error(`gateway answered ${check.status}: ${await check.text()}`);
+
+    process.stdout.write(
+      `wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION_S}s per run (after a 2s warm-up); ${os.cpus().length} CPUs\n`,
+    );
+    const results = [
+      { name: 'direct', ...(await load(`${upstream}/`, [])) },
+      { name: 'gateway', ...(await load(gatewayUrl, ['-H', `Cookie: ${cookie}`])) },
+      { name: 'nginx', ...(await load(`${nginx}/`, [])) },
+    ];
+    printTable(
+      ['path', 'requests/s', 'p50 ms', 'p99 ms'],
+      results.map((r) => [r.name, r.rps.toFixed(0), r.p50.toFixed(3), r.p99.toFixed(3)]),
+    );
+
+    const direct = results[0]!;
+    const viaGateway = results[1]!;
+    const viaNginx = results[2]!;
+    const share = viaGateway.rps / viaNginx.rps;
+    const addedP99VsNginx = viaGateway.p99 - viaNginx.p99;
+    const addedP99VsDirect = viaGateway.p99 - direct.p99;
+    process.stdout.write(
+      `\ngateway / nginx requests/s: ${(share * 100).toFixed(0)}% (budget ≥ 60%) ${share >= 0.6 ? 'OK' : 'OVER BUDGET'}\n` +
+        `gateway p99 added vs nginx: ${addedP99VsNginx.toFixed(3)} ms (budget ≤ 2 ms) ${addedP99VsNginx <= 2 ? 'OK' : 'OVER BUDGET'}; ` +
+        `vs direct: ${addedP99VsDirect.toFixed(3)} ms\n\n`,
+    );
+
+    const wsDirect = await echoRoundTrips(`${upstream.replace('http', 'ws')}/`, {});
+    const wsGateway = await echoRoundTrips(`${gatewayUrl.replace('http', 'ws')}echo`, { cookie });
+    printTable(
+      ['WebSocket echo', 'round trips', 'p50 ms', 'p99 ms'],
+      [
+        ['direct', String(wsDirect.count), wsDirect.p50.toFixed(3), wsDirect.p99.toFixed(3)],
+        ['gateway', String(wsGateway.count), wsGateway.p50.toFixed(3), wsGateway.p99.toFixed(3)],
+      ],
+    );
+    jwks.close();
+  } finally {
+    stopChildren();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function nginxConfig(work: string, port: number, upstreamPort: number): string {
+  return `daemon off;
+master_process off;
+worker_processes 1;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${work}/client_body;
+  proxy_temp_path ${work}/proxy;
+  fastcgi_temp_path ${work}/fastcgi;
+  uwsgi_temp_path ${work}/uwsgi;
+  scgi_temp_path ${work}/scgi;
+  upstream gitspace { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://gitspace;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}
+`;
+}
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+async function load(url: string, extra: string[]): Promise<LoadResult> {
+  await run('wrk', ['-t1', `-c${CONNECTIONS}`, '-d2s', ...extra, url]);
+  const output = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', ...extra, url]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1]);
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1];
+  if (non2xx) throw new Error(`wrk saw ${non2xx} error answers from ${url}`);
+  return { rps, p50: latency(output, '50%'), p99: latency(output, '99%') };
+}
+
+/** Reads a percentile line of wrk's latency distribution (`50%  1.23ms`) in milliseconds. */
+function latency(output: string, percentile: string): number {
+  const match = new RegExp(`^\\s*${percentile}\\s+([\\d.]+)(us|ms|s)\\s*$`, 'm').exec(output);
+  if (!match) throw new Error(`no ${percentile} latency in wrk output:\n${output}`);
+  const value = Number(match[1]);
+  return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+}
+
+async function echoRoundTrips(
+  url: string,
+  headers: Record<string, string>,
+  count = 2000,
+): Promise<{ count: number; p50: number; p99: number }> {
+  const ws = new WebSocket(url, { headers });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const times: number[] = [];
+  const payload = Buffer.alloc(64, 'x');
+  for (let i = 0; i < count + 200; i++) {
+    const started = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      ws.once('message', () => resolve());
+      ws.send(payload);
+    });
+    if (i >= 200) times.push(Number(process.hrtime.bigint() - started) / 1e6); // the first 200 warm up
+  }
+  ws.close();
+  times.sort((a, b) => a - b);
+  return { count, p50: times[Math.floor(count * 0.5)]!, p99: times[Math.floor(count * 0.99)]! };
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  process.stdout.write(
+    `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n`,
+  );
+}
+
+function run(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${file} failed (${code}): ${out}`))));
+  });
+}
+
+/** Starts a long-running child and waits until `readyUrl` answers; it is stopped by its pid at the end. */
+async function startChild(
+  name: string,
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  readyUrl: string,
+): Promise<void> {
+  const child = spawn(file, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
+  child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-2000)));
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited early: ${output}`);
+    try {
+      await fetch(readyUrl);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`${name} did not come up: ${output}`);
+}
+
+function stopChildren(): void {
+  for (const child of children.splice(0)) {
+    if (child.pid && child.exitCode === null) child.kill('SIGTERM');
+  }
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<http.Server>((resolve) => {
+          const server = http.createServer();
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+process.on('SIGINT', () => {
+  stopChildren();
+  process.exit(130);
+});
+
+main().catch((error: unknown) => {
+  stopChildren();
+  process.stderr.write(`bench:gateway failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
