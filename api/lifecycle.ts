@@ -92,6 +92,25 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
     }
   };
 
+  /**
+   * When the running workflow has already recorded its outcome (it is only closing), waits a few seconds for it to
+   * close; true when it did. A workflow still doing its work is a real conflict: false at once.
+   */
+  const previousRunCloses = async (gitspaceId: string): Promise<boolean> => {
+    const running = await describeRunning(gitspaceId);
+    if (!running) return true;
+    const operation = await store.findOperation(running.runId);
+    if (!operation || operation.status === 'running') return false;
+    const handle = client.workflow.getHandle(lifecycleWorkflowId(gitspaceId), running.runId);
+    return Promise.race([
+      handle.result().then(
+        () => true,
+        () => true,
+      ),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 5000).unref()),
+    ]);
+  };
+
   return {
     /** Starts the workflow for `requested` on the gitspace; throws ConflictError when the transition is not allowed. */
     async request(gitspaceId: string, requested: RequestedAction): Promise<OperationRow> {
@@ -117,8 +136,8 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
       }
       const infrastructure = await store.getInfrastructure(gitspace.infrastructureId);
       const workflowId = lifecycleWorkflowId(gitspace.id);
-      try {
-        const handle = await client.workflow.start(WORKFLOW_TYPES[action], {
+      const start = () =>
+        client.workflow.start(WORKFLOW_TYPES[action], {
           workflowId,
           taskQueue: CONTROL_PLANE_TASK_QUEUE,
           args: [{ gitspaceId: gitspace.id }],
@@ -131,11 +150,23 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
             { key: keys.provider, value: infrastructure.provider },
           ],
         });
-        return await store.recordOperation({ gitspaceId: gitspace.id, action, workflowId, runId: handle.firstExecutionRunId });
+      let handle: Awaited<ReturnType<typeof start>>;
+      try {
+        handle = await start();
       } catch (error) {
-        if (error instanceof WorkflowExecutionAlreadyStartedError) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
-        throw error;
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+        // The previous operation has recorded its final state but its workflow is still closing: wait a moment for it.
+        if (!(await previousRunCloses(gitspace.id))) {
+          throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+        }
+        try {
+          handle = await start();
+        } catch (retryError) {
+          if (retryError instanceof WorkflowExecutionAlreadyStartedError) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+          throw retryError;
+        }
       }
+      return store.recordOperation({ gitspaceId: gitspace.id, action, workflowId, runId: handle.firstExecutionRunId });
     },
   };
 }

@@ -225,6 +225,10 @@ export function createStore(db: Db) {
       return db.selectFrom('operations').selectAll().where('runId', '=', values.runId).executeTakeFirstOrThrow();
     },
 
+    async findOperation(runId: string): Promise<OperationRow | undefined> {
+      return db.selectFrom('operations').selectAll().where('runId', '=', runId).executeTakeFirst();
+    },
+
     async updateOperation(runId: string, patch: { status?: OperationStatus; step?: string | null }): Promise<void> {
       const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : {};
       await db.updateTable('operations').set({ ...patch, ...finished }).where('runId', '=', runId).execute();

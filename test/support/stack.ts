@@ -1,0 +1,129 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createRemoteJWKSet } from 'jose';
+import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
+import { silentLogger } from '../../common/logger';
+import type { DatabaseLocation } from '../../db/connect';
+import type { DevServer } from '../../engine/dev-server';
+import { createAccessTokenVerifier } from '../../gateway/auth';
+import { createGateway, type Gateway } from '../../gateway/gateway';
+import { createFileRoutesStore } from '../../gateway/routes-store';
+import { startRunner, type RunningRunner } from '../../workers/runner-process';
+import { startTestTemporal } from './temporal';
+
+export interface TestStack {
+  dataDir: string;
+  temporal: DevServer;
+  controlPlane: RunningControlPlane;
+  runner?: RunningRunner;
+  gateway: Gateway;
+  gatewayUrl: string;
+  gatewayAdminUrl: string;
+  /** Calls the REST API as the admin (or with the given token). */
+  api(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
+  startRunner(): Promise<RunningRunner>;
+  stop(): Promise<void>;
+}
+
+const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
+
+/**
+ * The whole product in this process, on real parts: a Temporal dev server, the control plane (API + worker) on
+ * PGlite or PostgreSQL, the real gateway, and a runner for the embedded `local` infrastructure.
+ */
+export async function startTestStack(
+  options: { workflowBundle?: WorkflowBundleWithSourceMap; database?: DatabaseLocation; runner?: boolean; runnerPickupTimeoutSeconds?: number } = {},
+): Promise<TestStack> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-stack-'));
+  const temporal = await startTestTemporal();
+  const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
+  let controlPlaneUrl = '';
+  const gateway = createGateway({
+    logger: silentLogger,
+    routes,
+    adminToken: GATEWAY_ADMIN_TOKEN,
+    verifier: createAccessTokenVerifier({
+      keys: (header, token) => createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
+    }),
+  });
+  const { publicUrl, adminUrl } = await gateway.listen({ host: '127.0.0.1', port: 0, adminPort: 0 });
+  const controlPlane = await startControlPlane(
+    {
+      dataDir,
+      database: options.database ?? { kind: 'pglite' },
+      host: '127.0.0.1',
+      port: 0,
+      temporalAddress: temporal.address,
+      namespace: 'default',
+      embeddedDefaults: true,
+      publicGatewayUrl: publicUrl,
+      runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
+      eventPollMs: 100,
+      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    },
+    silentLogger,
+  );
+  controlPlaneUrl = controlPlane.url;
+
+  const stack: TestStack = {
+    dataDir,
+    temporal,
+    controlPlane,
+    gateway,
+    gatewayUrl: publicUrl,
+    gatewayAdminUrl: adminUrl,
+    async api(method, route, body, token = controlPlane.adminToken) {
+      const response = await fetch(`${controlPlane.url}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async startRunner() {
+      stack.runner = await startRunner(
+        {
+          infrastructureId: 'local',
+          temporalAddress: temporal.address,
+          namespace: 'default',
+          dataDir,
+          gatewayAdminUrl: adminUrl,
+          gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
+          installationId: 'test',
+          pollIntervalMs: 200,
+        },
+        silentLogger,
+      );
+      return stack.runner;
+    },
+    async stop() {
+      await stack.runner?.stop();
+      await controlPlane.stop();
+      await gateway.close();
+      await temporal.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  if (options.runner !== false) await stack.startRunner();
+  return stack;
+}
+
+/** Polls the gitspace until `done` holds, failing with the last state seen when it does not in time. */
+export async function waitForGitspace(
+  stack: TestStack,
+  id: string,
+  done: (gitspace: any) => boolean,
+  timeoutMs = 60_000,
+): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  let last: any;
+  while (Date.now() < deadline) {
+    last = (await stack.api('GET', `/api/v1/gitspaces/${id}`)).body;
+    if (done(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`gitspace ${id} did not reach the expected state in ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+}
