@@ -1,5 +1,6 @@
 import express, { type Request, type Response } from 'express';
-import { AuthenticationError, InputError, NotAllowedError, NotFoundError } from '../common/errors';
+import { ACCESS_TOKEN_QUERY_PARAM } from '../common/access-token';
+import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/logger';
 import { infrastructureTaskQueue } from '../common/lifecycle';
@@ -8,8 +9,9 @@ import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow
 import type { Store } from '../db/store';
 import { errorMiddleware, handle, parseBody } from './http';
 import type { LifecycleService } from './lifecycle';
+import type { AccessTokenIssuer } from './access-tokens';
 import { buildOpenApiDocument } from './openapi';
-import { validateInfrastructureConfig, validateMachineSpec } from './provider-validation';
+import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
 import {
   ActionBody,
   CreateGitspaceBody,
@@ -21,6 +23,7 @@ import {
 
 export interface AppOptions {
   store: Store;
+  accessTokens: AccessTokenIssuer;
   lifecycle: LifecycleService;
   secrets: SecretsKey;
   logger: Logger;
@@ -57,6 +60,10 @@ export function createApp(options: AppOptions): express.Express {
   const api = express.Router();
   api.get('/openapi.json', (_req, res) => {
     res.json(buildOpenApiDocument());
+  });
+  // Public: the gateway verifies access tokens with these keys, without a call per request.
+  api.get('/.well-known/jwks.json', (_req, res) => {
+    res.set('cache-control', 'public, max-age=300').json(options.accessTokens.jwks());
   });
 
   // Everything below needs a bearer token.
@@ -148,7 +155,7 @@ export function createApp(options: AppOptions): express.Express {
       requireAdmin(req);
       const body = parseBody(CreateMachineBody, req.body);
       const infrastructure = await store.getInfrastructure(String(req.params.id));
-      validateMachineSpec(infrastructure.provider, body);
+      validateMachineSpec(infrastructure.provider, infrastructure.config, body);
       const row = await store.createMachine({
         id: `${infrastructure.id}-${body.name}`,
         infrastructureId: infrastructure.id,
@@ -233,6 +240,19 @@ export function createApp(options: AppOptions): express.Express {
       const gitspace = await visibleGitspace(req);
       const operation = await lifecycle.request(gitspace.id, 'delete');
       res.status(202).json({ operation: presentOperation(operation) });
+    }),
+  );
+  api.post(
+    '/gitspaces/:id/access',
+    handle(async (req, res) => {
+      const gitspace = await visibleGitspace(req);
+      if (gitspace.state !== 'running' || !gitspace.url) {
+        throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
+      }
+      const { token, expiresAt } = await options.accessTokens.issue({ userId: userOf(req).id, gitspaceId: gitspace.id });
+      const url = new URL(gitspace.url);
+      url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
+      res.json({ url: url.toString(), token, expiresAt });
     }),
   );
   api.get(

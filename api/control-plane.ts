@@ -11,6 +11,7 @@ import { openDatabase, type DatabaseLocation } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import { createControlPlaneWorker } from '../workers/control-plane-worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { createAccessTokenIssuer } from './access-tokens';
 import { createApp } from './app';
 import { createLifecycleService } from './lifecycle';
 
@@ -30,6 +31,9 @@ export interface ControlPlaneConfig {
   /** The public gateway URL given to the embedded `local` infrastructure. */
   publicGatewayUrl: string;
   runnerPickupTimeoutSeconds: number;
+  accessTokenTtlSeconds: number;
+  /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
+  accessTokenKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
   workflowBundle?: WorkflowBundleWithSourceMap;
   eventPollMs?: number;
@@ -70,8 +74,14 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   });
   const workerDone = worker.run();
 
+  const accessTokens = await createAccessTokenIssuer({
+    dataDir: config.dataDir,
+    ttlSeconds: config.accessTokenTtlSeconds,
+    ...(config.accessTokenKeyPem ? { privateKeyPem: config.accessTokenKeyPem } : {}),
+  });
   const app = createApp({
     store,
+    accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     secrets,
     logger,

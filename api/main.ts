@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
+import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { startControlPlane } from './control-plane';
 
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
     embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',
     publicGatewayUrl: config.url('GITSPACES_PUBLIC_GATEWAY_URL', 'http://127.0.0.1:3001')!,
     runnerPickupTimeoutSeconds: config.positiveInt('GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS', 60),
+    accessTokenTtlSeconds: config.positiveInt('GITSPACES_ACCESS_TOKEN_TTL_SECONDS', DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
+    accessTokenKeyPem: config.string('GITSPACES_ACCESS_TOKEN_KEY'),
   };
   config.done();
 

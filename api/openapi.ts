@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AccessGrant,
   ActionBody,
   CreatedUser,
   CreateGitspaceBody,
@@ -11,6 +12,7 @@ import {
   Gitspace,
   GitspaceWithOperation,
   Infrastructure,
+  Jwks,
   Machine,
   OperationResponse,
   UpdateInfrastructureBody,
@@ -33,6 +35,7 @@ const id = '{id}';
 /** Every route of the API, with the schemas it validates against: the document below is derived from this table. */
 const ROUTES: Route[] = [
   { method: 'get', path: '/openapi.json', summary: 'This document', status: 200, public: true },
+  { method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that verify gateway access tokens', status: 200, response: Jwks, public: true },
   { method: 'post', path: '/users', summary: 'Create a user and its API token (shown once)', body: CreateUserBody, status: 201, response: CreatedUser, admin: true },
   { method: 'get', path: '/users', summary: 'List users (an administrator sees all, others themselves)', status: 200, response: list(User) },
   { method: 'post', path: '/infrastructures', summary: 'Register an infrastructure', body: CreateInfrastructureBody, status: 201, response: Infrastructure, admin: true },
@@ -47,6 +50,7 @@ const ROUTES: Route[] = [
   { method: 'get', path: `/gitspaces/${id}`, summary: 'Get a gitspace', status: 200, response: Gitspace },
   { method: 'post', path: `/gitspaces/${id}/actions`, summary: 'Start, stop or retry a gitspace', body: ActionBody, status: 202, response: OperationResponse },
   { method: 'delete', path: `/gitspaces/${id}`, summary: 'Delete a gitspace (its record and events stay)', status: 202, response: OperationResponse },
+  { method: 'post', path: `/gitspaces/${id}/access`, summary: 'A short-lived gateway URL and token for a running gitspace', status: 200, response: AccessGrant },
   { method: 'get', path: `/gitspaces/${id}/events`, summary: "A gitspace's events (text/event-stream for a live stream)", status: 200, response: list(Event) },
 ];
 

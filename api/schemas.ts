@@ -199,3 +199,6 @@ export const Event = z.object({
 });
 
 export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+export const AccessGrant = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() });
+export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });

@@ -60,6 +60,18 @@ describe('gitspace lifecycle through the REST API', () => {
     const routes = await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } });
     expect(((await routes.json()) as any).routes.map((r: any) => r.gitspaceId)).toContain(gitspace.id);
 
+    // The developer's way in: a short-lived token, exchanged by the gateway for a cookie, then the IDE page.
+    const access = await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/access`);
+    expect(access.status).toBe(200);
+    expect(access.body.url).toBe(`${running.url}?token=${access.body.token}`);
+    const exchange = await fetch(access.body.url, { redirect: 'manual' });
+    expect([302, 303]).toContain(exchange.status);
+    expect(exchange.headers.get('location')).not.toContain('token=');
+    const cookie = exchange.headers.get('set-cookie')!.split(';')[0]!;
+    const page = await fetch(new URL(exchange.headers.get('location')!, access.body.url), { headers: { cookie } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<html');
+
     await writeFile(path.join(workspaceOf(gitspace.id), 'notes.txt'), 'keep me');
     const stop = await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'stop' });
     expect(stop.status).toBe(202);
@@ -67,6 +79,10 @@ describe('gitspace lifecycle through the REST API', () => {
     const stopped = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'stopped' || g.state === 'error');
     expect(stopped.state).toBe('stopped');
     expect(stopped.url).toBeUndefined();
+    expect((await fetch(`${running.url}`, { headers: { cookie } })).status).toBe(404);
+    const refused = await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/access`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toBe("gitspace 'api' is stopped; start it before opening it");
 
     await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'start' });
     await waitForGitspace(stack, gitspace.id, (g) => g.state === 'running');

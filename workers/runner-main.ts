@@ -15,6 +15,7 @@ async function main(): Promise<void> {
     gatewayAdminUrl: config.url('GITSPACES_GATEWAY_ADMIN_URL', 'http://127.0.0.1:3002')!,
     gatewayAdminToken: config.string('GITSPACES_GATEWAY_ADMIN_TOKEN'),
     agentEndpoint: config.url('GITSPACES_AGENT_ENDPOINT'),
+    gcpComputeEndpoint: config.url('GITSPACES_GCP_COMPUTE_ENDPOINT'),
     installationId: config.string('GITSPACES_INSTALLATION_ID', 'default'),
   };
   config.done();

@@ -17,6 +17,7 @@ export interface RunnerConfig {
   gatewayAdminUrl: string;
   gatewayAdminToken?: string;
   agentEndpoint?: string;
+  gcpComputeEndpoint?: string;
   installationId: string;
   pollIntervalMs?: number;
 }
@@ -32,15 +33,17 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     config.gatewayAdminToken ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64())).value;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  const providers = createProviderResolver({
+    localRoot: path.join(config.dataDir, 'machines'),
+    installationId: config.installationId,
+    logger,
+    ...(config.gcpComputeEndpoint ? { gcpComputeEndpoint: config.gcpComputeEndpoint } : {}),
+  });
   const worker = await createRunnerWorker({
     connection,
     namespace: config.namespace,
     infrastructureId: config.infrastructureId,
-    resolveProvider: createProviderResolver({
-      localRoot: path.join(config.dataDir, 'machines'),
-      installationId: config.installationId,
-      logger,
-    }),
+    resolveProvider: providers,
     agents: createAgentClient(),
     gateway: createGatewayAdminClient({ url: config.gatewayAdminUrl, token: gatewayToken }),
     secrets: SecretsKey.fromBase64(secretsKey),
@@ -54,6 +57,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     async stop() {
       worker.shutdown();
       await done;
+      await providers.close();
       await connection.close();
     },
   };

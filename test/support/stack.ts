@@ -60,6 +60,7 @@ export async function startTestStack(
       embeddedDefaults: true,
       publicGatewayUrl: publicUrl,
       runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
+      accessTokenTtlSeconds: 600,
       eventPollMs: 100,
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
     },
