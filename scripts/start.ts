@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, ConfigReader } from '../common/config';
+import { createLogger } from '../common/logger';
+import { signalGroup, startDevServer } from '../engine/dev-server';
+import { PROJECT_ROOT, findOrBuildTemporalCli } from '../engine/temporal-cli';
+
+/**
+ * `npm start`: the whole stack on one machine with the embedded defaults — the Temporal dev server with its Web UI,
+ * the control plane (API + worker, PGlite), a runner for the `local` infrastructure and the gateway — each part in
+ * its own process, as it would run distributed. Ctrl-C stops them all; running gitspaces keep running, as VMs
+ * would, and are found again by the next start.
+ */
+async function main(): Promise<void> {
+  const config = new ConfigReader(process.env);
+  const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
+  const host = '127.0.0.1';
+  const ports = {
+    api: config.port('GITSPACES_API_PORT', 3000),
+    gateway: config.port('GITSPACES_GATEWAY_PORT', 3001),
+    gatewayAdmin: config.port('GITSPACES_GATEWAY_ADMIN_PORT', 3002),
+    temporal: config.port('GITSPACES_TEMPORAL_PORT', 7233),
+    temporalUi: config.port('GITSPACES_TEMPORAL_UI_PORT', 8233),
+  };
+  const explicitCli = config.string('TEMPORAL_CLI_PATH');
+  config.done();
+
+  const logger = createLogger('start');
+  let stopping = false;
+  const cliPath = await findOrBuildTemporalCli({ explicitPath: explicitCli, searchPath: process.env.PATH, logger });
+  const temporal = await startDevServer({
+    cliPath,
+    host,
+    port: ports.temporal,
+    uiPort: ports.temporalUi,
+    namespace: 'default',
+    dbFile: path.join(dataDir, 'temporal.sqlite'),
+    logger,
+    // While stopping, the server's complaints about its own closed ports are noise.
+    onOutput: (line) => !stopping && process.stderr.write(`[temporal] ${line}\n`),
+  });
+
+  const apiUrl = `http://${host}:${ports.api}`;
+  const gatewayUrl = `http://${host}:${ports.gateway}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GITSPACES_DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: temporal.address,
+    GITSPACES_API_PORT: String(ports.api),
+    GITSPACES_PUBLIC_GATEWAY_URL: gatewayUrl,
+    GITSPACES_GATEWAY_PORT: String(ports.gateway),
+    GITSPACES_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
+    GITSPACES_GATEWAY_ADMIN_URL: `http://${host}:${ports.gatewayAdmin}`,
+    GITSPACES_JWKS_URL: `${apiUrl}/api/v1/.well-known/jwks.json`,
+    GITSPACES_INFRASTRUCTURE_ID: 'local',
+  };
+  const parts = [
+    new Part('api', 'api/main.ts', env),
+    new Part('gateway', 'gateway/main.ts', env),
+    new Part('runner', 'workers/runner-main.ts', env),
+  ];
+  for (const part of parts) part.start();
+
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nStopping… (running gitspaces keep running; the next start finds them)\n');
+    await Promise.all(parts.map((part) => part.stop()));
+    await temporal.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+
+  await waitFor(`${apiUrl}/readyz`, 120_000);
+  await waitFor(`${gatewayUrl}/healthz`, 60_000);
+  process.stdout.write(
+    [
+      '',
+      'Gitspaces is running.',
+      `  API:          ${apiUrl}/api/v1   (OpenAPI: ${apiUrl}/api/v1/openapi.json)`,
+      `  Gateway:      ${gatewayUrl}`,
+      `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId)`,
+      `  Admin token:  ${process.env.GITSPACES_ADMIN_TOKEN ? 'from GITSPACES_ADMIN_TOKEN' : path.join(dataDir, 'admin-token')}`,
+      '',
+      'Try it:',
+      `  TOKEN=$(cat ${path.join(dataDir, 'admin-token')})`,
+      `  curl -s -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' ${apiUrl}/api/v1/gitspaces \\`,
+      `    -d '{"name":"demo","repository":{"url":"https://example.com/your/repo.git"},"infrastructureId":"local","machineId":"local-default"}'`,
+      `  curl -s -X POST -H "Authorization: Bearer $TOKEN" ${apiUrl}/api/v1/gitspaces/<id>/access   # then open "url"`,
+      '',
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** One part of the stack in its own process group; restarted when it dies unexpectedly. */
+class Part {
+  private child?: ChildProcess;
+  private stopping = false;
+  private restarts = 0;
+
+  constructor(
+    readonly name: string,
+    readonly entry: string,
+    readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  start(): void {
+    const tsx = pathToFileURL(require.resolve('tsx')).href;
+    const child = spawn(process.execPath, ['--import', tsx, path.join(PROJECT_ROOT, this.entry)], {
+      env: this.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const prefix = (stream: NodeJS.WritableStream) => (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) stream.write(`[${this.name}] ${line}\n`);
+    };
+    child.stdout?.on('data', prefix(process.stdout));
+    child.stderr?.on('data', prefix(process.stderr));
+    child.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      this.restarts++;
+      const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.restarts - 1, 5));
+      process.stderr.write(`[${this.name}] exited (${signal ?? code}); restarting in ${delay / 1000}s\n`);
+      setTimeout(() => !this.stopping && this.start(), delay).unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    signalGroup(child, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+async function waitFor(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // Not up yet.
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs / 1000}s; see the output above`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
