@@ -1,0 +1,100 @@
+import { ConflictError, NotFoundError } from '../common/errors';
+import { openDatabase, migrate, type Db } from './connect';
+import { createStore, hashToken, type Store } from './store';
+import { testDatabases } from '../test/support/databases';
+
+describe.each(testDatabases())('control-plane store on %s', (_name, location) => {
+  let db: Db;
+  let store: Store;
+  let ownerId: string;
+
+  beforeAll(async () => {
+    db = await openDatabase(await location());
+    store = createStore(db);
+    ownerId = (await store.createUser('owner', 'member')).user.id;
+    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://127.0.0.1:1' });
+    await store.createMachine({ id: 'inf-m', infrastructureId: 'inf', name: 'm', machineType: 'local', diskSizeGb: 10, region: null, zone: null, image: null });
+  });
+  afterAll(async () => {
+    await db?.destroy();
+  });
+
+  const newGitspace = (id: string, name = id) =>
+    store.createGitspace({
+      id,
+      name,
+      ownerId,
+      repositoryUrl: 'https://example.test/r.git',
+      repositoryBranch: null,
+      repositoryTokenSealed: null,
+      infrastructureId: 'inf',
+      machineId: 'inf-m',
+      ide: 'terminal',
+    });
+
+  it('applies migrations once: a second run changes nothing', async () => {
+    await migrate(db);
+    const tables = await db.introspection.getTables();
+    expect(tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['users', 'api_tokens', 'infrastructures', 'machines', 'gitspaces', 'operations', 'events']),
+    );
+  });
+
+  it('stores only a hash of API tokens and finds the user by the token', async () => {
+    const { user, token } = await store.createUser('hash-check', 'member');
+    const rows = await db.selectFrom('apiTokens').selectAll().where('userId', '=', user.id).execute();
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.tokenHash).toBe(hashToken(token));
+    expect(JSON.stringify(rows)).not.toContain(token);
+    expect((await store.findUserByToken(token))?.id).toBe(user.id);
+    expect(await store.findUserByToken(`${token}x`)).toBeUndefined();
+    await expect(store.createUser('hash-check', 'member')).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('writes an event with every state change, numbered without gaps even under concurrent writers', async () => {
+    await newGitspace('gs-events');
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? store.recordEvent('gs-events', { type: 'step', message: `step ${i}` })
+          : store.changeState('gs-events', { to: i % 4 === 1 ? 'starting' : 'running', message: `change ${i}` }),
+      ),
+    );
+    const events = await store.listEvents('gs-events');
+    expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 21 }, (_, i) => i + 1));
+    expect(events[0]).toMatchObject({ type: 'created', state: 'stopped' });
+    expect((await store.listEvents('gs-events', 18)).map((e) => e.seq)).toEqual([19, 20, 21]);
+  });
+
+  it('refuses a state change from a state it does not allow, and changes nothing', async () => {
+    await newGitspace('gs-guard');
+    await expect(store.changeState('gs-guard', { to: 'stopping', allowedFrom: ['running'], message: 'no' })).rejects.toThrow(
+      "gitspace 'gs-guard' is stopped; it cannot become stopping",
+    );
+    expect((await store.getGitspace('gs-guard')).state).toBe('stopped');
+    expect(await store.listEvents('gs-guard')).toHaveLength(1);
+  });
+
+  it('keeps names unique per owner among gitspaces that exist, but frees the name of a deleted one', async () => {
+    await newGitspace('gs-name-1', 'shared');
+    await expect(newGitspace('gs-name-2', 'shared')).rejects.toBeInstanceOf(ConflictError);
+    await store.changeState('gs-name-1', { to: 'deleted', message: 'deleted' });
+    await expect(newGitspace('gs-name-3', 'shared')).resolves.toMatchObject({ name: 'shared', state: 'stopped' });
+  });
+
+  it('records an operation once per workflow run and tracks its outcome', async () => {
+    await newGitspace('gs-ops');
+    const first = await store.recordOperation({ gitspaceId: 'gs-ops', action: 'start', workflowId: 'gitspace-gs-ops', runId: 'run-1' });
+    const again = await store.recordOperation({ gitspaceId: 'gs-ops', action: 'start', workflowId: 'gitspace-gs-ops', runId: 'run-1' });
+    expect(again.id).toBe(first.id);
+    await store.updateOperation('run-1', { status: 'succeeded' });
+    const latest = await store.latestOperations(['gs-ops']);
+    expect(latest.get('gs-ops')).toMatchObject({ status: 'succeeded', finishedAt: expect.any(Date) });
+  });
+
+  it('refuses to delete an infrastructure that gitspaces use, naming them', async () => {
+    await expect(store.deleteInfrastructure('inf')).rejects.toThrow(/is used by \d+ gitspace\(s\)/);
+    await expect(store.deleteInfrastructure('nope')).rejects.toBeInstanceOf(NotFoundError);
+    expect((await store.getInfrastructure('inf')).id).toBe('inf');
+  });
+});
