@@ -16,6 +16,18 @@ export interface ControlPlaneActivityDeps {
   logger: Logger;
   /** How long a step may wait for a runner to pick it up before the action fails with "no runner is serving…". */
   runnerPickupTimeoutSeconds: number;
+  /** Whether a lifecycle workflow runs for the gitspace now (asks Temporal). */
+  isLifecycleRunning(gitspaceId: string): Promise<boolean>;
+}
+
+/** What a reconciliation found to repair, by gitspace id. */
+export interface ReconcilePlan {
+  /** Machines to stop: their gitspace is stopped, or unknown to this control plane (kept, not deleted, to be safe). */
+  stopMachines: string[];
+  /** Machines to delete: their gitspace is deleted. */
+  deleteMachines: string[];
+  /** Routes to remove: their gitspace was running but its machine is not. */
+  removeRoutes: string[];
 }
 
 /** The state a gitspace is in while an action runs, and the one it reaches when the action succeeds. */
@@ -36,7 +48,7 @@ export interface BeginResult {
  * Bookkeeping activities: they run on the control-plane task queue, next to the database, and are the only code in
  * a lifecycle that writes gitspace state.
  */
-export function createControlPlaneActivities({ store, logger, runnerPickupTimeoutSeconds }: ControlPlaneActivityDeps) {
+export function createControlPlaneActivities({ store, logger, runnerPickupTimeoutSeconds, isLifecycleRunning }: ControlPlaneActivityDeps) {
   const currentRun = () => {
     const execution = Context.current().info.workflowExecution;
     if (!execution) throw ApplicationFailure.nonRetryable('bookkeeping activities run only inside a lifecycle workflow', 'MisuseError');
@@ -121,6 +133,69 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
       });
       await store.updateOperation(currentRun().runId, { status: 'failed' });
       logger.warn('gitspace action failed', { gitspaceId: input.gitspaceId, ...input.error });
+    },
+
+    /**
+     * Compares what the runner observed with the records and makes the records true: a gitspace recorded running
+     * whose machine is not becomes stopped; one left in a transitional state by a workflow that no longer runs
+     * (terminated from the Web UI) goes to error. Returns the machine repairs for the runner.
+     */
+    async reconcile(input: { infrastructureId: string; machines: MachineInfo[] }): Promise<ReconcilePlan> {
+      const plan: ReconcilePlan = { stopMachines: [], deleteMachines: [], removeRoutes: [] };
+      const gitspaces = await store.listGitspaces({ infrastructureId: input.infrastructureId });
+      const byId = new Map(gitspaces.map((g) => [g.id, g]));
+      const observed = new Map(input.machines.map((m) => [m.gitspaceId, m]));
+      for (const gitspace of gitspaces) {
+        const machine = observed.get(gitspace.id);
+        if (gitspace.state === 'running' && machine?.status !== 'running') {
+          const changed = await store
+            .changeState(gitspace.id, {
+              to: 'stopped',
+              allowedFrom: ['running'],
+              url: null,
+              message: `the machine was found ${machine ? machine.status : 'missing'} (host restart or crash); start the gitspace again`,
+              data: { reconciled: true },
+            })
+            .then(
+              () => true,
+              () => false,
+            );
+          if (changed) plan.removeRoutes.push(gitspace.id);
+        } else if (['starting', 'stopping', 'deleting'].includes(gitspace.state) && !(await isLifecycleRunning(gitspace.id))) {
+          await store
+            .changeState(gitspace.id, {
+              to: 'error',
+              allowedFrom: [gitspace.state],
+              url: null,
+              lastError: {
+                action: gitspace.state === 'starting' ? 'start' : gitspace.state === 'stopping' ? 'stop' : 'delete',
+                step: 'finish',
+                message: 'the operation ended without finishing (was its workflow terminated?); retry it',
+                cause: 'OperationAbandonedError',
+              },
+              message: 'the operation ended without finishing; retry it',
+            })
+            .catch(() => undefined);
+        }
+      }
+      for (const machine of input.machines) {
+        const gitspace = byId.get(machine.gitspaceId);
+        if (gitspace?.state === 'deleted') plan.deleteMachines.push(machine.gitspaceId);
+        else if (machine.status === 'running' && (!gitspace || gitspace.state === 'stopped')) plan.stopMachines.push(machine.gitspaceId);
+      }
+      for (const id of [...plan.deleteMachines, ...plan.stopMachines]) {
+        if (byId.has(id)) await store.recordEvent(id, { type: 'reconcile', message: `reconciliation: ${plan.deleteMachines.includes(id) ? 'deleting' : 'stopping'} a leftover machine` });
+      }
+      if (plan.stopMachines.length + plan.deleteMachines.length + plan.removeRoutes.length > 0) {
+        logger.info('reconciliation repairs', { infrastructureId: input.infrastructureId, ...plan });
+      }
+      return plan;
+    },
+
+    /** The provider and config of an infrastructure, for a reconciliation run. */
+    async describeInfrastructure(input: { infrastructureId: string }): Promise<Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>> {
+      const infrastructure = await store.getInfrastructure(input.infrastructureId);
+      return { infrastructureId: infrastructure.id, provider: infrastructure.provider as ProviderName, providerConfig: infrastructure.config };
     },
 
     /** A start cancelled by a stop or delete: compensation has run, so the gitspace is stopped. */

@@ -19,6 +19,9 @@ export interface InfrastructureActivityDeps {
   logger: Logger;
 }
 
+/** Enough to act on one machine: its gitspace and its infrastructure's provider. */
+export type MachineRef = Pick<GitspaceSpec, 'gitspaceId' | 'infrastructureId' | 'provider' | 'providerConfig'>;
+
 /** What waitForMachine waits for: a status, or the machine being gone. */
 export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gone';
 
@@ -30,7 +33,7 @@ export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gon
 export function createInfrastructureActivities(deps: InfrastructureActivityDeps) {
   const pollIntervalMs = deps.pollIntervalMs ?? 1000;
 
-  const providerFor = (spec: GitspaceSpec): Provider => {
+  const providerFor = (spec: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>): Provider => {
     if (spec.infrastructureId !== deps.infrastructureId) {
       throw ApplicationFailure.nonRetryable(
         `this runner serves infrastructure '${deps.infrastructureId}', not '${spec.infrastructureId}'`,
@@ -145,12 +148,17 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       await deps.gateway.deleteRoute(input.gitspaceId, Context.current().cancellationSignal);
     },
 
-    async stopMachine(input: { spec: GitspaceSpec }): Promise<void> {
+    async stopMachine(input: { spec: MachineRef }): Promise<void> {
       await providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`));
     },
 
-    async deleteMachine(input: { spec: GitspaceSpec }): Promise<void> {
+    async deleteMachine(input: { spec: MachineRef }): Promise<void> {
       await providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`));
+    },
+
+    /** Every machine of this installation on the infrastructure, as the provider sees it now. */
+    async observeMachines(input: { infrastructure: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'> }): Promise<MachineInfo[]> {
+      return providerFor(input.infrastructure).list(callOptions(`list-${input.infrastructure.infrastructureId}`));
     },
   };
 }

@@ -27,6 +27,8 @@ export interface AppOptions {
   lifecycle: LifecycleService;
   secrets: SecretsKey;
   logger: Logger;
+  /** Sets up what a new infrastructure needs beyond its record (its reconciliation schedule). */
+  onInfrastructureCreated(infrastructureId: string): Promise<void>;
   /** Checks that the database and Temporal answer, for /readyz. */
   ready: () => Promise<void>;
   /** How often the event stream looks for new events. */
@@ -111,6 +113,7 @@ export function createApp(options: AppOptions): express.Express {
       const body = parseBody(CreateInfrastructureBody, req.body);
       const config = validateInfrastructureConfig(body.provider, body.config);
       const row = await store.createInfrastructure({ id: body.name, name: body.name, provider: body.provider, config, gatewayUrl: body.gatewayUrl });
+      await options.onInfrastructureCreated(row.id);
       res.status(201).json(presentInfrastructure(row));
     }),
   );

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { lifecycleWorkflowId } from '../common/lifecycle';
+import { ensureReconcileSchedule } from './reconciliation';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
 import { newToken } from '../common/ids';
@@ -32,6 +34,8 @@ export interface ControlPlaneConfig {
   publicGatewayUrl: string;
   runnerPickupTimeoutSeconds: number;
   accessTokenTtlSeconds: number;
+  /** How often each infrastructure is reconciled. */
+  reconcileEverySeconds: number;
   /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
   accessTokenKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
@@ -71,8 +75,20 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     store,
     logger: logger.child('worker'),
     runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
+    isLifecycleRunning: async (gitspaceId) => {
+      try {
+        return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) return false;
+        throw error;
+      }
+    },
   });
   const workerDone = worker.run();
+  // Make every gitspace's recorded state true again (after a crash or a host restart), now and on a schedule.
+  const reconcile = (infrastructureId: string, trigger: boolean) =>
+    ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
+  for (const infrastructure of await store.listInfrastructures()) await reconcile(infrastructure.id, true);
 
   const accessTokens = await createAccessTokenIssuer({
     dataDir: config.dataDir,
@@ -83,6 +99,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     store,
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
+    onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     secrets,
     logger,
     eventPollMs: config.eventPollMs,

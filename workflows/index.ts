@@ -1,1 +1,2 @@
 export { startGitspace, stopGitspace, deleteGitspace } from './lifecycle';
+export { reconcileInfrastructure } from './reconcile';

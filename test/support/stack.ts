@@ -24,6 +24,8 @@ export interface TestStack {
   /** Calls the REST API as the admin (or with the given token). */
   api(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
   startRunner(): Promise<RunningRunner>;
+  /** Stops the control plane and starts it again on the same database and data dir. */
+  restartControlPlane(): Promise<RunningControlPlane>;
   stop(): Promise<void>;
 }
 
@@ -49,10 +51,9 @@ export async function startTestStack(
     }),
   });
   const { publicUrl, adminUrl } = await gateway.listen({ host: '127.0.0.1', port: 0, adminPort: 0 });
-  const controlPlane = await startControlPlane(
-    {
+  const controlPlaneConfig = {
       dataDir,
-      database: options.database ?? { kind: 'pglite' },
+      database: options.database ?? ({ kind: 'pglite' } as DatabaseLocation),
       host: '127.0.0.1',
       port: 0,
       temporalAddress: temporal.address,
@@ -61,11 +62,11 @@ export async function startTestStack(
       publicGatewayUrl: publicUrl,
       runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
       accessTokenTtlSeconds: 600,
+      reconcileEverySeconds: 3600,
       eventPollMs: 100,
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
-    },
-    silentLogger,
-  );
+  };
+  const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
   controlPlaneUrl = controlPlane.url;
 
   const stack: TestStack = {
@@ -75,8 +76,8 @@ export async function startTestStack(
     gateway,
     gatewayUrl: publicUrl,
     gatewayAdminUrl: adminUrl,
-    async api(method, route, body, token = controlPlane.adminToken) {
-      const response = await fetch(`${controlPlane.url}${route}`, {
+    async api(method, route, body, token = stack.controlPlane.adminToken) {
+      const response = await fetch(`${stack.controlPlane.url}${route}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
@@ -100,9 +101,15 @@ export async function startTestStack(
       );
       return stack.runner;
     },
+    async restartControlPlane() {
+      await stack.controlPlane.stop();
+      stack.controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
+      controlPlaneUrl = stack.controlPlane.url;
+      return stack.controlPlane;
+    },
     async stop() {
       await stack.runner?.stop();
-      await controlPlane.stop();
+      await stack.controlPlane.stop();
       await gateway.close();
       await temporal.stop();
       await rm(dataDir, { recursive: true, force: true });

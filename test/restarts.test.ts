@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { startGitServer, type GitServer } from './support/git-server';
+import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+
+/** Runners, agents and the control plane restart, and every gitspace still shows a state that is true. */
+describe('restarts and recovery', () => {
+  let bundle: WorkflowBundleWithSourceMap;
+  let git: GitServer;
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    bundle = await bundleLifecycleWorkflows();
+    git = await startGitServer();
+    await git.createRepository('repo', { 'README.md': 'hi\n' });
+  });
+  afterEach(async () => {
+    await stack?.stop();
+  });
+  afterAll(async () => {
+    await git?.stop();
+  });
+
+  const createRunning = async (name: string) => {
+    const created = await stack.api('POST', '/api/v1/gitspaces', { name, repository: { url: git.urlOf('repo') }, infrastructureId: 'local', machineId: 'local-default' });
+    return waitForGitspace(stack, created.body.gitspace.id, (g) => g.state === 'running');
+  };
+  const agentOf = async (id: string) => JSON.parse(await readFile(path.join(stack.dataDir, 'machines', id, 'machine.json'), 'utf8')).agent;
+  const healthy = async (port: number) =>
+    fetch(`http://127.0.0.1:${port}/_agent/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+
+  it('keeps gitspaces running across a runner restart, and the new runner adopts them', async () => {
+    stack = await startTestStack({ workflowBundle: bundle });
+    const gitspace = await createRunning('adopted');
+    const agent = await agentOf(gitspace.id);
+    await stack.runner!.stop();
+    expect(await healthy(agent.port)).toBe(true);
+
+    await stack.startRunner();
+    await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'stop' });
+    await waitForGitspace(stack, gitspace.id, (g) => g.state === 'stopped');
+    expect(await healthy(agent.port)).toBe(false);
+    expect(await agentOf(gitspace.id)).toBeNull();
+  });
+
+  it('finds a gitspace whose machine died and shows it stopped, without its route, until started again', async () => {
+    stack = await startTestStack({ workflowBundle: bundle });
+    const gitspace = await createRunning('crashed');
+    const agent = await agentOf(gitspace.id);
+    process.kill(-agent.pid, 'SIGKILL'); // as a host restart would
+    await stack.controlPlane.client.schedule.getHandle('reconcile-local').trigger();
+    const stopped = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'stopped');
+    const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
+    expect(events.at(-1).message).toContain('the machine was found stopped');
+    expect(stopped.url).toBeUndefined();
+    const routes = (await (await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })).json()) as any;
+    expect(routes.routes.map((r: any) => r.gitspaceId)).not.toContain(gitspace.id);
+
+    await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'start' });
+    await waitForGitspace(stack, gitspace.id, (g) => g.state === 'running');
+  });
+
+  it('loses nothing when the control plane restarts: same gitspaces, states and events', async () => {
+    const dbDir = path.join(require('node:os').tmpdir(), `gitspaces-db-${process.pid}-${Date.now()}`);
+    stack = await startTestStack({ workflowBundle: bundle, database: { kind: 'pglite', dir: dbDir } });
+    const gitspace = await createRunning('durable');
+    const before = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
+    await stack.restartControlPlane();
+    const after = await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}`);
+    expect(after.body).toMatchObject({ id: gitspace.id, state: 'running', url: gitspace.url });
+    const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
+    expect(events.slice(0, before.length)).toEqual(before);
+    await stack.api('DELETE', `/api/v1/gitspaces/${gitspace.id}`);
+    await waitForGitspace(stack, gitspace.id, (g) => g.state === 'deleted');
+    await require('node:fs/promises').rm(dbDir, { recursive: true, force: true });
+  });
+
+  it('fails a start within a bounded time when no runner serves the infrastructure, naming it', async () => {
+    stack = await startTestStack({ workflowBundle: bundle, runner: false, runnerPickupTimeoutSeconds: 3 });
+    const created = await stack.api('POST', '/api/v1/gitspaces', { name: 'orphaned', repository: { url: git.urlOf('repo') }, infrastructureId: 'local', machineId: 'local-default' });
+    const failed = await waitForGitspace(stack, created.body.gitspace.id, (g) => g.state === 'error', 60_000);
+    expect(failed.lastError).toMatchObject({ action: 'start', step: 'ensureMachine', cause: 'RunnerUnavailableError' });
+    expect(failed.lastError.message).toMatch(/^no runner is serving infrastructure 'local': nothing picked up 'ensure the machine exists and runs' within 3s/);
+  });
+});
