@@ -24,7 +24,8 @@ export function createAgentClient(fetchImpl: typeof fetch = fetch) {
   return {
     async health(agentUrl: string, signal: AbortSignal): Promise<AgentHealth> {
       const response = await fetchImpl(`${agentUrl}/_agent/healthz`, { signal });
-      if (!response.ok) throw new AgentRequestError('AgentUnhealthyError', `agent answered ${response.status}`, response.status);
+      if (!response.ok)
+        throw new AgentRequestError('AgentUnhealthyError', `agent answered ${response.status}`, response.status);
       return (await response.json()) as AgentHealth;
     },
 

@@ -48,10 +48,19 @@ export interface BeginResult {
  * Bookkeeping activities: they run on the control-plane task queue, next to the database, and are the only code in
  * a lifecycle that writes gitspace state.
  */
-export function createControlPlaneActivities({ store, logger, runnerPickupTimeoutSeconds, isLifecycleRunning }: ControlPlaneActivityDeps) {
+export function createControlPlaneActivities({
+  store,
+  logger,
+  runnerPickupTimeoutSeconds,
+  isLifecycleRunning,
+}: ControlPlaneActivityDeps) {
   const currentRun = () => {
     const execution = Context.current().info.workflowExecution;
-    if (!execution) throw ApplicationFailure.nonRetryable('bookkeeping activities run only inside a lifecycle workflow', 'MisuseError');
+    if (!execution)
+      throw ApplicationFailure.nonRetryable(
+        'bookkeeping activities run only inside a lifecycle workflow',
+        'MisuseError',
+      );
     return execution;
   };
 
@@ -61,7 +70,10 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
       const { workflowId, runId } = currentRun();
       const gitspace = await store.getGitspace(input.gitspaceId);
       if (gitspace.state === 'deleted') {
-        throw ApplicationFailure.nonRetryable(`gitspace '${gitspace.name}' is deleted; it cannot ${input.action}`, 'InvalidTransitionError');
+        throw ApplicationFailure.nonRetryable(
+          `gitspace '${gitspace.name}' is deleted; it cannot ${input.action}`,
+          'InvalidTransitionError',
+        );
       }
       const [infrastructure, machine] = await Promise.all([
         store.getInfrastructure(gitspace.infrastructureId),
@@ -95,7 +107,10 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
             ...(machine.image ? { image: machine.image } : {}),
           },
           ide: gitspace.ide,
-          repository: { url: gitspace.repositoryUrl, ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}) },
+          repository: {
+            url: gitspace.repositoryUrl,
+            ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}),
+          },
         },
         ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
         runnerPickupTimeoutSeconds,
@@ -105,11 +120,20 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
     /** Records which step the operation is on, for the API and the event stream. */
     async recordStep(input: { gitspaceId: string; step: StepName }): Promise<void> {
       await store.updateOperation(currentRun().runId, { step: input.step });
-      await store.recordEvent(input.gitspaceId, { type: 'step', message: STEPS[input.step], data: { step: input.step } });
+      await store.recordEvent(input.gitspaceId, {
+        type: 'step',
+        message: STEPS[input.step],
+        data: { step: input.step },
+      });
     },
 
     /** Marks the action done: running (with its URL), stopped or deleted. */
-    async completeOperation(input: { gitspaceId: string; action: LifecycleAction; url?: string; machine?: MachineInfo }): Promise<void> {
+    async completeOperation(input: {
+      gitspaceId: string;
+      action: LifecycleAction;
+      url?: string;
+      machine?: MachineInfo;
+    }): Promise<void> {
       const after = ACTION_STATES[input.action].after;
       await store.changeState(input.gitspaceId, {
         to: after,
@@ -161,7 +185,10 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
               () => false,
             );
           if (changed) plan.removeRoutes.push(gitspace.id);
-        } else if (['starting', 'stopping', 'deleting'].includes(gitspace.state) && !(await isLifecycleRunning(gitspace.id))) {
+        } else if (
+          ['starting', 'stopping', 'deleting'].includes(gitspace.state) &&
+          !(await isLifecycleRunning(gitspace.id))
+        ) {
           await store
             .changeState(gitspace.id, {
               to: 'error',
@@ -181,10 +208,15 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
       for (const machine of input.machines) {
         const gitspace = byId.get(machine.gitspaceId);
         if (gitspace?.state === 'deleted') plan.deleteMachines.push(machine.gitspaceId);
-        else if (machine.status === 'running' && (!gitspace || gitspace.state === 'stopped')) plan.stopMachines.push(machine.gitspaceId);
+        else if (machine.status === 'running' && (!gitspace || gitspace.state === 'stopped'))
+          plan.stopMachines.push(machine.gitspaceId);
       }
       for (const id of [...plan.deleteMachines, ...plan.stopMachines]) {
-        if (byId.has(id)) await store.recordEvent(id, { type: 'reconcile', message: `reconciliation: ${plan.deleteMachines.includes(id) ? 'deleting' : 'stopping'} a leftover machine` });
+        if (byId.has(id))
+          await store.recordEvent(id, {
+            type: 'reconcile',
+            message: `reconciliation: ${plan.deleteMachines.includes(id) ? 'deleting' : 'stopping'} a leftover machine`,
+          });
       }
       if (plan.stopMachines.length + plan.deleteMachines.length + plan.removeRoutes.length > 0) {
         logger.info('reconciliation repairs', { infrastructureId: input.infrastructureId, ...plan });
@@ -193,9 +225,15 @@ export function createControlPlaneActivities({ store, logger, runnerPickupTimeou
     },
 
     /** The provider and config of an infrastructure, for a reconciliation run. */
-    async describeInfrastructure(input: { infrastructureId: string }): Promise<Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>> {
+    async describeInfrastructure(input: {
+      infrastructureId: string;
+    }): Promise<Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>> {
       const infrastructure = await store.getInfrastructure(input.infrastructureId);
-      return { infrastructureId: infrastructure.id, provider: infrastructure.provider as ProviderName, providerConfig: infrastructure.config };
+      return {
+        infrastructureId: infrastructure.id,
+        provider: infrastructure.provider as ProviderName,
+        providerConfig: infrastructure.config,
+      };
     },
 
     /** A start cancelled by a stop or delete: compensation has run, so the gitspace is stopped. */

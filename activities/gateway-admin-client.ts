@@ -28,7 +28,10 @@ export function createGatewayAdminClient(options: GatewayAdminOptions) {
     });
     if (!response.ok && !(method === 'DELETE' && response.status === 404)) {
       const text = await response.text().catch(() => '');
-      throw new GatewayAdminError(`gateway ${method} route for ${gitspaceId} answered ${response.status}: ${text.slice(0, 300)}`, response.status);
+      throw new GatewayAdminError(
+        `gateway ${method} route for ${gitspaceId} answered ${response.status}: ${text.slice(0, 300)}`,
+        response.status,
+      );
     }
   };
   return {

@@ -42,7 +42,10 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
     return deps.resolveProvider(spec);
   };
-  const callOptions = (key: string): ProviderCallOptions => ({ idempotencyKey: key, signal: Context.current().cancellationSignal });
+  const callOptions = (key: string): ProviderCallOptions => ({
+    idempotencyKey: key,
+    signal: Context.current().cancellationSignal,
+  });
   const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', gitspaceId);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
 
@@ -69,7 +72,8 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
         deps.logger.info('creating machine', { gitspaceId: spec.gitspaceId, provider: spec.provider });
         return provider.create({ gitspaceId: spec.gitspaceId, spec: spec.machine, bootstrap }, options);
       }
-      if (existing.status === 'stopped') return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
+      if (existing.status === 'stopped')
+        return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
       return existing;
     },
 
@@ -97,7 +101,10 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     async waitForAgent(input: { spec: GitspaceSpec; machine: MachineInfo }): Promise<string> {
       const agentUrl = agentUrlOf(input.machine);
       if (!agentUrl) {
-        throw ApplicationFailure.nonRetryable(`the machine of gitspace '${input.spec.name}' has no address`, 'MachineAddressMissingError');
+        throw ApplicationFailure.nonRetryable(
+          `the machine of gitspace '${input.spec.name}' has no address`,
+          'MachineAddressMissingError',
+        );
       }
       const signal = Context.current().cancellationSignal;
       let lastProblem = 'no answer yet';
@@ -117,7 +124,11 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     },
 
     /** Clones the repository on first start and runs the devcontainer lifecycle commands, through the agent. */
-    async prepareWorkspace(input: { spec: GitspaceSpec; agentUrl: string; repositoryTokenSealed?: string }): Promise<void> {
+    async prepareWorkspace(input: {
+      spec: GitspaceSpec;
+      agentUrl: string;
+      repositoryTokenSealed?: string;
+    }): Promise<void> {
       const context = Context.current();
       const token = input.repositoryTokenSealed ? deps.secrets.unseal(input.repositoryTokenSealed) : undefined;
       const heartbeat = setInterval(() => context.heartbeat('preparing workspace'), 5000);
@@ -157,7 +168,9 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     },
 
     /** Every machine of this installation on the infrastructure, as the provider sees it now. */
-    async observeMachines(input: { infrastructure: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'> }): Promise<MachineInfo[]> {
+    async observeMachines(input: {
+      infrastructure: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>;
+    }): Promise<MachineInfo[]> {
       return providerFor(input.infrastructure).list(callOptions(`list-${input.infrastructure.infrastructureId}`));
     },
   };

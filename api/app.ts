@@ -80,7 +80,8 @@ export function createApp(options: AppOptions): express.Express {
     const gitspace = await store.getGitspace(String(req.params.id));
     const user = userOf(req);
     // Another owner's gitspace is reported as absent, so ids cannot be probed.
-    if (user.role !== 'admin' && gitspace.ownerId !== user.id) throw new NotFoundError('gitspace', String(req.params.id));
+    if (user.role !== 'admin' && gitspace.ownerId !== user.id)
+      throw new NotFoundError('gitspace', String(req.params.id));
     return gitspace;
   };
   const presentGitspaces = async (rows: GitspaceRow[]) => {
@@ -112,7 +113,13 @@ export function createApp(options: AppOptions): express.Express {
       requireAdmin(req);
       const body = parseBody(CreateInfrastructureBody, req.body);
       const config = validateInfrastructureConfig(body.provider, body.config);
-      const row = await store.createInfrastructure({ id: body.name, name: body.name, provider: body.provider, config, gatewayUrl: body.gatewayUrl });
+      const row = await store.createInfrastructure({
+        id: body.name,
+        name: body.name,
+        provider: body.provider,
+        config,
+        gatewayUrl: body.gatewayUrl,
+      });
       await options.onInfrastructureCreated(row.id);
       res.status(201).json(presentInfrastructure(row));
     }),
@@ -135,7 +142,8 @@ export function createApp(options: AppOptions): express.Express {
       requireAdmin(req);
       const body = parseBody(UpdateInfrastructureBody, req.body);
       const current = await store.getInfrastructure(String(req.params.id));
-      const config = body.config === undefined ? undefined : validateInfrastructureConfig(current.provider, body.config);
+      const config =
+        body.config === undefined ? undefined : validateInfrastructureConfig(current.provider, body.config);
       const row = await store.updateInfrastructure(current.id, {
         ...(config !== undefined ? { config } : {}),
         ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),
@@ -186,16 +194,23 @@ export function createApp(options: AppOptions): express.Express {
       const body = parseBody(CreateGitspaceBody, req.body);
       const infrastructure = await store.getInfrastructure(body.infrastructureId).catch((error: unknown) => {
         throw error instanceof NotFoundError
-          ? new InputError(`infrastructure '${body.infrastructureId}' does not exist`, [{ path: 'infrastructureId', message: 'does not exist' }])
+          ? new InputError(`infrastructure '${body.infrastructureId}' does not exist`, [
+              { path: 'infrastructureId', message: 'does not exist' },
+            ])
           : error;
       });
       const machine = await store.getMachine(body.machineId).catch((error: unknown) => {
-        throw error instanceof NotFoundError ? new InputError(`machine '${body.machineId}' does not exist`, [{ path: 'machineId', message: 'does not exist' }]) : error;
+        throw error instanceof NotFoundError
+          ? new InputError(`machine '${body.machineId}' does not exist`, [
+              { path: 'machineId', message: 'does not exist' },
+            ])
+          : error;
       });
       if (machine.infrastructureId !== infrastructure.id) {
-        throw new InputError(`machine '${machine.id}' belongs to infrastructure '${machine.infrastructureId}', not '${infrastructure.id}'`, [
-          { path: 'machineId', message: `is not a machine of infrastructure '${infrastructure.id}'` },
-        ]);
+        throw new InputError(
+          `machine '${machine.id}' belongs to infrastructure '${machine.infrastructureId}', not '${infrastructure.id}'`,
+          [{ path: 'machineId', message: `is not a machine of infrastructure '${infrastructure.id}'` }],
+        );
       }
       const gitspace = await store.createGitspace({
         id: newId('gs'),
@@ -252,7 +267,10 @@ export function createApp(options: AppOptions): express.Express {
       if (gitspace.state !== 'running' || !gitspace.url) {
         throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
       }
-      const { token, expiresAt } = await options.accessTokens.issue({ userId: userOf(req).id, gitspaceId: gitspace.id });
+      const { token, expiresAt } = await options.accessTokens.issue({
+        userId: userOf(req).id,
+        gitspaceId: gitspace.id,
+      });
       const url = new URL(gitspace.url);
       url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
       res.json({ url: url.toString(), token, expiresAt });
@@ -292,7 +310,9 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use('/api/v1', api);
   app.use((req, res) => {
-    res.status(404).json({ error: { code: 'not_found', message: `no route ${req.method} ${req.path}; the API lives under /api/v1` } });
+    res.status(404).json({
+      error: { code: 'not_found', message: `no route ${req.method} ${req.path}; the API lives under /api/v1` },
+    });
   });
   app.use(errorMiddleware(logger));
   return app;
@@ -366,7 +386,11 @@ function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
     state: row.state,
     ...(row.url ? { url: row.url } : {}),
     owner: row.ownerId,
-    repository: { url: row.repositoryUrl, ...(row.repositoryBranch ? { branch: row.repositoryBranch } : {}), hasToken: row.repositoryTokenSealed !== null },
+    repository: {
+      url: row.repositoryUrl,
+      ...(row.repositoryBranch ? { branch: row.repositoryBranch } : {}),
+      hasToken: row.repositoryTokenSealed !== null,
+    },
     infrastructureId: row.infrastructureId,
     machineId: row.machineId,
     ide: row.ide,
@@ -387,4 +411,3 @@ function presentEvent(row: EventRow) {
     createdAt: iso(row.createdAt),
   };
 }
-

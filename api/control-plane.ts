@@ -58,7 +58,8 @@ export interface RunningControlPlane {
 /** The control plane: REST API + control-plane worker, the only process that touches its database. */
 export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<RunningControlPlane> {
   const secrets = SecretsKey.fromBase64(
-    config.secretsKey ?? (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value,
+    config.secretsKey ??
+      (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value,
   );
   const db = await openDatabase(config.database);
   const store = createStore(db);
@@ -136,7 +137,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
 }
 
 /** The admin user and its token: the configured one, or one generated on first start and kept in the data dir. */
-async function ensureAdmin(store: Store, config: ControlPlaneConfig): Promise<{ token: string; file?: string; created: boolean }> {
+async function ensureAdmin(
+  store: Store,
+  config: ControlPlaneConfig,
+): Promise<{ token: string; file?: string; created: boolean }> {
   let admin = await store.findUserByName('admin');
   if (!admin) admin = (await store.createUser('admin', 'admin')).user;
   if (config.adminToken) {

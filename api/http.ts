@@ -14,7 +14,10 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
     }
     return [{ path: issue.path.join('.') || '(body)', message: issue.message }];
   });
-  throw new InputError(`the request body is invalid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, fields);
+  throw new InputError(
+    `the request body is invalid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`,
+    fields,
+  );
 }
 
 /** Wraps an async handler so its rejection reaches the error middleware (express 5 does this, kept explicit). */
@@ -42,7 +45,9 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       return;
     }
     logger.error('request failed', { method: req.method, path: req.path, error });
-    res.status(500).json({ error: { code: 'internal', message: 'the server failed to handle this request; see its log' } });
+    res
+      .status(500)
+      .json({ error: { code: 'internal', message: 'the server failed to handle this request; see its log' } });
   };
 }
 

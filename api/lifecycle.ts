@@ -7,7 +7,12 @@ import {
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { ConflictError } from '../common/errors';
 import type { Logger } from '../common/logger';
-import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId, type GitspaceState, type LifecycleAction } from '../common/lifecycle';
+import {
+  CONTROL_PLANE_TASK_QUEUE,
+  lifecycleWorkflowId,
+  type GitspaceState,
+  type LifecycleAction,
+} from '../common/lifecycle';
 import type { OperationRow } from '../db/schema';
 import type { Store } from '../db/store';
 import { SEARCH_ATTRIBUTES } from '../engine/search-attributes';
@@ -19,7 +24,10 @@ const WORKFLOW_TYPES: Record<LifecycleAction, string> = {
   stop: 'stopGitspace',
   delete: 'deleteGitspace',
 };
-const ACTION_OF_WORKFLOW_TYPE = Object.fromEntries(Object.entries(WORKFLOW_TYPES).map(([a, t]) => [t, a])) as Record<string, LifecycleAction>;
+const ACTION_OF_WORKFLOW_TYPE = Object.fromEntries(Object.entries(WORKFLOW_TYPES).map(([a, t]) => [t, a])) as Record<
+  string,
+  LifecycleAction
+>;
 
 /** The states from which a user may ask for each action. */
 const ALLOWED_FROM: Record<LifecycleAction, readonly GitspaceState[]> = {
@@ -88,7 +96,9 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
       new Promise<false>((resolve) => setTimeout(() => resolve(false), cancelWaitMs).unref()),
     ]);
     if (!finished) {
-      throw new ConflictError(`the start of gitspace '${name}' is still undoing its work after cancellation; try again shortly`);
+      throw new ConflictError(
+        `the start of gitspace '${name}' is still undoing its work after cancellation; try again shortly`,
+      );
     }
   };
 
@@ -119,15 +129,19 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
       if (requested === 'retry') {
         const failed = gitspace.lastError?.action;
         if (gitspace.state !== 'error' || typeof failed !== 'string') {
-          throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; only a gitspace in error can be retried`);
+          throw new ConflictError(
+            `gitspace '${gitspace.name}' is ${gitspace.state}; only a gitspace in error can be retried`,
+          );
         }
         action = failed as LifecycleAction;
       } else {
         action = requested;
       }
-      if (gitspace.state === 'deleted') throw new ConflictError(`gitspace '${gitspace.name}' is deleted; it cannot ${action}`);
+      if (gitspace.state === 'deleted')
+        throw new ConflictError(`gitspace '${gitspace.name}' is deleted; it cannot ${action}`);
       if (!ALLOWED_FROM[action].includes(gitspace.state)) {
-        if (['starting', 'stopping', 'deleting'].includes(gitspace.state)) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+        if (['starting', 'stopping', 'deleting'].includes(gitspace.state))
+          throw await conflictWithRunning(gitspace.id, gitspace.name, action);
         throw new ConflictError(`gitspace '${gitspace.name}' is already ${gitspace.state}; it cannot ${action}`);
       }
       if (gitspace.state === 'starting' && action !== 'start') {
@@ -162,7 +176,8 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
         try {
           handle = await start();
         } catch (retryError) {
-          if (retryError instanceof WorkflowExecutionAlreadyStartedError) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+          if (retryError instanceof WorkflowExecutionAlreadyStartedError)
+            throw await conflictWithRunning(gitspace.id, gitspace.name, action);
           throw retryError;
         }
       }

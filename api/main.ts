@@ -11,7 +11,9 @@ async function main(): Promise<void> {
   const databaseUrl = config.string('DATABASE_URL');
   const settings = {
     dataDir,
-    database: databaseUrl ? { kind: 'postgres' as const, url: databaseUrl } : { kind: 'pglite' as const, dir: path.join(dataDir, 'db') },
+    database: databaseUrl
+      ? { kind: 'postgres' as const, url: databaseUrl }
+      : { kind: 'pglite' as const, dir: path.join(dataDir, 'db') },
     host: config.string('GITSPACES_API_HOST', '127.0.0.1'),
     port: config.port('GITSPACES_API_PORT', 3000),
     temporalAddress: config.string('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
@@ -44,6 +46,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.stderr.write(
+    `${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exit(1);
 });

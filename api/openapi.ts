@@ -35,23 +35,130 @@ const id = '{id}';
 /** Every route of the API, with the schemas it validates against: the document below is derived from this table. */
 const ROUTES: Route[] = [
   { method: 'get', path: '/openapi.json', summary: 'This document', status: 200, public: true },
-  { method: 'get', path: '/.well-known/jwks.json', summary: 'Public keys that verify gateway access tokens', status: 200, response: Jwks, public: true },
-  { method: 'post', path: '/users', summary: 'Create a user and its API token (shown once)', body: CreateUserBody, status: 201, response: CreatedUser, admin: true },
-  { method: 'get', path: '/users', summary: 'List users (an administrator sees all, others themselves)', status: 200, response: list(User) },
-  { method: 'post', path: '/infrastructures', summary: 'Register an infrastructure', body: CreateInfrastructureBody, status: 201, response: Infrastructure, admin: true },
-  { method: 'get', path: '/infrastructures', summary: 'List infrastructures', status: 200, response: list(Infrastructure) },
-  { method: 'get', path: `/infrastructures/${id}`, summary: 'Get an infrastructure', status: 200, response: Infrastructure },
-  { method: 'patch', path: `/infrastructures/${id}`, summary: 'Change an infrastructure', body: UpdateInfrastructureBody, status: 200, response: Infrastructure, admin: true },
-  { method: 'delete', path: `/infrastructures/${id}`, summary: 'Remove an infrastructure no gitspace uses', status: 204, admin: true },
-  { method: 'post', path: `/infrastructures/${id}/machines`, summary: 'Add a machine to an infrastructure', body: CreateMachineBody, status: 201, response: Machine, admin: true },
-  { method: 'get', path: `/infrastructures/${id}/machines`, summary: "List an infrastructure's machines", status: 200, response: list(Machine) },
-  { method: 'post', path: '/gitspaces', summary: 'Create a gitspace (and start it unless start is false)', body: CreateGitspaceBody, status: 201, response: GitspaceWithOperation },
-  { method: 'get', path: '/gitspaces', summary: 'List your gitspaces (an administrator sees all)', status: 200, response: list(Gitspace) },
+  {
+    method: 'get',
+    path: '/.well-known/jwks.json',
+    summary: 'Public keys that verify gateway access tokens',
+    status: 200,
+    response: Jwks,
+    public: true,
+  },
+  {
+    method: 'post',
+    path: '/users',
+    summary: 'Create a user and its API token (shown once)',
+    body: CreateUserBody,
+    status: 201,
+    response: CreatedUser,
+    admin: true,
+  },
+  {
+    method: 'get',
+    path: '/users',
+    summary: 'List users (an administrator sees all, others themselves)',
+    status: 200,
+    response: list(User),
+  },
+  {
+    method: 'post',
+    path: '/infrastructures',
+    summary: 'Register an infrastructure',
+    body: CreateInfrastructureBody,
+    status: 201,
+    response: Infrastructure,
+    admin: true,
+  },
+  {
+    method: 'get',
+    path: '/infrastructures',
+    summary: 'List infrastructures',
+    status: 200,
+    response: list(Infrastructure),
+  },
+  {
+    method: 'get',
+    path: `/infrastructures/${id}`,
+    summary: 'Get an infrastructure',
+    status: 200,
+    response: Infrastructure,
+  },
+  {
+    method: 'patch',
+    path: `/infrastructures/${id}`,
+    summary: 'Change an infrastructure',
+    body: UpdateInfrastructureBody,
+    status: 200,
+    response: Infrastructure,
+    admin: true,
+  },
+  {
+    method: 'delete',
+    path: `/infrastructures/${id}`,
+    summary: 'Remove an infrastructure no gitspace uses',
+    status: 204,
+    admin: true,
+  },
+  {
+    method: 'post',
+    path: `/infrastructures/${id}/machines`,
+    summary: 'Add a machine to an infrastructure',
+    body: CreateMachineBody,
+    status: 201,
+    response: Machine,
+    admin: true,
+  },
+  {
+    method: 'get',
+    path: `/infrastructures/${id}/machines`,
+    summary: "List an infrastructure's machines",
+    status: 200,
+    response: list(Machine),
+  },
+  {
+    method: 'post',
+    path: '/gitspaces',
+    summary: 'Create a gitspace (and start it unless start is false)',
+    body: CreateGitspaceBody,
+    status: 201,
+    response: GitspaceWithOperation,
+  },
+  {
+    method: 'get',
+    path: '/gitspaces',
+    summary: 'List your gitspaces (an administrator sees all)',
+    status: 200,
+    response: list(Gitspace),
+  },
   { method: 'get', path: `/gitspaces/${id}`, summary: 'Get a gitspace', status: 200, response: Gitspace },
-  { method: 'post', path: `/gitspaces/${id}/actions`, summary: 'Start, stop or retry a gitspace', body: ActionBody, status: 202, response: OperationResponse },
-  { method: 'delete', path: `/gitspaces/${id}`, summary: 'Delete a gitspace (its record and events stay)', status: 202, response: OperationResponse },
-  { method: 'post', path: `/gitspaces/${id}/access`, summary: 'A short-lived gateway URL and token for a running gitspace', status: 200, response: AccessGrant },
-  { method: 'get', path: `/gitspaces/${id}/events`, summary: "A gitspace's events (text/event-stream for a live stream)", status: 200, response: list(Event) },
+  {
+    method: 'post',
+    path: `/gitspaces/${id}/actions`,
+    summary: 'Start, stop or retry a gitspace',
+    body: ActionBody,
+    status: 202,
+    response: OperationResponse,
+  },
+  {
+    method: 'delete',
+    path: `/gitspaces/${id}`,
+    summary: 'Delete a gitspace (its record and events stay)',
+    status: 202,
+    response: OperationResponse,
+  },
+  {
+    method: 'post',
+    path: `/gitspaces/${id}/access`,
+    summary: 'A short-lived gateway URL and token for a running gitspace',
+    status: 200,
+    response: AccessGrant,
+  },
+  {
+    method: 'get',
+    path: `/gitspaces/${id}/events`,
+    summary: "A gitspace's events (text/event-stream for a live stream)",
+    status: 200,
+    response: list(Event),
+  },
 ];
 
 const ERROR_STATUSES: Record<number, string> = {
@@ -72,32 +179,50 @@ export function buildOpenApiDocument(): object {
 
 function build(): object {
   const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
-    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+    const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
+      string,
+      unknown
+    >;
     return rest;
   };
   const errorContent = { 'application/json': { schema: jsonSchema(ErrorResponse, 'output') } };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of ROUTES) {
-    const parameters = route.path.includes(id) ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }] : [];
+    const parameters = route.path.includes(id)
+      ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]
+      : [];
     const responses: Record<string, unknown> = {
       [route.status]: route.response
         ? { description: 'OK', content: { 'application/json': { schema: jsonSchema(route.response, 'output') } } }
         : { description: route.status === 204 ? 'Done' : 'OK' },
     };
-    const errors = route.public ? [] : [400, 401, 404, ...(route.admin ? [403] : []), ...(route.method !== 'get' ? [409] : [])];
+    const errors = route.public
+      ? []
+      : [400, 401, 404, ...(route.admin ? [403] : []), ...(route.method !== 'get' ? [409] : [])];
     for (const status of errors) responses[status] = { description: ERROR_STATUSES[status], content: errorContent };
     (paths[route.path] ??= {})[route.method] = {
       summary: route.summary,
       operationId: `${route.method}${route.path.replace(/\{id\}/g, 'ById').replace(/[^A-Za-z]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
       ...(route.public ? { security: [] } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } } : {}),
+      ...(route.body
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: jsonSchema(route.body, 'input') } },
+            },
+          }
+        : {}),
       responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Gitspaces API', version: '1', description: 'Self-hosted cloud development environments, orchestrated by Temporal.' },
+    info: {
+      title: 'Gitspaces API',
+      version: '1',
+      description: 'Self-hosted cloud development environments, orchestrated by Temporal.',
+    },
     servers: [{ url: '/api/v1' }],
     security: [{ bearer: [] }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },

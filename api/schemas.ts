@@ -13,14 +13,20 @@ const slug = (what: string) =>
     .string()
     .min(1)
     .max(40)
-    .regex(/^[a-z]([a-z0-9-]*[a-z0-9])?$/, `${what} must start with a letter and use lowercase letters, digits and dashes`);
+    .regex(
+      /^[a-z]([a-z0-9-]*[a-z0-9])?$/,
+      `${what} must start with a letter and use lowercase letters, digits and dashes`,
+    );
 
 /** Display names: letters, digits, space, dot, dash, underscore; no path separators or control characters. */
 const displayName = z
   .string()
   .min(1)
   .max(63)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, 'use letters, digits, spaces, dots, dashes and underscores (no slashes or control characters)');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9 ._-]*$/,
+    'use letters, digits, spaces, dots, dashes and underscores (no slashes or control characters)',
+  );
 
 const httpUrl = z
   .string()
@@ -46,6 +52,7 @@ export const repositoryUrl = z
   });
 
 export function repositoryUrlProblem(value: string): string | undefined {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (/[\s\0-\x1f\x7f]/.test(value)) return 'must not contain spaces or control characters';
   if (value.startsWith('-')) return 'must not start with a dash';
   let url: URL;
@@ -68,7 +75,10 @@ const branch = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/, 'must be a git branch name (letters, digits, . _ / -; not starting with a dash, no "..")');
+  .regex(
+    /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]+$/,
+    'must be a git branch name (letters, digits, . _ / -; not starting with a dash, no "..")',
+  );
 
 export const CreateUserBody = z.strictObject({
   name: z
@@ -94,11 +104,30 @@ export const UpdateInfrastructureBody = z
 
 export const CreateMachineBody = z.strictObject({
   name: slug('name'),
-  machineType: z.string().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a machine type name'),
+  machineType: z
+    .string()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a machine type name'),
   diskSizeGb: z.number().int().min(10).max(65536),
-  region: z.string().min(1).max(63).regex(/^[a-z0-9-]+$/).optional(),
-  zone: z.string().min(1).max(63).regex(/^[a-z0-9-]+$/).optional(),
-  image: z.string().min(1).max(300).regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]*$/, 'must be an image name or id').optional(),
+  region: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
+  zone: z
+    .string()
+    .min(1)
+    .max(63)
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
+  image: z
+    .string()
+    .min(1)
+    .max(300)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]*$/, 'must be an image name or id')
+    .optional(),
 });
 
 export const CreateGitspaceBody = z.strictObject({
@@ -131,7 +160,12 @@ export const ErrorResponse = z.object({
   }),
 });
 
-export const User = z.object({ id: z.string(), name: z.string(), role: z.enum(['admin', 'member']), createdAt: z.string() });
+export const User = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.enum(['admin', 'member']),
+  createdAt: z.string(),
+});
 export const CreatedUser = z.object({ user: User, token: z.string() });
 
 export const Infrastructure = z.object({

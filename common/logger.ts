@@ -10,7 +10,11 @@ export interface Logger {
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-export function createLogger(name: string, level: LogLevel = 'info', write = (line: string) => process.stderr.write(line)): Logger {
+export function createLogger(
+  name: string,
+  level: LogLevel = 'info',
+  write = (line: string) => process.stderr.write(line),
+): Logger {
   const threshold = LEVELS[level];
   const log = (entryLevel: Exclude<LogLevel, 'silent'>, message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[entryLevel] < threshold) return;

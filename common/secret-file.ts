@@ -5,7 +5,10 @@ import path from 'node:path';
  * Reads a secret kept in the data dir, creating it on first use (mode 0600). The `wx` flag makes two processes
  * starting at once agree on one value: the loser of the race reads the winner's file.
  */
-export async function readOrCreateSecretFile(file: string, generate: () => string): Promise<{ value: string; created: boolean }> {
+export async function readOrCreateSecretFile(
+  file: string,
+  generate: () => string,
+): Promise<{ value: string; created: boolean }> {
   try {
     return { value: (await readFile(file, 'utf8')).trim(), created: false };
   } catch (error) {

@@ -63,7 +63,9 @@ export const migrations: Record<string, Migration> = {
         .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
         .execute();
       // A name is unique per owner among gitspaces that still exist; deleted ones keep their record.
-      await sql`create unique index gitspaces_owner_name on gitspaces (owner_id, name) where state <> 'deleted'`.execute(db);
+      await sql`create unique index gitspaces_owner_name on gitspaces (owner_id, name) where state <> 'deleted'`.execute(
+        db,
+      );
       await db.schema.createIndex('gitspaces_infrastructure').on('gitspaces').column('infrastructure_id').execute();
       await db.schema
         .createTable('operations')
@@ -77,7 +79,11 @@ export const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
         .addColumn('finished_at', 'timestamptz')
         .execute();
-      await db.schema.createIndex('operations_gitspace').on('operations').columns(['gitspace_id', 'created_at']).execute();
+      await db.schema
+        .createIndex('operations_gitspace')
+        .on('operations')
+        .columns(['gitspace_id', 'created_at'])
+        .execute();
       await db.schema
         .createTable('events')
         .addColumn('gitspace_id', 'text', (c) => c.notNull().references('gitspaces.id'))

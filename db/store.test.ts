@@ -12,8 +12,23 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     db = await openDatabase(await location());
     store = createStore(db);
     ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://127.0.0.1:1' });
-    await store.createMachine({ id: 'inf-m', infrastructureId: 'inf', name: 'm', machineType: 'local', diskSizeGb: 10, region: null, zone: null, image: null });
+    await store.createInfrastructure({
+      id: 'inf',
+      name: 'inf',
+      provider: 'local',
+      config: {},
+      gatewayUrl: 'http://127.0.0.1:1',
+    });
+    await store.createMachine({
+      id: 'inf-m',
+      infrastructureId: 'inf',
+      name: 'm',
+      machineType: 'local',
+      diskSizeGb: 10,
+      region: null,
+      zone: null,
+      image: null,
+    });
   });
   afterAll(async () => {
     await db?.destroy();
@@ -36,7 +51,15 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await migrate(db);
     const tables = await db.introspection.getTables();
     expect(tables.map((t) => t.name)).toEqual(
-      expect.arrayContaining(['users', 'api_tokens', 'infrastructures', 'machines', 'gitspaces', 'operations', 'events']),
+      expect.arrayContaining([
+        'users',
+        'api_tokens',
+        'infrastructures',
+        'machines',
+        'gitspaces',
+        'operations',
+        'events',
+      ]),
     );
   });
 
@@ -68,9 +91,9 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
 
   it('refuses a state change from a state it does not allow, and changes nothing', async () => {
     await newGitspace('gs-guard');
-    await expect(store.changeState('gs-guard', { to: 'stopping', allowedFrom: ['running'], message: 'no' })).rejects.toThrow(
-      "gitspace 'gs-guard' is stopped; it cannot become stopping",
-    );
+    await expect(
+      store.changeState('gs-guard', { to: 'stopping', allowedFrom: ['running'], message: 'no' }),
+    ).rejects.toThrow("gitspace 'gs-guard' is stopped; it cannot become stopping");
     expect((await store.getGitspace('gs-guard')).state).toBe('stopped');
     expect(await store.listEvents('gs-guard')).toHaveLength(1);
   });
@@ -84,8 +107,18 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
 
   it('records an operation once per workflow run and tracks its outcome', async () => {
     await newGitspace('gs-ops');
-    const first = await store.recordOperation({ gitspaceId: 'gs-ops', action: 'start', workflowId: 'gitspace-gs-ops', runId: 'run-1' });
-    const again = await store.recordOperation({ gitspaceId: 'gs-ops', action: 'start', workflowId: 'gitspace-gs-ops', runId: 'run-1' });
+    const first = await store.recordOperation({
+      gitspaceId: 'gs-ops',
+      action: 'start',
+      workflowId: 'gitspace-gs-ops',
+      runId: 'run-1',
+    });
+    const again = await store.recordOperation({
+      gitspaceId: 'gs-ops',
+      action: 'start',
+      workflowId: 'gitspace-gs-ops',
+      runId: 'run-1',
+    });
     expect(again.id).toBe(first.id);
     await store.updateOperation('run-1', { status: 'succeeded' });
     const latest = await store.latestOperations(['gs-ops']);

@@ -47,7 +47,10 @@ export function createStore(db: Db) {
           .returningAll()
           .executeTakeFirstOrThrow();
         const token = newToken('gsp');
-        await trx.insertInto('apiTokens').values({ id: newId('tok'), userId: user.id, tokenHash: hashToken(token), lastUsedAt: null }).execute();
+        await trx
+          .insertInto('apiTokens')
+          .values({ id: newId('tok'), userId: user.id, tokenHash: hashToken(token), lastUsedAt: null })
+          .execute();
         return { user, token };
       });
     },
@@ -79,7 +82,11 @@ export function createStore(db: Db) {
     },
 
     async createInfrastructure(values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt'>): Promise<InfrastructureRow> {
-      const existing = await db.selectFrom('infrastructures').select('id').where('id', '=', values.id).executeTakeFirst();
+      const existing = await db
+        .selectFrom('infrastructures')
+        .select('id')
+        .where('id', '=', values.id)
+        .executeTakeFirst();
       if (existing) throw new ConflictError(`an infrastructure named '${values.name}' already exists`);
       return db.insertInto('infrastructures').values(values).returningAll().executeTakeFirstOrThrow();
     },
@@ -118,13 +125,24 @@ export function createStore(db: Db) {
           .where('state', '<>', 'deleted')
           .execute();
         if (inUse.length > 0) {
-          const names = inUse.slice(0, 5).map((g) => `'${g.name}'`).join(', ');
-          throw new ConflictError(`infrastructure '${id}' is used by ${inUse.length} gitspace(s) (${names}); delete them first`);
+          const names = inUse
+            .slice(0, 5)
+            .map((g) => `'${g.name}'`)
+            .join(', ');
+          throw new ConflictError(
+            `infrastructure '${id}' is used by ${inUse.length} gitspace(s) (${names}); delete them first`,
+          );
         }
         // Deleted gitspaces keep their records and events, so their infrastructure row stays as history too.
-        const history = await trx.selectFrom('gitspaces').select('id').where('infrastructureId', '=', id).executeTakeFirst();
+        const history = await trx
+          .selectFrom('gitspaces')
+          .select('id')
+          .where('infrastructureId', '=', id)
+          .executeTakeFirst();
         if (history) {
-          throw new ConflictError(`infrastructure '${id}' still holds the records of deleted gitspaces and cannot be removed`);
+          throw new ConflictError(
+            `infrastructure '${id}' still holds the records of deleted gitspaces and cannot be removed`,
+          );
         }
         await trx.deleteFrom('infrastructures').where('id', '=', id).execute();
       });
@@ -132,12 +150,21 @@ export function createStore(db: Db) {
 
     async createMachine(values: Omit<MachineRow, 'createdAt'>): Promise<MachineRow> {
       const existing = await db.selectFrom('machines').select('id').where('id', '=', values.id).executeTakeFirst();
-      if (existing) throw new ConflictError(`infrastructure '${values.infrastructureId}' already has a machine named '${values.name}'`);
+      if (existing)
+        throw new ConflictError(
+          `infrastructure '${values.infrastructureId}' already has a machine named '${values.name}'`,
+        );
       return db.insertInto('machines').values(values).returningAll().executeTakeFirstOrThrow();
     },
 
     async listMachines(infrastructureId: string): Promise<MachineRow[]> {
-      return db.selectFrom('machines').selectAll().where('infrastructureId', '=', infrastructureId).orderBy('createdAt').orderBy('id').execute();
+      return db
+        .selectFrom('machines')
+        .selectAll()
+        .where('infrastructureId', '=', infrastructureId)
+        .orderBy('createdAt')
+        .orderBy('id')
+        .execute();
     },
 
     async getMachine(id: string): Promise<MachineRow> {
@@ -161,7 +188,12 @@ export function createStore(db: Db) {
           .values({ ...values, state: 'stopped', url: null, lastError: null })
           .returningAll()
           .executeTakeFirstOrThrow();
-        await appendEvent(trx, row.id, { type: 'created', state: 'stopped', message: `gitspace '${row.name}' created`, data: {} });
+        await appendEvent(trx, row.id, {
+          type: 'created',
+          state: 'stopped',
+          message: `gitspace '${row.name}' created`,
+          data: {},
+        });
         return row;
       });
     },
@@ -172,7 +204,11 @@ export function createStore(db: Db) {
       return row;
     },
 
-    async listGitspaces(filter: { ownerId?: string; infrastructureId?: string; states?: GitspaceState[] }): Promise<GitspaceRow[]> {
+    async listGitspaces(filter: {
+      ownerId?: string;
+      infrastructureId?: string;
+      states?: GitspaceState[];
+    }): Promise<GitspaceRow[]> {
       let query = db.selectFrom('gitspaces').selectAll();
       if (filter.ownerId) query = query.where('ownerId', '=', filter.ownerId);
       if (filter.infrastructureId) query = query.where('infrastructureId', '=', filter.infrastructureId);
@@ -198,13 +234,21 @@ export function createStore(db: Db) {
           .where('id', '=', gitspaceId)
           .returningAll()
           .executeTakeFirstOrThrow();
-        await appendEvent(trx, gitspaceId, { type: 'state', state: change.to, message: change.message, data: change.data ?? {} });
+        await appendEvent(trx, gitspaceId, {
+          type: 'state',
+          state: change.to,
+          message: change.message,
+          data: change.data ?? {},
+        });
         return row;
       });
     },
 
     /** Records an event that does not change the state (a step started, a reconciliation finding). */
-    async recordEvent(gitspaceId: string, event: { type: string; message: string; data?: Record<string, unknown> }): Promise<void> {
+    async recordEvent(
+      gitspaceId: string,
+      event: { type: string; message: string; data?: Record<string, unknown> },
+    ): Promise<void> {
       await db.transaction().execute(async (trx) => {
         await lockGitspace(trx, gitspaceId);
         await appendEvent(trx, gitspaceId, { ...event, state: null, data: event.data ?? {} });
@@ -212,11 +256,22 @@ export function createStore(db: Db) {
     },
 
     async listEvents(gitspaceId: string, afterSeq = 0): Promise<EventRow[]> {
-      return db.selectFrom('events').selectAll().where('gitspaceId', '=', gitspaceId).where('seq', '>', afterSeq).orderBy('seq').execute();
+      return db
+        .selectFrom('events')
+        .selectAll()
+        .where('gitspaceId', '=', gitspaceId)
+        .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .execute();
     },
 
     /** Records an operation; recording the same workflow run twice keeps the first record. */
-    async recordOperation(values: { gitspaceId: string; action: LifecycleAction; workflowId: string; runId: string }): Promise<OperationRow> {
+    async recordOperation(values: {
+      gitspaceId: string;
+      action: LifecycleAction;
+      workflowId: string;
+      runId: string;
+    }): Promise<OperationRow> {
       await db
         .insertInto('operations')
         .values({ id: newId('op'), ...values, status: 'running', step: null, finishedAt: null })
@@ -231,7 +286,11 @@ export function createStore(db: Db) {
 
     async updateOperation(runId: string, patch: { status?: OperationStatus; step?: string | null }): Promise<void> {
       const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : {};
-      await db.updateTable('operations').set({ ...patch, ...finished }).where('runId', '=', runId).execute();
+      await db
+        .updateTable('operations')
+        .set({ ...patch, ...finished })
+        .where('runId', '=', runId)
+        .execute();
     },
 
     async latestOperations(gitspaceIds: string[]): Promise<Map<string, OperationRow>> {
@@ -277,5 +336,8 @@ async function appendEvent(
     .select(sql<number>`coalesce(max(seq), 0) + 1`.as('next'))
     .where('gitspaceId', '=', gitspaceId)
     .executeTakeFirstOrThrow();
-  await trx.insertInto('events').values({ gitspaceId, seq: Number(next), ...event }).execute();
+  await trx
+    .insertInto('events')
+    .values({ gitspaceId, seq: Number(next), ...event })
+    .execute();
 }

@@ -30,7 +30,10 @@ export interface DevServer {
 
 /** Thrown when the dev server exited or did not answer before the deadline; carries its last output. */
 export class DevServerStartError extends Error {
-  constructor(message: string, readonly output: string) {
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
     super(`${message}\n${output.trim()}`);
     this.name = 'DevServerStartError';
   }
@@ -41,7 +44,16 @@ export class DevServerStartError extends Error {
  * answers with them. The server runs in its own process group so it can be stopped by id, with its children.
  */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
-  const args = ['server', 'start-dev', '--ip', options.host, '--port', String(options.port), '--namespace', options.namespace];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    options.host,
+    '--port',
+    String(options.port),
+    '--namespace',
+    options.namespace,
+  ];
   args.push('--log-level', 'warn');
   if (options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-ip', options.host, '--ui-port', String(options.uiPort));

@@ -41,7 +41,12 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
         break;
       case 'aws': {
         const config = valid(parseAwsInfrastructureConfig(infrastructure.providerConfig), 'aws');
-        provider = createAwsProvider({ config, installationId, ec2: createEc2Client({ region: config.region }), logger: logger.child('aws') });
+        provider = createAwsProvider({
+          config,
+          installationId,
+          ec2: createEc2Client({ region: config.region }),
+          logger: logger.child('aws'),
+        });
         break;
       }
       case 'gcp': {
@@ -62,11 +67,17 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
 }
 
 /** Validates an infrastructure's `config` for its provider; problems carry paths under `config.`. */
-export function validateInfrastructureConfig(provider: ProviderName, config: Record<string, unknown>): Record<string, unknown> {
+export function validateInfrastructureConfig(
+  provider: ProviderName,
+  config: Record<string, unknown>,
+): Record<string, unknown> {
   switch (provider) {
     case 'local': {
       // The local provider keeps machines in the runner's data dir: it takes no configuration.
-      const problems = Object.keys(config).map((key) => ({ path: `config.${key}`, message: 'is not a setting of the local provider' }));
+      const problems = Object.keys(config).map((key) => ({
+        path: `config.${key}`,
+        message: 'is not a setting of the local provider',
+      }));
       if (problems.length > 0) throw invalid('the local infrastructure config is invalid', problems);
       return config;
     }

@@ -31,8 +31,16 @@ describe('REST API input validation', () => {
     ['an ext:: repository', { ...valid, repository: { url: 'ext::sh -c touch% /tmp/pwned' } }, 'repository.url'],
     ['a local path as repository', { ...valid, repository: { url: '/var/lib/secret' } }, 'repository.url'],
     ['an option as repository', { ...valid, repository: { url: '--upload-pack=touch /tmp/x' } }, 'repository.url'],
-    ['a password inside the URL', { ...valid, repository: { url: 'https://u:p@git.example.test/r.git' } }, 'repository.url'],
-    ['an option as branch', { ...valid, repository: { ...valid.repository, branch: '--upload-pack=x' } }, 'repository.branch'],
+    [
+      'a password inside the URL',
+      { ...valid, repository: { url: 'https://u:p@git.example.test/r.git' } },
+      'repository.url',
+    ],
+    [
+      'an option as branch',
+      { ...valid, repository: { ...valid.repository, branch: '--upload-pack=x' } },
+      'repository.branch',
+    ],
     ['an unknown IDE', { ...valid, ide: 'emacs' }, 'ide'],
     ['an unknown infrastructure', { ...valid, infrastructureId: 'nowhere' }, 'infrastructureId'],
     ['an unknown machine', { ...valid, machineId: 'local-huge' }, 'machineId'],
@@ -46,14 +54,22 @@ describe('REST API input validation', () => {
   });
 
   it.each(['https', 'http', 'ssh', 'git'])('accepts a %s:// repository', async (scheme) => {
-    const response = await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: `ok-${scheme}`, repository: { url: `${scheme}://git.example.test/org/repo.git` } });
+    const response = await stack.api('POST', '/api/v1/gitspaces', {
+      ...valid,
+      name: `ok-${scheme}`,
+      repository: { url: `${scheme}://git.example.test/org/repo.git` },
+    });
     expect(response.status).toBe(201);
     expect(response.body.gitspace.state).toBe('stopped');
     expect(response.body.operation).toBeUndefined();
   });
 
   it('never returns the repository token', async () => {
-    const response = await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: 'secret', repository: { ...valid.repository, token: 'ghp_supersecret' } });
+    const response = await stack.api('POST', '/api/v1/gitspaces', {
+      ...valid,
+      name: 'secret',
+      repository: { ...valid.repository, token: 'ghp_supersecret' },
+    });
     expect(response.status).toBe(201);
     expect(response.body.gitspace.repository).toEqual({ url: valid.repository.url, hasToken: true });
     const listed = await stack.api('GET', '/api/v1/gitspaces');
@@ -84,18 +100,39 @@ describe('REST API input validation', () => {
     expect(user.status).toBe(400);
     expect(user.body.error.fields[0].path).toBe('name');
 
-    const infra = await stack.api('POST', '/api/v1/infrastructures', { name: 'gcp-eu', provider: 'gcp', config: { project: '' }, gatewayUrl: 'http://127.0.0.1:3001' });
+    const infra = await stack.api('POST', '/api/v1/infrastructures', {
+      name: 'gcp-eu',
+      provider: 'gcp',
+      config: { project: '' },
+      gatewayUrl: 'http://127.0.0.1:3001',
+    });
     expect(infra.status).toBe(400);
-    expect(infra.body.error.fields.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(['config.project', 'config.region']));
-    const badProvider = await stack.api('POST', '/api/v1/infrastructures', { name: 'x', provider: 'azure', gatewayUrl: 'ftp://x' });
+    expect(infra.body.error.fields.map((f: { path: string }) => f.path)).toEqual(
+      expect.arrayContaining(['config.project', 'config.region']),
+    );
+    const badProvider = await stack.api('POST', '/api/v1/infrastructures', {
+      name: 'x',
+      provider: 'azure',
+      gatewayUrl: 'ftp://x',
+    });
     expect(badProvider.status).toBe(400);
     expect(badProvider.body.error.fields.map((f: { path: string }) => f.path)).toEqual(['provider', 'gatewayUrl']);
-    expect((await stack.api('GET', '/api/v1/infrastructures')).body.items.map((i: { id: string }) => i.id)).toEqual(['local']);
+    expect((await stack.api('GET', '/api/v1/infrastructures')).body.items.map((i: { id: string }) => i.id)).toEqual([
+      'local',
+    ]);
 
-    const machine = await stack.api('POST', '/api/v1/infrastructures/local/machines', { name: 'big', machineType: 'local', diskSizeGb: 'ten' });
+    const machine = await stack.api('POST', '/api/v1/infrastructures/local/machines', {
+      name: 'big',
+      machineType: 'local',
+      diskSizeGb: 'ten',
+    });
     expect(machine.status).toBe(400);
     expect(machine.body.error.fields[0].path).toBe('diskSizeGb');
-    const unknownInfra = await stack.api('POST', '/api/v1/infrastructures/nowhere/machines', { name: 'big', machineType: 'local', diskSizeGb: 10 });
+    const unknownInfra = await stack.api('POST', '/api/v1/infrastructures/nowhere/machines', {
+      name: 'big',
+      machineType: 'local',
+      diskSizeGb: 10,
+    });
     expect(unknownInfra.status).toBe(404);
     expect((await stack.api('GET', '/api/v1/infrastructures/local/machines')).body.items).toHaveLength(1);
   });
@@ -116,15 +153,45 @@ describe('REST API input validation', () => {
   });
 
   it('creates an infrastructure with a machine, and refuses to delete it while a gitspace uses it', async () => {
-    const infra = await stack.api('POST', '/api/v1/infrastructures', { name: 'lab', provider: 'local', gatewayUrl: 'http://127.0.0.1:3001/' });
+    const infra = await stack.api('POST', '/api/v1/infrastructures', {
+      name: 'lab',
+      provider: 'local',
+      gatewayUrl: 'http://127.0.0.1:3001/',
+    });
     expect(infra.status).toBe(201);
-    expect(infra.body).toMatchObject({ id: 'lab', taskQueue: 'gitspaces-infra-lab', gatewayUrl: 'http://127.0.0.1:3001' });
-    expect((await stack.api('POST', '/api/v1/infrastructures', { name: 'lab', provider: 'local', gatewayUrl: 'http://127.0.0.1:3001' })).status).toBe(409);
-    const machine = await stack.api('POST', '/api/v1/infrastructures/lab/machines', { name: 'small', machineType: 'local', diskSizeGb: 20 });
+    expect(infra.body).toMatchObject({
+      id: 'lab',
+      taskQueue: 'gitspaces-infra-lab',
+      gatewayUrl: 'http://127.0.0.1:3001',
+    });
+    expect(
+      (
+        await stack.api('POST', '/api/v1/infrastructures', {
+          name: 'lab',
+          provider: 'local',
+          gatewayUrl: 'http://127.0.0.1:3001',
+        })
+      ).status,
+    ).toBe(409);
+    const machine = await stack.api('POST', '/api/v1/infrastructures/lab/machines', {
+      name: 'small',
+      machineType: 'local',
+      diskSizeGb: 20,
+    });
     expect(machine.status).toBe(201);
-    const gitspace = await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: 'lab-space', infrastructureId: 'lab', machineId: machine.body.id });
+    const gitspace = await stack.api('POST', '/api/v1/gitspaces', {
+      ...valid,
+      name: 'lab-space',
+      infrastructureId: 'lab',
+      machineId: machine.body.id,
+    });
     expect(gitspace.status).toBe(201);
-    const mismatch = await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: 'mismatch', infrastructureId: 'local', machineId: machine.body.id });
+    const mismatch = await stack.api('POST', '/api/v1/gitspaces', {
+      ...valid,
+      name: 'mismatch',
+      infrastructureId: 'local',
+      machineId: machine.body.id,
+    });
     expect(mismatch.status).toBe(400);
     expect(mismatch.body.error.fields[0].path).toBe('machineId');
     const deletion = await stack.api('DELETE', '/api/v1/infrastructures/lab');
@@ -138,7 +205,14 @@ describe('REST API input validation', () => {
     const response = await fetch(`${stack.controlPlane.url}/api/v1/openapi.json`);
     const doc = (await response.json()) as any;
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/gitspaces', '/gitspaces/{id}/actions', '/gitspaces/{id}/access', '/infrastructures/{id}/machines']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/gitspaces',
+        '/gitspaces/{id}/actions',
+        '/gitspaces/{id}/access',
+        '/infrastructures/{id}/machines',
+      ]),
+    );
     expect(doc.paths['/gitspaces'].post.requestBody.content['application/json'].schema.required).toEqual(
       expect.arrayContaining(['name', 'repository', 'infrastructureId', 'machineId']),
     );

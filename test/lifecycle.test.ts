@@ -40,15 +40,28 @@ describe('gitspace lifecycle through the REST API', () => {
     const infrastructures = await stack.api('GET', '/api/v1/infrastructures');
     expect(infrastructures.status).toBe(200);
     expect(infrastructures.body.items).toEqual([
-      expect.objectContaining({ id: 'local', name: 'local', provider: 'local', taskQueue: 'gitspaces-infra-local', gatewayUrl: stack.gatewayUrl }),
+      expect.objectContaining({
+        id: 'local',
+        name: 'local',
+        provider: 'local',
+        taskQueue: 'gitspaces-infra-local',
+        gatewayUrl: stack.gatewayUrl,
+      }),
     ]);
     const machines = await stack.api('GET', '/api/v1/infrastructures/local/machines');
-    expect(machines.body.items).toEqual([expect.objectContaining({ id: 'local-default', name: 'default', infrastructureId: 'local' })]);
+    expect(machines.body.items).toEqual([
+      expect.objectContaining({ id: 'local-default', name: 'default', infrastructureId: 'local' }),
+    ]);
   });
 
   it('creates, runs, stops, restarts and deletes a gitspace, keeping files across stop/start', async () => {
     const { gitspace, operation } = await create('api', git.urlOf('hello'));
-    expect(gitspace).toMatchObject({ name: 'api', state: expect.stringMatching(/stopped|starting/), infrastructureId: 'local', machineId: 'local-default' });
+    expect(gitspace).toMatchObject({
+      name: 'api',
+      state: expect.stringMatching(/stopped|starting/),
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
     expect(gitspace.repository).toEqual({ url: git.urlOf('hello'), hasToken: false });
     expect(operation).toMatchObject({ action: 'start', workflowId: `gitspace-${gitspace.id}`, status: 'running' });
 
@@ -57,7 +70,9 @@ describe('gitspace lifecycle through the REST API', () => {
     expect(running.url).toBe(`${stack.gatewayUrl}/gitspaces/${gitspace.id}/`);
     expect(running.operation).toMatchObject({ action: 'start', status: 'succeeded' });
     expect(await readFile(path.join(workspaceOf(gitspace.id), 'README.md'), 'utf8')).toBe('# hello\n');
-    const routes = await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } });
+    const routes = await fetch(`${stack.gatewayAdminUrl}/routes`, {
+      headers: { authorization: 'Bearer test-gateway-admin-token' },
+    });
     expect(((await routes.json()) as any).routes.map((r: any) => r.gitspaceId)).toContain(gitspace.id);
 
     // The developer's way in: a short-lived token, exchanged by the gateway for a cookie, then the IDE page.
@@ -97,14 +112,32 @@ describe('gitspace lifecycle through the REST API', () => {
 
     const events = await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`);
     const states = events.body.items.filter((e: any) => e.state).map((e: any) => e.state);
-    expect(states).toEqual(['stopped', 'starting', 'running', 'stopping', 'stopped', 'starting', 'running', 'deleting', 'deleted']);
+    expect(states).toEqual([
+      'stopped',
+      'starting',
+      'running',
+      'stopping',
+      'stopped',
+      'starting',
+      'running',
+      'deleting',
+      'deleted',
+    ]);
     expect(events.body.items.map((e: any) => e.seq)).toEqual(events.body.items.map((_: unknown, i: number) => i + 1));
 
     // The Web UI's view: every run of this gitspace is found by its search attribute, with a readable summary.
     const runs = [];
-    for await (const run of stack.controlPlane.client.workflow.list({ query: `GitspaceId = '${gitspace.id}'` })) runs.push(run);
-    expect(runs.map((r) => r.type).sort()).toEqual(['deleteGitspace', 'startGitspace', 'startGitspace', 'stopGitspace']);
-    const described = await stack.controlPlane.client.workflow.getHandle(`gitspace-${gitspace.id}`, runs.find((r) => r.type === 'stopGitspace')!.runId).describe();
+    for await (const run of stack.controlPlane.client.workflow.list({ query: `GitspaceId = '${gitspace.id}'` }))
+      runs.push(run);
+    expect(runs.map((r) => r.type).sort()).toEqual([
+      'deleteGitspace',
+      'startGitspace',
+      'startGitspace',
+      'stopGitspace',
+    ]);
+    const described = await stack.controlPlane.client.workflow
+      .getHandle(`gitspace-${gitspace.id}`, runs.find((r) => r.type === 'stopGitspace')!.runId)
+      .describe();
     expect(await described.staticSummary()).toBe("stop gitspace 'api' on infrastructure 'local'");
   });
 
@@ -132,7 +165,9 @@ describe('gitspace lifecycle through the REST API', () => {
     ]);
     expect([a.status, b.status].sort()).toEqual([202, 409]);
     const refused = a.status === 409 ? a : b;
-    expect(refused.body.error.message).toMatch(/has a start operation running \(workflow gitspace-gs-[a-z0-9]+, run [0-9a-f-]+\)/);
+    expect(refused.body.error.message).toMatch(
+      /has a start operation running \(workflow gitspace-gs-[a-z0-9]+, run [0-9a-f-]+\)/,
+    );
     await waitForGitspace(stack, gitspace.id, (g) => g.state === 'running');
     await stack.api('DELETE', `/api/v1/gitspaces/${gitspace.id}`);
     await waitForGitspace(stack, gitspace.id, (g) => g.state === 'deleted');
@@ -145,16 +180,24 @@ describe('gitspace lifecycle through the REST API', () => {
     expect(failed.lastError).toMatchObject({ action: 'start', step: 'prepareWorkspace', cause: 'CloneFailedError' });
     expect(failed.lastError.message).toContain(url);
     expect(failed.url).toBeUndefined();
-    const record = JSON.parse(await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'));
+    const record = JSON.parse(
+      await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'),
+    );
     expect(record.agent).toBeNull();
-    const routes = (await (await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })).json()) as any;
+    const routes = (await (
+      await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })
+    ).json()) as any;
     expect(routes.routes.map((r: any) => r.gitspaceId)).not.toContain(gitspace.id);
 
     await git.createRepository('later', { 'LATER.md': 'here now\n' });
     const retry = await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'retry' });
     expect(retry.status).toBe(202);
     expect(retry.body.operation.action).toBe('start');
-    const running = await waitForGitspace(stack, gitspace.id, (g) => g.operation.runId === retry.body.operation.runId && g.operation.status !== 'running');
+    const running = await waitForGitspace(
+      stack,
+      gitspace.id,
+      (g) => g.operation.runId === retry.body.operation.runId && g.operation.status !== 'running',
+    );
     expect(running.lastError).toBeUndefined();
     expect(running.state).toBe('running');
     expect(await readFile(path.join(workspaceOf(gitspace.id), 'LATER.md'), 'utf8')).toBe('here now\n');
@@ -170,13 +213,21 @@ describe('gitspace lifecycle through the REST API', () => {
     await waitForGitspace(stack, gitspace.id, (g) => g.operation?.step === 'prepareWorkspace');
     const stop = await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'stop' });
     expect(stop.status).toBe(202);
-    const stopped = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'stopped' && g.operation?.action === 'stop' && g.operation?.status === 'succeeded');
+    const stopped = await waitForGitspace(
+      stack,
+      gitspace.id,
+      (g) => g.state === 'stopped' && g.operation?.action === 'stop' && g.operation?.status === 'succeeded',
+    );
     expect(stopped.lastError).toBeUndefined();
-    const record = JSON.parse(await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'));
+    const record = JSON.parse(
+      await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'),
+    );
     expect(record.agent).toBeNull();
     const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
     expect(events.map((e: any) => e.message)).toContain('start cancelled; the machine is stopped');
-    const startRun = await stack.controlPlane.client.workflow.getHandle(`gitspace-${gitspace.id}`, stop.body.operation.runId).describe();
+    const startRun = await stack.controlPlane.client.workflow
+      .getHandle(`gitspace-${gitspace.id}`, stop.body.operation.runId)
+      .describe();
     expect(startRun.type).toBe('stopGitspace');
   });
 
@@ -188,7 +239,13 @@ describe('gitspace lifecycle through the REST API', () => {
     const mine = await stack.api(
       'POST',
       '/api/v1/gitspaces',
-      { name: 'ada-space', repository: { url: git.urlOf('hello') }, infrastructureId: 'local', machineId: 'local-default', start: false },
+      {
+        name: 'ada-space',
+        repository: { url: git.urlOf('hello') },
+        infrastructureId: 'local',
+        machineId: 'local-default',
+        start: false,
+      },
       adaToken,
     );
     expect(mine.status).toBe(201);
@@ -208,7 +265,10 @@ describe('gitspace lifecycle through the REST API', () => {
     const histories = [];
     for await (const run of stack.controlPlane.client.workflow.list({ query: "WorkflowType STARTS_WITH ''" })) {
       if (run.status.name === 'RUNNING') continue;
-      histories.push({ workflowId: run.workflowId, history: await stack.controlPlane.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
+      histories.push({
+        workflowId: run.workflowId,
+        history: await stack.controlPlane.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory(),
+      });
     }
     expect(histories.length).toBeGreaterThanOrEqual(8);
     let replayed = 0;

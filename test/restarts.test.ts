@@ -24,10 +24,16 @@ describe('restarts and recovery', () => {
   });
 
   const createRunning = async (name: string) => {
-    const created = await stack.api('POST', '/api/v1/gitspaces', { name, repository: { url: git.urlOf('repo') }, infrastructureId: 'local', machineId: 'local-default' });
+    const created = await stack.api('POST', '/api/v1/gitspaces', {
+      name,
+      repository: { url: git.urlOf('repo') },
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
     return waitForGitspace(stack, created.body.gitspace.id, (g) => g.state === 'running');
   };
-  const agentOf = async (id: string) => JSON.parse(await readFile(path.join(stack.dataDir, 'machines', id, 'machine.json'), 'utf8')).agent;
+  const agentOf = async (id: string) =>
+    JSON.parse(await readFile(path.join(stack.dataDir, 'machines', id, 'machine.json'), 'utf8')).agent;
   const healthy = async (port: number) =>
     fetch(`http://127.0.0.1:${port}/_agent/healthz`).then(
       (r) => r.ok,
@@ -58,7 +64,9 @@ describe('restarts and recovery', () => {
     const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
     expect(events.at(-1).message).toContain('the machine was found stopped');
     expect(stopped.url).toBeUndefined();
-    const routes = (await (await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })).json()) as any;
+    const routes = (await (
+      await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })
+    ).json()) as any;
     expect(routes.routes.map((r: any) => r.gitspaceId)).not.toContain(gitspace.id);
 
     await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'start' });
@@ -82,9 +90,16 @@ describe('restarts and recovery', () => {
 
   it('fails a start within a bounded time when no runner serves the infrastructure, naming it', async () => {
     stack = await startTestStack({ workflowBundle: bundle, runner: false, runnerPickupTimeoutSeconds: 3 });
-    const created = await stack.api('POST', '/api/v1/gitspaces', { name: 'orphaned', repository: { url: git.urlOf('repo') }, infrastructureId: 'local', machineId: 'local-default' });
+    const created = await stack.api('POST', '/api/v1/gitspaces', {
+      name: 'orphaned',
+      repository: { url: git.urlOf('repo') },
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
     const failed = await waitForGitspace(stack, created.body.gitspace.id, (g) => g.state === 'error', 60_000);
     expect(failed.lastError).toMatchObject({ action: 'start', step: 'ensureMachine', cause: 'RunnerUnavailableError' });
-    expect(failed.lastError.message).toMatch(/^no runner is serving infrastructure 'local': nothing picked up 'ensure the machine exists and runs' within 3s/);
+    expect(failed.lastError.message).toMatch(
+      /^no runner is serving infrastructure 'local': nothing picked up 'ensure the machine exists and runs' within 3s/,
+    );
   });
 });

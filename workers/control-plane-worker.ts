@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/control-plane';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 

@@ -28,10 +28,13 @@ export interface RunningRunner {
 
 /** Starts a runner for one infrastructure: connects out to Temporal and polls that infrastructure's queue. */
 export async function startRunner(config: RunnerConfig, logger: Logger): Promise<RunningRunner> {
-  const secretsKey = config.secretsKey ?? (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value;
+  const secretsKey =
+    config.secretsKey ??
+    (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value;
   const gatewayToken =
     config.gatewayAdminToken ??
-    (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64())).value;
+    (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
+      .value;
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const providers = createProviderResolver({
     localRoot: path.join(config.dataDir, 'machines'),

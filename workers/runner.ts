@@ -1,4 +1,4 @@
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createInfrastructureActivities, type InfrastructureActivityDeps } from '../activities/infrastructure';
 import { infrastructureTaskQueue } from '../common/lifecycle';
 

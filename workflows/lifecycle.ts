@@ -30,7 +30,11 @@ const controlPlane = proxyActivities<ControlPlaneActivities>({
   taskQueue: CONTROL_PLANE_TASK_QUEUE,
   startToCloseTimeout: '30s',
   scheduleToCloseTimeout: '10m',
-  retry: { initialInterval: '500ms', maximumInterval: '20s', nonRetryableErrorTypes: ['NotFoundError', 'InvalidTransitionError'] },
+  retry: {
+    initialInterval: '500ms',
+    maximumInterval: '20s',
+    nonRetryableErrorTypes: ['NotFoundError', 'InvalidTransitionError'],
+  },
 });
 
 /** How long each infrastructure step may run (one attempt), and whether it must heartbeat. */
@@ -52,7 +56,11 @@ const STEP_LIMITS: Partial<Record<StepName, StepLimit>> = {
 type InfraStep = keyof InfrastructureActivities & StepName;
 
 /** One typed activity stub per step, on the infrastructure's task queue, with that step's timeouts and summary. */
-function infrastructureStep<K extends InfraStep>(name: K, spec: GitspaceSpec, pickupSeconds: number): InfrastructureActivities[K] {
+function infrastructureStep<K extends InfraStep>(
+  name: K,
+  spec: GitspaceSpec,
+  pickupSeconds: number,
+): InfrastructureActivities[K] {
   const limits: StepLimit = STEP_LIMITS[name] ?? { startToClose: '1m' };
   const stubs = proxyActivities<InfrastructureActivities>({
     taskQueue: infrastructureTaskQueue(spec.infrastructureId),
@@ -109,7 +117,10 @@ class ActionRun {
         };
       }
       const limit = STEP_LIMITS[this.step as InfraStep];
-      const bound = failure.timeoutType === 'HEARTBEAT' ? `the runner stopped reporting progress for ${limit?.heartbeat}` : `it took longer than ${limit?.startToClose}`;
+      const bound =
+        failure.timeoutType === 'HEARTBEAT'
+          ? `the runner stopped reporting progress for ${limit?.heartbeat}`
+          : `it took longer than ${limit?.startToClose}`;
       return { message: `'${STEPS[this.step]}' timed out: ${bound}`, cause: 'StepTimeoutError' };
     }
     if (failure instanceof ApplicationFailure) return { message: failure.message, cause: failure.type ?? undefined };
@@ -145,7 +156,8 @@ export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ u
     machineTouched = true;
     await run.run('ensureMachine', { spec });
     const machine = await run.run('waitForMachine', { spec, target: 'running' });
-    if (!machine) throw ApplicationFailure.nonRetryable('the machine disappeared while starting', 'InstanceNotFoundError');
+    if (!machine)
+      throw ApplicationFailure.nonRetryable('the machine disappeared while starting', 'InstanceNotFoundError');
     const agentUrl = await run.run('waitForAgent', { spec, machine });
     await run.run('prepareWorkspace', {
       spec,
@@ -163,7 +175,8 @@ export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ u
     const failedStep = run.step;
     const problems = await CancellationScope.nonCancellable(async () => {
       const found: string[] = [];
-      if (routeTouched) await attempt(found, 'the gateway route could not be removed', () => run.run('removeRoute', { gitspaceId }));
+      if (routeTouched)
+        await attempt(found, 'the gateway route could not be removed', () => run.run('removeRoute', { gitspaceId }));
       if (machineTouched) {
         await attempt(found, 'the machine could not be stopped', async () => {
           await run.run('stopMachine', { spec });

@@ -48,6 +48,8 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
     done.deleted.push(gitspaceId);
   }
   log.info('reconciled', { ...done });
-  setCurrentDetails(`observed ${machines.length} machine(s); stopped ${done.stopped.length}, deleted ${done.deleted.length}, removed ${done.routesRemoved.length} route(s)`);
+  setCurrentDetails(
+    `observed ${machines.length} machine(s); stopped ${done.stopped.length}, deleted ${done.deleted.length}, removed ${done.routesRemoved.length} route(s)`,
+  );
   return done;
 }

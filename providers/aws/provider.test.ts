@@ -18,7 +18,7 @@ import {
   InstanceNotFoundError,
   InvalidMachineSpecError,
   ProviderAuthError,
-  ProviderError,
+  type ProviderError,
   QuotaExceededError,
   RateLimitedError,
 } from '../errors';

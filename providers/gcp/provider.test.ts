@@ -8,7 +8,7 @@ import {
   InstanceNotFoundError,
   InvalidMachineSpecError,
   ProviderAuthError,
-  ProviderError,
+  type ProviderError,
   ProviderUnavailableError,
   QuotaExceededError,
 } from '../errors';

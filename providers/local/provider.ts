@@ -87,7 +87,11 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', reject);
     });
-    const next: MachineRecord = { ...record, ide: bootstrap.ide, agent: { pid, port, startTicks: (await processStartTicks(pid)) ?? '' } };
+    const next: MachineRecord = {
+      ...record,
+      ide: bootstrap.ide,
+      agent: { pid, port, startTicks: (await processStartTicks(pid)) ?? '' },
+    };
     await writeRecord(next);
     logger.info('local agent started', { gitspaceId: record.gitspaceId, pid, port });
     return next;
@@ -111,7 +115,12 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       let record = await readRecord(request.gitspaceId);
       if (!record) {
         await mkdir(path.join(machineDir(request.gitspaceId)), { recursive: true });
-        record = { gitspaceId: request.gitspaceId, ide: request.bootstrap.ide, createdAt: new Date().toISOString(), agent: null };
+        record = {
+          gitspaceId: request.gitspaceId,
+          ide: request.bootstrap.ide,
+          createdAt: new Date().toISOString(),
+          agent: null,
+        };
         await writeRecord(record);
       }
       return toInfo(await bootAgent(record, request.bootstrap));
@@ -149,7 +158,9 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw error;
       }
-      const records = await Promise.all(names.filter((name) => GITSPACE_ID_PATTERN.test(name)).map((name) => readRecord(name)));
+      const records = await Promise.all(
+        names.filter((name) => GITSPACE_ID_PATTERN.test(name)).map((name) => readRecord(name)),
+      );
       return Promise.all(records.filter((r): r is MachineRecord => r !== null).map(toInfo));
     },
   };

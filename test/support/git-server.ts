@@ -34,7 +34,13 @@ export async function startGitServer(): Promise<GitServer> {
         execFileSync('git', args, {
           cwd: work,
           stdio: 'pipe',
-          env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.test', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.test' },
+          env: {
+            ...process.env,
+            GIT_AUTHOR_NAME: 't',
+            GIT_AUTHOR_EMAIL: 't@example.test',
+            GIT_COMMITTER_NAME: 't',
+            GIT_COMMITTER_EMAIL: 't@example.test',
+          },
         });
       git('init', '--quiet', '--initial-branch=main');
       git('add', '-A');

@@ -36,7 +36,12 @@ const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
  * PGlite or PostgreSQL, the real gateway, and a runner for the embedded `local` infrastructure.
  */
 export async function startTestStack(
-  options: { workflowBundle?: WorkflowBundleWithSourceMap; database?: DatabaseLocation; runner?: boolean; runnerPickupTimeoutSeconds?: number } = {},
+  options: {
+    workflowBundle?: WorkflowBundleWithSourceMap;
+    database?: DatabaseLocation;
+    runner?: boolean;
+    runnerPickupTimeoutSeconds?: number;
+  } = {},
 ): Promise<TestStack> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-stack-'));
   const temporal = await startTestTemporal();
@@ -47,24 +52,25 @@ export async function startTestStack(
     routes,
     adminToken: GATEWAY_ADMIN_TOKEN,
     verifier: createAccessTokenVerifier({
-      keys: (header, token) => createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
+      keys: (header, token) =>
+        createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
     }),
   });
   const { publicUrl, adminUrl } = await gateway.listen({ host: '127.0.0.1', port: 0, adminPort: 0 });
   const controlPlaneConfig = {
-      dataDir,
-      database: options.database ?? ({ kind: 'pglite' } as DatabaseLocation),
-      host: '127.0.0.1',
-      port: 0,
-      temporalAddress: temporal.address,
-      namespace: 'default',
-      embeddedDefaults: true,
-      publicGatewayUrl: publicUrl,
-      runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
-      accessTokenTtlSeconds: 600,
-      reconcileEverySeconds: 3600,
-      eventPollMs: 100,
-      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    dataDir,
+    database: options.database ?? ({ kind: 'pglite' } as DatabaseLocation),
+    host: '127.0.0.1',
+    port: 0,
+    temporalAddress: temporal.address,
+    namespace: 'default',
+    embeddedDefaults: true,
+    publicGatewayUrl: publicUrl,
+    runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
+    accessTokenTtlSeconds: 600,
+    reconcileEverySeconds: 3600,
+    eventPollMs: 100,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   };
   const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
   controlPlaneUrl = controlPlane.url;
@@ -79,7 +85,10 @@ export async function startTestStack(
     async api(method, route, body, token = stack.controlPlane.adminToken) {
       const response = await fetch(`${stack.controlPlane.url}${route}`, {
         method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
       });
       const text = await response.text();
@@ -133,5 +142,7 @@ export async function waitForGitspace(
     if (done(last)) return last;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`gitspace ${id} did not reach the expected state in ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
+  throw new Error(
+    `gitspace ${id} did not reach the expected state in ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`,
+  );
 }

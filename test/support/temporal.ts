@@ -5,7 +5,8 @@ import { freeLoopbackPort } from './free-port';
 /** A real Temporal dev server for one test file: headless, in memory unless a database file is given. */
 export async function startTestTemporal(options: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
   const cliPath = process.env.TEMPORAL_CLI_PATH;
-  if (!cliPath) throw new Error('TEMPORAL_CLI_PATH is not set: run the tests through jest, whose global setup finds the CLI');
+  if (!cliPath)
+    throw new Error('TEMPORAL_CLI_PATH is not set: run the tests through jest, whose global setup finds the CLI');
   return startDevServer({
     cliPath,
     host: '127.0.0.1',
