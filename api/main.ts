@@ -1,11 +1,12 @@
+import { runMain } from '../common/main';
 import path from 'node:path';
-import { ConfigError, ConfigReader } from '../common/config';
+import { ConfigReader } from '../common/config';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { startControlPlane } from './control-plane';
 
 /** `npm run api`: the REST API and the control-plane worker. */
-async function main(): Promise<void> {
+async function main(): Promise<{ stop(): Promise<void> }> {
   const config = new ConfigReader(process.env);
   const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
   const databaseUrl = config.string('DATABASE_URL');
@@ -34,20 +35,7 @@ async function main(): Promise<void> {
   process.stdout.write(`Gitspaces API: ${controlPlane.url}/api/v1\n`);
   if (controlPlane.adminTokenCreated) process.stdout.write(`Admin token (generated now): ${controlPlane.adminToken}\n`);
   if (controlPlane.adminTokenFile) process.stdout.write(`Admin token file: ${controlPlane.adminTokenFile}\n`);
-  const shutdown = () => {
-    logger.info('shutting down');
-    controlPlane.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  return controlPlane;
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exit(1);
-});
+runMain(main);

@@ -1,6 +1,7 @@
+import { runMain } from '../common/main';
 import path from 'node:path';
 import { createRemoteJWKSet } from 'jose';
-import { ConfigError, ConfigReader } from '../common/config';
+import { ConfigReader } from '../common/config';
 import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
 import { readOrCreateSecretFile } from '../common/secret-file';
@@ -12,7 +13,7 @@ import { createFileRoutesStore } from './routes-store';
 const ADMIN_TOKEN_FILE = 'gateway-admin-token';
 
 /** The CDE gateway's entry point (`npm run gateway`). */
-async function main(): Promise<void> {
+async function main(): Promise<{ stop(): Promise<void> }> {
   const config = new ConfigReader(process.env);
   const port = config.port('GITSPACES_GATEWAY_PORT', 3001);
   const adminPort = config.port('GITSPACES_GATEWAY_ADMIN_PORT', 3002);
@@ -49,18 +50,12 @@ async function main(): Promise<void> {
     domain,
     adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, ADMIN_TOKEN_FILE),
   });
-  const shutdown = () => {
-    logger.info('gateway stopping');
-    gateway.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+  return {
+    stop: () => {
+      logger.info('gateway stopping');
+      return gateway.close();
+    },
   };
-  process.on('SIGTERM', shutdown);
-  process.on('SIGINT', shutdown);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
-  process.exit(2);
-});
+runMain(main);

@@ -1,10 +1,11 @@
+import { runMain } from '../common/main';
 import path from 'node:path';
-import { ConfigError, ConfigReader } from '../common/config';
+import { ConfigReader } from '../common/config';
 import { createLogger } from '../common/logger';
 import { startRunner } from './runner-process';
 
 /** `npm run runner`: the delegate + VM runner for the infrastructure named by GITSPACES_INFRASTRUCTURE_ID. */
-async function main(): Promise<void> {
+async function main(): Promise<{ stop(): Promise<void> }> {
   const config = new ConfigReader(process.env);
   const settings = {
     infrastructureId: config.string('GITSPACES_INFRASTRUCTURE_ID', 'local'),
@@ -22,20 +23,12 @@ async function main(): Promise<void> {
 
   const logger = createLogger(`runner:${settings.infrastructureId}`);
   const runner = await startRunner(settings, logger);
-  const shutdown = () => {
-    logger.info('shutting down; running gitspaces keep running');
-    runner.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+  return {
+    stop: () => {
+      logger.info('shutting down; running gitspaces keep running');
+      return runner.stop();
+    },
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `${error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exit(1);
-});
+runMain(main);

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import net from 'node:net';
+import { freeLoopbackPort } from '../../common/net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders, proxyHttp, proxyUpgrade, writeRawResponse } from '../../common/http-proxy';
@@ -110,7 +110,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
   }
 
   async function launch(resolved: ResolvedCommand, current: Running): Promise<number> {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const args = resolved.template.map((arg) =>
       arg.replaceAll('{port}', String(port)).replaceAll('{workspace}', options.workspaceDir),
     );
@@ -241,17 +241,6 @@ function findExecutable(name: string, searchPath: string): string | undefined {
   return undefined;
 }
 
-/** A loopback port nobody listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from '../../common/logger';
+import { freeLoopbackPort } from '../../common/net';
 import { InstanceNotFoundError } from '../errors';
 import type { AgentBootstrap, CreateMachineRequest, MachineInfo, Provider, ProviderCallOptions } from '../types';
 
@@ -178,17 +178,6 @@ const GITSPACE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 function safeName(gitspaceId: string): string {
   if (!GITSPACE_ID_PATTERN.test(gitspaceId)) throw new Error(`invalid gitspace id '${gitspaceId}'`);
   return gitspaceId;
-}
-
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

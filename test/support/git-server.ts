@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { freeLoopbackPort } from './free-port';
+import { freeLoopbackPort } from '../../common/net';
 
 export interface GitServer {
   /** `git://127.0.0.1:PORT/<name>`: where a repository of that name is (or will be) served. */

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { freeLoopbackPort } from './free-port';
+import { freeLoopbackPort } from '../../common/net';
 
 /** A moto server on loopback, started for a test file and stopped by its own process group id. */
 export interface MotoServer {

@@ -1,6 +1,6 @@
 import { silentLogger } from '../../common/logger';
 import { startDevServer, type DevServer } from '../../engine/dev-server';
-import { freeLoopbackPort } from './free-port';
+import { freeLoopbackPort } from '../../common/net';
 
 /** A real Temporal dev server for one test file: headless, in memory unless a database file is given. */
 export async function startTestTemporal(options: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
