@@ -241,7 +241,6 @@ function findExecutable(name: string, searchPath: string): string | undefined {
   return undefined;
 }
 
-
 function answers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 2000 }, (res) => {
