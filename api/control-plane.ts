@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../common/lifecycle';
 import { ensureReconcileSchedule } from './reconciliation';
+import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
 import { newToken } from '../common/ids';
@@ -68,6 +69,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
 
   const connection = await Connection.connect({ address: config.temporalAddress });
   const client = new Client({ connection, namespace: config.namespace });
+  installWorkerRuntime();
   const workerConnection = await NativeConnection.connect({ address: config.temporalAddress });
   const worker = await createControlPlaneWorker({
     connection: workerConnection,

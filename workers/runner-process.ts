@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { installWorkerRuntime } from './runtime';
 import { NativeConnection } from '@temporalio/worker';
 import { createAgentClient } from '../activities/agent-client';
 import { createGatewayAdminClient } from '../activities/gateway-admin-client';
@@ -35,6 +36,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     config.gatewayAdminToken ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
       .value;
+  installWorkerRuntime();
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const providers = createProviderResolver({
     localRoot: path.join(config.dataDir, 'machines'),

@@ -1,0 +1,13 @@
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+
+let installed = false;
+
+/**
+ * Installs the Temporal worker runtime once per process with a log level: the SDK logs every worker state change at
+ * INFO, which buries our own logs. Must run before the first worker connection.
+ */
+export function installWorkerRuntime(level: LogLevel = 'WARN'): void {
+  if (installed) return;
+  Runtime.install({ logger: new DefaultLogger(level) });
+  installed = true;
+}
