@@ -10,7 +10,7 @@ import type { Store } from '../db/store';
 import { errorMiddleware, handle, parseBody } from './http';
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
-import { buildOpenApiDocument } from './openapi';
+import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
 import {
   ActionBody,
@@ -305,8 +305,15 @@ export function createApp(options: AppOptions): express.Express {
     res.end();
   };
 
-  api.use((req, _res) => {
-    throw new NotFoundError('route', `${req.method} ${req.baseUrl}${req.path}`);
+  api.use((req, res) => {
+    const allowed = allowedMethods(req.path);
+    if (allowed.length === 0) throw new NotFoundError('route', `${req.method} ${req.baseUrl}${req.path}`);
+    res
+      .status(405)
+      .set('allow', allowed.join(', '))
+      .json({
+        error: { code: 'method_not_allowed', message: `${req.path} answers ${allowed.join(', ')}, not ${req.method}` },
+      });
   });
   app.use('/api/v1', api);
   app.use((req, res) => {

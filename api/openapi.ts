@@ -169,6 +169,24 @@ const ERROR_STATUSES: Record<number, string> = {
   409: 'Conflicts with the current state or a running operation',
 };
 
+/** The methods the API serves on a path, or none when no route has that path (for 405 answers). */
+export function allowedMethods(path: string): string[] {
+  return ROUTES.filter((route) => pathPattern(route.path).test(path)).map((route) => route.method.toUpperCase());
+}
+
+function pathPattern(template: string): RegExp {
+  return new RegExp(`^${template.replace(/[.]/g, '\\.').replace('{id}', '[^/]+')}/?$`);
+}
+
+/** From a created gitspace to the operations on it, so API clients and fuzzers can follow the id. */
+const GITSPACE_LINKS = {
+  GetGitspace: { operationId: 'getGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
+  ActOnGitspace: { operationId: 'postGitspacesByIdActions', parameters: { id: '$response.body#/gitspace/id' } },
+  GitspaceEvents: { operationId: 'getGitspacesByIdEvents', parameters: { id: '$response.body#/gitspace/id' } },
+  OpenGitspace: { operationId: 'postGitspacesByIdAccess', parameters: { id: '$response.body#/gitspace/id' } },
+  DeleteGitspace: { operationId: 'deleteGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
+};
+
 let cached: object | undefined;
 
 /** The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate requests. */
@@ -193,7 +211,11 @@ function build(): object {
       : [];
     const responses: Record<string, unknown> = {
       [route.status]: route.response
-        ? { description: 'OK', content: { 'application/json': { schema: jsonSchema(route.response, 'output') } } }
+        ? {
+            description: 'OK',
+            content: { 'application/json': { schema: jsonSchema(route.response, 'output') } },
+            ...(route.method === 'post' && route.path === '/gitspaces' ? { links: GITSPACE_LINKS } : {}),
+          }
         : { description: route.status === 204 ? 'Done' : 'OK' },
     };
     const errors = route.public

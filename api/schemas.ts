@@ -31,14 +31,18 @@ const displayName = z
 const httpUrl = z
   .string()
   .max(2048)
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL')
+  .refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { error: 'must be an http:// or https:// URL', abort: true },
+  )
+  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,4})?(\/[^\s]*)?$/, 'must be an http:// or https:// URL with a host name')
   .transform((value) => value.replace(/\/+$/, ''));
 
 /** Repository URLs: only network schemes. file://, ext:: or a local path would let a caller read the machine's disk. */
@@ -46,10 +50,16 @@ export const repositoryUrl = z
   .string()
   .min(1)
   .max(2048)
-  .superRefine((value, ctx) => {
-    const problem = repositoryUrlProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+  // The specific explanation first; it stops the pattern (which documents the accepted form in OpenAPI) from
+  // reporting the same problem again.
+  .refine((value) => repositoryUrlProblem(value) === undefined, {
+    error: (issue) => repositoryUrlProblem(String(issue.input)),
+    abort: true,
+  })
+  .regex(
+    /^(https?|ssh|git):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,4})?(\/[^\s]*)?$/,
+    'must be an https://, http://, ssh:// or git:// URL without a password',
+  );
 
 export function repositoryUrlProblem(value: string): string | undefined {
   // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses

@@ -201,6 +201,17 @@ describe('REST API input validation', () => {
     expect(patched.body.gatewayUrl).toBe('https://gw.example.test');
   });
 
+  it('answers 405 with Allow for a method a path does not serve', async () => {
+    const response = await stack.api('PUT', '/api/v1/gitspaces', {});
+    expect(response.status).toBe(405);
+    expect(response.body.error.code).toBe('method_not_allowed');
+    const raw = await fetch(`${stack.controlPlane.url}/api/v1/infrastructures/local`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.controlPlane.adminToken}` },
+    });
+    expect(raw.headers.get('allow')).toBe('GET, PATCH, DELETE');
+  });
+
   it('serves an OpenAPI 3.1 document that describes every route', async () => {
     const response = await fetch(`${stack.controlPlane.url}/api/v1/openapi.json`);
     const doc = (await response.json()) as any;
