@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { ACCESS_TOKEN_QUERY_PARAM } from '../common/access-token';
 import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError } from '../common/errors';
@@ -212,20 +213,35 @@ export function createApp(options: AppOptions): express.Express {
           [{ path: 'machineId', message: `is not a machine of infrastructure '${infrastructure.id}'` }],
         );
       }
-      const gitspace = await store.createGitspace({
-        id: newId('gs'),
-        name: body.name,
-        ownerId: userOf(req).id,
-        repositoryUrl: body.repository.url,
-        repositoryBranch: body.repository.branch ?? null,
-        repositoryTokenSealed: body.repository.token ? secrets.seal(body.repository.token) : null,
-        infrastructureId: infrastructure.id,
-        machineId: machine.id,
-        ide: body.ide,
-      });
-      const operation = body.start ? await lifecycle.request(gitspace.id, 'start') : undefined;
+      const idempotencyKey = req.get('idempotency-key');
+      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+        throw new InputError('the Idempotency-Key header must be 1 to 255 printable characters without spaces', [
+          { path: 'header.Idempotency-Key', message: 'must be 1 to 255 printable characters without spaces' },
+        ]);
+      }
+      const { gitspace, replayed } = await store.createGitspace(
+        {
+          id: newId('gs'),
+          name: body.name,
+          ownerId: userOf(req).id,
+          repositoryUrl: body.repository.url,
+          repositoryBranch: body.repository.branch ?? null,
+          repositoryTokenSealed: body.repository.token ? secrets.seal(body.repository.token) : null,
+          infrastructureId: infrastructure.id,
+          machineId: machine.id,
+          ide: body.ide,
+        },
+        idempotencyKey === undefined
+          ? undefined
+          : { key: idempotencyKey, requestHash: createHash('sha256').update(JSON.stringify(req.body)).digest('hex') },
+      );
+      // A replayed request answers with the gitspace the first one made, and starts nothing again.
+      const operation = body.start && !replayed ? await lifecycle.request(gitspace.id, 'start') : undefined;
       const [presented] = await presentGitspaces([await store.getGitspace(gitspace.id)]);
-      res.status(201).json({ gitspace: presented, ...(operation ? { operation: presentOperation(operation) } : {}) });
+      res
+        .status(201)
+        .set(replayed ? { 'idempotent-replayed': 'true' } : {})
+        .json({ gitspace: presented, ...(operation ? { operation: presentOperation(operation) } : {}) });
     }),
   );
   api.get(

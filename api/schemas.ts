@@ -42,7 +42,7 @@ const httpUrl = z
     },
     { error: 'must be an http:// or https:// URL', abort: true },
   )
-  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,4})?(\/[^\s]*)?$/, 'must be an http:// or https:// URL with a host name')
+  .regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[^\s]*)?$/, 'must be an http:// or https:// URL with a host name')
   .transform((value) => value.replace(/\/+$/, ''));
 
 /** Repository URLs: only network schemes. file://, ext:: or a local path would let a caller read the machine's disk. */
@@ -57,7 +57,7 @@ export const repositoryUrl = z
     abort: true,
   })
   .regex(
-    /^(https?|ssh|git):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,4})?(\/[^\s]*)?$/,
+    /^(https?|ssh|git):\/\/([A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[^\s]*)?$/,
     'must be an https://, http://, ssh:// or git:// URL without a password',
   );
 

@@ -97,6 +97,21 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_idempotency_keys': {
+    async up(db: Kysely<unknown>) {
+      // One row per (user, Idempotency-Key) on POST /gitspaces: a retried request finds the gitspace it made.
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('request_hash', 'text', (c) => c.notNull())
+        // No foreign key: the key is claimed before the gitspace row exists, in the same transaction.
+        .addColumn('gitspace_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('idempotency_keys_pk', ['user_id', 'key'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

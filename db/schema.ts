@@ -84,6 +84,15 @@ export interface EventsTable {
   createdAt: CreatedAt;
 }
 
+export interface IdempotencyKeysTable {
+  userId: string;
+  key: string;
+  /** SHA-256 of the request body: the same key with another body is a client bug, refused. */
+  requestHash: string;
+  gitspaceId: string;
+  createdAt: CreatedAt;
+}
+
 export interface Database {
   users: UsersTable;
   apiTokens: ApiTokensTable;
@@ -92,6 +101,7 @@ export interface Database {
   gitspaces: GitspacesTable;
   operations: OperationsTable;
   events: EventsTable;
+  idempotencyKeys: IdempotencyKeysTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

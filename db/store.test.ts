@@ -34,18 +34,20 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await db?.destroy();
   });
 
-  const newGitspace = (id: string, name = id) =>
-    store.createGitspace({
-      id,
-      name,
-      ownerId,
-      repositoryUrl: 'https://example.test/r.git',
-      repositoryBranch: null,
-      repositoryTokenSealed: null,
-      infrastructureId: 'inf',
-      machineId: 'inf-m',
-      ide: 'terminal',
-    });
+  const newGitspace = async (id: string, name = id) =>
+    (
+      await store.createGitspace({
+        id,
+        name,
+        ownerId,
+        repositoryUrl: 'https://example.test/r.git',
+        repositoryBranch: null,
+        repositoryTokenSealed: null,
+        infrastructureId: 'inf',
+        machineId: 'inf-m',
+        ide: 'terminal',
+      })
+    ).gitspace;
 
   it('applies migrations once: a second run changes nothing', async () => {
     await migrate(db);
@@ -103,6 +105,31 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await expect(newGitspace('gs-name-2', 'shared')).rejects.toBeInstanceOf(ConflictError);
     await store.changeState('gs-name-1', { to: 'deleted', message: 'deleted' });
     await expect(newGitspace('gs-name-3', 'shared')).resolves.toMatchObject({ name: 'shared', state: 'stopped' });
+  });
+
+  it('creates one gitspace for concurrent creates with one idempotency key, and refuses the key with another request', async () => {
+    const attempt = (id: string, requestHash = 'h1') =>
+      store.createGitspace(
+        {
+          id,
+          name: 'idem',
+          ownerId,
+          repositoryUrl: 'https://example.test/r.git',
+          repositoryBranch: null,
+          repositoryTokenSealed: null,
+          infrastructureId: 'inf',
+          machineId: 'inf-m',
+          ide: 'terminal',
+        },
+        { key: 'k-1', requestHash },
+      );
+    const results = await Promise.all(['gs-idem-1', 'gs-idem-2', 'gs-idem-3', 'gs-idem-4'].map((id) => attempt(id)));
+    expect(new Set(results.map((r) => r.gitspace.id)).size).toBe(1);
+    expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+    await expect(attempt('gs-idem-5', 'h2')).rejects.toBeInstanceOf(ConflictError);
+    expect(await store.listGitspaces({ ownerId }).then((rows) => rows.filter((g) => g.name === 'idem'))).toHaveLength(
+      1,
+    );
   });
 
   it('records an operation once per workflow run and tracks its outcome', async () => {

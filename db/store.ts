@@ -173,28 +173,48 @@ export function createStore(db: Db) {
       return row;
     },
 
-    async createGitspace(values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>): Promise<GitspaceRow> {
+    /**
+     * Creates a gitspace in state `stopped`. With an idempotency key, a request already seen returns the gitspace it
+     * made (`replayed`) instead of a second one; the same key with another request is a conflict.
+     */
+    async createGitspace(
+      values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
+      idempotency?: { key: string; requestHash: string },
+    ): Promise<{ gitspace: GitspaceRow; replayed: boolean }> {
       return db.transaction().execute(async (trx) => {
-        const clash = await trx
-          .selectFrom('gitspaces')
-          .select('id')
-          .where('ownerId', '=', values.ownerId)
-          .where('name', '=', values.name)
-          .where('state', '<>', 'deleted')
-          .executeTakeFirst();
-        if (clash) throw new ConflictError(`you already have a gitspace named '${values.name}' (${clash.id})`);
-        const row = await trx
-          .insertInto('gitspaces')
-          .values({ ...values, state: 'stopped', url: null, lastError: null })
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await appendEvent(trx, row.id, {
-          type: 'created',
-          state: 'stopped',
-          message: `gitspace '${row.name}' created`,
-          data: {},
-        });
-        return row;
+        if (idempotency) {
+          // The key row is written first: a concurrent request with the same key waits here for this one to commit.
+          const claimed = await trx
+            .insertInto('idempotencyKeys')
+            .values({
+              userId: values.ownerId,
+              key: idempotency.key,
+              requestHash: idempotency.requestHash,
+              gitspaceId: values.id,
+            })
+            .onConflict((oc) => oc.columns(['userId', 'key']).doNothing())
+            .executeTakeFirst();
+          if (Number(claimed.numInsertedOrUpdatedRows ?? 0) === 0) {
+            const seen = await trx
+              .selectFrom('idempotencyKeys')
+              .selectAll()
+              .where('userId', '=', values.ownerId)
+              .where('key', '=', idempotency.key)
+              .executeTakeFirstOrThrow();
+            if (seen.requestHash !== idempotency.requestHash) {
+              throw new ConflictError(
+                'this Idempotency-Key was already used with a different request body; use a new key',
+              );
+            }
+            const gitspace = await trx
+              .selectFrom('gitspaces')
+              .selectAll()
+              .where('id', '=', seen.gitspaceId)
+              .executeTakeFirstOrThrow();
+            return { gitspace, replayed: true };
+          }
+        }
+        return { gitspace: await insertGitspace(trx, values), replayed: false };
       });
     },
 
@@ -314,6 +334,32 @@ export function createStore(db: Db) {
 }
 
 export type Store = ReturnType<typeof createStore>;
+
+async function insertGitspace(
+  trx: Transaction<Database>,
+  values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
+): Promise<GitspaceRow> {
+  const clash = await trx
+    .selectFrom('gitspaces')
+    .select('id')
+    .where('ownerId', '=', values.ownerId)
+    .where('name', '=', values.name)
+    .where('state', '<>', 'deleted')
+    .executeTakeFirst();
+  if (clash) throw new ConflictError(`you already have a gitspace named '${values.name}' (${clash.id})`);
+  const row = await trx
+    .insertInto('gitspaces')
+    .values({ ...values, state: 'stopped', url: null, lastError: null })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await appendEvent(trx, row.id, {
+    type: 'created',
+    state: 'stopped',
+    message: `gitspace '${row.name}' created`,
+    data: {},
+  });
+  return row;
+}
 
 async function lockGitspace(trx: Transaction<Database>, gitspaceId: string): Promise<GitspaceRow> {
   const row = await trx.selectFrom('gitspaces').selectAll().where('id', '=', gitspaceId).forUpdate().executeTakeFirst();
