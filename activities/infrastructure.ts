@@ -49,6 +49,18 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
   const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', gitspaceId);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
 
+  /** Runs a provider call while heartbeating, so a dead runner is noticed by heartbeat timeout, not startToClose. */
+  const withHeartbeat = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+    const context = Context.current();
+    context.heartbeat(what);
+    const timer = setInterval(() => context.heartbeat(what), 5000);
+    try {
+      return await call();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
   /** Polls until `check` returns a value, heartbeating so a dead runner is noticed and cancellation arrives. */
   const pollUntil = async <T>(check: () => Promise<T | undefined>, describeWait: () => string): Promise<T> => {
     const context = Context.current();
@@ -60,21 +72,24 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
   };
 
+  const ensureMachine = async (spec: GitspaceSpec): Promise<MachineInfo> => {
+    const provider = providerFor(spec);
+    const options = callOptions(`create-${spec.gitspaceId}`);
+    const bootstrap = { agentSecret: agentSecret(spec.gitspaceId), ide: spec.ide };
+    const existing = await provider.describe(spec.gitspaceId, options);
+    if (!existing || existing.status === 'deleting') {
+      deps.logger.info('creating machine', { gitspaceId: spec.gitspaceId, provider: spec.provider });
+      return provider.create({ gitspaceId: spec.gitspaceId, spec: spec.machine, bootstrap }, options);
+    }
+    if (existing.status === 'stopped')
+      return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
+    return existing;
+  };
+
   return {
     /** Creates the machine on first start, boots it when stopped, adopts it when it already runs. */
     async ensureMachine(input: { spec: GitspaceSpec }): Promise<MachineInfo> {
-      const { spec } = input;
-      const provider = providerFor(spec);
-      const options = callOptions(`create-${spec.gitspaceId}`);
-      const bootstrap = { agentSecret: agentSecret(spec.gitspaceId), ide: spec.ide };
-      const existing = await provider.describe(spec.gitspaceId, options);
-      if (!existing || existing.status === 'deleting') {
-        deps.logger.info('creating machine', { gitspaceId: spec.gitspaceId, provider: spec.provider });
-        return provider.create({ gitspaceId: spec.gitspaceId, spec: spec.machine, bootstrap }, options);
-      }
-      if (existing.status === 'stopped')
-        return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
-      return existing;
+      return withHeartbeat('ensuring the machine', () => ensureMachine(input.spec));
     },
 
     /** Waits, heartbeating, until the machine reaches the target status (or is gone). */
@@ -160,11 +175,15 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     },
 
     async stopMachine(input: { spec: MachineRef }): Promise<void> {
-      await providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`));
+      await withHeartbeat('stopping the machine', () =>
+        providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`)),
+      );
     },
 
     async deleteMachine(input: { spec: MachineRef }): Promise<void> {
-      await providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`));
+      await withHeartbeat('deleting the machine', () =>
+        providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`)),
+      );
     },
 
     /** Every machine of this installation on the infrastructure, as the provider sees it now. */

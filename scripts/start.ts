@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ConfigError, ConfigReader } from '../common/config';
 import { createLogger } from '../common/logger';
-import { signalGroup, startDevServer } from '../engine/dev-server';
-import { PROJECT_ROOT, findOrBuildTemporalCli } from '../engine/temporal-cli';
+import { startDevServer } from '../engine/dev-server';
+import { findOrBuildTemporalCli } from '../engine/temporal-cli';
+import { Part, waitFor } from './processes';
 
 /**
  * `npm start`: the whole stack on one machine with the embedded defaults — the Temporal dev server with its Web UI,
@@ -94,65 +93,6 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
-}
-
-/** One part of the stack in its own process group; restarted when it dies unexpectedly. */
-class Part {
-  private child?: ChildProcess;
-  private stopping = false;
-  private restarts = 0;
-
-  constructor(
-    readonly name: string,
-    readonly entry: string,
-    readonly env: NodeJS.ProcessEnv,
-  ) {}
-
-  start(): void {
-    const tsx = pathToFileURL(require.resolve('tsx')).href;
-    const child = spawn(process.execPath, ['--import', tsx, path.join(PROJECT_ROOT, this.entry)], {
-      env: this.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    const prefix = (stream: NodeJS.WritableStream) => (chunk: Buffer) => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) stream.write(`[${this.name}] ${line}\n`);
-    };
-    child.stdout?.on('data', prefix(process.stdout));
-    child.stderr?.on('data', prefix(process.stderr));
-    child.once('exit', (code, signal) => {
-      if (this.stopping) return;
-      this.restarts++;
-      const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.restarts - 1, 5));
-      process.stderr.write(`[${this.name}] exited (${signal ?? code}); restarting in ${delay / 1000}s\n`);
-      setTimeout(() => !this.stopping && this.start(), delay).unref();
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    signalGroup(child, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-async function waitFor(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      // Not up yet.
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs / 1000}s; see the output above`);
 }
 
 main().catch((error: unknown) => {

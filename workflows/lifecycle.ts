@@ -42,15 +42,16 @@ interface StepLimit {
   startToClose: string;
   heartbeat?: string;
 }
+// Every step heartbeats, so a runner that dies mid-step is noticed in seconds and the step runs again elsewhere.
 const STEP_LIMITS: Partial<Record<StepName, StepLimit>> = {
-  ensureMachine: { startToClose: '3m' },
+  ensureMachine: { startToClose: '3m', heartbeat: '30s' },
   waitForMachine: { startToClose: '15m', heartbeat: '30s' },
   waitForAgent: { startToClose: '10m', heartbeat: '30s' },
   prepareWorkspace: { startToClose: '30m', heartbeat: '30s' },
   registerRoute: { startToClose: '30s' },
   removeRoute: { startToClose: '30s' },
-  stopMachine: { startToClose: '3m' },
-  deleteMachine: { startToClose: '3m' },
+  stopMachine: { startToClose: '3m', heartbeat: '30s' },
+  deleteMachine: { startToClose: '3m', heartbeat: '30s' },
 };
 
 type InfraStep = keyof InfrastructureActivities & StepName;
