@@ -1,0 +1,317 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger } from '../common/logger';
+import { freeLoopbackPort } from '../common/net';
+import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
+import { findOrBuildTemporalCli } from '../engine/temporal-cli';
+import { startGitServer } from '../test/support/git-server';
+import { Part, waitFor } from './processes';
+
+/**
+ * `npm run chaos`: many lifecycles (start, stop, start, delete) on the local provider while one part of the stack —
+ * runner, control plane, gateway or the Temporal dev server — is killed with SIGKILL at a random moment and
+ * restarted. After each trial it checks that the gitspace reached the state its last action asked for, that there
+ * was never more than one machine (agent) for it, that nothing is left behind (agent process, machine directory,
+ * gateway route) and that its event log has no gap; then it prints a table per victim.
+ */
+const VICTIMS = ['runner', 'api', 'gateway', 'temporal'] as const;
+type Victim = (typeof VICTIMS)[number];
+
+interface TrialResult {
+  victim: Victim;
+  converged: boolean;
+  duplicates: number;
+  orphans: number;
+  /** The longest wait from an accepted action to its target state, in ms. */
+  worstConvergeMs: number;
+  problem?: string;
+}
+
+const ADMIN_TOKEN = 'chaos-admin-token';
+const GATEWAY_ADMIN_TOKEN = 'chaos-gateway-admin-token';
+const CONVERGE_TIMEOUT_MS = 240_000;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      trials: { type: 'string', default: '30' },
+      victims: { type: 'string', default: VICTIMS.join(',') },
+      seed: { type: 'string' },
+    },
+  });
+  const trials = Number(values.trials);
+  const victims = values.victims.split(',') as Victim[];
+  if (!Number.isInteger(trials) || trials < 1 || victims.some((v) => !VICTIMS.includes(v))) {
+    process.stderr.write(`usage: npm run chaos -- [--trials N] [--victims ${VICTIMS.join(',')}] [--seed N]\n`);
+    return 2;
+  }
+  let seed = Number(values.seed ?? Date.now() % 1_000_000);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  process.stdout.write(`chaos: ${trials} trial(s) per victim (${victims.join(', ')}), seed ${values.seed ?? seed}\n`);
+
+  const logger = createLogger('chaos', 'warn');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-chaos-'));
+  const git = await startGitServer();
+  await git.createRepository('chaos', {
+    'README.md': 'chaos\n',
+    // A setup step that takes a moment widens the window in which a kill lands mid-start.
+    '.devcontainer/devcontainer.json': '{ "postCreateCommand": "sleep 1" }\n',
+  });
+  const ports = {
+    api: await freeLoopbackPort(),
+    gateway: await freeLoopbackPort(),
+    admin: await freeLoopbackPort(),
+    temporal: await freeLoopbackPort(),
+  };
+  const cliPath = await findOrBuildTemporalCli({
+    explicitPath: process.env.TEMPORAL_CLI_PATH,
+    searchPath: process.env.PATH,
+    logger,
+  });
+  const startTemporal = () =>
+    startDevServer({
+      cliPath,
+      host: '127.0.0.1',
+      port: ports.temporal,
+      namespace: 'default',
+      dbFile: path.join(dataDir, 'temporal.sqlite'),
+      logger,
+      onOutput: () => undefined,
+    });
+  let temporal: DevServer = await startTemporal();
+
+  const api = `http://127.0.0.1:${ports.api}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GITSPACES_DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: temporal.address,
+    GITSPACES_API_PORT: String(ports.api),
+    GITSPACES_ADMIN_TOKEN: ADMIN_TOKEN,
+    GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
+    GITSPACES_GATEWAY_PORT: String(ports.gateway),
+    GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
+    GITSPACES_GATEWAY_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
+    GITSPACES_GATEWAY_ADMIN_TOKEN: GATEWAY_ADMIN_TOKEN,
+    GITSPACES_JWKS_URL: `${api}/api/v1/.well-known/jwks.json`,
+    GITSPACES_RECONCILE_EVERY_SECONDS: '15',
+    GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS: '120',
+  };
+  const quiet = { restartOnExit: false, output: () => undefined };
+  const parts: Record<Exclude<Victim, 'temporal'>, Part> = {
+    api: new Part('api', 'api/main.ts', env, quiet),
+    gateway: new Part('gateway', 'gateway/main.ts', env, quiet),
+    runner: new Part('runner', 'workers/runner-main.ts', env, quiet),
+  };
+  for (const part of Object.values(parts)) part.start();
+  await waitFor(`${api}/readyz`, 120_000);
+  await waitFor(`http://127.0.0.1:${ports.gateway}/healthz`, 60_000);
+
+  const kill = async (victim: Victim) => {
+    if (victim === 'temporal') {
+      signalGroup(temporal.process, 'SIGKILL');
+      await new Promise<void>((resolve) =>
+        temporal.process.exitCode !== null || temporal.process.signalCode !== null
+          ? resolve()
+          : temporal.process.once('exit', () => resolve()),
+      );
+      await sleep(200 + random() * 1500);
+      temporal = await startTemporal();
+    } else {
+      await parts[victim].kill();
+      await sleep(200 + random() * 1500);
+      parts[victim].start();
+    }
+  };
+
+  const results: TrialResult[] = [];
+  try {
+    for (let trial = 0; trial < trials; trial++) {
+      for (const victim of victims) {
+        const result = await runTrial(victim, trial, {
+          api,
+          dataDir,
+          gitUrl: git.urlOf('chaos'),
+          adminUrl: `http://127.0.0.1:${ports.admin}`,
+          kill,
+          random,
+        });
+        results.push(result);
+        process.stdout.write(
+          `  trial ${trial + 1} ${victim.padEnd(8)} ${result.converged ? 'converged' : 'DID NOT CONVERGE'} in ≤${(result.worstConvergeMs / 1000).toFixed(1)}s` +
+            `${result.duplicates ? ` duplicates=${result.duplicates}` : ''}${result.orphans ? ` orphans=${result.orphans}` : ''}${result.problem ? ` — ${result.problem}` : ''}\n`,
+        );
+      }
+    }
+  } finally {
+    await Promise.all(Object.values(parts).map((part) => part.stop()));
+    await temporal.stop();
+    await git.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+
+  printTable(results, victims);
+  const failed = results.filter((r) => !r.converged || r.duplicates > 0 || r.orphans > 0);
+  process.stdout.write(`${results.length - failed.length} passed, ${failed.length} failed\n`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+interface TrialContext {
+  api: string;
+  dataDir: string;
+  gitUrl: string;
+  adminUrl: string;
+  kill(victim: Victim): Promise<void>;
+  random(): number;
+}
+
+/** One lifecycle — create and start, stop, start, delete — with one kill at a random moment of a random action. */
+async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promise<TrialResult> {
+  const result: TrialResult = { victim, converged: false, duplicates: 0, orphans: 0, worstConvergeMs: 0 };
+  const actions = [
+    { action: 'create', target: 'running' },
+    { action: 'stop', target: 'stopped' },
+    { action: 'start', target: 'running' },
+    { action: 'delete', target: 'deleted' },
+  ] as const;
+  const killAt = Math.floor(ctx.random() * actions.length);
+  let id = '';
+  try {
+    for (const [index, step] of actions.entries()) {
+      const killing = index === killAt ? sleep(ctx.random() * 2500).then(() => ctx.kill(victim)) : Promise.resolve();
+      const accepted = Date.now();
+      if (step.action === 'create') {
+        const created = await request(
+          ctx.api,
+          'POST',
+          '/api/v1/gitspaces',
+          {
+            name: `chaos-${victim}-${trial}-${Date.now().toString(36)}`,
+            repository: { url: ctx.gitUrl },
+            infrastructureId: 'local',
+            machineId: 'local-default',
+          },
+          `chaos-${victim}-${trial}-${accepted}`,
+        );
+        id = created.gitspace.id;
+      } else if (step.action === 'delete') {
+        await request(ctx.api, 'DELETE', `/api/v1/gitspaces/${id}`);
+      } else {
+        await request(ctx.api, 'POST', `/api/v1/gitspaces/${id}/actions`, { action: step.action });
+      }
+      await killing;
+      await until(ctx.api, id, step.target, CONVERGE_TIMEOUT_MS - (Date.now() - accepted));
+      result.worstConvergeMs = Math.max(result.worstConvergeMs, Date.now() - accepted);
+      const agents = await agentProcesses(id);
+      if (step.target === 'running' && agents.length !== 1) result.duplicates += Math.max(0, agents.length - 1);
+      if (step.target !== 'running' && agents.length > 0) result.orphans += agents.length;
+    }
+    result.converged = true;
+    const routes = (await (
+      await fetch(`${ctx.adminUrl}/routes`, { headers: { authorization: `Bearer ${GATEWAY_ADMIN_TOKEN}` } })
+    ).json()) as { routes: { gitspaceId: string }[] };
+    if (routes.routes.some((r) => r.gitspaceId === id)) result.orphans++;
+    if (existsSync(path.join(ctx.dataDir, 'machines', id))) result.orphans++;
+    const events = (await request(ctx.api, 'GET', `/api/v1/gitspaces/${id}/events`)).items as { seq: number }[];
+    if (events.some((e, i) => e.seq !== i + 1)) result.problem = 'the event log has a gap';
+  } catch (error) {
+    result.problem = error instanceof Error ? error.message : String(error);
+  }
+  if (result.problem && result.converged) result.converged = false;
+  return result;
+}
+
+/** Calls the API, riding out a restarting control plane (connection refused, 5xx) and a running operation (409). */
+async function request(
+  api: string,
+  method: string,
+  route: string,
+  body?: unknown,
+  idempotencyKey?: string,
+): Promise<any> {
+  const deadline = Date.now() + CONVERGE_TIMEOUT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${api}${route}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+          ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await response.text();
+      if (response.ok) return text ? JSON.parse(text) : undefined;
+      last = `${response.status} ${text.slice(0, 200)}`;
+      if (response.status !== 409 && response.status < 500) throw new Error(`${method} ${route}: ${last}`);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith(`${method} ${route}`)) throw error;
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(500);
+  }
+  throw new Error(`${method} ${route} was not accepted: ${last}`);
+}
+
+/** Waits for the gitspace to reach `target`; an `error` is retried once, as a user would. */
+async function until(api: string, id: string, target: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const gitspace = await request(api, 'GET', `/api/v1/gitspaces/${id}`).catch(() => undefined);
+    if (gitspace?.state === target) return;
+    if (gitspace?.state === 'error') throw new Error(`ended in error: ${JSON.stringify(gitspace.lastError)}`);
+    last = gitspace?.state ?? 'unreachable';
+    await sleep(250);
+  }
+  throw new Error(`still ${last} after ${Math.round(timeoutMs / 1000)}s, expected ${target}`);
+}
+
+/** Agent processes of a gitspace, found by the GITSPACE_ID in their environment. */
+async function agentProcesses(gitspaceId: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').includes(`GITSPACE_ID=${gitspaceId}`)) {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      if (!/\) Z /.test(stat)) pids.push(Number(entry));
+    }
+  }
+  return pids;
+}
+
+function printTable(results: TrialResult[], victims: Victim[]): void {
+  const rows = victims.map((victim) => {
+    const mine = results.filter((r) => r.victim === victim);
+    return [
+      victim,
+      String(mine.length),
+      String(mine.filter((r) => r.converged).length),
+      String(mine.reduce((n, r) => n + r.duplicates, 0)),
+      String(mine.reduce((n, r) => n + r.orphans, 0)),
+      `${(Math.max(0, ...mine.map((r) => r.worstConvergeMs)) / 1000).toFixed(1)}s`,
+    ];
+  });
+  const header = ['victim', 'trials', 'converged', 'duplicates', 'orphans', 'worst time to converge'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  process.stdout.write(
+    `\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${rows.map(line).join('\n')}\n\n`,
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
