@@ -127,9 +127,16 @@ async function main(): Promise<number> {
   };
 
   const results: TrialResult[] = [];
+  // Ctrl-C ends the run early but still stops every process it started and prints what it has.
+  let interrupted = false;
+  process.once('SIGINT', () => {
+    interrupted = true;
+    process.stdout.write('\ninterrupted: finishing the current trial, then cleaning up\n');
+  });
   try {
     for (let trial = 0; trial < trials; trial++) {
       for (const victim of victims) {
+        if (interrupted) break;
         const result = await runTrial(victim, trial, {
           api,
           dataDir,
@@ -183,23 +190,21 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       const killing = index === killAt ? sleep(ctx.random() * 2500).then(() => ctx.kill(victim)) : Promise.resolve();
       const accepted = Date.now();
       if (step.action === 'create') {
-        const created = await request(
-          ctx.api,
-          'POST',
-          '/api/v1/gitspaces',
-          {
+        const created = (await request(ctx.api, 'POST', '/api/v1/gitspaces', {
+          body: {
             name: `chaos-${victim}-${trial}-${Date.now().toString(36)}`,
             repository: { url: ctx.gitUrl },
             infrastructureId: 'local',
             machineId: 'local-default',
           },
-          `chaos-${victim}-${trial}-${accepted}`,
-        );
+          // A create retried after a control-plane crash must not make a second gitspace.
+          idempotencyKey: `chaos-${victim}-${trial}-${accepted}`,
+        })) as { gitspace: { id: string } };
         id = created.gitspace.id;
       } else if (step.action === 'delete') {
         await request(ctx.api, 'DELETE', `/api/v1/gitspaces/${id}`);
       } else {
-        await request(ctx.api, 'POST', `/api/v1/gitspaces/${id}/actions`, { action: step.action });
+        await request(ctx.api, 'POST', `/api/v1/gitspaces/${id}/actions`, { body: { action: step.action } });
       }
       await killing;
       await until(ctx.api, id, step.target, CONVERGE_TIMEOUT_MS - (Date.now() - accepted));
@@ -209,12 +214,14 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       if (step.target !== 'running' && agents.length > 0) result.orphans += agents.length;
     }
     result.converged = true;
-    const routes = (await (
-      await fetch(`${ctx.adminUrl}/routes`, { headers: { authorization: `Bearer ${GATEWAY_ADMIN_TOKEN}` } })
-    ).json()) as { routes: { gitspaceId: string }[] };
+    const routes = (await request(ctx.adminUrl, 'GET', '/routes', { token: GATEWAY_ADMIN_TOKEN })) as {
+      routes: { gitspaceId: string }[];
+    };
     if (routes.routes.some((r) => r.gitspaceId === id)) result.orphans++;
     if (existsSync(path.join(ctx.dataDir, 'machines', id))) result.orphans++;
-    const events = (await request(ctx.api, 'GET', `/api/v1/gitspaces/${id}/events`)).items as { seq: number }[];
+    const { items: events } = (await request(ctx.api, 'GET', `/api/v1/gitspaces/${id}/events`)) as {
+      items: { seq: number }[];
+    };
     if (events.some((e, i) => e.seq !== i + 1)) result.problem = 'the event log has a gap';
   } catch (error) {
     result.problem = error instanceof Error ? error.message : String(error);
@@ -223,22 +230,22 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
   return result;
 }
 
-/** Calls the API, riding out a restarting control plane (connection refused, 5xx) and a running operation (409). */
+/** Calls the API (or the gateway's admin API), riding out a restarting process (refused, 5xx) and a running operation (409). */
 async function request(
-  api: string,
+  base: string,
   method: string,
   route: string,
-  body?: unknown,
-  idempotencyKey?: string,
-): Promise<any> {
+  options: { body?: unknown; idempotencyKey?: string; token?: string } = {},
+): Promise<unknown> {
+  const { body, idempotencyKey, token = ADMIN_TOKEN } = options;
   const deadline = Date.now() + CONVERGE_TIMEOUT_MS;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const response = await fetch(`${api}${route}`, {
+      const response = await fetch(`${base}${route}`, {
         method,
         headers: {
-          authorization: `Bearer ${ADMIN_TOKEN}`,
+          authorization: `Bearer ${token}`,
           ...(body ? { 'content-type': 'application/json' } : {}),
           ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}),
         },
@@ -263,7 +270,8 @@ async function until(api: string, id: string, target: string, timeoutMs: number)
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    const gitspace = await request(api, 'GET', `/api/v1/gitspaces/${id}`).catch(() => undefined);
+    const gitspace = (await request(api, 'GET', `/api/v1/gitspaces/${id}`).catch(() => undefined)) as
+      { state: string; lastError?: unknown } | undefined;
     if (gitspace?.state === target) return;
     if (gitspace?.state === 'error') throw new Error(`ended in error: ${JSON.stringify(gitspace.lastError)}`);
     last = gitspace?.state ?? 'unreachable';
