@@ -7,6 +7,7 @@ import { createLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
+import { createLocalProvider } from '../providers/local/provider';
 import { startGitServer } from '../test/support/git-server';
 import { Part, waitFor } from './processes';
 
@@ -153,6 +154,10 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    // Agents outlive the runner by design: remove the machines a failed trial may have left.
+    const machines = createLocalProvider({ rootDir: path.join(dataDir, 'machines'), logger });
+    const cleanup = { idempotencyKey: 'chaos-cleanup', signal: AbortSignal.timeout(60_000) };
+    for (const machine of await machines.list(cleanup)) await machines.delete(machine.gitspaceId, cleanup);
     await Promise.all(Object.values(parts).map((part) => part.stop()));
     await temporal.stop();
     await git.stop();
