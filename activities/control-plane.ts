@@ -18,16 +18,31 @@ export interface ControlPlaneActivityDeps {
   runnerPickupTimeoutSeconds: number;
   /** Whether a lifecycle workflow runs for the gitspace now (asks Temporal). */
   isLifecycleRunning(gitspaceId: string): Promise<boolean>;
+  /** How long a machine of an unknown gitspace is kept (stopped) before reconciliation deletes it. */
+  orphanGraceSeconds: number;
 }
 
 /** What a reconciliation found to repair, by gitspace id. */
 export interface ReconcilePlan {
-  /** Machines to stop: their gitspace is stopped, or unknown to this control plane (kept, not deleted, to be safe). */
+  /** Machines to stop: their gitspace is stopped, or unknown to this control plane and still in its grace period. */
   stopMachines: string[];
-  /** Machines to delete: their gitspace is deleted. */
+  /** Machines to delete: their gitspace is deleted, or has been unknown for longer than the grace period. */
   deleteMachines: string[];
   /** Routes to remove: their gitspace was running but its machine is not. */
   removeRoutes: string[];
+  /** Machines of unknown gitspaces kept (stopped) until their grace period ends. */
+  awaitingGrace: string[];
+}
+
+/** What a reconciliation run did, by gitspace id: the reconcile workflow's result. */
+export interface ReconcileResult {
+  observed: number;
+  stopped: string[];
+  deleted: string[];
+  routesRemoved: string[];
+  awaitingGrace: string[];
+  /** Repairs that failed even after their retries; the next run tries again. */
+  failed: { gitspaceId: string; action: 'stop' | 'delete' | 'removeRoute'; message: string }[];
 }
 
 /** The state a gitspace is in while an action runs, and the one it reaches when the action succeeds. */
@@ -53,6 +68,7 @@ export function createControlPlaneActivities({
   logger,
   runnerPickupTimeoutSeconds,
   isLifecycleRunning,
+  orphanGraceSeconds,
 }: ControlPlaneActivityDeps) {
   const currentRun = () => {
     const execution = Context.current().info.workflowExecution;
@@ -162,10 +178,12 @@ export function createControlPlaneActivities({
     /**
      * Compares what the runner observed with the records and makes the records true: a gitspace recorded running
      * whose machine is not becomes stopped; one left in a transitional state by a workflow that no longer runs
-     * (terminated from the Web UI) goes to error. Returns the machine repairs for the runner.
+     * (terminated from the Web UI) goes to error. Returns the machine repairs for the runner: a machine of a deleted
+     * gitspace is deleted; one of an unknown gitspace is stopped at once and deleted only once it has been seen
+     * orphaned for the grace period (it may belong to records restored from an older backup, and its disk is work).
      */
     async reconcile(input: { infrastructureId: string; machines: MachineInfo[] }): Promise<ReconcilePlan> {
-      const plan: ReconcilePlan = { stopMachines: [], deleteMachines: [], removeRoutes: [] };
+      const plan: ReconcilePlan = { stopMachines: [], deleteMachines: [], removeRoutes: [], awaitingGrace: [] };
       const gitspaces = await store.listGitspaces({ infrastructureId: input.infrastructureId });
       const byId = new Map(gitspaces.map((g) => [g.id, g]));
       const observed = new Map(input.machines.map((m) => [m.gitspaceId, m]));
@@ -205,23 +223,68 @@ export function createControlPlaneActivities({
             .catch(() => undefined);
         }
       }
-      for (const machine of input.machines) {
+      // A machine without a gitspace id cannot be acted on by id; it is not one of ours to touch.
+      const machines = [...observed.values()].filter((m) => m.gitspaceId !== '');
+      const now = new Date();
+      const unknown = machines.filter((m) => !byId.has(m.gitspaceId)).map((m) => m.gitspaceId);
+      const firstSeen = await store.trackOrphanMachines(input.infrastructureId, unknown, now);
+      for (const machine of machines) {
         const gitspace = byId.get(machine.gitspaceId);
-        if (gitspace?.state === 'deleted') plan.deleteMachines.push(machine.gitspaceId);
-        else if (machine.status === 'running' && (!gitspace || gitspace.state === 'stopped'))
+        const live = machine.status === 'running' || machine.status === 'provisioning';
+        if (gitspace?.state === 'deleted') {
+          plan.deleteMachines.push(machine.gitspaceId);
+        } else if (!gitspace) {
+          const seenFor = now.getTime() - (firstSeen.get(machine.gitspaceId) ?? now).getTime();
+          if (seenFor >= orphanGraceSeconds * 1000) plan.deleteMachines.push(machine.gitspaceId);
+          else {
+            if (live) plan.stopMachines.push(machine.gitspaceId);
+            plan.awaitingGrace.push(machine.gitspaceId);
+          }
+        } else if (machine.status === 'running' && gitspace.state === 'stopped') {
           plan.stopMachines.push(machine.gitspaceId);
-      }
-      for (const id of [...plan.deleteMachines, ...plan.stopMachines]) {
-        if (byId.has(id))
-          await store.recordEvent(id, {
-            type: 'reconcile',
-            message: `reconciliation: ${plan.deleteMachines.includes(id) ? 'deleting' : 'stopping'} a leftover machine`,
-          });
+        }
       }
       if (plan.stopMachines.length + plan.deleteMachines.length + plan.removeRoutes.length > 0) {
         logger.info('reconciliation repairs', { infrastructureId: input.infrastructureId, ...plan });
       }
       return plan;
+    },
+
+    /**
+     * Records what a reconciliation run did: an event on every gitspace that exists and was acted on, and the
+     * running totals that GET /metrics reports.
+     */
+    async recordReconciliation(input: { infrastructureId: string; result: ReconcileResult }): Promise<void> {
+      const { infrastructureId, result } = input;
+      const existing = new Map(
+        (await store.listGitspaces({ infrastructureId })).map((gitspace) => [gitspace.id, gitspace]),
+      );
+      const acted: [string, string][] = [
+        ...result.stopped.map((id): [string, string] => [id, 'stopped a machine that should not run']),
+        ...result.deleted.map((id): [string, string] => [id, 'deleted a leftover machine and its disks']),
+        ...result.failed.map((f): [string, string] => [f.gitspaceId, `could not ${f.action}: ${f.message}`]),
+      ];
+      for (const [gitspaceId, what] of acted) {
+        const gitspace = existing.get(gitspaceId);
+        if (!gitspace) continue;
+        await store.recordEvent(gitspaceId, {
+          type: 'reconcile',
+          message: `reconciliation ${what} (the gitspace is ${gitspace.state})`,
+          data: { infrastructureId },
+        });
+      }
+      await store.addReconcileTotals(
+        infrastructureId,
+        {
+          runs: 1,
+          machinesStopped: result.stopped.length,
+          machinesDeleted: result.deleted.length,
+          routesRemoved: result.routesRemoved.length,
+          actionsFailed: result.failed.length,
+        },
+        new Date(),
+      );
+      if (result.failed.length > 0) logger.warn('reconciliation could not repair everything', { ...input });
     },
 
     /** The provider and config of an infrastructure, for a reconciliation run. */

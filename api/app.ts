@@ -11,6 +11,7 @@ import type { Store } from '../db/store';
 import { errorMiddleware, handle, parseBody } from './http';
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
 import {
@@ -77,6 +78,16 @@ export function createApp(options: AppOptions): express.Express {
   const requireAdmin = (req: Request) => {
     if (userOf(req).role !== 'admin') throw new NotAllowedError('only an administrator may do this');
   };
+
+  // Prometheus text for operators (what reconciliation did, orphans, gitspaces by state); scraped with the admin token.
+  app.get(
+    '/metrics',
+    authenticate(store),
+    handle(async (req, res) => {
+      requireAdmin(req);
+      res.type(METRICS_CONTENT_TYPE).send(renderMetrics(await store.readMetrics()));
+    }),
+  );
   const visibleGitspace = async (req: Request): Promise<GitspaceRow> => {
     const gitspace = await store.getGitspace(String(req.params.id));
     const user = userOf(req);

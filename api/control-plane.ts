@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../common/lifecycle';
-import { ensureReconcileSchedule } from './reconciliation';
+import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule } from './reconciliation';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
@@ -37,6 +37,8 @@ export interface ControlPlaneConfig {
   accessTokenTtlSeconds: number;
   /** How often each infrastructure is reconciled. */
   reconcileEverySeconds: number;
+  /** How long a machine of an unknown gitspace is kept (stopped) before it is deleted; default one hour. */
+  orphanGraceSeconds?: number;
   /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
   accessTokenKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
@@ -78,6 +80,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     store,
     logger: logger.child('worker'),
     runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
+    orphanGraceSeconds: config.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS,
     isLifecycleRunning: async (gitspaceId) => {
       try {
         return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';

@@ -4,6 +4,7 @@ import { ConfigReader } from '../common/config';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { startControlPlane } from './control-plane';
+import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 
 /** `npm run api`: the REST API and the control-plane worker. */
 async function main(): Promise<{ stop(): Promise<void> }> {
@@ -27,6 +28,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     accessTokenTtlSeconds: config.positiveInt('GITSPACES_ACCESS_TOKEN_TTL_SECONDS', DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
     accessTokenKeyPem: config.string('GITSPACES_ACCESS_TOKEN_KEY'),
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
+    orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
   };
   config.done();
 

@@ -2,6 +2,9 @@ import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@tem
 import type { Logger } from '../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 
+/** How long a machine of an unknown gitspace is kept, stopped, before reconciliation deletes it. */
+export const DEFAULT_ORPHAN_GRACE_SECONDS = 3600;
+
 export const reconcileScheduleId = (infrastructureId: string) => `reconcile-${infrastructureId}`;
 
 /**

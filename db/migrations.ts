@@ -112,6 +112,27 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0004_reconciliation': {
+    async up(db: Kysely<unknown>) {
+      // When reconciliation first saw a machine whose gitspace is unknown: it is deleted once the grace period passed.
+      await db.schema
+        .createTable('orphan_machines')
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id').onDelete('cascade'))
+        .addColumn('gitspace_id', 'text', (c) => c.notNull())
+        .addColumn('first_seen_at', 'timestamptz', (c) => c.notNull())
+        .addPrimaryKeyConstraint('orphan_machines_pk', ['infrastructure_id', 'gitspace_id'])
+        .execute();
+      // Running totals of what reconciliation did, per infrastructure, for GET /metrics.
+      await db.schema
+        .createTable('reconcile_totals')
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id').onDelete('cascade'))
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('total', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull())
+        .addPrimaryKeyConstraint('reconcile_totals_pk', ['infrastructure_id', 'outcome'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -93,6 +93,30 @@ export interface IdempotencyKeysTable {
   createdAt: CreatedAt;
 }
 
+export interface OrphanMachinesTable {
+  infrastructureId: string;
+  /** The gitspace id the machine's label or tag names; no gitspace record has it. */
+  gitspaceId: string;
+  firstSeenAt: Date;
+}
+
+export interface ReconcileTotalsTable {
+  infrastructureId: string;
+  outcome: ReconcileOutcome;
+  total: number;
+  updatedAt: Date;
+}
+
+/** What reconciliation counts: finished runs, the machines and routes it acted on, and repairs that failed. */
+export const RECONCILE_OUTCOMES = [
+  'runs',
+  'machinesStopped',
+  'machinesDeleted',
+  'routesRemoved',
+  'actionsFailed',
+] as const;
+export type ReconcileOutcome = (typeof RECONCILE_OUTCOMES)[number];
+
 export interface Database {
   users: UsersTable;
   apiTokens: ApiTokensTable;
@@ -102,6 +126,8 @@ export interface Database {
   operations: OperationsTable;
   events: EventsTable;
   idempotencyKeys: IdempotencyKeysTable;
+  orphanMachines: OrphanMachinesTable;
+  reconcileTotals: ReconcileTotalsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

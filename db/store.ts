@@ -12,6 +12,7 @@ import type {
   MachineRow,
   NewGitspace,
   OperationRow,
+  ReconcileOutcome,
   UserRow,
 } from './schema';
 
@@ -325,6 +326,89 @@ export function createStore(db: Db) {
       const latest = new Map<string, OperationRow>();
       for (const row of rows) if (!latest.has(row.gitspaceId)) latest.set(row.gitspaceId, row);
       return latest;
+    },
+
+    /**
+     * Remembers when each machine of an unknown gitspace was first seen on the infrastructure and forgets the ones
+     * no longer there; returns the first-seen time of each given gitspace id.
+     */
+    async trackOrphanMachines(
+      infrastructureId: string,
+      gitspaceIds: string[],
+      seenAt: Date,
+    ): Promise<Map<string, Date>> {
+      return db.transaction().execute(async (trx) => {
+        let stale = trx.deleteFrom('orphanMachines').where('infrastructureId', '=', infrastructureId);
+        if (gitspaceIds.length > 0) stale = stale.where('gitspaceId', 'not in', gitspaceIds);
+        await stale.execute();
+        if (gitspaceIds.length === 0) return new Map();
+        await trx
+          .insertInto('orphanMachines')
+          .values(gitspaceIds.map((gitspaceId) => ({ infrastructureId, gitspaceId, firstSeenAt: seenAt })))
+          .onConflict((oc) => oc.columns(['infrastructureId', 'gitspaceId']).doNothing())
+          .execute();
+        const rows = await trx
+          .selectFrom('orphanMachines')
+          .select(['gitspaceId', 'firstSeenAt'])
+          .where('infrastructureId', '=', infrastructureId)
+          .execute();
+        return new Map(rows.map((row) => [row.gitspaceId, new Date(row.firstSeenAt)]));
+      });
+    },
+
+    /** Adds to the running totals of what reconciliation did on an infrastructure. */
+    async addReconcileTotals(
+      infrastructureId: string,
+      counts: Partial<Record<ReconcileOutcome, number>>,
+      at: Date,
+    ): Promise<void> {
+      const values = Object.entries(counts).map(([outcome, total]) => ({
+        infrastructureId,
+        outcome: outcome as ReconcileOutcome,
+        total: total ?? 0,
+        updatedAt: at,
+      }));
+      if (values.length === 0) return;
+      await db
+        .insertInto('reconcileTotals')
+        .values(values)
+        .onConflict((oc) =>
+          oc.columns(['infrastructureId', 'outcome']).doUpdateSet((eb) => ({
+            total: sql<number>`${eb.ref('reconcileTotals.total')} + ${eb.ref('excluded.total')}`,
+            updatedAt: eb.ref('excluded.updatedAt'),
+          })),
+        )
+        .execute();
+    },
+
+    /** What GET /metrics reports: reconciliation totals, orphans awaiting their grace period, gitspaces by state. */
+    async readMetrics(): Promise<{
+      reconcileTotals: { infrastructureId: string; outcome: ReconcileOutcome; total: number; updatedAt: Date }[];
+      orphanMachines: { infrastructureId: string; count: number }[];
+      gitspaces: { infrastructureId: string; state: GitspaceState; count: number }[];
+    }> {
+      const [reconcileTotals, orphanMachines, gitspaces] = await Promise.all([
+        db.selectFrom('reconcileTotals').selectAll().orderBy('infrastructureId').orderBy('outcome').execute(),
+        db
+          .selectFrom('orphanMachines')
+          .select(['infrastructureId', (eb) => eb.fn.countAll<string>().as('count')])
+          .groupBy('infrastructureId')
+          .orderBy('infrastructureId')
+          .execute(),
+        db
+          .selectFrom('gitspaces')
+          .select(['infrastructureId', 'state', (eb) => eb.fn.countAll<string>().as('count')])
+          .groupBy(['infrastructureId', 'state'])
+          .orderBy('infrastructureId')
+          .orderBy('state')
+          .execute(),
+      ]);
+      return {
+        reconcileTotals: reconcileTotals.map((row) => ({ ...row, total: Number(row.total) })),
+        // count(*) is a bigint, which the drivers hand back as a string.
+        orphanMachines: orphanMachines.map((row) => ({ ...row, count: Number(row.count) })),
+        gitspaces: gitspaces.map((row) => ({ ...row, count: Number(row.count) })),
+      };
     },
 
     async ping(): Promise<void> {

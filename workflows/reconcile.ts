@@ -1,10 +1,17 @@
 /**
  * Reconciliation of one infrastructure: compares the machines the runner sees with the records and repairs both, so
  * a gitspace never shows a state that lies and no machine is left behind. Run by a Temporal Schedule per
- * infrastructure and at control-plane start.
+ * infrastructure and at control-plane start. What it did becomes events on the gitspaces concerned and the totals of
+ * GET /metrics.
  */
-import { ActivityCancellationType, log, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
-import type { ControlPlaneActivities } from '../activities/control-plane';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+} from '@temporalio/workflow';
+import type { ControlPlaneActivities, ReconcileResult } from '../activities/control-plane';
 import type { InfrastructureActivities } from '../activities/infrastructure';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../common/lifecycle';
 
@@ -13,13 +20,6 @@ const controlPlane = proxyActivities<ControlPlaneActivities>({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 5 },
 });
-
-export interface ReconcileResult {
-  observed: number;
-  stopped: string[];
-  deleted: string[];
-  routesRemoved: string[];
-}
 
 export async function reconcileInfrastructure(input: { infrastructureId: string }): Promise<ReconcileResult> {
   const infrastructure = await controlPlane.describeInfrastructure(input);
@@ -34,22 +34,49 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
   setCurrentDetails(`observing the machines of infrastructure '${input.infrastructureId}'`);
   const machines = await runner.observeMachines({ infrastructure });
   const plan = await controlPlane.reconcile({ infrastructureId: input.infrastructureId, machines });
-  const done: ReconcileResult = { observed: machines.length, stopped: [], deleted: [], routesRemoved: [] };
+  const done: ReconcileResult = {
+    observed: machines.length,
+    stopped: [],
+    deleted: [],
+    routesRemoved: [],
+    awaitingGrace: plan.awaitingGrace,
+    failed: [],
+  };
+  // One repair that fails must not keep the others from running; it is reported, and the next run tries again.
+  const repair = async (
+    action: ReconcileResult['failed'][number]['action'],
+    gitspaceId: string,
+    succeeded: string[],
+    run: () => Promise<void>,
+  ) => {
+    try {
+      await run();
+      succeeded.push(gitspaceId);
+    } catch (error) {
+      const message = error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
+      log.warn('reconciliation repair failed', { gitspaceId, action, message });
+      done.failed.push({ gitspaceId, action, message });
+    }
+  };
   for (const gitspaceId of plan.removeRoutes) {
-    await runner.removeRoute({ gitspaceId });
-    done.routesRemoved.push(gitspaceId);
+    await repair('removeRoute', gitspaceId, done.routesRemoved, () => runner.removeRoute({ gitspaceId }));
   }
   for (const gitspaceId of plan.stopMachines) {
-    await runner.stopMachine({ spec: { ...infrastructure, gitspaceId } });
-    done.stopped.push(gitspaceId);
+    await repair('stop', gitspaceId, done.stopped, () =>
+      runner.stopMachine({ spec: { ...infrastructure, gitspaceId } }),
+    );
   }
   for (const gitspaceId of plan.deleteMachines) {
-    await runner.deleteMachine({ spec: { ...infrastructure, gitspaceId } });
-    done.deleted.push(gitspaceId);
+    await repair('delete', gitspaceId, done.deleted, () =>
+      runner.deleteMachine({ spec: { ...infrastructure, gitspaceId } }),
+    );
   }
+  await controlPlane.recordReconciliation({ infrastructureId: input.infrastructureId, result: done });
   log.info('reconciled', { ...done });
   setCurrentDetails(
-    `observed ${machines.length} machine(s); stopped ${done.stopped.length}, deleted ${done.deleted.length}, removed ${done.routesRemoved.length} route(s)`,
+    `observed ${machines.length} machine(s); stopped ${done.stopped.length}, deleted ${done.deleted.length}, ` +
+      `removed ${done.routesRemoved.length} route(s); ${done.awaitingGrace.length} orphan(s) in their grace period, ` +
+      `${done.failed.length} repair(s) failed`,
   );
   return done;
 }

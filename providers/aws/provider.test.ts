@@ -3,9 +3,6 @@
  * proxy. The SDK finds moto through its standard AWS_ENDPOINT_URL_EC2, as the runner does in an emulator run.
  */
 import {
-  CreateSecurityGroupCommand,
-  CreateSubnetCommand,
-  CreateVpcCommand,
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -13,7 +10,14 @@ import {
 } from '@aws-sdk/client-ec2';
 import { silentLogger } from '../../common/logger';
 import { startFaultProxy, type FaultProxy } from '../../test/support/fault-proxy';
-import { startMoto, type MotoServer } from '../../test/support/moto';
+import {
+  createEmulatedNetwork,
+  ec2Action as action,
+  ec2ErrorAnswer as ec2Error,
+  startMoto,
+  useEc2Emulator,
+  type MotoServer,
+} from '../../test/support/moto';
 import {
   InstanceNotFoundError,
   InvalidMachineSpecError,
@@ -35,7 +39,7 @@ let proxy: FaultProxy;
 let ec2: EC2Client;
 let config: AwsInfrastructureConfig;
 let provider: Provider;
-const savedEnv = { ...process.env };
+let restoreEnv: () => void = () => undefined;
 
 const options = (idempotencyKey = 'key-1'): ProviderCallOptions => ({
   idempotencyKey,
@@ -46,14 +50,6 @@ const request = (gitspaceId: string, overrides: Partial<CreateMachineRequest['sp
   spec: { machineType: 't3.large', diskSizeGb: 30, ...overrides },
   bootstrap: { agentSecret: 'agent-secret-one-0123456789', ide: 'vscode-web' },
 });
-
-function ec2Error(code: string, status: number): { status: number; body: string } {
-  return {
-    status,
-    body: `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>injected ${code}</Message></Error></Errors><RequestID>r-1</RequestID></Response>`,
-  };
-}
-const action = (name: string) => (req: { body: string }) => req.body.includes(`Action=${name}&`);
 
 async function instancesTagged(gitspaceId: string) {
   const result = await ec2.send(
@@ -77,30 +73,13 @@ async function userDataOf(instanceId: string): Promise<string> {
 beforeAll(async () => {
   moto = await startMoto({ env: { MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' } });
   proxy = await startFaultProxy(moto.url);
-  // Dummy credentials and no metadata service or shared files: nothing may leave loopback.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_CONFIG_FILE: '/nonexistent/aws-config',
-    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
-    AWS_ENDPOINT_URL_EC2: proxy.url,
-  });
-  delete process.env.AWS_PROFILE;
-  delete process.env.AWS_SESSION_TOKEN;
+  restoreEnv = useEc2Emulator(proxy.url);
   ec2 = createEc2Client({ region: REGION });
-
-  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.20.0.0/16' }));
-  const subnet = await ec2.send(
-    new CreateSubnetCommand({ VpcId: vpc.Vpc?.VpcId, CidrBlock: '10.20.1.0/24', AvailabilityZone: `${REGION}a` }),
-  );
-  const group = await ec2.send(
-    new CreateSecurityGroupCommand({ VpcId: vpc.Vpc?.VpcId, GroupName: 'gitspaces', Description: 'agent port' }),
-  );
+  const network = await createEmulatedNetwork(ec2, REGION);
   const parsed = parseAwsInfrastructureConfig({
     region: REGION,
-    subnetId: subnet.Subnet?.SubnetId,
-    securityGroupIds: [group.GroupId],
+    subnetId: network.subnetId,
+    securityGroupIds: [network.securityGroupId],
     amiLookup: { owners: ['amazon'], namePattern: 'al2023-ami-2023*', architecture: 'x86_64' },
     agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz' },
   });
@@ -113,7 +92,7 @@ afterAll(async () => {
   ec2?.destroy();
   await proxy?.close();
   await moto?.stop();
-  process.env = savedEnv;
+  restoreEnv();
 });
 
 describe('aws provider against moto', () => {

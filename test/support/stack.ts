@@ -10,6 +10,7 @@ import type { DevServer } from '../../engine/dev-server';
 import { createAccessTokenVerifier } from '../../gateway/auth';
 import { createGateway, type Gateway } from '../../gateway/gateway';
 import { createFileRoutesStore } from '../../gateway/routes-store';
+import { createLocalProvider } from '../../providers/local/provider';
 import { startRunner, type RunningRunner } from '../../workers/runner-process';
 import { startTestTemporal } from './temporal';
 
@@ -23,13 +24,26 @@ export interface TestStack {
   gatewayAdminUrl: string;
   /** Calls the REST API as the admin (or with the given token). */
   api(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
-  startRunner(): Promise<RunningRunner>;
+  /** Starts a runner: for the embedded `local` infrastructure, or for another one (an emulator run). */
+  startRunner(options?: TestRunnerOptions): Promise<RunningRunner>;
   /** Stops the control plane and starts it again on the same database and data dir. */
   restartControlPlane(): Promise<RunningControlPlane>;
   stop(): Promise<void>;
 }
 
 const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
+
+/** The installation id the test runners tag and label machines with. */
+export const TEST_INSTALLATION_ID = 'test';
+
+export interface TestRunnerOptions {
+  /** Default `local`. */
+  infrastructureId?: string;
+  /** Reach every agent here instead of at the machine's (fake) address. */
+  agentEndpoint?: string;
+  /** The fake Compute API's URL, for a `gcp` infrastructure. */
+  gcpComputeEndpoint?: string;
+}
 
 /**
  * The whole product in this process, on real parts: a Temporal dev server, the control plane (API + worker) on
@@ -41,6 +55,8 @@ export async function startTestStack(
     database?: DatabaseLocation;
     runner?: boolean;
     runnerPickupTimeoutSeconds?: number;
+    /** How long reconciliation keeps a machine of an unknown gitspace before deleting it. */
+    orphanGraceSeconds?: number;
   } = {},
 ): Promise<TestStack> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-stack-'));
@@ -69,11 +85,13 @@ export async function startTestStack(
     runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
     accessTokenTtlSeconds: 600,
     reconcileEverySeconds: 3600,
+    ...(options.orphanGraceSeconds ? { orphanGraceSeconds: options.orphanGraceSeconds } : {}),
     eventPollMs: 100,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   };
   const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
   controlPlaneUrl = controlPlane.url;
+  const runners: RunningRunner[] = [];
 
   const stack: TestStack = {
     dataDir,
@@ -94,20 +112,26 @@ export async function startTestStack(
       const text = await response.text();
       return { status: response.status, body: text ? JSON.parse(text) : undefined };
     },
-    async startRunner() {
-      stack.runner = await startRunner(
+    async startRunner(runnerOptions = {}) {
+      const started = await startRunner(
         {
-          infrastructureId: 'local',
+          infrastructureId: runnerOptions.infrastructureId ?? 'local',
           temporalAddress: temporal.address,
           namespace: 'default',
           dataDir,
           gatewayAdminUrl: adminUrl,
           gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
-          installationId: 'test',
+          installationId: TEST_INSTALLATION_ID,
           pollIntervalMs: 200,
+          ...(runnerOptions.agentEndpoint ? { agentEndpoint: runnerOptions.agentEndpoint } : {}),
+          ...(runnerOptions.gcpComputeEndpoint ? { gcpComputeEndpoint: runnerOptions.gcpComputeEndpoint } : {}),
         },
         silentLogger,
       );
+      // Stopping twice (a test stopped it, then stack.stop()) stops it once.
+      let stopping: Promise<void> | undefined;
+      stack.runner = { stop: () => (stopping ??= started.stop()) };
+      runners.push(stack.runner);
       return stack.runner;
     },
     async restartControlPlane() {
@@ -117,7 +141,11 @@ export async function startTestStack(
       return stack.controlPlane;
     },
     async stop() {
-      await stack.runner?.stop();
+      // Agents outlive runners by design; a test run must not leave any behind.
+      const machines = createLocalProvider({ rootDir: path.join(dataDir, 'machines'), logger: silentLogger });
+      const options = { idempotencyKey: 'test-cleanup', signal: AbortSignal.timeout(30_000) };
+      for (const machine of await machines.list(options)) await machines.delete(machine.gitspaceId, options);
+      for (const runner of runners) await runner.stop();
       await stack.controlPlane.stop();
       await gateway.close();
       await temporal.stop();

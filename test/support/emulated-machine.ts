@@ -1,0 +1,119 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import type http from 'node:http';
+import path from 'node:path';
+import { closeIde } from '../../agent/ide';
+import { createAgentApp } from '../../agent/server';
+import { silentLogger } from '../../common/logger';
+import { freeLoopbackPort } from '../../common/net';
+import { SecretsKey } from '../../common/sealed-secret';
+import { waitForGitspace, type TestStack } from './stack';
+
+/**
+ * The agent of an emulator's machine, on one loopback port. moto and the fake Compute API give machines fake private
+ * addresses that are never dialed, so the runner is pointed here (GITSPACES_AGENT_ENDPOINT) and a test serves the
+ * agent of the gitspace it is starting, as the machine's bootstrap would.
+ */
+export interface AgentSlot {
+  /** `http://127.0.0.1:<port>`: the runner's agent endpoint. */
+  url: string;
+  /** Serves the agent of this gitspace (replacing the one served before); returns its workspace directory. */
+  serve(gitspaceId: string): Promise<{ workspaceDir: string }>;
+  close(): Promise<void>;
+}
+
+/** Reserves the port; agents get the secret the runner derives from the stack's secrets key, as on a real machine. */
+export async function startAgentSlot(stack: TestStack): Promise<AgentSlot> {
+  const port = await freeLoopbackPort();
+  let current: http.Server | undefined;
+  const close = async () => {
+    const server = current;
+    current = undefined;
+    if (!server) return;
+    closeIde(server);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    async serve(gitspaceId) {
+      await close();
+      const secretsKey = await readFile(path.join(stack.dataDir, 'secrets-key'), 'utf8');
+      const workspaceDir = path.join(stack.dataDir, 'emulated-machines', gitspaceId, 'workspace');
+      await mkdir(path.dirname(workspaceDir), { recursive: true });
+      const { server } = createAgentApp({
+        gitspaceId,
+        secret: SecretsKey.fromBase64(secretsKey.trim()).derive('agent', gitspaceId),
+        workspaceDir,
+        ide: 'terminal',
+        logger: silentLogger,
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => resolve());
+      });
+      current = server;
+      return { workspaceDir };
+    },
+    close,
+  };
+}
+
+/** Registers a cloud infrastructure and its machines through the REST API, as an administrator does. */
+export async function registerInfrastructure(
+  stack: TestStack,
+  infrastructure: { name: string; provider: 'aws' | 'gcp'; config: Record<string, unknown> },
+  machines: { name: string; machineType: string; diskSizeGb: number }[],
+): Promise<void> {
+  const created = await stack.api('POST', '/api/v1/infrastructures', {
+    ...infrastructure,
+    gatewayUrl: stack.gatewayUrl,
+  });
+  if (created.status !== 201) throw new Error(`infrastructure refused: ${JSON.stringify(created.body)}`);
+  for (const machine of machines) {
+    const response = await stack.api('POST', `/api/v1/infrastructures/${infrastructure.name}/machines`, machine);
+    if (response.status !== 201) throw new Error(`machine refused: ${JSON.stringify(response.body)}`);
+  }
+}
+
+/** Creates a gitspace without starting it (its agent must be served first), and returns its id. */
+export async function createStoppedGitspace(
+  stack: TestStack,
+  gitspace: { name: string; repositoryUrl: string; infrastructureId: string; machineId: string },
+): Promise<string> {
+  const response = await stack.api('POST', '/api/v1/gitspaces', {
+    name: gitspace.name,
+    repository: { url: gitspace.repositoryUrl },
+    infrastructureId: gitspace.infrastructureId,
+    machineId: gitspace.machineId,
+    ide: 'terminal',
+    start: false,
+  });
+  if (response.status !== 201 || response.body.gitspace.state !== 'stopped') {
+    throw new Error(`gitspace refused: ${JSON.stringify(response.body)}`);
+  }
+  return response.body.gitspace.id as string;
+}
+
+/**
+ * Asks for an action (`start`, `stop`, `retry` or `delete`) and waits until that very operation has finished; returns
+ * the gitspace as it then is.
+ */
+export async function runAction(
+  stack: TestStack,
+  gitspaceId: string,
+  action: string,
+  timeoutMs = 90_000,
+): Promise<any> {
+  const response =
+    action === 'delete'
+      ? await stack.api('DELETE', `/api/v1/gitspaces/${gitspaceId}`)
+      : await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/actions`, { action });
+  if (response.status !== 202) throw new Error(`${action} refused: ${JSON.stringify(response.body)}`);
+  const runId = response.body.operation.runId as string;
+  return waitForGitspace(
+    stack,
+    gitspaceId,
+    (g) => g.operation?.runId === runId && g.operation.status !== 'running',
+    timeoutMs,
+  );
+}
