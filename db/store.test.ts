@@ -152,6 +152,37 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     expect(latest.get('gs-ops')).toMatchObject({ status: 'succeeded', finishedAt: expect.any(Date) });
   });
 
+  it('remembers when an orphan machine was first seen, forgets it when gone, and adds up reconciliation totals', async () => {
+    const first = new Date('2026-01-01T00:00:00Z');
+    const later = new Date('2026-01-01T01:00:00Z');
+    expect(await store.trackOrphanMachines('inf', ['gs-a', 'gs-b'], first)).toEqual(
+      new Map([
+        ['gs-a', first],
+        ['gs-b', first],
+      ]),
+    );
+    // Seen again: the first sighting stays; one no longer seen is forgotten, so it would start over.
+    expect(await store.trackOrphanMachines('inf', ['gs-a'], later)).toEqual(new Map([['gs-a', first]]));
+    expect(await store.trackOrphanMachines('inf', ['gs-a', 'gs-b'], later)).toEqual(
+      new Map([
+        ['gs-a', first],
+        ['gs-b', later],
+      ]),
+    );
+    await store.addReconcileTotals('inf', { runs: 1, machinesDeleted: 2 }, first);
+    await store.addReconcileTotals('inf', { runs: 1, machinesDeleted: 1, machinesStopped: 1 }, later);
+    const metrics = await store.readMetrics();
+    expect(metrics.reconcileTotals.map((t) => [t.outcome, t.total])).toEqual([
+      ['machinesDeleted', 3],
+      ['machinesStopped', 1],
+      ['runs', 2],
+    ]);
+    expect(new Date(metrics.reconcileTotals.find((t) => t.outcome === 'runs')!.updatedAt)).toEqual(later);
+    expect(metrics.orphanMachines).toEqual([{ infrastructureId: 'inf', count: 2 }]);
+    await store.trackOrphanMachines('inf', [], later);
+    expect((await store.readMetrics()).orphanMachines).toEqual([]);
+  });
+
   it('refuses to delete an infrastructure that gitspaces use, naming them', async () => {
     await expect(store.deleteInfrastructure('inf')).rejects.toThrow(/is used by \d+ gitspace\(s\)/);
     await expect(store.deleteInfrastructure('nope')).rejects.toBeInstanceOf(NotFoundError);

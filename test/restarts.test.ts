@@ -64,10 +64,17 @@ describe('restarts and recovery', () => {
     const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
     expect(events.at(-1).message).toContain('the machine was found stopped');
     expect(stopped.url).toBeUndefined();
-    const routes = (await (
-      await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })
-    ).json()) as any;
-    expect(routes.routes.map((r: any) => r.gitspaceId)).not.toContain(gitspace.id);
+    // The route goes in the same reconciliation run, just after the state is recorded.
+    const routed = async () =>
+      (
+        (await (
+          await fetch(`${stack.gatewayAdminUrl}/routes`, {
+            headers: { authorization: 'Bearer test-gateway-admin-token' },
+          })
+        ).json()) as any
+      ).routes.map((r: any) => r.gitspaceId);
+    for (let i = 0; i < 50 && (await routed()).includes(gitspace.id); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await routed()).not.toContain(gitspace.id);
 
     await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'start' });
     await waitForGitspace(stack, gitspace.id, (g) => g.state === 'running');
