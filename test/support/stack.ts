@@ -89,7 +89,12 @@ export async function startTestStack(
     eventPollMs: 100,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   };
-  const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
+  // A control plane that fails to start must not leave the dev server and gateway running after the test file.
+  const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger).catch(async (error: unknown) => {
+    await gateway.close();
+    await temporal.stop();
+    throw error;
+  });
   controlPlaneUrl = controlPlane.url;
   const runners: RunningRunner[] = [];
 
