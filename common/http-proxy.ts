@@ -6,11 +6,15 @@ import http, {
 } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { ResponseHandler, ResponseHead, UpstreamPool, UpstreamRequest } from './upstream-client';
 
 /**
  * The proxy core shared by the gateway (user → gitspace agent) and the agent (agent → VS Code server): HTTP with
  * streaming bodies in both directions, WebSocket upgrades spliced socket to socket, hop-by-hop headers dropped, and a
  * deadline for the upstream's response headers. Routing, auth and header hygiene are the caller's.
+ *
+ * HTTP requests go over an {@link UpstreamPool} (a pooled HTTP/1.1 client of our own, several times cheaper per
+ * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1); never forwarded. */
@@ -73,12 +77,15 @@ export interface ProxyOptions {
   headers: OutgoingHttpHeaders;
   /** Deadline for the upstream's response headers (or its 101), in milliseconds. */
   timeoutMs: number;
-  /** Connection pool for HTTP requests (keep-alive); upgrades always get their own connection. */
-  agent?: http.Agent;
   /** Rewrites the upstream's response headers (already without hop-by-hop ones) before they reach the client. */
   responseHeaders?: (headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
   /** Called once when the upstream fails before anything was sent to the client; the caller answers. */
   onError: (error: UpstreamError) => void;
+}
+
+export interface HttpProxyOptions extends ProxyOptions {
+  /** Keep-alive connections to the upstream (upgrades always get their own connection). */
+  pool: UpstreamPool;
 }
 
 /** Lets the caller end a proxied exchange at once (the route was removed). */
@@ -87,63 +94,133 @@ export interface ProxiedExchange {
 }
 
 /** Proxies one HTTP request; request and response bodies stream through without buffering. */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: ProxyOptions): ProxiedExchange {
-  const upstream = request(req.method ?? 'GET', options, options.agent);
-  let settled = false;
-  const fail = (error: UpstreamError) => {
-    if (settled) return;
-    settled = true;
-    upstream.destroy();
-    if (res.headersSent) res.destroy();
-    else options.onError(error);
-  };
-  const timer = setTimeout(
-    () => fail(new UpstreamTimeoutError(options.target.origin, options.timeoutMs)),
-    options.timeoutMs,
-  );
+export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: HttpProxyOptions): ProxiedExchange {
+  return new HttpExchange(req, res, options);
+}
 
-  upstream.on('response', (upstreamRes) => {
-    clearTimeout(timer);
-    if (settled) return upstreamRes.resume();
-    settled = true;
-    let headers = endToEndHeaders(upstreamRes.headers);
-    if (options.responseHeaders) headers = options.responseHeaders(headers);
-    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, headers);
-    // Forwarded by hand rather than with pipe(): same backpressure, a fraction of the per-request listener churn.
-    upstreamRes.on('data', (chunk: Buffer) => {
-      if (!res.write(chunk)) {
-        upstreamRes.pause();
-        res.once('drain', () => upstreamRes.resume());
-      }
-    });
-    upstreamRes.on('end', () => res.end());
-    // An upstream that dies mid-body must not look like a complete response to the client.
-    upstreamRes.on('error', () => res.destroy());
-    upstreamRes.on('aborted', () => res.destroy());
-  });
-  upstream.on('error', (error: NodeJS.ErrnoException) => {
-    clearTimeout(timer);
-    fail(new UpstreamUnreachableError(options.target.origin, error.code ?? error.message));
-  });
-  res.on('close', () => {
-    clearTimeout(timer);
-    if (!res.writableFinished) upstream.destroy();
-  });
-  // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112 §6.3): send it at once.
-  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
-    upstream.end();
-    req.resume();
-  } else {
-    req.pipe(upstream);
+const EXCHANGE = Symbol('gitspaces.httpExchange');
+type Tagged<T> = T & { [EXCHANGE]?: HttpExchange };
+
+/**
+ * One proxied HTTP request. Event listeners are shared functions that find the exchange on the emitter, and the
+ * deadline timer gets it as an argument: nothing is allocated per request beyond this object and the pool's.
+ */
+class HttpExchange implements ProxiedExchange, ResponseHandler {
+  private readonly upstream: UpstreamRequest;
+  private readonly timer: NodeJS.Timeout;
+  /** The upstream answered or failed (the client has its answer, or `onError` was called). */
+  private settled = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly options: HttpProxyOptions,
+  ) {
+    // Node has already checked the request's framing; a body of unknown length (chunked) is re-chunked upstream.
+    const length = req.headers['content-length'];
+    const body =
+      length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? 'chunked' : 'none';
+    this.timer = setTimeout(onDeadline, options.timeoutMs, this);
+    (res as Tagged<ServerResponse>)[EXCHANGE] = this;
+    res.on('close', onClientClose);
+    this.upstream = options.pool.request(
+      options.target,
+      { method: req.method ?? 'GET', path: options.path, headers: options.headers, body },
+      this,
+    );
+    // A request without a body needs nothing more: Node discards what is left of it once the response ends.
+    if (body !== 'none') {
+      (req as Tagged<IncomingMessage>)[EXCHANGE] = this;
+      req.on('data', onClientData);
+      req.on('end', onClientEnd);
+    }
   }
-  return {
-    close: () => {
-      clearTimeout(timer);
-      settled = true;
-      upstream.destroy();
-      res.destroy();
-    },
-  };
+
+  onHead(head: ResponseHead): void {
+    clearTimeout(this.timer);
+    if (this.settled) return;
+    this.settled = true;
+    let headers: OutgoingHttpHeaders = endToEndHeaders(head.headers);
+    if (this.options.responseHeaders) headers = this.options.responseHeaders(headers);
+    try {
+      this.res.writeHead(head.statusCode, head.statusMessage || undefined, headers);
+    } catch {
+      // A head Node will not send (the rewrite produced something invalid): nothing has gone out yet, so it is a 502.
+      this.upstream.destroy();
+      this.options.onError(new UpstreamUnreachableError(this.options.target.origin, 'EPROTO'));
+    }
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', onClientDrain);
+    return false;
+  }
+
+  onEnd(last: Buffer | undefined): void {
+    if (last) this.res.end(last);
+    else this.res.end();
+  }
+
+  onError(code: string): void {
+    clearTimeout(this.timer);
+    // An upstream that dies mid-body must not look like a complete response to the client.
+    if (this.settled || this.res.headersSent) return void this.res.destroy();
+    this.settled = true;
+    this.options.onError(new UpstreamUnreachableError(this.options.target.origin, code));
+  }
+
+  deadline(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.upstream.destroy();
+    this.options.onError(new UpstreamTimeoutError(this.options.target.origin, this.options.timeoutMs));
+  }
+
+  clientData(chunk: Buffer): void {
+    if (!this.upstream.write(chunk)) {
+      this.req.pause();
+      this.upstream.onDrain(() => this.req.resume());
+    }
+  }
+
+  clientEnd(): void {
+    this.upstream.end();
+  }
+
+  clientDrain(): void {
+    this.upstream.resume();
+  }
+
+  /** The client's response is done or its connection went away. */
+  clientClosed(): void {
+    clearTimeout(this.timer);
+    // A no-op once the response completed and the connection went back to the pool.
+    this.upstream.destroy();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    this.settled = true;
+    this.upstream.destroy();
+    this.res.destroy();
+  }
+}
+
+function onDeadline(exchange: HttpExchange): void {
+  exchange.deadline();
+}
+function onClientClose(this: Tagged<ServerResponse>): void {
+  this[EXCHANGE]?.clientClosed();
+}
+function onClientDrain(this: Tagged<ServerResponse>): void {
+  this[EXCHANGE]?.clientDrain();
+}
+function onClientData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
+  this[EXCHANGE]?.clientData(chunk);
+}
+function onClientEnd(this: Tagged<IncomingMessage>): void {
+  this[EXCHANGE]?.clientEnd();
 }
 
 /**
@@ -157,7 +234,7 @@ export function proxyUpgrade(
   options: ProxyOptions,
 ): ProxiedExchange {
   const headers = { ...options.headers, connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' };
-  const upstream = request(req.method ?? 'GET', { ...options, headers }, false);
+  const upstream = upgradeRequest(req.method ?? 'GET', { ...options, headers });
   let upstreamSocket: Duplex | undefined;
   let settled = false;
   const closeAll = () => {
@@ -231,7 +308,7 @@ export function writeRawResponse(socket: Duplex, status: number, headers: Outgoi
   socket.end(payload);
 }
 
-function request(method: string, options: ProxyOptions, agent: http.Agent | false | undefined): http.ClientRequest {
+function upgradeRequest(method: string, options: ProxyOptions): http.ClientRequest {
   const isHttps = options.target.protocol === 'https:';
   const requestOptions: http.RequestOptions = {
     protocol: options.target.protocol,
@@ -240,11 +317,10 @@ function request(method: string, options: ProxyOptions, agent: http.Agent | fals
     method,
     path: options.path,
     headers: options.headers,
-    agent,
+    agent: false,
   };
   const upstream = isHttps ? https.request(requestOptions) : http.request(requestOptions);
-  // Pooled sockets already have Nagle off (the agent's default); a one-off upgrade connection needs it set.
-  if (agent === false) upstream.setNoDelay(true);
+  upstream.setNoDelay(true);
   return upstream;
 }
 

@@ -13,6 +13,7 @@ import {
   type UpstreamError,
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
+import { UpstreamPool } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
   ExpiredAccessTokenError,
@@ -107,7 +108,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { logger, routes, verifier } = options;
   const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
-  const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+  const pool = new UpstreamPool();
   const open = new Map<string, Set<ProxiedExchange>>();
   // Route targets parsed once, not per request (they are validated origins).
   const targetUrls = new Map<string, URL>();
@@ -278,7 +279,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target),
       timeoutMs,
-      agent,
+      pool,
       responseHeaders: rewriteResponse(target, upstream.origin),
       onError: (error) => refuse(res, upstreamRefusal(error, target.gitspaceId, logger)),
     });
@@ -360,7 +361,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     connectionCount: (gitspaceId) => open.get(gitspaceId)?.size ?? 0,
     async close() {
       for (const gitspaceId of [...open.keys()]) closeConnections(gitspaceId);
-      agent.destroy();
+      pool.destroy();
       await Promise.all([publicServer, adminServer].map(closeServer));
     },
   };

@@ -68,8 +68,8 @@ async function main(): Promise<void> {
     const gateway = `http://127.0.0.1:${gatewayPort}`;
     await startChild(
       'gateway',
-      path.join(ROOT, 'node_modules/.bin/tsx'),
-      [path.join(ROOT, 'gateway/main.ts')],
+      process.execPath,
+      [...profileArgs(), '--import', 'tsx', path.join(ROOT, 'gateway/main.ts')],
       {
         GITSPACES_GATEWAY_PORT: String(gatewayPort),
         GITSPACES_GATEWAY_ADMIN_PORT: String(adminPort),
@@ -140,6 +140,12 @@ async function main(): Promise<void> {
     stopChildren();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `BENCH_PROFILE_DIR=dir` writes a CPU profile of the gateway process there (open it in Chrome DevTools). */
+function profileArgs(): string[] {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : [];
 }
 
 function nginxConfig(work: string, port: number, upstreamPort: number): string {

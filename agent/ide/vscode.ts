@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders, proxyHttp, proxyUpgrade, writeRawResponse } from '../../common/http-proxy';
 import type { Logger } from '../../common/logger';
+import { UpstreamPool } from '../../common/upstream-client';
 
 /**
  * The `vscode-web` IDE: the agent launches code-server or openvscode-server on a private loopback port and proxies
@@ -89,6 +90,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;
   const command = resolveCommand(options);
   let running: Running | undefined;
+  const pool = new UpstreamPool();
   let lastError: Error | undefined = command instanceof Error ? command : undefined;
   const killOnExit = () => killGroup(running?.child);
   process.once('exit', killOnExit);
@@ -159,6 +161,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
             path: req.url ?? '/',
             headers: endToEndHeaders(req.headers),
             timeoutMs: 60_000,
+            pool,
             onError: (error) => explain(res, error),
           }),
         (error: Error) => explain(res, error),
@@ -188,6 +191,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
     },
     close() {
       process.off('exit', killOnExit);
+      pool.destroy();
       killGroup(running?.child);
       running = undefined;
     },
