@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -7,7 +7,7 @@ import { createLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
-import { createLocalProvider } from '../providers/local/provider';
+import { agentProcessesIn, createLocalProvider } from '../providers/local/provider';
 import { startGitServer } from '../test/support/git-server';
 import { Part, waitFor } from './processes';
 
@@ -214,7 +214,7 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       await killing;
       await until(ctx.api, id, step.target, CONVERGE_TIMEOUT_MS - (Date.now() - accepted));
       result.worstConvergeMs = Math.max(result.worstConvergeMs, Date.now() - accepted);
-      const agents = await agentProcesses(id);
+      const agents = await agentProcessesIn(path.join(ctx.dataDir, 'machines', id));
       if (step.target === 'running' && agents.length !== 1) result.duplicates += Math.max(0, agents.length - 1);
       if (step.target !== 'running' && agents.length > 0) result.orphans += agents.length;
     }
@@ -283,20 +283,6 @@ async function until(api: string, id: string, target: string, timeoutMs: number)
     await sleep(250);
   }
   throw new Error(`still ${last} after ${Math.round(timeoutMs / 1000)}s, expected ${target}`);
-}
-
-/** Agent processes of a gitspace, found by the GITSPACE_ID in their environment. */
-async function agentProcesses(gitspaceId: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const environ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
-    if (environ.split('\0').includes(`GITSPACE_ID=${gitspaceId}`)) {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-      if (!/\) Z /.test(stat)) pids.push(Number(entry));
-    }
-  }
-  return pids;
 }
 
 function printTable(results: TrialResult[], victims: Victim[]): void {

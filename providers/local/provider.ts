@@ -67,6 +67,16 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
     const current = await toInfo(record);
     if (current.status === 'running') return record;
     const dir = machineDir(record.gitspaceId);
+    // A runner that died between spawning an agent and recording it left that agent running: adopt it, so a
+    // retried step never starts a second one.
+    const [stray, ...extra] = await agentProcessesIn(dir);
+    for (const other of extra) await killProcess(other.pid, other.startTicks);
+    if (stray) {
+      const adopted: MachineRecord = { ...record, agent: stray };
+      await writeRecord(adopted);
+      logger.info('adopted an unrecorded local agent', { gitspaceId: record.gitspaceId, pid: stray.pid });
+      return adopted;
+    }
     const port = await freeLoopbackPort();
     const log = openSync(path.join(dir, 'agent.log'), 'a');
     const env: NodeJS.ProcessEnv = {};
@@ -97,15 +107,21 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
     return next;
   };
 
-  const killAgent = async (record: MachineRecord): Promise<void> => {
-    if (!record.agent || !(await isSameProcess(record.agent.pid, record.agent.startTicks))) return;
-    const { pid } = record.agent;
+  const killProcess = async (pid: number, startTicks: string): Promise<void> => {
     signal(-pid, 'SIGTERM');
     const deadline = Date.now() + (options.stopGraceMs ?? 5000);
-    while (Date.now() < deadline && (await isSameProcess(pid, record.agent.startTicks))) await sleep(50);
+    while (Date.now() < deadline && (await isSameProcess(pid, startTicks))) await sleep(50);
     signal(-pid, 'SIGKILL');
-    while (await isSameProcess(pid, record.agent.startTicks)) await sleep(20);
-    logger.info('local agent stopped', { gitspaceId: record.gitspaceId, pid });
+    while (await isSameProcess(pid, startTicks)) await sleep(20);
+  };
+
+  /** Stops the recorded agent and any unrecorded one of the same machine (left by a runner that died). */
+  const killAgent = async (record: MachineRecord): Promise<void> => {
+    const agents = await agentProcessesIn(machineDir(record.gitspaceId));
+    if (record.agent && !agents.some((a) => a.pid === record.agent?.pid)) agents.push(record.agent);
+    for (const agent of agents) await killProcess(agent.pid, agent.startTicks);
+    if (agents.length > 0)
+      logger.info('local agent stopped', { gitspaceId: record.gitspaceId, pids: agents.map((a) => a.pid) });
   };
 
   return {
@@ -199,6 +215,31 @@ async function processStartTicks(pid: number): Promise<string | null> {
 async function isSameProcess(pid: number, startTicks: string): Promise<boolean> {
   const ticks = await processStartTicks(pid);
   return ticks !== null && ticks === startTicks;
+}
+
+const AGENT_MAIN_PATTERN = /agent\/main\.(ts|js)$/;
+
+/**
+ * Agent processes serving a machine directory, found by the workspace in their environment (/proc/PID/environ):
+ * the ground truth when machine.json missed a spawn.
+ */
+export async function agentProcessesIn(dir: string): Promise<{ pid: number; port: number; startTicks: string }[]> {
+  const workspace = `GITSPACE_WORKSPACE_DIR=${path.join(dir, 'workspace')}`;
+  const found: { pid: number; port: number; startTicks: string }[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = (await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '')).split('\0');
+    if (!environ.includes(workspace)) continue;
+    // Shells and commands the agent starts inherit its environment: only the agent itself runs agent/main.
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.split('\0').some((arg) => AGENT_MAIN_PATTERN.test(arg))) continue;
+    const port = Number(
+      environ.find((v) => v.startsWith('GITSPACE_AGENT_PORT='))?.slice('GITSPACE_AGENT_PORT='.length),
+    );
+    const startTicks = await processStartTicks(Number(entry));
+    if (startTicks !== null && Number.isInteger(port)) found.push({ pid: Number(entry), port, startTicks });
+  }
+  return found;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
