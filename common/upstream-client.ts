@@ -22,6 +22,8 @@ const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_PATH = /[^\x21-\x7e\x80-\xff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/;
 const CRLF = Buffer.from('\r\n\r\n');
+/** Methods that may be sent twice (RFC 9110 §9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Thrown (to the handler) when the upstream's answer is not well-formed HTTP/1.1; the caller answers 502. */
 export class UpstreamProtocolError extends Error {
@@ -357,9 +359,9 @@ export class UpstreamRequest {
       this.keepAlive = false;
       return this.complete(undefined, 0);
     }
-    // A reused connection that dies before answering was most likely closed by the upstream while idle: a request
-    // without a body is sent again, once, on a new connection (what Node's agent and browsers do too).
-    if (!this.received && this.connection.reused && this.head.body === 'none') {
+    // A reused connection that dies before answering was most likely closed by the upstream while idle: an
+    // idempotent request without a body is sent again, once, on a new connection (as browsers do).
+    if (!this.received && this.connection.reused && this.head.body === 'none' && IDEMPOTENT.has(this.head.method)) {
       this.detach()?.socket.destroy();
       return this.start(this.pool.acquire(this.target, true));
     }
