@@ -71,7 +71,7 @@ async function front(target: URL, pool: UpstreamPool, timeoutMs = 2_000): Promis
     proxyHttp(req, res, {
       target,
       path: req.url ?? '/',
-      headers: endToEndHeaders(req.headers),
+      headers: endToEndHeaders(req.rawHeaders),
       timeoutMs,
       pool,
       onError: (error) => {
@@ -205,6 +205,27 @@ describe('proxy core with the pooled upstream client', () => {
     const { proxy } = await setup(() => reply);
     expect((await fetch(`${proxy.url}/`)).status).toBe(502);
     expect(proxy.errors[0]).toMatchObject({ name: 'UpstreamUnreachableError', causeCode: 'EPROTO' });
+  });
+
+  it('relays response headers line by line: names as sent, hop-by-hop and Connection-named ones dropped', async () => {
+    const { proxy } = await setup(
+      () =>
+        'HTTP/1.1 200 OK\r\nX-Ide-Version:  1.2 \r\nVary: a\r\nVary: b\r\nConnection: keep-alive, X-Secret\r\n' +
+        'X-Secret: internal\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok',
+    );
+    const socket = net.connect(Number(new URL(proxy.url).port), '127.0.0.1');
+    socket.write('GET / HTTP/1.1\r\nhost: front\r\nconnection: close\r\n\r\n');
+    const raw = await new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (data) => (text += data.toString('latin1')));
+      socket.on('end', () => resolve(text));
+    });
+    const head = raw.slice(0, raw.indexOf('\r\n\r\n'));
+    expect(head).toContain('\r\nX-Ide-Version: 1.2\r\n');
+    expect(head).toContain('\r\nVary: a\r\nVary: b\r\n');
+    expect(head.match(/content-length/gi)).toHaveLength(1);
+    expect(head).not.toMatch(/x-secret|keep-alive/i);
+    expect(raw.endsWith('\r\n\r\nok')).toBe(true);
   });
 
   it('never lets a malformed chunked body look complete', async () => {

@@ -1,12 +1,9 @@
-import http, {
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { ResponseHandler, ResponseHead, UpstreamPool, UpstreamRequest } from './upstream-client';
+import type { RawHeaders, ResponseHandler, ResponseHead, UpstreamPool, UpstreamRequest } from './upstream-client';
+
+export type { RawHeaders } from './upstream-client';
 
 /**
  * The proxy core shared by the gateway (user → gitspace agent) and the agent (agent → VS Code server): HTTP with
@@ -16,6 +13,8 @@ import type { ResponseHandler, ResponseHead, UpstreamPool, UpstreamRequest } fro
  * HTTP requests go over an {@link UpstreamPool} (a pooled HTTP/1.1 client of our own, several times cheaper per
  * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
+
+const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1); never forwarded. */
 const HOP_BY_HOP = new Set([
@@ -55,15 +54,24 @@ export class UpstreamTimeoutError extends Error {
 
 export type UpstreamError = UpstreamUnreachableError | UpstreamTimeoutError;
 
-/** Copies end-to-end headers: drops hop-by-hop ones and any the `Connection` header names. */
-export function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  const named = headers.connection
-    ? new Set(headers.connection.split(',').map((token) => token.trim().toLowerCase()))
-    : undefined;
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
-    out[name] = headers[name];
+/**
+ * Copies end-to-end headers (of a request's or response's `rawHeaders`): drops hop-by-hop ones, any the `Connection`
+ * header names, and any named in `alsoDrop` (lower case), which the caller replaces with its own.
+ */
+export function endToEndHeaders(raw: readonly string[], alsoDrop?: ReadonlySet<string>): RawHeaders {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+      named ??= new Set();
+      for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    }
+  }
+  const out: RawHeaders = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || alsoDrop?.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }
@@ -74,11 +82,11 @@ export interface ProxyOptions {
   /** Request target sent upstream (origin-form: path and query). */
   path: string;
   /** Request headers to send, already cleaned by the caller (see {@link endToEndHeaders}). */
-  headers: OutgoingHttpHeaders;
+  headers: RawHeaders;
   /** Deadline for the upstream's response headers (or its 101), in milliseconds. */
   timeoutMs: number;
   /** Rewrites the upstream's response headers (already without hop-by-hop ones) before they reach the client. */
-  responseHeaders?: (headers: OutgoingHttpHeaders) => OutgoingHttpHeaders;
+  responseHeaders?: (headers: RawHeaders) => RawHeaders;
   /** Called once when the upstream fails before anything was sent to the client; the caller answers. */
   onError: (error: UpstreamError) => void;
 }
@@ -140,7 +148,7 @@ class HttpExchange implements ProxiedExchange, ResponseHandler {
     clearTimeout(this.timer);
     if (this.settled) return;
     this.settled = true;
-    let headers: OutgoingHttpHeaders = endToEndHeaders(head.headers);
+    let headers = endToEndHeaders(head.rawHeaders);
     if (this.options.responseHeaders) headers = this.options.responseHeaders(headers);
     try {
       this.res.writeHead(head.statusCode, head.statusMessage || undefined, headers);
@@ -233,7 +241,7 @@ export function proxyUpgrade(
   head: Buffer,
   options: ProxyOptions,
 ): ProxiedExchange {
-  const headers = { ...options.headers, connection: 'Upgrade', upgrade: req.headers.upgrade ?? 'websocket' };
+  const headers = [...options.headers, 'connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket'];
   const upstream = upgradeRequest(req.method ?? 'GET', { ...options, headers });
   let upstreamSocket: Duplex | undefined;
   let settled = false;
@@ -262,11 +270,13 @@ export function proxyUpgrade(
     upstreamSocket = upSocket;
     if (settled) return upSocket.destroy();
     settled = true;
-    let responseHeaders: OutgoingHttpHeaders = {
-      ...endToEndHeaders(upstreamRes.headers),
-      connection: 'Upgrade',
-      upgrade: upstreamRes.headers.upgrade ?? 'websocket',
-    };
+    let responseHeaders = [
+      ...endToEndHeaders(upstreamRes.rawHeaders),
+      'connection',
+      'Upgrade',
+      'upgrade',
+      upstreamRes.headers.upgrade ?? 'websocket',
+    ];
     if (options.responseHeaders) responseHeaders = options.responseHeaders(responseHeaders);
     socket.write(statusLine(101, upstreamRes.statusMessage || 'Switching Protocols') + headerLines(responseHeaders));
     if (upstreamHead.length > 0) socket.write(upstreamHead);
@@ -281,12 +291,12 @@ export function proxyUpgrade(
     clearTimeout(timer);
     if (settled) return upstreamRes.resume();
     settled = true;
-    let responseHeaders = endToEndHeaders(upstreamRes.headers);
+    // The body is relayed until the connection closes, so any length the upstream gave is dropped.
+    let responseHeaders = endToEndHeaders(upstreamRes.rawHeaders, CONTENT_LENGTH);
     if (options.responseHeaders) responseHeaders = options.responseHeaders(responseHeaders);
-    delete responseHeaders['content-length'];
     socket.write(
       statusLine(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage) +
-        headerLines({ ...responseHeaders, connection: 'close' }),
+        headerLines([...responseHeaders, 'connection', 'close']),
     );
     upstreamRes.pipe(socket);
   });
@@ -299,11 +309,11 @@ export function proxyUpgrade(
 }
 
 /** Writes a complete HTTP/1.1 response on a raw socket (an upgrade the proxy refuses) and closes it. */
-export function writeRawResponse(socket: Duplex, status: number, headers: OutgoingHttpHeaders, body: string): void {
+export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string): void {
   const payload = Buffer.from(body);
   socket.write(
     statusLine(status, http.STATUS_CODES[status]) +
-      headerLines({ ...headers, 'content-length': payload.length, connection: 'close' }),
+      headerLines(['content-type', contentType, 'content-length', String(payload.length), 'connection', 'close']),
   );
   socket.end(payload);
 }
@@ -328,13 +338,8 @@ function statusLine(status: number, message: string | undefined): string {
   return `HTTP/1.1 ${status} ${message ?? ''}\r\n`;
 }
 
-function headerLines(headers: OutgoingHttpHeaders): string {
+function headerLines(headers: RawHeaders): string {
   let out = '';
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    for (const one of Array.isArray(value) ? value : [value])
-      out += `${name}: ${String(one).replace(/[\r\n]/g, '')}\r\n`;
-  }
+  for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]!.replace(/[\r\n]/g, '')}\r\n`;
   return out + '\r\n';
 }

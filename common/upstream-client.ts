@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -34,11 +33,17 @@ export class UpstreamProtocolError extends Error {
   }
 }
 
-/** A parsed response head. Header names are lower case; `set-cookie` is an array, other repeats are joined. */
+/**
+ * Headers in the shape of Node's `rawHeaders`: name, value, name, value… Names keep the sender's case and repeats stay
+ * separate lines, so a proxy relays them as they came without building an object per message.
+ */
+export type RawHeaders = string[];
+
+/** A parsed response head. */
 export interface ResponseHead {
   statusCode: number;
   statusMessage: string;
-  headers: IncomingHttpHeaders;
+  rawHeaders: RawHeaders;
 }
 
 /** Receives one exchange's response. Exactly one of `onEnd` and `onError` is called, once. */
@@ -57,7 +62,7 @@ export interface RequestHead {
   /** Origin-form request target. */
   path: string;
   /** Headers to send (without hop-by-hop ones); `host` is added from the target when absent. */
-  headers: OutgoingHttpHeaders;
+  headers: RawHeaders;
   /** `none`: no body; a number: a body of that many bytes; `chunked`: a body of unknown length. */
   body: 'none' | 'chunked' | number;
 }
@@ -285,13 +290,13 @@ export class UpstreamRequest {
           if (end > MAX_HEAD_BYTES) return this.fail(new UpstreamProtocolError('head too large'));
           const parsed = parseHead(buffer.toString('latin1', 0, end));
           if (parsed instanceof UpstreamProtocolError) return this.fail(parsed);
-          const { head, http10 } = parsed;
+          const { head } = parsed;
           if (head.statusCode < 200) {
             // 100 Continue, 103 Early Hints: informational, the real answer follows. 101 is for upgrades only.
             if (head.statusCode === 101) return this.fail(new UpstreamProtocolError('101 without an upgrade'));
             continue;
           }
-          const framing = this.frame(head, http10);
+          const framing = this.frame(parsed);
           if (framing) return this.fail(framing);
           this.handler.onHead(head);
           if (this.finished()) return this.complete(undefined, data.length - offset);
@@ -368,19 +373,24 @@ export class UpstreamRequest {
     this.fail(code);
   }
 
-  private frame(head: ResponseHead, http10: boolean): UpstreamProtocolError | undefined {
-    const { headers, statusCode } = head;
-    const connection = headers.connection;
+  private frame({
+    head,
+    http10,
+    connection,
+    transferEncoding,
+    contentLength,
+  }: ParsedHead): UpstreamProtocolError | undefined {
     if (http10 || (connection && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection))) this.keepAlive = false;
-    if (this.head.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+    if (this.head.method === 'HEAD' || head.statusCode === 204 || head.statusCode === 304) {
       this.state = State.Done;
       return undefined;
     }
-    const transferEncoding = headers['transfer-encoding'];
     if (transferEncoding !== undefined) {
       // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); a message with both is not trusted for reuse.
-      if (headers['content-length'] !== undefined) this.keepAlive = false;
-      delete headers['content-length'];
+      if (contentLength !== undefined) {
+        this.keepAlive = false;
+        head.rawHeaders = withoutHeader(head.rawHeaders, 'content-length');
+      }
       if (/(?:^|,)[ \t]*chunked[ \t]*$/i.test(transferEncoding)) {
         this.state = State.ChunkSize;
       } else {
@@ -389,10 +399,9 @@ export class UpstreamRequest {
       }
       return undefined;
     }
-    const length = headers['content-length'];
-    if (length !== undefined) {
-      if (!/^\d{1,15}$/.test(length)) return new UpstreamProtocolError('bad content-length');
-      this.remaining = Number(length);
+    if (contentLength !== undefined) {
+      if (!/^\d{1,15}$/.test(contentLength)) return new UpstreamProtocolError('bad content-length');
+      this.remaining = Number(contentLength);
       this.state = this.remaining === 0 ? State.Done : State.Length;
       return undefined;
     }
@@ -469,61 +478,90 @@ function serializeHead(head: RequestHead, target: URL): string {
   if (INVALID_PATH.test(head.path) || !head.path.startsWith('/')) {
     throw new TypeError(`invalid request target ${JSON.stringify(head.path)}`);
   }
-  let text = `${head.method} ${head.path} HTTP/1.1\r\n`;
+  let lines = '';
+  let hasHost = false;
+  let hasLength = false;
   const headers = head.headers;
-  if (headers.host === undefined) text += `host: ${target.host}\r\n`;
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined) continue;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (typeof value === 'object') {
-      for (const one of value) text += headerLine(name, one);
-    } else {
-      text += headerLine(name, String(value));
-    }
+    if (INVALID_VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
+    if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
+    else if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+    lines += `${name}: ${value}\r\n`;
   }
+  let text = `${head.method} ${head.path} HTTP/1.1\r\n`;
+  if (!hasHost) text += `host: ${target.host}\r\n`;
+  text += lines;
   if (head.body === 'chunked') text += 'transfer-encoding: chunked\r\n';
-  else if (typeof head.body === 'number' && headers['content-length'] === undefined)
-    text += `content-length: ${head.body}\r\n`;
+  else if (typeof head.body === 'number' && !hasLength) text += `content-length: ${head.body}\r\n`;
   return text + '\r\n';
 }
 
-function headerLine(name: string, value: string): string {
-  if (INVALID_VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
-  return `${name}: ${value}\r\n`;
+/** The list without any header of that (lower-case) name. */
+function withoutHeader(headers: RawHeaders, lowerName: string): RawHeaders {
+  const kept: RawHeaders = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.toLowerCase() !== lowerName) kept.push(headers[i]!, headers[i + 1]!);
+  }
+  return kept;
+}
+
+/** A response head and the header values that decide its framing (repeats joined with `, `). */
+interface ParsedHead {
+  head: ResponseHead;
+  http10: boolean;
+  connection: string | undefined;
+  transferEncoding: string | undefined;
+  contentLength: string | undefined;
 }
 
 /** Parses a response head (without its final CRLF CRLF). */
-function parseHead(text: string): { head: ResponseHead; http10: boolean } | UpstreamProtocolError {
+function parseHead(text: string): ParsedHead | UpstreamProtocolError {
   const lines = text.split('\r\n');
   const status = STATUS_LINE.exec(lines[0]!);
   if (!status) return new UpstreamProtocolError('bad status line');
-  // A plain object (a null-prototype one is a slow dictionary in V8); the one name that could touch the prototype is
-  // refused.
-  const headers: IncomingHttpHeaders = {};
+  const rawHeaders: RawHeaders = [];
+  let connection: string | undefined;
+  let transferEncoding: string | undefined;
+  let contentLength: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const colon = line.indexOf(':');
     if (colon <= 0) return new UpstreamProtocolError('bad header line');
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return new UpstreamProtocolError('bad header name');
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    const value = trimOws(line, colon + 1);
     if (INVALID_VALUE.test(value)) return new UpstreamProtocolError('bad header value');
-    const key = name.toLowerCase();
-    if (key === '__proto__') return new UpstreamProtocolError('bad header name');
-    const previous = headers[key];
-    if (previous === undefined) {
-      headers[key] = key === 'set-cookie' ? [value] : value;
-    } else if (key === 'set-cookie') {
-      (previous as string[]).push(value);
-    } else if (key === 'content-length') {
-      if (previous !== value) return new UpstreamProtocolError('conflicting content-length');
-    } else {
-      headers[key] = `${previous as string}, ${value}`;
+    // Only names of the right length are lower-cased: most headers are none of these three.
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      connection = connection === undefined ? value : `${connection}, ${value}`;
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (contentLength !== undefined) {
+        // A repeat with the same value is harmless and dropped; different values leave the length unknown.
+        if (contentLength !== value) return new UpstreamProtocolError('conflicting content-length');
+        continue;
+      }
+      contentLength = value;
     }
+    rawHeaders.push(name, value);
   }
   return {
-    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', headers },
+    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', rawHeaders },
     http10: status[1] === '0',
+    connection,
+    transferEncoding,
+    contentLength,
   };
+}
+
+/** `line` from `start`, without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3). */
+function trimOws(line: string, start: number): string {
+  let end = line.length;
+  while (start < end && (line.charCodeAt(start) === 32 || line.charCodeAt(start) === 9)) start++;
+  while (end > start && (line.charCodeAt(end - 1) === 32 || line.charCodeAt(end - 1) === 9)) end--;
+  return line.slice(start, end);
 }

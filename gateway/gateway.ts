@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
@@ -10,6 +10,7 @@ import {
   proxyUpgrade,
   writeRawResponse,
   type ProxiedExchange,
+  type RawHeaders,
   type UpstreamError,
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
@@ -193,21 +194,24 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
-  function forwardHeaders(req: IncomingMessage, target: Resolved): OutgoingHttpHeaders {
-    const headers = endToEndHeaders(req.headers);
+  function forwardHeaders(req: IncomingMessage, target: Resolved): RawHeaders {
     // Gateway credentials stop here: the bearer header, our cookie (other cookies are the IDE's) and, via the path
-    // rewrite, the token query parameter.
-    if (bearerToken(req.headers.authorization)) delete headers.authorization;
-    const cookie = withoutCookie(req.headers.cookie, GATEWAY_COOKIE);
-    if (cookie) headers.cookie = cookie;
-    else delete headers.cookie;
+    // rewrite, the token query parameter. The forwarding headers are ours, whatever the client sent.
+    const headers = endToEndHeaders(req.rawHeaders, REPLACED_REQUEST_HEADERS);
+    const { authorization, cookie, host } = req.headers;
+    if (authorization && !bearerToken(authorization)) headers.push('authorization', authorization);
+    const ideCookies = withoutCookie(cookie, GATEWAY_COOKIE);
+    if (ideCookies) headers.push('cookie', ideCookies);
     const clientIp = req.socket.remoteAddress ?? '';
     const priorFor = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = priorFor ? `${String(priorFor)}, ${clientIp}` : clientIp;
-    headers['x-forwarded-proto'] = isSecure(req) ? 'https' : 'http';
-    if (req.headers.host) headers['x-forwarded-host'] = req.headers.host;
-    if (target.prefix) headers['x-forwarded-prefix'] = target.prefix;
-    else delete headers['x-forwarded-prefix'];
+    headers.push(
+      'x-forwarded-for',
+      priorFor ? `${priorFor}, ${clientIp}` : clientIp,
+      'x-forwarded-proto',
+      isSecure(req) ? 'https' : 'http',
+    );
+    if (host) headers.push('x-forwarded-host', host);
+    if (target.prefix) headers.push('x-forwarded-prefix', target.prefix);
     return headers;
   }
 
@@ -217,20 +221,21 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /** Keeps the IDE's redirects and cookies inside its own prefix, and never lets it set the gateway's cookie. */
   function rewriteResponse(target: Resolved, origin: string) {
-    return (headers: OutgoingHttpHeaders): OutgoingHttpHeaders => {
-      const location = headers.location;
-      if (typeof location === 'string') {
-        let rewritten = location;
-        if (location.startsWith(origin + '/') || location === origin) rewritten = location.slice(origin.length) || '/';
-        if (target.prefix && rewritten.startsWith('/') && !rewritten.startsWith('//'))
-          rewritten = target.prefix + rewritten;
-        headers.location = rewritten;
-      }
-      const setCookie = headers['set-cookie'];
-      if (Array.isArray(setCookie)) {
-        headers['set-cookie'] = setCookie
-          .filter((cookie) => !cookie.trimStart().startsWith(`${GATEWAY_COOKIE}=`))
-          .map((cookie) => (target.prefix ? cookie.replace(/;\s*path=\//i, `; Path=${target.prefix}/`) : cookie));
+    return (headers: RawHeaders): RawHeaders => {
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        // Only names of the right length are lower-cased: most headers are neither of these two.
+        if (name.length === 8 && name.toLowerCase() === 'location') {
+          headers[i + 1] = rewriteLocation(headers[i + 1]!, target.prefix, origin);
+        } else if (name.length === 10 && name.toLowerCase() === 'set-cookie') {
+          const cookie = headers[i + 1]!;
+          if (cookie.trimStart().startsWith(`${GATEWAY_COOKIE}=`)) {
+            headers.splice(i, 2);
+            i -= 2;
+          } else if (target.prefix) {
+            headers[i + 1] = cookie.replace(/;\s*path=\//i, `; Path=${target.prefix}/`);
+          }
+        }
       }
       return headers;
     };
@@ -367,6 +372,24 @@ export function createGateway(options: GatewayOptions): Gateway {
   };
 }
 
+/** Request headers the gateway sets itself (see `forwardHeaders`). */
+const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'authorization',
+  'cookie',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-prefix',
+]);
+
+/** An upstream redirect made relative to the gateway and kept under the gitspace's path prefix. */
+function rewriteLocation(location: string, prefix: string, origin: string): string {
+  let rewritten = location;
+  if (location.startsWith(origin + '/') || location === origin) rewritten = location.slice(origin.length) || '/';
+  if (prefix && rewritten.startsWith('/') && !rewritten.startsWith('//')) rewritten = prefix + rewritten;
+  return rewritten;
+}
+
 function refusalOf(error: unknown): Refusal {
   if (error instanceof MissingAccessTokenError) return { status: 401, code: 'token_missing', message: error.message };
   if (error instanceof ExpiredAccessTokenError) return { status: 401, code: 'token_expired', message: error.message };
@@ -400,7 +423,7 @@ function refuse(res: ServerResponse, refusal: Refusal): void {
 function refuseRaw(socket: Duplex, refusal: Refusal): void {
   if (!socket.writable) return void socket.destroy();
   const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
-  writeRawResponse(socket, refusal.status, { 'content-type': 'application/json; charset=utf-8' }, body);
+  writeRawResponse(socket, refusal.status, 'application/json; charset=utf-8', body);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

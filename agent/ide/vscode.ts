@@ -159,7 +159,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
           proxyHttp(req, res, {
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
-            headers: endToEndHeaders(req.headers),
+            headers: endToEndHeaders(req.rawHeaders),
             timeoutMs: 60_000,
             pool,
             onError: (error) => explain(res, error),
@@ -170,19 +170,14 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
     handleUpgrade(req, socket, head) {
       const current = start();
       const refuse = (error: Error | undefined) =>
-        writeRawResponse(
-          socket,
-          503,
-          { 'content-type': 'text/plain; charset=utf-8' },
-          error?.message ?? 'VS Code is not available',
-        );
+        writeRawResponse(socket, 503, 'text/plain; charset=utf-8', error?.message ?? 'VS Code is not available');
       if (!current) return refuse(lastError);
       current.ready.then(
         (port) =>
           proxyUpgrade(req, socket, head, {
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
-            headers: endToEndHeaders(req.headers),
+            headers: endToEndHeaders(req.rawHeaders),
             timeoutMs: 60_000,
             onError: refuse,
           }),
