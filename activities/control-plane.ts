@@ -252,10 +252,14 @@ export function createControlPlaneActivities({
 
     /**
      * Records what a reconciliation run did: an event on every gitspace that exists and was acted on, and the
-     * running totals that GET /metrics reports.
+     * running totals that GET /metrics reports. Once per workflow run, however often this activity is retried.
      */
-    async recordReconciliation(input: { infrastructureId: string; result: ReconcileResult }): Promise<void> {
-      const { infrastructureId, result } = input;
+    async recordReconciliation(input: {
+      infrastructureId: string;
+      runId: string;
+      result: ReconcileResult;
+    }): Promise<void> {
+      const { infrastructureId, runId, result } = input;
       const existing = new Map(
         (await store.listGitspaces({ infrastructureId })).map((gitspace) => [gitspace.id, gitspace]),
       );
@@ -264,27 +268,24 @@ export function createControlPlaneActivities({
         ...result.deleted.map((id): [string, string] => [id, 'deleted a leftover machine and its disks']),
         ...result.failed.map((f): [string, string] => [f.gitspaceId, `could not ${f.action}: ${f.message}`]),
       ];
-      for (const [gitspaceId, what] of acted) {
+      const events = acted.flatMap(([gitspaceId, what]) => {
         const gitspace = existing.get(gitspaceId);
-        if (!gitspace) continue;
-        await store.recordEvent(gitspaceId, {
-          type: 'reconcile',
-          message: `reconciliation ${what} (the gitspace is ${gitspace.state})`,
-          data: { infrastructureId },
-        });
-      }
-      await store.addReconcileTotals(
+        return gitspace ? [{ gitspaceId, message: `reconciliation ${what} (the gitspace is ${gitspace.state})` }] : [];
+      });
+      const recorded = await store.recordReconcileRun({
+        runId,
         infrastructureId,
-        {
+        counts: {
           runs: 1,
           machinesStopped: result.stopped.length,
           machinesDeleted: result.deleted.length,
           routesRemoved: result.routesRemoved.length,
           actionsFailed: result.failed.length,
         },
-        new Date(),
-      );
-      if (result.failed.length > 0) logger.warn('reconciliation could not repair everything', { ...input });
+        events,
+        at: new Date(),
+      });
+      if (recorded && result.failed.length > 0) logger.warn('reconciliation could not repair everything', { ...input });
     },
 
     /** The provider and config of an infrastructure, for a reconciliation run. */

@@ -133,6 +133,17 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0005_reconcile_runs': {
+    async up(db: Kysely<unknown>) {
+      // The reconcile runs already counted: a retried recording activity must not count a run twice.
+      await db.schema
+        .createTable('reconcile_runs')
+        .addColumn('run_id', 'text', (c) => c.primaryKey())
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id').onDelete('cascade'))
+        .addColumn('recorded_at', 'timestamptz', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

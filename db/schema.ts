@@ -107,6 +107,12 @@ export interface ReconcileTotalsTable {
   updatedAt: Date;
 }
 
+export interface ReconcileRunsTable {
+  runId: string;
+  infrastructureId: string;
+  recordedAt: Date;
+}
+
 /** What reconciliation counts: finished runs, the machines and routes it acted on, and repairs that failed. */
 export const RECONCILE_OUTCOMES = [
   'runs',
@@ -128,6 +134,7 @@ export interface Database {
   idempotencyKeys: IdempotencyKeysTable;
   orphanMachines: OrphanMachinesTable;
   reconcileTotals: ReconcileTotalsTable;
+  reconcileRuns: ReconcileRunsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

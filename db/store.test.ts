@@ -169,8 +169,12 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
         ['gs-b', later],
       ]),
     );
-    await store.addReconcileTotals('inf', { runs: 1, machinesDeleted: 2 }, first);
-    await store.addReconcileTotals('inf', { runs: 1, machinesDeleted: 1, machinesStopped: 1 }, later);
+    const run = (runId: string, counts: Record<string, number>, at: Date) =>
+      store.recordReconcileRun({ runId, infrastructureId: 'inf', counts, events: [], at });
+    expect(await run('run-1', { runs: 1, machinesDeleted: 2 }, first)).toBe(true);
+    expect(await run('run-2', { runs: 1, machinesDeleted: 1, machinesStopped: 1 }, later)).toBe(true);
+    // A retried recording of the same run counts nothing.
+    expect(await run('run-2', { runs: 1, machinesDeleted: 1, machinesStopped: 1 }, later)).toBe(false);
     const metrics = await store.readMetrics();
     expect(metrics.reconcileTotals.map((t) => [t.outcome, t.total])).toEqual([
       ['machinesDeleted', 3],

@@ -357,28 +357,50 @@ export function createStore(db: Db) {
     },
 
     /** Adds to the running totals of what reconciliation did on an infrastructure. */
-    async addReconcileTotals(
-      infrastructureId: string,
-      counts: Partial<Record<ReconcileOutcome, number>>,
-      at: Date,
-    ): Promise<void> {
-      const values = Object.entries(counts).map(([outcome, total]) => ({
-        infrastructureId,
-        outcome: outcome as ReconcileOutcome,
-        total: total ?? 0,
-        updatedAt: at,
-      }));
-      if (values.length === 0) return;
-      await db
-        .insertInto('reconcileTotals')
-        .values(values)
-        .onConflict((oc) =>
-          oc.columns(['infrastructureId', 'outcome']).doUpdateSet((eb) => ({
-            total: sql<number>`${eb.ref('reconcileTotals.total')} + ${eb.ref('excluded.total')}`,
-            updatedAt: eb.ref('excluded.updatedAt'),
-          })),
-        )
-        .execute();
+    /**
+     * Records what one reconcile run did, once per run id: its events and its totals, in one transaction. Returns false
+     * (and changes nothing) when that run was recorded already, as a retried activity would.
+     */
+    async recordReconcileRun(input: {
+      runId: string;
+      infrastructureId: string;
+      counts: Partial<Record<ReconcileOutcome, number>>;
+      events: { gitspaceId: string; message: string }[];
+      at: Date;
+    }): Promise<boolean> {
+      const { runId, infrastructureId, counts, events, at } = input;
+      return db.transaction().execute(async (trx) => {
+        const fresh = await trx
+          .insertInto('reconcileRuns')
+          .values({ runId, infrastructureId, recordedAt: at })
+          .onConflict((oc) => oc.column('runId').doNothing())
+          .returning('runId')
+          .executeTakeFirst();
+        if (!fresh) return false;
+        for (const { gitspaceId, message } of events) {
+          await lockGitspace(trx, gitspaceId);
+          await appendEvent(trx, gitspaceId, { type: 'reconcile', state: null, message, data: { infrastructureId } });
+        }
+        const values = Object.entries(counts).map(([outcome, total]) => ({
+          infrastructureId,
+          outcome: outcome as ReconcileOutcome,
+          total: total ?? 0,
+          updatedAt: at,
+        }));
+        if (values.length > 0) {
+          await trx
+            .insertInto('reconcileTotals')
+            .values(values)
+            .onConflict((oc) =>
+              oc.columns(['infrastructureId', 'outcome']).doUpdateSet((eb) => ({
+                total: sql<number>`${eb.ref('reconcileTotals.total')} + ${eb.ref('excluded.total')}`,
+                updatedAt: eb.ref('excluded.updatedAt'),
+              })),
+            )
+            .execute();
+        }
+        return true;
+      });
     },
 
     /** What GET /metrics reports: reconciliation totals, orphans awaiting their grace period, gitspaces by state. */

@@ -15,12 +15,11 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { ReconcileResult } from '../activities/control-plane';
-import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 import { createEc2Client } from '../providers/aws/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {
   createStoppedGitspace,
+  reconcileNow,
   registerInfrastructure,
   runAction,
   startAgentSlot,
@@ -233,7 +232,7 @@ describe('gitspace lifecycle on aws (moto)', () => {
       (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId ?? ''] }))).Reservations?.[0]
         ?.Instances?.[0]?.State?.Name;
 
-    const first = await reconcileNow('first');
+    const first = await reconcileNow(stack, INFRA, 'first');
     expect(first).toMatchObject({
       stopped: ['gs-unknown-orphan'],
       deleted: [gone],
@@ -252,12 +251,12 @@ describe('gitspace lifecycle on aws (moto)', () => {
     });
 
     // Inside the grace period the orphan is kept (stopped): its disk may be someone's work.
-    const again = await reconcileNow('again');
+    const again = await reconcileNow(stack, INFRA, 'again');
     expect(again).toMatchObject({ stopped: [], deleted: [], awaitingGrace: ['gs-unknown-orphan'] });
     expect(await stateOf(orphan)).toBe('stopped');
 
     await new Promise((resolve) => setTimeout(resolve, ORPHAN_GRACE_SECONDS * 1000 + 200));
-    const later = await reconcileNow('later');
+    const later = await reconcileNow(stack, INFRA, 'later');
     expect(later).toMatchObject({ stopped: [], deleted: ['gs-unknown-orphan'], awaitingGrace: [] });
     expect(await stateOf(orphan)).toBe('terminated');
     expect(await volumesOf('gs-unknown-orphan')).toHaveLength(0);
@@ -283,15 +282,6 @@ describe('gitspace lifecycle on aws (moto)', () => {
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: [foreign ?? ''] }));
     expect((await runAction(stack, live.id, 'delete')).state).toBe('deleted');
   });
-
-  /** Runs the reconcile workflow of the infrastructure now, as its schedule does, and returns what it did. */
-  async function reconcileNow(name: string): Promise<ReconcileResult> {
-    return stack.controlPlane.client.workflow.execute('reconcileInfrastructure', {
-      taskQueue: CONTROL_PLANE_TASK_QUEUE,
-      workflowId: `reconcile-${INFRA}-test-${name}`,
-      args: [{ infrastructureId: INFRA }],
-    });
-  }
 
   /** An instance with a tagged data volume made straight in moto, as a crashed or foreign control plane leaves one. */
   async function plantInstance(gitspaceId: string, installation: string): Promise<string | undefined> {

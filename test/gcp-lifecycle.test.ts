@@ -15,6 +15,7 @@ import {
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {
   createStoppedGitspace,
+  reconcileNow,
   registerInfrastructure,
   runAction,
   startAgentSlot,
@@ -25,6 +26,8 @@ import { TEST_INSTALLATION_ID, startTestStack, type TestStack } from './support/
 
 const INFRA = 'gcp-lab';
 const ZONE = 'europe-west1-b';
+const PROJECT = 'acme-dev-123';
+const ORPHAN_GRACE_SECONDS = 3;
 
 describe('gitspace lifecycle on gcp (fake Compute API)', () => {
   let bundle: WorkflowBundleWithSourceMap;
@@ -38,14 +41,19 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
     git = await startGitServer();
     await git.createRepository('hello', { 'README.md': '# hello from gcp\n' });
     fake = await startFakeComputeServer({ operationDelayMs: 100 });
-    stack = await startTestStack({ workflowBundle: bundle, runner: false, runnerPickupTimeoutSeconds: 20 });
+    stack = await startTestStack({
+      workflowBundle: bundle,
+      runner: false,
+      runnerPickupTimeoutSeconds: 20,
+      orphanGraceSeconds: ORPHAN_GRACE_SECONDS,
+    });
     await registerInfrastructure(
       stack,
       {
         name: INFRA,
         provider: 'gcp',
         config: {
-          project: 'acme-dev-123',
+          project: PROJECT,
           region: 'europe-west1',
           zones: [ZONE],
           network: 'gitspaces',
@@ -149,4 +157,84 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
     expect(instancesOf(id)).toHaveLength(0);
     expect(disksOf(id)).toHaveLength(0);
   });
+  it('reconciles orphans: stops an unknown one, deletes it after the grace period, deletes leftovers of deleted gitspaces, and leaves live machines alone', async () => {
+    const live = await stoppedGitspace('live');
+    await agent.serve(live);
+    expect((await runAction(stack, live, 'start')).state).toBe('running');
+    const gone = await stoppedGitspace('gone');
+    expect((await runAction(stack, gone, 'delete')).state).toBe('deleted');
+    await plantInstance(gone, TEST_INSTALLATION_ID);
+    await plantInstance('gs-unknown-orphan', TEST_INSTALLATION_ID);
+    await plantInstance('gs-of-another-installation', 'another-installation');
+    await fake.settle();
+    const statusOf = (gitspaceId: string) => instancesOf(gitspaceId).map((i) => i.status);
+
+    const first = await reconcileNow(stack, INFRA, 'first');
+    expect(first).toMatchObject({
+      stopped: ['gs-unknown-orphan'],
+      deleted: [gone],
+      awaitingGrace: ['gs-unknown-orphan'],
+      failed: [],
+    });
+    await fake.settle();
+    expect(statusOf('gs-unknown-orphan')).toEqual(['TERMINATED']);
+    expect(disksOf('gs-unknown-orphan')).toHaveLength(2);
+    expect(instancesOf(gone)).toHaveLength(0);
+    // Its data disk (not auto-deleted) was still attached when the instance went: it is left for the next pass.
+    expect(disksOf(gone).map((d) => d.users)).toEqual([[]]);
+    expect(statusOf('gs-of-another-installation')).toEqual(['RUNNING']);
+    expect(statusOf(live)).toEqual(['RUNNING']);
+    expect((await stack.api('GET', `/api/v1/gitspaces/${live}`)).body.state).toBe('running');
+    const goneEvents = (await stack.api('GET', `/api/v1/gitspaces/${gone}/events`)).body.items;
+    expect(goneEvents.at(-1)).toMatchObject({ type: 'reconcile' });
+
+    // Inside the grace period the orphan is kept (stopped), with its disks: they may be someone's work. The deleted
+    // gitspace's detached disk goes now.
+    expect(await reconcileNow(stack, INFRA, 'again')).toMatchObject({
+      stopped: [],
+      deleted: [gone],
+      awaitingGrace: ['gs-unknown-orphan'],
+    });
+    await fake.settle();
+    expect(disksOf(gone)).toHaveLength(0);
+    expect(disksOf('gs-unknown-orphan')).toHaveLength(2);
+
+    await new Promise((resolve) => setTimeout(resolve, ORPHAN_GRACE_SECONDS * 1000 + 200));
+    expect(await reconcileNow(stack, INFRA, 'later')).toMatchObject({
+      stopped: [],
+      deleted: ['gs-unknown-orphan'],
+      awaitingGrace: [],
+    });
+    await fake.settle();
+    expect(instancesOf('gs-unknown-orphan')).toHaveLength(0);
+    expect(disksOf('gs-unknown-orphan').map((d) => d.users)).toEqual([[]]);
+    expect(await reconcileNow(stack, INFRA, 'last')).toMatchObject({ deleted: ['gs-unknown-orphan'] });
+    await fake.settle();
+    expect(disksOf('gs-unknown-orphan')).toHaveLength(0);
+    expect(statusOf('gs-of-another-installation')).toEqual(['RUNNING']);
+    expect(statusOf(live)).toEqual(['RUNNING']);
+    expect((await runAction(stack, live, 'delete')).state).toBe('deleted');
+  });
+
+  /** A labelled instance with a labelled data disk, inserted straight into the fake as a crashed or foreign control
+   * plane leaves one. */
+  async function plantInstance(gitspaceId: string, installation: string): Promise<void> {
+    const labels = { 'gitspace-id': gitspaceId, 'gitspaces-installation': installation };
+    const name = `planted-${gitspaceId}`;
+    const response = await fetch(`${fake.url}/compute/v1/projects/${PROJECT}/zones/${ZONE}/instances`, {
+      method: 'POST',
+      // The fake wants some bearer token, as the API does; an emulator run's is fixed.
+      headers: { 'content-type': 'application/json', authorization: 'Bearer emulator' },
+      body: JSON.stringify({
+        name,
+        machineType: `zones/${ZONE}/machineTypes/e2-small`,
+        labels,
+        disks: [
+          { boot: true, autoDelete: true, initializeParams: { diskName: name, labels } },
+          { boot: false, autoDelete: false, initializeParams: { diskName: `${name}-data`, labels } },
+        ],
+      }),
+    });
+    expect(response.status).toBe(200);
+  }
 });

@@ -10,6 +10,7 @@ import {
   log,
   proxyActivities,
   setCurrentDetails,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlPlaneActivities, ReconcileResult } from '../activities/control-plane';
 import type { InfrastructureActivities } from '../activities/infrastructure';
@@ -71,7 +72,11 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
       runner.deleteMachine({ spec: { ...infrastructure, gitspaceId } }),
     );
   }
-  await controlPlane.recordReconciliation({ infrastructureId: input.infrastructureId, result: done });
+  await controlPlane.recordReconciliation({
+    infrastructureId: input.infrastructureId,
+    runId: workflowInfo().runId,
+    result: done,
+  });
   log.info('reconciled', { ...done });
   setCurrentDetails(
     `observed ${machines.length} machine(s); stopped ${done.stopped.length}, deleted ${done.deleted.length}, ` +

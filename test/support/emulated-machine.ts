@@ -1,9 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import type http from 'node:http';
 import path from 'node:path';
+import type { ReconcileResult } from '../../activities/control-plane';
 import { closeIde } from '../../agent/ide';
 import { createAgentApp } from '../../agent/server';
 import { silentLogger } from '../../common/logger';
+import { CONTROL_PLANE_TASK_QUEUE } from '../../common/lifecycle';
 import { freeLoopbackPort } from '../../common/net';
 import { SecretsKey } from '../../common/sealed-secret';
 import { waitForGitspace, type TestStack } from './stack';
@@ -116,4 +118,13 @@ export async function runAction(
     (g) => g.operation?.runId === runId && g.operation.status !== 'running',
     timeoutMs,
   );
+}
+
+/** Runs an infrastructure's reconcile workflow now, as its schedule does, and returns what it did. */
+export async function reconcileNow(stack: TestStack, infrastructureId: string, name: string): Promise<ReconcileResult> {
+  return stack.controlPlane.client.workflow.execute('reconcileInfrastructure', {
+    taskQueue: CONTROL_PLANE_TASK_QUEUE,
+    workflowId: `reconcile-${infrastructureId}-test-${name}`,
+    args: [{ infrastructureId }],
+  });
 }
