@@ -76,6 +76,21 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     await expect(verifier.verify(token, 'gs-a')).rejects.toBeInstanceOf(ExpiredAccessTokenError);
   });
 
+  it('answers at once for a token verified before, with the same checks of gitspace and expiry', async () => {
+    let now = Date.now();
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
+    expect(() => verifier.verifyCached(undefined, 'gs-a')).toThrow(MissingAccessTokenError);
+    await verifier.verify(token, 'gs-a');
+    expect(verifier.verifyCached(token, 'gs-a')).toMatchObject({ userId: 'u', gitspaceId: 'gs-a' });
+    expect(() => verifier.verifyCached(token, 'gs-b')).toThrow(WrongGitspaceTokenError);
+    // A forged token is never in the cache: it goes through the signature check.
+    expect(verifier.verifyCached(`${token.slice(0, -4)}AAAA`, 'gs-a')).toBeUndefined();
+    now += 601_000 + 5_000;
+    expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
+  });
+
   it('reports unreachable keys as such, not as a bad token', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

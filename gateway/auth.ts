@@ -73,6 +73,11 @@ export interface AccessTokenVerifierOptions {
 export interface AccessTokenVerifier {
   /** Resolves with the claims, or rejects with one of the errors above. */
   verify(token: string | undefined, gitspaceId: string): Promise<AccessTokenClaims>;
+  /**
+   * The same check without waiting, for a token whose signature was verified before: its claims, or undefined when
+   * it must go through `verify`. Throws as `verify` rejects.
+   */
+  verifyCached(token: string | undefined, gitspaceId: string): AccessTokenClaims | undefined;
 }
 
 /** How long a verified token is trusted without checking its signature again (keys may rotate). */
@@ -88,13 +93,26 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const cache = new Map<string, { claims: AccessTokenClaims; validUntilMs: number }>();
 
   async function claimsOf(token: string): Promise<AccessTokenClaims> {
-    const cached = cache.get(token);
-    if (cached && cached.validUntilMs > now()) return cached.claims;
     const claims = await verifySignature(token);
     if (cache.size >= cacheSize) cache.clear();
     const expiresMs = (claims.expiresAt + tolerance) * 1000;
     cache.set(token, { claims, validUntilMs: Math.min(expiresMs, now() + CACHE_TTL_MS) });
     return claims;
+  }
+
+  /** Checks claims against the gitspace asked for and the clock: the cache holds tokens, not decisions. */
+  function checked(claims: AccessTokenClaims, gitspaceId: string): AccessTokenClaims {
+    if ((claims.expiresAt + tolerance) * 1000 <= now()) {
+      throw new ExpiredAccessTokenError(new Date(claims.expiresAt * 1000));
+    }
+    if (claims.gitspaceId !== gitspaceId) throw new WrongGitspaceTokenError(gitspaceId, claims.gitspaceId);
+    return claims;
+  }
+
+  function verifyCached(token: string | undefined, gitspaceId: string): AccessTokenClaims | undefined {
+    if (!token) throw new MissingAccessTokenError();
+    const cached = cache.get(token);
+    return cached && cached.validUntilMs > now() ? checked(cached.claims, gitspaceId) : undefined;
   }
 
   async function verifySignature(token: string): Promise<AccessTokenClaims> {
@@ -120,14 +138,9 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
 
   return {
     async verify(token, gitspaceId) {
-      if (!token) throw new MissingAccessTokenError();
-      const claims = await claimsOf(token);
-      // The cache holds tokens, not decisions: expiry is checked on every use.
-      if ((claims.expiresAt + tolerance) * 1000 <= now())
-        throw new ExpiredAccessTokenError(new Date(claims.expiresAt * 1000));
-      if (claims.gitspaceId !== gitspaceId) throw new WrongGitspaceTokenError(gitspaceId, claims.gitspaceId);
-      return claims;
+      return verifyCached(token, gitspaceId) ?? checked(await claimsOf(token!), gitspaceId);
     },
+    verifyCached,
   };
 }
 

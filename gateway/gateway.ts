@@ -9,7 +9,6 @@ import {
   proxyHttp,
   proxyUpgrade,
   writeRawResponse,
-  type ProxiedExchange,
   type RawHeaders,
   type UpstreamError,
 } from '../common/http-proxy';
@@ -79,7 +78,7 @@ export interface Gateway {
   listen(options: ListenOptions): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Ends every open connection of a gitspace now; returns how many there were. */
   closeConnections(gitspaceId: string): number;
-  /** Open proxied connections of a gitspace (HTTP exchanges in flight and WebSockets). */
+  /** Open client connections that carried requests of a gitspace (keep-alive HTTP and WebSockets). */
   connectionCount(gitspaceId: string): number;
   close(): Promise<void>;
 }
@@ -89,6 +88,16 @@ interface Refusal {
   status: number;
   code: string;
   message: string;
+}
+
+const GITSPACES_OF_SOCKET = Symbol('gitspaces.gatewayGitspaces');
+type TrackedSocket = Duplex & { [GITSPACES_OF_SOCKET]?: Set<string> };
+
+/** A request's token, checked for the gitspace it asks for, and where it was found. */
+interface Authenticated {
+  claims: AccessTokenClaims;
+  source: 'query' | 'header' | 'cookie';
+  token: string;
 }
 
 /** Where a request goes, once its request target and Host are understood. */
@@ -110,7 +119,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
   const pool = new UpstreamPool();
-  const open = new Map<string, Set<ProxiedExchange>>();
+  // Client connections that carried requests of each gitspace (keep-alive ones and WebSockets), so a removed route
+  // ends them at once. Tracked per connection, not per request: a keep-alive connection is added once.
+  const open = new Map<string, Set<Duplex>>();
   // Route targets parsed once, not per request (they are validated origins).
   const targetUrls = new Map<string, URL>();
   const parsedTarget = (target: string): URL => {
@@ -122,23 +133,35 @@ export function createGateway(options: GatewayOptions): Gateway {
     return url;
   };
 
-  const track = (gitspaceId: string, exchange: ProxiedExchange, onEnd: (done: () => void) => void) => {
-    let set = open.get(gitspaceId);
-    if (!set) open.set(gitspaceId, (set = new Set()));
-    set.add(exchange);
-    onEnd(() => {
-      set.delete(exchange);
-      if (set.size === 0 && open.get(gitspaceId) === set) open.delete(gitspaceId);
-    });
+  const track = (gitspaceId: string, socket: TrackedSocket) => {
+    let gitspaces = socket[GITSPACES_OF_SOCKET];
+    if (gitspaces?.has(gitspaceId)) return;
+    if (!gitspaces) {
+      gitspaces = socket[GITSPACES_OF_SOCKET] = new Set();
+      socket.once('close', untrack);
+    }
+    gitspaces.add(gitspaceId);
+    let sockets = open.get(gitspaceId);
+    if (!sockets) open.set(gitspaceId, (sockets = new Set()));
+    sockets.add(socket);
   };
+  function untrack(this: TrackedSocket) {
+    for (const gitspaceId of this[GITSPACES_OF_SOCKET] ?? []) {
+      const sockets = open.get(gitspaceId);
+      sockets?.delete(this);
+      if (sockets?.size === 0) open.delete(gitspaceId);
+    }
+  }
 
   const closeConnections = (gitspaceId: string) => {
-    const set = open.get(gitspaceId);
-    if (!set) return 0;
+    const sockets = open.get(gitspaceId);
+    if (!sockets) return 0;
     open.delete(gitspaceId);
-    for (const exchange of set) exchange.close();
-    if (set.size > 0) logger.info('closed open connections of a removed route', { gitspaceId, count: set.size });
-    return set.size;
+    const count = sockets.size;
+    // Ending the client connection ends its exchange in flight too (and with it the upstream connection).
+    for (const socket of sockets) socket.destroy();
+    if (count > 0) logger.info('closed open connections of a removed route', { gitspaceId, count });
+    return count;
   };
 
   function resolve(req: IncomingMessage): Resolved | Refusal {
@@ -177,21 +200,25 @@ export function createGateway(options: GatewayOptions): Gateway {
     return { gitspaceId, upstreamPath, query, queryToken, prefix, publicPath: path };
   }
 
-  /** Finds the token (query, then `Authorization: Bearer`, then the cookie) and checks it for this gitspace. */
-  async function authenticate(
+  /**
+   * Finds the token (query, then `Authorization: Bearer`, then the cookie) and checks it for this gitspace: at once
+   * for a token seen before (no promise on the hot path), else after verifying its signature.
+   */
+  function authenticate(
     req: IncomingMessage,
     target: Resolved,
-  ): Promise<{ claims: AccessTokenClaims; source: 'query' | 'header' | 'cookie'; token: string } | Refusal> {
+  ): Authenticated | Refusal | Promise<Authenticated | Refusal> {
     const headerToken = bearerToken(req.headers.authorization);
     const cookieToken = readCookie(req.headers.cookie, GATEWAY_COOKIE);
-    const source = target.queryToken ? 'query' : headerToken ? 'header' : cookieToken ? 'cookie' : undefined;
+    const source = target.queryToken ? 'query' : headerToken ? 'header' : 'cookie';
     const token = target.queryToken ?? headerToken ?? cookieToken;
     try {
-      const claims = await verifier.verify(token, target.gitspaceId);
-      return { claims, source: source!, token: token! };
+      const cached = verifier.verifyCached(token, target.gitspaceId);
+      if (cached) return { claims: cached, source, token: token! };
     } catch (error) {
       return refusalOf(error);
     }
+    return verifier.verify(token, target.gitspaceId).then((claims) => ({ claims, source, token: token! }), refusalOf);
   }
 
   function forwardHeaders(req: IncomingMessage, target: Resolved): RawHeaders {
@@ -241,7 +268,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
   }
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  function onRequest(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
     if (req.url === '/healthz' && !(domainSuffix && gitspaceOfHost(req.headers.host, domainSuffix))) {
       return sendJson(res, 200, { status: 'ok' });
     }
@@ -255,7 +282,13 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
       return refuse(res, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
     }
-    const auth = await authenticate(req, target);
+    const auth = authenticate(req, target);
+    if (auth instanceof Promise) return auth.then((checked) => forward(req, res, target, checked));
+    forward(req, res, target, auth);
+  }
+
+  /** The rest of a request once its token was checked: the cookie exchange, or the proxied exchange itself. */
+  function forward(req: IncomingMessage, res: ServerResponse, target: Resolved, auth: Authenticated | Refusal): void {
     if ('status' in auth) return refuse(res, auth);
     if (auth.source === 'cookie' && isCrossSiteSubresource(req)) {
       return refuse(res, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
@@ -279,7 +312,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) return refuse(res, notRunning(target.gitspaceId));
 
     const upstream = parsedTarget(route.target);
-    const exchange = proxyHttp(req, res, {
+    track(target.gitspaceId, req.socket);
+    proxyHttp(req, res, {
       target: upstream,
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target),
@@ -288,7 +322,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       responseHeaders: rewriteResponse(target, upstream.origin),
       onError: (error) => refuse(res, upstreamRefusal(error, target.gitspaceId, logger)),
     });
-    track(target.gitspaceId, exchange, (done) => res.once('close', done));
   }
 
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -310,7 +343,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const route = routes.get(target.gitspaceId);
     if (!route) return refuseRaw(socket, notRunning(target.gitspaceId));
     const upstream = parsedTarget(route.target);
-    const exchange = proxyUpgrade(req, socket, head, {
+    track(target.gitspaceId, socket);
+    proxyUpgrade(req, socket, head, {
       target: upstream,
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target),
@@ -318,15 +352,19 @@ export function createGateway(options: GatewayOptions): Gateway {
       responseHeaders: rewriteResponse(target, upstream.origin),
       onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
     });
-    track(target.gitspaceId, exchange, (done) => socket.once('close', done));
   }
 
+  const requestFailed = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
+    logger.error('gateway request failed', { error, url: req.url });
+    if (!res.headersSent) refuse(res, { status: 500, code: 'internal', message: 'the gateway failed' });
+    else res.destroy();
+  };
   const publicServer = http.createServer((req, res) => {
-    onRequest(req, res).catch((error: unknown) => {
-      logger.error('gateway request failed', { error, url: req.url });
-      if (!res.headersSent) refuse(res, { status: 500, code: 'internal', message: 'the gateway failed' });
-      else res.destroy();
-    });
+    try {
+      onRequest(req, res)?.catch((error: unknown) => requestFailed(req, res, error));
+    } catch (error) {
+      requestFailed(req, res, error);
+    }
   });
   publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
