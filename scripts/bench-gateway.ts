@@ -5,7 +5,7 @@
  *
  * Budget: gateway ≥ 60% of nginx's requests/s and ≤ 2 ms added p99 (compared with nginx) at 50 connections.
  * Each path is measured BENCH_ROUNDS times, interleaved, and the budget is judged on the medians.
- * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 50), BENCH_ROUNDS (default 3), BENCH_PROFILE_DIR
+ * Env: BENCH_DURATION_S (default 10), BENCH_CONNECTIONS (default 50), BENCH_ROUNDS (default 5), BENCH_PROFILE_DIR
  * (write a CPU profile of the gateway there). Not part of `npm test`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,7 +24,7 @@ const ROOT = path.resolve(__dirname, '..');
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const GITSPACE_ID = 'gs-bench';
 const ADMIN_TOKEN = 'bench-admin-token';
 
