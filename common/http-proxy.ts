@@ -1,7 +1,14 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { RawHeaders, ResponseHandler, ResponseHead, UpstreamPool, UpstreamRequest } from './upstream-client';
+import {
+  isHeaderNamed,
+  type RawHeaders,
+  type ResponseHandler,
+  type ResponseHead,
+  type UpstreamPool,
+  type UpstreamRequest,
+} from './upstream-client';
 
 export type { RawHeaders } from './upstream-client';
 
@@ -14,6 +21,7 @@ export type { RawHeaders } from './upstream-client';
  * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
 
+/** For `endToEndHeaders`: a refused upgrade is relayed until close, so its length goes. */
 const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1); never forwarded. */
@@ -61,7 +69,7 @@ export type UpstreamError = UpstreamUnreachableError | UpstreamTimeoutError;
 export function endToEndHeaders(raw: readonly string[], alsoDrop?: ReadonlySet<string>): RawHeaders {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
+    if (isHeaderNamed(raw[i]!, 'connection')) {
       named ??= new Set();
       for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
     }
@@ -96,14 +104,12 @@ export interface HttpProxyOptions extends ProxyOptions {
   pool: UpstreamPool;
 }
 
-/** Lets the caller end a proxied exchange at once (the route was removed). */
-export interface ProxiedExchange {
-  close(): void;
-}
-
-/** Proxies one HTTP request; request and response bodies stream through without buffering. */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: HttpProxyOptions): ProxiedExchange {
-  return new HttpExchange(req, res, options);
+/**
+ * Proxies one HTTP request; request and response bodies stream through without buffering. Destroying the client's
+ * connection ends the exchange and its upstream connection.
+ */
+export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: HttpProxyOptions): void {
+  new HttpExchange(req, res, options);
 }
 
 const EXCHANGE = Symbol('gitspaces.httpExchange');
@@ -113,7 +119,7 @@ type Tagged<T> = T & { [EXCHANGE]?: HttpExchange };
  * One proxied HTTP request. Event listeners are shared functions that find the exchange on the emitter, and the
  * deadline timer gets it as an argument: nothing is allocated per request beyond this object and the pool's.
  */
-class HttpExchange implements ProxiedExchange, ResponseHandler {
+class HttpExchange implements ResponseHandler {
   private readonly upstream: UpstreamRequest;
   private readonly timer: NodeJS.Timeout;
   /** The upstream answered or failed (the client has its answer, or `onError` was called). */
@@ -206,13 +212,6 @@ class HttpExchange implements ProxiedExchange, ResponseHandler {
     // A no-op once the response completed and the connection went back to the pool.
     this.upstream.destroy();
   }
-
-  close(): void {
-    clearTimeout(this.timer);
-    this.settled = true;
-    this.upstream.destroy();
-    this.res.destroy();
-  }
 }
 
 function onDeadline(exchange: HttpExchange): void {
@@ -233,14 +232,10 @@ function onClientEnd(this: Tagged<IncomingMessage>): void {
 
 /**
  * Proxies a WebSocket (any HTTP/1.1 upgrade): opens the upgrade upstream, answers the client with the upstream's 101
- * and splices the two sockets. An upstream that refuses the upgrade has its answer relayed as is.
+ * and splices the two sockets. An upstream that refuses the upgrade has its answer relayed as is. Destroying the
+ * client's socket ends both.
  */
-export function proxyUpgrade(
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
-  options: ProxyOptions,
-): ProxiedExchange {
+export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: ProxyOptions): void {
   const headers = [...options.headers, 'connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket'];
   const upstream = upgradeRequest(req.method ?? 'GET', { ...options, headers });
   let upstreamSocket: Duplex | undefined;
@@ -305,7 +300,6 @@ export function proxyUpgrade(
     fail(new UpstreamUnreachableError(options.target.origin, error.code ?? error.message));
   });
   upstream.end();
-  return { close: closeAll };
 }
 
 /** Writes a complete HTTP/1.1 response on a raw socket (an upgrade the proxy refuses) and closes it. */

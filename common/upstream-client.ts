@@ -39,6 +39,14 @@ export class UpstreamProtocolError extends Error {
  */
 export type RawHeaders = string[];
 
+/**
+ * Whether a header name is `lowerName`, case-insensitively. Only a name of the right length is lower-cased, so the
+ * check costs next to nothing for the many headers that are not the one looked for.
+ */
+export function isHeaderNamed(name: string, lowerName: string): boolean {
+  return name.length === lowerName.length && name.toLowerCase() === lowerName;
+}
+
 /** A parsed response head. */
 export interface ResponseHead {
   statusCode: number;
@@ -487,8 +495,8 @@ function serializeHead(head: RequestHead, target: URL): string {
     const value = headers[i + 1]!;
     if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
     if (INVALID_VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
-    if (name.length === 4 && name.toLowerCase() === 'host') hasHost = true;
-    else if (name.length === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+    if (isHeaderNamed(name, 'host')) hasHost = true;
+    else if (isHeaderNamed(name, 'content-length')) hasLength = true;
     lines += `${name}: ${value}\r\n`;
   }
   let text = `${head.method} ${head.path} HTTP/1.1\r\n`;
@@ -503,7 +511,7 @@ function serializeHead(head: RequestHead, target: URL): string {
 function withoutHeader(headers: RawHeaders, lowerName: string): RawHeaders {
   const kept: RawHeaders = [];
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i]!.toLowerCase() !== lowerName) kept.push(headers[i]!, headers[i + 1]!);
+    if (!isHeaderNamed(headers[i]!, lowerName)) kept.push(headers[i]!, headers[i + 1]!);
   }
   return kept;
 }
@@ -534,12 +542,11 @@ function parseHead(text: string): ParsedHead | UpstreamProtocolError {
     if (!TOKEN.test(name)) return new UpstreamProtocolError('bad header name');
     const value = trimOws(line, colon + 1);
     if (INVALID_VALUE.test(value)) return new UpstreamProtocolError('bad header value');
-    // Only names of the right length are lower-cased: most headers are none of these three.
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
+    if (isHeaderNamed(name, 'connection')) {
       connection = connection === undefined ? value : `${connection}, ${value}`;
-    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+    } else if (isHeaderNamed(name, 'transfer-encoding')) {
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-    } else if (name.length === 14 && name.toLowerCase() === 'content-length') {
+    } else if (isHeaderNamed(name, 'content-length')) {
       if (contentLength !== undefined) {
         // A repeat with the same value is harmless and dropped; different values leave the length unknown.
         if (contentLength !== value) return new UpstreamProtocolError('conflicting content-length');

@@ -13,7 +13,7 @@ import {
   type UpstreamError,
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
-import { UpstreamPool } from '../common/upstream-client';
+import { UpstreamPool, isHeaderNamed } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
   ExpiredAccessTokenError,
@@ -251,10 +251,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     return (headers: RawHeaders): RawHeaders => {
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i]!;
-        // Only names of the right length are lower-cased: most headers are neither of these two.
-        if (name.length === 8 && name.toLowerCase() === 'location') {
+        if (isHeaderNamed(name, 'location')) {
           headers[i + 1] = rewriteLocation(headers[i + 1]!, target.prefix, origin);
-        } else if (name.length === 10 && name.toLowerCase() === 'set-cookie') {
+        } else if (isHeaderNamed(name, 'set-cookie')) {
           const cookie = headers[i + 1]!;
           if (cookie.trimStart().startsWith(`${GATEWAY_COOKIE}=`)) {
             headers.splice(i, 2);
