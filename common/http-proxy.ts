@@ -1,16 +1,15 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { headerLines, isHeaderNamed, type RawHeaders } from './http1';
 import {
-  isHeaderNamed,
-  type RawHeaders,
   type ResponseHandler,
   type ResponseHead,
   type UpstreamPool,
   type UpstreamRequest,
 } from './upstream-client';
 
-export type { RawHeaders } from './upstream-client';
+export type { RawHeaders } from './http1';
 
 /**
  * The proxy core shared by the gateway (user → gitspace agent) and the agent (agent → VS Code server): HTTP with
@@ -330,10 +329,4 @@ function upgradeRequest(method: string, options: ProxyOptions): http.ClientReque
 
 function statusLine(status: number, message: string | undefined): string {
   return `HTTP/1.1 ${status} ${message ?? ''}\r\n`;
-}
-
-function headerLines(headers: RawHeaders): string {
-  let out = '';
-  for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]!.replace(/[\r\n]/g, '')}\r\n`;
-  return out + '\r\n';
 }

@@ -1,5 +1,18 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import {
+  BodyDecoder,
+  HEAD_END,
+  HttpSyntaxError,
+  INVALID_VALUE,
+  TOKEN,
+  isHeaderNamed,
+  listsToken,
+  parseHeaderLines,
+  type BodyFraming,
+  type ParsedHeaders,
+  type RawHeaders,
+} from './http1';
 
 /**
  * A small pooled HTTP/1.1 client for the proxy core (see http-proxy.ts): keep-alive connections per upstream origin,
@@ -13,39 +26,11 @@ import tls from 'node:tls';
 
 /** Largest response head accepted (status line and headers). */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** Largest chunk-size or trailer line accepted. */
-const MAX_LINE_BYTES = 8 * 1024;
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const INVALID_PATH = /[^\x21-\x7e\x80-\xff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/;
-const CRLF = Buffer.from('\r\n\r\n');
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-/** Thrown (to the handler) when the upstream's answer is not well-formed HTTP/1.1; the caller answers 502. */
-export class UpstreamProtocolError extends Error {
-  readonly code = 'EPROTO';
-  constructor(readonly reason: string) {
-    super(`the upstream sent a malformed response (${reason})`);
-    this.name = 'UpstreamProtocolError';
-  }
-}
-
-/**
- * Headers in the shape of Node's `rawHeaders`: name, value, name, value… Names keep the sender's case and repeats stay
- * separate lines, so a proxy relays them as they came without building an object per message.
- */
-export type RawHeaders = string[];
-
-/**
- * Whether a header name is `lowerName`, case-insensitively. Only a name of the right length is lower-cased, so the
- * check costs next to nothing for the many headers that are not the one looked for.
- */
-export function isHeaderNamed(name: string, lowerName: string): boolean {
-  return name.length === lowerName.length && name.toLowerCase() === lowerName;
-}
 
 /** A parsed response head. */
 export interface ResponseHead {
@@ -196,28 +181,15 @@ class Connection {
   }
 }
 
-/** Where the response parser is. */
-const State = {
-  Head: 0,
-  Length: 1,
-  ChunkSize: 2,
-  ChunkData: 3,
-  ChunkDataEnd: 4,
-  Trailers: 5,
-  UntilClose: 6,
-  Done: 7,
-} as const;
-type State = (typeof State)[keyof typeof State];
-
 /** One request/response exchange over a pooled connection. */
 export class UpstreamRequest {
   private connection: Connection | undefined;
-  private state: State = State.Head;
+  /** The response's body, once its head was read. */
+  private body: BodyDecoder | undefined;
+  /** A response head not yet complete. */
   private pending: Buffer | undefined;
-  /** A chunk-size or trailer line being read, and the last complete one. */
-  private partial = '';
-  private line = '';
-  private remaining = 0;
+  private untilClose = false;
+  private responseDone = false;
   private keepAlive = true;
   private requestDone: boolean;
   private received = false;
@@ -264,7 +236,7 @@ export class UpstreamRequest {
     const socket = this.connection?.socket;
     if (this.head.body === 'chunked' && socket && !socket.destroyed) socket.write('0\r\n\r\n', 'latin1');
     // The response may have completed before the body did; the connection can only go back now.
-    if (this.state === State.Done && this.connection) this.finish();
+    if (this.responseDone && this.connection) this.finish();
   }
 
   /** Lets the response body flow again after `onData` returned false. */
@@ -282,93 +254,45 @@ export class UpstreamRequest {
   feed(data: Buffer): void {
     this.received = true;
     let offset = 0;
-    while (offset < data.length) {
-      switch (this.state) {
-        case State.Head: {
-          const buffer = this.pending ? Buffer.concat([this.pending, data.subarray(offset)]) : data.subarray(offset);
-          const end = buffer.indexOf(CRLF, this.pending ? Math.max(0, this.pending.length - 3) : 0);
-          if (end < 0) {
-            if (buffer.length > MAX_HEAD_BYTES) return this.fail(new UpstreamProtocolError('head too large'));
-            this.pending = buffer;
-            return;
-          }
-          this.pending = undefined;
-          data = buffer;
-          offset = end + 4;
-          if (end > MAX_HEAD_BYTES) return this.fail(new UpstreamProtocolError('head too large'));
-          const parsed = parseHead(buffer.toString('latin1', 0, end));
-          if (parsed instanceof UpstreamProtocolError) return this.fail(parsed);
-          const { head } = parsed;
-          if (head.statusCode < 200) {
-            // 100 Continue, 103 Early Hints: informational, the real answer follows. 101 is for upgrades only.
-            if (head.statusCode === 101) return this.fail(new UpstreamProtocolError('101 without an upgrade'));
-            continue;
-          }
-          const framing = this.frame(parsed);
-          if (framing) return this.fail(framing);
-          this.handler.onHead(head);
-          if (this.finished()) return this.complete(undefined, data.length - offset);
-          break;
-        }
-        case State.Length: {
-          const take = Math.min(this.remaining, data.length - offset);
-          const piece = data.subarray(offset, offset + take);
-          offset += take;
-          this.remaining -= take;
-          if (this.remaining === 0) {
-            this.state = State.Done;
-            return this.complete(piece, data.length - offset);
-          }
-          this.deliver(piece);
-          break;
-        }
-        case State.ChunkSize: {
-          const next = this.readLine(data, offset);
-          if (next < 0) return;
-          offset = next;
-          const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(this.line);
-          if (!size) return this.fail(new UpstreamProtocolError('bad chunk size'));
-          this.remaining = parseInt(size[1]!, 16);
-          this.state = this.remaining === 0 ? State.Trailers : State.ChunkData;
-          break;
-        }
-        case State.ChunkData: {
-          const take = Math.min(this.remaining, data.length - offset);
-          this.deliver(data.subarray(offset, offset + take));
-          offset += take;
-          this.remaining -= take;
-          if (this.remaining === 0) this.state = State.ChunkDataEnd;
-          break;
-        }
-        case State.ChunkDataEnd:
-        case State.Trailers: {
-          const next = this.readLine(data, offset);
-          if (next < 0) return;
-          offset = next;
-          if (this.state === State.ChunkDataEnd) {
-            if (this.line !== '') return this.fail(new UpstreamProtocolError('chunk without CRLF'));
-            this.state = State.ChunkSize;
-          } else if (this.line === '') {
-            // Trailers are dropped: the response head is already on its way to the client.
-            this.state = State.Done;
-            return this.complete(undefined, data.length - offset);
-          }
-          break;
-        }
-        case State.UntilClose:
-          this.deliver(offset === 0 ? data : data.subarray(offset));
-          return;
-        case State.Done:
-          return;
+    while (!this.body) {
+      const buffer = this.pending ? Buffer.concat([this.pending, data.subarray(offset)]) : data.subarray(offset);
+      const end = buffer.indexOf(HEAD_END, this.pending ? Math.max(0, this.pending.length - 3) : 0);
+      if (end < 0) {
+        if (buffer.length > MAX_HEAD_BYTES) return this.fail(new HttpSyntaxError('head too large'));
+        this.pending = buffer;
+        return;
       }
+      this.pending = undefined;
+      data = buffer;
+      offset = end + 4;
+      if (end > MAX_HEAD_BYTES) return this.fail(new HttpSyntaxError('head too large'));
+      const parsed = parseResponseHead(buffer.toString('latin1', 0, end));
+      if (parsed instanceof HttpSyntaxError) return this.fail(parsed);
+      const { head } = parsed;
+      if (head.statusCode < 200) {
+        // 100 Continue, 103 Early Hints: informational, the real answer follows. 101 is for upgrades only.
+        if (head.statusCode === 101) return this.fail(new HttpSyntaxError('101 without an upgrade'));
+        if (offset === data.length) return;
+        continue;
+      }
+      this.body = new BodyDecoder(this.frame(parsed));
+      this.handler.onHead(head);
+      if (!this.connection) return; // the handler gave up on the exchange
+      if (this.body.done) return this.complete(undefined, data.length - offset);
+    }
+    while (offset < data.length) {
+      const piece = this.body.next(data, offset);
+      if (piece instanceof HttpSyntaxError) return this.fail(piece);
+      offset = this.body.offset;
+      if (this.body.done) return this.complete(piece, data.length - offset);
+      if (piece && piece.length > 0 && !this.handler.onData(piece)) this.connection?.socket.pause();
     }
   }
 
   /** @internal The connection ended or failed while this exchange owned it. */
   connectionEnded(code: string): void {
     if (!this.connection) return;
-    if (this.state === State.UntilClose) {
-      this.state = State.Done;
+    if (this.untilClose) {
       this.keepAlive = false;
       return this.complete(undefined, 0);
     }
@@ -381,72 +305,28 @@ export class UpstreamRequest {
     this.fail(code);
   }
 
-  private frame({
-    head,
-    http10,
-    connection,
-    transferEncoding,
-    contentLength,
-  }: ParsedHead): UpstreamProtocolError | undefined {
-    if (http10 || (connection && /(?:^|,)\s*close\s*(?:,|$)/i.test(connection))) this.keepAlive = false;
-    if (this.head.method === 'HEAD' || head.statusCode === 204 || head.statusCode === 304) {
-      this.state = State.Done;
-      return undefined;
-    }
+  /** How the response body is delimited (RFC 9112 §6.3), and whether the connection can serve another request. */
+  private frame({ head, http10, connection, transferEncoding, contentLength }: ParsedResponseHead): BodyFraming {
+    if (http10 || listsToken(connection, 'close')) this.keepAlive = false;
+    if (this.head.method === 'HEAD' || head.statusCode === 204 || head.statusCode === 304) return 'none';
     if (transferEncoding !== undefined) {
-      // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); a message with both is not trusted for reuse.
+      // Transfer-Encoding overrides Content-Length; a message with both is not trusted for reuse.
       if (contentLength !== undefined) {
         this.keepAlive = false;
         head.rawHeaders = withoutHeader(head.rawHeaders, 'content-length');
       }
-      if (/(?:^|,)[ \t]*chunked[ \t]*$/i.test(transferEncoding)) {
-        this.state = State.ChunkSize;
-      } else {
-        this.state = State.UntilClose;
-        this.keepAlive = false;
-      }
-      return undefined;
+      if (/(?:^|,)[ \t]*chunked[ \t]*$/i.test(transferEncoding)) return 'chunked';
+    } else if (contentLength !== undefined) {
+      return Number(contentLength);
     }
-    if (contentLength !== undefined) {
-      if (!/^\d{1,15}$/.test(contentLength)) return new UpstreamProtocolError('bad content-length');
-      this.remaining = Number(contentLength);
-      this.state = this.remaining === 0 ? State.Done : State.Length;
-      return undefined;
-    }
-    this.state = State.UntilClose;
+    this.untilClose = true;
     this.keepAlive = false;
-    return undefined;
-  }
-
-  private finished(): boolean {
-    return this.state === State.Done;
-  }
-
-  /** Reads up to the next CRLF into `line`; returns the offset after it, or -1 when more data is needed. */
-  private readLine(data: Buffer, offset: number): number {
-    const lf = data.indexOf(10, offset);
-    const end = lf < 0 ? data.length : lf;
-    this.partial += data.toString('latin1', offset, end);
-    if (this.partial.length > MAX_LINE_BYTES) {
-      this.fail(new UpstreamProtocolError('line too long'));
-      return -1;
-    }
-    if (lf < 0) return -1;
-    if (!this.partial.endsWith('\r')) {
-      this.fail(new UpstreamProtocolError('bare LF'));
-      return -1;
-    }
-    this.line = this.partial.slice(0, -1);
-    this.partial = '';
-    return lf + 1;
-  }
-
-  private deliver(piece: Buffer): void {
-    if (piece.length > 0 && !this.handler.onData(piece)) this.connection?.socket.pause();
+    return 'until-close';
   }
 
   /** The response is complete: hand the connection back if it is clean, then tell the handler. */
   private complete(last: Buffer | undefined, extraBytes: number): void {
+    this.responseDone = true;
     // Bytes after the end of the message are a protocol error on a connection without pipelining.
     if (extraBytes > 0) this.keepAlive = false;
     if (this.requestDone || !this.keepAlive) this.finish();
@@ -465,11 +345,11 @@ export class UpstreamRequest {
     }
   }
 
-  private fail(error: UpstreamProtocolError | string): void {
+  private fail(error: HttpSyntaxError | string): void {
     const connection = this.detach();
     if (!connection) return;
     connection.socket.destroy();
-    this.state = State.Done;
+    this.responseDone = true;
     this.handler.onError(typeof error === 'string' ? error : error.code);
   }
 
@@ -516,59 +396,22 @@ function withoutHeader(headers: RawHeaders, lowerName: string): RawHeaders {
   return kept;
 }
 
-/** A response head and the header values that decide its framing (repeats joined with `, `). */
-interface ParsedHead {
+/** A response head and the header values that decide its framing. */
+interface ParsedResponseHead extends ParsedHeaders {
   head: ResponseHead;
   http10: boolean;
-  connection: string | undefined;
-  transferEncoding: string | undefined;
-  contentLength: string | undefined;
 }
 
 /** Parses a response head (without its final CRLF CRLF). */
-function parseHead(text: string): ParsedHead | UpstreamProtocolError {
+function parseResponseHead(text: string): ParsedResponseHead | HttpSyntaxError {
   const lines = text.split('\r\n');
   const status = STATUS_LINE.exec(lines[0]!);
-  if (!status) return new UpstreamProtocolError('bad status line');
-  const rawHeaders: RawHeaders = [];
-  let connection: string | undefined;
-  let transferEncoding: string | undefined;
-  let contentLength: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return new UpstreamProtocolError('bad header line');
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return new UpstreamProtocolError('bad header name');
-    const value = trimOws(line, colon + 1);
-    if (INVALID_VALUE.test(value)) return new UpstreamProtocolError('bad header value');
-    if (isHeaderNamed(name, 'connection')) {
-      connection = connection === undefined ? value : `${connection}, ${value}`;
-    } else if (isHeaderNamed(name, 'transfer-encoding')) {
-      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-    } else if (isHeaderNamed(name, 'content-length')) {
-      if (contentLength !== undefined) {
-        // A repeat with the same value is harmless and dropped; different values leave the length unknown.
-        if (contentLength !== value) return new UpstreamProtocolError('conflicting content-length');
-        continue;
-      }
-      contentLength = value;
-    }
-    rawHeaders.push(name, value);
-  }
+  if (!status) return new HttpSyntaxError('bad status line');
+  const headers = parseHeaderLines(lines, 1);
+  if (headers instanceof HttpSyntaxError) return headers;
   return {
-    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', rawHeaders },
+    ...headers,
+    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', rawHeaders: headers.rawHeaders },
     http10: status[1] === '0',
-    connection,
-    transferEncoding,
-    contentLength,
   };
-}
-
-/** `line` from `start`, without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3). */
-function trimOws(line: string, start: number): string {
-  let end = line.length;
-  while (start < end && (line.charCodeAt(start) === 32 || line.charCodeAt(start) === 9)) start++;
-  while (end > start && (line.charCodeAt(end - 1) === 32 || line.charCodeAt(end - 1) === 9)) end--;
-  return line.slice(start, end);
 }

@@ -13,7 +13,8 @@ import {
   type UpstreamError,
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
-import { UpstreamPool, isHeaderNamed } from '../common/upstream-client';
+import { isHeaderNamed } from '../common/http1';
+import { UpstreamPool } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
   ExpiredAccessTokenError,
