@@ -2,12 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { headerLines, isHeaderNamed, type RawHeaders } from './http1';
-import {
-  type ResponseHandler,
-  type ResponseHead,
-  type UpstreamPool,
-  type UpstreamRequest,
-} from './upstream-client';
+import { type ResponseHandler, type ResponseHead, type UpstreamPool, type UpstreamRequest } from './upstream-client';
 
 export type { RawHeaders } from './http1';
 
