@@ -1,6 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
-import { endToEndHeaders, proxyHttp, type UpstreamError } from './http-proxy';
+import { endToEndHeaders, nodeClient, proxyHttp, type UpstreamError } from './http-proxy';
 import { UpstreamPool } from './upstream-client';
 
 /**
@@ -68,7 +68,7 @@ interface Front {
 async function front(target: URL, pool: UpstreamPool, timeoutMs = 2_000): Promise<Front> {
   const errors: UpstreamError[] = [];
   const server = http.createServer((req, res) =>
-    proxyHttp(req, res, {
+    proxyHttp(nodeClient(req, res), {
       target,
       path: req.url ?? '/',
       headers: endToEndHeaders(req.rawHeaders),

@@ -15,6 +15,35 @@ export type { RawHeaders } from './http1';
  * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
 
+/** What a proxy needs from the client side of an exchange (see http-proxy.ts); the gateway's server exchange (http1-server.ts) is one. */
+export interface ClientExchange {
+  readonly method: string;
+  /** How the request body is delimited: none, a length, or chunked (unknown length). */
+  readonly requestBody: 'none' | 'chunked' | number;
+  readonly headSent: boolean;
+  /** From now on `listener` hears of the request body (which starts flowing), drains and the exchange's end. */
+  attach(listener: ClientListener): void;
+  pauseBody(): void;
+  resumeBody(): void;
+  /** Sets the response head (sent with the first body bytes or by `flush`); throws on an invalid one. */
+  writeHead(status: number, message: string | undefined, headers: RawHeaders): void;
+  /** Sends a response head that is still waiting for body bytes. */
+  flush(): void;
+  /** Sends a piece of the response body; false means wait for `clientDrain`. */
+  write(chunk: Buffer): boolean;
+  end(last?: Buffer): void;
+  /** Abandons the exchange: the client's connection closes. */
+  destroy(): void;
+}
+
+export interface ClientListener {
+  clientData(chunk: Buffer): void;
+  clientEnd(): void;
+  clientDrain(): void;
+  /** The response ended or the client's connection went away; called once. */
+  clientClosed(): void;
+}
+
 /** For `endToEndHeaders`: a refused upgrade is relayed until close, so its length goes. */
 const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
 
@@ -99,49 +128,32 @@ export interface HttpProxyOptions extends ProxyOptions {
 }
 
 /**
- * Proxies one HTTP request; request and response bodies stream through without buffering. Destroying the client's
- * connection ends the exchange and its upstream connection.
+ * Proxies one HTTP request; request and response bodies stream through without buffering. The client side is our
+ * own server's exchange (the gateway) or a Node request/response pair wrapped by {@link nodeClient} (the agent).
+ * Destroying the client's connection ends the exchange and its upstream connection.
  */
-export function proxyHttp(req: IncomingMessage, res: ServerResponse, options: HttpProxyOptions): void {
-  new HttpExchange(req, res, options);
+export function proxyHttp(client: ClientExchange, options: HttpProxyOptions): void {
+  new HttpExchange(client, options);
 }
 
-const EXCHANGE = Symbol('gitspaces.httpExchange');
-type Tagged<T> = T & { [EXCHANGE]?: HttpExchange };
-
-/**
- * One proxied HTTP request. Event listeners are shared functions that find the exchange on the emitter, and the
- * deadline timer gets it as an argument: nothing is allocated per request beyond this object and the pool's.
- */
-class HttpExchange implements ResponseHandler {
+/** One proxied HTTP request: a listener of its client side and a handler of its upstream response. */
+class HttpExchange implements ResponseHandler, ClientListener {
   private readonly upstream: UpstreamRequest;
   private readonly timer: NodeJS.Timeout;
   /** The upstream answered or failed (the client has its answer, or `onError` was called). */
   private settled = false;
 
   constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
+    private readonly client: ClientExchange,
     private readonly options: HttpProxyOptions,
   ) {
-    // Node has already checked the request's framing; a body of unknown length (chunked) is re-chunked upstream.
-    const length = req.headers['content-length'];
-    const body =
-      length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? 'chunked' : 'none';
     this.timer = setTimeout(onDeadline, options.timeoutMs, this);
-    (res as Tagged<ServerResponse>)[EXCHANGE] = this;
-    res.on('close', onClientClose);
     this.upstream = options.pool.request(
       options.target,
-      { method: req.method ?? 'GET', path: options.path, headers: options.headers, body },
+      { method: client.method, path: options.path, headers: options.headers, body: client.requestBody },
       this,
     );
-    // A request without a body needs nothing more: Node discards what is left of it once the response ends.
-    if (body !== 'none') {
-      (req as Tagged<IncomingMessage>)[EXCHANGE] = this;
-      req.on('data', onClientData);
-      req.on('end', onClientEnd);
-    }
+    client.attach(this);
   }
 
   onHead(head: ResponseHead): void {
@@ -151,29 +163,30 @@ class HttpExchange implements ResponseHandler {
     let headers = endToEndHeaders(head.rawHeaders);
     if (this.options.responseHeaders) headers = this.options.responseHeaders(headers);
     try {
-      this.res.writeHead(head.statusCode, head.statusMessage || undefined, headers);
+      this.client.writeHead(head.statusCode, head.statusMessage || undefined, headers);
     } catch {
-      // A head Node will not send (the rewrite produced something invalid): nothing has gone out yet, so it is a 502.
+      // A head we will not send (the rewrite produced something invalid): nothing has gone out yet, so it is a 502.
       this.upstream.destroy();
       this.options.onError(new UpstreamUnreachableError(this.options.target.origin, 'EPROTO'));
     }
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.res.write(chunk)) return true;
-    this.res.once('drain', onClientDrain);
-    return false;
+    return this.client.write(chunk);
+  }
+
+  onWaiting(): void {
+    this.client.flush();
   }
 
   onEnd(last: Buffer | undefined): void {
-    if (last) this.res.end(last);
-    else this.res.end();
+    this.client.end(last);
   }
 
   onError(code: string): void {
     clearTimeout(this.timer);
     // An upstream that dies mid-body must not look like a complete response to the client.
-    if (this.settled || this.res.headersSent) return void this.res.destroy();
+    if (this.settled || this.client.headSent) return void this.client.destroy();
     this.settled = true;
     this.options.onError(new UpstreamUnreachableError(this.options.target.origin, code));
   }
@@ -187,8 +200,8 @@ class HttpExchange implements ResponseHandler {
 
   clientData(chunk: Buffer): void {
     if (!this.upstream.write(chunk)) {
-      this.req.pause();
-      this.upstream.onDrain(() => this.req.resume());
+      this.client.pauseBody();
+      this.upstream.onDrain(() => this.client.resumeBody());
     }
   }
 
@@ -200,7 +213,6 @@ class HttpExchange implements ResponseHandler {
     this.upstream.resume();
   }
 
-  /** The client's response is done or its connection went away. */
   clientClosed(): void {
     clearTimeout(this.timer);
     // A no-op once the response completed and the connection went back to the pool.
@@ -211,17 +223,99 @@ class HttpExchange implements ResponseHandler {
 function onDeadline(exchange: HttpExchange): void {
   exchange.deadline();
 }
-function onClientClose(this: Tagged<ServerResponse>): void {
-  this[EXCHANGE]?.clientClosed();
+
+/** The client side of a proxied exchange on Node's own HTTP server (the agent's), for {@link proxyHttp}. */
+export function nodeClient(req: IncomingMessage, res: ServerResponse): ClientExchange {
+  return new NodeClient(req, res);
 }
-function onClientDrain(this: Tagged<ServerResponse>): void {
-  this[EXCHANGE]?.clientDrain();
+
+const CLIENT = Symbol('gitspaces.nodeClient');
+type Tagged<T> = T & { [CLIENT]?: NodeClient };
+
+/** Event listeners are shared functions that find the client on the emitter: nothing is allocated per event. */
+class NodeClient implements ClientExchange {
+  readonly method: string;
+  readonly requestBody: 'none' | 'chunked' | number;
+  listener: ClientListener | undefined;
+  private flushed = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.method = req.method ?? 'GET';
+    // Node has already checked the request's framing; a body of unknown length (chunked) is re-chunked upstream.
+    const length = req.headers['content-length'];
+    this.requestBody =
+      length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? 'chunked' : 'none';
+  }
+
+  get headSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  attach(listener: ClientListener): void {
+    this.listener = listener;
+    (this.res as Tagged<ServerResponse>)[CLIENT] = this;
+    this.res.on('close', onResponseClose);
+    this.res.on('drain', onResponseDrain);
+    // A request without a body needs nothing more: Node discards what is left of it once the response ends.
+    if (this.requestBody !== 'none') {
+      (this.req as Tagged<IncomingMessage>)[CLIENT] = this;
+      this.req.on('data', onRequestData);
+      this.req.on('end', onRequestEnd);
+    }
+  }
+
+  pauseBody(): void {
+    this.req.pause();
+  }
+
+  resumeBody(): void {
+    this.req.resume();
+  }
+
+  writeHead(status: number, message: string | undefined, headers: RawHeaders): void {
+    this.res.writeHead(status, message, headers);
+  }
+
+  flush(): void {
+    if (this.flushed || this.res.writableEnded) return;
+    this.flushed = true;
+    this.res.flushHeaders();
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  end(last?: Buffer): void {
+    if (last) this.res.end(last);
+    else this.res.end();
+  }
+
+  destroy(): void {
+    this.res.destroy();
+  }
 }
-function onClientData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
-  this[EXCHANGE]?.clientData(chunk);
+
+function onResponseClose(this: Tagged<ServerResponse>): void {
+  this[CLIENT]?.listener?.clientClosed();
 }
-function onClientEnd(this: Tagged<IncomingMessage>): void {
-  this[EXCHANGE]?.clientEnd();
+function onResponseDrain(this: Tagged<ServerResponse>): void {
+  this[CLIENT]?.listener?.clientDrain();
+}
+function onRequestData(this: Tagged<IncomingMessage>, chunk: Buffer): void {
+  this[CLIENT]?.listener?.clientData(chunk);
+}
+function onRequestEnd(this: Tagged<IncomingMessage>): void {
+  this[CLIENT]?.listener?.clientEnd();
+}
+
+export interface UpgradeOptions extends ProxyOptions {
+  method: string;
+  /** The protocol the client asked to switch to (its `Upgrade` header). */
+  protocol: string;
 }
 
 /**
@@ -229,9 +323,9 @@ function onClientEnd(this: Tagged<IncomingMessage>): void {
  * and splices the two sockets. An upstream that refuses the upgrade has its answer relayed as is. Destroying the
  * client's socket ends both.
  */
-export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options: ProxyOptions): void {
-  const headers = [...options.headers, 'connection', 'Upgrade', 'upgrade', req.headers.upgrade ?? 'websocket'];
-  const upstream = upgradeRequest(req.method ?? 'GET', { ...options, headers });
+export function proxyUpgrade(socket: Duplex, head: Buffer, options: UpgradeOptions): void {
+  const headers = [...options.headers, 'connection', 'Upgrade', 'upgrade', options.protocol];
+  const upstream = upgradeRequest({ ...options, headers });
   let upstreamSocket: Duplex | undefined;
   let settled = false;
   const closeAll = () => {
@@ -306,13 +400,13 @@ export function writeRawResponse(socket: Duplex, status: number, contentType: st
   socket.end(payload);
 }
 
-function upgradeRequest(method: string, options: ProxyOptions): http.ClientRequest {
+function upgradeRequest(options: UpgradeOptions): http.ClientRequest {
   const isHttps = options.target.protocol === 'https:';
   const requestOptions: http.RequestOptions = {
     protocol: options.target.protocol,
     hostname: options.target.hostname.replace(/^\[|\]$/g, ''),
     port: options.target.port || (isHttps ? 443 : 80),
-    method,
+    method: options.method,
     path: options.path,
     headers: options.headers,
     agent: false,

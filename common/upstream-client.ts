@@ -44,6 +44,8 @@ export interface ResponseHandler {
   onHead(head: ResponseHead): void;
   /** A piece of the (decoded) body; return false to stop reading until `resume()`. */
   onData(chunk: Buffer): boolean;
+  /** Everything received so far was handed over and more of the response is to come: a moment to flush. */
+  onWaiting(): void;
   /** The response is complete; `last` is its final piece of body, if any. */
   onEnd(last: Buffer | undefined): void;
   /** The connection failed or the response was malformed; `code` is the errno-style cause. */
@@ -287,6 +289,7 @@ export class UpstreamRequest {
       if (this.body.done) return this.complete(piece, data.length - offset);
       if (piece && piece.length > 0 && !this.handler.onData(piece)) this.connection?.socket.pause();
     }
+    if (this.connection) this.handler.onWaiting();
   }
 
   /** @internal The connection ended or failed while this exchange owned it. */

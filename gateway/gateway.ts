@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
@@ -14,6 +14,7 @@ import {
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
 import { isHeaderNamed } from '../common/http1';
+import { Http1Server, type RequestHead, type ServerExchange } from '../common/http1-server';
 import { UpstreamPool } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
@@ -73,8 +74,6 @@ export interface ListenOptions {
 }
 
 export interface Gateway {
-  readonly publicServer: http.Server;
-  readonly adminServer: http.Server;
   /** Starts both listeners; resolves with their base URLs (ports resolved when 0 was asked for). */
   listen(options: ListenOptions): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Ends every open connection of a gitspace now; returns how many there were. */
@@ -165,8 +164,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     return count;
   };
 
-  function resolve(req: IncomingMessage): Resolved | Refusal {
-    const rawUrl = req.url ?? '';
+  function resolve(req: RequestHead): Resolved | Refusal {
+    const rawUrl = req.url;
     // Only origin-form targets: an absolute URI (`GET http://elsewhere/`) must never choose where we connect.
     if (!rawUrl.startsWith('/') || rawUrl.startsWith('//')) {
       return { status: 400, code: 'bad_request_target', message: 'only paths are accepted as request targets' };
@@ -179,7 +178,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const { query, token: queryToken } = splitToken(rawQuery);
 
-    const hostId = domainSuffix ? gitspaceOfHost(req.headers.host, domainSuffix) : undefined;
+    const hostId = domainSuffix ? gitspaceOfHost(req.header('host'), domainSuffix) : undefined;
     if (hostId) return { gitspaceId: hostId, upstreamPath: path, query, queryToken, prefix: '', publicPath: path };
 
     if (!path.startsWith(GITSPACES_PATH_PREFIX)) {
@@ -206,11 +205,11 @@ export function createGateway(options: GatewayOptions): Gateway {
    * for a token seen before (no promise on the hot path), else after verifying its signature.
    */
   function authenticate(
-    req: IncomingMessage,
+    req: RequestHead,
     target: Resolved,
   ): Authenticated | Refusal | Promise<Authenticated | Refusal> {
-    const headerToken = bearerToken(req.headers.authorization);
-    const cookieToken = readCookie(req.headers.cookie, GATEWAY_COOKIE);
+    const headerToken = bearerToken(req.header('authorization'));
+    const cookieToken = readCookie(req.header('cookie'), GATEWAY_COOKIE);
     const source = target.queryToken ? 'query' : headerToken ? 'header' : 'cookie';
     const token = target.queryToken ?? headerToken ?? cookieToken;
     try {
@@ -222,16 +221,18 @@ export function createGateway(options: GatewayOptions): Gateway {
     return verifier.verify(token, target.gitspaceId).then((claims) => ({ claims, source, token: token! }), refusalOf);
   }
 
-  function forwardHeaders(req: IncomingMessage, target: Resolved): RawHeaders {
+  function forwardHeaders(req: RequestHead, target: Resolved): RawHeaders {
     // Gateway credentials stop here: the bearer header, our cookie (other cookies are the IDE's) and, via the path
     // rewrite, the token query parameter. The forwarding headers are ours, whatever the client sent.
     const headers = endToEndHeaders(req.rawHeaders, REPLACED_REQUEST_HEADERS);
-    const { authorization, cookie, host } = req.headers;
+    const authorization = req.header('authorization');
+    const cookie = req.header('cookie');
+    const host = req.header('host');
     if (authorization && !bearerToken(authorization)) headers.push('authorization', authorization);
     const ideCookies = withoutCookie(cookie, GATEWAY_COOKIE);
     if (ideCookies) headers.push('cookie', ideCookies);
     const clientIp = req.socket.remoteAddress ?? '';
-    const priorFor = req.headers['x-forwarded-for'];
+    const priorFor = req.header('x-forwarded-for');
     headers.push(
       'x-forwarded-for',
       priorFor ? `${priorFor}, ${clientIp}` : clientIp,
@@ -268,32 +269,35 @@ export function createGateway(options: GatewayOptions): Gateway {
     };
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse): void | Promise<void> {
-    if (req.url === '/healthz' && !(domainSuffix && gitspaceOfHost(req.headers.host, domainSuffix))) {
-      return sendJson(res, 200, { status: 'ok' });
+  function onRequest(exchange: ServerExchange): void | Promise<void> {
+    if (exchange.method === 'CONNECT') {
+      // A gateway is not a forward proxy.
+      return refuse(exchange, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
     }
-    const target = resolve(req);
-    if ('status' in target) return refuse(res, target);
+    if (exchange.url === '/healthz' && !(domainSuffix && gitspaceOfHost(exchange.header('host'), domainSuffix))) {
+      return sendJson(exchange, 200, { status: 'ok' });
+    }
+    const target = resolve(exchange);
+    if ('status' in target) return refuse(exchange, target);
     if (target.prefix && target.upstreamPath === '') {
       const location = `${target.prefix}/${rebuildQuery(target.query, target.queryToken)}`;
-      res.writeHead(308, { location, 'content-length': 0 }).end();
-      return;
+      return exchange.respond(308, ['location', location]);
     }
     if (target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
-      return refuse(res, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
+      return refuse(exchange, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
     }
-    const auth = authenticate(req, target);
-    if (auth instanceof Promise) return auth.then((checked) => forward(req, res, target, checked));
-    forward(req, res, target, auth);
+    const auth = authenticate(exchange, target);
+    if (auth instanceof Promise) return auth.then((checked) => forward(exchange, target, checked));
+    forward(exchange, target, auth);
   }
 
   /** The rest of a request once its token was checked: the cookie exchange, or the proxied exchange itself. */
-  function forward(req: IncomingMessage, res: ServerResponse, target: Resolved, auth: Authenticated | Refusal): void {
-    if ('status' in auth) return refuse(res, auth);
-    if (auth.source === 'cookie' && isCrossSiteSubresource(req)) {
-      return refuse(res, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
+  function forward(exchange: ServerExchange, target: Resolved, auth: Authenticated | Refusal): void {
+    if ('status' in auth) return refuse(exchange, auth);
+    if (auth.source === 'cookie' && isCrossSiteSubresource(exchange)) {
+      return refuse(exchange, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
     }
-    if (auth.source === 'query' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (auth.source === 'query' && (exchange.method === 'GET' || exchange.method === 'HEAD')) {
       // Exchange the token for a cookie and take it out of the address bar (and out of history and Referer).
       const maxAge = Math.max(0, auth.claims.expiresAt - Math.floor(Date.now() / 1000));
       const cookie = [
@@ -302,29 +306,28 @@ export function createGateway(options: GatewayOptions): Gateway {
         `Max-Age=${maxAge}`,
         'HttpOnly',
         'SameSite=Lax',
-        ...(isSecure(req) ? ['Secure'] : []),
+        ...(isSecure(exchange) ? ['Secure'] : []),
       ].join('; ');
       const location = target.publicPath + (target.query ? `?${target.query}` : '');
-      res.writeHead(303, { location, 'set-cookie': cookie, 'cache-control': 'no-store', 'content-length': 0 }).end();
-      return;
+      return exchange.respond(303, ['location', location, 'set-cookie', cookie, 'cache-control', 'no-store']);
     }
     const route = routes.get(target.gitspaceId);
-    if (!route) return refuse(res, notRunning(target.gitspaceId));
+    if (!route) return refuse(exchange, notRunning(target.gitspaceId));
 
     const upstream = parsedTarget(route.target);
-    track(target.gitspaceId, req.socket);
-    proxyHttp(req, res, {
+    track(target.gitspaceId, exchange.socket);
+    proxyHttp(exchange, {
       target: upstream,
       path: upstreamTarget(target),
-      headers: forwardHeaders(req, target),
+      headers: forwardHeaders(exchange, target),
       timeoutMs,
       pool,
       responseHeaders: rewriteResponse(target, upstream.origin),
-      onError: answerUpstreamFailure(res, target.gitspaceId),
+      onError: answerUpstreamFailure(exchange, target.gitspaceId),
     });
   }
 
-  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  async function onUpgrade(req: RequestHead, socket: Duplex, head: Buffer): Promise<void> {
     const target = resolve(req);
     if ('status' in target) return refuseRaw(socket, target);
     if (target.upstreamPath === '' || target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
@@ -344,7 +347,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (!route) return refuseRaw(socket, notRunning(target.gitspaceId));
     const upstream = parsedTarget(route.target);
     track(target.gitspaceId, socket);
-    proxyUpgrade(req, socket, head, {
+    proxyUpgrade(socket, head, {
+      method: req.method,
+      protocol: req.header('upgrade') ?? 'websocket',
       target: upstream,
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target),
@@ -357,37 +362,29 @@ export function createGateway(options: GatewayOptions): Gateway {
   // Made by a function rather than written inline: tsx (esbuild's keepNames) would give an inline closure its name
   // with a defineProperty call on every request, which costs more than the rest of the routing.
   const answerUpstreamFailure =
-    (res: ServerResponse, gitspaceId: string) =>
+    (exchange: ServerExchange, gitspaceId: string) =>
     (error: UpstreamError): void =>
-      refuse(res, upstreamRefusal(error, gitspaceId, logger));
+      refuse(exchange, upstreamRefusal(error, gitspaceId, logger));
 
-  const requestFailed = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
-    logger.error('gateway request failed', { error, url: req.url });
-    if (!res.headersSent) refuse(res, { status: 500, code: 'internal', message: 'the gateway failed' });
-    else res.destroy();
+  const requestFailed = (exchange: ServerExchange, error: unknown) => {
+    logger.error('gateway request failed', { error, url: exchange.url });
+    if (!exchange.headSent) refuse(exchange, { status: 500, code: 'internal', message: 'the gateway failed' });
+    else exchange.destroy();
   };
-  const publicServer = http.createServer((req, res) => {
-    try {
-      onRequest(req, res)?.catch((error: unknown) => requestFailed(req, res, error));
-    } catch (error) {
-      requestFailed(req, res, error);
-    }
-  });
-  publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
-    onUpgrade(req, socket, head).catch((error: unknown) => {
-      logger.error('gateway upgrade failed', { error, url: req.url });
-      socket.destroy();
-    });
-  });
-  // A gateway is not a forward proxy: CONNECT tunnels are refused outright.
-  publicServer.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    socket.on('error', () => socket.destroy());
-    refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
-  });
-  publicServer.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
+  const publicServer = new Http1Server({
+    onRequest(exchange) {
+      try {
+        onRequest(exchange)?.catch((error: unknown) => requestFailed(exchange, error));
+      } catch (error) {
+        requestFailed(exchange, error);
+      }
+    },
+    onUpgrade(req, socket, head) {
+      onUpgrade(req, socket, head).catch((error: unknown) => {
+        logger.error('gateway upgrade failed', { error, url: req.url });
+        socket.destroy();
+      });
+    },
   });
 
   const adminServer = http.createServer(
@@ -400,19 +397,20 @@ export function createGateway(options: GatewayOptions): Gateway {
   );
 
   return {
-    publicServer,
-    adminServer,
     async listen({ host, port, adminHost, adminPort }) {
-      await listenOn(publicServer, port, host);
+      await publicServer.listen(port, host);
       await listenOn(adminServer, adminPort, adminHost ?? host);
-      return { publicUrl: urlOf(publicServer, host), adminUrl: urlOf(adminServer, adminHost ?? host) };
+      return {
+        publicUrl: urlOf(publicServer.address().port, host),
+        adminUrl: urlOf((adminServer.address() as AddressInfo).port, adminHost ?? host),
+      };
     },
     closeConnections,
     connectionCount: (gitspaceId) => open.get(gitspaceId)?.size ?? 0,
     async close() {
       for (const gitspaceId of [...open.keys()]) closeConnections(gitspaceId);
       pool.destroy();
-      await Promise.all([publicServer, adminServer].map(closeServer));
+      await Promise.all([publicServer.close(), closeServer(adminServer)]);
     },
   };
 }
@@ -460,9 +458,9 @@ function upstreamRefusal(error: UpstreamError, gitspaceId: string, logger: Logge
     : { status: 502, code: 'machine_unreachable', message: `the gitspace machine is unreachable (${error.causeCode})` };
 }
 
-function refuse(res: ServerResponse, refusal: Refusal): void {
-  if (refusal.status === 401) res.setHeader('www-authenticate', 'Bearer');
-  sendJson(res, refusal.status, { error: { code: refusal.code, message: refusal.message } });
+function refuse(exchange: ServerExchange, refusal: Refusal): void {
+  const body = { error: { code: refusal.code, message: refusal.message } };
+  sendJson(exchange, refusal.status, body, refusal.status === 401 ? ['www-authenticate', 'Bearer'] : []);
 }
 
 function refuseRaw(socket: Duplex, refusal: Refusal): void {
@@ -471,14 +469,9 @@ function refuseRaw(socket: Duplex, refusal: Refusal): void {
   writeRawResponse(socket, refusal.status, 'application/json; charset=utf-8', body);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(payload),
-    'cache-control': 'no-store',
-  });
-  res.end(payload);
+function sendJson(exchange: ServerExchange, status: number, body: unknown, headers: RawHeaders = []): void {
+  headers.push('content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store');
+  exchange.respond(status, headers, JSON.stringify(body));
 }
 
 /** Removes the token parameter from a raw query, keeping every other parameter byte for byte. */
@@ -535,22 +528,22 @@ function gitspaceOfHost(host: string | undefined, domainSuffix: string): string 
   return GITSPACE_ID_PATTERN.test(label) ? label : undefined;
 }
 
-function isSecure(req: IncomingMessage): boolean {
-  const forwarded = req.headers['x-forwarded-proto'];
+function isSecure(req: RequestHead): boolean {
+  const forwarded = req.header('x-forwarded-proto');
   return (req.socket as { encrypted?: boolean }).encrypted === true || forwarded === 'https';
 }
 
 /** A request made by a page of another site or sibling host (not a top-level navigation), per Fetch metadata. */
-function isCrossSiteSubresource(req: IncomingMessage): boolean {
-  const site = req.headers['sec-fetch-site'];
-  return (site === 'cross-site' || site === 'same-site') && req.headers['sec-fetch-mode'] !== 'navigate';
+function isCrossSiteSubresource(req: RequestHead): boolean {
+  const site = req.header('sec-fetch-site');
+  return (site === 'cross-site' || site === 'same-site') && req.header('sec-fetch-mode') !== 'navigate';
 }
 
-function sameOrigin(req: IncomingMessage): boolean {
-  const origin = req.headers.origin;
+function sameOrigin(req: RequestHead): boolean {
+  const origin = req.header('origin');
   if (!origin) return true; // Not a browser: browsers always send Origin on WebSocket handshakes.
   try {
-    return new URL(origin).host === req.headers.host;
+    return new URL(origin).host === req.header('host');
   } catch {
     return false;
   }
@@ -566,8 +559,7 @@ function listenOn(server: http.Server, port: number, host: string): Promise<void
   });
 }
 
-function urlOf(server: http.Server, host: string): string {
-  const { port } = server.address() as AddressInfo;
+function urlOf(port: number, host: string): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 

@@ -4,7 +4,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { freeLoopbackPort } from '../../common/net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { endToEndHeaders, proxyHttp, proxyUpgrade, writeRawResponse } from '../../common/http-proxy';
+import { endToEndHeaders, nodeClient, proxyHttp, proxyUpgrade, writeRawResponse } from '../../common/http-proxy';
 import type { Logger } from '../../common/logger';
 import { UpstreamPool } from '../../common/upstream-client';
 
@@ -156,7 +156,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
       if (!current) return explain(res, lastError);
       current.ready.then(
         (port) =>
-          proxyHttp(req, res, {
+          proxyHttp(nodeClient(req, res), {
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
             headers: endToEndHeaders(req.rawHeaders),
@@ -174,7 +174,9 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
       if (!current) return refuse(lastError);
       current.ready.then(
         (port) =>
-          proxyUpgrade(req, socket, head, {
+          proxyUpgrade(socket, head, {
+            method: req.method ?? 'GET',
+            protocol: req.headers.upgrade ?? 'websocket',
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
             headers: endToEndHeaders(req.rawHeaders),
