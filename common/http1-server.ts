@@ -422,7 +422,8 @@ export class ServerExchange implements RequestHead, ClientExchange {
     let value: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
       if (!isHeaderNamed(headers[i]!, lowerName)) continue;
-      value = value === undefined ? headers[i + 1]! : `${value}${lowerName === 'cookie' ? '; ' : ', '}${headers[i + 1]}`;
+      value =
+        value === undefined ? headers[i + 1]! : `${value}${lowerName === 'cookie' ? '; ' : ', '}${headers[i + 1]}`;
     }
     return value;
   }
@@ -566,7 +567,8 @@ function parseRequestHead(text: string): ParsedRequestHead | RequestError {
     else if (isHeaderNamed(name, 'upgrade')) upgrade = true;
     else if (isHeaderNamed(name, 'expect')) expect = rawHeaders[i + 1]!.toLowerCase();
   }
-  if (hosts > 1 || (hosts === 0 && version === '1.1')) return new RequestError(400, 'exactly one Host header is required');
+  if (hosts > 1 || (hosts === 0 && version === '1.1'))
+    return new RequestError(400, 'exactly one Host header is required');
   let body: 'none' | 'chunked' | number = 'none';
   if (transferEncoding !== undefined) {
     if (version === '1.0') return new RequestError(400, 'Transfer-Encoding in an HTTP/1.0 request');
