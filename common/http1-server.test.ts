@@ -50,6 +50,12 @@ async function start(options: Partial<Http1ServerOptions> = {}): Promise<Harness
         harness.seen.push({ method: exchange.method, url: exchange.url, body: '' });
         return exchange.respond(401, [], 'no');
       }
+      if (exchange.url === '/big') {
+        // Pieces over the size the server copies next to their framing, chunked.
+        exchange.writeHead(200, undefined, []);
+        for (const letter of 'abc') exchange.write(Buffer.alloc(20_000, letter));
+        return exchange.end(Buffer.alloc(30_000, 'd'));
+      }
       if (exchange.url === '/stream') {
         exchange.writeHead(200, undefined, ['content-type', 'text/plain']);
         exchange.write(Buffer.from('hello '));
@@ -218,6 +224,18 @@ describe('HTTP/1.1 server', () => {
     const old = await talk(h.port, ['GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n']);
     expect(old.text).toMatch(/\r\nconnection: close\r\n\r\nhello world$/);
     expect(old.closed).toBe(true);
+  });
+
+  it('frames large response pieces the same way', async () => {
+    const h = await start();
+    const reply = await talk(h.port, [get('/big') + get('/after')]);
+    const body = reply.text.slice(reply.text.indexOf('\r\n\r\n') + 4);
+    const expected =
+      ['a', 'b', 'c'].map((l) => `4e20\r\n${l.repeat(20_000)}\r\n`).join('') +
+      `7530\r\n${'d'.repeat(30_000)}\r\n0\r\n\r\n`;
+    expect(body.startsWith(expected)).toBe(true);
+    expect(statuses(reply.text)).toEqual([200, 200]);
+    expect(h.seen.map((s) => s.url)).toEqual(['/after']);
   });
 
   it('keeps HTTP/1.0 connections only when asked, and closes on Connection: close', async () => {

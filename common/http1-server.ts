@@ -63,6 +63,8 @@ const MAX_HEADERS = 200;
 /** How long a closing connection keeps reading (and dropping) what the client still sends, so it sees our answer. */
 const LINGER_MS = 2_000;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Response pieces up to this size are copied into one buffer with their framing; larger ones are written beside it. */
+const COPY_LIMIT = 16 * 1024;
 /** The listener of an exchange whose handler never read the body: the rest of the body is read and dropped. */
 const DISCARD: ClientListener = {
   clientData: () => undefined,
@@ -480,45 +482,57 @@ export class ServerExchange implements RequestHead, ClientExchange {
   }
 
   flush(): void {
-    if (this.head === undefined || this.finished) return;
-    this.socket.write(this.head, 'latin1');
-    this.head = undefined;
-    this.headSent = true;
+    if (this.head !== undefined && !this.finished) this.send(undefined, false);
   }
 
   write(chunk: Buffer): boolean {
     if (this.finished || chunk.length === 0) return true;
-    const socket = this.socket;
-    if (this.responseBody === 'none') {
-      this.flush();
-      return true;
-    }
-    socket.cork();
+    if (this.responseBody !== 'none') return this.send(chunk, false);
     this.flush();
-    let ok: boolean;
-    if (this.responseBody === 'chunked') {
-      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      socket.write(chunk);
-      ok = socket.write('\r\n', 'latin1');
-    } else {
-      ok = socket.write(chunk);
-    }
-    socket.uncork();
-    return ok;
+    return true;
   }
 
   end(last?: Buffer): void {
     if (this.finished) return;
     if (this.head === undefined && !this.headSent) this.writeHead(200, undefined, ['content-length', '0']);
-    const socket = this.socket;
-    socket.cork();
-    this.flush();
-    if (last && last.length > 0 && this.responseBody !== 'none') this.write(last);
-    if (this.responseBody === 'chunked') socket.write('0\r\n\r\n', 'latin1');
-    socket.uncork();
+    this.send(last && last.length > 0 && this.responseBody !== 'none' ? last : undefined, true);
     this.finished = true;
     if (this.responseBody === 'close') this.keepAlive = false;
     this.connection.responseDone(this);
+  }
+
+  /**
+   * Writes whatever is due in one write: the head if it still waits, a piece of body in the response's framing, and
+   * the end of a chunked body when `last`. A small piece is copied next to its framing rather than written beside it
+   * (a vectored write costs more than copying a few KiB).
+   */
+  private send(piece: Buffer | undefined, last: boolean): boolean {
+    let prefix = this.head ?? '';
+    this.head = undefined;
+    this.headSent = true;
+    let suffix = '';
+    if (this.responseBody === 'chunked') {
+      if (piece) {
+        prefix += `${piece.length.toString(16)}\r\n`;
+        suffix = '\r\n';
+      }
+      if (last) suffix += '0\r\n\r\n';
+    }
+    const socket = this.socket;
+    if (!piece) return prefix.length + suffix.length === 0 || socket.write(prefix + suffix, 'latin1');
+    if (piece.length > COPY_LIMIT) {
+      socket.cork();
+      if (prefix) socket.write(prefix, 'latin1');
+      let ok = socket.write(piece);
+      if (suffix) ok = socket.write(suffix, 'latin1');
+      socket.uncork();
+      return ok;
+    }
+    const out = Buffer.allocUnsafe(prefix.length + piece.length + suffix.length);
+    out.write(prefix, 0, 'latin1');
+    piece.copy(out, prefix.length);
+    out.write(suffix, prefix.length + piece.length, 'latin1');
+    return socket.write(out);
   }
 
   destroy(): void {
