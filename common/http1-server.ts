@@ -335,6 +335,8 @@ class Connection {
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('drain');
     this.socket.removeAllListeners('end');
+    // From here a FIN from the client ends our side too, as on any plain socket.
+    this.socket.allowHalfOpen = false;
     this.server.forget(this);
   }
 
