@@ -29,6 +29,8 @@ const MAX_HEAD_BYTES = 64 * 1024;
 
 const INVALID_PATH = /[^\x21-\x7e\x80-\xff]/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\r\n]*))?$/;
+/** Read buffer of every plain-TCP upstream connection (reads are handled one at a time, synchronously). */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Methods that may be sent twice (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -166,20 +168,36 @@ class Connection {
         servername: net.isIP(host) ? undefined : host,
         ALPNProtocols: ['http/1.1'],
       });
+      this.socket.on('data', (data: Buffer) => this.received(data));
     } else {
-      this.socket = net.connect({ host, port: Number(target.port || 80) });
+      // Plain TCP reads into one shared buffer and copies out what arrived (small reads land in Node's buffer pool),
+      // rather than a new ArrayBuffer and a trip through the stream machinery per read.
+      this.socket = net.connect({
+        host,
+        port: Number(target.port || 80),
+        onread: {
+          buffer: SHARED_READ_BUFFER,
+          callback: (length: number, buffer: Uint8Array) => {
+            const data = Buffer.allocUnsafe(length);
+            data.set(buffer.subarray(0, length));
+            this.received(data);
+            return true;
+          },
+        },
+      });
     }
     this.socket.setNoDelay(true);
-    this.socket.on('data', (data: Buffer) => {
-      if (this.exchange) this.exchange.feed(data);
-      else this.socket.destroy(); // an idle connection has nothing to say
-    });
     this.socket.on('end', () => this.exchange?.connectionEnded('ECONNRESET'));
     this.socket.on('error', (error: NodeJS.ErrnoException) => this.exchange?.connectionEnded(error.code ?? 'EIO'));
     this.socket.on('close', () => {
       this.pool.forget(this);
       this.exchange?.connectionEnded('ECONNRESET');
     });
+  }
+
+  private received(data: Buffer): void {
+    if (this.exchange) this.exchange.feed(data);
+    else this.socket.destroy(); // an idle connection has nothing to say
   }
 }
 
