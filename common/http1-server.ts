@@ -83,8 +83,9 @@ class RequestError extends Error {
   }
 }
 
+/** The server: a TCP listener whose connections speak HTTP/1.1 to the handlers in its options. */
 export class Http1Server {
-  readonly server: net.Server;
+  private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private sweeper: NodeJS.Timeout | undefined;
   /** @internal */ readonly headersTimeoutMs: number;
@@ -112,10 +113,6 @@ export class Http1Server {
         resolve();
       });
     });
-  }
-
-  get listening(): boolean {
-    return this.server.listening;
   }
 
   address(): net.AddressInfo {
