@@ -45,10 +45,10 @@ export interface ClientListener {
 }
 
 /** For `endToEndHeaders`: a refused upgrade is relayed until close, so its length goes. */
-const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length']);
+const CONTENT_LENGTH: readonly string[] = ['content-length'];
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1); never forwarded. */
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP: readonly string[] = [
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -59,7 +59,7 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
   'http2-settings',
-]);
+];
 
 /** Thrown (to `onError`) when the upstream cannot be connected to or drops the connection before answering: 502. */
 export class UpstreamUnreachableError extends Error {
@@ -87,24 +87,32 @@ export type UpstreamError = UpstreamUnreachableError | UpstreamTimeoutError;
 
 /**
  * Copies end-to-end headers (of a request's or response's `rawHeaders`): drops hop-by-hop ones, any the `Connection`
- * header names, and any named in `alsoDrop` (lower case), which the caller replaces with its own.
+ * header names, and any named in `alsoDrop` (lower case), which the caller replaces with its own. Names are compared
+ * with {@link isHeaderNamed}, so only a name as long as one of those is ever lower-cased.
  */
-export function endToEndHeaders(raw: readonly string[], alsoDrop?: ReadonlySet<string>): RawHeaders {
-  let named: Set<string> | undefined;
+export function endToEndHeaders(raw: readonly string[], alsoDrop?: readonly string[]): RawHeaders {
+  let named: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (isHeaderNamed(raw[i]!, 'connection')) {
-      named ??= new Set();
-      for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    if (!isHeaderNamed(raw[i]!, 'connection')) continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name && !HOP_BY_HOP.includes(name)) (named ??= []).push(name);
     }
   }
   const out: RawHeaders = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower) || alsoDrop?.has(lower)) continue;
+    if (isNamedIn(name, HOP_BY_HOP) || (named && isNamedIn(name, named)) || (alsoDrop && isNamedIn(name, alsoDrop))) {
+      continue;
+    }
     out.push(name, raw[i + 1]!);
   }
   return out;
+}
+
+function isNamedIn(name: string, lowerNames: readonly string[]): boolean {
+  for (let i = 0; i < lowerNames.length; i++) if (isHeaderNamed(name, lowerNames[i]!)) return true;
+  return false;
 }
 
 export interface ProxyOptions {

@@ -430,9 +430,14 @@ function parseResponseHead(text: string): ParsedResponseHead | HttpSyntaxError {
   if (!status) return new HttpSyntaxError('bad status line');
   const headers = parseHeaderLines(lines, 1);
   if (headers instanceof HttpSyntaxError) return headers;
+  // Built field by field rather than spread: one object shape, created the cheap way, on every response.
+  const { rawHeaders, connection, transferEncoding, contentLength } = headers;
   return {
-    ...headers,
-    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', rawHeaders: headers.rawHeaders },
+    rawHeaders,
+    connection,
+    transferEncoding,
+    contentLength,
+    head: { statusCode: Number(status[2]), statusMessage: status[3] ?? '', rawHeaders },
     http10: status[1] === '0',
   };
 }

@@ -87,6 +87,14 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     expect(() => verifier.verifyCached(token, 'gs-b')).toThrow(WrongGitspaceTokenError);
     // A forged token is never in the cache: it goes through the signature check.
     expect(verifier.verifyCached(`${token.slice(0, -4)}AAAA`, 'gs-a')).toBeUndefined();
+    // Nor is another token with a copied signature.
+    const [header, , signature] = token.split('.') as [string, string, string];
+    const otherPayload = Buffer.from(JSON.stringify({ sub: 'u', gs: 'gs-b', exp: 9_999_999_999 })).toString(
+      'base64url',
+    );
+    const transplanted = `${header}.${otherPayload}.${signature}`;
+    expect(verifier.verifyCached(transplanted, 'gs-b')).toBeUndefined();
+    await expect(verifier.verify(transplanted, 'gs-b')).rejects.toBeInstanceOf(InvalidAccessTokenError);
     now += 601_000 + 5_000;
     expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
   });

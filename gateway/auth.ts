@@ -90,13 +90,14 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   const cacheSize = options.cacheSize ?? 10_000;
   // Verifying an Ed25519 signature on every proxied request would dominate the gateway's cost; a verified token
   // cannot change, so its claims are kept until it expires or the entry ages out.
-  const cache = new Map<string, { claims: AccessTokenClaims; validUntilMs: number }>();
+  // Keyed by the signature (a fraction of the token to hash per request); an entry matches only the very same token.
+  const cache = new Map<string, { token: string; claims: AccessTokenClaims; validUntilMs: number }>();
 
   async function claimsOf(token: string): Promise<AccessTokenClaims> {
     const claims = await verifySignature(token);
     if (cache.size >= cacheSize) cache.clear();
     const expiresMs = (claims.expiresAt + tolerance) * 1000;
-    cache.set(token, { claims, validUntilMs: Math.min(expiresMs, now() + CACHE_TTL_MS) });
+    cache.set(signatureOf(token), { token, claims, validUntilMs: Math.min(expiresMs, now() + CACHE_TTL_MS) });
     return claims;
   }
 
@@ -111,8 +112,10 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
 
   function verifyCached(token: string | undefined, gitspaceId: string): AccessTokenClaims | undefined {
     if (!token) throw new MissingAccessTokenError();
-    const cached = cache.get(token);
-    return cached && cached.validUntilMs > now() ? checked(cached.claims, gitspaceId) : undefined;
+    const cached = cache.get(signatureOf(token));
+    return cached && cached.token === token && cached.validUntilMs > now()
+      ? checked(cached.claims, gitspaceId)
+      : undefined;
   }
 
   async function verifySignature(token: string): Promise<AccessTokenClaims> {
@@ -142,6 +145,11 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     },
     verifyCached,
   };
+}
+
+/** The last segment of a compact JWS: its signature. */
+function signatureOf(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1);
 }
 
 function translate(error: unknown): Error {

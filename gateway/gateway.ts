@@ -416,14 +416,14 @@ export function createGateway(options: GatewayOptions): Gateway {
 }
 
 /** Request headers the gateway sets itself (see `forwardHeaders`). */
-const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+const REPLACED_REQUEST_HEADERS: readonly string[] = [
   'authorization',
   'cookie',
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-prefix',
-]);
+];
 
 /** An upstream redirect made relative to the gateway and kept under the gitspace's path prefix. */
 function rewriteLocation(location: string, prefix: string, origin: string): string {
