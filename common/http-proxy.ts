@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { headerLines, isHeaderNamed, type RawHeaders } from './http1';
+import { headerLines, isHeaderNamed, statusLine, type RawHeaders, type RequestFraming } from './http1';
 import { type ResponseHandler, type ResponseHead, type UpstreamPool, type UpstreamRequest } from './upstream-client';
 
 export type { RawHeaders } from './http1';
@@ -15,11 +15,10 @@ export type { RawHeaders } from './http1';
  * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
 
-/** What a proxy needs from the client side of an exchange (see http-proxy.ts); the gateway's server exchange (http1-server.ts) is one. */
+/** What the proxy needs from the client side of an exchange; the gateway's server exchange (http1-server.ts) is one. */
 export interface ClientExchange {
   readonly method: string;
-  /** How the request body is delimited: none, a length, or chunked (unknown length). */
-  readonly requestBody: 'none' | 'chunked' | number;
+  readonly requestBody: RequestFraming;
   readonly headSent: boolean;
   /** From now on `listener` hears of the request body (which starts flowing), drains and the exchange's end. */
   attach(listener: ClientListener): void;
@@ -243,7 +242,7 @@ type Tagged<T> = T & { [CLIENT]?: NodeClient };
 /** Event listeners are shared functions that find the client on the emitter: nothing is allocated per event. */
 class NodeClient implements ClientExchange {
   readonly method: string;
-  readonly requestBody: 'none' | 'chunked' | number;
+  readonly requestBody: RequestFraming;
   listener: ClientListener | undefined;
   private flushed = false;
 
@@ -398,16 +397,6 @@ export function proxyUpgrade(socket: Duplex, head: Buffer, options: UpgradeOptio
   upstream.end();
 }
 
-/** Writes a complete HTTP/1.1 response on a raw socket (an upgrade the proxy refuses) and closes it. */
-export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string): void {
-  const payload = Buffer.from(body);
-  socket.write(
-    statusLine(status, http.STATUS_CODES[status]) +
-      headerLines(['content-type', contentType, 'content-length', String(payload.length), 'connection', 'close']),
-  );
-  socket.end(payload);
-}
-
 function upgradeRequest(options: UpgradeOptions): http.ClientRequest {
   const isHttps = options.target.protocol === 'https:';
   const requestOptions: http.RequestOptions = {
@@ -422,8 +411,4 @@ function upgradeRequest(options: UpgradeOptions): http.ClientRequest {
   const upstream = isHttps ? https.request(requestOptions) : http.request(requestOptions);
   upstream.setNoDelay(true);
   return upstream;
-}
-
-function statusLine(status: number, message: string | undefined): string {
-  return `HTTP/1.1 ${status} ${message ?? ''}\r\n`;
 }

@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import net from 'node:net';
 import {
   BodyDecoder,
@@ -10,7 +10,10 @@ import {
   isHeaderNamed,
   listsToken,
   parseHeaderLines,
+  statusLine,
+  writeRawResponse,
   type RawHeaders,
+  type RequestFraming,
 } from './http1';
 import type { ClientExchange, ClientListener } from './http-proxy';
 
@@ -196,7 +199,6 @@ class Connection {
     this.deadline = 0;
     const exchange = this.current;
     if (this.closing || (!exchange && !this.inHead)) return void this.socket.destroy();
-    if (exchange?.headSent) return void this.socket.destroy();
     this.refuse(new RequestError(408, 'the request did not arrive in time'));
   }
 
@@ -341,19 +343,8 @@ class Connection {
   private refuse(error: RequestError): void {
     const exchange = this.current;
     if (exchange?.headSent) return void this.socket.destroy();
-    const body = `${http.STATUS_CODES[error.status]}: ${error.message}\n`;
-    this.socket.write(
-      `HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status]}\r\n` +
-        headerLines([
-          'content-type',
-          'text/plain; charset=utf-8',
-          'content-length',
-          String(Buffer.byteLength(body)),
-          'connection',
-          'close',
-        ]) +
-        body,
-    );
+    const body = `${STATUS_CODES[error.status]}: ${error.message}\n`;
+    writeRawResponse(this.socket, error.status, 'text/plain; charset=utf-8', body);
     this.close(true);
     if (exchange) exchange.abandon();
   }
@@ -409,7 +400,7 @@ export class ServerExchange implements RequestHead, ClientExchange {
     readonly url: string,
     readonly httpVersion: '1.0' | '1.1',
     readonly rawHeaders: RawHeaders,
-    readonly requestBody: 'none' | 'chunked' | number,
+    readonly requestBody: RequestFraming,
     /** @internal */ public keepAlive: boolean,
     private readonly expectContinue: boolean,
   ) {}
@@ -477,7 +468,7 @@ export class ServerExchange implements RequestHead, ClientExchange {
     if (this.expectContinue && !this.continueSent && this.requestBody !== 'none') this.keepAlive = false;
     if (!this.keepAlive) headers.push('connection', 'close');
     else if (this.httpVersion === '1.0') headers.push('connection', 'keep-alive');
-    this.head = `HTTP/1.1 ${status} ${message ?? http.STATUS_CODES[status] ?? ''}\r\n${headerLines(headers)}`;
+    this.head = statusLine(status, message) + headerLines(headers);
   }
 
   flush(): void {
@@ -496,7 +487,6 @@ export class ServerExchange implements RequestHead, ClientExchange {
     if (this.head === undefined && !this.headSent) this.writeHead(200, undefined, ['content-length', '0']);
     this.send(last && last.length > 0 && this.responseBody !== 'none' ? last : undefined, true);
     this.finished = true;
-    if (this.responseBody === 'close') this.keepAlive = false;
     this.connection.responseDone(this);
   }
 
@@ -552,7 +542,7 @@ interface ParsedRequestHead {
   url: string;
   version: '1.0' | '1.1';
   rawHeaders: RawHeaders;
-  body: 'none' | 'chunked' | number;
+  body: RequestFraming;
   keepAlive: boolean;
   upgrade: boolean;
   expectContinue: boolean;
@@ -582,7 +572,7 @@ function parseRequestHead(text: string): ParsedRequestHead | RequestError {
   }
   if (hosts > 1 || (hosts === 0 && version === '1.1'))
     return new RequestError(400, 'exactly one Host header is required');
-  let body: 'none' | 'chunked' | number = 'none';
+  let body: RequestFraming = 'none';
   if (transferEncoding !== undefined) {
     if (version === '1.0') return new RequestError(400, 'Transfer-Encoding in an HTTP/1.0 request');
     if (contentLength !== undefined) return new RequestError(400, 'both Content-Length and Transfer-Encoding');

@@ -1,6 +1,9 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+
 /**
- * HTTP/1.1 message syntax shared by our client (upstream-client.ts) and server (http1-server.ts): header lines and
- * body framing, both parsed strictly. Anything malformed is an {@link HttpSyntaxError}, never a guess at where a
+ * HTTP/1.1 message syntax shared by our client (upstream-client.ts), server (http1-server.ts) and proxy core: header
+ * lines and body framing, both parsed strictly, and the few lines that write a head. Anything malformed is an {@link HttpSyntaxError}, never a guess at where a
  * message ends: a guess is how request smuggling starts.
  */
 
@@ -92,6 +95,21 @@ function trimOws(line: string, start: number): string {
   return line.slice(start, end);
 }
 
+/** A response's status line; the standard reason phrase when none is given. */
+export function statusLine(status: number, message?: string): string {
+  return `HTTP/1.1 ${status} ${message ?? http.STATUS_CODES[status] ?? ''}\r\n`;
+}
+
+/** Writes a complete response on a raw socket (a refused request or upgrade) and ends the socket. */
+export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string): void {
+  const payload = Buffer.from(body);
+  socket.write(
+    statusLine(status) +
+      headerLines(['content-type', contentType, 'content-length', String(payload.length), 'connection', 'close']),
+  );
+  socket.end(payload);
+}
+
 /** Header lines as written on the wire, with the blank line that ends a head. */
 export function headerLines(headers: RawHeaders): string {
   let out = '';
@@ -99,8 +117,10 @@ export function headerLines(headers: RawHeaders): string {
   return out + '\r\n';
 }
 
-/** How a message body is delimited: none, a length, chunked, or (responses only) the connection closing. */
-export type BodyFraming = 'none' | 'chunked' | 'until-close' | number;
+/** How a request body is delimited: none, a length, or chunked (a length unknown in advance). */
+export type RequestFraming = 'none' | 'chunked' | number;
+/** How a message body is delimited: as a request's, or (responses only) by the connection closing. */
+export type BodyFraming = RequestFraming | 'until-close';
 
 const Step = { Length: 0, ChunkSize: 1, ChunkData: 2, ChunkDataEnd: 3, Trailers: 4, UntilClose: 5, Done: 6 } as const;
 type Step = (typeof Step)[keyof typeof Step];

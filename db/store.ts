@@ -356,7 +356,6 @@ export function createStore(db: Db) {
       });
     },
 
-    /** Adds to the running totals of what reconciliation did on an infrastructure. */
     /**
      * Records what one reconcile run did, once per run id: its events and its totals, in one transaction. Returns false
      * (and changes nothing) when that run was recorded already, as a retried activity would.

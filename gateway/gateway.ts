@@ -8,12 +8,11 @@ import {
   endToEndHeaders,
   proxyHttp,
   proxyUpgrade,
-  writeRawResponse,
   type RawHeaders,
   type UpstreamError,
 } from '../common/http-proxy';
 import type { Logger } from '../common/logger';
-import { isHeaderNamed } from '../common/http1';
+import { isHeaderNamed, writeRawResponse } from '../common/http1';
 import { Http1Server, type RequestHead, type ServerExchange } from '../common/http1-server';
 import { UpstreamPool } from '../common/upstream-client';
 import { createAdminHandler } from './admin';

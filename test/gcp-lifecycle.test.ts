@@ -157,6 +157,7 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
     expect(instancesOf(id)).toHaveLength(0);
     expect(disksOf(id)).toHaveLength(0);
   });
+
   it('reconciles orphans: stops an unknown one, deletes it after the grace period, deletes leftovers of deleted gitspaces, and leaves live machines alone', async () => {
     const live = await stoppedGitspace('live');
     await agent.serve(live);

@@ -4,7 +4,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { freeLoopbackPort } from '../../common/net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
-import { endToEndHeaders, nodeClient, proxyHttp, proxyUpgrade, writeRawResponse } from '../../common/http-proxy';
+import { endToEndHeaders, nodeClient, proxyHttp, proxyUpgrade } from '../../common/http-proxy';
+import { writeRawResponse } from '../../common/http1';
 import type { Logger } from '../../common/logger';
 import { UpstreamPool } from '../../common/upstream-client';
 
