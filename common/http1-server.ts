@@ -4,8 +4,7 @@ import {
   BodyDecoder,
   HEAD_END,
   HttpSyntaxError,
-  INVALID_VALUE,
-  TOKEN,
+  checkOutgoingHeader,
   headerLines,
   isHeaderNamed,
   listsToken,
@@ -451,8 +450,7 @@ export class ServerExchange implements RequestHead, ClientExchange {
     let hasLength = false;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-      if (INVALID_VALUE.test(headers[i + 1]!)) throw new TypeError(`invalid value for header ${name}`);
+      checkOutgoingHeader(name, headers[i + 1]!);
       if (isHeaderNamed(name, 'content-length')) hasLength = true;
     }
     if (this.method === 'HEAD' || status === 204 || status === 304) this.responseBody = 'none';

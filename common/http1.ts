@@ -23,7 +23,7 @@ export class HttpSyntaxError extends Error {
 }
 
 export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-export const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** The end of a message head. */
 export const HEAD_END = Buffer.from('\r\n\r\n');
 /** Largest chunk-size or trailer line accepted. */
@@ -43,6 +43,12 @@ export function listsToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
   for (const item of value.split(',')) if (isHeaderNamed(item.trim(), token)) return true;
   return false;
+}
+
+/** Throws a TypeError for a header we must not send: a name that is not a token, or a value with control characters. */
+export function checkOutgoingHeader(name: string, value: string): void {
+  if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
+  if (INVALID_VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
 }
 
 /** The header lines of a head, and the values that decide its framing (repeats joined with `, `). */

@@ -4,8 +4,8 @@ import {
   BodyDecoder,
   HEAD_END,
   HttpSyntaxError,
-  INVALID_VALUE,
   TOKEN,
+  checkOutgoingHeader,
   isHeaderNamed,
   listsToken,
   parseHeaderLines,
@@ -396,8 +396,7 @@ function serializeHead(head: RequestHead, target: URL): string {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    if (!TOKEN.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`);
-    if (INVALID_VALUE.test(value)) throw new TypeError(`invalid value for header ${name}`);
+    checkOutgoingHeader(name, value);
     if (isHeaderNamed(name, 'host')) hasHost = true;
     else if (isHeaderNamed(name, 'content-length')) hasLength = true;
     lines += `${name}: ${value}\r\n`;
