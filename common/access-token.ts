@@ -19,6 +19,7 @@ export const DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 3600;
 export const ACCESS_TOKEN_CLAIMS = {
   user: 'sub',
   gitspaceId: 'gitspace_id',
+  runId: 'run_id',
 } as const;
 
 /** The query parameter that carries a token on the first visit (exchanged for a cookie by the gateway). */
@@ -28,6 +29,8 @@ export const ACCESS_TOKEN_QUERY_PARAM = 'token';
 export interface AccessTokenClaims {
   userId: string;
   gitspaceId: string;
+  /** The start workflow run the token was issued for (see common/gateway-route.ts): a later start revokes it. */
+  runId: string;
   /** Expiry, seconds since the epoch. */
   expiresAt: number;
 }
