@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -8,6 +9,7 @@ import { closeIde } from '../agent/ide';
 import { createAgentApp } from '../agent/server';
 import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
 import { ACCESS_TOKEN_ALGORITHM } from '../common/access-token';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { silentLogger } from '../common/logger';
 import { createAccessTokenVerifier } from './auth';
 import { createGateway, type Gateway, type GatewayOptions } from './gateway';
@@ -101,8 +103,15 @@ export async function startHarness(
 export interface TestAgent {
   url: string;
   workspaceDir: string;
+  /** The route secret the agent was given (as the runner does on every start); register it with the route. */
+  routeSecret: string;
+  /** Headers that let a test talk to the agent directly, as the gateway does. */
+  gatewayHeaders: Record<string, string>;
   close(): Promise<void>;
 }
+
+/** The private-API secret of every {@link startAgent} agent. */
+export const TEST_AGENT_SECRET = 'agent-secret-for-tests';
 
 /** A real gitspace agent (terminal IDE, real shell) whose workspace holds a small repository checkout. */
 export async function startAgent(
@@ -117,16 +126,26 @@ export async function startAgent(
   }
   const { server } = createAgentApp({
     gitspaceId,
-    secret: 'agent-secret-for-tests',
+    secret: TEST_AGENT_SECRET,
     workspaceDir,
     ide: 'terminal',
     logger: silentLogger,
     ideHost: { shell: '/bin/bash', env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, PS1: '$ ' } },
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const routeSecret = randomBytes(32).toString('base64url');
+  const given = await fetch(`${url}/_agent/route`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TEST_AGENT_SECRET}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ secret: routeSecret }),
+  });
+  if (given.status !== 204) throw new Error(`the test agent refused its route secret: ${given.status}`);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
     workspaceDir,
+    routeSecret,
+    gatewayHeaders: { [ROUTE_SECRET_HEADER]: routeSecret },
     async close() {
       closeIde(server);
       server.closeAllConnections();
