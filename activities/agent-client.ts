@@ -29,6 +29,37 @@ export function createAgentClient(fetchImpl: typeof fetch = fetch) {
       return (await response.json()) as AgentHealth;
     },
 
+    /** Whether the agent accepts this secret: false when it runs with another start's secret. */
+    async acceptsSecret(agentUrl: string, secret: string, signal: AbortSignal): Promise<boolean> {
+      const response = await fetchImpl(`${agentUrl}/_agent/session`, {
+        headers: { authorization: `Bearer ${secret}` },
+        signal,
+      });
+      await response.body?.cancel();
+      if (response.status === 401) return false;
+      if (!response.ok)
+        throw new AgentRequestError('AgentUnhealthyError', `agent answered ${response.status}`, response.status);
+      return true;
+    },
+
+    /** Gives the agent this start's route secret: from now on it answers only requests the gateway forwards. */
+    async setRouteSecret(agentUrl: string, secret: string, routeSecret: string, signal: AbortSignal): Promise<void> {
+      const response = await fetchImpl(`${agentUrl}/_agent/route`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ secret: routeSecret }),
+        signal,
+      });
+      await response.body?.cancel();
+      if (!response.ok) {
+        throw new AgentRequestError(
+          'AgentRequestError',
+          `agent refused the route secret (${response.status})`,
+          response.status,
+        );
+      }
+    },
+
     async prepareWorkspace(
       agentUrl: string,
       secret: string,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../common/logger';
 import type { GitspaceSpec } from '../common/lifecycle';
@@ -46,7 +47,9 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     idempotencyKey: key,
     signal: Context.current().cancellationSignal,
   });
-  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', gitspaceId);
+  // Rotated on every start: derived from the start's workflow run, so each activity of that start (and its retries)
+  // finds the same secret, and a later start gets another one.
+  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', `${gitspaceId}/${workflowRunId()}`);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
 
   /** Runs a provider call while heartbeating, so a dead runner is noticed by heartbeat timeout, not startToClose. */
@@ -84,6 +87,19 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     if (existing.status === 'stopped')
       return provider.start(spec.gitspaceId, bootstrap, callOptions(`start-${spec.gitspaceId}`));
     return existing;
+  };
+
+  const restartMachine = async (spec: GitspaceSpec): Promise<void> => {
+    const provider = providerFor(spec);
+    await provider.stop(spec.gitspaceId, callOptions(`stop-${spec.gitspaceId}`));
+    await pollUntil(
+      async () => {
+        const machine = await provider.describe(spec.gitspaceId, callOptions(`describe-${spec.gitspaceId}`));
+        return machine === null || machine.status === 'stopped' ? true : undefined;
+      },
+      () => "waiting for the machine to stop before booting it with this start's secret",
+    );
+    await ensureMachine(spec);
   };
 
   return {
@@ -126,9 +142,20 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       return pollUntil(
         async () => {
           try {
-            const health = await deps.agents.health(agentUrl, AbortSignal.any([signal, AbortSignal.timeout(5000)]));
-            if (health.gitspaceId === input.spec.gitspaceId) return agentUrl;
-            lastProblem = `the agent at ${agentUrl} serves gitspace '${health.gitspaceId}'`;
+            const callSignal = AbortSignal.any([signal, AbortSignal.timeout(5000)]);
+            const health = await deps.agents.health(agentUrl, callSignal);
+            if (health.gitspaceId !== input.spec.gitspaceId) {
+              lastProblem = `the agent at ${agentUrl} serves gitspace '${health.gitspaceId}'`;
+              return undefined;
+            }
+            if (await deps.agents.acceptsSecret(agentUrl, agentSecret(input.spec.gitspaceId), callSignal)) {
+              return agentUrl;
+            }
+            // A machine left running by an earlier start (a reset workflow, a failed compensation) has that start's
+            // agent secret: boot it again with this start's.
+            lastProblem = "the agent runs with an earlier start's secret; restarting the machine";
+            deps.logger.info('restarting a machine booted by an earlier start', { gitspaceId: input.spec.gitspaceId });
+            await restartMachine(input.spec);
           } catch (error) {
             lastProblem = error instanceof Error ? error.message : String(error);
           }
@@ -166,8 +193,20 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       }
     },
 
+    /**
+     * Gives the agent a new random route secret, then registers the route with the same secret and this start's run
+     * (common/gateway-route.ts): from here on only the gateway reaches the IDE, and only with tokens of this run.
+     */
     async registerRoute(input: { gitspaceId: string; target: string }): Promise<void> {
-      await deps.gateway.putRoute(input.gitspaceId, input.target, Context.current().cancellationSignal);
+      const context = Context.current();
+      const secret = randomBytes(32).toString('base64url');
+      await deps.agents.setRouteSecret(input.target, agentSecret(input.gitspaceId), secret, context.cancellationSignal);
+      const runId = workflowRunId();
+      await deps.gateway.putRoute(
+        input.gitspaceId,
+        { target: input.target, secret, runId },
+        context.cancellationSignal,
+      );
     },
 
     async removeRoute(input: { gitspaceId: string }): Promise<void> {
@@ -196,3 +235,10 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
 }
 
 export type InfrastructureActivities = ReturnType<typeof createInfrastructureActivities>;
+
+/** The workflow run an activity works for: lifecycle activities are only ever scheduled by a workflow. */
+function workflowRunId(): string {
+  const run = Context.current().info.workflowExecution;
+  if (!run) throw ApplicationFailure.nonRetryable('this activity runs only inside a workflow', 'NoWorkflowRunError');
+  return run.runId;
+}

@@ -1,6 +1,7 @@
 import express from 'express';
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../providers/types';
 import { CloneFailedError, cloneRepository, type RepositorySource } from './git';
@@ -31,16 +32,51 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   const server = http.createServer(app);
   let status: WorkspaceStatus = 'empty';
   let preparing: Promise<PrepareResult> | undefined;
+  // Set by the runner on every start (PUT /_agent/route); until then nothing but the health check answers.
+  let routeSecret: string | undefined;
+
+  // The one door check, before any route: the health check is open; the private API wants the runner's agent secret;
+  // everything else (the IDE) wants the route secret that only the gateway adds (common/gateway-route.ts).
+  app.use((req, res, next) => {
+    const door = doorOf(req.method, req.url);
+    if (door === 'health') return next();
+    const allowed =
+      door === 'private'
+        ? isAuthorized(req.headers.authorization, `Bearer ${options.secret}`)
+        : routeSecret !== undefined && isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret);
+    if (allowed) return next();
+    res.status(401).set('cache-control', 'no-store');
+    res.json({
+      error: {
+        code: 'unauthorized',
+        message:
+          door === 'private'
+            ? 'the agent secret is missing or wrong'
+            : 'this gitspace is reached only through its gateway',
+      },
+    });
+  });
 
   app.get('/_agent/healthz', (_req, res) => {
     res.json({ status: 'ok', gitspaceId: options.gitspaceId, workspace: status, ide: options.ide });
   });
 
-  app.post('/_agent/workspace', express.json({ limit: '64kb' }), (req, res) => {
-    if (!isAuthorized(req.headers.authorization, options.secret)) {
-      res.status(401).json({ error: { code: 'unauthorized', message: 'the agent secret is missing or wrong' } });
+  // The runner's proof that it talks to an agent of this start (its secret is rotated on every start).
+  app.get('/_agent/session', (_req, res) => {
+    res.json({ gitspaceId: options.gitspaceId, routeSecretSet: routeSecret !== undefined });
+  });
+
+  app.put('/_agent/route', express.json({ limit: '4kb' }), (req, res) => {
+    const secret = (req.body as { secret?: unknown } | undefined)?.secret;
+    if (typeof secret !== 'string' || !ROUTE_SECRET_PATTERN.test(secret)) {
+      res.status(400).json({ error: { code: 'invalid_request', message: 'secret must be 43+ base64url characters' } });
       return;
     }
+    routeSecret = secret;
+    res.status(204).end();
+  });
+
+  app.post('/_agent/workspace', express.json({ limit: '64kb' }), (req, res) => {
     const body = req.body as { repository?: RepositorySource; firstStart?: boolean } | undefined;
     if (!body?.repository || typeof body.repository.url !== 'string') {
       res.status(400).json({ error: { code: 'invalid_request', message: 'repository.url is required' } });
@@ -71,6 +107,10 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   });
 
   mountIde(app, server, {
+    authorizeUpgrade: (req) =>
+      doorOf(req.method ?? 'GET', req.url ?? '/') === 'ide' &&
+      routeSecret !== undefined &&
+      isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret),
     ide: options.ide,
     workspaceDir: options.workspaceDir,
     gitspaceId: options.gitspaceId,
@@ -102,8 +142,26 @@ async function prepareWorkspace(repository: RepositorySource, options: AgentOpti
   return { clone, ranCommands };
 }
 
-function isAuthorized(header: string | undefined, secret: string): boolean {
-  const expected = Buffer.from(`Bearer ${secret}`);
-  const given = Buffer.from(header ?? '');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+/** Which credential a request needs: none (the health check), the agent secret (private API) or the route secret. */
+function doorOf(method: string, url: string): 'health' | 'private' | 'ide' {
+  const rawPath = url.split('?', 1)[0]!;
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath).toLowerCase();
+  } catch {
+    return 'private'; // Undecodable: treated as the strictest door.
+  }
+  if (path === '/_agent/healthz' && (method === 'GET' || method === 'HEAD')) return 'health';
+  return path.startsWith('/_agent') ? 'private' : 'ide';
+}
+
+/** Route secrets are 32 random bytes in base64url (43 characters) or longer. */
+const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
+
+/** Constant-time comparison of a header with the expected value. */
+function isAuthorized(header: string | string[] | undefined, expected: string): boolean {
+  if (typeof header !== 'string') return false;
+  const want = Buffer.from(expected);
+  const given = Buffer.from(header);
+  return given.length === want.length && timingSafeEqual(given, want);
 }

@@ -31,14 +31,15 @@ describe('access token issuer', () => {
     expect(key).not.toHaveProperty('d');
   });
 
-  it('issues tokens with the user, the gitspace, the gateway audience and the configured expiry', async () => {
+  it('issues tokens with the user, the gitspace, its run, the gateway audience and the configured expiry', async () => {
     const now = Date.UTC(2030, 0, 1);
     const issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 900, now: () => now });
-    const { token, expiresAt } = await issuer.issue({ userId: 'user-7', gitspaceId: 'gs-x' });
+    const { token, expiresAt } = await issuer.issue({ userId: 'user-7', gitspaceId: 'gs-x', runId: 'run-1' });
     expect(expiresAt).toBe(new Date(now + 900_000).toISOString());
     expect(decodeJwt(token)).toMatchObject({
       sub: 'user-7',
       gitspace_id: 'gs-x',
+      run_id: 'run-1',
       aud: ACCESS_TOKEN_AUDIENCE,
       exp: now / 1000 + 900,
     });
@@ -67,7 +68,8 @@ describe('access token issuer', () => {
     await expect(createAccessTokenIssuer({ ttlSeconds: 60 })).rejects.toBeInstanceOf(InvalidAccessTokenOptionsError);
     await expect(createAccessTokenIssuer({ dataDir, ttlSeconds: 0 })).rejects.toThrow(/ttlSeconds/);
     const issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 60 });
-    await expect(issuer.issue({ userId: 'u', gitspaceId: '../x' })).rejects.toThrow(/gitspaceId/);
-    await expect(issuer.issue({ userId: '', gitspaceId: 'gs-a' })).rejects.toThrow(/userId/);
+    await expect(issuer.issue({ userId: 'u', gitspaceId: '../x', runId: 'r' })).rejects.toThrow(/gitspaceId/);
+    await expect(issuer.issue({ userId: '', gitspaceId: 'gs-a', runId: 'r' })).rejects.toThrow(/userId/);
+    await expect(issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: '' })).rejects.toThrow(/runId/);
   });
 });

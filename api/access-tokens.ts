@@ -39,7 +39,8 @@ export interface Jwks {
 
 /** Signs gateway access tokens and publishes the key to verify them. */
 export interface AccessTokenIssuer {
-  issue(subject: { userId: string; gitspaceId: string }): Promise<IssuedAccessToken>;
+  /** `runId`: the start workflow run that made the gitspace running (common/gateway-route.ts). */
+  issue(subject: { userId: string; gitspaceId: string; runId: string }): Promise<IssuedAccessToken>;
   jwks(): Jwks;
 }
 
@@ -92,14 +93,18 @@ export async function createAccessTokenIssuer(options: AccessTokenIssuerOptions)
   const now = options.now ?? Date.now;
 
   return {
-    async issue({ userId, gitspaceId }) {
+    async issue({ userId, gitspaceId, runId }) {
       if (!userId) throw new InvalidAccessTokenOptionsError('userId', 'is required');
       if (!GITSPACE_ID_PATTERN.test(gitspaceId)) {
         throw new InvalidAccessTokenOptionsError('gitspaceId', `'${gitspaceId}' is not a gitspace id`);
       }
       const issuedAt = Math.floor(now() / 1000);
       const expiresAt = issuedAt + options.ttlSeconds;
-      const token = await new SignJWT({ [ACCESS_TOKEN_CLAIMS.gitspaceId]: gitspaceId })
+      if (!runId) throw new InvalidAccessTokenOptionsError('runId', 'is required');
+      const token = await new SignJWT({
+        [ACCESS_TOKEN_CLAIMS.gitspaceId]: gitspaceId,
+        [ACCESS_TOKEN_CLAIMS.runId]: runId,
+      })
         .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid, typ: 'JWT' })
         .setSubject(userId)
         .setAudience(ACCESS_TOKEN_AUDIENCE)

@@ -294,9 +294,15 @@ export function createApp(options: AppOptions): express.Express {
       if (gitspace.state !== 'running' || !gitspace.url) {
         throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
       }
+      // The token names the start that made the gitspace running: the next stop and start revoke it at the gateway.
+      const started = (await store.latestOperations([gitspace.id])).get(gitspace.id);
+      if (started?.action !== 'start' || started.status !== 'succeeded') {
+        throw new ConflictError(`gitspace '${gitspace.name}' has no finished start to open`);
+      }
       const { token, expiresAt } = await options.accessTokens.issue({
         userId: userOf(req).id,
         gitspaceId: gitspace.id,
+        runId: started.runId,
       });
       const url = new URL(gitspace.url);
       url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);

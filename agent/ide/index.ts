@@ -27,6 +27,8 @@ export interface IdeOptions {
   env?: Record<string, string>;
   /** Where to look for a VS Code server (the machine's PATH); default: the PATH in `env`. */
   searchPath?: string;
+  /** Decides whether an upgrade may reach the IDE at all (the agent lets only the gateway's through). */
+  authorizeUpgrade?: (req: IncomingMessage) => boolean;
 }
 
 /** Stops what the IDE started (shells, the VS Code server). */
@@ -90,6 +92,10 @@ export function mountIde(app: express.Express, server: http.Server, options: Ide
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    if (options.authorizeUpgrade && !options.authorizeUpgrade(req)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
     onUpgrade(req, socket, head);
   });
   mounted.set(server, handle);
