@@ -1,9 +1,9 @@
 import { WebSocket } from 'ws';
 import { startAgent, type TestAgent } from '../../gateway/test-harness';
 
-function open(url: string): Promise<WebSocket> {
+function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with ${res.statusCode}`)));
     ws.once('error', reject);
@@ -32,15 +32,20 @@ describe('terminal IDE served by the agent', () => {
   afterAll(() => agent.close());
 
   it('serves the page with relative asset URLs, and the xterm.js assets from node_modules', async () => {
-    const html = await (await fetch(`${agent.url}/`)).text();
+    const html = await (await fetch(`${agent.url}/`, { headers: agent.gatewayHeaders })).text();
     expect(html).toMatch(/src="assets\/xterm\.js"/);
     expect(html).toMatch(/href="assets\/xterm\.css"/);
     expect(html).not.toMatch(/(src|href)="\//);
     for (const asset of ['assets/xterm.js', 'assets/xterm.css', 'assets/addon-fit.js', 'terminal.js']) {
-      expect([asset, (await fetch(`${agent.url}/${asset}`)).status]).toEqual([asset, 200]);
+      expect([asset, (await fetch(`${agent.url}/${asset}`, { headers: agent.gatewayHeaders })).status]).toEqual([
+        asset,
+        200,
+      ]);
     }
-    expect((await fetch(`${agent.url}/assets/..%2f..%2fpackage.json`)).status).toBe(404);
-    expect((await fetch(`${agent.url}/assets/secret`)).status).toBe(404);
+    expect((await fetch(`${agent.url}/assets/..%2f..%2fpackage.json`, { headers: agent.gatewayHeaders })).status).toBe(
+      404,
+    );
+    expect((await fetch(`${agent.url}/assets/secret`, { headers: agent.gatewayHeaders })).status).toBe(404);
   });
 
   it('keeps the private agent API beside the IDE', async () => {
@@ -51,7 +56,7 @@ describe('terminal IDE served by the agent', () => {
   });
 
   it('runs a real shell in the workspace directory and resizes it', async () => {
-    const ws = await open(`${agent.url.replace('http', 'ws')}/pty`);
+    const ws = await open(`${agent.url.replace('http', 'ws')}/pty`, agent.gatewayHeaders);
     ws.send('not json');
     ws.send(JSON.stringify({ type: 'resize', cols: 'wide', rows: 5 }));
     ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 40 }));
@@ -65,6 +70,6 @@ describe('terminal IDE served by the agent', () => {
   });
 
   it('refuses upgrades on other paths', async () => {
-    await expect(open(`${agent.url.replace('http', 'ws')}/elsewhere`)).rejects.toThrow(/404/);
+    await expect(open(`${agent.url.replace('http', 'ws')}/elsewhere`, agent.gatewayHeaders)).rejects.toThrow(/404/);
   });
 });

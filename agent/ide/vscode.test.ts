@@ -1,8 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
+import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
 import { silentLogger } from '../../common/logger';
 import { createAgentApp } from '../server';
 import { closeIde } from '.';
@@ -22,8 +24,16 @@ async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const routeSecret = randomBytes(32).toString('base64url');
+  await fetch(`${url}/_agent/route`, {
+    method: 'PUT',
+    headers: { authorization: 'Bearer secret', 'content-type': 'application/json' },
+    body: JSON.stringify({ secret: routeSecret }),
+  });
+  const headers = { [ROUTE_SECRET_HEADER]: routeSecret };
   return {
     url,
+    headers,
     workspaceDir,
     async close() {
       closeIde(server);
@@ -38,11 +48,11 @@ describe('vscode-web IDE', () => {
   it('launches the configured VS Code server and proxies HTTP and WebSockets to it', async () => {
     const agent = await startVscodeAgent({ vscodeCommand: `${process.execPath} ${FAKE_SERVER} {port} {workspace}` });
     try {
-      const response = await fetch(`${agent.url}/some/path?x=1`);
+      const response = await fetch(`${agent.url}/some/path?x=1`, { headers: agent.headers });
       expect(response.status).toBe(200);
       // The workspace path has a space and still arrives as one argument.
       expect(await response.text()).toContain(`workspace=${agent.workspaceDir} path=/some/path?x=1`);
-      const ws = new WebSocket(`${agent.url.replace('http', 'ws')}/socket`);
+      const ws = new WebSocket(`${agent.url.replace('http', 'ws')}/socket`, { headers: agent.headers });
       const echoed = new Promise<string>((resolve, reject) => {
         ws.once('message', (data: Buffer) => resolve(data.toString()));
         ws.once('error', reject);
@@ -59,14 +69,14 @@ describe('vscode-web IDE', () => {
   it('says clearly when no VS Code server is installed, and offers the terminal instead', async () => {
     const agent = await startVscodeAgent({});
     try {
-      const response = await fetch(`${agent.url}/`);
+      const response = await fetch(`${agent.url}/`, { headers: agent.headers });
       expect(response.status).toBe(503);
       const html = await response.text();
       expect(html).toContain('no VS Code server is installed on this machine');
       expect(html).toContain('code-server');
       expect(html).toContain('openvscode-server');
       expect(html).toContain('href="terminal/"');
-      const terminal = await fetch(`${agent.url}/terminal/`);
+      const terminal = await fetch(`${agent.url}/terminal/`, { headers: agent.headers });
       expect(terminal.status).toBe(200);
       expect(await terminal.text()).toContain('assets/xterm.js');
     } finally {
@@ -77,7 +87,7 @@ describe('vscode-web IDE', () => {
   it('explains a configured command that cannot start', async () => {
     const agent = await startVscodeAgent({ vscodeCommand: '/bin/sh -c exit_7_is_not_a_command' });
     try {
-      const response = await fetch(`${agent.url}/`);
+      const response = await fetch(`${agent.url}/`, { headers: agent.headers });
       expect(response.status).toBe(503);
       expect(await response.text()).toMatch(/did not start: exited with code 127/);
     } finally {

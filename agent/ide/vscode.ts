@@ -5,6 +5,7 @@ import { freeLoopbackPort } from '../../common/net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders, nodeClient, proxyHttp, proxyUpgrade } from '../../common/http-proxy';
+import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
 import { writeRawResponse } from '../../common/http1';
 import type { Logger } from '../../common/logger';
 import { UpstreamPool } from '../../common/upstream-client';
@@ -149,6 +150,9 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
     throw new VscodeStartError(display, `no answer on port ${port} within ${startTimeoutMs} ms`, output);
   }
 
+  // The gateway's proof of passage stops at the agent: VS Code and its extensions never see it.
+  const GATEWAY_ONLY_HEADERS = [ROUTE_SECRET_HEADER];
+
   // Launched on the first IDE request, not at agent start: on a first start the workspace is only cloned later.
 
   return {
@@ -160,7 +164,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
           proxyHttp(nodeClient(req, res), {
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
-            headers: endToEndHeaders(req.rawHeaders),
+            headers: endToEndHeaders(req.rawHeaders, GATEWAY_ONLY_HEADERS),
             timeoutMs: 60_000,
             pool,
             onError: (error) => explain(res, error),
@@ -180,7 +184,7 @@ export function createVscodeIde(options: VscodeIdeOptions): VscodeIde {
             protocol: req.headers.upgrade ?? 'websocket',
             target: new URL(`http://127.0.0.1:${port}`),
             path: req.url ?? '/',
-            headers: endToEndHeaders(req.rawHeaders),
+            headers: endToEndHeaders(req.rawHeaders, GATEWAY_ONLY_HEADERS),
             timeoutMs: 60_000,
             onError: refuse,
           }),

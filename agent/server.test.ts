@@ -1,0 +1,106 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { silentLogger } from '../common/logger';
+import { closeIde } from './ide';
+import { createAgentApp } from './server';
+
+const AGENT_SECRET = 'agent-secret-of-this-start';
+const ROUTE_SECRET = 'r'.repeat(43);
+
+/** Tries a WebSocket upgrade; resolves with the status the agent answered (101 when it opened). */
+function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.once('error', reject);
+  });
+}
+
+describe('the agent answers only the gateway (DESIGN.md §8)', () => {
+  let root: string;
+  let url: string;
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-agent-door-'));
+    const { server } = createAgentApp({
+      gitspaceId: 'gs-door',
+      secret: AGENT_SECRET,
+      workspaceDir: path.join(root, 'workspace'),
+      ide: 'terminal',
+      logger: silentLogger,
+      ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    close = async () => {
+      closeIde(server);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(root, { recursive: true, force: true });
+    };
+  });
+  afterAll(() => close());
+
+  const giveRouteSecret = (authorization: string, secret = ROUTE_SECRET) =>
+    fetch(`${url}/_agent/route`, {
+      method: 'PUT',
+      headers: { authorization, 'content-type': 'application/json' },
+      body: JSON.stringify({ secret }),
+    });
+
+  it('before any route is registered, the IDE answers nobody: no page, no shell', async () => {
+    expect((await fetch(`${url}/`)).status).toBe(401);
+    expect((await fetch(`${url}/`, { headers: { [ROUTE_SECRET_HEADER]: '' } })).status).toBe(401);
+    expect(await upgradeStatus(`${url.replace('http', 'ws')}/pty`, { origin: 'http://evil.example' })).toBe(401);
+  });
+
+  it('the health check stays open (the runner polls it before it holds any route)', async () => {
+    const health = await fetch(`${url}/_agent/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ gitspaceId: 'gs-door' });
+  });
+
+  it('only the runner (the agent secret) sets the route secret', async () => {
+    expect((await giveRouteSecret('Bearer wrong')).status).toBe(401);
+    expect((await giveRouteSecret('')).status).toBe(401);
+    expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`, 'short')).status).toBe(400);
+    expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`)).status).toBe(204);
+  });
+
+  it('a shell or page without the route secret, or with a wrong one, is refused; with it, served', async () => {
+    const ws = url.replace('http', 'ws');
+    expect(await upgradeStatus(`${ws}/pty`)).toBe(401);
+    expect(await upgradeStatus(`${ws}/pty`, { [ROUTE_SECRET_HEADER]: 'x'.repeat(43) })).toBe(401);
+    expect((await fetch(`${url}/`)).status).toBe(401);
+    expect((await fetch(`${url}/`, { headers: { [ROUTE_SECRET_HEADER]: ROUTE_SECRET.slice(1) } })).status).toBe(401);
+    expect(await upgradeStatus(`${ws}/pty`, { [ROUTE_SECRET_HEADER]: ROUTE_SECRET })).toBe(101);
+    expect((await fetch(`${url}/`, { headers: { [ROUTE_SECRET_HEADER]: ROUTE_SECRET } })).status).toBe(200);
+  });
+
+  it('the route secret does not open the private API, however its path is spelled', async () => {
+    const withRoute = { [ROUTE_SECRET_HEADER]: ROUTE_SECRET, 'content-type': 'application/json' };
+    const body = JSON.stringify({ repository: { url: 'https://example.invalid/r.git' } });
+    for (const p of ['/_agent/workspace', '/_AGENT/workspace', '/%5Fagent/workspace', '/%5fAgent/workspace']) {
+      const response = await fetch(`${url}${p}`, { method: 'POST', headers: withRoute, body });
+      expect([p, response.status]).toEqual([p, 401]);
+    }
+    for (const p of ['/_agent/session', '/%5Fagent/route']) {
+      expect([p, (await fetch(`${url}${p}`, { headers: withRoute })).status]).toEqual([p, 401]);
+    }
+    expect(await upgradeStatus(`${url.replace('http', 'ws')}/_agent/pty`, withRoute)).toBe(401);
+  });
+
+  it('tells the runner whether it holds this start’s agent secret', async () => {
+    expect((await fetch(`${url}/_agent/session`, { headers: { authorization: 'Bearer old' } })).status).toBe(401);
+    const ok = await fetch(`${url}/_agent/session`, { headers: { authorization: `Bearer ${AGENT_SECRET}` } });
+    expect(await ok.json()).toEqual({ gitspaceId: 'gs-door', routeSecretSet: true });
+  });
+});
