@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   AWS_DATA_DISK_DEVICES,
@@ -26,7 +26,6 @@ describe('bootstrap script', () => {
       'GITSPACE_AGENT_SECRET=agent-secret-0123456789',
       'GITSPACE_WORKSPACE_DIR=/mnt/gitspace-data/workspace',
       'GITSPACE_IDE=vscode-web',
-      'GITSPACE_AGENT_HOST=0.0.0.0',
       'GITSPACE_AGENT_PORT=8089',
     ]) {
       expect(script).toContain(`\n${line}\n`);
@@ -35,6 +34,20 @@ describe('bootstrap script', () => {
     expect(script).toContain("'https://artifacts.example.internal/gitspaces-0.1.0.tgz'");
     expect(script).toContain('systemctl restart gitspaces-agent.service');
     expect(agentSecretIn(script)).toBe('agent-secret-0123456789');
+  });
+
+  it('makes the agent listen on the private address only, never on every interface', () => {
+    const script = renderBootstrapScript(input);
+    expect(script).not.toMatch(/0\.0\.0\.0/);
+    expect(script).toContain('echo "GITSPACE_AGENT_HOST=$private_address" >> /etc/gitspaces/agent.env');
+    // The address the script picks, run on this machine: one of its own global (non-loopback) IPv4 addresses.
+    const pick = /^private_address=.*$/m.exec(script)![0];
+    const picked = execFileSync('bash', ['-c', `${pick}; echo "$private_address"`], { encoding: 'utf8' }).trim();
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .filter((a) => a && a.family === 'IPv4' && !a.internal)
+      .map((a) => a!.address);
+    expect(own).toContain(picked);
   });
 
   it('is valid bash, also wrapped as AWS user data', () => {

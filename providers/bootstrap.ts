@@ -57,7 +57,6 @@ export function renderBootstrapScript(input: BootstrapScriptInput): string {
     GITSPACE_AGENT_SECRET: bootstrap.agentSecret,
     GITSPACE_WORKSPACE_DIR: WORKSPACE_DIR,
     GITSPACE_IDE: bootstrap.ide,
-    GITSPACE_AGENT_HOST: '0.0.0.0',
     GITSPACE_AGENT_PORT: String(AGENT_PORT),
   };
   const nodeInstall =
@@ -117,6 +116,10 @@ ${Object.entries(env)
   .map(([key, value]) => `${key}=${value}`)
   .join('\n')}
 GITSPACES_ENV
+# The agent listens only on the private address the gateway and the runner reach, not on every interface.
+private_address="$(ip -4 -o addr show scope global | awk '{ split($4, a, "/"); print a[1]; exit }')"
+if [ -z "$private_address" ]; then echo "gitspaces: no private IPv4 address to listen on" >&2; exit 1; fi
+echo "GITSPACE_AGENT_HOST=$private_address" >> /etc/gitspaces/agent.env
 chmod 600 /etc/gitspaces/agent.env
 cat > /etc/systemd/system/gitspaces-agent.service <<'GITSPACES_UNIT'
 [Unit]
