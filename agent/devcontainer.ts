@@ -43,10 +43,12 @@ export async function runLifecycleCommand(
   command: string | string[],
   workspaceDir: string,
   timeoutMs: number,
+  /** The environment the repository's command gets: the IDE's, never the agent's own (it holds the agent secret). */
+  env: Record<string, string>,
 ): Promise<void> {
   const [file, args] = Array.isArray(command) ? [command[0] ?? 'true', command.slice(1)] : ['/bin/sh', ['-c', command]];
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(file, args, { cwd: workspaceDir, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    const child = spawn(file, args, { cwd: workspaceDir, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
     let output = '';
     const collect = (chunk: Buffer) => {
       output = (output + chunk.toString('utf8')).slice(-4096);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -96,6 +96,30 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
       expect([p, (await fetch(`${url}${p}`, { headers: withRoute })).status]).toEqual([p, 401]);
     }
     expect(await upgradeStatus(`${url.replace('http', 'ws')}/_agent/pty`, withRoute)).toBe(401);
+  });
+
+  it('repository commands (devcontainer hooks) never get the agent secret', async () => {
+    const workspace = path.join(root, 'workspace');
+    await mkdir(path.join(workspace, '.git'), { recursive: true });
+    await mkdir(path.join(workspace, '.devcontainer'));
+    await writeFile(
+      path.join(workspace, '.devcontainer', 'devcontainer.json'),
+      JSON.stringify({ postStartCommand: 'env > hook-env.txt' }),
+    );
+    process.env.GITSPACE_AGENT_SECRET = AGENT_SECRET; // As in an agent started with the secret in its environment.
+    try {
+      const response = await fetch(`${url}/_agent/workspace`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${AGENT_SECRET}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ repository: { url: 'https://git.example.com/org/repo.git' } }),
+      });
+      expect(await response.json()).toEqual({ clone: 'present', ranCommands: ['postStartCommand'] });
+    } finally {
+      delete process.env.GITSPACE_AGENT_SECRET;
+    }
+    const hookEnv = await readFile(path.join(workspace, 'hook-env.txt'), 'utf8');
+    expect(hookEnv).toContain('PATH=/usr/bin:/bin');
+    expect(hookEnv).not.toContain(AGENT_SECRET);
   });
 
   it('tells the runner whether it holds this start’s agent secret', async () => {

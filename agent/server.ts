@@ -129,13 +129,14 @@ async function prepareWorkspace(repository: RepositorySource, options: AgentOpti
   const clone = await cloneRepository(repository, options.workspaceDir);
   const commands = await readLifecycleCommands(options.workspaceDir);
   const timeout = options.lifecycleCommandTimeoutMs ?? 10 * 60_000;
+  const env = options.ideHost?.env ?? {};
   const ranCommands: string[] = [];
   if (clone === 'cloned' && commands.postCreateCommand) {
-    await runLifecycleCommand('postCreateCommand', commands.postCreateCommand, options.workspaceDir, timeout);
+    await runLifecycleCommand('postCreateCommand', commands.postCreateCommand, options.workspaceDir, timeout, env);
     ranCommands.push('postCreateCommand');
   }
   if (commands.postStartCommand) {
-    await runLifecycleCommand('postStartCommand', commands.postStartCommand, options.workspaceDir, timeout);
+    await runLifecycleCommand('postStartCommand', commands.postStartCommand, options.workspaceDir, timeout, env);
     ranCommands.push('postStartCommand');
   }
   options.logger.info('workspace ready', { clone, ranCommands });
