@@ -1,3 +1,5 @@
+import type { RouteRegistration } from '../common/gateway-route';
+
 /** Thrown when the gateway's admin API refused or failed a route change. */
 export class GatewayAdminError extends Error {
   constructor(
@@ -27,6 +29,7 @@ export function createGatewayAdminClient(options: GatewayAdminOptions) {
       signal,
     });
     if (!response.ok && !(method === 'DELETE' && response.status === 404)) {
+      // The gateway never echoes a route secret, so its answer is safe to show.
       const text = await response.text().catch(() => '');
       throw new GatewayAdminError(
         `gateway ${method} route for ${gitspaceId} answered ${response.status}: ${text.slice(0, 300)}`,
@@ -35,7 +38,14 @@ export function createGatewayAdminClient(options: GatewayAdminOptions) {
     }
   };
   return {
-    putRoute: (gitspaceId: string, target: string, signal?: AbortSignal) => call('PUT', gitspaceId, { target }, signal),
+    /** Registers (or replaces) a gitspace's route: its target, the start's route secret and run id. */
+    putRoute: (gitspaceId: string, registration: RouteRegistration, signal?: AbortSignal) =>
+      call(
+        'PUT',
+        gitspaceId,
+        { target: registration.target, secret: registration.secret, runId: registration.runId },
+        signal,
+      ),
     deleteRoute: (gitspaceId: string, signal?: AbortSignal) => call('DELETE', gitspaceId, undefined, signal),
   };
 }

@@ -15,7 +15,7 @@ export type { RawHeaders } from './http1';
  * request than `http.request`); upgrades use a one-off `http.request`, as they are rare and long-lived.
  */
 
-/** What the proxy needs from the client side of an exchange; the gateway's server exchange (http1-server.ts) is one. */
+/** What the proxy needs from the client side of an exchange: a Node request/response pair (see {@link nodeClient}). */
 export interface ClientExchange {
   readonly method: string;
   readonly requestBody: RequestFraming;
@@ -135,9 +135,9 @@ export interface HttpProxyOptions extends ProxyOptions {
 }
 
 /**
- * Proxies one HTTP request; request and response bodies stream through without buffering. The client side is our
- * own server's exchange (the gateway) or a Node request/response pair wrapped by {@link nodeClient} (the agent).
- * Destroying the client's connection ends the exchange and its upstream connection.
+ * Proxies one HTTP request; request and response bodies stream through without buffering. The client side is a Node
+ * request/response pair wrapped by {@link nodeClient} (the gateway's public listener, the agent). Destroying the
+ * client's connection ends the exchange and its upstream connection.
  */
 export function proxyHttp(client: ClientExchange, options: HttpProxyOptions): void {
   new HttpExchange(client, options);
@@ -326,9 +326,10 @@ export interface UpgradeOptions extends ProxyOptions {
 }
 
 /**
- * Proxies a WebSocket (any HTTP/1.1 upgrade): opens the upgrade upstream, answers the client with the upstream's 101
- * and splices the two sockets. An upstream that refuses the upgrade has its answer relayed as is. Destroying the
- * client's socket ends both.
+ * Proxies an HTTP/1.1 upgrade to `protocol` (which upgrades to accept is the caller's decision: the gateway takes only
+ * WebSockets): opens the upgrade upstream, answers the client with the upstream's 101 and splices the two sockets. An
+ * upstream that switches to any other protocol fails the exchange (502); one that refuses the upgrade has its answer
+ * relayed as is. Destroying the client's socket ends both.
  */
 export function proxyUpgrade(socket: Duplex, head: Buffer, options: UpgradeOptions): void {
   const headers = [...options.headers, 'connection', 'Upgrade', 'upgrade', options.protocol];
@@ -357,15 +358,20 @@ export function proxyUpgrade(socket: Duplex, head: Buffer, options: UpgradeOptio
 
   upstream.on('upgrade', (upstreamRes, upSocket, upstreamHead) => {
     clearTimeout(timer);
-    upstreamSocket = upSocket;
     if (settled) return upSocket.destroy();
+    if (!isHeaderNamed(upstreamRes.headers.upgrade?.trim() ?? '', options.protocol.toLowerCase())) {
+      // Switching to something the client did not ask for (and the caller did not allow) is not relayed.
+      upSocket.destroy();
+      return fail(new UpstreamUnreachableError(options.target.origin, 'EPROTO'));
+    }
+    upstreamSocket = upSocket;
     settled = true;
     let responseHeaders = [
       ...endToEndHeaders(upstreamRes.rawHeaders),
       'connection',
       'Upgrade',
       'upgrade',
-      upstreamRes.headers.upgrade ?? 'websocket',
+      options.protocol,
     ];
     if (options.responseHeaders) responseHeaders = options.responseHeaders(responseHeaders);
     socket.write(statusLine(101, upstreamRes.statusMessage || 'Switching Protocols') + headerLines(responseHeaders));

@@ -2,9 +2,10 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
- * HTTP/1.1 message syntax shared by our client (upstream-client.ts), server (http1-server.ts) and proxy core: header
- * lines and body framing, both parsed strictly, and the few lines that write a head. Anything malformed is an {@link HttpSyntaxError}, never a guess at where a
- * message ends: a guess is how request smuggling starts.
+ * HTTP/1.1 message syntax for our upstream client (upstream-client.ts) and the proxy core: response header lines and
+ * body framing, both parsed strictly, and the few lines that write a head. Anything malformed is an
+ * {@link HttpSyntaxError}, never a guess at where a message ends: a guess is how request smuggling starts. (Requests
+ * from the internet are parsed by Node's own llhttp, see gateway/gateway.ts.)
  */
 
 /**

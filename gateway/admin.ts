@@ -3,21 +3,24 @@ import { bearerMatches } from '../common/bearer';
 import type { Logger } from '../common/logger';
 import {
   InvalidGitspaceIdError,
+  InvalidRouteRegistrationError,
   InvalidRouteTargetError,
-  parseRouteTarget,
+  listed,
+  parseRouteRegistration,
   type GatewayRoute,
   type RoutesStore,
 } from './routes-store';
 
 /** Largest admin request body accepted: a route is a few dozen bytes. */
 const MAX_BODY_BYTES = 16 * 1024;
+const EXAMPLE_BODY = '{"target":"http://10.0.0.5:8089","secret":"<43+ base64url characters>","runId":"<run id>"}';
 
 export interface AdminHandlerOptions {
   routes: RoutesStore;
   /** The shared bearer secret of the runner(s). */
   adminToken: string;
   logger: Logger;
-  /** Called after a route was removed or pointed elsewhere: its open connections must end now. */
+  /** Called when a route is removed or registered again by another start: its open connections must end now. */
   onRouteGone: (gitspaceId: string) => void;
 }
 
@@ -33,8 +36,9 @@ class BadAdminBodyError extends Error {
 }
 
 /**
- * The gateway's admin API, on its own listener (the runner calls it; users never reach it):
- * `GET /routes`, `PUT /routes/:gitspaceId { target }`, `DELETE /routes/:gitspaceId`, all with the bearer secret.
+ * The gateway's admin API, on its own listener (the runner calls it; users never reach it): `GET /routes` (without
+ * secrets), `PUT /routes/:gitspaceId { target, secret, runId }` (common/gateway-route.ts), `DELETE /routes/:gitspaceId`,
+ * all with the bearer secret. Route secrets go in and never come out.
  */
 export function createAdminHandler(options: AdminHandlerOptions): RequestListener {
   const { routes, logger } = options;
@@ -73,23 +77,42 @@ export function createAdminHandler(options: AdminHandlerOptions): RequestListene
         return send(res, error.status, { error: { code: 'invalid_request', message: error.message } });
       }
       const previous = routes.get(gitspaceId);
-      const target = (body as { target?: unknown }).target;
       let result: { route: GatewayRoute; created: boolean };
       try {
-        // Connections to a target being replaced end before the table changes, so no new one is caught by mistake.
-        if (previous && previous.target !== parseRouteTarget(target)) options.onRouteGone(gitspaceId);
-        result = await routes.put(gitspaceId, target);
+        // Connections of an earlier start (another target, secret or run) end before the table changes, so no new one
+        // is caught by mistake: they were authorised by tokens of that run.
+        const next = parseRouteRegistration(body);
+        if (
+          previous &&
+          (previous.target !== next.target || previous.secret !== next.secret || previous.runId !== next.runId)
+        ) {
+          options.onRouteGone(gitspaceId);
+        }
+        result = await routes.put(gitspaceId, next);
       } catch (error) {
-        if (error instanceof InvalidGitspaceIdError || error instanceof InvalidRouteTargetError) {
-          const path = error instanceof InvalidGitspaceIdError ? 'gitspaceId' : 'target';
+        if (
+          error instanceof InvalidGitspaceIdError ||
+          error instanceof InvalidRouteTargetError ||
+          error instanceof InvalidRouteRegistrationError
+        ) {
+          const path =
+            error instanceof InvalidGitspaceIdError
+              ? 'gitspaceId'
+              : error instanceof InvalidRouteTargetError
+                ? 'target'
+                : error.field;
           return send(res, 400, {
             error: { code: 'invalid_request', message: error.message, fields: [{ path, message: error.message }] },
           });
         }
         throw error;
       }
-      logger.info(result.created ? 'route added' : 'route updated', { gitspaceId, target: result.route.target });
-      return send(res, result.created ? 201 : 200, result.route);
+      logger.info(result.created ? 'route added' : 'route updated', {
+        gitspaceId,
+        target: result.route.target,
+        runId: result.route.runId,
+      });
+      return send(res, result.created ? 201 : 200, listed(result.route));
     }
     if (req.method === 'DELETE') {
       // Connections end first, so nothing slips through between the table change and the file write.
@@ -114,10 +137,10 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {
-    throw new BadAdminBodyError(400, 'the body must be JSON like {"target":"http://10.0.0.5:8089"}');
+    throw new BadAdminBodyError(400, `the body must be JSON like ${EXAMPLE_BODY}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new BadAdminBodyError(400, 'the body must be a JSON object like {"target":"http://10.0.0.5:8089"}');
+    throw new BadAdminBodyError(400, `the body must be a JSON object like ${EXAMPLE_BODY}`);
   }
   return parsed;
 }

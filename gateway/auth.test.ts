@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createRemoteJWKSet } from 'jose';
-import { createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
+import { SignJWT, createRemoteJWKSet, importPKCS8 } from 'jose';
+import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
+import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../common/access-token';
 import {
   ExpiredAccessTokenError,
   InvalidAccessTokenError,
@@ -40,7 +41,7 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     fetches = 0;
     const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl) });
     for (let i = 0; i < 20; i++) {
-      const { token } = await issuer.issue({ userId: `user-${i}`, gitspaceId: 'gs-a' });
+      const { token } = await issuer.issue({ userId: `user-${i}`, gitspaceId: 'gs-a', runId: 'run-1' });
       await expect(verifier.verify(token, 'gs-a')).resolves.toMatchObject({ userId: `user-${i}`, gitspaceId: 'gs-a' });
     }
     expect(fetches).toBe(1);
@@ -48,14 +49,14 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
 
   it('refetches on an unknown key id, so a new control-plane key is picked up without a restart', async () => {
     const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl, { cooldownDuration: 0 }) });
-    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
     await verifier.verify(token, 'gs-a');
     const rotatedDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-auth-rotated-'));
     const previous = issuer;
     issuer = await createAccessTokenIssuer({ dataDir: rotatedDir, ttlSeconds: 600 });
     try {
       fetches = 0;
-      const rotated = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+      const rotated = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
       await expect(verifier.verify(rotated.token, 'gs-a')).resolves.toMatchObject({ userId: 'u' });
       expect(fetches).toBe(1);
     } finally {
@@ -67,7 +68,7 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
   it('names each refusal', async () => {
     let now = Date.now();
     const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });
-    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
     await expect(verifier.verify(undefined, 'gs-a')).rejects.toBeInstanceOf(MissingAccessTokenError);
     await expect(verifier.verify('not.a.jwt', 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
     await expect(verifier.verify(token, 'gs-b')).rejects.toBeInstanceOf(WrongGitspaceTokenError);
@@ -76,10 +77,27 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     await expect(verifier.verify(token, 'gs-a')).rejects.toBeInstanceOf(ExpiredAccessTokenError);
   });
 
+  it('reads the run a token was issued for, and refuses a token that names none', async () => {
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl) });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-7' });
+    await expect(verifier.verify(token, 'gs-a')).resolves.toMatchObject({ runId: 'run-7' });
+    // The same claims without run_id, signed by the same key (a token of the previous version).
+    const key = await importPKCS8(await readFile(path.join(dataDir, ACCESS_TOKEN_KEY_FILE), 'utf8'), 'EdDSA');
+    const payload = { sub: 'u', gitspace_id: 'gs-a', aud: ACCESS_TOKEN_AUDIENCE, iss: ACCESS_TOKEN_ISSUER };
+    const sign = (extra: Record<string, unknown>) =>
+      new SignJWT({ ...payload, ...extra })
+        .setProtectedHeader({ alg: 'EdDSA', kid: issuer.jwks().keys[0]!.kid })
+        .setExpirationTime('10m')
+        .sign(key);
+    await expect(verifier.verify(await sign({}), 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
+    await expect(verifier.verify(await sign({ run_id: '' }), 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
+    await expect(verifier.verify(await sign({ run_id: 7 }), 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
+  });
+
   it('answers at once for a token verified before, with the same checks of gitspace and expiry', async () => {
     let now = Date.now();
     const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });
-    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
     expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
     expect(() => verifier.verifyCached(undefined, 'gs-a')).toThrow(MissingAccessTokenError);
     await verifier.verify(token, 'gs-a');
@@ -107,7 +125,7 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     const verifier = createAccessTokenVerifier({
       keys: createRemoteJWKSet(new URL(`http://127.0.0.1:${port}/jwks.json`)),
     });
-    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a' });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
     await expect(verifier.verify(token, 'gs-a')).rejects.toBeInstanceOf(KeysUnavailableError);
   });
 });

@@ -48,6 +48,20 @@ export class WrongGitspaceTokenError extends Error {
   }
 }
 
+/**
+ * Thrown when a valid token was issued for an earlier run of the gitspace than the one its route was registered by: a
+ * stop and the next start revoke every token issued before (401, common/gateway-route.ts).
+ */
+export class RevokedAccessTokenError extends Error {
+  constructor(
+    readonly gitspaceId: string,
+    readonly tokenRunId: string,
+  ) {
+    super(`the access token was issued for an earlier run of gitspace '${gitspaceId}': ask the API for a new one`);
+    this.name = 'RevokedAccessTokenError';
+  }
+}
+
 /** Thrown when the control plane's public keys cannot be fetched, so no token can be checked (503). */
 export class KeysUnavailableError extends Error {
   constructor(readonly reason: string) {
@@ -125,7 +139,7 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
         algorithms: [ACCESS_TOKEN_ALGORITHM],
         audience: ACCESS_TOKEN_AUDIENCE,
         issuer: options.issuer ?? ACCESS_TOKEN_ISSUER,
-        requiredClaims: ['exp', 'sub', ACCESS_TOKEN_CLAIMS.gitspaceId],
+        requiredClaims: ['exp', 'sub', ACCESS_TOKEN_CLAIMS.gitspaceId, ACCESS_TOKEN_CLAIMS.runId],
         clockTolerance: tolerance,
         currentDate: new Date(now()),
       }));
@@ -133,10 +147,17 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
       throw translate(error);
     }
     const gitspaceId = payload[ACCESS_TOKEN_CLAIMS.gitspaceId];
-    if (typeof gitspaceId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') {
+    const runId = payload[ACCESS_TOKEN_CLAIMS.runId];
+    if (
+      typeof gitspaceId !== 'string' ||
+      typeof runId !== 'string' ||
+      runId === '' ||
+      typeof payload.sub !== 'string' ||
+      typeof payload.exp !== 'number'
+    ) {
       throw new InvalidAccessTokenError('claims of the wrong type');
     }
-    return { userId: payload.sub, gitspaceId, expiresAt: payload.exp };
+    return { userId: payload.sub, gitspaceId, runId, expiresAt: payload.exp };
   }
 
   return {

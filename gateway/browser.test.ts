@@ -23,7 +23,7 @@ describe('a user in a real browser', () => {
       'package.json': '{ "name": "demo" }\n',
       'src/hello-from-the-repo.ts': 'export const hello = 1;\n',
     });
-    await h.admin('PUT', `/routes/${ID}`, { target: agent.url });
+    await h.route(ID, agent.url, { secret: agent.routeSecret });
     profile = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-chromium-'));
     // A fresh profile directory per run (playwright passes it as --user-data-dir).
     context = await chromium.launchPersistentContext(profile, {
@@ -49,7 +49,7 @@ describe('a user in a real browser', () => {
   });
 
   it('opens the access URL, lands in the terminal without the token in the address bar, and lists the repository', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID, runId: 'run-1' });
     const accessUrl = `${h.publicUrl}/gitspaces/${ID}/?token=${token}`;
     const page = await context.newPage();
     await page.goto(accessUrl);

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { WebSocket } from 'ws';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
 import {
   rawRequest,
@@ -16,7 +17,7 @@ const OTHER = 'gs-bravo';
 
 /** Follows the token exchange like a browser: returns the session cookie (name=value). */
 async function sessionCookie(h: Harness, gitspaceId: string): Promise<string> {
-  const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId });
+  const token = await h.token(gitspaceId);
   const response = await fetch(`${h.publicUrl}/gitspaces/${gitspaceId}/?token=${token}`, { redirect: 'manual' });
   expect(response.status).toBe(303);
   return response.headers.get('set-cookie')!.split(';')[0]!;
@@ -64,8 +65,8 @@ describe('gateway in front of a real agent', () => {
     h = await startHarness();
     agent = await startAgent(ID, { 'README.md': '# alpha\n', 'src/main.ts': 'export {};\n' });
     other = await startAgent(OTHER);
-    expect((await h.admin('PUT', `/routes/${ID}`, { target: agent.url })).status).toBe(201);
-    expect((await h.admin('PUT', `/routes/${OTHER}`, { target: other.url })).status).toBe(201);
+    expect((await h.route(ID, agent.url, { secret: agent.routeSecret })).status).toBe(201);
+    expect((await h.route(OTHER, other.url, { secret: other.routeSecret })).status).toBe(201);
   });
   afterAll(async () => {
     await h.close();
@@ -74,7 +75,7 @@ describe('gateway in front of a real agent', () => {
   });
 
   it('exchanges ?token= for an HttpOnly, SameSite cookie scoped to the gitspace and drops the token from the URL', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/?folder=x&token=${token}`, { redirect: 'manual' });
     expect(response.status).toBe(303);
     expect(response.headers.get('location')).toBe(`/gitspaces/${ID}/?folder=x`);
@@ -83,12 +84,8 @@ describe('gateway in front of a real agent', () => {
     expect(cookie).toContain(`Path=/gitspaces/${ID}/`);
     expect(cookie).toContain('HttpOnly');
     expect(cookie).toContain('SameSite=Lax');
+    // Plain HTTP: no Secure flag (see hardening.test.ts for who may say otherwise).
     expect(cookie).not.toContain('Secure');
-    const behindTls = await fetch(`${h.publicUrl}/gitspaces/${ID}/?token=${token}`, {
-      redirect: 'manual',
-      headers: { 'x-forwarded-proto': 'https' },
-    });
-    expect(behindTls.headers.get('set-cookie')).toContain('Secure');
   });
 
   it('serves the IDE page and its assets with HTTP 200 through the gateway', async () => {
@@ -120,7 +117,7 @@ describe('gateway in front of a real agent', () => {
   });
 
   it('accepts the token as a bearer header, for clients that are not browsers', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);
   });
@@ -135,6 +132,7 @@ describe('gateway in front of a real agent', () => {
       gitspace_id: ID,
       aud: 'gitspaces-gateway',
       iss: 'gitspaces-control-plane',
+      run_id: 'run-1',
       iat: now(),
       exp: now() + 600,
       ...overrides,
@@ -154,7 +152,7 @@ describe('gateway in front of a real agent', () => {
     });
 
     it('a token whose signature was tampered with: 401', async () => {
-      const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+      const token = await h.token(ID);
       const [header, payload, signature] = token.split('.') as [string, string, string];
       const flipped = signature.slice(0, 10) + (signature[10] === 'A' ? 'B' : 'A') + signature.slice(11);
       expect((await withToken(ID, `${header}.${payload}.${flipped}`)).status).toBe(401);
@@ -175,8 +173,14 @@ describe('gateway in front of a real agent', () => {
       expect((await withToken(ID, await h.sign(claims({ iss: 'someone-else' })))).status).toBe(401);
     });
 
+    it('a token that names no run (issued before tokens were bound to runs): 401', async () => {
+      const response = await withToken(ID, await h.sign(claims({ run_id: undefined })));
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: { code: 'token_invalid' } });
+    });
+
     it('a valid token for another gitspace: 403', async () => {
-      const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: OTHER });
+      const token = await h.token(OTHER);
       const response = await withToken(ID, token);
       expect(response.status).toBe(403);
       expect(await response.json()).toMatchObject({ error: { code: 'token_other_gitspace' } });
@@ -193,7 +197,7 @@ describe('gateway in front of a real agent', () => {
     });
 
     it('a gitspace without a route (never started, stopped or unknown): 404', async () => {
-      const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: 'gs-unregistered' });
+      const token = await h.token('gs-unregistered');
       const response = await withToken('gs-unregistered', token);
       expect(response.status).toBe(404);
       expect(await response.json()).toMatchObject({ error: { code: 'gitspace_not_running' } });
@@ -211,6 +215,7 @@ describe('gateway: no open proxy, no leaked credentials', () => {
   let h: Harness;
   let upstream: Awaited<ReturnType<typeof startRecorder>>;
   let canary: Awaited<ReturnType<typeof startRecorder>>;
+  let secret: string;
 
   beforeAll(async () => {
     h = await startHarness();
@@ -227,7 +232,7 @@ describe('gateway: no open proxy, no leaked credentials', () => {
       res.end('ok');
     });
     canary = await startRecorder();
-    await h.admin('PUT', `/routes/${ID}`, { target: upstream.url });
+    ({ secret } = await h.route(ID, upstream.url));
   });
   afterAll(async () => {
     await h.close();
@@ -235,11 +240,11 @@ describe('gateway: no open proxy, no leaked credentials', () => {
     await canary.close();
   });
 
-  it('never forwards the token, the gateway cookie or the bearer header to the machine', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+  it('never forwards the token, the gateway cookie or the bearer header to the machine, and adds the route secret to everything', async () => {
+    const token = await h.token(ID);
     upstream.requests.length = 0;
     await fetch(`${h.publicUrl}/gitspaces/${ID}/a?x=1`, {
-      headers: { cookie: `${GATEWAY_COOKIE}=${token}; ide=keep` },
+      headers: { cookie: `${GATEWAY_COOKIE}=${token}; ide=keep`, [ROUTE_SECRET_HEADER]: 'forged-by-the-client' },
     });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/b?token=${token}&y=2`, { method: 'POST', body: 'payload' });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/c`, { headers: { authorization: `Bearer ${token}` } });
@@ -256,13 +261,15 @@ describe('gateway: no open proxy, no leaked credentials', () => {
       expect(seen).not.toContain(GATEWAY_COOKIE);
       expect(request.headers.authorization).toBeUndefined();
       expect(request.headers['x-forwarded-prefix']).toBe(`/gitspaces/${ID}`);
+      // The gateway's secret, once: the client's own value was taken out.
+      expect(request.headers[ROUTE_SECRET_HEADER]).toBe(secret);
     }
     expect(upstream.requests[0]!.headers.cookie).toBe('ide=keep');
     expect(upstream.requests[1]!.body).toBe('payload');
   });
 
   it('keeps the machine from planting the gateway cookie, and its cookies and redirects inside the prefix', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     const headers = { cookie: `${GATEWAY_COOKIE}=${token}` };
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers });
     expect(response.headers.getSetCookie()).toEqual([`ide-session=1; Path=/gitspaces/${ID}/; HttpOnly`]);
@@ -272,7 +279,7 @@ describe('gateway: no open proxy, no leaked credentials', () => {
   });
 
   it('only ever dials registered route targets, whatever the request target, Host or path says', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     const cookie = `${GATEWAY_COOKIE}=${token}`;
     const canaryHost = new URL(canary.url).host;
     const attempts: Array<[string, string, number]> = [
@@ -323,8 +330,8 @@ describe('gateway upstream failures', () => {
 
   it('answers 504 with a short explanation when the machine does not answer in time', async () => {
     const port = (silent.address() as { port: number }).port;
-    await h.admin('PUT', `/routes/${ID}`, { target: `http://127.0.0.1:${port}` });
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    await h.route(ID, `http://127.0.0.1:${port}`);
+    const token = await h.token(ID);
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(504);
     expect(await response.json()).toMatchObject({
@@ -337,8 +344,8 @@ describe('gateway upstream failures', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as { port: number }).port;
     await new Promise((resolve) => closed.close(resolve));
-    await h.admin('PUT', `/routes/${ID}`, { target: `http://127.0.0.1:${port}` });
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    await h.route(ID, `http://127.0.0.1:${port}`);
+    const token = await h.token(ID);
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(502);
     expect(await response.json()).toMatchObject({
@@ -362,16 +369,20 @@ describe('gateway routes lifecycle', () => {
   });
 
   it('keeps its routes across a restart', async () => {
-    expect((await h.admin('PUT', `/routes/${ID}`, { target: agent.url })).status).toBe(201);
+    expect((await h.route(ID, agent.url, { secret: agent.routeSecret })).status).toBe(201);
     await h.restart();
     const listed = await h.admin('GET', '/routes');
-    expect(listed.body).toMatchObject({ routes: [{ gitspaceId: ID, target: agent.url }] });
+    expect(listed.body).toEqual({
+      routes: [{ gitspaceId: ID, target: agent.url, runId: 'run-1', updatedAt: expect.any(String) }],
+    });
+    // The route secret went in and never comes out.
+    expect(JSON.stringify(listed.body)).not.toContain(agent.routeSecret);
     const cookie = await sessionCookie(h, ID);
     expect((await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { cookie } })).status).toBe(200);
   });
 
   it('closes open WebSockets at once when the route is deleted (a stop), and refuses new ones with 404', async () => {
-    await h.admin('PUT', `/routes/${ID}`, { target: agent.url });
+    await h.route(ID, agent.url, { secret: agent.routeSecret });
     const cookie = await sessionCookie(h, ID);
     // Keep-alive connections of earlier requests count too: the WebSocket adds one.
     const before = h.gateway.connectionCount(ID);
@@ -399,7 +410,7 @@ describe('gateway host routing', () => {
   beforeAll(async () => {
     h = await startHarness({ domain: 'gitspaces.test' });
     upstream = await startRecorder();
-    await h.admin('PUT', `/routes/${ID}`, { target: upstream.url });
+    await h.route(ID, upstream.url);
   });
   afterAll(async () => {
     await h.close();
@@ -415,7 +426,7 @@ describe('gateway host routing', () => {
     );
 
   it('routes <id>.<domain> with a host-only cookie and forwards the path unchanged', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     const exchange = await get(`${ID}.gitspaces.test`, `/some/page?token=${token}`);
     expect(statusOf(exchange)).toBe(303);
     expect(exchange).toMatch(/location: \/some\/page\r\n/i);
@@ -430,7 +441,7 @@ describe('gateway host routing', () => {
   });
 
   it('does not route look-alike hosts', async () => {
-    const { token } = await h.issuer.issue({ userId: 'user-1', gitspaceId: ID });
+    const token = await h.token(ID);
     upstream.requests.length = 0;
     for (const host of [`${ID}.gitspaces.test.evil.example`, `x.${ID}.gitspaces.test`, `${ID}gitspaces.test`]) {
       expect(statusOf(await get(host, '/', { cookie: `${GATEWAY_COOKIE}=${token}` }))).toBe(404);

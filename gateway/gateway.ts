@@ -1,19 +1,20 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
+import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
 import { bearerToken } from '../common/bearer';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import {
   UpstreamTimeoutError,
   endToEndHeaders,
+  nodeClient,
   proxyHttp,
   proxyUpgrade,
   type RawHeaders,
   type UpstreamError,
 } from '../common/http-proxy';
-import type { Logger } from '../common/logger';
 import { isHeaderNamed, writeRawResponse } from '../common/http1';
-import { Http1Server, type RequestHead, type ServerExchange } from '../common/http1-server';
+import type { Logger } from '../common/logger';
 import { UpstreamPool } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
@@ -21,10 +22,28 @@ import {
   InvalidAccessTokenError,
   KeysUnavailableError,
   MissingAccessTokenError,
+  RevokedAccessTokenError,
   WrongGitspaceTokenError,
   type AccessTokenVerifier,
 } from './auth';
-import type { RoutesStore } from './routes-store';
+import { TrustedProxies, unmapped } from './client-address';
+import {
+  AuthFailureLimiter,
+  ConnectionLimiter,
+  DEFAULT_AUTH_FAILURE_LIMIT,
+  DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+  type AuthFailureLimit,
+} from './limits';
+import {
+  decodePath,
+  gitspaceOfHost,
+  isAgentPrivatePath,
+  readCookie,
+  rebuildQuery,
+  splitToken,
+  withoutCookie,
+} from './request-target';
+import type { GatewayRoute, RoutesStore } from './routes-store';
 
 /**
  * The CDE gateway (DESIGN.md §4), the only door into a gitspace machine.
@@ -32,8 +51,13 @@ import type { RoutesStore } from './routes-store';
  * Routing: `/gitspaces/<id>/<rest>` is forwarded to the route target as `/<rest>`: the prefix is STRIPPED, so the IDE
  * always sees itself at `/` and must use relative URLs (it gets `X-Forwarded-Prefix` to know better). With a domain
  * configured, `<id>.<domain>/<path>` is forwarded as `/<path>`. Every request needs an access token for that very
- * gitspace (query on first visit, then the cookie; or `Authorization: Bearer`), and only registered route targets are
- * ever dialled: the request target and `Host` only select a route, never an address.
+ * gitspace and the run its route was registered by (query on first visit, then the cookie; or `Authorization:
+ * Bearer`), and only registered route targets are ever dialled: the request target and `Host` only select a route,
+ * never an address. Everything forwarded carries the route's secret (common/gateway-route.ts), which is how the agent
+ * knows the gateway sent it.
+ *
+ * The public listener is Node's own HTTP/1.1 server (llhttp, strict mode), with the checks it leaves to us on top: see
+ * {@link checkRequestHead}. Only WebSocket upgrades are tunnelled.
  *
  * Path routing puts every gitspace on one browser origin, so their pages can reach each other with the user's
  * cookies; a domain (host routing) gives each gitspace its own origin and is the setting for shared installations.
@@ -48,11 +72,11 @@ export const GITSPACES_PATH_PREFIX = '/gitspaces/';
 /** Default deadline for a gitspace machine's response headers. */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 
-/** Paths of the agent's private API (for the runner); the gateway never forwards them. */
-const AGENT_PRIVATE_PREFIX = '/_agent/';
-
-/** Dot segments (plain or percent-encoded), backslashes and NUL: refused rather than normalised. */
-const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%00/i;
+/** Largest request head (request line and headers), and most header lines, the public listener accepts. */
+const MAX_HEAD_BYTES = 16 * 1024;
+const MAX_HEADER_LINES = 200;
+/** How long a refused connection keeps reading (and dropping) what the client still sends, so it sees our answer. */
+const LINGER_MS = 2_000;
 
 export interface GatewayOptions {
   logger: Logger;
@@ -63,6 +87,17 @@ export interface GatewayOptions {
   /** Enables host routing (`<id>.<domain>`). */
   domain?: string;
   upstreamTimeoutMs?: number;
+  /**
+   * IP addresses and CIDR ranges of reverse proxies in front of the gateway: only connections from these have their
+   * `X-Forwarded-For`/`-Proto`/`-Host` believed (and are exempt from the per-client connection cap).
+   */
+  trustedProxies?: readonly string[];
+  /** Open connections one client address may hold (default {@link DEFAULT_MAX_CONNECTIONS_PER_CLIENT}). */
+  maxConnectionsPerClient?: number;
+  /** Failed token checks one client address may cause per window before it gets 429 (default 20 per minute). */
+  authFailureLimit?: AuthFailureLimit;
+  /** Deadlines of the public listener (tests shorten them); Node's defaults otherwise. */
+  timeouts?: { headersMs?: number; requestMs?: number; keepAliveMs?: number };
 }
 
 export interface ListenOptions {
@@ -87,10 +122,19 @@ interface Refusal {
   status: number;
   code: string;
   message: string;
+  /** The connection ends after the answer (a request we will not read further, or the pipeline behind it). */
+  close?: boolean;
+  /** For 429: seconds to wait. */
+  retryAfter?: number;
 }
 
 const GITSPACES_OF_SOCKET = Symbol('gitspaces.gatewayGitspaces');
-type TrackedSocket = Duplex & { [GITSPACES_OF_SOCKET]?: Set<string> };
+/** Set on a connection whose last answer ends it: requests pipelined behind that answer are never handled. */
+const CLOSING = Symbol('gitspaces.gatewayClosing');
+/** Set on a request that waits for `100 Continue` (sent once it is authorised and forwarded). */
+const EXPECTS_CONTINUE = Symbol('gitspaces.gatewayExpectsContinue');
+type TrackedSocket = Duplex & { [GITSPACES_OF_SOCKET]?: Set<string>; [CLOSING]?: boolean };
+type Request = IncomingMessage & { [EXPECTS_CONTINUE]?: boolean };
 
 /** A request's token, checked for the gitspace it asks for, and where it was found. */
 interface Authenticated {
@@ -117,6 +161,11 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { logger, routes, verifier } = options;
   const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
+  const trusted = new TrustedProxies(options.trustedProxies);
+  const connectionLimiter = new ConnectionLimiter(
+    options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+  );
+  const authFailures = new AuthFailureLimiter(options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT);
   const pool = new UpstreamPool();
   // Client connections that carried requests of each gitspace (keep-alive ones and WebSockets), so a removed route
   // ends them at once. Tracked per connection, not per request: a keep-alive connection is added once.
@@ -163,22 +212,35 @@ export function createGateway(options: GatewayOptions): Gateway {
     return count;
   };
 
-  function resolve(req: RequestHead): Resolved | Refusal {
-    const rawUrl = req.url;
+  function resolve(req: IncomingMessage): Resolved | Refusal {
+    const rawUrl = req.url ?? '';
     // Only origin-form targets: an absolute URI (`GET http://elsewhere/`) must never choose where we connect.
     if (!rawUrl.startsWith('/') || rawUrl.startsWith('//')) {
-      return { status: 400, code: 'bad_request_target', message: 'only paths are accepted as request targets' };
+      return {
+        status: 400,
+        code: 'bad_request_target',
+        message: 'only paths are accepted as request targets',
+        close: true,
+      };
     }
     const q = rawUrl.indexOf('?');
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
-    const rawQuery = q < 0 ? '' : rawUrl.slice(q + 1);
-    if (UNSAFE_PATH.test(path)) {
-      return { status: 400, code: 'bad_path', message: 'paths with dot segments or backslashes are refused' };
+    const decoded = decodePath(path);
+    if (decoded === undefined) {
+      return {
+        status: 400,
+        code: 'bad_path',
+        message: 'paths with dot segments, backslashes or broken escapes are refused',
+        close: true,
+      };
     }
-    const { query, token: queryToken } = splitToken(rawQuery);
+    const { query, token: queryToken } = splitToken(q < 0 ? '' : rawUrl.slice(q + 1));
 
-    const hostId = domainSuffix ? gitspaceOfHost(req.header('host'), domainSuffix) : undefined;
-    if (hostId) return { gitspaceId: hostId, upstreamPath: path, query, queryToken, prefix: '', publicPath: path };
+    const hostId = domainSuffix ? gitspaceOfHost(req.headers.host, domainSuffix) : undefined;
+    if (hostId) {
+      if (isAgentPrivatePath(decoded)) return notIdePath();
+      return { gitspaceId: hostId, upstreamPath: path, query, queryToken, prefix: '', publicPath: path };
+    }
 
     if (!path.startsWith(GITSPACES_PATH_PREFIX)) {
       return {
@@ -193,22 +255,31 @@ export function createGateway(options: GatewayOptions): Gateway {
       return { status: 404, code: 'not_found', message: 'no such gitspace' };
     }
     const prefix = GITSPACES_PATH_PREFIX + gitspaceId;
+    // The prefix has no escapes, so the decoded path is the prefix followed by the decoded upstream path.
+    if (isAgentPrivatePath(decoded.slice(prefix.length))) return notIdePath();
     // `/gitspaces/<id>` has no trailing slash: send the browser to `/gitspaces/<id>/` so relative URLs and the cookie
     // path line up (handled by the caller as a redirect).
     const upstreamPath = slash < 0 ? '' : path.slice(slash);
     return { gitspaceId, upstreamPath, query, queryToken, prefix, publicPath: path };
   }
 
+  /** The client address behind a request: the socket's, or what a trusted proxy says it forwarded. */
+  function clientAddress(req: IncomingMessage): string {
+    const peer = unmapped(req.socket.remoteAddress ?? '');
+    return trusted.none ? peer : trusted.clientOf(peer, text(req.headers['x-forwarded-for']));
+  }
+
   /**
    * Finds the token (query, then `Authorization: Bearer`, then the cookie) and checks it for this gitspace: at once
-   * for a token seen before (no promise on the hot path), else after verifying its signature.
+   * for a token seen before (no promise on the hot path), else after verifying its signature — unless this client has
+   * used up its failed checks, which gets 429 without any verifying.
    */
   function authenticate(
-    req: RequestHead,
+    req: IncomingMessage,
     target: Resolved,
   ): Authenticated | Refusal | Promise<Authenticated | Refusal> {
-    const headerToken = bearerToken(req.header('authorization'));
-    const cookieToken = readCookie(req.header('cookie'), GATEWAY_COOKIE);
+    const headerToken = bearerToken(req.headers.authorization);
+    const cookieToken = readCookie(req.headers.cookie, GATEWAY_COOKIE);
     const source = target.queryToken ? 'query' : headerToken ? 'header' : 'cookie';
     const token = target.queryToken ?? headerToken ?? cookieToken;
     try {
@@ -217,30 +288,60 @@ export function createGateway(options: GatewayOptions): Gateway {
     } catch (error) {
       return refusalOf(error);
     }
-    return verifier.verify(token, target.gitspaceId).then((claims) => ({ claims, source, token: token! }), refusalOf);
+    const client = clientAddress(req);
+    const retryAfter = authFailures.retryAfterSeconds(client);
+    if (retryAfter > 0) {
+      return {
+        status: 429,
+        code: 'too_many_failures',
+        message: `too many requests with invalid access tokens from this address: try again in ${retryAfter} s`,
+        retryAfter,
+      };
+    }
+    return verifier.verify(token, target.gitspaceId).then(
+      (claims) => ({ claims, source, token: token! }),
+      (error: unknown) => {
+        const refusal = refusalOf(error);
+        if (refusal.code === 'token_invalid') authFailures.failed(client);
+        return refusal;
+      },
+    );
   }
 
-  function forwardHeaders(req: RequestHead, target: Resolved): RawHeaders {
+  function forwardHeaders(req: IncomingMessage, target: Resolved, route: GatewayRoute): RawHeaders {
     // Gateway credentials stop here: the bearer header, our cookie (other cookies are the IDE's) and, via the path
-    // rewrite, the token query parameter. The forwarding headers are ours, whatever the client sent.
+    // rewrite, the token query parameter. The forwarding headers and the route secret are ours, whatever the client
+    // sent.
     const headers = endToEndHeaders(req.rawHeaders, REPLACED_REQUEST_HEADERS);
-    const authorization = req.header('authorization');
-    const cookie = req.header('cookie');
-    const host = req.header('host');
+    const { authorization, cookie, host } = req.headers;
     if (authorization && !bearerToken(authorization)) headers.push('authorization', authorization);
     const ideCookies = withoutCookie(cookie, GATEWAY_COOKIE);
     if (ideCookies) headers.push('cookie', ideCookies);
-    const clientIp = req.socket.remoteAddress ?? '';
-    const priorFor = req.header('x-forwarded-for');
+    const peer = unmapped(req.socket.remoteAddress ?? '');
+    const fromProxy = !trusted.none && trusted.trusts(peer);
+    const priorFor = fromProxy ? text(req.headers['x-forwarded-for']) : undefined;
+    const priorHost = fromProxy ? firstValue(text(req.headers['x-forwarded-host'])) : undefined;
     headers.push(
       'x-forwarded-for',
-      priorFor ? `${priorFor}, ${clientIp}` : clientIp,
+      priorFor ? `${priorFor}, ${peer}` : peer,
       'x-forwarded-proto',
-      isSecure(req) ? 'https' : 'http',
+      schemeOf(req, fromProxy),
+      ROUTE_SECRET_HEADER,
+      route.secret,
     );
-    if (host) headers.push('x-forwarded-host', host);
+    if (priorHost || host) headers.push('x-forwarded-host', (priorHost || host)!);
     if (target.prefix) headers.push('x-forwarded-prefix', target.prefix);
     return headers;
+  }
+
+  /** `https` over TLS, or when a trusted proxy says so; `http` otherwise, whatever the client claims. */
+  function schemeOf(req: IncomingMessage, fromProxy?: boolean): 'http' | 'https' {
+    if ((req.socket as { encrypted?: boolean }).encrypted === true) return 'https';
+    if (fromProxy ?? (!trusted.none && trusted.trusts(unmapped(req.socket.remoteAddress ?? '')))) {
+      const claimed = firstValue(text(req.headers['x-forwarded-proto']))?.toLowerCase();
+      if (claimed === 'https') return 'https';
+    }
+    return 'http';
   }
 
   function upstreamTarget(target: Resolved): string {
@@ -262,41 +363,50 @@ export function createGateway(options: GatewayOptions): Gateway {
           } else if (target.prefix) {
             headers[i + 1] = cookie.replace(/;\s*path=\//i, `; Path=${target.prefix}/`);
           }
+        } else if (isHeaderNamed(name, ROUTE_SECRET_HEADER)) {
+          // An upstream that echoes the secret back does not get to show it to the client.
+          headers.splice(i, 2);
+          i -= 2;
         }
       }
       return headers;
     };
   }
 
-  function onRequest(exchange: ServerExchange): void | Promise<void> {
-    if (exchange.method === 'CONNECT') {
-      // A gateway is not a forward proxy.
-      return refuse(exchange, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
+  function onRequest(req: Request, res: ServerResponse): void | Promise<void> {
+    const socket = req.socket as TrackedSocket;
+    // Pipelined behind an answer that ends the connection: never handled (the connection closes after that answer).
+    if (socket[CLOSING]) return;
+    const bad = checkRequestHead(req);
+    if (bad) return refuse(req, res, bad);
+    if (req.method === 'CONNECT') {
+      // A gateway is not a forward proxy (Node hands CONNECT to the 'connect' event; this is a safety net).
+      return refuse(req, res, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
     }
-    if (exchange.url === '/healthz' && !(domainSuffix && gitspaceOfHost(exchange.header('host'), domainSuffix))) {
-      return sendJson(exchange, 200, { status: 'ok' });
+    if (req.url === '/healthz' && !(domainSuffix && gitspaceOfHost(req.headers.host, domainSuffix))) {
+      return sendJson(res, 200, { status: 'ok' });
     }
-    const target = resolve(exchange);
-    if ('status' in target) return refuse(exchange, target);
+    const target = resolve(req);
+    if ('status' in target) return refuse(req, res, target);
     if (target.prefix && target.upstreamPath === '') {
       const location = `${target.prefix}/${rebuildQuery(target.query, target.queryToken)}`;
-      return exchange.respond(308, ['location', location]);
+      res.writeHead(308, ['location', location, 'content-length', '0']);
+      return void res.end();
     }
-    if (target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
-      return refuse(exchange, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
-    }
-    const auth = authenticate(exchange, target);
-    if (auth instanceof Promise) return auth.then((checked) => forward(exchange, target, checked));
-    forward(exchange, target, auth);
+    const auth = authenticate(req, target);
+    if (auth instanceof Promise) return auth.then((checked) => forward(req, res, target, checked));
+    forward(req, res, target, auth);
   }
 
   /** The rest of a request once its token was checked: the cookie exchange, or the proxied exchange itself. */
-  function forward(exchange: ServerExchange, target: Resolved, auth: Authenticated | Refusal): void {
-    if ('status' in auth) return refuse(exchange, auth);
-    if (auth.source === 'cookie' && isCrossSiteSubresource(exchange)) {
-      return refuse(exchange, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
+  function forward(req: Request, res: ServerResponse, target: Resolved, auth: Authenticated | Refusal): void {
+    if ('status' in auth) return refuse(req, res, auth);
+    if (auth.source === 'cookie' && isCrossSiteSubresource(req)) {
+      return refuse(req, res, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
     }
-    if (auth.source === 'query' && (exchange.method === 'GET' || exchange.method === 'HEAD')) {
+    const route = routes.get(target.gitspaceId);
+    if (route && route.runId !== auth.claims.runId) return refuse(req, res, revoked(target.gitspaceId, auth));
+    if (auth.source === 'query' && (req.method === 'GET' || req.method === 'HEAD')) {
       // Exchange the token for a cookie and take it out of the address bar (and out of history and Referer).
       const maxAge = Math.max(0, auth.claims.expiresAt - Math.floor(Date.now() / 1000));
       const cookie = [
@@ -305,33 +415,52 @@ export function createGateway(options: GatewayOptions): Gateway {
         `Max-Age=${maxAge}`,
         'HttpOnly',
         'SameSite=Lax',
-        ...(isSecure(exchange) ? ['Secure'] : []),
+        ...(schemeOf(req) === 'https' ? ['Secure'] : []),
       ].join('; ');
       const location = target.publicPath + (target.query ? `?${target.query}` : '');
-      return exchange.respond(303, ['location', location, 'set-cookie', cookie, 'cache-control', 'no-store']);
+      res.writeHead(303, [
+        'location',
+        location,
+        'set-cookie',
+        cookie,
+        'cache-control',
+        'no-store',
+        'content-length',
+        '0',
+      ]);
+      return void res.end();
     }
-    const route = routes.get(target.gitspaceId);
-    if (!route) return refuse(exchange, notRunning(target.gitspaceId));
+    if (!route) return refuse(req, res, notRunning(target.gitspaceId));
 
     const upstream = parsedTarget(route.target);
-    track(target.gitspaceId, exchange.socket);
-    proxyHttp(exchange, {
+    track(target.gitspaceId, req.socket);
+    // Only now, authorised and on its way: the client may send the body it held back.
+    if (req[EXPECTS_CONTINUE]) res.writeContinue();
+    proxyHttp(nodeClient(req, res), {
       target: upstream,
       path: upstreamTarget(target),
-      headers: forwardHeaders(exchange, target),
+      headers: forwardHeaders(req, target, route),
       timeoutMs,
       pool,
       responseHeaders: rewriteResponse(target, upstream.origin),
-      onError: answerUpstreamFailure(exchange, target.gitspaceId),
+      onError: answerUpstreamFailure(req, res, target.gitspaceId),
     });
   }
 
-  async function onUpgrade(req: RequestHead, socket: Duplex, head: Buffer): Promise<void> {
+  async function onUpgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
+    // Only WebSockets: any other protocol (h2c, a custom one) would become a raw tunnel past every per-request check.
+    if (req.method !== 'GET' || req.httpVersion !== '1.1' || !isWebSocketUpgrade(req)) {
+      return refuseRaw(socket, {
+        status: 400,
+        code: 'upgrade_refused',
+        message: 'only WebSocket upgrades (GET with Upgrade: websocket) are accepted',
+      });
+    }
+    const bad = checkRequestHead(req);
+    if (bad) return refuseRaw(socket, bad);
     const target = resolve(req);
     if ('status' in target) return refuseRaw(socket, target);
-    if (target.upstreamPath === '' || target.upstreamPath.startsWith(AGENT_PRIVATE_PREFIX)) {
-      return refuseRaw(socket, { status: 404, code: 'not_found', message: 'not a path of the IDE' });
-    }
+    if (target.upstreamPath === '') return refuseRaw(socket, notIdePath());
     const auth = await authenticate(req, target);
     if ('status' in auth) return refuseRaw(socket, auth);
     // Cross-site WebSocket hijacking: a cookie-authenticated upgrade must come from the gitspace's own origin.
@@ -344,46 +473,127 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
     const route = routes.get(target.gitspaceId);
     if (!route) return refuseRaw(socket, notRunning(target.gitspaceId));
+    if (route.runId !== auth.claims.runId) return refuseRaw(socket, revoked(target.gitspaceId, auth));
+    if (socket.destroyed) return;
     const upstream = parsedTarget(route.target);
     track(target.gitspaceId, socket);
-    proxyUpgrade(socket, head, {
-      method: req.method,
-      protocol: req.header('upgrade') ?? 'websocket',
+    endAtExpiry(socket, auth.claims.expiresAt);
+    proxyUpgrade(socket, headOf(req), {
+      method: 'GET',
+      protocol: 'websocket',
       target: upstream,
       path: upstreamTarget(target),
-      headers: forwardHeaders(req, target),
+      headers: forwardHeaders(req, target, route),
       timeoutMs,
       responseHeaders: rewriteResponse(target, upstream.origin),
       onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
     });
   }
 
+  /** A token bounds the session it opened: the tunnel ends when the token expires. */
+  function endAtExpiry(socket: Duplex, expiresAt: number): void {
+    const timer = setTimeout(
+      () => {
+        logger.info('closing a WebSocket whose access token expired');
+        socket.destroy();
+      },
+      Math.min(Math.max(0, expiresAt * 1000 - Date.now()), MAX_TIMER_MS),
+    );
+    socket.once('close', () => clearTimeout(timer));
+  }
+
   // Made by a function rather than written inline: tsx (esbuild's keepNames) would give an inline closure its name
   // with a defineProperty call on every request, which costs more than the rest of the routing.
   const answerUpstreamFailure =
-    (exchange: ServerExchange, gitspaceId: string) =>
+    (req: IncomingMessage, res: ServerResponse, gitspaceId: string) =>
     (error: UpstreamError): void =>
-      refuse(exchange, upstreamRefusal(error, gitspaceId, logger));
+      refuse(req, res, upstreamRefusal(error, gitspaceId, logger));
 
-  const requestFailed = (exchange: ServerExchange, error: unknown) => {
-    logger.error('gateway request failed', { error, url: exchange.url });
-    if (!exchange.headSent) refuse(exchange, { status: 500, code: 'internal', message: 'the gateway failed' });
-    else exchange.destroy();
+  const requestFailed = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
+    logger.error('gateway request failed', { error, url: req.url });
+    if (!res.headersSent) refuse(req, res, { status: 500, code: 'internal', message: 'the gateway failed' });
+    else res.destroy();
   };
-  const publicServer = new Http1Server({
-    onRequest(exchange) {
-      try {
-        onRequest(exchange)?.catch((error: unknown) => requestFailed(exchange, error));
-      } catch (error) {
-        requestFailed(exchange, error);
-      }
+  const handleRequest = (req: Request, res: ServerResponse) => {
+    try {
+      onRequest(req, res)?.catch((error: unknown) => requestFailed(req, res, error));
+    } catch (error) {
+      requestFailed(req, res, error);
+    }
+  };
+
+  const headersMs = options.timeouts?.headersMs ?? 60_000;
+  const publicServer = http.createServer(
+    {
+      // llhttp in strict mode: no lenient flags, whatever NODE_OPTIONS says.
+      insecureHTTPParser: false,
+      maxHeaderSize: MAX_HEAD_BYTES,
+      headersTimeout: headersMs,
+      requestTimeout: options.timeouts?.requestMs ?? 300_000,
+      keepAliveTimeout: options.timeouts?.keepAliveMs ?? 5_000,
+      // Deadlines are checked this often over all connections (Node's default, 30 s, would stretch a 60 s deadline).
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersMs / 4))),
+      // Host is checked by checkRequestHead (exactly one), which also stops the requests pipelined behind a refusal.
+      requireHostHeader: false,
+      // Repeated headers stay separate lines in rawHeaders (what is forwarded); `headers` keeps Node's rules.
+      joinDuplicateHeaders: false,
+      rejectNonStandardBodyWrites: true,
+      noDelay: true,
     },
-    onUpgrade(req, socket, head) {
-      onUpgrade(req, socket, head).catch((error: unknown) => {
-        logger.error('gateway upgrade failed', { error, url: req.url });
-        socket.destroy();
+    handleRequest,
+  );
+  // One more than allowed, so that a request with too many is seen (and refused) rather than silently cut.
+  publicServer.maxHeadersCount = MAX_HEADER_LINES + 1;
+  publicServer.on('checkContinue', (req: Request, res: ServerResponse) => {
+    req[EXPECTS_CONTINUE] = true;
+    handleRequest(req, res);
+  });
+  publicServer.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    refuse(req, res, {
+      status: 417,
+      code: 'expectation_failed',
+      message: `the expectation '${req.headers.expect}' is not supported`,
+      close: true,
+    }),
+  );
+  publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // The socket is ours from here: an error on it must not go unheard (it would end the process).
+    socket.on('error', destroySelf);
+    (req as IncomingMessage & { [HEAD]?: Buffer })[HEAD] = head;
+    onUpgrade(req, socket).catch((error: unknown) => {
+      logger.error('gateway upgrade failed', { error, url: req.url });
+      socket.destroy();
+    });
+  });
+  publicServer.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', destroySelf);
+    refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
+  });
+  publicServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    // A request llhttp would not parse, or one that did not arrive in time. Answered only when nothing of a response
+    // has gone out on this connection yet (a second head in the middle of a body would corrupt what the client reads).
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
+    refuseRaw(socket, clientErrorRefusal(error));
+  });
+  // Every public connection, upgraded ones included (Node's server forgets those), so that closing ends them all.
+  const connections = new Set<Socket>();
+  publicServer.on('connection', (socket: Socket) => {
+    const peer = unmapped(socket.remoteAddress ?? '');
+    // A reverse proxy we trust carries many clients' connections: it is not capped as one client.
+    const capped = trusted.none || !trusted.trusts(peer);
+    if (capped && !connectionLimiter.acquire(peer)) {
+      logger.warn('refused a connection over the per-client cap', {
+        client: peer,
+        cap: connectionLimiter.maxPerClient,
       });
-    },
+      return void socket.destroy();
+    }
+    connections.add(socket);
+    socket.once('close', () => {
+      connections.delete(socket);
+      if (capped) connectionLimiter.release(peer);
+    });
   });
 
   const adminServer = http.createServer(
@@ -397,10 +607,10 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   return {
     async listen({ host, port, adminHost, adminPort }) {
-      await publicServer.listen(port, host);
+      await listenOn(publicServer, port, host);
       await listenOn(adminServer, adminPort, adminHost ?? host);
       return {
-        publicUrl: urlOf(publicServer.address().port, host),
+        publicUrl: urlOf((publicServer.address() as AddressInfo).port, host),
         adminUrl: urlOf((adminServer.address() as AddressInfo).port, adminHost ?? host),
       };
     },
@@ -408,13 +618,23 @@ export function createGateway(options: GatewayOptions): Gateway {
     connectionCount: (gitspaceId) => open.get(gitspaceId)?.size ?? 0,
     async close() {
       for (const gitspaceId of [...open.keys()]) closeConnections(gitspaceId);
+      for (const socket of connections) socket.destroy();
       pool.destroy();
-      await Promise.all([publicServer.close(), closeServer(adminServer)]);
+      await Promise.all([closeServer(publicServer), closeServer(adminServer)]);
     },
   };
 }
 
-/** Request headers the gateway sets itself (see `forwardHeaders`). */
+/** The bytes that followed an upgrade request's head (Node hands them to the 'upgrade' event). */
+const HEAD = Symbol('gitspaces.gatewayUpgradeHead');
+function headOf(req: IncomingMessage): Buffer {
+  return (req as IncomingMessage & { [HEAD]?: Buffer })[HEAD] ?? Buffer.alloc(0);
+}
+
+/** Longest delay a Node timer takes (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Request headers the gateway sets itself (see `forwardHeaders`), or never forwards. */
 const REPLACED_REQUEST_HEADERS: readonly string[] = [
   'authorization',
   'cookie',
@@ -422,7 +642,90 @@ const REPLACED_REQUEST_HEADERS: readonly string[] = [
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-prefix',
+  // Other spellings of the same claims, which the gateway does not set: a client's would be believed upstream.
+  'forwarded',
+  'x-real-ip',
+  ROUTE_SECRET_HEADER,
 ];
+
+/**
+ * What llhttp leaves to the server, checked before anything else: an HTTP version other than 1.0/1.1 (505), a missing
+ * (HTTP/1.1) or repeated Host (400), more header lines than allowed (431), Transfer-Encoding in HTTP/1.0 (400) or with
+ * a coding other than `chunked` (501). Each ends the connection.
+ */
+function checkRequestHead(req: IncomingMessage): Refusal | undefined {
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
+    return {
+      status: 505,
+      code: 'http_version_not_supported',
+      message: `HTTP/${req.httpVersion} is not supported`,
+      close: true,
+    };
+  }
+  const raw = req.rawHeaders;
+  if (raw.length > MAX_HEADER_LINES * 2) {
+    return { status: 431, code: 'too_many_headers', message: 'the request has too many header lines', close: true };
+  }
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) if (isHeaderNamed(raw[i]!, 'host')) hosts++;
+  if (hosts > 1 || (hosts === 0 && req.httpVersionMinor === 1)) {
+    return { status: 400, code: 'bad_host', message: 'exactly one Host header is required', close: true };
+  }
+  const codings = req.headers['transfer-encoding'];
+  if (codings !== undefined) {
+    if (req.httpVersionMinor === 0) {
+      return {
+        status: 400,
+        code: 'bad_framing',
+        message: 'Transfer-Encoding in an HTTP/1.0 request',
+        close: true,
+      };
+    }
+    if (!isHeaderNamed(codings.trim(), 'chunked')) {
+      return {
+        status: 501,
+        code: 'transfer_coding_not_supported',
+        message: `the transfer coding '${codings}' is not supported`,
+        close: true,
+      };
+    }
+  }
+  return undefined;
+}
+
+/** `Upgrade: websocket` (one protocol, any letter case) with `Connection: upgrade` (llhttp checked that). */
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const protocol = req.headers.upgrade;
+  return protocol !== undefined && isHeaderNamed(protocol.trim(), 'websocket');
+}
+
+function clientErrorRefusal(error: NodeJS.ErrnoException): Refusal {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, code: 'head_too_large', message: 'the request head is too large' };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, code: 'chunk_extensions_too_large', message: 'the chunk extensions are too large' };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, code: 'request_timeout', message: 'the request did not arrive in time' };
+    default:
+      return {
+        status: 400,
+        code: 'bad_request',
+        message: `the request is not well-formed HTTP/1.1 (${(error as { reason?: string }).reason ?? error.code})`,
+      };
+  }
+}
+
+/** A header as Node types those it does not know (repeats joined already, as `joinDuplicateHeaders` is off). */
+function text(header: string | string[] | undefined): string | undefined {
+  return Array.isArray(header) ? header.join(', ') : header;
+}
+
+function firstValue(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const comma = header.indexOf(',');
+  return (comma < 0 ? header : header.slice(0, comma)).trim() || undefined;
+}
 
 /** An upstream redirect made relative to the gateway and kept under the gitspace's path prefix. */
 function rewriteLocation(location: string, prefix: string, origin: string): string {
@@ -436,10 +739,15 @@ function refusalOf(error: unknown): Refusal {
   if (error instanceof MissingAccessTokenError) return { status: 401, code: 'token_missing', message: error.message };
   if (error instanceof ExpiredAccessTokenError) return { status: 401, code: 'token_expired', message: error.message };
   if (error instanceof InvalidAccessTokenError) return { status: 401, code: 'token_invalid', message: error.message };
+  if (error instanceof RevokedAccessTokenError) return { status: 401, code: 'token_revoked', message: error.message };
   if (error instanceof WrongGitspaceTokenError)
     return { status: 403, code: 'token_other_gitspace', message: error.message };
   if (error instanceof KeysUnavailableError) return { status: 503, code: 'keys_unavailable', message: error.message };
   throw error;
+}
+
+function revoked(gitspaceId: string, auth: Authenticated): Refusal {
+  return refusalOf(new RevokedAccessTokenError(gitspaceId, auth.claims.runId));
 }
 
 function notRunning(gitspaceId: string): Refusal {
@@ -450,6 +758,10 @@ function notRunning(gitspaceId: string): Refusal {
   };
 }
 
+function notIdePath(): Refusal {
+  return { status: 404, code: 'not_found', message: 'not a path of the IDE' };
+}
+
 function upstreamRefusal(error: UpstreamError, gitspaceId: string, logger: Logger): Refusal {
   logger.warn('gitspace machine did not answer', { gitspaceId, error });
   return error instanceof UpstreamTimeoutError
@@ -457,92 +769,59 @@ function upstreamRefusal(error: UpstreamError, gitspaceId: string, logger: Logge
     : { status: 502, code: 'machine_unreachable', message: `the gitspace machine is unreachable (${error.causeCode})` };
 }
 
-function refuse(exchange: ServerExchange, refusal: Refusal): void {
-  const body = { error: { code: refusal.code, message: refusal.message } };
-  sendJson(exchange, refusal.status, body, refusal.status === 401 ? ['www-authenticate', 'Bearer'] : []);
+function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void {
+  const headers: RawHeaders = [];
+  if (refusal.status === 401) headers.push('www-authenticate', 'Bearer');
+  if (refusal.retryAfter !== undefined) headers.push('retry-after', String(refusal.retryAfter));
+  if (refusal.close) {
+    (req.socket as TrackedSocket)[CLOSING] = true;
+    headers.push('connection', 'close');
+  }
+  sendJson(res, refusal.status, { error: { code: refusal.code, message: refusal.message } }, headers);
 }
 
+/** Answers on a socket that is no HTTP exchange (an upgrade, CONNECT, a parse error) and closes it. */
 function refuseRaw(socket: Duplex, refusal: Refusal): void {
   if (!socket.writable) return void socket.destroy();
   const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
   writeRawResponse(socket, refusal.status, 'application/json; charset=utf-8', body);
+  // Whatever the client still sends is read and dropped for a moment, so it gets to read the answer, then it ends.
+  socket.resume();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
-function sendJson(exchange: ServerExchange, status: number, body: unknown, headers: RawHeaders = []): void {
-  headers.push('content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store');
-  exchange.respond(status, headers, JSON.stringify(body));
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: RawHeaders = []): void {
+  if (res.headersSent) return void res.destroy();
+  const payload = Buffer.from(JSON.stringify(body));
+  headers.push(
+    'content-type',
+    'application/json; charset=utf-8',
+    'cache-control',
+    'no-store',
+    'content-length',
+    String(payload.length),
+  );
+  res.writeHead(status, headers);
+  res.end(payload);
 }
 
-/** Removes the token parameter from a raw query, keeping every other parameter byte for byte. */
-function splitToken(rawQuery: string): { query: string; token: string | undefined } {
-  if (!rawQuery.includes(`${ACCESS_TOKEN_QUERY_PARAM}=`)) return { query: rawQuery, token: undefined };
-  let token: string | undefined;
-  const kept: string[] = [];
-  for (const part of rawQuery.split('&')) {
-    const eq = part.indexOf('=');
-    const name = eq < 0 ? part : part.slice(0, eq);
-    if (safeDecode(name) === ACCESS_TOKEN_QUERY_PARAM) token ??= safeDecode(part.slice(eq + 1)) || undefined;
-    else kept.push(part);
-  }
-  return { query: kept.join('&'), token };
-}
-
-function rebuildQuery(query: string, token: string | undefined): string {
-  const parts = [
-    ...(query ? [query] : []),
-    ...(token ? [`${ACCESS_TOKEN_QUERY_PARAM}=${encodeURIComponent(token)}`] : []),
-  ];
-  return parts.length ? `?${parts.join('&')}` : '';
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text.replace(/\+/g, ' '));
-  } catch {
-    return text;
-  }
-}
-
-function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
-  }
-  return undefined;
-}
-
-function withoutCookie(header: string | undefined, name: string): string | undefined {
-  if (!header || !header.includes(name)) return header;
-  const kept = header.split(';').filter((part) => part.slice(0, part.indexOf('=')).trim() !== name);
-  return kept.map((part) => part.trim()).join('; ') || undefined;
-}
-
-/** The gitspace id of `<id>.<domain>[:port]`, if the Host names one. */
-function gitspaceOfHost(host: string | undefined, domainSuffix: string): string | undefined {
-  if (!host) return undefined;
-  const name = host.toLowerCase().replace(/:\d+$/, '');
-  if (!name.endsWith(domainSuffix)) return undefined;
-  const label = name.slice(0, -domainSuffix.length);
-  return GITSPACE_ID_PATTERN.test(label) ? label : undefined;
-}
-
-function isSecure(req: RequestHead): boolean {
-  const forwarded = req.header('x-forwarded-proto');
-  return (req.socket as { encrypted?: boolean }).encrypted === true || forwarded === 'https';
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }
 
 /** A request made by a page of another site or sibling host (not a top-level navigation), per Fetch metadata. */
-function isCrossSiteSubresource(req: RequestHead): boolean {
-  const site = req.header('sec-fetch-site');
-  return (site === 'cross-site' || site === 'same-site') && req.header('sec-fetch-mode') !== 'navigate';
+function isCrossSiteSubresource(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  return (site === 'cross-site' || site === 'same-site') && req.headers['sec-fetch-mode'] !== 'navigate';
 }
 
-function sameOrigin(req: RequestHead): boolean {
-  const origin = req.header('origin');
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
   if (!origin) return true; // Not a browser: browsers always send Origin on WebSocket handshakes.
   try {
-    return new URL(origin).host === req.header('host');
+    return new URL(origin).host === req.headers.host;
   } catch {
     return false;
   }

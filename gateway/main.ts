@@ -1,12 +1,14 @@
 import { runMain } from '../common/main';
 import path from 'node:path';
 import { createRemoteJWKSet } from 'jose';
-import { ConfigReader } from '../common/config';
+import { ConfigError, ConfigReader } from '../common/config';
 import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import { createAccessTokenVerifier } from './auth';
+import { InvalidTrustedProxyError, TrustedProxies } from './client-address';
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
+import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { createFileRoutesStore } from './routes-store';
 
 /** File (in the data dir) holding the admin secret when GITSPACES_GATEWAY_ADMIN_TOKEN is not set. */
@@ -24,7 +26,27 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const domain = config.string('GITSPACES_GATEWAY_DOMAIN');
   const upstreamTimeoutMs = config.positiveInt('GITSPACES_GATEWAY_UPSTREAM_TIMEOUT_MS', DEFAULT_UPSTREAM_TIMEOUT_MS);
   const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', './.gitspaces'));
-  config.done();
+  const maxConnectionsPerClient = config.positiveInt(
+    'GITSPACES_GATEWAY_MAX_CONNECTIONS_PER_CLIENT',
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+  );
+  // Comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-* headers are believed; none by default.
+  const trustedProxiesText = config.string('GITSPACES_GATEWAY_TRUSTED_PROXIES');
+  const problems: string[] = [];
+  const trustedProxies = trustedProxiesText?.split(',').map((entry) => entry.trim()) ?? [];
+  try {
+    TrustedProxies.parse(trustedProxiesText);
+  } catch (error) {
+    if (!(error instanceof InvalidTrustedProxyError)) throw error;
+    problems.push(`GITSPACES_GATEWAY_TRUSTED_PROXIES: ${error.message}`);
+  }
+  try {
+    config.done();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.unshift(...error.problems);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   const logger = createLogger('gateway');
   const adminToken =
@@ -40,6 +62,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     adminToken,
     domain,
     upstreamTimeoutMs,
+    trustedProxies,
+    maxConnectionsPerClient,
   });
   const { publicUrl, adminUrl } = await gateway.listen({ host, port, adminHost, adminPort });
   logger.info('gateway listening', {
@@ -48,6 +72,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     routes: routes.list().length,
     jwksUrl,
     domain,
+    trustedProxies,
+    maxConnectionsPerClient,
     adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, ADMIN_TOKEN_FILE),
   });
   return {

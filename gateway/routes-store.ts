@@ -3,14 +3,29 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GITSPACE_ID_PATTERN } from '../common/access-token';
 
-/** One gateway route: where a gitspace's IDE endpoint (its agent) answers. */
+/**
+ * One gateway route: where a gitspace's IDE endpoint (its agent) answers, the secret the gateway adds to everything it
+ * forwards there, and the start run whose access tokens it accepts (common/gateway-route.ts).
+ */
 export interface GatewayRoute {
   gitspaceId: string;
   /** Origin of the gitspace agent, `http(s)://host:port`, never with a path. */
   target: string;
+  /** The per-start route secret: only in the routes file (0600) and in what the gateway forwards, never listed. */
+  secret: string;
+  /** The start workflow run that registered the route; access tokens must name it. */
+  runId: string;
   /** ISO 8601 time of the last PUT. */
   updatedAt: string;
 }
+
+/** A route as the admin API shows it: without its secret. */
+export type ListedRoute = Omit<GatewayRoute, 'secret'>;
+
+/** Route secrets: at least 32 random bytes, base64url (common/gateway-route.ts). */
+const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
+/** Run ids: printable ASCII without spaces (Temporal's are UUIDs). */
+const RUN_ID_PATTERN = /^[\x21-\x7e]{1,256}$/;
 
 /** Thrown when a route's gitspace id is not a gitspace id (400). */
 export class InvalidGitspaceIdError extends Error {
@@ -31,6 +46,17 @@ export class InvalidRouteTargetError extends Error {
   }
 }
 
+/** Thrown when a route's secret or run id is missing or malformed (400); `field` names which. */
+export class InvalidRouteRegistrationError extends Error {
+  constructor(
+    readonly field: 'secret' | 'runId',
+    reason: string,
+  ) {
+    super(`${field} ${reason}`);
+    this.name = 'InvalidRouteRegistrationError';
+  }
+}
+
 /** Thrown at load time when the routes file exists but cannot be understood: the gateway refuses to start. */
 export class CorruptRoutesFileError extends Error {
   constructor(
@@ -45,9 +71,13 @@ export class CorruptRoutesFileError extends Error {
 /** The gateway's route table: in memory for lookups on every request, persisted so a restart keeps it. */
 export interface RoutesStore {
   get(gitspaceId: string): GatewayRoute | undefined;
-  list(): GatewayRoute[];
-  /** Validates, stores and persists; resolves once the file is written. `created` is false for a replacement. */
-  put(gitspaceId: string, target: unknown): Promise<{ route: GatewayRoute; created: boolean }>;
+  /** Every route, without secrets. */
+  list(): ListedRoute[];
+  /**
+   * Validates a registration (`{ target, secret, runId }`, see common/gateway-route.ts), stores and persists it;
+   * resolves once the file is written. `created` is false for a replacement.
+   */
+  put(gitspaceId: string, registration: unknown): Promise<{ route: GatewayRoute; created: boolean }>;
   /** Removes and persists; resolves with whether there was a route. */
   delete(gitspaceId: string): Promise<boolean>;
 }
@@ -72,9 +102,29 @@ export function parseRouteTarget(target: unknown): string {
   return url.origin;
 }
 
+/** Checks a registration body and returns the route's fields in canonical form. */
+export function parseRouteRegistration(registration: unknown): Pick<GatewayRoute, 'target' | 'secret' | 'runId'> {
+  const { target, secret, runId } = (registration ?? {}) as Record<string, unknown>;
+  const parsedTarget = parseRouteTarget(target);
+  if (typeof secret !== 'string' || !ROUTE_SECRET_PATTERN.test(secret)) {
+    throw new InvalidRouteRegistrationError('secret', 'must be 43 to 256 base64url characters (32+ random bytes)');
+  }
+  if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
+    throw new InvalidRouteRegistrationError('runId', 'must be the start workflow run id (1 to 256 visible characters)');
+  }
+  return { target: parsedTarget, secret, runId };
+}
+
+/** A route without its secret. */
+export function listed({ gitspaceId, target, runId, updatedAt }: GatewayRoute): ListedRoute {
+  return { gitspaceId, target, runId, updatedAt };
+}
+
 /**
  * Loads the route table from `<dataDir>/gateway-routes.json` (absent: empty). Every change is written to a temporary
- * file and renamed over the old one, one write at a time, so a crash never leaves a half-written table.
+ * file (0600: it holds the route secrets) and renamed over the old one, one write at a time, so a crash never leaves a
+ * half-written table. Entries of an older version without a secret or run id are dropped: no agent of this version
+ * would accept what the gateway forwards to them, and the next start registers the route again.
  */
 export async function createFileRoutesStore(dataDir: string, now: () => Date = () => new Date()): Promise<RoutesStore> {
   const file = path.join(dataDir, ROUTES_FILE);
@@ -99,10 +149,10 @@ export async function createFileRoutesStore(dataDir: string, now: () => Date = (
 
   return {
     get: (gitspaceId) => routes.get(gitspaceId),
-    list: () => [...routes.values()].sort((a, b) => a.gitspaceId.localeCompare(b.gitspaceId)),
-    async put(gitspaceId, target) {
+    list: () => [...routes.values()].sort((a, b) => a.gitspaceId.localeCompare(b.gitspaceId)).map(listed),
+    async put(gitspaceId, registration) {
       if (!GITSPACE_ID_PATTERN.test(gitspaceId)) throw new InvalidGitspaceIdError(gitspaceId);
-      const route = { gitspaceId, target: parseRouteTarget(target), updatedAt: now().toISOString() };
+      const route = { gitspaceId, ...parseRouteRegistration(registration), updatedAt: now().toISOString() };
       const created = !routes.has(gitspaceId);
       routes.set(gitspaceId, route);
       await persist();
@@ -132,17 +182,18 @@ async function load(file: string): Promise<GatewayRoute[]> {
   }
   const list = (parsed as { routes?: unknown } | null)?.routes;
   if (!Array.isArray(list)) throw new CorruptRoutesFileError(file, 'no routes array');
-  return list.map((entry: unknown, index) => {
-    const { gitspaceId, target, updatedAt } = (entry ?? {}) as Partial<Record<keyof GatewayRoute, unknown>>;
+  return list.flatMap((entry: unknown, index): GatewayRoute[] => {
+    const fields = (entry ?? {}) as Partial<Record<keyof GatewayRoute, unknown>>;
+    const { gitspaceId, updatedAt } = fields;
+    // A route of an older version (no secret, no run id): dropped, see above.
+    if (fields.secret === undefined && fields.runId === undefined) return [];
     try {
       if (typeof gitspaceId !== 'string' || !GITSPACE_ID_PATTERN.test(gitspaceId)) {
         throw new InvalidGitspaceIdError(String(gitspaceId));
       }
-      return {
-        gitspaceId,
-        target: parseRouteTarget(target),
-        updatedAt: String(updatedAt ?? new Date(0).toISOString()),
-      };
+      return [
+        { gitspaceId, ...parseRouteRegistration(fields), updatedAt: String(updatedAt ?? new Date(0).toISOString()) },
+      ];
     } catch (error) {
       throw new CorruptRoutesFileError(file, `routes[${index}]: ${(error as Error).message}`);
     }

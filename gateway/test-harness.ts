@@ -8,7 +8,12 @@ import { SignJWT, createLocalJWKSet, importPKCS8, type JWTPayload } from 'jose';
 import { closeIde } from '../agent/ide';
 import { createAgentApp } from '../agent/server';
 import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
-import { ACCESS_TOKEN_ALGORITHM } from '../common/access-token';
+import {
+  ACCESS_TOKEN_ALGORITHM,
+  ACCESS_TOKEN_AUDIENCE,
+  ACCESS_TOKEN_CLAIMS,
+  ACCESS_TOKEN_ISSUER,
+} from '../common/access-token';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { silentLogger } from '../common/logger';
 import { createAccessTokenVerifier } from './auth';
@@ -16,9 +21,19 @@ import { createGateway, type Gateway, type GatewayOptions } from './gateway';
 import { createFileRoutesStore } from './routes-store';
 
 /**
- * Real parts for gateway tests: a token issuer with its key in a temp data dir, real agents (terminal IDE, real shell)
- * on loopback, and the real gateway with both listeners on loopback ports chosen by the OS.
+ * Real parts for gateway tests: the control plane's signing key in a temp data dir, real agents (terminal IDE, real
+ * shell) on loopback, and the real gateway with both listeners on loopback ports chosen by the OS. Routes are
+ * registered as the runner does (target, a random route secret, a run id) and tokens signed as the control plane does
+ * (for a gitspace and a run).
  */
+
+/** The run id routes are registered with unless a test says otherwise. */
+export const DEFAULT_RUN_ID = 'run-1';
+
+/** A fresh route secret, as the runner makes one per start. */
+export function newRouteSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
 
 export interface Harness {
   dataDir: string;
@@ -31,13 +46,32 @@ export interface Harness {
   admin(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }>;
   /** A token signed by the control plane's key with any payload and header the test wants (for forgeries). */
   sign(payload: JWTPayload, header?: Record<string, unknown>): Promise<string>;
+  /**
+   * Registers a route as the runner does: `PUT /routes/:id { target, secret, runId }` with a fresh secret (or the
+   * given one, say an agent's) and run id {@link DEFAULT_RUN_ID} unless told otherwise.
+   */
+  route(
+    gitspaceId: string,
+    target: string,
+    options?: { secret?: string; runId?: string },
+  ): Promise<{ status: number; secret: string; runId: string }>;
+  /**
+   * An access token as the control plane issues it, for the run the gitspace's route was last registered with here
+   * (or `runId`), valid for an hour (or `expiresInSeconds`).
+   */
+  token(gitspaceId: string, options?: { runId?: string; userId?: string; expiresInSeconds?: number }): Promise<string>;
   /** Stops the gateway and starts a new one on the same data dir and ports (a restart). */
   restart(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startHarness(
-  options: Partial<Pick<GatewayOptions, 'domain' | 'upstreamTimeoutMs'>> = {},
+  options: Partial<
+    Pick<
+      GatewayOptions,
+      'domain' | 'upstreamTimeoutMs' | 'trustedProxies' | 'maxConnectionsPerClient' | 'authFailureLimit' | 'timeouts'
+    >
+  > = {},
 ): Promise<Harness> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-gateway-'));
   const issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 3600 });
@@ -62,6 +96,7 @@ export async function startHarness(
   };
 
   let current = await build();
+  const runs = new Map<string, string>();
   const harness: Harness = {
     dataDir,
     issuer,
@@ -87,6 +122,23 @@ export async function startHarness(
     async sign(payload, header = {}) {
       const kid = issuer.jwks().keys[0]!.kid;
       return new SignJWT(payload).setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid, ...header }).sign(privateKey);
+    },
+    async route(gitspaceId, target, { secret = newRouteSecret(), runId = DEFAULT_RUN_ID } = {}) {
+      const { status } = await harness.admin('PUT', `/routes/${gitspaceId}`, { target, secret, runId });
+      if (status < 300) runs.set(gitspaceId, runId);
+      return { status, secret, runId };
+    },
+    async token(gitspaceId, { runId, userId = 'user-1', expiresInSeconds = 3600 } = {}) {
+      const now = Math.floor(Date.now() / 1000);
+      return harness.sign({
+        sub: userId,
+        [ACCESS_TOKEN_CLAIMS.gitspaceId]: gitspaceId,
+        [ACCESS_TOKEN_CLAIMS.runId]: runId ?? runs.get(gitspaceId) ?? DEFAULT_RUN_ID,
+        aud: ACCESS_TOKEN_AUDIENCE,
+        iss: ACCESS_TOKEN_ISSUER,
+        iat: now,
+        exp: now + expiresInSeconds,
+      });
     },
     async restart() {
       await current.gateway.close();
@@ -163,12 +215,17 @@ export interface RecordedRequest {
   body: string;
 }
 
-/** An upstream that records every request it gets (HTTP and upgrades) and answers from `respond`. */
+/**
+ * An upstream that records every request it gets (HTTP and upgrades) and answers from `respond`. `requests` has the
+ * complete ones; `heads` every request line that arrived, even of a request whose body never completed.
+ */
 export async function startRecorder(
   respond: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end('recorded'),
-): Promise<{ url: string; requests: RecordedRequest[]; server: http.Server; close(): Promise<void> }> {
+): Promise<{ url: string; requests: RecordedRequest[]; heads: string[]; server: http.Server; close(): Promise<void> }> {
   const requests: RecordedRequest[] = [];
+  const heads: string[] = [];
   const server = http.createServer((req, res) => {
+    heads.push(`${req.method} ${req.url}`);
     let body = '';
     req.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
     req.on('end', () => {
@@ -177,6 +234,7 @@ export async function startRecorder(
     });
   });
   server.on('upgrade', (req, socket) => {
+    heads.push(`${req.method} ${req.url}`);
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
     socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
   });
@@ -184,6 +242,7 @@ export async function startRecorder(
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    heads,
     server,
     close: () => {
       server.closeAllConnections();

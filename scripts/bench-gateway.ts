@@ -9,6 +9,7 @@
  * (write a CPU profile of the gateway there). Not part of `npm test`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -26,6 +27,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const GITSPACE_ID = 'gs-bench';
+const RUN_ID = 'bench-run';
 const ADMIN_TOKEN = 'bench-admin-token';
 
 /** The upstream: a small Node server like the agent (HTTP "hello" and a WebSocket echo), in its own process. */
@@ -75,7 +77,7 @@ async function main(): Promise<void> {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks())),
     );
     await new Promise<void>((resolve) => jwks.listen(jwksPort, '127.0.0.1', resolve));
-    const { token } = await issuer.issue({ userId: 'bench', gitspaceId: GITSPACE_ID });
+    const { token } = await issuer.issue({ userId: 'bench', gitspaceId: GITSPACE_ID, runId: RUN_ID });
 
     const gateway = `http://127.0.0.1:${gatewayPort}`;
     const gatewayChild = await startChild(
@@ -94,7 +96,7 @@ async function main(): Promise<void> {
     const put = await fetch(`http://127.0.0.1:${adminPort}/routes/${GITSPACE_ID}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ target: upstream }),
+      body: JSON.stringify({ target: upstream, secret: randomBytes(32).toString('base64url'), runId: RUN_ID }),
     });
     if (!put.ok) throw new Error(`gateway route registration failed: ${put.status} ${await put.text()}`);
 
