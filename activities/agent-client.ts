@@ -1,4 +1,5 @@
 import type { RepositorySource } from '../agent/git';
+import type { RepositoryNetworks } from '../agent/repository-address';
 
 /** Thrown when the agent refused or failed a request; `code` is the agent's error code (an error class name). */
 export class AgentRequestError extends Error {
@@ -60,16 +61,17 @@ export function createAgentClient(fetchImpl: typeof fetch = fetch) {
       }
     },
 
+    /** Clones the repository (the agent checks its address against `repositoryNetworks`) and runs the commands. */
     async prepareWorkspace(
       agentUrl: string,
       secret: string,
-      repository: RepositorySource,
+      request: { repository: RepositorySource; repositoryNetworks: RepositoryNetworks },
       signal: AbortSignal,
     ): Promise<{ clone: string; ranCommands: string[] }> {
       const response = await fetchImpl(`${agentUrl}/_agent/workspace`, {
         method: 'POST',
         headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ repository }),
+        body: JSON.stringify(request),
         signal,
       });
       const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
 import type { GitspaceSpec } from '../common/lifecycle';
 import type { SecretsKey } from '../common/sealed-secret';
@@ -173,12 +174,23 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }): Promise<void> {
       const context = Context.current();
       const token = input.repositoryTokenSealed ? deps.secrets.unseal(input.repositoryTokenSealed) : undefined;
+      // The agent, which resolves and clones, enforces the infrastructure's rule (validated when it was configured).
+      const networks = repositoryNetworksSchema.safeParse(input.spec.providerConfig.repositoryNetworks ?? {});
+      if (!networks.success) {
+        throw ApplicationFailure.nonRetryable(
+          `infrastructure '${input.spec.infrastructureName}' has an invalid config.repositoryNetworks`,
+          'InvalidInfrastructureConfigError',
+        );
+      }
       const heartbeat = setInterval(() => context.heartbeat('preparing workspace'), 5000);
       try {
         const result = await deps.agents.prepareWorkspace(
           input.agentUrl,
           agentSecret(input.spec.gitspaceId),
-          { ...input.spec.repository, ...(token ? { token } : {}) },
+          {
+            repository: { ...input.spec.repository, ...(token ? { token } : {}) },
+            repositoryNetworks: networks.data,
+          },
           context.cancellationSignal,
         );
         deps.logger.info('workspace prepared', { gitspaceId: input.spec.gitspaceId, ...result });

@@ -10,6 +10,8 @@ function main(): void {
   const gitspaceId = config.required('GITSPACE_ID', 'the gitspace this machine belongs to');
   const secret = config.required('GITSPACE_AGENT_SECRET', 'the runner authenticates to the agent with it');
   const workspaceDir = config.required('GITSPACE_WORKSPACE_DIR', 'where the repository is cloned');
+  // The gitspace user's home: the repository token is kept there for git's credential helper.
+  const homeDir = config.string('HOME');
   const ide = config.oneOf('GITSPACE_IDE', IDE_KINDS, 'terminal');
   const host = config.string('GITSPACE_AGENT_HOST', '127.0.0.1');
   const port = config.port('GITSPACE_AGENT_PORT', 8089);
@@ -28,6 +30,7 @@ function main(): void {
     gitspaceId,
     secret,
     workspaceDir,
+    homeDir,
     ide,
     logger,
     ideHost: { vscodeCommand, shell, env: ideEnv, searchPath: ideEnv.PATH },

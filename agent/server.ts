@@ -1,10 +1,12 @@
 import express from 'express';
 import http from 'node:http';
+import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../providers/types';
-import { CloneFailedError, cloneRepository, type RepositorySource } from './git';
+import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
+import { repositoryNetworksSchema, type RepositoryNetworks } from './repository-address';
 import { LifecycleCommandError, readLifecycleCommands, runLifecycleCommand } from './devcontainer';
 import { mountIde, type IdeOptions } from './ide';
 
@@ -13,6 +15,8 @@ export interface AgentOptions {
   /** Bearer secret for the private `/_agent/*` API that the runner calls. */
   secret: string;
   workspaceDir: string;
+  /** The gitspace user's home, where the repository token is kept for git's credential helper (default: HOME). */
+  homeDir?: string;
   ide: IdeKind;
   logger: Logger;
   lifecycleCommandTimeoutMs?: number;
@@ -77,13 +81,24 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   });
 
   app.post('/_agent/workspace', express.json({ limit: '64kb' }), (req, res) => {
-    const body = req.body as { repository?: RepositorySource; firstStart?: boolean } | undefined;
+    const body = req.body as { repository?: RepositorySource; repositoryNetworks?: unknown } | undefined;
     if (!body?.repository || typeof body.repository.url !== 'string') {
       res.status(400).json({ error: { code: 'invalid_request', message: 'repository.url is required' } });
       return;
     }
+    // The infrastructure's rule for internal networks, from the runner; absent means none is allowed.
+    const networks = repositoryNetworksSchema.safeParse(body.repositoryNetworks ?? {});
+    if (!networks.success) {
+      res.status(400).json({
+        error: {
+          code: 'invalid_request',
+          message: 'repositoryNetworks takes allowLoopback and allowPrivate (booleans)',
+        },
+      });
+      return;
+    }
     // Concurrent calls (a retried activity) share one preparation instead of cloning twice.
-    preparing ??= prepareWorkspace(body.repository, options).finally(() => {
+    preparing ??= prepareWorkspace(body.repository, networks.data, options).finally(() => {
       preparing = undefined;
     });
     status = 'preparing';
@@ -125,8 +140,16 @@ interface PrepareResult {
   ranCommands: string[];
 }
 
-async function prepareWorkspace(repository: RepositorySource, options: AgentOptions): Promise<PrepareResult> {
-  const clone = await cloneRepository(repository, options.workspaceDir);
+async function prepareWorkspace(
+  repository: RepositorySource,
+  networks: RepositoryNetworks,
+  options: AgentOptions,
+): Promise<PrepareResult> {
+  const clone = await cloneRepository(repository, options.workspaceDir, {
+    networks,
+    credentialsFile: gitCredentialsFile(options.homeDir ?? os.homedir(), options.gitspaceId),
+    logger: options.logger,
+  });
   const commands = await readLifecycleCommands(options.workspaceDir);
   const timeout = options.lifecycleCommandTimeoutMs ?? 10 * 60_000;
   const env = options.ideHost?.env ?? {};

@@ -161,7 +161,9 @@ async function ensureAdmin(
 async function ensureEmbeddedDefaults(store: Store, gatewayUrl: string, logger: Logger): Promise<void> {
   const existing = await store.listInfrastructures();
   if (existing.some((i) => i.id === 'local')) return;
-  await store.createInfrastructure({ id: 'local', name: 'local', provider: 'local', config: {}, gatewayUrl });
+  // Its machines run on the runner host, where a developer's own git server usually is too: loopback is allowed.
+  const config = { repositoryNetworks: { allowLoopback: true } };
+  await store.createInfrastructure({ id: 'local', name: 'local', provider: 'local', config, gatewayUrl });
   await store.createMachine({
     id: 'local-default',
     infrastructureId: 'local',

@@ -1,8 +1,9 @@
+import { repositoryNetworksSchema } from '../agent/repository-address';
 import { InputError, type FieldProblem } from '../common/errors';
 import type { Logger } from '../common/logger';
 import { parseAwsInfrastructureConfig, validateAwsMachineSpec } from './aws/config';
 import { createAwsProvider, createEc2Client } from './aws/provider';
-import type { ParseResult } from './config-problems';
+import { parseWithProblems, type ParseResult } from './config-problems';
 import { parseGcpInfrastructureConfig, validateGcpMachineSpec } from './gcp/config';
 import { createGcpClients, createGcpProvider, type GcpClients } from './gcp/provider';
 import { createLocalProvider } from './local/provider';
@@ -73,11 +74,16 @@ export function validateInfrastructureConfig(
 ): Record<string, unknown> {
   switch (provider) {
     case 'local': {
-      // The local provider keeps machines in the runner's data dir: it takes no configuration.
-      const problems = Object.keys(config).map((key) => ({
-        path: `config.${key}`,
-        message: 'is not a setting of the local provider',
-      }));
+      // The local provider keeps machines in the runner's data dir: its one setting is shared by every provider.
+      const problems: FieldProblem[] = Object.keys(config)
+        .filter((key) => key !== 'repositoryNetworks')
+        .map((key) => ({ path: `config.${key}`, message: 'is not a setting of the local provider' }));
+      const networks = parseWithProblems(
+        repositoryNetworksSchema.optional(),
+        config.repositoryNetworks,
+        'config.repositoryNetworks',
+      );
+      if (!networks.ok) problems.push(...networks.problems);
       if (problems.length > 0) throw invalid('the local infrastructure config is invalid', problems);
       return config;
     }

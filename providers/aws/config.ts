@@ -3,6 +3,7 @@
  * infrastructure is created, and the machine spec rules for its machine catalogue.
  */
 import { z } from 'zod';
+import { repositoryNetworksSchema } from '../../agent/repository-address';
 import { agentInstallConfigSchema } from '../bootstrap';
 import { parseWithProblems, type FieldProblem, type ParseResult } from '../config-problems';
 import { machineSpecProblems } from '../machine-spec';
@@ -34,6 +35,8 @@ export const awsInfrastructureConfigSchema = z
     /** EBS volume type of the data volume. */
     volumeType: z.enum(['gp3', 'gp2', 'io1', 'io2']).default('gp3'),
     agent: agentInstallConfigSchema.default({}),
+    /** Internal networks repositories may live on (loopback, private); link-local and metadata never. */
+    repositoryNetworks: repositoryNetworksSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -3,6 +3,7 @@
  * infrastructure is created, and the machine spec rules for its machine catalogue.
  */
 import { z } from 'zod';
+import { repositoryNetworksSchema } from '../../agent/repository-address';
 import { agentInstallConfigSchema } from '../bootstrap';
 import { parseWithProblems, type FieldProblem, type ParseResult } from '../config-problems';
 import { machineSpecProblems } from '../machine-spec';
@@ -26,6 +27,8 @@ export const gcpInfrastructureConfigSchema = z
     /** Network tags, for the firewall rule that lets the runner reach the agent port. */
     networkTags: z.array(z.string().regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must be a valid network tag')).default([]),
     agent: agentInstallConfigSchema.default({}),
+    /** Internal networks repositories may live on (loopback, private); link-local and metadata never. */
+    repositoryNetworks: repositoryNetworksSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

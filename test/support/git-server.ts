@@ -24,32 +24,7 @@ export async function startGitServer(): Promise<GitServer> {
   await waitForPort(port);
   return {
     urlOf: (name) => `git://127.0.0.1:${port}/${name}`,
-    async createRepository(name, files) {
-      const work = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-work-'));
-      for (const [file, content] of Object.entries(files)) {
-        await mkdir(path.dirname(path.join(work, file)), { recursive: true });
-        await writeFile(path.join(work, file), content);
-      }
-      const git = (...args: string[]) =>
-        execFileSync('git', args, {
-          cwd: work,
-          stdio: 'pipe',
-          env: {
-            ...process.env,
-            GIT_AUTHOR_NAME: 't',
-            GIT_AUTHOR_EMAIL: 't@example.test',
-            GIT_COMMITTER_NAME: 't',
-            GIT_COMMITTER_EMAIL: 't@example.test',
-          },
-        });
-      git('init', '--quiet', '--initial-branch=main');
-      git('add', '-A');
-      git('commit', '--quiet', '-m', 'initial');
-      const bare = path.join(base, name);
-      execFileSync('git', ['clone', '--quiet', '--bare', work, bare], { stdio: 'pipe' });
-      await rm(work, { recursive: true, force: true });
-      return bare;
-    },
+    createRepository: (name, files) => createBareRepository(base, name, files),
     async stop() {
       if (daemon.pid) {
         try {
@@ -61,6 +36,34 @@ export async function startGitServer(): Promise<GitServer> {
       await rm(base, { recursive: true, force: true });
     },
   };
+}
+
+/** Creates `<base>/<name>`, a bare repository whose branch `main` has one commit holding `files`. */
+export async function createBareRepository(base: string, name: string, files: Record<string, string>): Promise<string> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-work-'));
+  for (const [file, content] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(work, file)), { recursive: true });
+    await writeFile(path.join(work, file), content);
+  }
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
+      cwd: work,
+      stdio: 'pipe',
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 't',
+        GIT_AUTHOR_EMAIL: 't@example.test',
+        GIT_COMMITTER_NAME: 't',
+        GIT_COMMITTER_EMAIL: 't@example.test',
+      },
+    });
+  git('init', '--quiet', '--initial-branch=main');
+  git('add', '-A');
+  git('commit', '--quiet', '-m', 'initial');
+  const bare = path.join(base, name);
+  execFileSync('git', ['clone', '--quiet', '--bare', work, bare], { stdio: 'pipe' });
+  await rm(work, { recursive: true, force: true });
+  return bare;
 }
 
 async function waitForPort(port: number): Promise<void> {
