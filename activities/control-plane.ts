@@ -1,7 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../common/logger';
 import {
+  ACTOR_TYPES,
+  RECONCILER,
+  STARTED_OUTSIDE_THE_API,
   STEPS,
+  type Actor,
   type GitspaceError,
   type GitspaceSpec,
   type GitspaceState,
@@ -54,6 +58,11 @@ const ACTION_STATES: Record<LifecycleAction, { during: GitspaceState; after: Git
 
 export interface BeginResult {
   spec: GitspaceSpec;
+  /**
+   * Who asked for this operation, as recorded on its events: the workflow passes it to every later bookkeeping step.
+   * Absent in histories recorded before events named their actor.
+   */
+  actor?: Actor;
   /** The repository token, sealed with the secrets key: only a runner can open it. */
   repositoryTokenSealed?: string;
   runnerPickupTimeoutSeconds: number;
@@ -80,10 +89,35 @@ export function createControlPlaneActivities({
     return execution;
   };
 
+  /**
+   * The actor a workflow's input claims, made safe to record: a user is looked up (its name is the database's, and a
+   * user that does not exist is not believed), a workflow input without one was started outside the API. Temporal
+   * is a courier, not an authority: whoever can start workflows can claim any user, and the event says only who the
+   * input named.
+   */
+  const actorOf = async (claimed: unknown): Promise<Actor> => {
+    if (claimed === undefined || claimed === null) return STARTED_OUTSIDE_THE_API;
+    const { type, id, reason } = claimed as { type?: unknown; id?: unknown; reason?: unknown };
+    if (!(ACTOR_TYPES as readonly unknown[]).includes(type))
+      return { type: 'unknown', reason: 'the workflow input names an actor of no known type' };
+    if (type === 'user') {
+      const user = typeof id === 'string' ? await store.findUserById(id) : undefined;
+      return user
+        ? { type: 'user', id: user.id, name: user.name }
+        : { type: 'unknown', reason: 'the workflow input names a user that does not exist' };
+    }
+    if (type === 'unknown')
+      return { type: 'unknown', reason: typeof reason === 'string' ? reason.slice(0, 200) : 'not given' };
+    return { type: type as 'reconciler' | 'auto-stop' };
+  };
+  /** The actor a later step of the operation was given; a workflow that passes none is recorded as unknown. */
+  const actorOfStep = (actor: Actor | undefined): Actor => actor ?? STARTED_OUTSIDE_THE_API;
+
   return {
     /** Records the operation, moves the gitspace to its in-progress state and returns what the steps need. */
-    async beginOperation(input: { gitspaceId: string; action: LifecycleAction }): Promise<BeginResult> {
+    async beginOperation(input: { gitspaceId: string; action: LifecycleAction; actor?: Actor }): Promise<BeginResult> {
       const { workflowId, runId } = currentRun();
+      const actor = await actorOf(input.actor);
       const gitspace = await store.getGitspace(input.gitspaceId);
       if (gitspace.state === 'deleted') {
         throw ApplicationFailure.nonRetryable(
@@ -100,6 +134,7 @@ export function createControlPlaneActivities({
       if (gitspace.state !== during) {
         await store.changeState(gitspace.id, {
           to: during,
+          actor,
           message: `${input.action} requested`,
           data: { action: input.action, workflowId, runId },
           ...(input.action === 'start' ? { lastError: null } : { url: null }),
@@ -130,16 +165,18 @@ export function createControlPlaneActivities({
         },
         ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
         runnerPickupTimeoutSeconds,
+        actor,
       };
     },
 
     /** Records which step the operation is on, for the API and the event stream. */
-    async recordStep(input: { gitspaceId: string; step: StepName }): Promise<void> {
+    async recordStep(input: { gitspaceId: string; step: StepName; actor?: Actor }): Promise<void> {
       await store.updateOperation(currentRun().runId, { step: input.step });
       await store.recordEvent(input.gitspaceId, {
         type: 'step',
         message: STEPS[input.step],
         data: { step: input.step },
+        actor: actorOfStep(input.actor),
       });
     },
 
@@ -149,10 +186,12 @@ export function createControlPlaneActivities({
       action: LifecycleAction;
       url?: string;
       machine?: MachineInfo;
+      actor?: Actor;
     }): Promise<void> {
       const after = ACTION_STATES[input.action].after;
       await store.changeState(input.gitspaceId, {
         to: after,
+        actor: actorOfStep(input.actor),
         message: `gitspace ${after}`,
         url: input.action === 'start' ? (input.url ?? null) : null,
         lastError: null,
@@ -163,9 +202,10 @@ export function createControlPlaneActivities({
     },
 
     /** Marks the action failed: the gitspace goes to `error` with what a user needs to act on. */
-    async failOperation(input: { gitspaceId: string; error: GitspaceError }): Promise<void> {
+    async failOperation(input: { gitspaceId: string; error: GitspaceError; actor?: Actor }): Promise<void> {
       await store.changeState(input.gitspaceId, {
         to: 'error',
+        actor: actorOfStep(input.actor),
         message: `${input.error.action} failed at '${STEPS[input.error.step]}': ${input.error.message}`,
         url: null,
         lastError: { ...input.error },
@@ -193,6 +233,7 @@ export function createControlPlaneActivities({
           const changed = await store
             .changeState(gitspace.id, {
               to: 'stopped',
+              actor: RECONCILER,
               allowedFrom: ['running'],
               url: null,
               message: `the machine was found ${machine ? machine.status : 'missing'} (host restart or crash); start the gitspace again`,
@@ -210,6 +251,7 @@ export function createControlPlaneActivities({
           await store
             .changeState(gitspace.id, {
               to: 'error',
+              actor: RECONCILER,
               allowedFrom: [gitspace.state],
               url: null,
               lastError: {
@@ -283,6 +325,7 @@ export function createControlPlaneActivities({
           actionsFailed: result.failed.length,
         },
         events,
+        actor: RECONCILER,
         at: new Date(),
       });
       if (recorded && result.failed.length > 0) logger.warn('reconciliation could not repair everything', { ...input });
@@ -301,9 +344,10 @@ export function createControlPlaneActivities({
     },
 
     /** A start cancelled by a stop or delete: compensation has run, so the gitspace is stopped. */
-    async cancelOperation(input: { gitspaceId: string; action: LifecycleAction }): Promise<void> {
+    async cancelOperation(input: { gitspaceId: string; action: LifecycleAction; actor?: Actor }): Promise<void> {
       await store.changeState(input.gitspaceId, {
         to: 'stopped',
+        actor: actorOfStep(input.actor),
         message: `${input.action} cancelled; the machine is stopped`,
         url: null,
       });

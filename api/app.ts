@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import { ACCESS_TOKEN_QUERY_PARAM } from '../common/access-token';
-import { AuthenticationError, ConflictError, InputError, NotAllowedError, NotFoundError } from '../common/errors';
+import { ConflictError, InputError, NotAllowedError, NotFoundError, TooManyRequestsError } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/logger';
-import { infrastructureTaskQueue } from '../common/lifecycle';
+import { infrastructureTaskQueue, type Actor } from '../common/lifecycle';
 import type { SecretsKey } from '../common/sealed-secret';
 import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../db/schema';
-import type { Store } from '../db/store';
+import { hashToken, type Store } from '../db/store';
+import { EventFeed } from './event-feed';
 import { errorMiddleware, handle, parseBody } from './http';
+import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
@@ -33,15 +35,40 @@ export interface AppOptions {
   onInfrastructureCreated(infrastructureId: string): Promise<void>;
   /** Checks that the database and Temporal answer, for /readyz. */
   ready: () => Promise<void>;
-  /** How often the event stream looks for new events. */
+  /** How often the event streams' shared change feed looks for new events (when no `eventFeed` is given). */
   eventPollMs?: number;
+  /** The change feed the event streams share; one is made when absent. */
+  eventFeed?: EventFeed;
+  /** Rate limits, quota and stream cap; the defaults where absent. */
+  limits?: Partial<ApiLimits>;
+  /** The clock the rate limits run on (tests move it). */
+  now?: () => number;
 }
+
+/** When a client refused for holding too many event streams may try again, in seconds. */
+const STREAM_RETRY_AFTER_SECONDS = 5;
+/** An event stream whose client reads less than this falls behind and is closed (it can resume with Last-Event-ID). */
+const STREAM_MAX_BUFFERED_BYTES = 1 << 20;
 
 type Authed = Request & { user?: UserRow };
 
 /** The control plane's REST API, version 1 (DESIGN.md §3). */
 export function createApp(options: AppOptions): express.Express {
   const { store, lifecycle, secrets, logger } = options;
+  const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...options.limits };
+  const authenticator = createAuthenticator({
+    limits,
+    findUserByToken: (token) => store.findUserByToken(token),
+    hashToken,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const authenticate = (req: Request, _res: Response, next: (error?: unknown) => void) => {
+    authenticator.authenticate(req.headers.authorization, req.socket.remoteAddress).then((user) => {
+      (req as Authed).user = user;
+      next();
+    }, next);
+  };
+  const feed = options.eventFeed ?? new EventFeed({ store, pollMs: options.eventPollMs ?? 1000, logger });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -71,10 +98,30 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   // Everything below needs a bearer token.
-  api.use(authenticate(store));
+  api.use(authenticate);
   api.use(express.json({ limit: '64kb', strict: true }));
+  // PostgreSQL stores no NUL in text or jsonb: a body carrying one is the client's mistake, not a 500.
+  api.use((req, _res, next) => {
+    const path = nulPath(req.body);
+    if (path === undefined) return next();
+    next(
+      new InputError(`${path} must not contain a NUL character`, [
+        { path, message: 'must not contain a NUL character' },
+      ]),
+    );
+  });
+  // An id in a path is only ever looked up; one PostgreSQL could not even compare (a NUL) names nothing there.
+  api.param('id', (req, _res, next, value: unknown) => {
+    if (typeof value === 'string' && value.length <= 256 && !CONTROL_CHARACTER.test(value)) return next();
+    const kind = req.path.startsWith('/infrastructures/') ? 'infrastructure' : 'gitspace';
+    next(new NotFoundError(kind, String(value).slice(0, 256).replace(CONTROL_CHARACTERS, '?')));
+  });
 
   const userOf = (req: Request): UserRow => (req as Authed).user!;
+  const actorOf = (req: Request): Actor => {
+    const user = userOf(req);
+    return { type: 'user', id: user.id, name: user.name };
+  };
   const requireAdmin = (req: Request) => {
     if (userOf(req).role !== 'admin') throw new NotAllowedError('only an administrator may do this');
   };
@@ -82,7 +129,7 @@ export function createApp(options: AppOptions): express.Express {
   // Prometheus text for operators (what reconciliation did, orphans, gitspaces by state); scraped with the admin token.
   app.get(
     '/metrics',
-    authenticate(store),
+    authenticate,
     handle(async (req, res) => {
       requireAdmin(req);
       res.type(METRICS_CONTENT_TYPE).send(renderMetrics(await store.readMetrics()));
@@ -245,9 +292,11 @@ export function createApp(options: AppOptions): express.Express {
         idempotencyKey === undefined
           ? undefined
           : { key: idempotencyKey, requestHash: createHash('sha256').update(JSON.stringify(req.body)).digest('hex') },
+        { maxPerOwner: limits.maxGitspacesPerUser },
       );
       // A replayed request answers with the gitspace the first one made, and starts nothing again.
-      const operation = body.start && !replayed ? await lifecycle.request(gitspace.id, 'start') : undefined;
+      const operation =
+        body.start && !replayed ? await lifecycle.request(gitspace.id, 'start', actorOf(req)) : undefined;
       const [presented] = await presentGitspaces([await store.getGitspace(gitspace.id)]);
       res
         .status(201)
@@ -275,7 +324,7 @@ export function createApp(options: AppOptions): express.Express {
     handle(async (req, res) => {
       const gitspace = await visibleGitspace(req);
       const body = parseBody(ActionBody, req.body);
-      const operation = await lifecycle.request(gitspace.id, body.action);
+      const operation = await lifecycle.request(gitspace.id, body.action, actorOf(req));
       res.status(202).json({ operation: presentOperation(operation) });
     }),
   );
@@ -283,7 +332,7 @@ export function createApp(options: AppOptions): express.Express {
     '/gitspaces/:id',
     handle(async (req, res) => {
       const gitspace = await visibleGitspace(req);
-      const operation = await lifecycle.request(gitspace.id, 'delete');
+      const operation = await lifecycle.request(gitspace.id, 'delete', actorOf(req));
       res.status(202).json({ operation: presentOperation(operation) });
     }),
   );
@@ -321,21 +370,41 @@ export function createApp(options: AppOptions): express.Express {
     }),
   );
 
+  /** Open event streams per user id: at most `maxEventStreamsPerUser` each. */
+  const openStreams = new Map<string, number>();
   const streamEvents = async (req: Request, res: Response, gitspaceId: string) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    let last = Number(req.headers['last-event-id'] ?? 0) || 0;
-    let closed = false;
-    req.on('close', () => {
-      closed = true;
-    });
-    while (!closed) {
-      for (const event of await store.listEvents(gitspaceId, last)) {
-        res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(presentEvent(event))}\n\n`);
-        last = event.seq;
-      }
-      await new Promise((r) => setTimeout(r, options.eventPollMs ?? 1000));
+    const user = userOf(req);
+    const open = openStreams.get(user.id) ?? 0;
+    if (open >= limits.maxEventStreamsPerUser) {
+      throw new TooManyRequestsError(
+        `user '${user.name}' has ${open} of ${limits.maxEventStreamsPerUser} event streams open; close one first`,
+        STREAM_RETRY_AFTER_SECONDS,
+      );
     }
-    res.end();
+    openStreams.set(user.id, open + 1);
+    let unsubscribe: (() => void) | undefined;
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      unsubscribe?.();
+      const left = (openStreams.get(user.id) ?? 1) - 1;
+      if (left > 0) openStreams.set(user.id, left);
+      else openStreams.delete(user.id);
+    });
+    const lastEventId = Number(req.headers['last-event-id'] ?? 0);
+    const after = Number.isSafeInteger(lastEventId) && lastEventId > 0 ? lastEventId : 0;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (events: EventRow[]) => {
+      if (closed) return;
+      for (const event of events) {
+        res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(presentEvent(event))}\n\n`);
+      }
+      // A client that does not read must not make this process hold its events without end.
+      if (res.writableLength > STREAM_MAX_BUFFERED_BYTES) res.destroy();
+    };
+    const stop = await feed.subscribe(gitspaceId, after, send);
+    if (closed) stop();
+    else unsubscribe = stop;
   };
 
   api.use((req, res) => {
@@ -358,19 +427,42 @@ export function createApp(options: AppOptions): express.Express {
   return app;
 }
 
-function authenticate(store: Store) {
-  return (req: Request, _res: Response, next: (error?: unknown) => void) => {
-    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(req.headers.authorization ?? '');
-    if (!match?.[1]) {
-      next(new AuthenticationError('send your API token as "Authorization: Bearer <token>"'));
-      return;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what these find
+const CONTROL_CHARACTER = /[\0-\x1f\x7f]/;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what these find
+const CONTROL_CHARACTERS = /[\0-\x1f\x7f]/g;
+
+/**
+ * The path (`a.b.0`) of the first key or string in a parsed JSON body that holds a NUL. Walked without recursion and
+ * without copying paths, so a deeply nested body costs time in proportion to its size.
+ */
+function nulPath(body: unknown): string | undefined {
+  interface Node {
+    value: unknown;
+    key?: string;
+    parent?: Node;
+  }
+  const pathOf = (node: Node): string => {
+    const keys: string[] = [];
+    for (let at: Node | undefined = node; at?.key !== undefined; at = at.parent) {
+      keys.push(at.key.replace(CONTROL_CHARACTERS, '?'));
     }
-    store.findUserByToken(match[1]).then((user) => {
-      if (!user) return next(new AuthenticationError('the API token is not valid'));
-      (req as Authed).user = user;
-      next();
-    }, next);
+    return keys.reverse().join('.') || '(body)';
   };
+  const pending: Node[] = [{ value: body }];
+  while (pending.length > 0) {
+    const node = pending.pop()!;
+    if (typeof node.value === 'string') {
+      if (node.value.includes('\0')) return pathOf(node);
+    } else if (node.value !== null && typeof node.value === 'object') {
+      for (const [key, value] of Object.entries(node.value)) {
+        const child = { value, key, parent: node };
+        if (key.includes('\0')) return pathOf(child);
+        pending.push(child);
+      }
+    }
+  }
+  return undefined;
 }
 
 const iso = (date: Date | string) => new Date(date).toISOString();
@@ -448,6 +540,7 @@ function presentEvent(row: EventRow) {
     ...(row.state ? { state: row.state } : {}),
     message: row.message,
     data: row.data,
+    actor: row.actor,
     createdAt: iso(row.createdAt),
   };
 }

@@ -16,6 +16,8 @@ import { createControlPlaneWorker } from '../workers/control-plane-worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { createAccessTokenIssuer } from './access-tokens';
 import { createApp } from './app';
+import { EventFeed } from './event-feed';
+import type { ApiLimits } from './limits';
 import { createLifecycleService } from './lifecycle';
 
 export interface ControlPlaneConfig {
@@ -43,7 +45,10 @@ export interface ControlPlaneConfig {
   accessTokenKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
   workflowBundle?: WorkflowBundleWithSourceMap;
+  /** How often the event streams' one shared change feed reads new events; default one second. */
   eventPollMs?: number;
+  /** Rate limits, gitspace quota and event stream cap (README: configuration); the defaults where absent. */
+  limits?: Partial<ApiLimits>;
 }
 
 export interface RunningControlPlane {
@@ -101,14 +106,16 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ttlSeconds: config.accessTokenTtlSeconds,
     ...(config.accessTokenKeyPem ? { privateKeyPem: config.accessTokenKeyPem } : {}),
   });
+  const eventFeed = new EventFeed({ store, pollMs: config.eventPollMs ?? 1000, logger: logger.child('events') });
   const app = createApp({
     store,
+    eventFeed,
+    ...(config.limits ? { limits: config.limits } : {}),
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     secrets,
     logger,
-    eventPollMs: config.eventPollMs,
     ready: async () => {
       await store.ping();
       await client.workflowService.getSystemInfo({});
@@ -130,6 +137,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     adminTokenCreated: admin.created,
     ...(admin.file ? { adminTokenFile: admin.file } : {}),
     async stop() {
+      eventFeed.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       worker.shutdown();

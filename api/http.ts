@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
-import { InputError, isDomainError, type FieldProblem } from '../common/errors';
+import { InputError, TooManyRequestsError, isDomainError, type FieldProblem } from '../common/errors';
 import type { Logger } from '../common/logger';
 
 /** Parses a request body with its schema; every problem is reported with its field path. */
@@ -36,6 +36,7 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
     }
     if (isDomainError(error)) {
       const fields = error instanceof InputError && error.fields.length > 0 ? { fields: error.fields } : {};
+      if (error instanceof TooManyRequestsError) res.set('retry-after', String(error.retryAfterSeconds));
       res.status(error.status).json({ error: { code: error.code, message: error.message, ...fields } });
       return;
     }
@@ -57,5 +58,15 @@ function bodyParserProblem(error: unknown): string | undefined {
   if (type === 'entity.parse.failed') return 'the request body is not valid JSON';
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'the request body must be UTF-8 JSON';
   if (type === 'request.aborted') return 'the request was aborted';
+  // What body-parser and the router reject without a type of their own: a compressed body that does not inflate
+  // (a zlib error), a path that is not valid percent-encoding (a URIError). Both are the client's, never a 500.
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (error instanceof URIError) return 'the request path is not valid percent-encoding';
+    // zlib's codes: Z_DATA_ERROR and friends for gzip and deflate, ERR__ERROR_FORMAT_… for brotli.
+    const code = String((error as { code?: unknown }).code ?? '');
+    if (code.startsWith('Z_') || code.startsWith('ERR__')) return 'the request body does not decompress';
+    return 'the request is invalid';
+  }
   return undefined;
 }

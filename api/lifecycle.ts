@@ -10,7 +10,9 @@ import type { Logger } from '../common/logger';
 import {
   CONTROL_PLANE_TASK_QUEUE,
   lifecycleWorkflowId,
+  type Actor,
   type GitspaceState,
+  type LifecycleInput,
   type LifecycleAction,
 } from '../common/lifecycle';
 import type { OperationRow } from '../db/schema';
@@ -122,8 +124,11 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
   };
 
   return {
-    /** Starts the workflow for `requested` on the gitspace; throws ConflictError when the transition is not allowed. */
-    async request(gitspaceId: string, requested: RequestedAction): Promise<OperationRow> {
+    /**
+     * Starts the workflow for `requested` on the gitspace, naming `actor` (who asked) in its input so that every event
+     * of the operation names them; throws ConflictError when the transition is not allowed.
+     */
+    async request(gitspaceId: string, requested: RequestedAction, actor: Actor): Promise<OperationRow> {
       let gitspace = await store.getGitspace(gitspaceId);
       let action: LifecycleAction;
       if (requested === 'retry') {
@@ -154,7 +159,7 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
         client.workflow.start(WORKFLOW_TYPES[action], {
           workflowId,
           taskQueue: CONTROL_PLANE_TASK_QUEUE,
-          args: [{ gitspaceId: gitspace.id }],
+          args: [{ gitspaceId: gitspace.id, actor } satisfies LifecycleInput],
           workflowIdConflictPolicy: 'FAIL',
           staticSummary: `${action} gitspace '${gitspace.name}' on infrastructure '${infrastructure.name}'`,
           typedSearchAttributes: [

@@ -4,6 +4,7 @@ import { ConfigReader } from '../common/config';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { startControlPlane } from './control-plane';
+import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 
 /** `npm run api`: the REST API and the control-plane worker. */
@@ -29,6 +30,24 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     accessTokenKeyPem: config.string('GITSPACES_ACCESS_TOKEN_KEY'),
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
     orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
+    limits: {
+      requestsPerMinute: config.positiveInt(
+        'GITSPACES_API_RATE_LIMIT_PER_MINUTE',
+        DEFAULT_API_LIMITS.requestsPerMinute,
+      ),
+      authFailuresPerMinute: config.positiveInt(
+        'GITSPACES_API_AUTH_FAILURES_PER_MINUTE',
+        DEFAULT_API_LIMITS.authFailuresPerMinute,
+      ),
+      maxGitspacesPerUser: config.positiveInt(
+        'GITSPACES_MAX_GITSPACES_PER_USER',
+        DEFAULT_API_LIMITS.maxGitspacesPerUser,
+      ),
+      maxEventStreamsPerUser: config.positiveInt(
+        'GITSPACES_MAX_EVENT_STREAMS_PER_USER',
+        DEFAULT_API_LIMITS.maxEventStreamsPerUser,
+      ),
+    },
   };
   config.done();
 

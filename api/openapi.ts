@@ -29,6 +29,8 @@ interface Route {
   response?: z.ZodType;
   admin?: boolean;
   public?: boolean;
+  /** Answers 403 to a member too: a quota. */
+  quota?: boolean;
 }
 
 const id = '{id}';
@@ -121,6 +123,7 @@ const ROUTES: Route[] = [
     body: CreateGitspaceBody,
     status: 201,
     response: GitspaceWithOperation,
+    quota: true,
   },
   {
     method: 'get',
@@ -164,9 +167,14 @@ const ROUTES: Route[] = [
 const ERROR_STATUSES: Record<number, string> = {
   400: 'The request is invalid; `fields` names each problem',
   401: 'No valid API token',
-  403: 'Not allowed for this user',
+  403: 'Not allowed for this user, or a quota reached (`quota_exceeded`, naming the limit)',
   404: 'No such resource',
   409: 'Conflicts with the current state or a running operation',
+  429: 'Too many requests for this token, too many failed authentications from this address, or too many open event streams; try again after Retry-After seconds',
+};
+
+const RETRY_AFTER_HEADER = {
+  'retry-after': { description: 'Seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } },
 };
 
 /** The methods the API serves on a path, or none when no route has that path (for 405 answers). */
@@ -220,8 +228,14 @@ function build(): object {
     };
     const errors = route.public
       ? []
-      : [400, 401, 404, ...(route.admin ? [403] : []), ...(route.method !== 'get' ? [409] : [])];
-    for (const status of errors) responses[status] = { description: ERROR_STATUSES[status], content: errorContent };
+      : [400, 401, 404, ...(route.admin || route.quota ? [403] : []), ...(route.method !== 'get' ? [409] : []), 429];
+    for (const status of errors) {
+      responses[status] = {
+        description: ERROR_STATUSES[status],
+        ...(status === 429 ? { headers: RETRY_AFTER_HEADER } : {}),
+        content: errorContent,
+      };
+    }
     (paths[route.path] ??= {})[route.method] = {
       summary: route.summary,
       operationId: `${route.method}${route.path.replace(/\{id\}/g, 'ById').replace(/[^A-Za-z]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,

@@ -233,12 +233,21 @@ export const Gitspace = z.object({
 export const GitspaceWithOperation = z.object({ gitspace: Gitspace, operation: Operation.optional() });
 export const OperationResponse = z.object({ operation: Operation });
 
+/** Who asked for a change: a user, the reconciler, the auto-stop, or unknown with the reason (DESIGN.md §8). */
+export const Actor = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('user'), id: z.string(), name: z.string() }),
+  z.object({ type: z.literal('reconciler') }),
+  z.object({ type: z.literal('auto-stop') }),
+  z.object({ type: z.literal('unknown'), reason: z.string() }),
+]);
+
 export const Event = z.object({
   seq: z.number(),
   type: z.string(),
   state: z.string().optional(),
   message: z.string(),
   data: z.record(z.string(), z.unknown()),
+  actor: Actor,
   createdAt: z.string(),
 });
 

@@ -64,7 +64,37 @@ export class ConflictError extends Error {
   }
 }
 
-export type DomainError = InputError | AuthenticationError | NotAllowedError | NotFoundError | ConflictError;
+/** Thrown when a per-user quota is reached (HTTP 403); the message names the limit and what the user has. */
+export class QuotaReachedError extends Error {
+  readonly status = 403;
+  readonly code = 'quota_exceeded';
+  constructor(message: string) {
+    super(message);
+    this.name = 'QuotaReachedError';
+  }
+}
+
+/** Thrown when a caller asks too often or holds too much at once (HTTP 429, with Retry-After in seconds). */
+export class TooManyRequestsError extends Error {
+  readonly status = 429;
+  readonly code = 'rate_limited';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'TooManyRequestsError';
+  }
+}
+
+export type DomainError =
+  | InputError
+  | AuthenticationError
+  | NotAllowedError
+  | NotFoundError
+  | ConflictError
+  | QuotaReachedError
+  | TooManyRequestsError;
 
 export function isDomainError(error: unknown): error is DomainError {
   return (
@@ -72,6 +102,8 @@ export function isDomainError(error: unknown): error is DomainError {
     error instanceof AuthenticationError ||
     error instanceof NotAllowedError ||
     error instanceof NotFoundError ||
-    error instanceof ConflictError
+    error instanceof ConflictError ||
+    error instanceof QuotaReachedError ||
+    error instanceof TooManyRequestsError
   );
 }

@@ -40,9 +40,32 @@ export const STEPS = {
 } as const;
 export type StepName = keyof typeof STEPS;
 
+/**
+ * Who asked for a change; every event names one (DESIGN.md §8). A user (through the API), the reconciler, the
+ * auto-stop (reserved), or `unknown` with the reason: a workflow started outside the API (`temporal workflow start`
+ * by hand, whose input names no actor), or an event recorded before events named their actor.
+ */
+export type Actor =
+  | { type: 'user'; id: string; name: string }
+  | { type: 'reconciler' }
+  | { type: 'auto-stop' }
+  | { type: 'unknown'; reason: string };
+export const ACTOR_TYPES = ['user', 'reconciler', 'auto-stop', 'unknown'] as const satisfies readonly Actor['type'][];
+
+export const RECONCILER: Actor = { type: 'reconciler' };
+/** The actor of a lifecycle workflow whose input names none: it was started outside the API. */
+export const STARTED_OUTSIDE_THE_API: Actor = {
+  type: 'unknown',
+  reason: 'started outside the API (a Temporal workflow whose input names no actor)',
+};
+/** What events recorded before events named their actor read as (the column's default; see migration 0006). */
+export const ACTOR_NOT_RECORDED: Actor = { type: 'unknown', reason: 'recorded before events named their actor' };
+
 /** Workflow input: one object, so fields can be added without breaking running histories. */
 export interface LifecycleInput {
   gitspaceId: string;
+  /** Who asked (the API always sets it); a workflow started without it records its events as STARTED_OUTSIDE_THE_API. */
+  actor?: Actor;
 }
 
 /** What a failed action leaves on the gitspace, for a user to act on. */

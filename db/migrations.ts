@@ -144,6 +144,20 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0006_event_actor': {
+    async up(db: Kysely<unknown>) {
+      // Who asked for each change: a user, the reconciler, the auto-stop or unknown (with the reason). Events written
+      // before this migration did not say, and read as unknown.
+      await db.schema
+        .alterTable('events')
+        .addColumn('actor', 'jsonb', (c) =>
+          c
+            .notNull()
+            .defaultTo(sql`'{"type": "unknown", "reason": "recorded before events named their actor"}'::jsonb`),
+        )
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,4 +1,5 @@
 import type { ColumnType, Insertable, Selectable } from 'kysely';
+import type { Actor } from '../common/lifecycle';
 
 /** Timestamps are written by the database and read back as Date. */
 type CreatedAt = ColumnType<Date, never, never>;
@@ -81,6 +82,8 @@ export interface EventsTable {
   state: string | null;
   message: string;
   data: Json<Record<string, unknown>>;
+  /** Who asked for it (migration 0006; older events read as unknown). */
+  actor: Json<Actor>;
   createdAt: CreatedAt;
 }
 

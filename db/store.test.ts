@@ -1,5 +1,11 @@
-import { ConflictError, NotFoundError } from '../common/errors';
+import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
+import { ACTOR_NOT_RECORDED, RECONCILER, type Actor } from '../common/lifecycle';
+import { PGlite } from '@electric-sql/pglite';
+import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
 import { openDatabase, migrate, type Db } from './connect';
+import { migrationProvider } from './migrations';
+import type { Database } from './schema';
 import { createStore, hashToken, type Store } from './store';
 import { testDatabases } from '../test/support/databases';
 
@@ -7,6 +13,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   let db: Db;
   let store: Store;
   let ownerId: string;
+  const someone: Actor = { type: 'user', id: 'usr-someone', name: 'someone' };
 
   beforeAll(async () => {
     db = await openDatabase(await location());
@@ -81,8 +88,12 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         i % 2 === 0
-          ? store.recordEvent('gs-events', { type: 'step', message: `step ${i}` })
-          : store.changeState('gs-events', { to: i % 4 === 1 ? 'starting' : 'running', message: `change ${i}` }),
+          ? store.recordEvent('gs-events', { type: 'step', message: `step ${i}`, actor: someone })
+          : store.changeState('gs-events', {
+              to: i % 4 === 1 ? 'starting' : 'running',
+              message: `change ${i}`,
+              actor: someone,
+            }),
       ),
     );
     const events = await store.listEvents('gs-events');
@@ -94,7 +105,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   it('refuses a state change from a state it does not allow, and changes nothing', async () => {
     await newGitspace('gs-guard');
     await expect(
-      store.changeState('gs-guard', { to: 'stopping', allowedFrom: ['running'], message: 'no' }),
+      store.changeState('gs-guard', { to: 'stopping', allowedFrom: ['running'], message: 'no', actor: someone }),
     ).rejects.toThrow("gitspace 'gs-guard' is stopped; it cannot become stopping");
     expect((await store.getGitspace('gs-guard')).state).toBe('stopped');
     expect(await store.listEvents('gs-guard')).toHaveLength(1);
@@ -103,7 +114,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   it('keeps names unique per owner among gitspaces that exist, but frees the name of a deleted one', async () => {
     await newGitspace('gs-name-1', 'shared');
     await expect(newGitspace('gs-name-2', 'shared')).rejects.toBeInstanceOf(ConflictError);
-    await store.changeState('gs-name-1', { to: 'deleted', message: 'deleted' });
+    await store.changeState('gs-name-1', { to: 'deleted', message: 'deleted', actor: someone });
     await expect(newGitspace('gs-name-3', 'shared')).resolves.toMatchObject({ name: 'shared', state: 'stopped' });
   });
 
@@ -170,7 +181,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
       ]),
     );
     const run = (runId: string, counts: Record<string, number>, at: Date) =>
-      store.recordReconcileRun({ runId, infrastructureId: 'inf', counts, events: [], at });
+      store.recordReconcileRun({ runId, infrastructureId: 'inf', counts, events: [], actor: RECONCILER, at });
     expect(await run('run-1', { runs: 1, machinesDeleted: 2 }, first)).toBe(true);
     expect(await run('run-2', { runs: 1, machinesDeleted: 1, machinesStopped: 1 }, later)).toBe(true);
     // A retried recording of the same run counts nothing.
@@ -187,9 +198,114 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     expect((await store.readMetrics()).orphanMachines).toEqual([]);
   });
 
+  // Issue 10, finding 8: an event did not say who asked.
+  it('names the actor of every event: the owner on creation, whoever is given on changes, the reconciler on its runs', async () => {
+    await newGitspace('gs-actor');
+    await store.changeState('gs-actor', { to: 'starting', message: 'start requested', actor: someone });
+    await store.recordEvent('gs-actor', { type: 'step', message: 'a step', actor: someone });
+    await store.recordReconcileRun({
+      runId: 'run-actor',
+      infrastructureId: 'inf',
+      counts: { runs: 1 },
+      events: [{ gitspaceId: 'gs-actor', message: 'reconciled' }],
+      actor: RECONCILER,
+      at: new Date(),
+    });
+    expect((await store.listEvents('gs-actor')).map((e) => [e.type, e.actor])).toEqual([
+      ['created', { type: 'user', id: ownerId, name: 'owner' }],
+      ['state', someone],
+      ['step', someone],
+      ['reconcile', { type: 'reconciler' }],
+    ]);
+  });
+
+  it('reads the new events of many gitspaces in one query, from a cursor each', async () => {
+    await newGitspace('gs-feed-1');
+    await newGitspace('gs-feed-2');
+    await store.recordEvent('gs-feed-1', { type: 'step', message: 'one', actor: someone });
+    await store.recordEvent('gs-feed-2', { type: 'step', message: 'two', actor: someone });
+    await store.recordEvent('gs-feed-2', { type: 'step', message: 'three', actor: someone });
+    const rows = await store.eventsAfter([
+      { gitspaceId: 'gs-feed-1', afterSeq: 1 },
+      { gitspaceId: 'gs-feed-2', afterSeq: 2 },
+    ]);
+    expect(rows.map((e) => [e.gitspaceId, e.seq, e.message])).toEqual([
+      ['gs-feed-1', 2, 'one'],
+      ['gs-feed-2', 3, 'three'],
+    ]);
+    expect(await store.eventsAfter([])).toEqual([]);
+  });
+
+  // Issue 10, finding 7: a member created 100 gitspaces.
+  it('holds the per-user gitspace quota under concurrent creates, and counts no deleted gitspace', async () => {
+    const quota = (await store.createUser('quota', 'member')).user;
+    const attempt = (i: number) =>
+      store.createGitspace(
+        {
+          id: `gs-quota-${i}`,
+          name: `quota-${i}`,
+          ownerId: quota.id,
+          repositoryUrl: 'https://example.test/r.git',
+          repositoryBranch: null,
+          repositoryTokenSealed: null,
+          infrastructureId: 'inf',
+          machineId: 'inf-m',
+          ide: 'terminal',
+        },
+        undefined,
+        { maxPerOwner: 3 },
+      );
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => attempt(i)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused).toHaveLength(7);
+    for (const { reason } of refused) {
+      expect(reason).toBeInstanceOf(QuotaReachedError);
+      expect((reason as Error).message).toBe(
+        "quota reached: user 'quota' has 3 of 3 gitspaces; delete one before creating another",
+      );
+    }
+    const mine = await store.listGitspaces({ ownerId: quota.id });
+    expect(mine).toHaveLength(3);
+    await store.changeState(mine[0]!.id, { to: 'deleted', message: 'deleted', actor: someone });
+    await expect(attempt(10)).resolves.toMatchObject({ replayed: false });
+    await expect(attempt(11)).rejects.toBeInstanceOf(QuotaReachedError);
+  });
+
   it('refuses to delete an infrastructure that gitspaces use, naming them', async () => {
     await expect(store.deleteInfrastructure('inf')).rejects.toThrow(/is used by \d+ gitspace\(s\)/);
     await expect(store.deleteInfrastructure('nope')).rejects.toBeInstanceOf(NotFoundError);
     expect((await store.getInfrastructure('inf')).id).toBe('inf');
+  });
+});
+
+describe('migration 0006_event_actor', () => {
+  it('reads the events written before it as unknown, saying why', async () => {
+    const db: Db = new Kysely<Database>({ dialect: new PGliteDialect(new PGlite()), plugins: [new CamelCasePlugin()] });
+    try {
+      const migrator = new Migrator({ db, provider: migrationProvider });
+      expect((await migrator.migrateTo('0005_reconcile_runs')).error).toBeUndefined();
+      // The data a control plane of before wrote.
+      await sql`insert into users (id, name, role) values ('usr-1', 'old', 'member')`.execute(db);
+      await sql`insert into infrastructures (id, name, provider, gateway_url) values ('inf', 'inf', 'local', 'http://g')`.execute(
+        db,
+      );
+      await sql`insert into machines (id, infrastructure_id, name, machine_type, disk_size_gb) values ('m', 'inf', 'm', 'local', 10)`.execute(
+        db,
+      );
+      await sql`insert into gitspaces (id, name, owner_id, repository_url, infrastructure_id, machine_id, ide, state)
+                values ('gs-old', 'old', 'usr-1', 'https://example.test/r.git', 'inf', 'm', 'terminal', 'stopped')`.execute(
+        db,
+      );
+      await sql`insert into events (gitspace_id, seq, type, state, message) values ('gs-old', 1, 'created', 'stopped', 'made')`.execute(
+        db,
+      );
+      await migrate(db);
+      const [old] = await createStore(db).listEvents('gs-old');
+      expect(old!.actor).toEqual(ACTOR_NOT_RECORDED);
+      expect(ACTOR_NOT_RECORDED).toEqual({ type: 'unknown', reason: 'recorded before events named their actor' });
+    } finally {
+      await db.destroy();
+    }
   });
 });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
-import { ConflictError, NotFoundError } from '../common/errors';
+import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
 import { newId, newToken } from '../common/ids';
-import type { GitspaceState, LifecycleAction, OperationStatus } from '../common/lifecycle';
+import type { Actor, GitspaceState, LifecycleAction, OperationStatus } from '../common/lifecycle';
 import type { Db } from './connect';
 import type {
   Database,
@@ -22,6 +22,8 @@ export function hashToken(token: string): string {
 
 export interface StateChange {
   to: GitspaceState;
+  /** Who asked for the change: recorded on its event. */
+  actor: Actor;
   /** The change is refused (ConflictError) unless the gitspace is in one of these states. */
   allowedFrom?: readonly GitspaceState[];
   message: string;
@@ -67,6 +69,10 @@ export function createStore(db: Db) {
 
     async findUserByName(name: string): Promise<UserRow | undefined> {
       return db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+    },
+
+    async findUserById(id: string): Promise<UserRow | undefined> {
+      return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
     },
 
     async findUserByToken(token: string): Promise<UserRow | undefined> {
@@ -175,12 +181,16 @@ export function createStore(db: Db) {
     },
 
     /**
-     * Creates a gitspace in state `stopped`. With an idempotency key, a request already seen returns the gitspace it
-     * made (`replayed`) instead of a second one; the same key with another request is a conflict.
+     * Creates a gitspace in state `stopped`, its owner named as the actor of its `created` event. With an idempotency
+     * key, a request already seen returns the gitspace it made (`replayed`) instead of a second one; the same key with
+     * another request is a conflict. With `maxPerOwner`, an owner who already has that many gitspaces (deleted ones
+     * do not count) gets a QuotaReachedError: the count is taken under the owner's row lock, so concurrent creates
+     * cannot pass it together.
      */
     async createGitspace(
       values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
       idempotency?: { key: string; requestHash: string },
+      limits: { maxPerOwner?: number } = {},
     ): Promise<{ gitspace: GitspaceRow; replayed: boolean }> {
       return db.transaction().execute(async (trx) => {
         if (idempotency) {
@@ -215,7 +225,7 @@ export function createStore(db: Db) {
             return { gitspace, replayed: true };
           }
         }
-        return { gitspace: await insertGitspace(trx, values), replayed: false };
+        return { gitspace: await insertGitspace(trx, values, limits.maxPerOwner), replayed: false };
       });
     },
 
@@ -260,6 +270,7 @@ export function createStore(db: Db) {
           state: change.to,
           message: change.message,
           data: change.data ?? {},
+          actor: change.actor,
         });
         return row;
       });
@@ -268,7 +279,7 @@ export function createStore(db: Db) {
     /** Records an event that does not change the state (a step started, a reconciliation finding). */
     async recordEvent(
       gitspaceId: string,
-      event: { type: string; message: string; data?: Record<string, unknown> },
+      event: { type: string; message: string; data?: Record<string, unknown>; actor: Actor },
     ): Promise<void> {
       await db.transaction().execute(async (trx) => {
         await lockGitspace(trx, gitspaceId);
@@ -282,6 +293,27 @@ export function createStore(db: Db) {
         .selectAll()
         .where('gitspaceId', '=', gitspaceId)
         .where('seq', '>', afterSeq)
+        .orderBy('seq')
+        .execute();
+    },
+
+    /**
+     * The events after each cursor, in one query however many gitspaces are watched: the change feed's read. A
+     * gitspace's events are numbered without gaps under its row lock, so a cursor per gitspace misses nothing.
+     */
+    async eventsAfter(cursors: { gitspaceId: string; afterSeq: number }[]): Promise<EventRow[]> {
+      if (cursors.length === 0) return [];
+      return db
+        .selectFrom('events')
+        .selectAll()
+        .where((eb) =>
+          eb.or(
+            cursors.map((cursor) =>
+              eb.and([eb('gitspaceId', '=', cursor.gitspaceId), eb('seq', '>', cursor.afterSeq)]),
+            ),
+          ),
+        )
+        .orderBy('gitspaceId')
         .orderBy('seq')
         .execute();
     },
@@ -365,9 +397,11 @@ export function createStore(db: Db) {
       infrastructureId: string;
       counts: Partial<Record<ReconcileOutcome, number>>;
       events: { gitspaceId: string; message: string }[];
+      /** Who ran it (the reconciler), named on its events. */
+      actor: Actor;
       at: Date;
     }): Promise<boolean> {
-      const { runId, infrastructureId, counts, events, at } = input;
+      const { runId, infrastructureId, counts, events, actor, at } = input;
       return db.transaction().execute(async (trx) => {
         const fresh = await trx
           .insertInto('reconcileRuns')
@@ -378,7 +412,13 @@ export function createStore(db: Db) {
         if (!fresh) return false;
         for (const { gitspaceId, message } of events) {
           await lockGitspace(trx, gitspaceId);
-          await appendEvent(trx, gitspaceId, { type: 'reconcile', state: null, message, data: { infrastructureId } });
+          await appendEvent(trx, gitspaceId, {
+            type: 'reconcile',
+            state: null,
+            message,
+            data: { infrastructureId },
+            actor,
+          });
         }
         const values = Object.entries(counts).map(([outcome, total]) => ({
           infrastructureId,
@@ -443,7 +483,29 @@ export type Store = ReturnType<typeof createStore>;
 async function insertGitspace(
   trx: Transaction<Database>,
   values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
+  maxPerOwner: number | undefined,
 ): Promise<GitspaceRow> {
+  // The owner's row lock serialises this owner's creates, so the quota holds under concurrent requests.
+  const owner = await trx
+    .selectFrom('users')
+    .select(['id', 'name'])
+    .where('id', '=', values.ownerId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!owner) throw new NotFoundError('user', values.ownerId);
+  if (maxPerOwner !== undefined) {
+    const { count } = await trx
+      .selectFrom('gitspaces')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('ownerId', '=', values.ownerId)
+      .where('state', '<>', 'deleted')
+      .executeTakeFirstOrThrow();
+    if (Number(count) >= maxPerOwner) {
+      throw new QuotaReachedError(
+        `quota reached: user '${owner.name}' has ${Number(count)} of ${maxPerOwner} gitspaces; delete one before creating another`,
+      );
+    }
+  }
   const clash = await trx
     .selectFrom('gitspaces')
     .select('id')
@@ -462,6 +524,7 @@ async function insertGitspace(
     state: 'stopped',
     message: `gitspace '${row.name}' created`,
     data: {},
+    actor: { type: 'user', id: owner.id, name: owner.name },
   });
   return row;
 }
@@ -480,7 +543,7 @@ async function lockInfrastructure(trx: Transaction<Database>, id: string): Promi
 async function appendEvent(
   trx: Transaction<Database>,
   gitspaceId: string,
-  event: { type: string; state: string | null; message: string; data: Record<string, unknown> },
+  event: { type: string; state: string | null; message: string; data: Record<string, unknown>; actor: Actor },
 ): Promise<void> {
   const { next } = await trx
     .selectFrom('events')

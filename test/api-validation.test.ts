@@ -230,4 +230,100 @@ describe('REST API input validation', () => {
     expect((await fetch(`${stack.controlPlane.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${stack.controlPlane.url}/readyz`)).status).toBe(200);
   });
+
+  // Issue 10, finding 7: an invalid gzip body and a NUL in a path id gave 500.
+  it('answers 400 to a compressed body that does not inflate, and creates nothing', async () => {
+    const before = await countGitspaces();
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const response = await fetch(`${stack.controlPlane.url}/api/v1/gitspaces`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${stack.controlPlane.adminToken}`,
+          'content-type': 'application/json',
+          'content-encoding': encoding,
+        },
+        body: 'this is not compressed at all',
+      });
+      expect([encoding, response.status]).toEqual([encoding, 400]);
+      expect(((await response.json()) as any).error.code).toBe('invalid_request');
+    }
+    const gzipped = await fetch(`${stack.controlPlane.url}/api/v1/gitspaces`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${stack.controlPlane.adminToken}`,
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+      },
+      body: require('node:zlib').gzipSync(JSON.stringify({ ...valid, name: 'gzipped' })),
+    });
+    expect(gzipped.status).toBe(201);
+    expect(await countGitspaces()).toBe(before + 1);
+  });
+
+  it.each([
+    ['GET', '/api/v1/gitspaces/%00'],
+    ['GET', '/api/v1/gitspaces/gs-%00x'],
+    ['GET', '/api/v1/gitspaces/%00/events'],
+    ['POST', '/api/v1/gitspaces/%00/actions'],
+    ['POST', '/api/v1/gitspaces/%00/access'],
+    ['DELETE', '/api/v1/gitspaces/%00'],
+    ['GET', '/api/v1/gitspaces/%07'],
+    ['GET', '/api/v1/infrastructures/%00'],
+    ['PATCH', '/api/v1/infrastructures/%00'],
+    ['DELETE', '/api/v1/infrastructures/%00'],
+    ['GET', '/api/v1/infrastructures/%00/machines'],
+    ['POST', '/api/v1/infrastructures/%00/machines'],
+  ])('answers 404 to %s %s (a control character in a path id)', async (method, route) => {
+    const body =
+      method === 'PATCH'
+        ? { gatewayUrl: 'https://gw.example.test' }
+        : method === 'POST' && route.endsWith('/machines')
+          ? { name: 'x', machineType: 'local', diskSizeGb: 10 }
+          : route.endsWith('/actions')
+            ? { action: 'start' }
+            : undefined;
+    const response = await stack.api(method, route, body);
+    expect(response.status).toBe(404);
+    expect(response.body.error.code).toBe('not_found');
+    expect(response.body.error.message).not.toContain('\u0000');
+  });
+
+  it('answers 400 to a path id that is not valid percent-encoding', async () => {
+    const response = await stack.api('GET', '/api/v1/gitspaces/%E0%A4%A');
+    expect(response.status).toBe(400);
+    expect(response.body.error.code).toBe('invalid_request');
+  });
+
+  it('answers 400 to a NUL inside a JSON body, which PostgreSQL would refuse to store', async () => {
+    const before = await countGitspaces();
+    const ids = await stack.api('POST', '/api/v1/gitspaces', {
+      ...valid,
+      name: 'nul',
+      infrastructureId: 'lo\u0000cal',
+    });
+    expect(ids.status).toBe(400);
+    expect(ids.body.error.fields.map((f: { path: string }) => f.path)).toContain('infrastructureId');
+    const machine = await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: 'nul', machineId: '\u0000' });
+    expect(machine.status).toBe(400);
+    const gcp = {
+      project: 'acme-dev-123',
+      region: 'europe-west1',
+      zones: ['europe-west1-b'],
+      network: 'default',
+      subnetwork: 'default',
+      serviceAccount: 'runner@acme-dev-123.iam.gserviceaccount.com',
+    };
+    const infra = await stack.api('POST', '/api/v1/infrastructures', {
+      name: 'nul-config',
+      provider: 'gcp',
+      config: { ...gcp, network: 'a\u0000b' },
+      gatewayUrl: 'http://127.0.0.1:3001',
+    });
+    expect(infra.status).toBe(400);
+    expect(infra.body.error.fields.map((f: { path: string }) => f.path)).toContain('config.network');
+    const patched = await stack.api('PATCH', '/api/v1/infrastructures/local', { config: { '\u0000': 1 } });
+    expect(patched.status).toBe(400);
+    expect((await stack.api('GET', '/api/v1/infrastructures/nul-config')).status).toBe(404);
+    expect(await countGitspaces()).toBe(before);
+  });
 });

@@ -19,6 +19,7 @@ import {
   CONTROL_PLANE_TASK_QUEUE,
   STEPS,
   infrastructureTaskQueue,
+  type Actor,
   type GitspaceSpec,
   type LifecycleAction,
   type LifecycleInput,
@@ -94,13 +95,18 @@ class ActionRun {
     return this.begun.spec;
   }
 
+  /** Who asked for this operation: every bookkeeping step records it on its event. */
+  get actor(): Actor | undefined {
+    return this.begun.actor;
+  }
+
   async run<K extends InfraStep>(
     name: K,
     ...args: Parameters<InfrastructureActivities[K]>
   ): Promise<Awaited<ReturnType<InfrastructureActivities[K]>>> {
     this.step = name;
     setCurrentDetails(`**${this.action}** gitspace '${this.spec.name}': ${STEPS[name]}`);
-    await controlPlane.recordStep({ gitspaceId: this.spec.gitspaceId, step: name });
+    await controlPlane.recordStep({ gitspaceId: this.spec.gitspaceId, step: name, actor: this.actor });
     const activity = infrastructureStep(name, this.spec, this.begun.runnerPickupTimeoutSeconds) as (
       ...a: Parameters<InfrastructureActivities[K]>
     ) => Promise<Awaited<ReturnType<InfrastructureActivities[K]>>>;
@@ -130,9 +136,9 @@ class ActionRun {
   }
 }
 
-async function begin(gitspaceId: string, action: LifecycleAction): Promise<ActionRun> {
+async function begin(gitspaceId: string, action: LifecycleAction, actor: Actor | undefined): Promise<ActionRun> {
   setCurrentDetails(`**${action}**: ${STEPS.begin}`);
-  return new ActionRun(action, await controlPlane.beginOperation({ gitspaceId, action }));
+  return new ActionRun(action, await controlPlane.beginOperation({ gitspaceId, action, actor }));
 }
 
 /** Records the failure on the gitspace and fails the workflow with the same words and type. */
@@ -141,6 +147,7 @@ async function fail(run: ActionRun, error: unknown, compensationProblems: string
   const message = [described.message, ...compensationProblems].join('; ');
   await controlPlane.failOperation({
     gitspaceId: run.spec.gitspaceId,
+    actor: run.actor,
     error: { action: run.action, step: run.step, message, ...(described.cause ? { cause: described.cause } : {}) },
   });
   setCurrentDetails(`**${run.action}** failed at '${STEPS[run.step]}': ${message}`);
@@ -148,8 +155,8 @@ async function fail(run: ActionRun, error: unknown, compensationProblems: string
 }
 
 /** Start: ensure the machine → wait for it → wait for the agent → prepare the workspace → route → running. */
-export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ url: string }> {
-  const run = await begin(gitspaceId, 'start');
+export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Promise<{ url: string }> {
+  const run = await begin(gitspaceId, 'start', actor);
   const { spec } = run;
   let machineTouched = false;
   let routeTouched = false;
@@ -168,7 +175,7 @@ export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ u
     routeTouched = true;
     await run.run('registerRoute', { gitspaceId, target: agentUrl });
     const url = `${spec.gatewayUrl}/gitspaces/${gitspaceId}/`;
-    await controlPlane.completeOperation({ gitspaceId, action: 'start', url, machine });
+    await controlPlane.completeOperation({ gitspaceId, action: 'start', url, machine, actor: run.actor });
     setCurrentDetails(`gitspace '${spec.name}' is running at ${url}`);
     return { url };
   } catch (error) {
@@ -185,7 +192,7 @@ export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ u
         });
       }
       run.step = failedStep;
-      if (isCancellation(error)) await controlPlane.cancelOperation({ gitspaceId, action: 'start' });
+      if (isCancellation(error)) await controlPlane.cancelOperation({ gitspaceId, action: 'start', actor: run.actor });
       return found;
     });
     if (isCancellation(error)) throw error;
@@ -194,28 +201,33 @@ export async function startGitspace({ gitspaceId }: LifecycleInput): Promise<{ u
 }
 
 /** Stop: remove the route → stop the machine (its disk is kept) → stopped. */
-export async function stopGitspace({ gitspaceId }: LifecycleInput): Promise<void> {
-  const run = await begin(gitspaceId, 'stop');
+export async function stopGitspace({ gitspaceId, actor }: LifecycleInput): Promise<void> {
+  const run = await begin(gitspaceId, 'stop', actor);
   const { spec } = run;
   try {
     await run.run('removeRoute', { gitspaceId });
     await run.run('stopMachine', { spec });
     const machine = await run.run('waitForMachine', { spec, target: 'stopped' });
-    await controlPlane.completeOperation({ gitspaceId, action: 'stop', ...(machine ? { machine } : {}) });
+    await controlPlane.completeOperation({
+      gitspaceId,
+      action: 'stop',
+      ...(machine ? { machine } : {}),
+      actor: run.actor,
+    });
   } catch (error) {
     return fail(run, error);
   }
 }
 
 /** Delete: remove the route → delete the machine and its disks → deleted (the record and events stay). */
-export async function deleteGitspace({ gitspaceId }: LifecycleInput): Promise<void> {
-  const run = await begin(gitspaceId, 'delete');
+export async function deleteGitspace({ gitspaceId, actor }: LifecycleInput): Promise<void> {
+  const run = await begin(gitspaceId, 'delete', actor);
   const { spec } = run;
   try {
     await run.run('removeRoute', { gitspaceId });
     await run.run('deleteMachine', { spec });
     await run.run('waitForMachine', { spec, target: 'gone' });
-    await controlPlane.completeOperation({ gitspaceId, action: 'delete' });
+    await controlPlane.completeOperation({ gitspaceId, action: 'delete', actor: run.actor });
   } catch (error) {
     return fail(run, error);
   }

@@ -1,0 +1,169 @@
+import { AuthenticationError, TooManyRequestsError } from '../common/errors';
+import type { UserRow } from '../db/schema';
+
+/** The API's limits (DESIGN.md §8), each from its own setting; see the README's configuration table. */
+export interface ApiLimits {
+  /** Requests per minute per API token (GITSPACES_API_RATE_LIMIT_PER_MINUTE); a burst of as many is allowed. */
+  requestsPerMinute: number;
+  /**
+   * Failed authentications per minute per client address (GITSPACES_API_AUTH_FAILURES_PER_MINUTE); a burst of as
+   * many is allowed, then every bearer check from that address is 429 until the allowance refills.
+   */
+  authFailuresPerMinute: number;
+  /** Gitspaces a user may have that are not deleted (GITSPACES_MAX_GITSPACES_PER_USER); the admin too. */
+  maxGitspacesPerUser: number;
+  /** Event streams (`text/event-stream`) a user may hold open at once (GITSPACES_MAX_EVENT_STREAMS_PER_USER). */
+  maxEventStreamsPerUser: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  requestsPerMinute: 600,
+  authFailuresPerMinute: 20,
+  maxGitspacesPerUser: 20,
+  maxEventStreamsPerUser: 10,
+};
+
+/**
+ * Token buckets by key: each key may spend `perMinute` a minute, `perMinute` at once at most. In memory, per
+ * process, and bounded in keys: past `maxKeys` the least recently used buckets are forgotten (a forgotten bucket is
+ * a full one, so forgetting only ever allows more).
+ */
+export class TokenBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly perMs: number;
+  private readonly capacity: number;
+  private readonly maxKeys: number;
+  private readonly now: () => number;
+
+  constructor(options: { perMinute: number; maxKeys?: number; now?: () => number }) {
+    this.capacity = options.perMinute;
+    this.perMs = options.perMinute / 60_000;
+    this.maxKeys = options.maxKeys ?? 100_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Spends one token: 0 when there was one, else the whole seconds until there is one (nothing spent). */
+  take(key: string): number {
+    const bucket = this.current(key);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      this.keep(key, bucket);
+      return 0;
+    }
+    this.keep(key, bucket);
+    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs / 1000));
+  }
+
+  /** Gives back a token spent on something that turned out not to count. */
+  refund(key: string): void {
+    const bucket = this.current(key);
+    bucket.tokens = Math.min(this.capacity, bucket.tokens + 1);
+    this.keep(key, bucket);
+  }
+
+  private current(key: string): { tokens: number; at: number } {
+    const now = this.now();
+    const bucket = this.buckets.get(key);
+    if (!bucket) return { tokens: this.capacity, at: now };
+    return { tokens: Math.min(this.capacity, bucket.tokens + Math.max(0, now - bucket.at) * this.perMs), at: now };
+  }
+
+  private keep(key: string, bucket: { tokens: number; at: number }): void {
+    this.buckets.delete(key);
+    this.buckets.set(key, bucket);
+    if (this.buckets.size <= this.maxKeys) return;
+    for (const oldest of this.buckets.keys()) {
+      this.buckets.delete(oldest);
+      if (this.buckets.size <= this.maxKeys) break;
+    }
+  }
+}
+
+/**
+ * The key a client address is limited under: an IPv4 address as it is, an IPv6 address by its /64 (one host's
+ * usual share, which it can fill with addresses at will).
+ */
+export function clientAddressKey(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const bare = address.split('%')[0]!;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (mapped) return mapped[1]!;
+  if (!bare.includes(':')) return bare;
+  const [head = '', tail] = bare.split('::');
+  const front = head === '' ? [] : head.split(':');
+  const back = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups =
+    tail === undefined
+      ? front
+      : [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => (parseInt(group, 16) || 0).toString(16))
+    .join(':')}::/64`;
+}
+
+/**
+ * Bearer checks with a slow-down on failure and a request rate per token. Each distinct token an address asks about
+ * spends one of that address's failure allowance before it is looked up (so a burst of guesses sent at once is held
+ * back as well as a slow stream of them) and gets it back when the token is valid; requests carrying a token whose
+ * lookup is under way share that lookup, and each of them that turns out invalid spends one too. Once an address has
+ * no allowance left, every bearer check from it is 429 with Retry-After — a valid token's too, or the answer would
+ * tell a guessed token from a wrong one. A valid token then spends one of its own per-minute requests.
+ */
+export function createAuthenticator(options: {
+  limits: Pick<ApiLimits, 'requestsPerMinute' | 'authFailuresPerMinute'>;
+  findUserByToken(token: string): Promise<UserRow | undefined>;
+  hashToken(token: string): string;
+  now?: () => number;
+}) {
+  const now = options.now ?? Date.now;
+  const failures = new TokenBuckets({ perMinute: options.limits.authFailuresPerMinute, now });
+  const requests = new TokenBuckets({ perMinute: options.limits.requestsPerMinute, now });
+  const lookups = new Map<string, Promise<UserRow | undefined>>();
+
+  const slowDown = (address: string, wait: number) =>
+    new TooManyRequestsError(`too many failed authentications from ${address}; try again in ${wait} s`, wait);
+
+  return {
+    /** The user the `Authorization` header names, or an AuthenticationError (401) or TooManyRequestsError (429). */
+    async authenticate(authorization: string | undefined, remoteAddress: string | undefined): Promise<UserRow> {
+      const address = clientAddressKey(remoteAddress);
+      const match = /^Bearer ([A-Za-z0-9._~+/=-]{1,4096})$/.exec(authorization ?? '');
+      if (!match?.[1]) {
+        const wait = failures.take(address);
+        if (wait > 0) throw slowDown(address, wait);
+        throw new AuthenticationError('send your API token as "Authorization: Bearer <token>"');
+      }
+      const token = match[1];
+      const key = options.hashToken(token);
+      let lookup = lookups.get(key);
+      let joined = true;
+      if (!lookup) {
+        const wait = failures.take(address);
+        if (wait > 0) throw slowDown(address, wait);
+        joined = false;
+        lookup = options.findUserByToken(token).finally(() => lookups.delete(key));
+        lookups.set(key, lookup);
+      }
+      const user = await lookup;
+      if (!user) {
+        if (joined) {
+          const wait = failures.take(address);
+          if (wait > 0) throw slowDown(address, wait);
+        }
+        throw new AuthenticationError('the API token is not valid');
+      }
+      if (!joined) failures.refund(address);
+      const wait = requests.take(key);
+      if (wait > 0) {
+        throw new TooManyRequestsError(
+          `this API token sent more than ${options.limits.requestsPerMinute} requests a minute; try again in ${wait} s`,
+          wait,
+        );
+      }
+      return user;
+    },
+  };
+}
+
+export type Authenticator = ReturnType<typeof createAuthenticator>;
