@@ -16,6 +16,8 @@ import {
   type CloneOptions,
 } from './git';
 import type { HostLookup, RepositoryNetworks } from './repository-address';
+import { closeIde } from './ide';
+import { createAgentApp } from './server';
 
 const run = promisify(execFile);
 const TOKEN = 'ghp_gitspacesTestToken0123456789abcdef';
@@ -438,5 +440,89 @@ describe('git credentials through a credential helper (issue 10, finding 6)', ()
       options(other.home, { allowLoopback: true }),
     );
     expect(await readFile(path.join(other.workspace, 'change.txt'), 'utf8')).toBe('from the gitspace\n');
+  });
+});
+
+describe("through the agent's POST /_agent/workspace, as the runner calls it", () => {
+  const SECRET = 'agent-secret-for-the-clone-tests';
+  let server: GitHttpServer;
+  let agentUrl: string;
+  let home: string;
+  let workspace: string;
+  let closeAgent: () => Promise<void>;
+  beforeAll(async () => {
+    server = await startGitHttpServer({ token: TOKEN });
+    await server.createRepository('app', { 'README.md': '# app\n' });
+    ({ workspace, home } = fresh());
+    const { server: agent } = createAgentApp({
+      gitspaceId: 'gs-agent',
+      secret: SECRET,
+      workspaceDir: workspace,
+      homeDir: home,
+      ide: 'terminal',
+      logger: silentLogger,
+      ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
+    });
+    await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
+    agentUrl = `http://127.0.0.1:${(agent.address() as AddressInfo).port}`;
+    closeAgent = async () => {
+      closeIde(agent);
+      agent.closeAllConnections();
+      await new Promise((resolve) => agent.close(resolve));
+    };
+  });
+  afterAll(async () => {
+    await closeAgent();
+    await server.stop();
+  });
+
+  const prepare = async (body: unknown) => {
+    const response = await fetch(`${agentUrl}/_agent/workspace`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as any };
+  };
+
+  it('refuses the metadata service whatever the infrastructure allows, and loopback when it says nothing', async () => {
+    await withStandIns(['git'], async (calls) => {
+      const metadata = await prepare({
+        repository: { url: 'http://169.254.169.254/latest/meta-data/' },
+        repositoryNetworks: { allowLoopback: true, allowPrivate: true },
+      });
+      expect(metadata.status).toBe(422);
+      expect(metadata.body.error).toEqual({
+        code: 'RepositoryAddressRefusedError',
+        message:
+          'could not clone repository http://169.254.169.254/latest/meta-data/: the repository host resolves to a ' +
+          'link-local or metadata address, which is never allowed',
+      });
+      const loopback = await prepare({ repository: { url: server.urlOf('app'), token: TOKEN } });
+      expect(loopback.status).toBe(422);
+      expect(loopback.body.error.message).toMatch(/loopback address, which this infrastructure does not allow/);
+      expect(await calls()).toEqual([]);
+    });
+  });
+
+  it('answers 400 to a networks rule it does not know', async () => {
+    const response = await prepare({
+      repository: { url: server.urlOf('app') },
+      repositoryNetworks: { allowAll: true },
+    });
+    expect(response.status).toBe(400);
+  });
+
+  it('clones with the token where the infrastructure allows loopback; fetch works afterwards', async () => {
+    const response = await prepare({
+      repository: { url: server.urlOf('app'), token: TOKEN },
+      repositoryNetworks: { allowLoopback: true },
+    });
+    expect(response).toEqual({ status: 200, body: { clone: 'cloned', ranCommands: [] } });
+    expect(await readFile(gitCredentialsFile(home, 'gs-agent'), 'utf8')).toContain(TOKEN);
+    await run('git', ['fetch', 'origin'], {
+      cwd: workspace,
+      env: { PATH: process.env.PATH, HOME: home, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' },
+    });
   });
 });

@@ -78,6 +78,8 @@ describe('gitspace lifecycle on aws (moto)', () => {
           subnetId: network.subnetId,
           securityGroupIds: [network.securityGroupId],
           amiLookup: AMI_LOOKUP,
+          // The test's git server listens on loopback.
+          repositoryNetworks: { allowLoopback: true },
         },
       },
       [

@@ -59,6 +59,8 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
           network: 'gitspaces',
           subnetwork: 'regions/europe-west1/subnetworks/gitspaces',
           serviceAccount: 'gitspace-vm@acme-dev-123.iam.gserviceaccount.com',
+          // The test's git server listens on loopback.
+          repositoryNetworks: { allowLoopback: true },
         },
       },
       [
