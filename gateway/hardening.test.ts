@@ -416,7 +416,11 @@ describe('tokens of an earlier run', () => {
     await h.admin('DELETE', `/routes/${ID}`);
     await h.route(ID, upstream.url, { runId: 'run-2' });
     upstream.requests.length = 0;
-    for (const headers of [{ cookie: `${GATEWAY_COOKIE}=${beforeStop}` }, { authorization: `Bearer ${beforeStop}` }]) {
+    const ways: Record<string, string>[] = [
+      { cookie: `${GATEWAY_COOKIE}=${beforeStop}` },
+      { authorization: `Bearer ${beforeStop}` },
+    ];
+    for (const headers of ways) {
       const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers });
       expect(response.status).toBe(401);
       expect(await response.json()).toEqual({
