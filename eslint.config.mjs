@@ -28,6 +28,7 @@ export default tseslint.config(
       'dist/',
       '.tools/',
       '.gitspaces/',
+      '.gitspaces-machines/',
       'coverage/',
       'test-artifacts/',
       '**/*.js',

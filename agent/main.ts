@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigReader } from '../common/config';
 import { createLogger } from '../common/logger';
 import { IDE_KINDS } from '../providers/types';
@@ -8,7 +9,7 @@ import { createAgentApp } from './server';
 function main(): void {
   const config = new ConfigReader(process.env);
   const gitspaceId = config.required('GITSPACE_ID', 'the gitspace this machine belongs to');
-  const secret = config.required('GITSPACE_AGENT_SECRET', 'the runner authenticates to the agent with it');
+  const secret = readAgentSecret(config);
   const workspaceDir = config.required('GITSPACE_WORKSPACE_DIR', 'where the repository is cloned');
   // The gitspace user's home: the repository token is kept there for git's credential helper.
   const homeDir = config.string('HOME');
@@ -43,6 +44,38 @@ function main(): void {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+}
+
+/**
+ * The agent secret (the runner's key to the private API), from where the machine's bootstrap put it: a file
+ * descriptor (GITSPACE_AGENT_SECRET_FD: the local provider writes it to the agent's stdin and closes it), a file
+ * (GITSPACE_AGENT_SECRET_FILE, e.g. a systemd credential), or the environment (GITSPACE_AGENT_SECRET, the cloud
+ * bootstrap). It is then dropped from the environment, so nothing the agent starts inherits it; only an fd or file
+ * keeps it out of /proc/<agent>/environ as well.
+ */
+function readAgentSecret(config: ConfigReader): string {
+  const fd = config.string('GITSPACE_AGENT_SECRET_FD');
+  const file = config.string('GITSPACE_AGENT_SECRET_FILE');
+  const fromEnv = process.env.GITSPACE_AGENT_SECRET;
+  for (const name of ['GITSPACE_AGENT_SECRET', 'GITSPACE_AGENT_SECRET_FD', 'GITSPACE_AGENT_SECRET_FILE']) {
+    delete process.env[name];
+  }
+  let secret: string | undefined;
+  if (fd !== undefined) {
+    if (!/^\d+$/.test(fd)) throw new ConfigError([`GITSPACE_AGENT_SECRET_FD must be a file descriptor, got '${fd}'`]);
+    secret = readFileSync(Number(fd), 'utf8').trim();
+  } else if (file !== undefined) {
+    secret = readFileSync(file, 'utf8').trim();
+  } else {
+    secret = fromEnv;
+  }
+  if (!secret) {
+    throw new ConfigError([
+      'the agent secret is required (the runner authenticates to the agent with it): ' +
+        'GITSPACE_AGENT_SECRET_FD, GITSPACE_AGENT_SECRET_FILE or GITSPACE_AGENT_SECRET',
+    ]);
+  }
+  return secret;
 }
 
 try {

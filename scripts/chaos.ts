@@ -7,7 +7,12 @@ import { createLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
-import { agentProcessesIn, createLocalProvider } from '../providers/local/provider';
+import {
+  agentProcessesIn,
+  createLocalProvider,
+  localMachinePaths,
+  localMachinesRoot,
+} from '../providers/local/provider';
 import { startGitServer } from '../test/support/git-server';
 import { Part, waitFor } from './processes';
 
@@ -155,13 +160,14 @@ async function main(): Promise<number> {
     }
   } finally {
     // Agents outlive the runner by design: remove the machines a failed trial may have left.
-    const machines = createLocalProvider({ rootDir: path.join(dataDir, 'machines'), logger });
+    const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger });
     const cleanup = { idempotencyKey: 'chaos-cleanup', signal: AbortSignal.timeout(60_000) };
     for (const machine of await machines.list(cleanup)) await machines.delete(machine.gitspaceId, cleanup);
     await Promise.all(Object.values(parts).map((part) => part.stop()));
     await temporal.stop();
     await git.stop();
     await rm(dataDir, { recursive: true, force: true });
+    await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
   }
 
   printTable(results, victims);
@@ -214,7 +220,7 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       await killing;
       await until(ctx.api, id, step.target, CONVERGE_TIMEOUT_MS - (Date.now() - accepted));
       result.worstConvergeMs = Math.max(result.worstConvergeMs, Date.now() - accepted);
-      const agents = await agentProcessesIn(path.join(ctx.dataDir, 'machines', id));
+      const agents = await agentProcessesIn(localMachinePaths(localMachinesRoot(ctx.dataDir), id).dir);
       if (step.target === 'running' && agents.length !== 1) result.duplicates += Math.max(0, agents.length - 1);
       if (step.target !== 'running' && agents.length > 0) result.orphans += agents.length;
     }
@@ -223,7 +229,7 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       routes: { gitspaceId: string }[];
     };
     if (routes.routes.some((r) => r.gitspaceId === id)) result.orphans++;
-    if (existsSync(path.join(ctx.dataDir, 'machines', id))) result.orphans++;
+    if (existsSync(localMachinePaths(localMachinesRoot(ctx.dataDir), id).dir)) result.orphans++;
     const { items: events } = (await request(ctx.api, 'GET', `/api/v1/gitspaces/${id}/events`)) as {
       items: { seq: number }[];
     };

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
@@ -23,7 +24,8 @@ describe('gitspace lifecycle through the REST API', () => {
     await git?.stop();
   });
 
-  const workspaceOf = (id: string) => path.join(stack.dataDir, 'machines', id, 'workspace');
+  const machineOf = (id: string) => localMachinePaths(localMachinesRoot(stack.dataDir), id);
+  const workspaceOf = (id: string) => machineOf(id).workspace;
   const create = async (name: string, repository: string, extra: Record<string, unknown> = {}) => {
     const response = await stack.api('POST', '/api/v1/gitspaces', {
       name,
@@ -108,7 +110,7 @@ describe('gitspace lifecycle through the REST API', () => {
     expect(deletion.body.operation.action).toBe('delete');
     const deleted = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'deleted' || g.state === 'error');
     expect(deleted.state).toBe('deleted');
-    expect(existsSync(path.join(stack.dataDir, 'machines', gitspace.id))).toBe(false);
+    expect(existsSync(machineOf(gitspace.id).dir)).toBe(false);
 
     const events = await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`);
     const states = events.body.items.filter((e: any) => e.state).map((e: any) => e.state);
@@ -180,9 +182,7 @@ describe('gitspace lifecycle through the REST API', () => {
     expect(failed.lastError).toMatchObject({ action: 'start', step: 'prepareWorkspace', cause: 'CloneFailedError' });
     expect(failed.lastError.message).toContain(url);
     expect(failed.url).toBeUndefined();
-    const record = JSON.parse(
-      await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'),
-    );
+    const record = JSON.parse(await readFile(machineOf(gitspace.id).record, 'utf8'));
     expect(record.agent).toBeNull();
     const routes = (await (
       await fetch(`${stack.gatewayAdminUrl}/routes`, { headers: { authorization: 'Bearer test-gateway-admin-token' } })
@@ -219,9 +219,7 @@ describe('gitspace lifecycle through the REST API', () => {
       (g) => g.state === 'stopped' && g.operation?.action === 'stop' && g.operation?.status === 'succeeded',
     );
     expect(stopped.lastError).toBeUndefined();
-    const record = JSON.parse(
-      await readFile(path.join(stack.dataDir, 'machines', gitspace.id, 'machine.json'), 'utf8'),
-    );
+    const record = JSON.parse(await readFile(machineOf(gitspace.id).record, 'utf8'));
     expect(record.agent).toBeNull();
     const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;
     expect(events.map((e: any) => e.message)).toContain('start cancelled; the machine is stopped');

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
@@ -33,7 +34,7 @@ describe('restarts and recovery', () => {
     return waitForGitspace(stack, created.body.gitspace.id, (g) => g.state === 'running');
   };
   const agentOf = async (id: string) =>
-    JSON.parse(await readFile(path.join(stack.dataDir, 'machines', id, 'machine.json'), 'utf8')).agent;
+    JSON.parse(await readFile(localMachinePaths(localMachinesRoot(stack.dataDir), id).record, 'utf8')).agent;
   const healthy = async (port: number) =>
     fetch(`http://127.0.0.1:${port}/_agent/healthz`).then(
       (r) => r.ok,
@@ -58,7 +59,7 @@ describe('restarts and recovery', () => {
     stack = await startTestStack({ workflowBundle: bundle });
     const gitspace = await createRunning('crashed');
     const agent = await agentOf(gitspace.id);
-    process.kill(-agent.pid, 'SIGKILL'); // as a host restart would
+    process.kill(agent.pid, 'SIGKILL'); // as a host restart would (its sandbox goes with it)
     await stack.controlPlane.client.schedule.getHandle('reconcile-local').trigger();
     const stopped = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'stopped');
     const events = (await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}/events`)).body.items;

@@ -1,6 +1,7 @@
 import { runMain } from '../common/main';
 import path from 'node:path';
 import { ConfigReader } from '../common/config';
+import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
 import { startRunner } from './runner-process';
 
@@ -18,11 +19,17 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     agentEndpoint: config.url('GITSPACES_AGENT_ENDPOINT'),
     gcpComputeEndpoint: config.url('GITSPACES_GCP_COMPUTE_ENDPOINT'),
     installationId: config.string('GITSPACES_INSTALLATION_ID', 'default'),
+    localSandbox: config.oneOf('GITSPACES_LOCAL_SANDBOX', ['auto', 'required'], 'auto'),
   };
+  const localMachinesDir = config.string('GITSPACES_LOCAL_MACHINES_DIR');
   config.done();
+  await preparePrivateDataDir(settings.dataDir);
 
   const logger = createLogger(`runner:${settings.infrastructureId}`);
-  const runner = await startRunner(settings, logger);
+  const runner = await startRunner(
+    { ...settings, ...(localMachinesDir ? { localMachinesDir: path.resolve(localMachinesDir) } : {}) },
+    logger,
+  );
   return {
     stop: () => {
       logger.info('shutting down; running gitspaces keep running');

@@ -7,6 +7,8 @@ import type { Logger } from '../common/logger';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import { createProviderResolver } from '../providers';
+import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
+import { isSandboxed, localSandbox } from '../providers/local/sandbox';
 import { createRunnerWorker } from './runner';
 
 export interface RunnerConfig {
@@ -21,6 +23,10 @@ export interface RunnerConfig {
   gcpComputeEndpoint?: string;
   installationId: string;
   pollIntervalMs?: number;
+  /** Where the local provider keeps machines (GITSPACES_LOCAL_MACHINES_DIR); default beside the data dir. */
+  localMachinesDir?: string;
+  /** `required`: refuse to start when local gitspaces cannot be sandboxed (GITSPACES_LOCAL_SANDBOX). */
+  localSandbox?: 'auto' | 'required';
 }
 
 export interface RunningRunner {
@@ -36,10 +42,21 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     config.gatewayAdminToken ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
       .value;
+  const localRoot = config.localMachinesDir ?? localMachinesRoot(config.dataDir);
+  // Machines an older version kept inside the data dir move out of it (their unsandboxed agents are stopped).
+  await migrateLegacyMachines(path.join(config.dataDir, 'machines'), localRoot, logger.child('local'));
+  // Found (and, when gitspaces are not sandboxed, said loudly) once, at start, by runners of the local
+  // infrastructure; another runner finds it when it first serves a local infrastructure.
+  if (config.infrastructureId === 'local' || config.localSandbox === 'required') {
+    const sandbox = await localSandbox(localRoot, logger.child('local'));
+    if (config.localSandbox === 'required' && !isSandboxed(sandbox)) {
+      throw new Error(`GITSPACES_LOCAL_SANDBOX=required, but local gitspaces cannot be sandboxed: ${sandbox.reason}`);
+    }
+  }
   installWorkerRuntime();
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const providers = createProviderResolver({
-    localRoot: path.join(config.dataDir, 'machines'),
+    localRoot,
     installationId: config.installationId,
     logger,
     ...(config.gcpComputeEndpoint ? { gcpComputeEndpoint: config.gcpComputeEndpoint } : {}),

@@ -1,64 +1,191 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logger';
-import { agentProcessesIn, createLocalProvider } from './provider';
+import { agentProcessesIn, createLocalProvider, localMachinePaths, migrateLegacyMachines } from './provider';
+import { SANDBOX_UID_FIRST, SANDBOX_UID_LAST, detectSandbox, isSandboxed, type SandboxSupport } from './sandbox';
+
+const isRoot = process.getuid?.() === 0;
+
+/** A process that looks like a machine's agent from the outside: its environment and command line say so. */
+function impostor(dir: string, extraEnv: Record<string, string>) {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', '/fake/agent/main.ts'], {
+    env: { GITSPACE_WORKSPACE_DIR: path.join(dir, 'workspace'), GITSPACE_AGENT_PORT: '1', ...extraEnv },
+    detached: true,
+    stdio: 'ignore',
+  });
+  return child;
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe('local provider', () => {
   let root: string;
+  let sandbox: SandboxSupport;
+  beforeAll(async () => {
+    const probeRoot = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-probe-'));
+    sandbox = await detectSandbox(path.join(probeRoot, 'machines'));
+    await rm(probeRoot, { recursive: true, force: true });
+  });
   beforeEach(async () => {
-    root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-local-'));
+    root = path.join(await mkdtemp(path.join(os.tmpdir(), 'gitspaces-local-')), 'machines');
   });
   afterEach(async () => {
-    await rm(root, { recursive: true, force: true });
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    for (const machine of await provider.list(options())) await provider.delete(machine.gitspaceId, options());
+    await rm(path.dirname(root), { recursive: true, force: true });
   });
 
   const options = () => ({ idempotencyKey: 'k', signal: AbortSignal.timeout(30_000) });
-  const bootstrap = { agentSecret: 'secret', ide: 'terminal' as const };
+  const bootstrap = { agentSecret: 'secret-that-must-stay-out-of-environ', ide: 'terminal' as const };
+  const machine = (gitspaceId: string) => ({ gitspaceId, spec: { machineType: 'local', diskSizeGb: 10 }, bootstrap });
+
+  it('runs sandboxed on this host (bubblewrap is installed for the tests)', () => {
+    expect([sandbox.mode, sandbox.reason]).toEqual([isRoot ? 'bwrap-own-user' : 'bwrap-userns', undefined]);
+    expect(isSandboxed(sandbox)).toBe(true);
+  });
 
   it('adopts an agent a crashed runner started but never recorded, instead of starting a second one', async () => {
-    const provider = createLocalProvider({ rootDir: root, logger: silentLogger });
-    const machine = await provider.create(
-      { gitspaceId: 'gs-adopt', spec: { machineType: 'local', diskSizeGb: 10 }, bootstrap },
-      options(),
-    );
-    const dir = path.join(root, 'gs-adopt');
-    const [agent] = await agentProcessesIn(dir);
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    const created = await provider.create(machine('gs-adopt'), options());
+    const files = localMachinePaths(root, 'gs-adopt');
+    const [agent] = await agentProcessesIn(files.dir);
     expect(agent).toBeDefined();
-    expect(machine.agentUrl).toBe(`http://127.0.0.1:${agent!.port}`);
+    expect(created.agentUrl).toBe(`http://127.0.0.1:${agent!.port}`);
 
-    // What a runner killed between spawning the agent and writing machine.json leaves behind.
-    const record = JSON.parse(await readFile(path.join(dir, 'machine.json'), 'utf8'));
-    await writeFile(path.join(dir, 'machine.json'), JSON.stringify({ ...record, agent: null }));
-    const again = await provider.create(
-      { gitspaceId: 'gs-adopt', spec: { machineType: 'local', diskSizeGb: 10 }, bootstrap },
-      options(),
-    );
-    expect(again.agentUrl).toBe(machine.agentUrl);
-    expect((await agentProcessesIn(dir)).map((a) => a.pid)).toEqual([agent!.pid]);
+    // What a runner killed between spawning the agent and recording it leaves behind.
+    const record = JSON.parse(await readFile(files.record, 'utf8'));
+    await writeFile(files.record, JSON.stringify({ ...record, agent: null, starting: { instance: agent!.instance } }));
+    const again = await provider.create(machine('gs-adopt'), options());
+    expect(again.agentUrl).toBe(created.agentUrl);
+    expect((await agentProcessesIn(files.dir)).map((a) => a.pid)).toEqual([agent!.pid]);
 
     await provider.delete('gs-adopt', options());
-    expect(await agentProcessesIn(dir)).toEqual([]);
-    expect(existsSync(dir)).toBe(false);
+    expect(await agentProcessesIn(files.dir)).toEqual([]);
+    expect(existsSync(files.dir)).toBe(false);
+    expect(existsSync(files.state)).toBe(false);
     expect(await provider.describe('gs-adopt', options())).toBeNull();
   });
 
+  it('never adopts a process that only claims to be the agent (another sandbox can fake environment and argv)', async () => {
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    await provider.create(machine('gs-fake'), options());
+    const files = localMachinePaths(root, 'gs-fake');
+    const [agent] = await agentProcessesIn(files.dir);
+    const record = JSON.parse(await readFile(files.record, 'utf8'));
+    await provider.stop('gs-fake', options());
+
+    // One impostor guesses the instance; the other knows it (as a process of this very gitspace could) but, as the
+    // runner is root, does not run as the machine's own user.
+    const guessing = impostor(files.dir, { GITSPACE_AGENT_INSTANCE: 'guessed' });
+    const knowing = impostor(files.dir, { GITSPACE_AGENT_INSTANCE: agent!.instance! });
+    try {
+      await waitUntil(async () => (await agentProcessesIn(files.dir)).length === 2);
+      await writeFile(
+        files.record,
+        JSON.stringify({ ...record, agent: null, starting: { instance: agent!.instance } }),
+      );
+      const started = await provider.start('gs-fake', bootstrap, options());
+      expect(started.agentUrl).not.toBe('http://127.0.0.1:1');
+      const now = JSON.parse(await readFile(files.record, 'utf8'));
+      expect(now.agent.pid).not.toBe(guessing.pid);
+      if (isRoot) expect(now.agent.pid).not.toBe(knowing.pid);
+    } finally {
+      guessing.kill('SIGKILL');
+      knowing.kill('SIGKILL');
+    }
+  });
+
+  it('runs each agent as a user of its own, in a root of its own, with no secret in its environment', async () => {
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    await provider.create(machine('gs-one'), options());
+    await provider.create(machine('gs-two'), options());
+    const one = localMachinePaths(root, 'gs-one');
+    const two = localMachinePaths(root, 'gs-two');
+    const [agentOne] = await agentProcessesIn(one.dir);
+    const [agentTwo] = await agentProcessesIn(two.dir);
+
+    const environ = await readFile(`/proc/${agentOne!.pid}/environ`, 'utf8');
+    expect(environ).not.toContain(bootstrap.agentSecret);
+    expect(environ).not.toContain('GITSPACE_AGENT_SECRET=');
+    const status = await readFile(`/proc/${agentOne!.pid}/status`, 'utf8');
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+
+    if (isRoot) {
+      expect(agentOne!.uid).toBeGreaterThanOrEqual(SANDBOX_UID_FIRST);
+      expect(agentOne!.uid).toBeLessThanOrEqual(SANDBOX_UID_LAST);
+      expect(agentTwo!.uid).not.toBe(agentOne!.uid);
+      expect(await stat(one.dir)).toMatchObject({ uid: agentOne!.uid, gid: agentOne!.uid });
+      expect(await stat(one.home)).toMatchObject({ uid: agentOne!.uid });
+    }
+    expect((await stat(one.dir)).mode & 0o777).toBe(0o700);
+    expect((await stat(one.state)).mode & 0o777).toBe(0o700);
+    expect((await stat(one.record)).mode & 0o777).toBe(0o600);
+
+    // The agent's view of the filesystem: its own machine, no runner state, no other machine.
+    const seen = (p: string) => existsSync(path.join(`/proc/${agentOne!.pid}/root`, p));
+    expect(seen(one.home)).toBe(true);
+    expect(seen(one.state)).toBe(false);
+    expect(seen(two.dir)).toBe(false);
+    expect(seen(path.join(os.homedir()))).toBe(false);
+    // A new pid namespace: the agent is not pid 1 there, and sees none of the host's processes.
+    expect(await readFile(`/proc/${agentOne!.pid}/status`, 'utf8')).toMatch(/^NSpid:\s+\d+\s+\d+$/m);
+
+    await provider.delete('gs-one', options());
+    await provider.delete('gs-two', options());
+    if (isRoot) expect(await readdir(path.join(root, '.uids'))).toEqual([]);
+  });
+
   it('stops the agent but keeps the workspace; stopping or deleting what is gone succeeds', async () => {
-    const provider = createLocalProvider({ rootDir: root, logger: silentLogger });
-    await provider.create(
-      { gitspaceId: 'gs-stop', spec: { machineType: 'local', diskSizeGb: 10 }, bootstrap },
-      options(),
-    );
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    await provider.create(machine('gs-stop'), options());
+    const files = localMachinePaths(root, 'gs-stop');
     await provider.stop('gs-stop', options());
     expect(await provider.describe('gs-stop', options())).toMatchObject({ status: 'stopped' });
-    expect(await agentProcessesIn(path.join(root, 'gs-stop'))).toEqual([]);
-    expect(existsSync(path.join(root, 'gs-stop'))).toBe(true);
+    expect(await agentProcessesIn(files.dir)).toEqual([]);
+    expect(existsSync(files.dir)).toBe(true);
     await provider.stop('gs-stop', options());
     await provider.delete('gs-stop', options());
     await provider.delete('gs-stop', options());
     await expect(provider.start('gs-stop', bootstrap, options())).rejects.toThrow(
       "no machine exists for gitspace 'gs-stop'",
     );
+  });
+
+  it('moves a machine an older version kept in the data dir out of it, stopping its unsandboxed agent', async () => {
+    const legacyRoot = path.join(path.dirname(root), 'data', 'machines');
+    const legacy = path.join(legacyRoot, 'gs-old');
+    await mkdir(path.join(legacy, 'workspace'), { recursive: true });
+    await writeFile(path.join(legacy, 'workspace', 'notes.txt'), 'keep me');
+    const old = impostor(legacy, {});
+    try {
+      await waitUntil(async () => (await agentProcessesIn(legacy)).length === 1);
+      await writeFile(
+        path.join(legacy, 'machine.json'),
+        JSON.stringify({ gitspaceId: 'gs-old', ide: 'terminal', createdAt: '2026-01-01T00:00:00Z', agent: null }),
+      );
+      expect(await migrateLegacyMachines(legacyRoot, root, silentLogger)).toEqual(['gs-old']);
+      expect(await agentProcessesIn(legacy)).toEqual([]);
+      expect(await readdir(legacyRoot)).toEqual([]);
+
+      const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+      expect(await provider.describe('gs-old', options())).toMatchObject({ status: 'stopped' });
+      await provider.start('gs-old', bootstrap, options());
+      const files = localMachinePaths(root, 'gs-old');
+      expect(await readFile(path.join(files.workspace, 'notes.txt'), 'utf8')).toBe('keep me');
+      const [agent] = await agentProcessesIn(files.dir);
+      if (isRoot) expect((await stat(path.join(files.workspace, 'notes.txt'))).uid).toBe(agent!.uid);
+    } finally {
+      old.kill('SIGKILL');
+    }
   });
 });

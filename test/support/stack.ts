@@ -10,7 +10,7 @@ import type { DevServer } from '../../engine/dev-server';
 import { createAccessTokenVerifier } from '../../gateway/auth';
 import { createGateway, type Gateway } from '../../gateway/gateway';
 import { createFileRoutesStore } from '../../gateway/routes-store';
-import { createLocalProvider } from '../../providers/local/provider';
+import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
 import { startRunner, type RunningRunner } from '../../workers/runner-process';
 import { startTestTemporal } from './temporal';
 
@@ -147,7 +147,7 @@ export async function startTestStack(
     },
     async stop() {
       // Agents outlive runners by design; a test run must not leave any behind.
-      const machines = createLocalProvider({ rootDir: path.join(dataDir, 'machines'), logger: silentLogger });
+      const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger: silentLogger });
       const options = { idempotencyKey: 'test-cleanup', signal: AbortSignal.timeout(30_000) };
       for (const machine of await machines.list(options)) await machines.delete(machine.gitspaceId, options);
       for (const runner of runners) await runner.stop();
@@ -155,6 +155,7 @@ export async function startTestStack(
       await gateway.close();
       await temporal.stop();
       await rm(dataDir, { recursive: true, force: true });
+      await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
     },
   };
   if (options.runner !== false) await stack.startRunner();

@@ -1,0 +1,190 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WebSocket } from 'ws';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { startGitServer, type GitServer } from './support/git-server';
+import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+
+/**
+ * What a member's repository does from inside its gitspace: it looks for the agent secret of every process it can
+ * see, and uses what it finds on that agent's private API. Prints one JSON line.
+ */
+const PROBE = `
+const fs = require('node:fs');
+const found = [];
+const workspaces = new Set();
+for (const pid of fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p))) {
+  let env;
+  try { env = fs.readFileSync('/proc/' + pid + '/environ', 'utf8').split('\\0'); } catch { continue; }
+  const get = (k) => env.find((v) => v.startsWith(k + '='))?.slice(k.length + 1);
+  if (get('GITSPACE_WORKSPACE_DIR')) workspaces.add(get('GITSPACE_WORKSPACE_DIR'));
+  if (get('GITSPACE_AGENT_SECRET')) found.push({ port: get('GITSPACE_AGENT_PORT'), secret: get('GITSPACE_AGENT_SECRET') });
+}
+(async () => {
+  const reached = [];
+  for (const { port, secret } of found) {
+    const r = await fetch('http://127.0.0.1:' + port + '/_agent/session', { headers: { authorization: 'Bearer ' + secret } })
+      .then((res) => res.status, () => 0);
+    reached.push(r);
+  }
+  console.log('PROBE' + JSON.stringify({ uid: process.getuid(), secrets: found.length, reached, workspaces: [...workspaces] }));
+})();
+`;
+
+/** A browser terminal of a gitspace, opened through the gateway as its member would, running one command at a time. */
+class Terminal {
+  private output = '';
+  private seq = 0;
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      this.output += data.toString('utf8');
+    });
+  }
+
+  static async open(stack: TestStack, gitspaceId: string, token: string): Promise<Terminal> {
+    const access = await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/access`, undefined, token);
+    expect(access.status).toBe(200);
+    const exchange = await fetch(access.body.url, { redirect: 'manual' });
+    const cookie = exchange.headers.get('set-cookie')!.split(';')[0]!;
+    const ws = new WebSocket(`${stack.gatewayUrl.replace('http', 'ws')}/gitspaces/${gitspaceId}/pty`, {
+      headers: { cookie },
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`the shell was refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    return new Terminal(ws);
+  }
+
+  /** Runs a command in the shell; resolves with what it printed (stdout and stderr). */
+  async run(command: string, timeoutMs = 30_000): Promise<string> {
+    const n = 1000 + ++this.seq;
+    // The markers are computed by the shell, so the echo of the typed line never matches them.
+    const start = `S${n}S`;
+    const end = `E${n}E`;
+    this.ws.send(
+      JSON.stringify({
+        type: 'input',
+        data: `echo S$((${n - 1}+1))S; ${command} 2>&1; echo E$((${n - 1}+1))E\r`,
+      }),
+    );
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const from = this.output.lastIndexOf(`${start}\r\n`);
+      const to = this.output.indexOf(end, from);
+      if (from >= 0 && to > from)
+        return this.output
+          .slice(from + start.length, to)
+          .replace(/\r/g, '')
+          .trim();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`'${command}' did not finish; the terminal showed: ${JSON.stringify(this.output.slice(-2000))}`);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/**
+ * DESIGN.md §8, "a gitspace is a cell", attacked on the whole stack: a member's own shell (reached through the
+ * gateway, as the member would) and the member's repository code try to read the control plane's secrets, another
+ * member's workspace and other agents' secrets. Every attempt must fail.
+ */
+describe('a local gitspace is a cell', () => {
+  let bundle: WorkflowBundleWithSourceMap;
+  let stack: TestStack;
+  let git: GitServer;
+  let alice: { token: string; gitspaceId: string };
+  let bob: { token: string; gitspaceId: string };
+  let terminal: Terminal;
+
+  const member = async (name: string, repository: string): Promise<{ token: string; gitspaceId: string }> => {
+    const user = await stack.api('POST', '/api/v1/users', { name });
+    expect(user.status).toBe(201);
+    const token: string = user.body.token;
+    const created = await stack.api(
+      'POST',
+      '/api/v1/gitspaces',
+      { name, repository: { url: git.urlOf(repository) }, infrastructureId: 'local', machineId: 'local-default' },
+      token,
+    );
+    expect(created.status).toBe(201);
+    return { token, gitspaceId: created.body.gitspace.id };
+  };
+
+  beforeAll(async () => {
+    bundle = await bundleLifecycleWorkflows();
+    git = await startGitServer();
+    await git.createRepository('alice', {
+      'README.md': '# alice\n',
+      'probe.js': PROBE,
+      // Repository commands run at creation: they try the same as the shell.
+      '.devcontainer.json': JSON.stringify({ postCreateCommand: 'node probe.js > probe-at-create.txt 2>&1' }),
+    });
+    await git.createRepository('bob', { 'README.md': 'bob-private-words\n' });
+    stack = await startTestStack({ workflowBundle: bundle });
+    alice = await member('alice', 'alice');
+    bob = await member('bob', 'bob');
+    for (const { gitspaceId } of [alice, bob]) {
+      const running = await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running' || g.state === 'error');
+      expect([running.state, running.lastError]).toEqual(['running', undefined]);
+    }
+    terminal = await Terminal.open(stack, alice.gitspaceId, alice.token);
+  });
+  afterAll(async () => {
+    terminal?.close();
+    await stack?.stop();
+    await git?.stop();
+  });
+
+  /** Where bob's README could be on the runner's host: inside the data dir (as it once was) or beside it. */
+  const bobReadmeCandidates = () => [
+    path.join(stack.dataDir, 'machines', bob.gitspaceId, 'workspace', 'README.md'),
+    path.join(`${stack.dataDir}-machines`, bob.gitspaceId, 'workspace', 'README.md'),
+  ];
+
+  it("the member's shell runs in its workspace, as a user that is not the runner's", async () => {
+    expect(await terminal.run('cat README.md')).toBe('# alice');
+    const uid = Number(await terminal.run('id -u'));
+    expect(uid).not.toBe(0);
+    expect(uid).not.toBe(process.getuid!());
+  });
+
+  it("cannot read the control plane's admin token or secrets key", async () => {
+    const adminToken = stack.controlPlane.adminToken;
+    const secretsKey = (await readFile(path.join(stack.dataDir, 'secrets-key'), 'utf8')).trim();
+    const shown = await terminal.run(
+      `cat ${stack.dataDir}/admin-token ${stack.dataDir}/secrets-key; ls -la ${stack.dataDir}`,
+    );
+    expect(shown).not.toContain(adminToken);
+    expect(shown).not.toContain(secretsKey);
+    expect(shown).not.toContain('secrets-key\n');
+    expect(shown).toMatch(/No such file or directory|Permission denied/);
+  });
+
+  it("cannot read another member's workspace", async () => {
+    const shown = await terminal.run(`cat ${bobReadmeCandidates().join(' ')}`);
+    expect(shown).not.toContain('bob-private-words');
+    // Not even which other gitspaces exist.
+    const machinesRoot = path.dirname(path.dirname(path.dirname(bobReadmeCandidates()[1]!)));
+    expect(await terminal.run(`ls -a ${machinesRoot}`)).not.toContain(bob.gitspaceId);
+  });
+
+  it('finds no agent secret in any process it can see, so reaches no private agent API', async () => {
+    expect(await terminal.run('env | grep -c ^GITSPACE_AGENT_SECRET')).toBe('0');
+    const line = (await terminal.run('node probe.js')).split('\n').find((l) => l.startsWith('PROBE'));
+    const probe = JSON.parse(line!.slice('PROBE'.length));
+    expect(probe).toMatchObject({ secrets: 0, reached: [] });
+    // Not even bob's processes are visible: only this gitspace's own.
+    expect(probe.workspaces.every((w: string) => !w.includes(bob.gitspaceId))).toBe(true);
+  });
+
+  it("the repository's own commands see no agent secret either", async () => {
+    const line = (await terminal.run('cat probe-at-create.txt')).split('\n').find((l) => l.startsWith('PROBE'));
+    expect(JSON.parse(line!.slice('PROBE'.length))).toMatchObject({ secrets: 0, reached: [] });
+  });
+});
