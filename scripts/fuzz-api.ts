@@ -52,6 +52,10 @@ async function main(): Promise<number> {
       runnerPickupTimeoutSeconds: 2,
       accessTokenTtlSeconds: 600,
       reconcileEverySeconds: 3600,
+      // Thousands of requests from one address and one token, many of them without it on purpose (ignored_auth), and
+      // hundreds of creates: with the default limits most answers would be a (documented) 429 or 403 and the rest of
+      // the API would go untested. The limits have tests of their own (test/api-limits.test.ts).
+      limits: { requestsPerMinute: 1_000_000, authFailuresPerMinute: 1_000_000, maxGitspacesPerUser: 1_000_000 },
     },
     logger,
   );
