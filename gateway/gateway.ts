@@ -573,7 +573,10 @@ export function createGateway(options: GatewayOptions): Gateway {
     // A request llhttp would not parse, or one that did not arrive in time. Answered only when nothing of a response
     // has gone out on this connection yet (a second head in the middle of a body would corrupt what the client reads).
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
+    if (error.code === 'ECONNRESET') return void socket.destroy();
+    // Our answer to an earlier error on this connection is on its way; the linger timer ends the connection.
+    if (socket.writableEnded) return;
+    if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
     refuseRaw(socket, clientErrorRefusal(error));
   });
   // Every public connection, upgraded ones included (Node's server forgets those), so that closing ends them all.
