@@ -58,7 +58,7 @@ export interface RunningControlPlane {
   adminToken: string;
   /** Where the generated admin token is kept (unset when GITSPACES_ADMIN_TOKEN gives it). */
   adminTokenFile?: string;
-  /** True on the start that generated the admin token: it is printed once then. */
+  /** True on the start that generated the admin token (its file is reported then; the token is never printed). */
   adminTokenCreated: boolean;
   stop(): Promise<void>;
 }

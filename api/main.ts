@@ -1,6 +1,7 @@
 import { runMain } from '../common/main';
 import path from 'node:path';
 import { ConfigReader } from '../common/config';
+import { preparePrivateDataDir } from '../common/data-dir';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { startControlPlane } from './control-plane';
@@ -50,12 +51,16 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     },
   };
   config.done();
+  await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('api');
   const controlPlane = await startControlPlane(settings, logger);
   process.stdout.write(`Gitspaces API: ${controlPlane.url}/api/v1\n`);
-  if (controlPlane.adminTokenCreated) process.stdout.write(`Admin token (generated now): ${controlPlane.adminToken}\n`);
-  if (controlPlane.adminTokenFile) process.stdout.write(`Admin token file: ${controlPlane.adminTokenFile}\n`);
+  // The admin token itself is never printed (logs are kept and shared): only where it is.
+  if (controlPlane.adminTokenFile) {
+    const generated = controlPlane.adminTokenCreated ? ' (generated now)' : '';
+    process.stdout.write(`Admin token${generated}: in ${controlPlane.adminTokenFile} (mode 0600)\n`);
+  }
   return controlPlane;
 }
 

@@ -32,7 +32,7 @@ async function dialectFor(location: DatabaseLocation) {
     // Timestamps as Date, bigint counts as numbers where they fit: the defaults of node-postgres are kept otherwise.
     return new PostgresDialect({ pool: new pg.Pool({ connectionString: location.url, max: 10 }) });
   }
-  if (location.dir) await mkdir(path.dirname(location.dir), { recursive: true });
+  if (location.dir) await mkdir(path.dirname(location.dir), { recursive: true, mode: 0o700 });
   return new PGliteDialect(new PGlite(location.dir));
 }
 

@@ -58,7 +58,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.uiPort === undefined) args.push('--headless');
   else args.push('--ui-ip', options.host, '--ui-port', String(options.uiPort));
   if (options.dbFile) {
-    await mkdir(path.dirname(options.dbFile), { recursive: true });
+    await mkdir(path.dirname(options.dbFile), { recursive: true, mode: 0o700 });
     args.push('--db-filename', options.dbFile);
   }
   for (const name of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${name}=Keyword`);

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
+import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
 import { startDevServer } from './dev-server';
 import { findOrBuildTemporalCli } from './temporal-cli';
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
 
   const logger = createLogger('temporal');
   const cliPath = await findOrBuildTemporalCli({ explicitPath, searchPath: process.env.PATH, logger });
+  await preparePrivateDataDir(dataDir);
   const server = await startDevServer({
     cliPath,
     host,

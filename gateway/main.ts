@@ -2,6 +2,7 @@ import { runMain } from '../common/main';
 import path from 'node:path';
 import { createRemoteJWKSet } from 'jose';
 import { ConfigError, ConfigReader } from '../common/config';
+import { preparePrivateDataDir } from '../common/data-dir';
 import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
 import { readOrCreateSecretFile } from '../common/secret-file';
@@ -47,6 +48,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     problems.unshift(...error.problems);
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('gateway');
   const adminToken =

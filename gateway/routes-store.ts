@@ -135,7 +135,7 @@ export async function createFileRoutesStore(dataDir: string, now: () => Date = (
   const persist = () => {
     const snapshot = JSON.stringify({ version: 1, routes: [...routes.values()] }, null, 2);
     writing = writing.then(async () => {
-      await mkdir(dataDir, { recursive: true });
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
       const temp = `${file}.${randomUUID()}.tmp`;
       try {
         await writeFile(temp, snapshot, { mode: 0o600 });

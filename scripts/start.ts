@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
+import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
 import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
+import { localMachinesRoot } from '../providers/local/provider';
+import { detectSandbox, sandboxSummary, sandboxWarning } from '../providers/local/sandbox';
 import { Part, waitFor } from './processes';
 
 /**
@@ -23,11 +26,18 @@ async function main(): Promise<void> {
     temporalUi: config.port('GITSPACES_TEMPORAL_UI_PORT', 8233),
   };
   const explicitCli = config.string('TEMPORAL_CLI_PATH');
+  const machinesDir = path.resolve(config.string('GITSPACES_LOCAL_MACHINES_DIR', localMachinesRoot(dataDir)));
   config.done();
 
   const logger = createLogger('start');
   let stopping = false;
   const cliPath = await findOrBuildTemporalCli({ explicitPath: explicitCli, searchPath: process.env.PATH, logger });
+  // Everything the stack writes to the data dir is private to this user (0700 dir, 0600 files).
+  await preparePrivateDataDir(dataDir);
+  // What isolates local gitspaces from the host (and each other): said up front, and again when everything is up.
+  const sandbox = await detectSandbox(machinesDir);
+  const warning = sandboxWarning(sandbox);
+  if (warning) process.stderr.write(`${warning.join('\n')}\n`);
   const temporal = await startDevServer({
     cliPath,
     host,
@@ -82,6 +92,7 @@ async function main(): Promise<void> {
       `  Gateway:      ${gatewayUrl}`,
       `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId)`,
       `  Admin token:  ${process.env.GITSPACES_ADMIN_TOKEN ? 'from GITSPACES_ADMIN_TOKEN' : path.join(dataDir, 'admin-token')}`,
+      `  Local gitspaces: ${sandboxSummary(sandbox)}, machines in ${machinesDir}`,
       '',
       'Try it:',
       `  TOKEN=$(cat ${path.join(dataDir, 'admin-token')})`,
@@ -91,6 +102,7 @@ async function main(): Promise<void> {
       '',
       'Ctrl-C stops everything.',
       '',
+      ...(warning ? [...warning, ''] : []),
     ].join('\n'),
   );
 }

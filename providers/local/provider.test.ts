@@ -106,8 +106,22 @@ describe('local provider', () => {
 
   it('runs each agent as a user of its own, in a root of its own, with no secret in its environment', async () => {
     const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
-    await provider.create(machine('gs-one'), options());
-    await provider.create(machine('gs-two'), options());
+    // As under `npm start`, whose processes create only private files.
+    const umask = process.umask(0o077);
+    let started;
+    try {
+      started = await provider.create(machine('gs-one'), options());
+      await provider.create(machine('gs-two'), options());
+    } finally {
+      process.umask(umask);
+    }
+    // The agent serves (it read its secret, its code and its passwd entry).
+    await waitUntil(() =>
+      fetch(`${started.agentUrl}/_agent/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    );
     const one = localMachinePaths(root, 'gs-one');
     const two = localMachinePaths(root, 'gs-two');
     const [agentOne] = await agentProcessesIn(one.dir);
@@ -130,6 +144,7 @@ describe('local provider', () => {
     expect((await stat(one.dir)).mode & 0o777).toBe(0o700);
     expect((await stat(one.state)).mode & 0o777).toBe(0o700);
     expect((await stat(one.record)).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(one.state, 'etc', 'passwd'))).mode & 0o777).toBe(0o644);
 
     // The agent's view of the filesystem: its own machine, no runner state, no other machine.
     const seen = (p: string) => existsSync(path.join(`/proc/${agentOne!.pid}/root`, p));

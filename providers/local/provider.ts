@@ -14,7 +14,7 @@ import {
   hasOwnUsers,
   launchCommand,
   localSandbox,
-  machinesRootMode,
+  ensureMachinesRoot,
   type SandboxSupport,
 } from './sandbox';
 
@@ -249,7 +249,7 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       let record = await readRecord(request.gitspaceId);
       if (!record) {
         const support = await sandbox();
-        await mkdir(rootDir, { recursive: true, mode: machinesRootMode() });
+        await ensureMachinesRoot(rootDir);
         const uid = hasOwnUsers(support) ? await claimUid(rootDir, request.gitspaceId) : undefined;
         const files = paths(request.gitspaceId);
         // No agent has run in it yet (its record comes after), so nothing in it can be a planted link.
@@ -363,7 +363,7 @@ export async function migrateLegacyMachines(legacyRoot: string, rootDir: string,
     throw error;
   }
   const moved: string[] = [];
-  await mkdir(rootDir, { recursive: true, mode: machinesRootMode() });
+  await ensureMachinesRoot(rootDir);
   for (const id of names) {
     // One runner moves each machine: the first to rename it away.
     const claimed = path.join(legacyRoot, `.migrating-${id}-${process.pid}`);

@@ -220,6 +220,9 @@ export async function launchCommand(support: SandboxSupport, launch: AgentLaunch
   await writeFile(group, ['root:x:0:', `${SANDBOX_USER}:x:${actualGid}:`, 'nogroup:x:65534:', ''].join('\n'), {
     mode: 0o644,
   });
+  // Readable by the gitspace's user, whatever the runner's umask.
+  await chmod(passwd, 0o644);
+  await chmod(group, 0o644);
 
   const args = new BwrapArgs();
   for (const dir of SYSTEM_DIRS) args.system(dir);
@@ -340,9 +343,14 @@ function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-/** Mode of the machines root: others may pass through it to their own machine directory, never list it. */
-export function machinesRootMode(): number {
-  return process.getuid?.() === 0 ? 0o711 : 0o700;
+/**
+ * Creates the machines root. When the runner is root, gitspace users may pass through it to their own machine
+ * directory (needed without bubblewrap), never list it: 0711; otherwise 0700.
+ */
+export async function ensureMachinesRoot(machinesRoot: string): Promise<void> {
+  const mode = process.getuid?.() === 0 ? 0o711 : 0o700;
+  await mkdir(machinesRoot, { recursive: true, mode });
+  await chmod(machinesRoot, mode); // Whatever the umask.
 }
 
 /**
@@ -379,10 +387,10 @@ export async function detectSandbox(machinesRoot: string): Promise<SandboxSuppor
 /** Starts a throwaway sandbox that checks the agent's code is readable in it; resolves with a problem, if any. */
 async function probe(support: SandboxSupport, machinesRoot: string): Promise<string | undefined> {
   const program = agentProgram();
-  await mkdir(machinesRoot, { recursive: true, mode: machinesRootMode() });
+  await ensureMachinesRoot(machinesRoot);
   const base = await mkdtemp(path.join(machinesRoot, '.sandbox-probe-'));
   try {
-    await chmod(base, machinesRootMode());
+    await chmod(base, 0o711);
     const machineDir = path.join(base, 'machine');
     const homeDir = path.join(machineDir, 'home');
     await mkdir(homeDir, { recursive: true, mode: 0o700 });
