@@ -447,7 +447,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     });
   }
 
-  async function onUpgrade(req: IncomingMessage, socket: Duplex): Promise<void> {
+  async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     // Only WebSockets: any other protocol (h2c, a custom one) would become a raw tunnel past every per-request check.
     if (req.method !== 'GET' || req.httpVersion !== '1.1' || !isWebSocketUpgrade(req)) {
       return refuseRaw(socket, {
@@ -478,7 +478,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     const upstream = parsedTarget(route.target);
     track(target.gitspaceId, socket);
     endAtExpiry(socket, auth.claims.expiresAt);
-    proxyUpgrade(socket, headOf(req), {
+    proxyUpgrade(socket, head, {
       method: 'GET',
       protocol: 'websocket',
       target: upstream,
@@ -559,8 +559,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   publicServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // The socket is ours from here: an error on it must not go unheard (it would end the process).
     socket.on('error', destroySelf);
-    (req as IncomingMessage & { [HEAD]?: Buffer })[HEAD] = head;
-    onUpgrade(req, socket).catch((error: unknown) => {
+    onUpgrade(req, socket, head).catch((error: unknown) => {
       logger.error('gateway upgrade failed', { error, url: req.url });
       socket.destroy();
     });
@@ -626,12 +625,6 @@ export function createGateway(options: GatewayOptions): Gateway {
       await Promise.all([closeServer(publicServer), closeServer(adminServer)]);
     },
   };
-}
-
-/** The bytes that followed an upgrade request's head (Node hands them to the 'upgrade' event). */
-const HEAD = Symbol('gitspaces.gatewayUpgradeHead');
-function headOf(req: IncomingMessage): Buffer {
-  return (req as IncomingMessage & { [HEAD]?: Buffer })[HEAD] ?? Buffer.alloc(0);
 }
 
 /** Longest delay a Node timer takes (about 24.8 days). */
