@@ -2,8 +2,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
- * Reads a secret kept in the data dir, creating it on first use (mode 0600, in a directory made 0700). The `wx` flag makes two processes
- * starting at once agree on one value: the loser of the race reads the winner's file.
+ * Reads a secret kept in the data dir, creating it on first use (mode 0600, in a directory made 0700). The `wx` flag
+ * makes two processes starting at once agree on one value: the loser of the race reads the winner's file.
  */
 export async function readOrCreateSecretFile(
   file: string,

@@ -1,11 +1,18 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logger';
 import { agentProcessesIn, createLocalProvider, localMachinePaths, migrateLegacyMachines } from './provider';
-import { SANDBOX_UID_FIRST, SANDBOX_UID_LAST, detectSandbox, isSandboxed, type SandboxSupport } from './sandbox';
+import {
+  SANDBOX_UID_FIRST,
+  SANDBOX_UID_LAST,
+  detectSandbox,
+  isSandboxed,
+  sandboxWarning,
+  type SandboxSupport,
+} from './sandbox';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -202,5 +209,106 @@ describe('local provider', () => {
     } finally {
       old.kill('SIGKILL');
     }
+  });
+
+  it('without bubblewrap still runs gitspaces, says loudly what is not isolated, and uses own users as root', async () => {
+    // The runner's host without bubblewrap (nor setpriv): nothing of the sort on its PATH. Without a mount
+    // namespace, a gitspace's user must be able to pass through the directories above its machine.
+    await chmod(path.dirname(root), 0o711);
+    const script = `require('./sandbox').detectSandbox(process.argv[1]).then((s) => console.log(JSON.stringify(s)))`;
+    const detected = await new Promise<string>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', require.resolve('tsx'), '-e', script, path.join(path.dirname(root), 'probe')],
+        { cwd: __dirname, env: { PATH: path.join(path.dirname(root), 'empty') }, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+      child.once('error', reject);
+      child.once('close', () => resolve(out));
+    });
+    const support = JSON.parse(detected) as SandboxSupport;
+    expect(support).toMatchObject({
+      mode: isRoot ? 'own-user' : 'none',
+      reason: expect.stringContaining('bubblewrap (bwrap) is not installed'),
+    });
+    const warning = sandboxWarning(support)!.join('\n');
+    expect(warning).toContain('WARNING: local gitspaces are NOT sandboxed (bubblewrap (bwrap) is not installed');
+    expect(warning).toContain('apt-get install bubblewrap');
+
+    for (const fallback of [support, { mode: 'none' } as SandboxSupport]) {
+      const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox: fallback });
+      const started = await provider.create(machine(`gs-${fallback.mode}`), options());
+      await waitUntil(() =>
+        fetch(`${started.agentUrl}/_agent/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      );
+      const [agent] = await agentProcessesIn(localMachinePaths(root, `gs-${fallback.mode}`).dir);
+      expect(await readFile(`/proc/${agent!.pid}/environ`, 'utf8')).not.toContain(bootstrap.agentSecret);
+      if (fallback.mode === 'own-user') expect(agent!.uid).toBeGreaterThanOrEqual(SANDBOX_UID_FIRST);
+      else expect(agent!.uid).toBe(process.getuid!());
+      await provider.delete(`gs-${fallback.mode}`, options());
+    }
+  });
+
+  (isRoot ? it : it.skip)('as a runner that is not root: a sandbox in a user namespace', async () => {
+    // The same provider, run by an unprivileged user (nobody) that owns the machines root.
+    const base = path.dirname(root);
+    await chmod(base, 0o711);
+    await mkdir(root, { mode: 0o700 });
+    await chown(root, 65534, 65534);
+    const script = `
+      const { createLocalProvider, agentProcessesIn, localMachinePaths } = require('./provider');
+      const { createLogger } = require('../../common/logger');
+      (async () => {
+        const root = process.argv[1];
+        const provider = createLocalProvider({ rootDir: root, logger: createLogger('t', 'silent') });
+        const options = { idempotencyKey: 'k', signal: AbortSignal.timeout(30000) };
+        const bootstrap = { agentSecret: 'secret-of-nobody', ide: 'terminal' };
+        const m = await provider.create({ gitspaceId: 'gs-userns', spec: { machineType: 'local', diskSizeGb: 1 }, bootstrap }, options);
+        let healthy = false;
+        for (let i = 0; i < 100 && !healthy; i++) {
+          healthy = await fetch(m.agentUrl + '/_agent/healthz').then((r) => r.ok, () => false);
+          if (!healthy) await new Promise((r) => setTimeout(r, 100));
+        }
+        const [agent] = await agentProcessesIn(localMachinePaths(root, 'gs-userns').dir);
+        const fs = require('node:fs');
+        const environ = fs.readFileSync('/proc/' + agent.pid + '/environ', 'utf8');
+        const status = fs.readFileSync('/proc/' + agent.pid + '/status', 'utf8');
+        const sees = (p) => fs.existsSync('/proc/' + agent.pid + '/root' + p);
+        console.log(JSON.stringify({
+          healthy, uid: agent.uid, secretInEnviron: environ.includes('secret-of-nobody'),
+          nspid: /^NSpid:\\s+\\d+\\s+\\d+$/m.test(status),
+          seesState: sees(localMachinePaths(root, 'gs-userns').state), seesHome: sees(localMachinePaths(root, 'gs-userns').home),
+        }));
+        await provider.delete('gs-userns', options);
+      })();`;
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--',
+          process.execPath,
+          '--import',
+          require.resolve('tsx'),
+        ].concat(['-e', script, root]),
+        { cwd: __dirname, env: { PATH: process.env.PATH, HOME: base }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+      child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+      child.once('error', reject);
+      child.once('close', () => resolve(out));
+    });
+    const line = output.split('\n').find((l) => l.startsWith('{'));
+    expect([line && JSON.parse(line), output]).toEqual([
+      { healthy: true, uid: 65534, secretInEnviron: false, nspid: true, seesState: false, seesHome: true },
+      output,
+    ]);
   });
 });

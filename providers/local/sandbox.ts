@@ -330,7 +330,7 @@ function isWithin(p: string, dir: string): boolean {
 }
 
 function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin'];
   for (const dir of dirs.filter(Boolean)) {
     const file = path.join(dir, name);
     try {
