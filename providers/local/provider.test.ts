@@ -4,7 +4,13 @@ import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } 
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logger';
-import { agentProcessesIn, createLocalProvider, localMachinePaths, migrateLegacyMachines } from './provider';
+import {
+  HOST_UID_REGISTRY,
+  agentProcessesIn,
+  createLocalProvider,
+  localMachinePaths,
+  migrateLegacyMachines,
+} from './provider';
 import {
   SANDBOX_UID_FIRST,
   SANDBOX_UID_LAST,
@@ -164,7 +170,11 @@ describe('local provider', () => {
 
     await provider.delete('gs-one', options());
     await provider.delete('gs-two', options());
-    if (isRoot) expect(await readdir(path.join(root, '.uids'))).toEqual([]);
+    if (isRoot) {
+      // Their user ids are free again.
+      for (const uid of [agentOne!.uid, agentTwo!.uid])
+        expect(existsSync(path.join(HOST_UID_REGISTRY, String(uid)))).toBe(false);
+    }
   });
 
   it('stops the agent but keeps the workspace; stopping or deleting what is gone succeeds', async () => {

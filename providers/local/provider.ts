@@ -294,7 +294,7 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       const files = paths(gitspaceId);
       await rm(files.dir, { recursive: true, force: true });
       // The user id is free again only once no file of it is left; the record goes last.
-      if (record?.uid !== undefined) await rm(uidClaim(rootDir, record.uid), { force: true });
+      if (record?.uid !== undefined) await releaseUid(rootDir, gitspaceId, record.uid);
       await rm(files.state, { recursive: true, force: true });
     },
 
@@ -323,30 +323,59 @@ async function readRecordFile(files: { record: string }): Promise<MachineRecord 
   }
 }
 
-const uidClaim = (rootDir: string, uid: number) => path.join(rootDir, '.uids', String(uid));
+/** Where user ids are claimed: one registry for the whole host, so two installations never share an id. */
+export const HOST_UID_REGISTRY = '/var/lib/gitspaces/uids';
+
+/** The host's registry, or (when it cannot be made, e.g. a read-only /var) one in the machines root. */
+async function uidRegistry(rootDir: string): Promise<string> {
+  try {
+    await mkdir(HOST_UID_REGISTRY, { recursive: true, mode: 0o700 });
+    return HOST_UID_REGISTRY;
+  } catch {
+    const local = path.join(rootDir, '.uids');
+    await mkdir(local, { recursive: true, mode: 0o700 });
+    return local;
+  }
+}
+
+const claimText = (rootDir: string, gitspaceId: string) => `${rootDir}\n${gitspaceId}\n`;
 
 /**
- * Claims a user id of the provider's range for a gitspace: a file per id, created exclusively, so two runners never
- * give one id to two gitspaces. A claim an earlier attempt left for the same gitspace is reused.
+ * Claims a user id of the provider's range for a gitspace: a file per id, created exclusively, so no two gitspaces
+ * (of this or another installation on the host) ever get one id. A claim an earlier attempt left for the same
+ * gitspace is reused.
  */
 async function claimUid(rootDir: string, gitspaceId: string): Promise<number> {
-  const dir = path.join(rootDir, '.uids');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const claimed = await readdir(dir);
+  const registry = await uidRegistry(rootDir);
+  const ours = claimText(rootDir, gitspaceId);
+  const claimed = await readdir(registry);
   for (const name of claimed) {
-    if ((await readFile(path.join(dir, name), 'utf8').catch(() => '')) === gitspaceId) return Number(name);
+    if ((await readFile(path.join(registry, name), 'utf8').catch(() => '')) === ours) return Number(name);
   }
   const taken = new Set(claimed);
   for (let uid = SANDBOX_UID_FIRST; uid <= SANDBOX_UID_LAST; uid++) {
     if (taken.has(String(uid))) continue;
     try {
-      await writeFile(uidClaim(rootDir, uid), gitspaceId, { flag: 'wx', mode: 0o600 });
+      await writeFile(path.join(registry, String(uid)), ours, { flag: 'wx', mode: 0o600 });
       return uid;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
   }
   throw new Error(`no free user id left for local gitspaces (${SANDBOX_UID_FIRST}-${SANDBOX_UID_LAST})`);
+}
+
+/** Gives a gitspace's user id back (only the claim this gitspace holds). */
+async function releaseUid(rootDir: string, gitspaceId: string, uid: number): Promise<void> {
+  const local = path.join(rootDir, '.uids');
+  for (const registry of [HOST_UID_REGISTRY, local]) {
+    const file = path.join(registry, String(uid));
+    const claim = await readFile(file, 'utf8').catch(() => '');
+    // A machines root's own registry once held the gitspace id alone.
+    if (claim === claimText(rootDir, gitspaceId) || (registry === local && claim === gitspaceId)) {
+      await rm(file, { force: true });
+    }
+  }
 }
 
 /**
