@@ -1,7 +1,8 @@
 /**
- * `npm run bench:gateway`: the same upstream measured three ways in one run — direct, through this gateway (the real
- * `gateway/main.ts` process) and through nginx (Debian package, loopback, generated config, one worker like the
- * gateway's one process) — with wrk at 50 connections; then WebSocket echo round trips direct vs gateway.
+ * `npm run bench:gateway`: the same upstream measured four ways in one run — direct, through this gateway (the real
+ * `gateway/main.ts` process), through a plain `node:http` proxy (the baseline of Node's own server and client, no
+ * auth, no checks) and through nginx (Debian package, loopback, generated config, one worker like the gateway's one
+ * process) — with wrk at 50 connections; then WebSocket echo round trips direct vs gateway.
  *
  * Budget: gateway ≥ 60% of nginx's requests/s and ≤ 2 ms added p99 (compared with nginx) at 50 connections.
  * Each path is measured BENCH_ROUNDS times, interleaved, and the budget is judged on the medians.
@@ -45,6 +46,40 @@ server.keepAliveTimeout = 65000;
 server.listen(Number(process.argv[1]), '127.0.0.1', () => process.stdout.write('ready\\n'));
 `;
 
+/**
+ * The baseline: the plainest proxy on Node's own HTTP server and client (http.createServer + http.request with a
+ * keep-alive Agent), hop-by-hop headers dropped, nothing else. What the gateway adds beyond it is its own work.
+ */
+const NODE_PROXY_SOURCE = `
+const http = require('node:http');
+const [port, upstreamPort] = process.argv.slice(1).map(Number);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+function endToEnd(headers) {
+  const out = {};
+  for (const name in headers) if (!HOP.has(name)) out[name] = headers[name];
+  return out;
+}
+const server = http.createServer((req, res) => {
+  const headers = endToEnd(req.headers);
+  headers['x-forwarded-for'] = req.socket.remoteAddress;
+  const upstream = http.request(
+    { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers, agent },
+    (response) => {
+      res.writeHead(response.statusCode, endToEnd(response.headers));
+      response.pipe(res);
+    },
+  );
+  upstream.on('error', () => {
+    if (!res.headersSent) res.writeHead(502);
+    res.end();
+  });
+  req.pipe(upstream);
+});
+server.keepAliveTimeout = 65000;
+server.listen(port, '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
 const children: ChildProcess[] = [];
 
 async function main(): Promise<void> {
@@ -55,7 +90,8 @@ async function main(): Promise<void> {
   }
   const work = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-bench-'));
   try {
-    const [upstreamPort, gatewayPort, adminPort, nginxPort, jwksPort] = (await freePorts(5)) as [
+    const [upstreamPort, gatewayPort, adminPort, nginxPort, jwksPort, nodeProxyPort] = (await freePorts(6)) as [
+      number,
       number,
       number,
       number,
@@ -110,6 +146,15 @@ async function main(): Promise<void> {
       `${nginx}/`,
     );
 
+    const nodeProxy = `http://127.0.0.1:${nodeProxyPort}`;
+    const nodeProxyChild = await startChild(
+      'node:http proxy',
+      process.execPath,
+      ['-e', NODE_PROXY_SOURCE, String(nodeProxyPort), String(upstreamPort)],
+      {},
+      `${nodeProxy}/`,
+    );
+
     const cookie = `${GATEWAY_COOKIE}=${token}`;
     const gatewayUrl = `${gateway}/gitspaces/${GITSPACE_ID}/`;
     const check = await fetch(gatewayUrl, { headers: { cookie } });
@@ -118,19 +163,22 @@ async function main(): Promise<void> {
     process.stdout.write(
       `Setup: everything on loopback on this machine's ${os.cpus().length} CPUs, shared by wrk, the upstream and the proxy.\n` +
         `  wrk: 1 thread, ${CONNECTIONS} connections, ${DURATION_S}s per measurement after a 2s warm-up; ` +
-        `${ROUNDS} rounds of direct → gateway → nginx, interleaved so background load hits all three alike.\n` +
+        `${ROUNDS} rounds of direct → gateway → node:http → nginx, interleaved so background load hits all alike.\n` +
         '  upstream: one Node process (24-byte body). gateway: one Node process, the real gateway/main.ts ' +
         '(session cookie checked on every request, info logging, nothing logged per request).\n' +
+        '  node:http: the plainest proxy on Node (http.createServer + http.request, keep-alive Agent), no checks: ' +
+        'a baseline.\n' +
         '  nginx: worker_processes 1, no master, access_log off, upstream keepalive 128, HTTP/1.1 upstream — ' +
         'one worker against one Node process.\n' +
         '  cpu µs/req: user+system CPU of the proxy process (upstream for direct) per request, from /proc.\n\n',
     );
-    const rounds: Record<PathName, LoadResult[]> = { direct: [], gateway: [], nginx: [] };
+    const rounds: Record<PathName, LoadResult[]> = { direct: [], gateway: [], 'node:http': [], nginx: [] };
     const rows: string[][] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const runs: [PathName, LoadResult][] = [
         ['direct', await load(`${upstream}/`, [], upstreamChild.pid)],
         ['gateway', await load(gatewayUrl, ['-H', `Cookie: ${cookie}`], gatewayChild.pid)],
+        ['node:http', await load(`${nodeProxy}/`, [], nodeProxyChild.pid)],
         ['nginx', await load(`${nginx}/`, [], nginxChild.pid)],
       ];
       for (const [name, result] of runs) {
@@ -142,12 +190,13 @@ async function main(): Promise<void> {
     const medians = {
       direct: median(rounds.direct),
       gateway: median(rounds.gateway),
+      'node:http': median(rounds['node:http']),
       nginx: median(rounds.nginx),
     };
     process.stdout.write(`\nMedian of ${ROUNDS} rounds:\n`);
     printTable(
       ['path', 'requests/s', 'p50 ms', 'p99 ms', 'cpu µs/req'],
-      (['direct', 'gateway', 'nginx'] as const).map((name) => formatResult(name, medians[name])),
+      PATHS.map((name) => formatResult(name, medians[name])),
     );
 
     const share = medians.gateway.rps / medians.nginx.rps;
@@ -156,7 +205,8 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\ngateway / nginx requests/s: ${(share * 100).toFixed(0)}% (budget ≥ 60%) ${share >= 0.6 ? 'PASS' : 'FAIL'}\n` +
         `gateway p99 added vs nginx: ${addedP99VsNginx.toFixed(3)} ms (budget ≤ 2 ms) ${addedP99VsNginx <= 2 ? 'PASS' : 'FAIL'}; ` +
-        `vs direct: ${addedP99VsDirect.toFixed(3)} ms\n\n`,
+        `vs direct: ${addedP99VsDirect.toFixed(3)} ms\n` +
+        `gateway / plain node:http proxy requests/s: ${((medians.gateway.rps / medians['node:http'].rps) * 100).toFixed(0)}%\n\n`,
     );
 
     const wsDirect = await echoRoundTrips(`${upstream.replace('http', 'ws')}/`, {});
@@ -210,7 +260,8 @@ http {
 `;
 }
 
-type PathName = 'direct' | 'gateway' | 'nginx';
+const PATHS = ['direct', 'gateway', 'node:http', 'nginx'] as const;
+type PathName = (typeof PATHS)[number];
 
 interface LoadResult {
   rps: number;
