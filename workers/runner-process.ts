@@ -42,7 +42,12 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     config.gatewayAdminToken ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
       .value;
-  const localRoot = config.localMachinesDir ?? localMachinesRoot(config.dataDir);
+  const localRoot = path.resolve(config.localMachinesDir ?? localMachinesRoot(config.dataDir));
+  const fromData = path.relative(path.resolve(config.dataDir), localRoot);
+  if (!fromData.startsWith('..') && !path.isAbsolute(fromData)) {
+    // A gitspace's machine must never be where the control plane keeps its secrets.
+    throw new Error(`the local machines dir ${localRoot} must not be inside the data dir ${config.dataDir}`);
+  }
   // Machines an older version kept inside the data dir move out of it (their unsandboxed agents are stopped).
   await migrateLegacyMachines(path.join(config.dataDir, 'machines'), localRoot, logger.child('local'));
   // Found (and, when gitspaces are not sandboxed, said loudly) once, at start, by runners of the local

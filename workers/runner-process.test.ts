@@ -1,0 +1,29 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { silentLogger } from '../common/logger';
+import { startRunner } from './runner-process';
+
+describe('runner start', () => {
+  it("refuses local machines inside the data dir, where a gitspace could reach the control plane's secrets", async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-runner-'));
+    try {
+      await expect(
+        startRunner(
+          {
+            infrastructureId: 'local',
+            temporalAddress: '127.0.0.1:1',
+            namespace: 'default',
+            dataDir,
+            gatewayAdminUrl: 'http://127.0.0.1:1',
+            installationId: 'test',
+            localMachinesDir: path.join(dataDir, 'machines'),
+          },
+          silentLogger,
+        ),
+      ).rejects.toThrow(`the local machines dir ${path.join(dataDir, 'machines')} must not be inside the data dir`);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
