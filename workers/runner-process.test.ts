@@ -26,4 +26,32 @@ describe('runner start', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('with GITSPACES_LOCAL_SANDBOX=required, refuses to start where local gitspaces cannot be sandboxed', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-runner-'));
+    const searchPath = process.env.PATH;
+    process.env.PATH = path.join(dataDir, 'no-tools-here'); // no bubblewrap on this host
+    try {
+      await expect(
+        startRunner(
+          {
+            infrastructureId: 'local',
+            temporalAddress: '127.0.0.1:1',
+            namespace: 'default',
+            dataDir,
+            gatewayAdminUrl: 'http://127.0.0.1:1',
+            installationId: 'test',
+            localSandbox: 'required',
+          },
+          silentLogger,
+        ),
+      ).rejects.toThrow(
+        'GITSPACES_LOCAL_SANDBOX=required, but local gitspaces cannot be sandboxed: bubblewrap (bwrap) is not installed',
+      );
+    } finally {
+      process.env.PATH = searchPath;
+      await rm(dataDir, { recursive: true, force: true });
+      await rm(`${dataDir}-machines`, { recursive: true, force: true });
+    }
+  });
 });
