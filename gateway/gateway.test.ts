@@ -311,6 +311,20 @@ describe('gateway: no open proxy, no leaked credentials', () => {
     const response = await fetch(`${h.publicUrl}/healthz`);
     expect(await response.json()).toEqual({ status: 'ok' });
   });
+
+  it('answers HEAD requests, its own refusals included, with the head a GET would get', async () => {
+    const health = await fetch(`${h.publicUrl}/healthz`, { method: 'HEAD' });
+    expect(health.status).toBe(200);
+    expect(Number(health.headers.get('content-length'))).toBeGreaterThan(0);
+    expect(await health.text()).toBe('');
+    expect((await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { method: 'HEAD' })).status).toBe(401);
+    const token = await h.token(ID);
+    const proxied = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(proxied.status).toBe(200);
+  });
 });
 
 describe('gateway upstream failures', () => {

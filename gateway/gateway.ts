@@ -800,7 +800,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
     String(payload.length),
   );
   res.writeHead(status, headers);
-  res.end(payload);
+  // A HEAD answer has the length a GET would have and no body (Node refuses one: rejectNonStandardBodyWrites).
+  if (res.req.method === 'HEAD') res.end();
+  else res.end(payload);
 }
 
 function destroySelf(this: Duplex): void {
