@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  DescribeInstanceAttributeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
@@ -88,7 +89,16 @@ describe('gitspace lifecycle on aws (moto)', () => {
         { name: 'bogus', machineType: 'x9.mega', diskSizeGb: 30 },
       ],
     );
-    agent = await startAgentSlot(stack);
+    // The machine's agent runs with the secret in the user data the runner gave the instance, as on EC2.
+    agent = await startAgentSlot(async (gitspaceId) => {
+      const [instance] = await liveInstancesOf(gitspaceId);
+      if (!instance) return undefined;
+      const attribute = await ec2.send(
+        new DescribeInstanceAttributeCommand({ InstanceId: instance.InstanceId, Attribute: 'userData' }),
+      );
+      const encoded = attribute.UserData?.Value;
+      return encoded ? Buffer.from(encoded, 'base64').toString('utf8') : undefined;
+    }, stack.dataDir);
     await stack.startRunner({ infrastructureId: INFRA, agentEndpoint: agent.url });
   });
   afterAll(async () => {

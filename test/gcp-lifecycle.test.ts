@@ -69,7 +69,11 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
         { name: 'imaginary', machineType: 'e2-imaginary-64', diskSizeGb: 50 },
       ],
     );
-    agent = await startAgentSlot(stack);
+    // The machine's agent runs with the secret in the startup script the runner gave the instance, as on GCE.
+    agent = await startAgentSlot(async (gitspaceId) => {
+      const instance = instancesOf(gitspaceId)[0];
+      return instance?.metadata.items.find((item) => item.key === 'startup-script')?.value;
+    }, stack.dataDir);
     await stack.startRunner({ infrastructureId: INFRA, agentEndpoint: agent.url, gcpComputeEndpoint: fake.url });
   });
   afterAll(async () => {

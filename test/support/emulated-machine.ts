@@ -1,19 +1,21 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type http from 'node:http';
 import path from 'node:path';
 import type { ReconcileResult } from '../../activities/control-plane';
 import { closeIde } from '../../agent/ide';
 import { createAgentApp } from '../../agent/server';
+import { agentSecretIn } from '../../providers/bootstrap';
 import { silentLogger } from '../../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../../common/lifecycle';
 import { freeLoopbackPort } from '../../common/net';
-import { SecretsKey } from '../../common/sealed-secret';
 import { waitForGitspace, type TestStack } from './stack';
 
 /**
  * The agent of an emulator's machine, on one loopback port. moto and the fake Compute API give machines fake private
  * addresses that are never dialed, so the runner is pointed here (GITSPACES_AGENT_ENDPOINT) and a test serves the
- * agent of the gitspace it is starting, as the machine's bootstrap would.
+ * agent of the gitspace it is starting, as the machine's bootstrap would: with the agent secret found in the
+ * bootstrap script the provider gave the machine (user data, startup-script metadata). The runner rotates that secret
+ * on every start; like a machine that runs its bootstrap on every boot, the slot restarts the agent when it changes.
  */
 export interface AgentSlot {
   /** `http://127.0.0.1:<port>`: the runner's agent endpoint. */
@@ -23,11 +25,15 @@ export interface AgentSlot {
   close(): Promise<void>;
 }
 
-/** Reserves the port; agents get the secret the runner derives from the stack's secrets key, as on a real machine. */
-export async function startAgentSlot(stack: TestStack): Promise<AgentSlot> {
+/** The bootstrap script the emulator holds for a gitspace's machine now, if it has one. */
+export type BootstrapScriptOf = (gitspaceId: string) => Promise<string | undefined>;
+
+/** Reserves the port; `bootstrapOf` reads the machine's bootstrap from the emulator. */
+export async function startAgentSlot(bootstrapOf: BootstrapScriptOf, dataDir: string): Promise<AgentSlot> {
   const port = await freeLoopbackPort();
   let current: http.Server | undefined;
-  const close = async () => {
+  let watching: { gitspaceId: string; stop: AbortController } | undefined;
+  const stopAgent = async () => {
     const server = current;
     current = undefined;
     if (!server) return;
@@ -35,30 +41,47 @@ export async function startAgentSlot(stack: TestStack): Promise<AgentSlot> {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
+  const startAgent = async (gitspaceId: string, secret: string, workspaceDir: string) => {
+    const { server } = createAgentApp({ gitspaceId, secret, workspaceDir, ide: 'terminal', logger: silentLogger });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    current = server;
+  };
+  const close = async () => {
+    watching?.stop.abort();
+    watching = undefined;
+    await stopAgent();
+  };
   return {
     url: `http://127.0.0.1:${port}`,
     async serve(gitspaceId) {
       await close();
-      const secretsKey = await readFile(path.join(stack.dataDir, 'secrets-key'), 'utf8');
-      const workspaceDir = path.join(stack.dataDir, 'emulated-machines', gitspaceId, 'workspace');
+      const workspaceDir = path.join(dataDir, 'emulated-machines', gitspaceId, 'workspace');
       await mkdir(path.dirname(workspaceDir), { recursive: true });
-      const { server } = createAgentApp({
-        gitspaceId,
-        secret: SecretsKey.fromBase64(secretsKey.trim()).derive('agent', gitspaceId),
-        workspaceDir,
-        ide: 'terminal',
-        logger: silentLogger,
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => resolve());
-      });
-      current = server;
+      const stop = new AbortController();
+      watching = { gitspaceId, stop };
+      void (async () => {
+        let served: string | undefined;
+        while (!stop.signal.aborted) {
+          const script = await bootstrapOf(gitspaceId).catch(() => undefined);
+          const secret = script ? agentSecretIn(script) : undefined;
+          if (secret && secret !== served && !stop.signal.aborted) {
+            await stopAgent();
+            await startAgent(gitspaceId, secret, workspaceDir);
+            served = secret;
+          }
+          await sleep(100);
+        }
+      })();
       return { workspaceDir };
     },
     close,
   };
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Registers a cloud infrastructure and its machines through the REST API, as an administrator does. */
 export async function registerInfrastructure(
