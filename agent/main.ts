@@ -20,11 +20,9 @@ function main(): void {
   const shell = config.string('GITSPACE_SHELL', config.string('SHELL', '/bin/bash'));
   config.done();
 
-  // The IDE's shells and VS Code get the machine's environment, minus the agent's own secret.
+  // The IDE's shells and VS Code get the machine's environment (the secret's variables were dropped from it).
   const ideEnv: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && name !== 'GITSPACE_AGENT_SECRET') ideEnv[name] = value;
-  }
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) ideEnv[name] = value;
 
   const logger = createLogger(`agent:${gitspaceId}`);
   const { server } = createAgentApp({
@@ -47,32 +45,24 @@ function main(): void {
 }
 
 /**
- * The agent secret (the runner's key to the private API), from where the machine's bootstrap put it: a file
- * descriptor (GITSPACE_AGENT_SECRET_FD: the local provider writes it to the agent's stdin and closes it), a file
- * (GITSPACE_AGENT_SECRET_FILE, e.g. a systemd credential), or the environment (GITSPACE_AGENT_SECRET, the cloud
- * bootstrap). It is then dropped from the environment, so nothing the agent starts inherits it; only an fd or file
- * keeps it out of /proc/<agent>/environ as well.
+ * The agent secret (the runner's key to the private API), from where the machine's bootstrap put it, never from the
+ * environment (children and /proc/<agent>/environ would see it there): a file descriptor (GITSPACE_AGENT_SECRET_FD:
+ * the local provider writes it to the agent's stdin and closes it) or a file (GITSPACE_AGENT_SECRET_FILE: the cloud
+ * bootstrap's systemd credential).
  */
 function readAgentSecret(config: ConfigReader): string {
   const fd = config.string('GITSPACE_AGENT_SECRET_FD');
   const file = config.string('GITSPACE_AGENT_SECRET_FILE');
-  const fromEnv = process.env.GITSPACE_AGENT_SECRET;
-  for (const name of ['GITSPACE_AGENT_SECRET', 'GITSPACE_AGENT_SECRET_FD', 'GITSPACE_AGENT_SECRET_FILE']) {
-    delete process.env[name];
+  for (const name of ['GITSPACE_AGENT_SECRET_FD', 'GITSPACE_AGENT_SECRET_FILE']) delete process.env[name];
+  if (fd !== undefined && !/^\d+$/.test(fd)) {
+    throw new ConfigError([`GITSPACE_AGENT_SECRET_FD must be a file descriptor, got '${fd}'`]);
   }
-  let secret: string | undefined;
-  if (fd !== undefined) {
-    if (!/^\d+$/.test(fd)) throw new ConfigError([`GITSPACE_AGENT_SECRET_FD must be a file descriptor, got '${fd}'`]);
-    secret = readFileSync(Number(fd), 'utf8').trim();
-  } else if (file !== undefined) {
-    secret = readFileSync(file, 'utf8').trim();
-  } else {
-    secret = fromEnv;
-  }
+  const source = fd !== undefined ? Number(fd) : file;
+  const secret = source === undefined ? undefined : readFileSync(source, 'utf8').trim();
   if (!secret) {
     throw new ConfigError([
       'the agent secret is required (the runner authenticates to the agent with it): ' +
-        'GITSPACE_AGENT_SECRET_FD, GITSPACE_AGENT_SECRET_FILE or GITSPACE_AGENT_SECRET',
+        'GITSPACE_AGENT_SECRET_FD (a file descriptor) or GITSPACE_AGENT_SECRET_FILE',
     ]);
   }
   return secret;

@@ -23,7 +23,6 @@ describe('bootstrap script', () => {
     const script = renderBootstrapScript(input);
     for (const line of [
       'GITSPACE_ID=gs-k3v9x2m7q1wz',
-      'GITSPACE_AGENT_SECRET=agent-secret-0123456789',
       'GITSPACE_WORKSPACE_DIR=/mnt/gitspace-data/workspace',
       'GITSPACE_IDE=vscode-web',
       'GITSPACE_AGENT_PORT=8089',
@@ -34,6 +33,10 @@ describe('bootstrap script', () => {
     expect(script).toContain("'https://artifacts.example.internal/gitspaces-0.1.0.tgz'");
     expect(script).toContain('systemctl restart gitspaces-agent.service');
     expect(agentSecretIn(script)).toBe('agent-secret-0123456789');
+    // The secret is a systemd credential (a file the agent reads), never part of the agent's environment.
+    expect(script).not.toMatch(/^GITSPACE_AGENT_SECRET=/m);
+    expect(script).toContain('LoadCredential=agent-secret:/etc/gitspaces/agent-secret');
+    expect(script).toContain('Environment=GITSPACE_AGENT_SECRET_FILE=%d/agent-secret');
   });
 
   it('makes the agent listen on the private address only, never on every interface', () => {

@@ -42,6 +42,8 @@ export const AWS_DATA_DISK_DEVICE = '/dev/sdf';
 export const AWS_DATA_DISK_DEVICES = [AWS_DATA_DISK_DEVICE, '/dev/xvdf'] as const;
 
 const INSTALL_DIR = '/opt/gitspaces';
+/** Ends the here-document that writes the agent secret: no secret can be this line (SAFE_VALUE has no ':'). */
+const SECRET_MARKER = 'GITSPACES_AGENT_SECRET_END:';
 const SAFE_VALUE = /^[A-Za-z0-9._~+/=-]+$/;
 
 /** Renders the bootstrap shell script. Throws when a value could break out of its quoting. */
@@ -54,7 +56,6 @@ export function renderBootstrapScript(input: BootstrapScriptInput): string {
     throw new Error('the agent secret has characters the bootstrap cannot carry');
   const env = {
     GITSPACE_ID: gitspaceId,
-    GITSPACE_AGENT_SECRET: bootstrap.agentSecret,
     GITSPACE_WORKSPACE_DIR: WORKSPACE_DIR,
     GITSPACE_IDE: bootstrap.ide,
     GITSPACE_AGENT_PORT: String(AGENT_PORT),
@@ -121,6 +122,12 @@ private_address="$(ip -4 -o addr show scope global | awk '{ split($4, a, "/"); p
 if [ -z "$private_address" ]; then echo "gitspaces: no private IPv4 address to listen on" >&2; exit 1; fi
 echo "GITSPACE_AGENT_HOST=$private_address" >> /etc/gitspaces/agent.env
 chmod 600 /etc/gitspaces/agent.env
+# The agent secret reaches the agent as a systemd credential (a file), never through its environment, where its
+# children and /proc/<agent>/environ would see it.
+install -m 600 /dev/null /etc/gitspaces/agent-secret
+cat > /etc/gitspaces/agent-secret <<'${SECRET_MARKER}'
+${bootstrap.agentSecret}
+${SECRET_MARKER}
 cat > /etc/systemd/system/gitspaces-agent.service <<'GITSPACES_UNIT'
 [Unit]
 Description=gitspaces agent
@@ -131,6 +138,8 @@ RequiresMountsFor=${DATA_MOUNT_DIR}
 [Service]
 User=gitspace
 EnvironmentFile=/etc/gitspaces/agent.env
+LoadCredential=agent-secret:/etc/gitspaces/agent-secret
+Environment=GITSPACE_AGENT_SECRET_FILE=%d/agent-secret
 WorkingDirectory=${INSTALL_DIR}/node_modules/gitspaces
 ExecStart=${INSTALL_DIR}/node_modules/.bin/tsx agent/main.ts
 Restart=always
@@ -173,7 +182,7 @@ export function renderAwsUserData(script: string): string {
 
 /** Reads the agent secret back out of a rendered script (to tell whether a restart must rewrite it). */
 export function agentSecretIn(rendered: string): string | undefined {
-  return /^GITSPACE_AGENT_SECRET=(.*)$/m.exec(rendered)?.[1];
+  return new RegExp(`<<'${SECRET_MARKER}'\n(.*)\n${SECRET_MARKER}$`, 'm').exec(rendered)?.[1];
 }
 
 function shellQuote(value: string): string {

@@ -2,6 +2,7 @@
  * The `aws` provider with the real `@aws-sdk/client-ec2` against a moto server on loopback, behind a fault-injecting
  * proxy. The SDK finds moto through its standard AWS_ENDPOINT_URL_EC2, as the runner does in an emulator run.
  */
+import { agentSecretIn } from '../bootstrap';
 import {
   DescribeInstanceAttributeCommand,
   DescribeInstancesCommand,
@@ -124,7 +125,7 @@ describe('aws provider against moto', () => {
     expect((await provider.describe('gs-create', options()))?.status).toBe('running');
 
     const userData = await userDataOf(instance?.InstanceId ?? '');
-    expect(userData).toContain('GITSPACE_AGENT_SECRET=agent-secret-one-0123456789');
+    expect(agentSecretIn(userData)).toBe('agent-secret-one-0123456789');
     expect(userData).toContain('GITSPACE_ID=gs-create');
     expect(userData).not.toContain(REPOSITORY_TOKEN);
     const runRequest = proxy.requests.find((r) => r.body.includes('Action=RunInstances&'));
@@ -161,7 +162,7 @@ describe('aws provider against moto', () => {
     expect(running?.disks).toEqual(created.disks);
     const volumes = await volumesTagged('gs-stop');
     expect(volumes.map((v) => [v.VolumeId, v.State])).toEqual([[created.disks[0], 'in-use']]);
-    expect(await userDataOf(created.providerId)).toContain('GITSPACE_AGENT_SECRET=agent-secret-two-0123456789');
+    expect(agentSecretIn(await userDataOf(created.providerId))).toBe('agent-secret-two-0123456789');
   });
 
   it('deletes the instance and its volume, and deleting again succeeds', async () => {

@@ -2,6 +2,7 @@
  * The `gcp` provider with the real `@google-cloud/compute` client (REST transport) against the in-repo fake of the
  * Compute endpoints on loopback. The clients get a fixed access token, so no credential lookup leaves the machine.
  */
+import { agentSecretIn } from '../bootstrap';
 import { silentLogger } from '../../common/logger';
 import {
   CapacityUnavailableError,
@@ -87,7 +88,7 @@ describe('gcp provider against the fake Compute API', () => {
     expect(instance?.machineType).toMatch(/\/zones\/europe-west1-b\/machineTypes\/e2-standard-4$/);
     expect(instance?.labels).toEqual({ 'gitspace-id': 'gs-create', 'gitspaces-installation': INSTALLATION });
     const script = instance?.metadata.items.find((i) => i.key === 'startup-script')?.value ?? '';
-    expect(script).toContain('GITSPACE_AGENT_SECRET=agent-secret-one-0123456789');
+    expect(agentSecretIn(script)).toBe('agent-secret-one-0123456789');
     expect(script).toContain('/dev/disk/by-id/google-gitspace-data');
     const dataDisk = fake.disks().find((d) => d.name === 'gitspace-gs-create-data');
     expect(dataDisk).toMatchObject({ sizeGb: 50, labels: instance?.labels });
@@ -125,7 +126,7 @@ describe('gcp provider against the fake Compute API', () => {
     expect(running?.disks).toEqual(['gitspace-gs-stop-data']);
     const instance = fake.instances().find((i) => i.name === 'gitspace-gs-stop');
     const script = instance?.metadata.items.find((i) => i.key === 'startup-script')?.value ?? '';
-    expect(script).toContain('GITSPACE_AGENT_SECRET=agent-secret-two-0123456789');
+    expect(agentSecretIn(script)).toBe('agent-secret-two-0123456789');
     expect(script).toContain('GITSPACE_IDE=terminal');
   });
 
