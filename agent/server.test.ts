@@ -2,27 +2,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { WebSocket } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { silentLogger } from '../common/logger';
+import { upgradeStatus } from '../test/support/websocket';
 import { closeIde } from './ide';
 import { createAgentApp } from './server';
 
 const AGENT_SECRET = 'agent-secret-of-this-start';
 const ROUTE_SECRET = 'r'.repeat(43);
-
-/** Tries a WebSocket upgrade; resolves with the status the agent answered (101 when it opened). */
-function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-    ws.once('error', reject);
-  });
-}
 
 describe('the agent answers only the gateway (DESIGN.md §8)', () => {
   let root: string;

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { WebSocket } from 'ws';
+import { type WebSocket } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
 import {
@@ -11,6 +11,7 @@ import {
   type Harness,
   type TestAgent,
 } from './test-harness';
+import { openWebSocket } from '../test/support/websocket';
 
 const ID = 'gs-alpha';
 const OTHER = 'gs-bravo';
@@ -21,15 +22,6 @@ async function sessionCookie(h: Harness, gitspaceId: string): Promise<string> {
   const response = await fetch(`${h.publicUrl}/gitspaces/${gitspaceId}/?token=${token}`, { redirect: 'manual' });
   expect(response.status).toBe(303);
   return response.headers.get('set-cookie')!.split(';')[0]!;
-}
-
-function openSocket(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with ${res.statusCode}`)));
-    ws.once('error', reject);
-  });
 }
 
 /** Collects terminal output until it matches. */
@@ -108,7 +100,7 @@ describe('gateway in front of a real agent', () => {
 
   it('runs a command in the shell over a WebSocket through the gateway and reads its output', async () => {
     const cookie = await sessionCookie(h, ID);
-    const ws = await openSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: h.publicUrl });
+    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: h.publicUrl });
     // One listener for both: ws can emit several frames in one tick, so a second listener could miss the ls output.
     const output = waitForOutput(ws, /answer-42[\s\S]*README\.md/);
     ws.send(JSON.stringify({ type: 'input', data: 'echo answer-$((6*7)); ls\r' }));
@@ -184,15 +176,15 @@ describe('gateway in front of a real agent', () => {
       const response = await withToken(ID, token);
       expect(response.status).toBe(403);
       expect(await response.json()).toMatchObject({ error: { code: 'token_other_gitspace' } });
-      const ws = openSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`));
+      const ws = openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`));
       await expect(ws).rejects.toThrow(/403/);
     });
 
     it('a WebSocket without a token, or from another origin: 401 / 403', async () => {
-      await expect(openSocket(wsUrl(h, `/gitspaces/${ID}/pty`))).rejects.toThrow(/401/);
+      await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`))).rejects.toThrow(/401/);
       const cookie = await sessionCookie(h, ID);
       await expect(
-        openSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: 'http://evil.example' }),
+        openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: 'http://evil.example' }),
       ).rejects.toThrow(/403/);
     });
 
@@ -248,7 +240,7 @@ describe('gateway: no open proxy, no leaked credentials', () => {
     });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/b?token=${token}&y=2`, { method: 'POST', body: 'payload' });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/c`, { headers: { authorization: `Bearer ${token}` } });
-    await openSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`)).catch(() => undefined);
+    await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`)).catch(() => undefined);
     expect(upstream.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
       'GET /a?x=1',
       'POST /b?y=2',
@@ -365,7 +357,7 @@ describe('gateway upstream failures', () => {
     expect(await response.json()).toMatchObject({
       error: { code: 'machine_unreachable', message: expect.stringContaining('ECONNREFUSED') },
     });
-    await expect(openSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`))).rejects.toThrow(/502/);
+    await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`))).rejects.toThrow(/502/);
   });
 });
 
@@ -400,7 +392,7 @@ describe('gateway routes lifecycle', () => {
     const cookie = await sessionCookie(h, ID);
     // Keep-alive connections of earlier requests count too: the WebSocket adds one.
     const before = h.gateway.connectionCount(ID);
-    const ws = await openSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie });
+    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie });
     const ready = waitForOutput(ws, /ready-1/);
     ws.send(JSON.stringify({ type: 'input', data: 'echo ready-$((0+1))\r' }));
     await ready;
@@ -411,7 +403,7 @@ describe('gateway routes lifecycle', () => {
     await closed;
     expect(Date.now() - started).toBeLessThan(1000);
     expect(h.gateway.connectionCount(ID)).toBe(0);
-    await expect(openSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie })).rejects.toThrow(/404/);
+    await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie })).rejects.toThrow(/404/);
     expect((await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { cookie } })).status).toBe(404);
     expect((await h.admin('DELETE', `/routes/${ID}`)).status).toBe(204);
   });

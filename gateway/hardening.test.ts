@@ -1,9 +1,10 @@
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
 import { startHarness, startRecorder, statusOf, type Harness } from './test-harness';
+import { openWebSocket } from '../test/support/websocket';
 
 /**
  * Attacks on the gateway's public listener, each written as an attacker would try it (issue 10): malformed and
@@ -106,19 +107,6 @@ async function echoUpstream(): Promise<{
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function openSocket(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => reject(new Error(`upgrade refused with ${res.statusCode}: ${body}`)));
-    });
-    ws.once('error', reject);
-  });
 }
 
 const wsUrl = (h: Harness, path: string) => h.publicUrl.replace(/^http/, 'ws') + path;
@@ -360,7 +348,7 @@ describe('WebSockets', () => {
   it('close by themselves when their token expires', async () => {
     await h.route(ID, echo.url);
     const token = await h.token(ID, { expiresInSeconds: 2 });
-    const ws = await openSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`));
+    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`));
     const echoed = new Promise((resolve) => ws.once('message', resolve));
     ws.send('still here');
     expect(String(await echoed)).toBe('still here');
@@ -380,11 +368,11 @@ describe('WebSockets', () => {
   it('of an earlier run are refused (401 token_revoked) and closed when the route is registered by a new start', async () => {
     await h.route(ID, echo.url, { runId: 'run-2' });
     const current = await h.token(ID);
-    const ws = await openSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${current}` });
+    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${current}` });
     const earlier = await h.token(ID, { runId: 'run-1' });
-    await expect(openSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${earlier}` })).rejects.toThrow(
-      /401.*token_revoked/,
-    );
+    await expect(
+      openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${earlier}` }),
+    ).rejects.toThrow(/401.*token_revoked/);
     // The next start registers the route again (same agent address, new secret and run): the session of run-2 ends.
     const closed = new Promise((resolve) => ws.once('close', resolve));
     await h.route(ID, echo.url, { runId: 'run-3' });
@@ -471,7 +459,7 @@ describe("the agent's private API is not reachable by another spelling", () => {
     });
     expect(response.status).toBe(404);
     await expect(
-      openSocket(wsUrl(h, `/gitspaces/${ID}${spelling}`), { authorization: `Bearer ${token}` }),
+      openWebSocket(wsUrl(h, `/gitspaces/${ID}${spelling}`), { authorization: `Bearer ${token}` }),
     ).rejects.toThrow(/404/);
     expect(upstream.heads).toEqual([]);
   });
@@ -654,9 +642,9 @@ describe('failed token checks slow a client down', () => {
       const refused = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { authorization: `Bearer ${fresh}` } });
       expect(refused.status).toBe(429);
       expect(await refused.json()).toMatchObject({ error: { code: 'too_many_failures' } });
-      await expect(openSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${fresh}` })).rejects.toThrow(
-        /429/,
-      );
+      await expect(
+        openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${fresh}` }),
+      ).rejects.toThrow(/429/);
     } finally {
       await h.close();
       await upstream.close();

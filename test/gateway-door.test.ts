@@ -1,21 +1,8 @@
-import { WebSocket } from 'ws';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
-
-/** Tries a WebSocket upgrade; resolves with the status answered (101 when it opened). */
-function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-    ws.once('error', reject);
-  });
-}
+import { upgradeStatus } from './support/websocket';
 
 /**
  * DESIGN.md §8, "the gateway is the only door into a machine", attacked on the whole stack: a running gitspace's

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { openWebSocket } from './support/websocket';
 
 /**
  * What a member's repository does from inside its gitspace: it looks for the agent secret of every process it can
@@ -47,14 +48,7 @@ class Terminal {
     expect(access.status).toBe(200);
     const exchange = await fetch(access.body.url, { redirect: 'manual' });
     const cookie = exchange.headers.get('set-cookie')!.split(';')[0]!;
-    const ws = new WebSocket(`${stack.gatewayUrl.replace('http', 'ws')}/gitspaces/${gitspaceId}/pty`, {
-      headers: { cookie },
-    });
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`the shell was refused: ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
+    const ws = await openWebSocket(`${stack.gatewayUrl.replace('http', 'ws')}/gitspaces/${gitspaceId}/pty`, { cookie });
     return new Terminal(ws);
   }
 

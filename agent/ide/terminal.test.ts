@@ -1,14 +1,6 @@
-import { WebSocket } from 'ws';
+import { type WebSocket } from 'ws';
 import { startAgent, type TestAgent } from '../../gateway/test-harness';
-
-function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => resolve(ws));
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused with ${res.statusCode}`)));
-    ws.once('error', reject);
-  });
-}
+import { openWebSocket } from '../../test/support/websocket';
 
 function outputUntil(ws: WebSocket, pattern: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -56,7 +48,7 @@ describe('terminal IDE served by the agent', () => {
   });
 
   it('runs a real shell in the workspace directory and resizes it', async () => {
-    const ws = await open(`${agent.url.replace('http', 'ws')}/pty`, agent.gatewayHeaders);
+    const ws = await openWebSocket(`${agent.url.replace('http', 'ws')}/pty`, agent.gatewayHeaders);
     ws.send('not json');
     ws.send(JSON.stringify({ type: 'resize', cols: 'wide', rows: 5 }));
     ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 40 }));
@@ -70,6 +62,8 @@ describe('terminal IDE served by the agent', () => {
   });
 
   it('refuses upgrades on other paths', async () => {
-    await expect(open(`${agent.url.replace('http', 'ws')}/elsewhere`, agent.gatewayHeaders)).rejects.toThrow(/404/);
+    await expect(openWebSocket(`${agent.url.replace('http', 'ws')}/elsewhere`, agent.gatewayHeaders)).rejects.toThrow(
+      /404/,
+    );
   });
 });
