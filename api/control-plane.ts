@@ -7,6 +7,12 @@ import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule } from './reconci
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
+import {
+  clientConnectionOptions,
+  logTemporalConnection,
+  workerConnectionOptions,
+  type TemporalConnection,
+} from '../common/temporal-connection';
 import { newToken } from '../common/ids';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
@@ -25,8 +31,8 @@ export interface ControlPlaneConfig {
   database: DatabaseLocation;
   host: string;
   port: number;
-  temporalAddress: string;
-  namespace: string;
+  /** How to reach Temporal: Temporal's environment configuration, read in main (common/temporal-connection). */
+  temporal: TemporalConnection;
   /** GITSPACES_ADMIN_TOKEN; when absent one is generated once and written to `<dataDir>/admin-token`. */
   adminToken?: string;
   /** GITSPACES_SECRETS_KEY (base64); when absent it is kept in `<dataDir>/secrets-key`. */
@@ -74,13 +80,14 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const admin = await ensureAdmin(store, config);
   if (config.embeddedDefaults) await ensureEmbeddedDefaults(store, config.publicGatewayUrl, logger);
 
-  const connection = await Connection.connect({ address: config.temporalAddress });
-  const client = new Client({ connection, namespace: config.namespace });
+  logTemporalConnection(logger, config.temporal);
+  const connection = await Connection.connect(clientConnectionOptions(config.temporal));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
   installWorkerRuntime();
-  const workerConnection = await NativeConnection.connect({ address: config.temporalAddress });
+  const workerConnection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
   const worker = await createControlPlaneWorker({
     connection: workerConnection,
-    namespace: config.namespace,
+    namespace: config.temporal.namespace,
     workflowBundle: config.workflowBundle ?? (await bundleLifecycleWorkflows()),
     store,
     logger: logger.child('worker'),

@@ -4,6 +4,7 @@ import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
+import { readTemporalConnection } from '../common/temporal-connection';
 import { startControlPlane } from './control-plane';
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
@@ -20,8 +21,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       : { kind: 'pglite' as const, dir: path.join(dataDir, 'db') },
     host: config.string('GITSPACES_API_HOST', '127.0.0.1'),
     port: config.port('GITSPACES_API_PORT', 3000),
-    temporalAddress: config.string('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
-    namespace: config.string('TEMPORAL_NAMESPACE', 'default'),
+    // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
+    temporal: readTemporalConnection(process.env),
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
     embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',

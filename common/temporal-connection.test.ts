@@ -6,6 +6,7 @@ import { ConfigError } from './config';
 import {
   clientConnectionOptions,
   describeTemporalConnection,
+  embeddedTemporalEnv,
   isTemporalConnectionVariable,
   readTemporalConnection,
   temporalConnectionWarning,
@@ -174,5 +175,38 @@ describe('Temporal connection from environment configuration', () => {
     expect(isTemporalConnectionVariable('TEMPORAL_TLS_CLIENT_CERT_PATH')).toBe(true);
     expect(isTemporalConnectionVariable('TEMPORAL_GRPC_META_AUTHORIZATION')).toBe(true);
     expect(isTemporalConnectionVariable('TEMPORAL_CLI_PATH')).toBe(false);
+  });
+
+  it("keeps npm start's parts on its own plaintext dev server, whatever Temporal settings the shell has", () => {
+    const shell = {
+      PATH: '/usr/bin',
+      HOME: dir,
+      TEMPORAL_CLI_PATH: '/opt/temporal',
+      TEMPORAL_ADDRESS: 'prod.tmprl.cloud:7233',
+      TEMPORAL_API_KEY: 'key-123',
+      TEMPORAL_PROFILE: 'prod',
+      TEMPORAL_TLS_CLIENT_CERT_PATH: client.certFile,
+      TEMPORAL_GRPC_META_X_TENANT: 'acme',
+    };
+    const embedded = embeddedTemporalEnv(shell, { address: '127.0.0.1:7300', namespace: 'default' });
+    expect(embedded.ignored).toEqual([
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_API_KEY',
+      'TEMPORAL_PROFILE',
+      'TEMPORAL_TLS_CLIENT_CERT_PATH',
+      'TEMPORAL_GRPC_META_X_TENANT',
+    ]);
+    expect(embedded.env).toEqual({
+      PATH: '/usr/bin',
+      HOME: dir,
+      TEMPORAL_CLI_PATH: '/opt/temporal',
+      TEMPORAL_CONFIG_FILE: '/dev/null',
+      TEMPORAL_ADDRESS: '127.0.0.1:7300',
+      TEMPORAL_NAMESPACE: 'default',
+    });
+    expect(readTemporalConnection(embedded.env)).toEqual({
+      address: '127.0.0.1:7300',
+      namespace: 'default',
+    });
   });
 });

@@ -4,6 +4,7 @@ import { loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSourc
 import { Connection, type ConnectionOptions, type TLSConfig } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { ConfigError, type Env } from './config';
+import type { Logger } from './logger';
 
 /**
  * How a process reaches Temporal: read once in each process's `main` from Temporal's own environment configuration
@@ -88,17 +89,24 @@ export function readTemporalConnection(env: Env): TemporalConnection {
   }
   if (problems.length > 0) throw new ConfigError(problems);
 
+  const where = configFile ?? 'the Temporal config file (~/.config/temporalio/temporal.toml)';
+  // envconfig 1.24 fails on a file without any profile (an empty one, /dev/null): such a file is no profile at all.
+  const noProfiles = configFile !== undefined && !/\bprofile\b/.test(readFileSync(configFile, 'utf8'));
+  if (noProfiles && vars.TEMPORAL_PROFILE !== undefined) {
+    throw new ConfigError([`TEMPORAL_PROFILE '${vars.TEMPORAL_PROFILE}' is not a profile in ${where}`]);
+  }
   let profile: ClientConfigProfile;
   try {
     // Strict: an unknown key in the file (a typo such as `client_cert = ...`) is an error, not a setting ignored.
-    profile = loadClientConfigProfile({ overrideEnvVars: vars, configFileStrict: true });
+    profile = loadClientConfigProfile({ overrideEnvVars: vars, configFileStrict: true, disableFile: noProfiles });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const where = configFile ?? 'the Temporal config file (~/.config/temporalio/temporal.toml)';
     throw new ConfigError([
       /^Profile '.*' not found/.test(message)
         ? `TEMPORAL_PROFILE '${vars.TEMPORAL_PROFILE}' is not a profile in ${where}`
-        : `${where}: ${message}`,
+        : error instanceof TypeError
+          ? `${where} has no [profile.<name>] table`
+          : `${where}: ${message}`,
     ]);
   }
 
@@ -146,7 +154,7 @@ export function readTemporalConnection(env: Env): TemporalConnection {
     ...(profile.apiKey !== undefined ? { apiKey: profile.apiKey } : {}),
     ...(tls ? { tls } : {}),
     ...(profile.grpcMeta && Object.keys(profile.grpcMeta).length > 0 ? { metadata: profile.grpcMeta } : {}),
-    ...(configFile ? { profile: { name: profileName, file: configFile } } : {}),
+    ...(configFile && !noProfiles ? { profile: { name: profileName, file: configFile } } : {}),
   };
 }
 
@@ -201,7 +209,8 @@ export function temporalConnectionWarning(connection: TemporalConnection): strin
 
 function isReadableFile(file: string): boolean {
   try {
-    return statSync(file).isFile();
+    // A file, or a device such as /dev/null (an empty configuration: `npm start` pins its children to it).
+    return !statSync(file).isDirectory();
   } catch {
     return false;
   }
@@ -235,4 +244,35 @@ function readPem(
     return undefined;
   }
   return bytes;
+}
+
+/** Says at start where and how this process reaches Temporal (no secrets), and warns about plaintext off loopback. */
+export function logTemporalConnection(logger: Logger, connection: TemporalConnection): void {
+  logger.info('connecting to Temporal', { temporal: describeTemporalConnection(connection) });
+  const warning = temporalConnectionWarning(connection);
+  if (warning) logger.warn(warning);
+}
+
+/**
+ * The environment for the parts that `npm start` (and the chaos run) start beside their own dev server: every Temporal
+ * connection setting of the parent (variables, a profile, `~/.config/temporalio/temporal.toml`) replaced by plaintext
+ * to that server, so a developer's Temporal Cloud settings never send the embedded stack elsewhere. `ignored` names
+ * the parent's settings that were dropped.
+ */
+export function embeddedTemporalEnv(
+  env: Env,
+  server: TemporalConnection,
+): { env: Record<string, string | undefined>; ignored: string[] } {
+  const ignored = Object.keys(env).filter((name) => isTemporalConnectionVariable(name) && env[name]);
+  const kept = Object.fromEntries(Object.entries(env).filter(([name]) => !isTemporalConnectionVariable(name)));
+  return {
+    // An empty config file instead of the user's default one: no profile applies.
+    env: {
+      ...kept,
+      TEMPORAL_CONFIG_FILE: '/dev/null',
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_NAMESPACE: server.namespace,
+    },
+    ignored,
+  };
 }

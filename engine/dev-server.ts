@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
 import type { Logger } from '../common/logger';
+import { connectClient, localTemporal, type TemporalConnection } from '../common/temporal-connection';
 import { SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
 
 export interface DevServerOptions {
@@ -22,6 +22,8 @@ export interface DevServerOptions {
 
 export interface DevServer {
   address: string;
+  /** How clients and workers reach it: plaintext on loopback (the dev server has no TLS of its own). */
+  connection: TemporalConnection;
   uiUrl?: string;
   process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
@@ -85,7 +87,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 
   try {
-    await waitUntilReady(address, options.namespace, options.readyTimeoutMs ?? 60_000, () =>
+    await waitUntilReady(localTemporal(address, options.namespace), options.readyTimeoutMs ?? 60_000, () =>
       child.exitCode !== null ? `the dev server exited with code ${child.exitCode}` : undefined,
     );
   } catch (error) {
@@ -94,12 +96,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   const uiUrl = options.uiPort === undefined ? undefined : `http://${options.host}:${options.uiPort}`;
   options.logger.info('Temporal dev server ready', { address, uiUrl, dbFile: options.dbFile });
-  return { address, uiUrl, process: child, stop };
+  return { address, connection: localTemporal(address, options.namespace), uiUrl, process: child, stop };
 }
 
 async function waitUntilReady(
-  address: string,
-  namespace: string,
+  server: TemporalConnection,
   timeoutMs: number,
   exitReason: () => string | undefined,
 ): Promise<void> {
@@ -109,9 +110,11 @@ async function waitUntilReady(
     const exited = exitReason();
     if (exited) throw new Error(exited);
     try {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      const connection = await connectClient(server, { connectTimeout: 1000 });
       try {
-        const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+        const { customAttributes } = await connection.operatorService.listSearchAttributes({
+          namespace: server.namespace,
+        });
         const missing = SEARCH_ATTRIBUTE_NAMES.filter((name) => !customAttributes?.[name]);
         if (missing.length === 0) return;
         lastError = `search attributes not registered yet: ${missing.join(', ')}`;
@@ -123,7 +126,9 @@ async function waitUntilReady(
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`the Temporal dev server at ${address} did not become ready within ${timeoutMs} ms: ${lastError}`);
+  throw new Error(
+    `the Temporal dev server at ${server.address} did not become ready within ${timeoutMs} ms: ${lastError}`,
+  );
 }
 
 /** Signals the whole process group the child leads (it was spawned detached). */

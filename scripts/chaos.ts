@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/logger';
+import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { freeLoopbackPort } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
@@ -91,9 +92,9 @@ async function main(): Promise<number> {
 
   const api = `http://127.0.0.1:${ports.api}`;
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    // The parts use this run's dev server in plaintext on loopback, whatever Temporal settings the shell has.
+    ...embeddedTemporalEnv(process.env, temporal.connection).env,
     GITSPACES_DATA_DIR: dataDir,
-    TEMPORAL_ADDRESS: temporal.address,
     GITSPACES_API_PORT: String(ports.api),
     GITSPACES_ADMIN_TOKEN: ADMIN_TOKEN,
     GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
+import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import { localMachinesRoot } from '../providers/local/provider';
@@ -52,10 +53,17 @@ async function main(): Promise<void> {
 
   const apiUrl = `http://${host}:${ports.api}`;
   const gatewayUrl = `http://${host}:${ports.gateway}`;
+  // The parts use this dev server, in plaintext on loopback, whatever Temporal settings this shell has.
+  const embedded = embeddedTemporalEnv(process.env, temporal.connection);
+  if (embedded.ignored.length > 0) {
+    process.stderr.write(
+      `npm start runs its own Temporal dev server: ignoring ${embedded.ignored.join(', ')} ` +
+        '(run the parts on their own to use another Temporal: README, Running each part on its own)\n',
+    );
+  }
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...embedded.env,
     GITSPACES_DATA_DIR: dataDir,
-    TEMPORAL_ADDRESS: temporal.address,
     GITSPACES_API_PORT: String(ports.api),
     GITSPACES_PUBLIC_GATEWAY_URL: gatewayUrl,
     GITSPACES_GATEWAY_PORT: String(ports.gateway),

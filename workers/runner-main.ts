@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
+import { readTemporalConnection } from '../common/temporal-connection';
 import { startRunner } from './runner-process';
 
 /** `npm run runner`: the delegate + VM runner for the infrastructure named by GITSPACES_INFRASTRUCTURE_ID. */
@@ -10,8 +11,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const config = new ConfigReader(process.env);
   const settings = {
     infrastructureId: config.string('GITSPACES_INFRASTRUCTURE_ID', 'local'),
-    temporalAddress: config.string('TEMPORAL_ADDRESS', '127.0.0.1:7233'),
-    namespace: config.string('TEMPORAL_NAMESPACE', 'default'),
+    // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
+    temporal: readTemporalConnection(process.env),
     dataDir: path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces')),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
     gatewayAdminUrl: config.url('GITSPACES_GATEWAY_ADMIN_URL', 'http://127.0.0.1:3002')!,

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../common/logger';
+import { localTemporal } from '../common/temporal-connection';
 import { startRunner } from './runner-process';
 
 describe('runner start', () => {
@@ -12,8 +13,7 @@ describe('runner start', () => {
         startRunner(
           {
             infrastructureId: 'local',
-            temporalAddress: '127.0.0.1:1',
-            namespace: 'default',
+            temporal: localTemporal('127.0.0.1:1'),
             dataDir,
             gatewayAdminUrl: 'http://127.0.0.1:1',
             installationId: 'test',
@@ -36,8 +36,7 @@ describe('runner start', () => {
         startRunner(
           {
             infrastructureId: 'local',
-            temporalAddress: '127.0.0.1:1',
-            namespace: 'default',
+            temporal: localTemporal('127.0.0.1:1'),
             dataDir,
             gatewayAdminUrl: 'http://127.0.0.1:1',
             installationId: 'test',

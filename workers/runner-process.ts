@@ -4,6 +4,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createAgentClient } from '../activities/agent-client';
 import { createGatewayAdminClient } from '../activities/gateway-admin-client';
 import type { Logger } from '../common/logger';
+import { logTemporalConnection, workerConnectionOptions, type TemporalConnection } from '../common/temporal-connection';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import { createProviderResolver } from '../providers';
@@ -13,8 +14,8 @@ import { createRunnerWorker } from './runner';
 
 export interface RunnerConfig {
   infrastructureId: string;
-  temporalAddress: string;
-  namespace: string;
+  /** How to reach Temporal: Temporal's environment configuration, read in main (common/temporal-connection). */
+  temporal: TemporalConnection;
   dataDir: string;
   secretsKey?: string;
   gatewayAdminUrl: string;
@@ -59,7 +60,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     }
   }
   installWorkerRuntime();
-  const connection = await NativeConnection.connect({ address: config.temporalAddress });
+  logTemporalConnection(logger, config.temporal);
+  const connection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
   const providers = createProviderResolver({
     localRoot,
     installationId: config.installationId,
@@ -68,7 +70,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   });
   const worker = await createRunnerWorker({
     connection,
-    namespace: config.namespace,
+    namespace: config.temporal.namespace,
     infrastructureId: config.infrastructureId,
     resolveProvider: providers,
     agents: createAgentClient(),

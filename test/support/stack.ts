@@ -78,8 +78,7 @@ export async function startTestStack(
     database: options.database ?? ({ kind: 'pglite' } as DatabaseLocation),
     host: '127.0.0.1',
     port: 0,
-    temporalAddress: temporal.address,
-    namespace: 'default',
+    temporal: temporal.connection,
     embeddedDefaults: true,
     publicGatewayUrl: publicUrl,
     runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
@@ -121,8 +120,7 @@ export async function startTestStack(
       const started = await startRunner(
         {
           infrastructureId: runnerOptions.infrastructureId ?? 'local',
-          temporalAddress: temporal.address,
-          namespace: 'default',
+          temporal: temporal.connection,
           dataDir,
           gatewayAdminUrl: adminUrl,
           gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
