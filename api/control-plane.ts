@@ -16,6 +16,13 @@ import {
 import { newToken } from '../common/ids';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
+import {
+  EncryptionCodec,
+  loadPayloadKeyRing,
+  payloadDataConverter,
+  type PayloadKeyRing,
+} from '../common/payload-codec';
+import type { PayloadCodec } from '@temporalio/common';
 import { openDatabase, type DatabaseLocation } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import { createControlPlaneWorker } from '../workers/control-plane-worker';
@@ -37,6 +44,8 @@ export interface ControlPlaneConfig {
   adminToken?: string;
   /** GITSPACES_SECRETS_KEY (base64); when absent it is kept in `<dataDir>/secrets-key`. */
   secretsKey?: string;
+  /** GITSPACES_PAYLOAD_KEYS; when absent the key ring is kept in `<dataDir>/payload-keys` (generated once). */
+  payloadKeys?: PayloadKeyRing;
   /** Register the `local` infrastructure and its `default` machine (the embedded default). */
   embeddedDefaults: boolean;
   /** The public gateway URL given to the embedded `local` infrastructure. */
@@ -61,6 +70,8 @@ export interface RunningControlPlane {
   url: string;
   store: Store;
   client: Client;
+  /** The codec every payload this control plane sends or receives goes through (replays need it too). */
+  payloadCodec: PayloadCodec;
   adminToken: string;
   /** Where the generated admin token is kept (unset when GITSPACES_ADMIN_TOKEN gives it). */
   adminTokenFile?: string;
@@ -75,6 +86,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     config.secretsKey ??
       (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value,
   );
+  // Payloads are sealed with keys Temporal never sees; a payload not sealed with one of them is refused.
+  const payloadCodec = new EncryptionCodec(
+    config.payloadKeys ?? (await loadPayloadKeyRing({ dataDir: config.dataDir })),
+  );
+  const dataConverter = payloadDataConverter(payloadCodec);
   const db = await openDatabase(config.database);
   const store = createStore(db);
   const admin = await ensureAdmin(store, config);
@@ -82,12 +98,13 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
 
   logTemporalConnection(logger, config.temporal);
   const connection = await Connection.connect(clientConnectionOptions(config.temporal));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   installWorkerRuntime();
   const workerConnection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
   const worker = await createControlPlaneWorker({
     connection: workerConnection,
     namespace: config.temporal.namespace,
+    dataConverter,
     workflowBundle: config.workflowBundle ?? (await bundleLifecycleWorkflows()),
     store,
     logger: logger.child('worker'),
@@ -140,6 +157,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     url,
     store,
     client,
+    payloadCodec,
     adminToken: admin.token,
     adminTokenCreated: admin.created,
     ...(admin.file ? { adminTokenFile: admin.file } : {}),

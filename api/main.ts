@@ -5,6 +5,7 @@ import { preparePrivateDataDir } from '../common/data-dir';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
+import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startControlPlane } from './control-plane';
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
@@ -25,6 +26,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     temporal: readTemporalConnection(process.env),
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    payloadKeys: config.string(PAYLOAD_KEYS_ENV),
     embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',
     publicGatewayUrl: config.url('GITSPACES_PUBLIC_GATEWAY_URL', 'http://127.0.0.1:3001')!,
     runnerPickupTimeoutSeconds: config.positiveInt('GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS', 60),
@@ -55,7 +57,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('api');
-  const controlPlane = await startControlPlane(settings, logger);
+  const { payloadKeys, ...rest } = settings;
+  const controlPlane = await startControlPlane(
+    { ...rest, ...(payloadKeys !== undefined ? { payloadKeys: PayloadKeyRing.parse(payloadKeys) } : {}) },
+    logger,
+  );
   process.stdout.write(`Gitspaces API: ${controlPlane.url}/api/v1\n`);
   // The admin token itself is never printed (logs are kept and shared): only where it is.
   if (controlPlane.adminTokenFile) {

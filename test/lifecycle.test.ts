@@ -270,7 +270,8 @@ describe('gitspace lifecycle through the REST API', () => {
     }
     expect(histories.length).toBeGreaterThanOrEqual(8);
     let replayed = 0;
-    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
+    const dataConverter = { payloadCodecs: [stack.controlPlane.payloadCodec] };
+    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle, dataConverter }, histories)) {
       expect(result.error).toBeUndefined();
       replayed++;
     }

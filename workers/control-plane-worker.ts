@@ -1,3 +1,4 @@
+import type { DataConverter } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/control-plane';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
@@ -5,6 +6,8 @@ import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 export interface ControlPlaneWorkerOptions extends ControlPlaneActivityDeps {
   connection: NativeConnection;
   namespace: string;
+  /** The payload codec (common/payload-codec.ts): required, so no worker reads plaintext payloads. */
+  dataConverter: DataConverter;
   /** The bundled workflow code (see `bundleLifecycleWorkflows`). */
   workflowBundle: WorkflowBundleWithSourceMap;
   taskQueue?: string;
@@ -15,6 +18,7 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
+    dataConverter: options.dataConverter,
     taskQueue: options.taskQueue ?? CONTROL_PLANE_TASK_QUEUE,
     workflowBundle: options.workflowBundle,
     activities: createControlPlaneActivities(options),

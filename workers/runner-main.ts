@@ -4,6 +4,7 @@ import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
+import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startRunner } from './runner-process';
 
 /** `npm run runner`: the delegate + VM runner for the infrastructure named by GITSPACES_INFRASTRUCTURE_ID. */
@@ -23,12 +24,17 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     localSandbox: config.oneOf('GITSPACES_LOCAL_SANDBOX', ['auto', 'required'], 'auto'),
   };
   const localMachinesDir = config.string('GITSPACES_LOCAL_MACHINES_DIR');
+  const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
   config.done();
   await preparePrivateDataDir(settings.dataDir);
 
   const logger = createLogger(`runner:${settings.infrastructureId}`);
   const runner = await startRunner(
-    { ...settings, ...(localMachinesDir ? { localMachinesDir: path.resolve(localMachinesDir) } : {}) },
+    {
+      ...settings,
+      ...(localMachinesDir ? { localMachinesDir: path.resolve(localMachinesDir) } : {}),
+      ...(payloadKeys !== undefined ? { payloadKeys: PayloadKeyRing.parse(payloadKeys) } : {}),
+    },
     logger,
   );
   return {

@@ -7,6 +7,12 @@ import type { Logger } from '../common/logger';
 import { logTemporalConnection, workerConnectionOptions, type TemporalConnection } from '../common/temporal-connection';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
+import {
+  EncryptionCodec,
+  loadPayloadKeyRing,
+  payloadDataConverter,
+  type PayloadKeyRing,
+} from '../common/payload-codec';
 import { createProviderResolver } from '../providers';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
@@ -18,6 +24,8 @@ export interface RunnerConfig {
   temporal: TemporalConnection;
   dataDir: string;
   secretsKey?: string;
+  /** GITSPACES_PAYLOAD_KEYS; when absent the key ring is kept in `<dataDir>/payload-keys` (generated once). */
+  payloadKeys?: PayloadKeyRing;
   gatewayAdminUrl: string;
   gatewayAdminToken?: string;
   agentEndpoint?: string;
@@ -39,6 +47,9 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const secretsKey =
     config.secretsKey ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value;
+  const payloadCodec = new EncryptionCodec(
+    config.payloadKeys ?? (await loadPayloadKeyRing({ dataDir: config.dataDir })),
+  );
   const gatewayToken =
     config.gatewayAdminToken ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
@@ -71,6 +82,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const worker = await createRunnerWorker({
     connection,
     namespace: config.temporal.namespace,
+    dataConverter: payloadDataConverter(payloadCodec),
     infrastructureId: config.infrastructureId,
     resolveProvider: providers,
     agents: createAgentClient(),
