@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { headerLines, isHeaderNamed, statusLine, type RawHeaders, type RequestFraming } from './http1';
+import { HeaderNames, headerLines, isHeaderNamed, statusLine, type RawHeaders, type RequestFraming } from './http1';
 import { type ResponseHandler, type ResponseHead, type UpstreamPool, type UpstreamRequest } from './upstream-client';
 
 export type { RawHeaders } from './http1';
@@ -84,29 +84,49 @@ export class UpstreamTimeoutError extends Error {
 
 export type UpstreamError = UpstreamUnreachableError | UpstreamTimeoutError;
 
+/** {@link HOP_BY_HOP} as a set, and with each list of names to drop as well (see {@link endToEndHeaders}). */
+const HOP_BY_HOP_NAMES = new HeaderNames(HOP_BY_HOP);
+const dropSets = new WeakMap<readonly string[], HeaderNames>();
+
 /**
  * Copies end-to-end headers (of a request's or response's `rawHeaders`): drops hop-by-hop ones, any the `Connection`
  * header names, and any named in `alsoDrop` (lower case), which the caller replaces with its own. Names are compared
- * with {@link isHeaderNamed}, so only a name as long as one of those is ever lower-cased.
+ * with {@link isHeaderNamed}, without lower-casing them.
  */
 export function endToEndHeaders(raw: readonly string[], alsoDrop?: readonly string[]): RawHeaders {
-  let named: string[] | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (!isHeaderNamed(raw[i]!, 'connection')) continue;
-    for (const token of raw[i + 1]!.split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name && !HOP_BY_HOP.includes(name)) (named ??= []).push(name);
-    }
+  // One pass, each name looked up once in one set (hop-by-hop and `alsoDrop` together, made once per list); names
+  // that a Connection header adds (rare) are taken out after.
+  let drop = HOP_BY_HOP_NAMES;
+  if (alsoDrop) {
+    drop = dropSets.get(alsoDrop)!;
+    if (!drop) dropSets.set(alsoDrop, (drop = new HeaderNames([...HOP_BY_HOP, ...alsoDrop])));
   }
+  let named: string[] | undefined;
   const out: RawHeaders = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (isNamedIn(name, HOP_BY_HOP) || (named && isNamedIn(name, named)) || (alsoDrop && isNamedIn(name, alsoDrop))) {
+    if (drop.has(name)) {
+      if (isHeaderNamed(name, 'connection')) named = connectionOptions(raw[i + 1]!, named);
       continue;
     }
     out.push(name, raw[i + 1]!);
   }
-  return out;
+  if (!named) return out;
+  const kept: RawHeaders = [];
+  for (let i = 0; i < out.length; i += 2) if (!isNamedIn(out[i]!, named)) kept.push(out[i]!, out[i + 1]!);
+  return kept;
+}
+
+/** Adds the header names a Connection header lists (other than hop-by-hop ones, dropped anyway) to `named`. */
+function connectionOptions(value: string, named: string[] | undefined): string[] | undefined {
+  for (let start = 0; start <= value.length;) {
+    let end = value.indexOf(',', start);
+    if (end < 0) end = value.length;
+    const name = value.slice(start, end).trim();
+    if (name && !HOP_BY_HOP_NAMES.has(name)) (named ??= []).push(name.toLowerCase());
+    start = end + 1;
+  }
+  return named;
 }
 
 function isNamedIn(name: string, lowerNames: readonly string[]): boolean {

@@ -32,11 +32,42 @@ const MAX_LINE_BYTES = 8 * 1024;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/;
 
 /**
- * Whether a header name is `lowerName`, case-insensitively. Only a name of the right length is lower-cased, so the
- * check costs next to nothing for the many headers that are not the one looked for.
+ * Whether a header name is `lowerName` (lower case), ignoring ASCII letter case as HTTP does. Compared character by
+ * character rather than with `toLowerCase`: no string is made, and a name of another length or first letter costs
+ * next to nothing. (Message text is read as latin1, where only A-Z lower-case to ASCII, so this is what
+ * `name.toLowerCase() === lowerName` says.)
  */
 export function isHeaderNamed(name: string, lowerName: string): boolean {
-  return name.length === lowerName.length && name.toLowerCase() === lowerName;
+  const length = lowerName.length;
+  if (name.length !== length) return false;
+  for (let i = 0; i < length; i++) {
+    let code = name.charCodeAt(i);
+    if (code >= 65 && code <= 90) code += 32;
+    if (code !== lowerName.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A fixed set of (lower-case) header names, looked up with {@link isHeaderNamed}: grouped by length, so a lookup
+ * compares a name with the few of its length only, without lower-casing it.
+ */
+export class HeaderNames {
+  private readonly byLength: string[][] = [];
+
+  constructor(lowerNames: Iterable<string>) {
+    for (const name of lowerNames) {
+      while (this.byLength.length <= name.length) this.byLength.push([]);
+      this.byLength[name.length]!.push(name);
+    }
+  }
+
+  has(name: string): boolean {
+    if (name.length >= this.byLength.length) return false;
+    const candidates = this.byLength[name.length]!;
+    for (let i = 0; i < candidates.length; i++) if (isHeaderNamed(name, candidates[i]!)) return true;
+    return false;
+  }
 }
 
 /** Whether a comma-separated header value (`Connection`, `Transfer-Encoding`) lists `token`, case-insensitively. */

@@ -117,6 +117,19 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
   });
 
+  it('checks a token again once its entry aged out, then answers at once for it again', async () => {
+    let now = Date.now();
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });
+    const { token } = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
+    await verifier.verify(token, 'gs-a');
+    expect(verifier.verifyCached(token, 'gs-a')).toMatchObject({ gitspaceId: 'gs-a' });
+    now += 61_000; // past the cache's time to live, not the token's expiry
+    expect(verifier.verifyCached(token, 'gs-a')).toBeUndefined();
+    await verifier.verify(token, 'gs-a');
+    expect(verifier.verifyCached(token, 'gs-a')).toMatchObject({ gitspaceId: 'gs-a' });
+    expect(verifier.verifyCached(token, 'gs-a')).toMatchObject({ gitspaceId: 'gs-a' });
+  });
+
   it('reports unreachable keys as such, not as a bad token', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

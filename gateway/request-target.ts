@@ -104,19 +104,35 @@ export function rebuildQuery(query: string, token: string | undefined): string {
   return parts.length ? `?${parts.join('&')}` : '';
 }
 
+// Both cookie functions walk the header with indexOf rather than split it into arrays: they run on every request.
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim() || undefined;
+  for (let start = 0; start < header.length;) {
+    let end = header.indexOf(';', start);
+    if (end < 0) end = header.length;
+    const eq = header.indexOf('=', start);
+    if (eq > start && eq < end && header.slice(start, eq).trim() === name) {
+      return header.slice(eq + 1, end).trim() || undefined;
+    }
+    start = end + 1;
   }
   return undefined;
 }
 
 export function withoutCookie(header: string | undefined, name: string): string | undefined {
   if (!header || !header.includes(name)) return header;
-  const kept = header.split(';').filter((part) => part.slice(0, part.indexOf('=')).trim() !== name);
-  return kept.map((part) => part.trim()).join('; ') || undefined;
+  let kept = '';
+  let count = 0;
+  for (let start = 0; start <= header.length;) {
+    let end = header.indexOf(';', start);
+    if (end < 0) end = header.length;
+    const part = header.slice(start, end);
+    // As `part.slice(0, part.indexOf('='))`: a part without `=` is compared without its last character.
+    if (part.slice(0, part.indexOf('=')).trim() !== name)
+      kept = count++ === 0 ? part.trim() : `${kept}; ${part.trim()}`;
+    start = end + 1;
+  }
+  return kept || undefined;
 }
 
 /** The gitspace id of `<id>.<domain>[:port]`, if the Host names one. */
