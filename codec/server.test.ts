@@ -59,13 +59,13 @@ describe('the codec server', () => {
   it('decodes with the token (bearer or the session cookie), and encodes a round trip', async () => {
     const decoded = await post('/decode', { payloads: [sealed] }, { authorization: `Bearer ${TOKEN}` });
     expect(decoded.status).toBe(200);
-    const [plain] = (await decoded.json()).payloads;
+    const [plain] = ((await decoded.json()) as any).payloads;
     expect(text(plain.metadata.encoding)).toBe('json/plain');
     expect(JSON.parse(text(plain.data))).toEqual(secret);
 
     const encoded = await post('/encode', { payloads: [plain] }, { authorization: `Bearer ${TOKEN}` });
     expect(encoded.status).toBe(200);
-    const [again] = (await encoded.json()).payloads;
+    const [again] = ((await encoded.json()) as any).payloads;
     expect(text(again.metadata.encoding)).toBe(ENCRYPTED_ENCODING);
     expect(text(again.metadata[KEY_ID_METADATA])).toBe('k1');
     expect(text(again.data)).not.toContain('git.example.com');
@@ -103,7 +103,7 @@ describe('the codec server', () => {
     const plaintext = { metadata: { encoding: b64(Buffer.from('json/plain')) }, data: b64(Buffer.from('1')) };
     const mixed = await post('/decode', { payloads: [plaintext, sealed] }, auth);
     expect(mixed.status).toBe(200);
-    const [first, second] = (await mixed.json()).payloads;
+    const [first, second] = ((await mixed.json()) as any).payloads;
     expect(first).toEqual(plaintext);
     expect(JSON.parse(text(second.data))).toEqual(secret);
 
