@@ -15,7 +15,7 @@ import {
 } from '../common/http-proxy';
 import { isHeaderNamed, writeRawResponse } from '../common/http1';
 import type { Logger } from '../common/logger';
-import { UpstreamPool } from '../common/upstream-client';
+import { UpstreamPool, originOf } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
 import {
   ExpiredAccessTokenError,
@@ -442,7 +442,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers: forwardHeaders(req, target, route),
       timeoutMs,
       pool,
-      responseHeaders: rewriteResponse(target, upstream.origin),
+      responseHeaders: rewriteResponse(target, originOf(upstream)),
       onError: answerUpstreamFailure(req, res, target.gitspaceId),
     });
   }
@@ -485,7 +485,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target, route),
       timeoutMs,
-      responseHeaders: rewriteResponse(target, upstream.origin),
+      responseHeaders: rewriteResponse(target, originOf(upstream)),
       onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
     });
   }
