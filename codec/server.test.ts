@@ -42,7 +42,12 @@ describe('the codec server', () => {
     });
 
   it('refuses /decode and /encode without the token, or with a wrong one: 401, no plaintext, no ciphertext', async () => {
-    for (const headers of [{}, { authorization: 'Bearer gsc_wrong' }, { authorization: `Basic ${TOKEN}` }]) {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer gsc_wrong' },
+      { authorization: `Basic ${TOKEN}` },
+    ];
+    for (const headers of attempts) {
       const decoded = await post('/decode', { payloads: [sealed] }, headers);
       expect(decoded.status).toBe(401);
       const body = await decoded.text();
