@@ -74,6 +74,11 @@ describe('the codec server', () => {
     expect(text(again.metadata.encoding)).toBe(ENCRYPTED_ENCODING);
     expect(text(again.metadata[KEY_ID_METADATA])).toBe('k1');
     expect(text(again.data)).not.toContain('git.example.com');
+    // The same under a namespace path, as the CLI's --codec-endpoint templating calls it.
+    expect((await post('/default/decode', { payloads: [sealed] }, { authorization: `Bearer ${TOKEN}` })).status).toBe(
+      200,
+    );
+    expect((await post('/default/decode', { payloads: [sealed] })).status).toBe(401);
     const reopened = await codec.decode([
       {
         metadata: { encoding: Buffer.from(again.metadata.encoding, 'base64'), [KEY_ID_METADATA]: Buffer.from('k1') },

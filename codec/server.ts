@@ -76,7 +76,9 @@ export function createCodecServer(options: CodecServerOptions): Server {
     }
     if (path === '/healthz' && request.method === 'GET') return send(response, 200, { ok: true });
     if (path === '/session') return session(request, response);
-    if (path !== '/encode' && path !== '/decode') throw new HttpError(404, 'not found');
+    // `/encode` and `/decode`, also under a namespace (`/default/decode`), as the CLI's --codec-endpoint templating uses.
+    const operation = /^(?:\/[A-Za-z0-9._-]+)?\/(encode|decode)$/.exec(path ?? '')?.[1];
+    if (!operation) throw new HttpError(404, 'not found');
     if (request.method !== 'POST') throw new HttpError(405, 'use POST');
     if (!authorised(request)) {
       response.setHeader('www-authenticate', 'Bearer');
@@ -86,7 +88,7 @@ export function createCodecServer(options: CodecServerOptions): Server {
       throw new HttpError(415, 'send application/json');
     }
     const payloads = parsePayloads(await readBody(request, options.maxBodyBytes ?? DEFAULT_MAX_BODY));
-    const result = path === '/encode' ? await options.codec.encode(payloads) : await decodeForDisplay(payloads);
+    const result = operation === 'encode' ? await options.codec.encode(payloads) : await decodeForDisplay(payloads);
     send(response, 200, { payloads: result.map(toWire) });
   };
 

@@ -11,6 +11,8 @@ export interface DevServerOptions {
   port: number;
   /** Web UI port; omitted means headless. */
   uiPort?: number;
+  /** The Web UI's remote codec endpoint (the codec server), so it can show decrypted payloads to those allowed. */
+  uiCodecEndpoint?: string;
   /** SQLite file that keeps every workflow across restarts; omitted means in memory. */
   dbFile?: string;
   namespace: string;
@@ -58,7 +60,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   ];
   args.push('--log-level', 'warn');
   if (options.uiPort === undefined) args.push('--headless');
-  else args.push('--ui-ip', options.host, '--ui-port', String(options.uiPort));
+  else {
+    args.push('--ui-ip', options.host, '--ui-port', String(options.uiPort));
+    if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+  }
   if (options.dbFile) {
     await mkdir(path.dirname(options.dbFile), { recursive: true, mode: 0o700 });
     args.push('--db-filename', options.dbFile);

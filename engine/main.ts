@@ -13,6 +13,7 @@ async function main(): Promise<void> {
   const port = config.port('GITSPACES_TEMPORAL_PORT', 7233);
   const uiPort = config.port('GITSPACES_TEMPORAL_UI_PORT', 8233);
   const namespace = config.string('TEMPORAL_NAMESPACE', 'default');
+  const uiCodecEndpoint = config.url('GITSPACES_TEMPORAL_UI_CODEC_ENDPOINT');
   const explicitPath = config.string('TEMPORAL_CLI_PATH');
   config.done();
 
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     host,
     port,
     uiPort,
+    ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}),
     namespace,
     dbFile: path.join(dataDir, 'temporal.sqlite'),
     logger,

@@ -6,6 +6,8 @@ import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import { localMachinesRoot } from '../providers/local/provider';
+import { DEFAULT_CODEC_PORT } from '../codec/server';
+import { loadPayloadKeyRing, PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { detectSandbox, sandboxSummary, sandboxWarning } from '../providers/local/sandbox';
 import { Part, waitFor } from './processes';
 
@@ -25,7 +27,9 @@ async function main(): Promise<void> {
     gatewayAdmin: config.port('GITSPACES_GATEWAY_ADMIN_PORT', 3002),
     temporal: config.port('GITSPACES_TEMPORAL_PORT', 7233),
     temporalUi: config.port('GITSPACES_TEMPORAL_UI_PORT', 8233),
+    codec: config.port('GITSPACES_CODEC_PORT', DEFAULT_CODEC_PORT),
   };
+  const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
   const explicitCli = config.string('TEMPORAL_CLI_PATH');
   const machinesDir = path.resolve(config.string('GITSPACES_LOCAL_MACHINES_DIR', localMachinesRoot(dataDir)));
   config.done();
@@ -39,11 +43,16 @@ async function main(): Promise<void> {
   const sandbox = await detectSandbox(machinesDir);
   const warning = sandboxWarning(sandbox);
   if (warning) process.stderr.write(`${warning.join('\n')}\n`);
+  // The payload keys (GITSPACES_PAYLOAD_KEYS, else generated into the data dir once, before the parts race for it).
+  if (payloadKeys !== undefined) PayloadKeyRing.parse(payloadKeys);
+  else await loadPayloadKeyRing({ dataDir });
+  const codecUrl = `http://${host}:${ports.codec}`;
   const temporal = await startDevServer({
     cliPath,
     host,
     port: ports.temporal,
     uiPort: ports.temporalUi,
+    uiCodecEndpoint: codecUrl,
     namespace: 'default',
     dbFile: path.join(dataDir, 'temporal.sqlite'),
     logger,
@@ -71,11 +80,14 @@ async function main(): Promise<void> {
     GITSPACES_GATEWAY_ADMIN_URL: `http://${host}:${ports.gatewayAdmin}`,
     GITSPACES_JWKS_URL: `${apiUrl}/api/v1/.well-known/jwks.json`,
     GITSPACES_INFRASTRUCTURE_ID: 'local',
+    GITSPACES_CODEC_PORT: String(ports.codec),
+    GITSPACES_CODEC_ALLOWED_ORIGINS: `http://${host}:${ports.temporalUi},http://localhost:${ports.temporalUi}`,
   };
   const parts = [
     new Part('api', 'api/main.ts', env),
     new Part('gateway', 'gateway/main.ts', env),
     new Part('runner', 'workers/runner-main.ts', env),
+    new Part('codec-server', 'codec/main.ts', env),
   ];
   for (const part of parts) part.start();
 
@@ -92,6 +104,7 @@ async function main(): Promise<void> {
 
   await waitFor(`${apiUrl}/readyz`, 120_000);
   await waitFor(`${gatewayUrl}/healthz`, 60_000);
+  await waitFor(`${codecUrl}/healthz`, 60_000);
   process.stdout.write(
     [
       '',
@@ -99,6 +112,7 @@ async function main(): Promise<void> {
       `  API:          ${apiUrl}/api/v1   (OpenAPI: ${apiUrl}/api/v1/openapi.json)`,
       `  Gateway:      ${gatewayUrl}`,
       `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId)`,
+      `  Codec server: ${codecUrl}   (payloads are encrypted; sign a browser in at ${codecUrl}/session with the token in ${process.env.GITSPACES_CODEC_TOKEN ? 'GITSPACES_CODEC_TOKEN' : path.join(dataDir, 'codec-token')})`,
       `  Admin token:  ${process.env.GITSPACES_ADMIN_TOKEN ? 'from GITSPACES_ADMIN_TOKEN' : path.join(dataDir, 'admin-token')}`,
       `  Local gitspaces: ${sandboxSummary(sandbox)}, machines in ${machinesDir}`,
       '',

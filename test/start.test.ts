@@ -29,6 +29,8 @@ describe('npm start', () => {
   let dataDir: string;
   let child: ChildProcess | undefined;
   let output = '';
+  let codecPort = 0;
+  let uiPort = 0;
 
   beforeAll(async () => {
     base = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-start-'));
@@ -42,7 +44,10 @@ describe('npm start', () => {
       GITSPACES_GATEWAY_ADMIN_PORT: await freeLoopbackPort(),
       GITSPACES_TEMPORAL_PORT: await freeLoopbackPort(),
       GITSPACES_TEMPORAL_UI_PORT: await freeLoopbackPort(),
+      GITSPACES_CODEC_PORT: await freeLoopbackPort(),
     };
+    codecPort = ports.GITSPACES_CODEC_PORT;
+    uiPort = ports.GITSPACES_TEMPORAL_UI_PORT;
     const tsx = pathToFileURL(require.resolve('tsx')).href;
     child = spawn(process.execPath, ['--import', tsx, path.join(__dirname, '..', 'scripts', 'start.ts')], {
       env: {
@@ -85,6 +90,8 @@ describe('npm start', () => {
         'access-token-key.pem',
         'temporal.sqlite',
         'db',
+        'payload-keys',
+        'codec-token',
       ]),
     );
     const open = entries.filter((e) => (e.directory ? e.mode !== 0o700 : (e.mode & 0o077) !== 0));
@@ -96,6 +103,24 @@ describe('npm start', () => {
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
     expect(output).not.toContain(token);
     expect(output).toContain(path.join(dataDir, 'admin-token'));
+  });
+
+  it('runs the Web UI with its codec endpoint set to the codec server, which wants the codec token', async () => {
+    const codecUrl = `http://127.0.0.1:${codecPort}`;
+    const settings = (await (await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`)).json()) as any;
+    expect(settings.Codec?.Endpoint).toBe(codecUrl);
+    const codecToken = (await readFile(path.join(dataDir, 'codec-token'), 'utf8')).trim();
+    expect(output).not.toContain(codecToken);
+    const decode = (headers: Record<string, string>) =>
+      fetch(`${codecUrl}/decode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin: `http://127.0.0.1:${uiPort}`, ...headers },
+        body: JSON.stringify({ payloads: [] }),
+      });
+    expect((await decode({})).status).toBe(401);
+    const allowed = await decode({ authorization: `Bearer ${codecToken}` });
+    expect(allowed.status).toBe(200);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(`http://127.0.0.1:${uiPort}`);
   });
 
   it('says how local gitspaces are isolated', () => {
