@@ -97,6 +97,20 @@ describe('the payload codec', () => {
     await expect(codec.decode([good!, plaintexts[0]!])).rejects.toThrow(PayloadRefusedError);
   });
 
+  it("passes the server's own marker for an activity cancelled before it started, and nothing like it", async () => {
+    const codec = new EncryptionCodec(PayloadKeyRing.parse(newKey));
+    const marker = defaultPayloadConverter.toPayload('ACTIVITY_ID_NOT_STARTED');
+    expect(await codec.decode([marker])).toEqual([marker]);
+    const lookalikes: Payload[] = [
+      defaultPayloadConverter.toPayload('ACTIVITY_ID_NOT_STARTED '),
+      defaultPayloadConverter.toPayload(['ACTIVITY_ID_NOT_STARTED']),
+      { ...marker, metadata: { ...marker.metadata, messageType: new TextEncoder().encode('x') } },
+    ];
+    for (const payload of lookalikes) {
+      await expect(codec.decode([payload])).rejects.toThrow(PayloadRefusedError);
+    }
+  });
+
   it('reads key rings strictly: every problem at once', () => {
     const error = (() => {
       try {

@@ -147,6 +147,7 @@ export class EncryptionCodec implements PayloadCodec {
 
   private decodeOne(payload: Payload): Payload {
     const encoding = payload.metadata?.encoding;
+    if (isServerMarker(payload)) return payload;
     if (!encoding || decoder.decode(encoding) !== ENCRYPTED_ENCODING) {
       const shown = encoding ? `'${decoder.decode(encoding).slice(0, 40)}'` : 'none';
       throw new PayloadRefusedError(`refused a payload that is not encrypted (encoding ${shown})`);
@@ -175,4 +176,21 @@ export class EncryptionCodec implements PayloadCodec {
 /** The data converter every Gitspaces Temporal client and worker uses. */
 export function payloadDataConverter(codec: PayloadCodec): { payloadCodecs: PayloadCodec[] } {
   return { payloadCodecs: [codec] };
+}
+
+/**
+ * Payloads that the Temporal server writes itself, which no codec ever saw: the details of an activity cancelled before
+ * any worker started it. Each is one fixed value, passed through as is; nothing else unencrypted is.
+ */
+const SERVER_MARKERS = new Set(['"ACTIVITY_ID_NOT_STARTED"']);
+
+function isServerMarker(payload: Payload): boolean {
+  const encoding = payload.metadata?.encoding;
+  return (
+    encoding !== undefined &&
+    encoding !== null &&
+    decoder.decode(encoding) === 'json/plain' &&
+    Object.keys(payload.metadata ?? {}).length === 1 &&
+    SERVER_MARKERS.has(decoder.decode(payload.data ?? new Uint8Array()))
+  );
 }
