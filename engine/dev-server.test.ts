@@ -2,9 +2,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { silentLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { startTestTemporal } from '../test/support/temporal';
+import { startDevServer } from './dev-server';
 import { SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
+import { UI_WRITE_SETTINGS } from './ui-guard';
 
 describe('the Temporal dev server', () => {
   it('registers the gitspace search attributes and keeps every workflow across a restart (SQLite file)', async () => {
@@ -37,4 +40,54 @@ describe('the Temporal dev server', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('runs the Web UI with its write actions off unless asked for them', async () => {
+    const start = async (uiWriteActions?: boolean) => {
+      const uiPort = await freeLoopbackPort();
+      const server = await startDevServer({
+        cliPath: process.env.TEMPORAL_CLI_PATH!,
+        host: '127.0.0.1',
+        port: await freeLoopbackPort(),
+        uiPort,
+        ...(uiWriteActions === undefined ? {} : { uiWriteActions }),
+        namespace: 'default',
+        logger: silentLogger,
+      });
+      return { server, ui: `http://127.0.0.1:${uiPort}` };
+    };
+    const settings = async (ui: string) =>
+      (await (await fetch(`${ui}/api/v1/settings`)).json()) as Record<string, unknown>;
+    // A terminate as the UI sends it: with the CSRF cookie and header it got from the settings answer.
+    const terminate = async (ui: string) => {
+      const answer = await fetch(`${ui}/api/v1/settings`);
+      const csrf = /_csrf=([^;]+)/.exec(answer.headers.get('set-cookie') ?? '')?.[1] ?? '';
+      return fetch(`${ui}/api/v1/namespaces/default/workflows/nobody/terminate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', cookie: `_csrf=${csrf}`, 'x-csrf-token': csrf },
+        body: JSON.stringify({ reason: 'test' }),
+      });
+    };
+
+    const off = await start();
+    try {
+      expect(off.server.uiWriteActions).toBe(false);
+      const answer = await settings(off.ui);
+      for (const name of UI_WRITE_SETTINGS) expect([name, answer[name]]).toEqual([name, true]);
+      expect((await terminate(off.ui)).status).toBe(405);
+      // The UI itself is served (GET passes).
+      expect((await fetch(`${off.ui}/`)).status).toBe(200);
+    } finally {
+      await off.server.stop();
+    }
+
+    const on = await start(true);
+    try {
+      expect(on.server.uiWriteActions).toBe(true);
+      expect((await settings(on.ui)).DisableWriteActions).toBe(false);
+      // Through to Temporal: no such workflow.
+      expect((await terminate(on.ui)).status).toBe(404);
+    } finally {
+      await on.server.stop();
+    }
+  }, 120_000);
 });

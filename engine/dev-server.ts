@@ -2,8 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../common/logger';
+import { freeLoopbackPort } from '../common/net';
 import { connectClient, localTemporal, type TemporalConnection } from '../common/temporal-connection';
 import { SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
+import { startUiGuard, type UiGuard } from './ui-guard';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -13,6 +15,11 @@ export interface DevServerOptions {
   uiPort?: number;
   /** The Web UI's remote codec endpoint (the codec server), so it can show decrypted payloads to those allowed. */
   uiCodecEndpoint?: string;
+  /**
+   * The Web UI's write actions (terminate, cancel, signal, reset, start, batch…); off unless true. Off, the UI listens
+   * on an inner loopback port behind a guard on `uiPort` (engine/ui-guard.ts): the dev server has no setting for it.
+   */
+  uiWriteActions?: boolean;
   /** SQLite file that keeps every workflow across restarts; omitted means in memory. */
   dbFile?: string;
   namespace: string;
@@ -27,6 +34,8 @@ export interface DevServer {
   /** How clients and workers reach it: plaintext on loopback (the dev server has no TLS of its own). */
   connection: TemporalConnection;
   uiUrl?: string;
+  /** Whether the Web UI's write actions are on (see `DevServerOptions.uiWriteActions`). */
+  uiWriteActions?: boolean;
   process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
   stop(): Promise<void>;
@@ -59,9 +68,12 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     options.namespace,
   ];
   args.push('--log-level', 'warn');
-  if (options.uiPort === undefined) args.push('--headless');
+  const guarded = options.uiPort !== undefined && options.uiWriteActions !== true;
+  // With the write actions off, the UI server itself gets an inner port and the guard takes the public one.
+  const innerUiPort = guarded ? await freeLoopbackPort() : options.uiPort;
+  if (innerUiPort === undefined) args.push('--headless');
   else {
-    args.push('--ui-ip', options.host, '--ui-port', String(options.uiPort));
+    args.push('--ui-ip', options.host, '--ui-port', String(innerUiPort));
     if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   }
   if (options.dbFile) {
@@ -83,7 +95,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   const address = `${options.host}:${options.port}`;
+  let guard: UiGuard | undefined;
   const stop = async () => {
+    await guard?.close();
     if (child.exitCode !== null || child.signalCode !== null) return;
     signalGroup(child, 'SIGTERM');
     const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), 10_000);
@@ -92,6 +106,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   };
 
   try {
+    if (guarded) guard = await startUiGuard({ host: options.host, port: options.uiPort!, upstreamPort: innerUiPort! });
     await waitUntilReady(localTemporal(address, options.namespace), options.readyTimeoutMs ?? 60_000, () =>
       child.exitCode !== null ? `the dev server exited with code ${child.exitCode}` : undefined,
     );
@@ -100,8 +115,16 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw new DevServerStartError(error instanceof Error ? error.message : String(error), recent);
   }
   const uiUrl = options.uiPort === undefined ? undefined : `http://${options.host}:${options.uiPort}`;
-  options.logger.info('Temporal dev server ready', { address, uiUrl, dbFile: options.dbFile });
-  return { address, connection: localTemporal(address, options.namespace), uiUrl, process: child, stop };
+  const uiWriteActions = options.uiPort === undefined ? undefined : !guarded;
+  options.logger.info('Temporal dev server ready', { address, uiUrl, uiWriteActions, dbFile: options.dbFile });
+  return {
+    address,
+    connection: localTemporal(address, options.namespace),
+    uiUrl,
+    ...(uiWriteActions === undefined ? {} : { uiWriteActions }),
+    process: child,
+    stop,
+  };
 }
 
 async function waitUntilReady(

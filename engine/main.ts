@@ -14,6 +14,7 @@ async function main(): Promise<void> {
   const uiPort = config.port('GITSPACES_TEMPORAL_UI_PORT', 8233);
   const namespace = config.string('TEMPORAL_NAMESPACE', 'default');
   const uiCodecEndpoint = config.url('GITSPACES_TEMPORAL_UI_CODEC_ENDPOINT');
+  const uiActions = config.oneOf('GITSPACES_TEMPORAL_UI_ACTIONS', ['on', 'off'], 'off');
   const explicitPath = config.string('TEMPORAL_CLI_PATH');
   config.done();
 
@@ -26,12 +27,15 @@ async function main(): Promise<void> {
     port,
     uiPort,
     ...(uiCodecEndpoint ? { uiCodecEndpoint } : {}),
+    uiWriteActions: uiActions === 'on',
     namespace,
     dbFile: path.join(dataDir, 'temporal.sqlite'),
     logger,
     onOutput: (line) => process.stderr.write(`[temporal] ${line}\n`),
   });
-  process.stdout.write(`Temporal: ${server.address}  Web UI: ${server.uiUrl}\n`);
+  process.stdout.write(
+    `Temporal: ${server.address}  Web UI: ${server.uiUrl} (write actions ${server.uiWriteActions ? 'on' : 'off'})\n`,
+  );
   const shutdown = () => void server.stop().then(() => process.exit(0));
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);

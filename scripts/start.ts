@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     codec: config.port('GITSPACES_CODEC_PORT', DEFAULT_CODEC_PORT),
   };
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
+  const uiActions = config.oneOf('GITSPACES_TEMPORAL_UI_ACTIONS', ['on', 'off'], 'off');
   const explicitCli = config.string('TEMPORAL_CLI_PATH');
   const machinesDir = path.resolve(config.string('GITSPACES_LOCAL_MACHINES_DIR', localMachinesRoot(dataDir)));
   config.done();
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     port: ports.temporal,
     uiPort: ports.temporalUi,
     uiCodecEndpoint: codecUrl,
+    uiWriteActions: uiActions === 'on',
     namespace: 'default',
     dbFile: path.join(dataDir, 'temporal.sqlite'),
     logger,
@@ -111,7 +113,7 @@ async function main(): Promise<void> {
       'Gitspaces is running.',
       `  API:          ${apiUrl}/api/v1   (OpenAPI: ${apiUrl}/api/v1/openapi.json)`,
       `  Gateway:      ${gatewayUrl}`,
-      `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId)`,
+      `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId; write actions ${temporal.uiWriteActions ? 'on' : 'off: GITSPACES_TEMPORAL_UI_ACTIONS=on turns them on'})`,
       `  Codec server: ${codecUrl}   (payloads are encrypted; sign a browser in at ${codecUrl}/session with the token in ${process.env.GITSPACES_CODEC_TOKEN ? 'GITSPACES_CODEC_TOKEN' : path.join(dataDir, 'codec-token')})`,
       `  Admin token:  ${process.env.GITSPACES_ADMIN_TOKEN ? 'from GITSPACES_ADMIN_TOKEN' : path.join(dataDir, 'admin-token')}`,
       `  Local gitspaces: ${sandboxSummary(sandbox)}, machines in ${machinesDir}`,

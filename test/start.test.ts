@@ -109,6 +109,13 @@ describe('npm start', () => {
     const codecUrl = `http://127.0.0.1:${codecPort}`;
     const settings = (await (await fetch(`http://127.0.0.1:${uiPort}/api/v1/settings`)).json()) as any;
     expect(settings.Codec?.Endpoint).toBe(codecUrl);
+    // Write actions off unless GITSPACES_TEMPORAL_UI_ACTIONS=on; a terminate is refused.
+    expect(settings.DisableWriteActions).toBe(true);
+    expect(output).toContain('write actions off');
+    const terminate = await fetch(`http://127.0.0.1:${uiPort}/api/v1/namespaces/default/workflows/x/terminate`, {
+      method: 'POST',
+    });
+    expect(terminate.status).toBe(405);
     const codecToken = (await readFile(path.join(dataDir, 'codec-token'), 'utf8')).trim();
     expect(output).not.toContain(codecToken);
     const decode = (headers: Record<string, string>) =>
