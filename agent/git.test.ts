@@ -131,7 +131,8 @@ describe('repository URLs are checked where the clone runs (issue 10, finding 5)
         expect(error).toBeInstanceOf(RepositoryAddressRefusedError);
         expect((error as RepositoryAddressRefusedError).rule).toBe('link-local');
         expect((error as Error).message).toMatch(NEVER);
-        expect((error as Error).message).toContain(url);
+        // The rule, not the repository: the message becomes a Temporal failure message, which is not encrypted.
+        expect((error as Error).message).not.toContain(url);
       }
       expect(await calls()).toEqual([]);
     });
@@ -288,9 +289,7 @@ describe('over http(s): pinned, no redirects, one answer for every failure', () 
       server.redirect('moved', `http://127.0.0.1:${elsewhere.port}/hello`);
       const error = await refusal(server.urlOf('moved'), { allowLoopback: true });
       expect(error).toBeInstanceOf(CloneFailedError);
-      expect((error as Error).message).toBe(
-        `could not clone repository ${server.urlOf('moved')}: ${CLONE_FAILED_REASON}`,
-      );
+      expect((error as Error).message).toBe(`could not clone the repository: ${CLONE_FAILED_REASON}`);
       expect(elsewhere.connections()).toBe(0);
     } finally {
       await elsewhere.close();
@@ -328,7 +327,7 @@ describe('over http(s): pinned, no redirects, one answer for every failure', () 
       messages[what] = (error as Error).message.replace(url, '<url>');
     }
     expect(new Set(Object.values(messages))).toEqual(
-      new Set([`could not clone repository <url>: ${CLONE_FAILED_REASON}`]),
+      new Set([`could not clone the repository: ${CLONE_FAILED_REASON}`]),
     );
     // The operator still learns what happened, from the agent's log.
     const log = lines.join('');
@@ -495,7 +494,7 @@ describe("through the agent's POST /_agent/workspace, as the runner calls it", (
       expect(metadata.body.error).toEqual({
         code: 'RepositoryAddressRefusedError',
         message:
-          'could not clone repository http://169.254.169.254/latest/meta-data/: the repository host resolves to a ' +
+          'could not clone the repository: the repository host resolves to a ' +
           'link-local or metadata address, which is never allowed',
       });
       const loopback = await prepare({ repository: { url: server.urlOf('app'), token: TOKEN } });

@@ -26,13 +26,16 @@ export interface RepositorySource {
 export const CLONE_FAILED_REASON =
   'the repository could not be reached or cloned; check its URL, its branch and the token (if it needs one)';
 
-/** Thrown when the repository could not be cloned; the message names the repository, never what answered. */
+/**
+ * Thrown when the repository could not be cloned; the message says why in general terms, never what answered, and
+ * does not name the repository: it becomes a Temporal failure message, which the payload codec does not encrypt.
+ */
 export class CloneFailedError extends Error {
   constructor(
     readonly repositoryUrl: string,
     readonly reason: string = CLONE_FAILED_REASON,
   ) {
-    super(`could not clone repository ${repositoryUrl}: ${reason}`);
+    super(`could not clone the repository: ${reason}`);
     this.name = 'CloneFailedError';
   }
 }
@@ -82,7 +85,10 @@ export async function cloneRepository(
   const check = await checkRepositoryEndpoint(source.url, options.networks, options.lookup);
   if (!check.ok) {
     if (check.rule === 'unreachable') {
-      options.logger.warn('repository host does not resolve', { url: source.url, detail: check.detail });
+      options.logger.warn('repository host does not resolve', {
+        repository: repositoryOrigin(source.url),
+        detail: withoutRepositoryPath(check.detail, source.url),
+      });
       throw new CloneFailedError(source.url);
     }
     throw new RepositoryAddressRefusedError(source.url, check.rule, check.reason);
@@ -110,7 +116,10 @@ export async function cloneRepository(
   const result = await runGit(args, path.dirname(workspaceDir), connection.sshCommand);
   if (result.code !== 0) {
     await rm(partial, { recursive: true, force: true });
-    options.logger.warn('git clone failed', { url: source.url, git: result.stderr.trim() });
+    options.logger.warn('git clone failed', {
+      repository: repositoryOrigin(source.url),
+      git: withoutRepositoryPath(result.stderr.trim(), source.url),
+    });
     throw new CloneFailedError(source.url);
   }
   if (helper) {
@@ -118,7 +127,9 @@ export async function cloneRepository(
     const configured = await runGit(['config', '--local', 'credential.helper', helper], partial);
     if (configured.code !== 0) {
       await rm(partial, { recursive: true, force: true });
-      options.logger.warn('git config failed after the clone', { git: configured.stderr.trim() });
+      options.logger.warn('git config failed after the clone', {
+        git: withoutRepositoryPath(configured.stderr.trim(), source.url),
+      });
       throw new CloneFailedError(source.url);
     }
   }
@@ -204,5 +215,42 @@ async function exists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The agent's log names the repository's scheme and host, never its path (test/planted-secrets.test.ts: the path is
+ * kept by the control plane's database and the machine's own clone only).
+ */
+function repositoryOrigin(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** Git's own words with the repository's path (as given, with or without `.git`) replaced. */
+function withoutRepositoryPath(text: string | undefined, url: string): string | undefined {
+  if (text === undefined) return undefined;
+  let repositoryPath: string;
+  try {
+    repositoryPath = new URL(url).pathname.replace(/\/+$/, '').replace(/\.git$/, '');
+  } catch {
+    return text;
+  }
+  if (repositoryPath.length <= 1) return text;
+  const decoded = safeDecode(repositoryPath);
+  let result = text.split(repositoryPath).join('/<repository path>');
+  if (decoded !== repositoryPath) result = result.split(decoded).join('/<repository path>');
+  return result;
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }

@@ -180,7 +180,9 @@ describe('gitspace lifecycle through the REST API', () => {
     const { gitspace } = await create('broken', url);
     const failed = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'error');
     expect(failed.lastError).toMatchObject({ action: 'start', step: 'prepareWorkspace', cause: 'CloneFailedError' });
-    expect(failed.lastError.message).toContain(url);
+    // The message says what failed, not which repository: it is also a Temporal failure message, not encrypted.
+    expect(failed.lastError.message).toContain('could not clone the repository');
+    expect(failed.lastError.message).not.toContain(url);
     expect(failed.url).toBeUndefined();
     const record = JSON.parse(await readFile(machineOf(gitspace.id).record, 'utf8'));
     expect(record.agent).toBeNull();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createRemoteJWKSet } from 'jose';
 import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
-import { silentLogger } from '../../common/logger';
+import { silentLogger, type Logger } from '../../common/logger';
 import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
 import { createAccessTokenVerifier } from '../../gateway/auth';
@@ -57,14 +57,22 @@ export async function startTestStack(
     runnerPickupTimeoutSeconds?: number;
     /** How long reconciliation keeps a machine of an unknown gitspace before deleting it. */
     orphanGraceSeconds?: number;
+    /** Temporal's SQLite file (default in memory). */
+    temporalDbFile?: string;
+    /** Where every part logs, the dev server's output included (default nowhere). */
+    logger?: Logger;
   } = {},
 ): Promise<TestStack> {
+  const logger = options.logger ?? silentLogger;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-stack-'));
-  const temporal = await startTestTemporal();
+  const temporal = await startTestTemporal({
+    logger,
+    ...(options.temporalDbFile ? { dbFile: options.temporalDbFile } : {}),
+  });
   const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
   let controlPlaneUrl = '';
   const gateway = createGateway({
-    logger: silentLogger,
+    logger,
     routes,
     adminToken: GATEWAY_ADMIN_TOKEN,
     verifier: createAccessTokenVerifier({
@@ -89,7 +97,7 @@ export async function startTestStack(
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
   };
   // A control plane that fails to start must not leave the dev server and gateway running after the test file.
-  const controlPlane = await startControlPlane(controlPlaneConfig, silentLogger).catch(async (error: unknown) => {
+  const controlPlane = await startControlPlane(controlPlaneConfig, logger).catch(async (error: unknown) => {
     await gateway.close();
     await temporal.stop();
     throw error;
@@ -129,7 +137,7 @@ export async function startTestStack(
           ...(runnerOptions.agentEndpoint ? { agentEndpoint: runnerOptions.agentEndpoint } : {}),
           ...(runnerOptions.gcpComputeEndpoint ? { gcpComputeEndpoint: runnerOptions.gcpComputeEndpoint } : {}),
         },
-        silentLogger,
+        logger,
       );
       // Stopping twice (a test stopped it, then stack.stop()) stops it once.
       let stopping: Promise<void> | undefined;
@@ -139,7 +147,7 @@ export async function startTestStack(
     },
     async restartControlPlane() {
       await stack.controlPlane.stop();
-      stack.controlPlane = await startControlPlane(controlPlaneConfig, silentLogger);
+      stack.controlPlane = await startControlPlane(controlPlaneConfig, logger);
       controlPlaneUrl = stack.controlPlane.url;
       return stack.controlPlane;
     },

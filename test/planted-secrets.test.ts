@@ -1,0 +1,234 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { createLogger } from '../common/logger';
+import { localMachinesRoot } from '../providers/local/provider';
+import { startGitHttpServer, type GitHttpServer } from './support/git-http-server';
+import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+
+/** Where a planted secret was found: which store, which file (or workflow), the bytes around it. */
+interface Hit {
+  phase: string;
+  where: string;
+  source: string;
+  secret: 'token' | 'repository path';
+  context: string;
+}
+
+/** The secret inside base64 after any prefix (JSON payload data, `Authorization: Basic` of `<user>:<token>`). */
+function base64Inside(secret: string, offset: number): string {
+  const bytes = Buffer.byteLength(secret);
+  const encoded = Buffer.concat([Buffer.alloc(offset), Buffer.from(secret)]).toString('base64');
+  return encoded.slice(Math.ceil((8 * offset) / 6), Math.floor((8 * (offset + bytes)) / 6));
+}
+
+/** Every regular file under `dir` (symbolic links not followed); nothing when it does not exist. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const entry = path.join(dir, name);
+    const info = await lstat(entry).catch(() => undefined);
+    if (info?.isDirectory()) found.push(...(await filesUnder(entry)));
+    else if (info?.isFile()) found.push(entry);
+  }
+  return found;
+}
+
+/**
+ * Issue 11, the planted-secret scan: a unique repository token and a unique repository path go through start, stop,
+ * start, a failed start and delete on the real stack (Temporal dev server with its SQLite file, control plane on a
+ * PGlite directory, runner, gateway, local machines, a git server that wants the token); then every place the stack
+ * wrote is searched for them, plain and inside base64. The token must be nowhere; the repository path nowhere but in
+ * the control-plane database. Not scanned: each machine's own home and workspace (the clone and its credential file
+ * are the gitspace's, by design), and the Temporal SDK's own runtime log (console, WARN and above).
+ */
+describe('planted-secret scan', () => {
+  const token = `plant-token-${randomBytes(16).toString('hex')}`;
+  const repository = `plant-repo-${randomBytes(8).toString('hex')}`;
+  const missing = `plant-missing-${randomBytes(8).toString('hex')}`;
+  let base: string;
+  let dbDir: string;
+  let temporalDb: string;
+  let git: GitHttpServer;
+  let stack: TestStack | undefined;
+  const logs: string[] = [];
+  const hits: Hit[] = [];
+  let scannedDatabaseBytes = 0;
+
+  const forms = (secret: string) => [secret, ...[0, 1, 2].map((offset) => base64Inside(secret, offset))];
+  const secrets = [
+    { secret: 'token' as const, forms: forms(token) },
+    { secret: 'repository path' as const, forms: [...forms(repository), ...forms(missing)] },
+  ];
+
+  const search = (phase: string, where: string, source: string, bytes: Buffer) => {
+    for (const { secret, forms: spellings } of secrets) {
+      for (const form of spellings) {
+        const at = bytes.indexOf(form);
+        if (at < 0) continue;
+        const around = bytes.subarray(Math.max(0, at - 80), at + form.length + 80).toString('latin1');
+        hits.push({ phase, where, source, secret, context: around.replace(/[^\x20-\x7e]/g, '.') });
+        break;
+      }
+    }
+  };
+  const searchFiles = async (phase: string, where: string, files: string[]) => {
+    for (const file of files) {
+      const bytes = await readFile(file).catch(() => undefined);
+      if (!bytes) continue;
+      if (where === 'control-plane database') scannedDatabaseBytes += bytes.length;
+      search(phase, where, path.relative(base, file).startsWith('..') ? file : path.relative(base, file), bytes);
+    }
+  };
+
+  /** Everything the stack wrote so far, except the machines' own homes and workspaces. */
+  const scan = async (phase: string) => {
+    await searchFiles(phase, 'control-plane database', await filesUnder(dbDir));
+    const temporalFiles = (await readdir(base)).filter((name) => name.startsWith(path.basename(temporalDb)));
+    await searchFiles(
+      phase,
+      'Temporal store (SQLite)',
+      temporalFiles.map((name) => path.join(base, name)),
+    );
+    if (!stack) return;
+    // The data dir: keys, gateway routes, runner state.
+    await searchFiles(phase, 'data dir', await filesUnder(stack.dataDir));
+    // The runner's records of local machines and each agent's log (agent.log): under .state, which no gitspace sees.
+    await searchFiles(
+      phase,
+      'local machines .state (agent logs)',
+      await filesUnder(path.join(localMachinesRoot(stack.dataDir), '.state')),
+    );
+    search(
+      phase,
+      'logs (control plane, runner, gateway, dev server output)',
+      'captured logger',
+      Buffer.from(logs.join('')),
+    );
+  };
+
+  beforeAll(async () => {
+    base = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-planted-'));
+    dbDir = path.join(base, 'db');
+    temporalDb = path.join(base, 'temporal.sqlite');
+    git = await startGitHttpServer({ token });
+    await git.createRepository(repository, { 'README.md': '# planted\n' });
+    stack = await startTestStack({
+      database: { kind: 'pglite', dir: dbDir },
+      temporalDbFile: temporalDb,
+      logger: createLogger('stack', 'debug', (line) => logs.push(line) > 0),
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await git?.stop();
+    await rm(base, { recursive: true, force: true });
+  }, 60_000);
+
+  it('finds the token nowhere, and the repository path only in the control-plane database', async () => {
+    const s = stack!;
+    const create = async (name: string, repo: string) => {
+      const created = await s.api('POST', '/api/v1/gitspaces', {
+        name,
+        repository: { url: git.urlOf(repo), token },
+        infrastructureId: 'local',
+        machineId: 'local-default',
+      });
+      expect(created.status).toBe(201);
+      return created.body.gitspace.id as string;
+    };
+    const act = async (id: string, action: string) =>
+      expect((await s.api('POST', `/api/v1/gitspaces/${id}/actions`, { action })).status).toBe(202);
+    const settled = (state: string) => (g: any) => g.state === state || g.state === 'error';
+
+    const id = await create('planted', repository);
+    expect((await waitForGitspace(s, id, settled('running'))).state).toBe('running');
+    // The clone did use the token (the server refuses anything without it).
+    expect(git.requests.filter((r) => r.path.includes(repository) && r.authorized).length).toBeGreaterThan(0);
+    await scan('start');
+    await act(id, 'stop');
+    expect((await waitForGitspace(s, id, settled('stopped'))).state).toBe('stopped');
+    await scan('stop');
+    await act(id, 'start');
+    expect((await waitForGitspace(s, id, settled('running'))).state).toBe('running');
+    await scan('second start');
+
+    // A start that fails: the repository does not exist (the token is right).
+    const failing = await create('planted-missing', missing);
+    const failed = await waitForGitspace(s, failing, (g) => g.state === 'error' || g.state === 'running');
+    expect(failed.state).toBe('error');
+    await scan('failed start');
+
+    for (const gitspace of [id, failing]) {
+      expect((await s.api('DELETE', `/api/v1/gitspaces/${gitspace}`)).status).toBe(202);
+      // The failed one is in `error` already: wait for the delete's own outcome.
+      const gone = await waitForGitspace(
+        s,
+        gitspace,
+        (g) => g.state === 'deleted' || (g.state === 'error' && g.lastError?.action === 'delete'),
+      );
+      expect(gone.state === 'deleted' ? 'deleted' : gone).toBe('deleted');
+    }
+    await scan('delete');
+
+    // Temporal's history as anyone with its address gets it: a client without the codec, and `temporal workflow show`.
+    const connection = await Connection.connect({ address: s.temporal.address });
+    const runs: { workflowId: string; runId: string }[] = [];
+    try {
+      const plain = new Client({ connection, namespace: 'default' });
+      for await (const run of plain.workflow.list()) {
+        runs.push({ workflowId: run.workflowId, runId: run.runId });
+        const history = await plain.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+        const bytes = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+        search('history', 'Temporal history (client without the codec)', `${run.workflowId} ${run.runId}`, bytes);
+        const { raw } = await plain.workflow.getHandle(run.workflowId, run.runId).describe();
+        const described = temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse.encode(raw).finish();
+        search('history', 'Temporal describe (memo, search attributes)', run.workflowId, Buffer.from(described));
+      }
+    } finally {
+      await connection.close();
+    }
+    expect(runs.length).toBeGreaterThanOrEqual(5);
+    // The dev server's address only: no TEMPORAL_* of this shell, no profile (an empty profile file).
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TEMPORAL_')));
+    await writeFile(path.join(base, 'empty-profile.toml'), '');
+    for (const run of runs) {
+      const { stdout } = await promisify(execFile)(
+        process.env.TEMPORAL_CLI_PATH!,
+        [
+          'workflow',
+          'show',
+          '-w',
+          run.workflowId,
+          '-r',
+          run.runId,
+          '--output',
+          'json',
+          '--address',
+          s.temporal.address,
+        ],
+        { env: { ...env, TEMPORAL_CONFIG_FILE: path.join(base, 'empty-profile.toml') }, maxBuffer: 64 << 20 },
+      );
+      search('history', 'temporal workflow show --output json', `${run.workflowId} ${run.runId}`, Buffer.from(stdout));
+    }
+
+    // Stopped, every store has written what it holds: the database and Temporal's file once more.
+    await stack!.stop();
+    stack = undefined;
+    await scan('after the stack stopped');
+
+    expect(logs.length).toBeGreaterThan(0);
+    expect(scannedDatabaseBytes).toBeGreaterThan(0);
+    // The scan sees what the control plane stores: the repository URL is in its database, as it should be.
+    expect(hits.some((h) => h.where === 'control-plane database' && h.secret === 'repository path')).toBe(true);
+
+    const unexpected = hits.filter((h) => h.secret === 'token' || h.where !== 'control-plane database');
+    expect(unexpected).toEqual([]);
+  }, 300_000);
+});
