@@ -12,6 +12,7 @@ import {
   type LifecycleAction,
   type StepName,
 } from '../common/lifecycle';
+import type { WorkOrderSigner } from '../common/work-order';
 import type { Store } from '../db/store';
 import type { MachineInfo, ProviderName } from '../providers/types';
 
@@ -24,6 +25,8 @@ export interface ControlPlaneActivityDeps {
   isLifecycleRunning(gitspaceId: string): Promise<boolean>;
   /** How long a machine of an unknown gitspace is kept (stopped) before reconciliation deletes it. */
   orphanGraceSeconds: number;
+  /** Signs the work order of each operation and reconciliation run (common/work-order.ts). */
+  workOrders: WorkOrderSigner;
 }
 
 /** What a reconciliation found to repair, by gitspace id. */
@@ -36,6 +39,11 @@ export interface ReconcilePlan {
   removeRoutes: string[];
   /** Machines of unknown gitspaces kept (stopped) until their grace period ends. */
   awaitingGrace: string[];
+  /**
+   * The signed order for these repairs, bound to this reconciliation run and to the gitspaces named above: the runner
+   * acts on nothing else. Absent in histories recorded before work orders.
+   */
+  order?: string;
 }
 
 /** What a reconciliation run did, by gitspace id: the reconcile workflow's result. */
@@ -66,6 +74,11 @@ export interface BeginResult {
   /** The repository token, sealed with the secrets key: only a runner can open it. */
   repositoryTokenSealed?: string;
   runnerPickupTimeoutSeconds: number;
+  /**
+   * The signed work order for this operation (common/work-order.ts), passed to every infrastructure step: the runner
+   * acts only on it. Absent in histories recorded before work orders.
+   */
+  order?: string;
 }
 
 /**
@@ -78,6 +91,7 @@ export function createControlPlaneActivities({
   runnerPickupTimeoutSeconds,
   isLifecycleRunning,
   orphanGraceSeconds,
+  workOrders,
 }: ControlPlaneActivityDeps) {
   const currentRun = () => {
     const execution = Context.current().info.workflowExecution;
@@ -140,29 +154,40 @@ export function createControlPlaneActivities({
           ...(input.action === 'start' ? { lastError: null } : { url: null }),
         });
       }
-      return {
-        spec: {
-          gitspaceId: gitspace.id,
-          name: gitspace.name,
-          ownerId: gitspace.ownerId,
-          infrastructureId: infrastructure.id,
-          infrastructureName: infrastructure.name,
-          provider: infrastructure.provider as ProviderName,
-          providerConfig: infrastructure.config,
-          gatewayUrl: infrastructure.gatewayUrl,
-          machine: {
-            machineType: machine.machineType,
-            diskSizeGb: machine.diskSizeGb,
-            ...(machine.region ? { region: machine.region } : {}),
-            ...(machine.zone ? { zone: machine.zone } : {}),
-            ...(machine.image ? { image: machine.image } : {}),
-          },
-          ide: gitspace.ide,
-          repository: {
-            url: gitspace.repositoryUrl,
-            ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}),
-          },
+      const spec: GitspaceSpec = {
+        gitspaceId: gitspace.id,
+        name: gitspace.name,
+        ownerId: gitspace.ownerId,
+        infrastructureId: infrastructure.id,
+        infrastructureName: infrastructure.name,
+        provider: infrastructure.provider as ProviderName,
+        providerConfig: infrastructure.config,
+        gatewayUrl: infrastructure.gatewayUrl,
+        machine: {
+          machineType: machine.machineType,
+          diskSizeGb: machine.diskSizeGb,
+          ...(machine.region ? { region: machine.region } : {}),
+          ...(machine.zone ? { zone: machine.zone } : {}),
+          ...(machine.image ? { image: machine.image } : {}),
         },
+        ide: gitspace.ide,
+        repository: {
+          url: gitspace.repositoryUrl,
+          ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}),
+        },
+      };
+      const order = await workOrders.sign({
+        action: input.action,
+        workflowId,
+        runId,
+        gitspaceId: spec.gitspaceId,
+        infrastructure: spec,
+        spec,
+        ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
+      });
+      return {
+        spec,
+        order,
         ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
         runnerPickupTimeoutSeconds,
         actor,
@@ -289,6 +314,19 @@ export function createControlPlaneActivities({
       if (plan.stopMachines.length + plan.deleteMachines.length + plan.removeRoutes.length > 0) {
         logger.info('reconciliation repairs', { infrastructureId: input.infrastructureId, ...plan });
       }
+      const { workflowId, runId } = currentRun();
+      const infrastructure = await store.getInfrastructure(input.infrastructureId);
+      plan.order = await workOrders.sign({
+        action: 'reconcile',
+        workflowId,
+        runId,
+        infrastructure: {
+          infrastructureId: infrastructure.id,
+          provider: infrastructure.provider as ProviderName,
+          providerConfig: infrastructure.config,
+        },
+        targets: { removeRoute: plan.removeRoutes, stopMachine: plan.stopMachines, deleteMachine: plan.deleteMachines },
+      });
       return plan;
     },
 

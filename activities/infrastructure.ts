@@ -4,6 +4,7 @@ import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
 import type { GitspaceSpec } from '../common/lifecycle';
 import type { SecretsKey } from '../common/sealed-secret';
+import { WorkOrderRefusedError, type OrderedStep, type WorkOrderVerifier } from '../common/work-order';
 import type { MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../providers/types';
 import { AgentRequestError, type AgentClient } from './agent-client';
 import type { GatewayAdminClient } from './gateway-admin-client';
@@ -15,6 +16,8 @@ export interface InfrastructureActivityDeps {
   agents: AgentClient;
   gateway: GatewayAdminClient;
   secrets: SecretsKey;
+  /** Checks every order against the control plane's public key (common/work-order.ts). */
+  workOrders: WorkOrderVerifier;
   /** Reach every agent here instead of at the machine's own address (emulator runs: their addresses are fake). */
   agentEndpoint?: string;
   pollIntervalMs?: number;
@@ -52,6 +55,55 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
   // finds the same secret, and a later start gets another one.
   const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', `${gitspaceId}/${workflowRunId()}`);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
+
+  /**
+   * Acts only on work the control plane ordered (DESIGN.md §8): the order must be signed by the control plane, for
+   * this activity's own workflow run, allow this step, name this gitspace and match the spec in the input. Anything
+   * else fails fast, before any provider, agent or gateway call.
+   */
+  const checkOrder = async (
+    step: OrderedStep,
+    order: unknown,
+    target: {
+      gitspaceId: string;
+      infrastructure?: MachineRef;
+      spec?: GitspaceSpec;
+      repositoryTokenSealed?: string | null;
+    },
+  ): Promise<void> => {
+    const run = Context.current().info.workflowExecution;
+    try {
+      await deps.workOrders.verify(order, {
+        step,
+        workflowId: run?.workflowId ?? '',
+        runId: run?.runId ?? '',
+        infrastructureId: deps.infrastructureId,
+        gitspaceId: target.gitspaceId,
+        ...(target.infrastructure || target.spec ? { infrastructure: target.infrastructure ?? target.spec } : {}),
+        ...(target.spec ? { spec: target.spec } : {}),
+        ...(target.repositoryTokenSealed !== undefined ? { repositoryTokenSealed: target.repositoryTokenSealed } : {}),
+      });
+    } catch (error) {
+      if (error instanceof WorkOrderRefusedError) {
+        deps.logger.warn('work order refused', { step, gitspaceId: target.gitspaceId, reason: error.reason });
+        throw ApplicationFailure.nonRetryable(error.message, 'WorkOrderRefusedError');
+      }
+      throw error;
+    }
+  };
+
+  /** The agent of a gitspace, found through the runner's own provider: never an address from the activity's input. */
+  const findAgent = async (spec: GitspaceSpec): Promise<string> => {
+    const machine = await providerFor(spec).describe(spec.gitspaceId, callOptions(`describe-${spec.gitspaceId}`));
+    const agentUrl = machine ? agentUrlOf(machine) : undefined;
+    if (!agentUrl) {
+      throw ApplicationFailure.nonRetryable(
+        `the machine of gitspace '${spec.name}' has no address`,
+        'MachineAddressMissingError',
+      );
+    }
+    return agentUrl;
+  };
 
   /** Runs a provider call while heartbeating, so a dead runner is noticed by heartbeat timeout, not startToClose. */
   const withHeartbeat = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
@@ -105,12 +157,18 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
 
   return {
     /** Creates the machine on first start, boots it when stopped, adopts it when it already runs. */
-    async ensureMachine(input: { spec: GitspaceSpec }): Promise<MachineInfo> {
+    async ensureMachine(input: { spec: GitspaceSpec; order?: string }): Promise<MachineInfo> {
+      await checkOrder('ensureMachine', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
       return withHeartbeat('ensuring the machine', () => ensureMachine(input.spec));
     },
 
     /** Waits, heartbeating, until the machine reaches the target status (or is gone). */
-    async waitForMachine(input: { spec: GitspaceSpec; target: MachineTarget }): Promise<MachineInfo | null> {
+    async waitForMachine(input: {
+      spec: GitspaceSpec;
+      target: MachineTarget;
+      order?: string;
+    }): Promise<MachineInfo | null> {
+      await checkOrder('waitForMachine', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
       const provider = providerFor(input.spec);
       let last: MachineInfo | null = null;
       return pollUntil(
@@ -129,15 +187,13 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       );
     },
 
-    /** Waits until the agent on the machine answers its health check for this gitspace; returns its URL. */
-    async waitForAgent(input: { spec: GitspaceSpec; machine: MachineInfo }): Promise<string> {
-      const agentUrl = agentUrlOf(input.machine);
-      if (!agentUrl) {
-        throw ApplicationFailure.nonRetryable(
-          `the machine of gitspace '${input.spec.name}' has no address`,
-          'MachineAddressMissingError',
-        );
-      }
+    /**
+     * Waits until the agent on the machine answers its health check for this gitspace; returns its URL. The agent is
+     * found through the provider: `machine` in the input (older histories pass it) is not trusted.
+     */
+    async waitForAgent(input: { spec: GitspaceSpec; machine?: MachineInfo; order?: string }): Promise<string> {
+      await checkOrder('waitForAgent', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
+      const agentUrl = await findAgent(input.spec);
       const signal = Context.current().cancellationSignal;
       let lastProblem = 'no answer yet';
       return pollUntil(
@@ -166,13 +222,23 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       );
     },
 
-    /** Clones the repository on first start and runs the devcontainer lifecycle commands, through the agent. */
+    /**
+     * Clones the repository on first start and runs the devcontainer lifecycle commands, through the agent, which
+     * the runner finds through its own provider: an `agentUrl` in the input (older histories pass one) is ignored.
+     */
     async prepareWorkspace(input: {
       spec: GitspaceSpec;
-      agentUrl: string;
+      agentUrl?: string;
       repositoryTokenSealed?: string;
+      order?: string;
     }): Promise<void> {
+      await checkOrder('prepareWorkspace', input.order, {
+        gitspaceId: input.spec.gitspaceId,
+        spec: input.spec,
+        repositoryTokenSealed: input.repositoryTokenSealed ?? null,
+      });
       const context = Context.current();
+      const agentUrl = await findAgent(input.spec);
       const token = input.repositoryTokenSealed ? deps.secrets.unseal(input.repositoryTokenSealed) : undefined;
       // The agent, which resolves and clones, enforces the infrastructure's rule (validated when it was configured).
       const networks = repositoryNetworksSchema.safeParse(input.spec.providerConfig.repositoryNetworks ?? {});
@@ -185,7 +251,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       const heartbeat = setInterval(() => context.heartbeat('preparing workspace'), 5000);
       try {
         const result = await deps.agents.prepareWorkspace(
-          input.agentUrl,
+          agentUrl,
           agentSecret(input.spec.gitspaceId),
           {
             repository: { ...input.spec.repository, ...(token ? { token } : {}) },
@@ -207,37 +273,49 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
 
     /**
      * Gives the agent a new random route secret, then registers the route with the same secret and this start's run
-     * (common/gateway-route.ts): from here on only the gateway reaches the IDE, and only with tokens of this run.
+     * (common/gateway-route.ts): from here on only the gateway reaches the IDE, and only with tokens of this run. The
+     * route's target is the agent the provider reports, never an address from the input.
      */
-    async registerRoute(input: { gitspaceId: string; target: string }): Promise<void> {
+    async registerRoute(input: { spec: GitspaceSpec; order?: string }): Promise<void> {
+      await checkOrder('registerRoute', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
       const context = Context.current();
+      const { gitspaceId } = input.spec;
+      const target = await findAgent(input.spec);
       const secret = randomBytes(32).toString('base64url');
-      await deps.agents.setRouteSecret(input.target, agentSecret(input.gitspaceId), secret, context.cancellationSignal);
+      await deps.agents.setRouteSecret(target, agentSecret(gitspaceId), secret, context.cancellationSignal);
       const runId = workflowRunId();
-      await deps.gateway.putRoute(
-        input.gitspaceId,
-        { target: input.target, secret, runId },
-        context.cancellationSignal,
-      );
+      await deps.gateway.putRoute(gitspaceId, { target, secret, runId }, context.cancellationSignal);
     },
 
-    async removeRoute(input: { gitspaceId: string }): Promise<void> {
+    async removeRoute(input: { gitspaceId: string; order?: string }): Promise<void> {
+      await checkOrder('removeRoute', input.order, { gitspaceId: input.gitspaceId });
       await deps.gateway.deleteRoute(input.gitspaceId, Context.current().cancellationSignal);
     },
 
-    async stopMachine(input: { spec: MachineRef }): Promise<void> {
+    async stopMachine(input: { spec: MachineRef; order?: string }): Promise<void> {
+      await checkOrder('stopMachine', input.order, {
+        gitspaceId: input.spec.gitspaceId,
+        infrastructure: input.spec,
+      });
       await withHeartbeat('stopping the machine', () =>
         providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`)),
       );
     },
 
-    async deleteMachine(input: { spec: MachineRef }): Promise<void> {
+    async deleteMachine(input: { spec: MachineRef; order?: string }): Promise<void> {
+      await checkOrder('deleteMachine', input.order, {
+        gitspaceId: input.spec.gitspaceId,
+        infrastructure: input.spec,
+      });
       await withHeartbeat('deleting the machine', () =>
         providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`)),
       );
     },
 
-    /** Every machine of this installation on the infrastructure, as the provider sees it now. */
+    /**
+     * Every machine of this installation on the infrastructure, as the provider sees it now. Read-only, so it needs
+     * no work order: it changes nothing and reveals only machine ids and statuses to a payload-key holder.
+     */
     async observeMachines(input: {
       infrastructure: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>;
     }): Promise<MachineInfo[]> {

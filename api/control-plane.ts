@@ -28,6 +28,7 @@ import { createStore, type Store } from '../db/store';
 import { createControlPlaneWorker } from '../workers/control-plane-worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { createAccessTokenIssuer } from './access-tokens';
+import { createWorkOrderSigner } from '../common/work-order';
 import { createApp } from './app';
 import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
@@ -58,6 +59,8 @@ export interface ControlPlaneConfig {
   orphanGraceSeconds?: number;
   /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
   accessTokenKeyPem?: string;
+  /** An Ed25519 private key (PKCS#8 PEM) for work orders; when absent one is kept in the data dir. */
+  workOrderKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
   workflowBundle?: WorkflowBundleWithSourceMap;
   /** How often the event streams' one shared change feed reads new events; default one second. */
@@ -101,6 +104,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   installWorkerRuntime();
   const workerConnection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
+  // Its own key, not the access-token key (common/work-order.ts); the public half is written beside it for a runner.
+  const workOrders = await createWorkOrderSigner({
+    dataDir: config.dataDir,
+    ...(config.workOrderKeyPem ? { privateKeyPem: config.workOrderKeyPem } : {}),
+  });
   const worker = await createControlPlaneWorker({
     connection: workerConnection,
     namespace: config.temporal.namespace,
@@ -110,6 +118,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     logger: logger.child('worker'),
     runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
     orphanGraceSeconds: config.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS,
+    workOrders,
     isLifecycleRunning: async (gitspaceId) => {
       try {
         return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';

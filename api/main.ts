@@ -32,6 +32,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     runnerPickupTimeoutSeconds: config.positiveInt('GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS', 60),
     accessTokenTtlSeconds: config.positiveInt('GITSPACES_ACCESS_TOKEN_TTL_SECONDS', DEFAULT_ACCESS_TOKEN_TTL_SECONDS),
     accessTokenKeyPem: config.string('GITSPACES_ACCESS_TOKEN_KEY'),
+    workOrderKeyPem: config.string('GITSPACES_WORK_ORDER_KEY'),
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
     orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
     limits: {

@@ -16,6 +16,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     temporal: readTemporalConnection(process.env),
     dataDir: path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces')),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    workOrderPublicKeyPem: config.string('GITSPACES_WORK_ORDER_PUBLIC_KEY'),
     gatewayAdminUrl: config.url('GITSPACES_GATEWAY_ADMIN_URL', 'http://127.0.0.1:3002')!,
     gatewayAdminToken: config.string('GITSPACES_GATEWAY_ADMIN_TOKEN'),
     agentEndpoint: config.url('GITSPACES_AGENT_ENDPOINT'),

@@ -1,3 +1,4 @@
+import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { installWorkerRuntime } from './runtime';
 import { NativeConnection } from '@temporalio/worker';
@@ -17,6 +18,7 @@ import { createProviderResolver } from '../providers';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
 import { createRunnerWorker } from './runner';
+import { WORK_ORDER_PUBLIC_KEY_FILE, createWorkOrderVerifier } from '../common/work-order';
 
 export interface RunnerConfig {
   infrastructureId: string;
@@ -24,6 +26,11 @@ export interface RunnerConfig {
   temporal: TemporalConnection;
   dataDir: string;
   secretsKey?: string;
+  /**
+   * GITSPACES_WORK_ORDER_PUBLIC_KEY: the control plane's work-order public key (SPKI PEM). When absent, a runner that
+   * shares the control plane's data dir reads `<dataDir>/work-order-public-key.pem`; without either it refuses all work.
+   */
+  workOrderPublicKeyPem?: string;
   /** GITSPACES_PAYLOAD_KEYS; when absent the key ring is kept in `<dataDir>/payload-keys` (generated once). */
   payloadKeys?: PayloadKeyRing;
   gatewayAdminUrl: string;
@@ -47,6 +54,25 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const secretsKey =
     config.secretsKey ??
     (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value;
+  // The control plane's public key; a runner beside it (same data dir) finds it there once the control plane wrote it.
+  const workOrders = createWorkOrderVerifier(
+    config.workOrderPublicKeyPem !== undefined
+      ? { publicKeyPem: config.workOrderPublicKeyPem }
+      : { dataDir: config.dataDir },
+  );
+  if (config.workOrderPublicKeyPem === undefined) {
+    const file = path.join(config.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
+    if (
+      !(await access(file).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      logger.warn(
+        `no work order public key yet (GITSPACES_WORK_ORDER_PUBLIC_KEY or ${file}): every task is refused until one is there`,
+      );
+    }
+  }
   const payloadCodec = new EncryptionCodec(
     config.payloadKeys ?? (await loadPayloadKeyRing({ dataDir: config.dataDir })),
   );
@@ -88,6 +114,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     agents: createAgentClient(),
     gateway: createGatewayAdminClient({ url: config.gatewayAdminUrl, token: gatewayToken }),
     secrets: SecretsKey.fromBase64(secretsKey),
+    workOrders,
     ...(config.agentEndpoint ? { agentEndpoint: config.agentEndpoint } : {}),
     ...(config.pollIntervalMs ? { pollIntervalMs: config.pollIntervalMs } : {}),
     logger,

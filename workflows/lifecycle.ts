@@ -77,7 +77,7 @@ function infrastructureStep<K extends InfraStep>(
       backoffCoefficient: 2,
       maximumInterval: '30s',
       maximumAttempts: 8,
-      nonRetryableErrorTypes: [...NON_RETRYABLE_PROVIDER_ERRORS, 'WrongInfrastructureError'],
+      nonRetryableErrorTypes: [...NON_RETRYABLE_PROVIDER_ERRORS, 'WrongInfrastructureError', 'WorkOrderRefusedError'],
     },
   });
   return stubs[name];
@@ -100,17 +100,20 @@ class ActionRun {
     return this.begun.actor;
   }
 
+  /** Runs one infrastructure step with this operation's signed work order added to its input. */
   async run<K extends InfraStep>(
     name: K,
-    ...args: Parameters<InfrastructureActivities[K]>
+    input: Omit<Parameters<InfrastructureActivities[K]>[0], 'order'>,
   ): Promise<Awaited<ReturnType<InfrastructureActivities[K]>>> {
     this.step = name;
     setCurrentDetails(`**${this.action}** gitspace '${this.spec.name}': ${STEPS[name]}`);
     await controlPlane.recordStep({ gitspaceId: this.spec.gitspaceId, step: name, actor: this.actor });
     const activity = infrastructureStep(name, this.spec, this.begun.runnerPickupTimeoutSeconds) as (
-      ...a: Parameters<InfrastructureActivities[K]>
+      input: Parameters<InfrastructureActivities[K]>[0],
     ) => Promise<Awaited<ReturnType<InfrastructureActivities[K]>>>;
-    return activity(...args);
+    return activity({ ...input, ...(this.begun.order ? { order: this.begun.order } : {}) } as Parameters<
+      InfrastructureActivities[K]
+    >[0]);
   }
 
   /** Words a user can act on: which step, what went wrong, and the failure type. */
@@ -166,14 +169,14 @@ export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Prom
     const machine = await run.run('waitForMachine', { spec, target: 'running' });
     if (!machine)
       throw ApplicationFailure.nonRetryable('the machine disappeared while starting', 'InstanceNotFoundError');
-    const agentUrl = await run.run('waitForAgent', { spec, machine });
+    // The runner finds the agent through its own provider; no address travels through Temporal to it.
+    await run.run('waitForAgent', { spec });
     await run.run('prepareWorkspace', {
       spec,
-      agentUrl,
       ...(run.begun.repositoryTokenSealed ? { repositoryTokenSealed: run.begun.repositoryTokenSealed } : {}),
     });
     routeTouched = true;
-    await run.run('registerRoute', { gitspaceId, target: agentUrl });
+    await run.run('registerRoute', { spec });
     const url = `${spec.gatewayUrl}/gitspaces/${gitspaceId}/`;
     await controlPlane.completeOperation({ gitspaceId, action: 'start', url, machine, actor: run.actor });
     setCurrentDetails(`gitspace '${spec.name}' is running at ${url}`);

@@ -30,11 +30,13 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
     scheduleToStartTimeout: '5m',
     startToCloseTimeout: '3m',
     cancellationType: ActivityCancellationType.TRY_CANCEL,
-    retry: { maximumAttempts: 3 },
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['WrongInfrastructureError', 'WorkOrderRefusedError'] },
   });
   setCurrentDetails(`observing the machines of infrastructure '${input.infrastructureId}'`);
+  // Read-only, so unsigned; every repair below carries the order the plan was signed with (this run, these ids).
   const machines = await runner.observeMachines({ infrastructure });
   const plan = await controlPlane.reconcile({ infrastructureId: input.infrastructureId, machines });
+  const order = plan.order ? { order: plan.order } : {};
   const done: ReconcileResult = {
     observed: machines.length,
     stopped: [],
@@ -60,16 +62,16 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
     }
   };
   for (const gitspaceId of plan.removeRoutes) {
-    await repair('removeRoute', gitspaceId, done.routesRemoved, () => runner.removeRoute({ gitspaceId }));
+    await repair('removeRoute', gitspaceId, done.routesRemoved, () => runner.removeRoute({ gitspaceId, ...order }));
   }
   for (const gitspaceId of plan.stopMachines) {
     await repair('stop', gitspaceId, done.stopped, () =>
-      runner.stopMachine({ spec: { ...infrastructure, gitspaceId } }),
+      runner.stopMachine({ spec: { ...infrastructure, gitspaceId }, ...order }),
     );
   }
   for (const gitspaceId of plan.deleteMachines) {
     await repair('delete', gitspaceId, done.deleted, () =>
-      runner.deleteMachine({ spec: { ...infrastructure, gitspaceId } }),
+      runner.deleteMachine({ spec: { ...infrastructure, gitspaceId }, ...order }),
     );
   }
   await controlPlane.recordReconciliation({

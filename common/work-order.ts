@@ -1,0 +1,346 @@
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SignJWT, errors, jwtVerify } from 'jose';
+import type { GitspaceSpec, LifecycleAction } from './lifecycle';
+import { readOrCreateSecretFile } from './secret-file';
+
+/**
+ * Signed work orders (DESIGN.md §8, "Temporal is an untrusted courier"). The control plane signs each operation in
+ * its first bookkeeping activity; the workflow passes the order to every infrastructure step; the runner verifies it
+ * with the control plane's public key and checks it against the activity's own workflow run, the step and the spec in
+ * the activity's input before it does anything. Whoever can schedule activities on the runner's queue (with or
+ * without the payload keys) cannot make the runner act without an order the control plane signed for that very run.
+ *
+ * The key is the control plane's own Ed25519 work-order key, not the gateway access-token key: the access-token key's
+ * public half is published (JWKS) for the gateway and the two kinds of token must never be taken for one another; the
+ * keys rotate independently, and a runner needs this public key only.
+ */
+
+/** File names in the control plane's data dir: the private key (0600) and its public half, for a runner beside it. */
+export const WORK_ORDER_KEY_FILE = 'work-order-key.pem';
+export const WORK_ORDER_PUBLIC_KEY_FILE = 'work-order-public-key.pem';
+
+export const WORK_ORDER_ALGORITHM = 'EdDSA';
+export const WORK_ORDER_ISSUER = 'gitspaces-control-plane';
+export const WORK_ORDER_AUDIENCE = 'gitspaces-runner';
+/** The JWS `typ`: a gateway access token (typ JWT, another key anyway) is never a work order. */
+export const WORK_ORDER_TYPE = 'gitspaces-work-order+jwt';
+
+/**
+ * How long an order is good for. It must outlive the longest operation its workflow can run, retries included (eight
+ * 30-minute attempts of prepareWorkspace alone are four hours), or a late compensation would be refused and leave a
+ * machine running. Replay into another run is stopped by the run binding, not by the expiry.
+ */
+export const LIFECYCLE_ORDER_TTL_SECONDS = 12 * 3600;
+/** A reconciliation run's repairs: each may wait 5 minutes for a runner and take three 3-minute attempts. */
+export const RECONCILE_ORDER_TTL_SECONDS = 6 * 3600;
+
+export type WorkOrderAction = LifecycleAction | 'reconcile';
+
+/** The infrastructure steps that need an order (observeMachines is read-only and unsigned). */
+export type OrderedStep =
+  | 'ensureMachine'
+  | 'waitForMachine'
+  | 'waitForAgent'
+  | 'prepareWorkspace'
+  | 'registerRoute'
+  | 'removeRoute'
+  | 'stopMachine'
+  | 'deleteMachine';
+
+/** Which steps each kind of order allows: a start's compensation removes its route and stops its machine. */
+export const STEPS_ALLOWED: Record<WorkOrderAction, readonly OrderedStep[]> = {
+  start: [
+    'ensureMachine',
+    'waitForMachine',
+    'waitForAgent',
+    'prepareWorkspace',
+    'registerRoute',
+    'removeRoute',
+    'stopMachine',
+  ],
+  stop: ['removeRoute', 'stopMachine', 'waitForMachine'],
+  delete: ['removeRoute', 'deleteMachine', 'waitForMachine'],
+  reconcile: ['removeRoute', 'stopMachine', 'deleteMachine'],
+};
+
+/** The repairs a reconcile order allows, by gitspace id. */
+export interface ReconcileTargets {
+  removeRoute: string[];
+  stopMachine: string[];
+  deleteMachine: string[];
+}
+
+/** The fields of a spec that say where the machines are: every order is bound to them. */
+export type InfrastructurePart = Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>;
+/** The fields of a spec a start acts on beyond the infrastructure. */
+export type WorkPart = Pick<GitspaceSpec, 'machine' | 'ide' | 'repository'>;
+
+/** What the control plane orders: one operation of one workflow run. */
+export interface WorkOrderRequest {
+  action: WorkOrderAction;
+  workflowId: string;
+  runId: string;
+  infrastructure: InfrastructurePart;
+  /** Lifecycle orders: the gitspace and what its steps act on. */
+  gitspaceId?: string;
+  spec?: WorkPart;
+  repositoryTokenSealed?: string;
+  /** Reconcile orders: the repairs of this run. */
+  targets?: ReconcileTargets;
+}
+
+/** What a verified order says. */
+export interface WorkOrderClaims {
+  action: WorkOrderAction;
+  workflowId: string;
+  runId: string;
+  infrastructureId: string;
+  gitspaceId?: string;
+  /** Digests (sha256, base64url, of canonical JSON). */
+  infrastructureDigest: string;
+  specDigest?: string;
+  tokenDigest?: string;
+  targets?: ReconcileTargets;
+  expiresAt: number;
+}
+
+/** What the runner checks an order against: the activity's own run, its step and its input. */
+export interface WorkOrderExpectation {
+  step: OrderedStep;
+  workflowId: string;
+  runId: string;
+  /** The infrastructure this runner serves. */
+  infrastructureId: string;
+  gitspaceId: string;
+  /** The infrastructure part of the activity's input, when it has one. */
+  infrastructure?: InfrastructurePart;
+  /** The machine/ide/repository part, for steps that act on it. */
+  spec?: WorkPart;
+  /** Checked for prepareWorkspace: the sealed token in its input (or its absence). */
+  repositoryTokenSealed?: string | null;
+}
+
+/** Thrown when an order is missing, forged, expired, replayed from another run or does not match the input. */
+export class WorkOrderRefusedError extends Error {
+  constructor(readonly reason: string) {
+    super(`work order refused: ${reason}`);
+    this.name = 'WorkOrderRefusedError';
+  }
+}
+
+/** JSON with object keys sorted, so the same value always gives the same digest. */
+export function canonicalJson(value: unknown): string {
+  if (value === undefined) return 'null';
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+export function digestOf(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('base64url');
+}
+
+export const infrastructureDigest = (i: InfrastructurePart): string =>
+  digestOf({ infrastructureId: i.infrastructureId, provider: i.provider, providerConfig: i.providerConfig });
+export const specDigest = (s: WorkPart): string =>
+  digestOf({ machine: s.machine, ide: s.ide, repository: s.repository });
+export const tokenDigest = (sealed: string | undefined | null): string => digestOf({ sealed: sealed ?? null });
+
+export interface WorkOrderSigner {
+  sign(request: WorkOrderRequest): Promise<string>;
+  /** The public key (SPKI PEM) runners verify with. */
+  publicKeyPem: string;
+}
+
+/** Thrown when the configured or stored work-order key is not an Ed25519 key. */
+export class InvalidWorkOrderKeyError extends Error {
+  constructor(source: string, reason: string) {
+    super(`the work order key from ${source} is unusable: ${reason}`);
+    this.name = 'InvalidWorkOrderKeyError';
+  }
+}
+
+/**
+ * The control plane's signer. The Ed25519 key comes from `privateKeyPem` (GITSPACES_WORK_ORDER_KEY) or from
+ * `<dataDir>/work-order-key.pem`, generated (0600) on first use; its public half is written beside it for a runner
+ * that shares the data dir (the embedded stack). A runner elsewhere is given the public key
+ * (GITSPACES_WORK_ORDER_PUBLIC_KEY).
+ */
+export async function createWorkOrderSigner(options: {
+  dataDir?: string;
+  privateKeyPem?: string;
+  now?: () => number;
+}): Promise<WorkOrderSigner> {
+  let privateKey: KeyObject;
+  if (options.privateKeyPem !== undefined) {
+    privateKey = parseKey(options.privateKeyPem, 'configuration', 'private');
+  } else if (options.dataDir !== undefined) {
+    const file = path.join(options.dataDir, WORK_ORDER_KEY_FILE);
+    const { value } = await readOrCreateSecretFile(file, () =>
+      generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    );
+    privateKey = parseKey(value, file, 'private');
+  } else {
+    throw new InvalidWorkOrderKeyError('options', 'dataDir or privateKeyPem is required');
+  }
+  const publicKeyPem = createPublicKey(privateKey).export({ format: 'pem', type: 'spki' }).toString();
+  if (options.dataDir !== undefined) {
+    // Written whole (a runner may be reading it), and only when it changed.
+    const file = path.join(options.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
+    if ((await readFile(file, 'utf8').catch(() => undefined)) !== publicKeyPem) {
+      const temporary = `${file}.${process.pid}.tmp`;
+      await writeFile(temporary, publicKeyPem, { mode: 0o600 });
+      await rename(temporary, file);
+    }
+  }
+  const now = options.now ?? Date.now;
+  return {
+    publicKeyPem,
+    async sign(request) {
+      const issuedAt = Math.floor(now() / 1000);
+      const ttl = request.action === 'reconcile' ? RECONCILE_ORDER_TTL_SECONDS : LIFECYCLE_ORDER_TTL_SECONDS;
+      if (request.action !== 'reconcile' && (!request.gitspaceId || !request.spec)) {
+        throw new Error('a lifecycle work order names its gitspace and spec');
+      }
+      const claims: Record<string, unknown> = {
+        act: request.action,
+        wf: request.workflowId,
+        run: request.runId,
+        infra_id: request.infrastructure.infrastructureId,
+        infra: infrastructureDigest(request.infrastructure),
+        ...(request.gitspaceId ? { gs: request.gitspaceId } : {}),
+        ...(request.spec ? { spec: specDigest(request.spec), tok: tokenDigest(request.repositoryTokenSealed) } : {}),
+        ...(request.action === 'reconcile'
+          ? { targets: request.targets ?? { removeRoute: [], stopMachine: [], deleteMachine: [] } }
+          : {}),
+      };
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: WORK_ORDER_ALGORITHM, typ: WORK_ORDER_TYPE })
+        .setIssuer(WORK_ORDER_ISSUER)
+        .setAudience(WORK_ORDER_AUDIENCE)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + ttl)
+        .sign(privateKey);
+    },
+  };
+}
+
+export interface WorkOrderVerifier {
+  /** The verified claims, or WorkOrderRefusedError naming why not. */
+  verify(order: unknown, expected: WorkOrderExpectation): Promise<WorkOrderClaims>;
+}
+
+/**
+ * The runner's verifier. The public key is `publicKeyPem` (GITSPACES_WORK_ORDER_PUBLIC_KEY) or, for a runner that
+ * shares the control plane's data dir, `<dataDir>/work-order-public-key.pem`, read when first needed (the control
+ * plane may start after the runner). Without a key every order is refused.
+ */
+export function createWorkOrderVerifier(options: {
+  publicKeyPem?: string;
+  dataDir?: string;
+  now?: () => number;
+}): WorkOrderVerifier {
+  let key: KeyObject | undefined =
+    options.publicKeyPem !== undefined ? parseKey(options.publicKeyPem, 'configuration', 'public') : undefined;
+  const now = options.now ?? Date.now;
+  const publicKey = async (): Promise<KeyObject> => {
+    if (key) return key;
+    if (options.dataDir !== undefined) {
+      const file = path.join(options.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
+      const pem = await readFile(file, 'utf8').catch(() => undefined);
+      if (pem !== undefined) return (key = parseKey(pem, file, 'public'));
+    }
+    throw new WorkOrderRefusedError(
+      "this runner has no work order public key (set GITSPACES_WORK_ORDER_PUBLIC_KEY to the control plane's)",
+    );
+  };
+
+  return {
+    async verify(order, expected) {
+      const refuse = (reason: string): never => {
+        throw new WorkOrderRefusedError(`${reason} (step ${expected.step} of gitspace '${expected.gitspaceId}')`);
+      };
+      if (typeof order !== 'string' || order === '') return refuse('the activity carries no work order');
+      let payload: Record<string, unknown>;
+      try {
+        ({ payload } = await jwtVerify(order, await publicKey(), {
+          algorithms: [WORK_ORDER_ALGORITHM],
+          issuer: WORK_ORDER_ISSUER,
+          audience: WORK_ORDER_AUDIENCE,
+          typ: WORK_ORDER_TYPE,
+          currentDate: new Date(now()),
+          clockTolerance: 30,
+        }));
+      } catch (error) {
+        if (error instanceof WorkOrderRefusedError) throw error;
+        if (error instanceof errors.JWTExpired) return refuse('the work order has expired');
+        if (error instanceof errors.JWSSignatureVerificationFailed)
+          return refuse('the work order is not signed by the control plane');
+        return refuse(`the work order is not valid (${(error as Error).message})`);
+      }
+      const claims: WorkOrderClaims = {
+        action: payload.act as WorkOrderAction,
+        workflowId: String(payload.wf),
+        runId: String(payload.run),
+        infrastructureId: String(payload.infra_id),
+        infrastructureDigest: String(payload.infra),
+        ...(typeof payload.gs === 'string' ? { gitspaceId: payload.gs } : {}),
+        ...(typeof payload.spec === 'string' ? { specDigest: payload.spec } : {}),
+        ...(typeof payload.tok === 'string' ? { tokenDigest: payload.tok } : {}),
+        ...(payload.targets ? { targets: payload.targets as ReconcileTargets } : {}),
+        expiresAt: Number(payload.exp),
+      };
+      if (claims.workflowId !== expected.workflowId || claims.runId !== expected.runId) {
+        refuse(
+          `the work order was signed for workflow run ${claims.workflowId}/${claims.runId}, not for this activity's run ${expected.workflowId}/${expected.runId}`,
+        );
+      }
+      const allowed = STEPS_ALLOWED[claims.action];
+      if (!allowed) refuse(`the work order names an unknown action '${String(claims.action)}'`);
+      if (!allowed.includes(expected.step)) refuse(`a ${claims.action} order does not allow ${expected.step}`);
+      if (claims.infrastructureId !== expected.infrastructureId) {
+        refuse(`the work order is for infrastructure '${claims.infrastructureId}'`);
+      }
+      if (claims.action === 'reconcile') {
+        const targets = claims.targets?.[expected.step as keyof ReconcileTargets] ?? [];
+        if (!targets.includes(expected.gitspaceId)) {
+          refuse(`the reconcile order does not name gitspace '${expected.gitspaceId}' for ${expected.step}`);
+        }
+      } else if (claims.gitspaceId !== expected.gitspaceId) {
+        refuse(`the work order is for gitspace '${claims.gitspaceId}'`);
+      }
+      if (expected.infrastructure && infrastructureDigest(expected.infrastructure) !== claims.infrastructureDigest) {
+        refuse('the infrastructure in the input is not the one the work order was signed for');
+      }
+      if (expected.spec) {
+        if (claims.action === 'reconcile' || specDigest(expected.spec) !== claims.specDigest) {
+          refuse('the spec in the input is not the one the work order was signed for');
+        }
+      }
+      if (expected.repositoryTokenSealed !== undefined) {
+        if (tokenDigest(expected.repositoryTokenSealed) !== claims.tokenDigest) {
+          refuse('the repository token in the input is not the one the work order was signed for');
+        }
+      }
+      return claims;
+    },
+  };
+}
+
+function parseKey(pem: string, source: string, kind: 'private' | 'public'): KeyObject {
+  let key: KeyObject;
+  try {
+    key = kind === 'private' ? createPrivateKey(pem) : createPublicKey(pem);
+  } catch (error) {
+    throw new InvalidWorkOrderKeyError(source, `not a PEM ${kind} key (${(error as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new InvalidWorkOrderKeyError(source, `expected an Ed25519 key, got ${key.asymmetricKeyType ?? 'unknown'}`);
+  }
+  return key;
+}

@@ -1,0 +1,337 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { msToTs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { silentLogger } from '../common/logger';
+import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../common/lifecycle';
+import { payloadDataConverter } from '../common/payload-codec';
+import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
+import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
+import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { startGitServer, type GitServer } from './support/git-server';
+import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+
+const { EventType, CommandType } = temporal.api.enums.v1;
+type History = temporal.api.history.v1.IHistory;
+type Failure = temporal.api.failure.v1.IFailure;
+
+/**
+ * Issue 11, signed work orders: the runner acts only on work the control plane ordered for the activity's own
+ * workflow run. The attacker here has more than Temporal's port: the payload keys too (a client built with the
+ * stack's codec), but not the control plane's work-order signing key. Real Temporal dev server, control plane,
+ * runner, gateway, git server and local machine.
+ */
+describe('signed work orders', () => {
+  let bundle: WorkflowBundleWithSourceMap;
+  let git: GitServer;
+  let stack: TestStack;
+  let connection: Connection;
+  /** The attacker's client: Temporal's address and the payload codec, not the work-order key. */
+  let attacker: Client;
+  let gitspaceId: string;
+  /** The spec and order of the real start, as the attacker reads them from its history. */
+  let realSpec: GitspaceSpec;
+  let realOrder: string;
+  let realStartRunId: string;
+
+  const machineStatus = async () => {
+    const provider = createLocalProvider({ rootDir: localMachinesRoot(stack.dataDir), logger: silentLogger });
+    const options = { idempotencyKey: 'test-describe', signal: AbortSignal.timeout(10_000) };
+    return (await provider.describe(gitspaceId, options))?.status ?? 'absent';
+  };
+  const decode = async (payload: temporal.api.common.v1.IPayload): Promise<any> => {
+    const [decoded] = await stack.controlPlane.payloadCodec.decode([payload]);
+    return defaultPayloadConverter.fromPayload(decoded!);
+  };
+  const historyOf = (workflowId: string, runId?: string): Promise<History> =>
+    attacker.workflow.getHandle(workflowId, runId).fetchHistory();
+
+  beforeAll(async () => {
+    bundle = await bundleLifecycleWorkflows();
+    git = await startGitServer();
+    await git.createRepository('app', { 'README.md': 'hi\n' });
+    stack = await startTestStack({ workflowBundle: bundle });
+    connection = await Connection.connect({ address: stack.temporal.address });
+    attacker = new Client({
+      connection,
+      namespace: 'default',
+      dataConverter: payloadDataConverter(stack.controlPlane.payloadCodec),
+    });
+    const created = await stack.api('POST', '/api/v1/gitspaces', {
+      name: 'victim',
+      repository: { url: git.urlOf('app') },
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
+    expect(created.status).toBe(201);
+    gitspaceId = created.body.gitspace.id;
+    await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
+    // What the attacker copies out of the real start's history (readable: the attacker has the payload keys).
+    const description = await attacker.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe();
+    realStartRunId = description.runId;
+    const history = await historyOf(lifecycleWorkflowId(gitspaceId), realStartRunId);
+    const scheduled = history.events!.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'ensureMachine',
+    )!;
+    const input = await decode(scheduled.activityTaskScheduledEventAttributes!.input!.payloads![0]!);
+    realSpec = input.spec;
+    realOrder = input.order;
+    expect(typeof realOrder).toBe('string');
+    expect(realSpec.gitspaceId).toBe(gitspaceId);
+  });
+  afterAll(async () => {
+    await connection?.close();
+    await stack?.stop();
+    await git?.stop();
+  });
+
+  const waitForActivity = async (workflowId: string, runId: string, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const history = await historyOf(workflowId, runId);
+      const done = history.events!.find(
+        (e) =>
+          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED ||
+          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ||
+          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+      );
+      if (done) return done;
+      if (Date.now() > deadline) throw new Error(`no activity result in ${workflowId}/${runId}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
+  /**
+   * The attacker's own run of a lifecycle workflow (type and, by default, workflow id of the real ones, on the
+   * attacker's own task queue), whose first task the attacker completes by hand: it schedules one infrastructure
+   * activity on the runner's queue with an input of the attacker's making, encrypted with the payload keys.
+   */
+  const forge = async (
+    activityType: string,
+    build: (run: { workflowId: string; runId: string }) => Promise<unknown> | unknown,
+    options: { workflowType?: string; workflowId?: string } = {},
+  ): Promise<{ failure?: Failure; completed: boolean }> => {
+    const attackQueue = `attacker-${randomBytes(4).toString('hex')}`;
+    const handle = await attacker.workflow.start(options.workflowType ?? 'stopGitspace', {
+      workflowId: options.workflowId ?? lifecycleWorkflowId(gitspaceId),
+      taskQueue: attackQueue,
+      args: [{ gitspaceId }],
+    });
+    const run = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+    try {
+      const task = await connection.withDeadline(Date.now() + 30_000, () =>
+        connection.workflowService.pollWorkflowTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: attackQueue },
+          identity: 'attacker',
+        }),
+      );
+      const [input] = await stack.controlPlane.payloadCodec.encode([
+        defaultPayloadConverter.toPayload(await build(run)),
+      ]);
+      await connection.workflowService.respondWorkflowTaskCompleted({
+        namespace: 'default',
+        taskToken: task.taskToken,
+        identity: 'attacker',
+        commands: [
+          {
+            commandType: CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+            scheduleActivityTaskCommandAttributes: {
+              activityId: 'forged',
+              activityType: { name: activityType },
+              taskQueue: { name: infrastructureTaskQueue('local') },
+              input: { payloads: [input!] },
+              startToCloseTimeout: msToTs('30s'),
+              scheduleToCloseTimeout: msToTs('60s'),
+              heartbeatTimeout: msToTs('30s'),
+              retryPolicy: { maximumAttempts: 1 },
+            },
+          },
+        ],
+      });
+      const event = await waitForActivity(run.workflowId, run.runId);
+      const failure = event.activityTaskFailedEventAttributes?.failure ?? undefined;
+      return {
+        completed: event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        ...(failure ? { failure } : {}),
+      };
+    } finally {
+      await handle.terminate('test: forged run').catch(() => undefined);
+    }
+  };
+
+  /** A refusal: the named non-retryable type, before the runner touched anything. */
+  const expectRefused = (result: { failure?: Failure; completed: boolean }, reason: RegExp) => {
+    expect(result.completed).toBe(false);
+    expect(result.failure?.applicationFailureInfo?.type).toBe('WorkOrderRefusedError');
+    expect(result.failure?.applicationFailureInfo?.nonRetryable).toBe(true);
+    expect(result.failure?.message).toMatch(reason);
+  };
+
+  /** An order the control plane would sign, made with its key (to show what the checks refuse even then). */
+  const signedByControlPlane = async (request: WorkOrderRequest, clock: () => number = Date.now) =>
+    (await createWorkOrderSigner({ dataDir: stack.dataDir, now: clock })).sign(request);
+
+  const ref = () => ({
+    gitspaceId,
+    infrastructureId: realSpec.infrastructureId,
+    provider: realSpec.provider,
+    providerConfig: realSpec.providerConfig,
+  });
+
+  it('refuses a forged stop or delete run: no order, or one signed by another key; the machine keeps running', async () => {
+    expectRefused(await forge('stopMachine', () => ({ spec: ref() })), /carries no work order/);
+    const attackerKey = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const attackerSigner = await createWorkOrderSigner({ privateKeyPem: attackerKey });
+    expectRefused(
+      await forge(
+        'deleteMachine',
+        async (run) => ({
+          spec: ref(),
+          order: await attackerSigner.sign({
+            action: 'delete',
+            ...run,
+            gitspaceId,
+            infrastructure: ref(),
+            spec: realSpec,
+          }),
+        }),
+        { workflowType: 'deleteGitspace' },
+      ),
+      /not signed by the control plane/,
+    );
+    expectRefused(await forge('removeRoute', () => ({ gitspaceId, order: 'eyJ.forged.order' })), /not valid/);
+    expect(await machineStatus()).toBe('running');
+    expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
+  });
+
+  it("refuses the real start's order replayed into another run of the same workflow id", async () => {
+    // The start's order allows stopMachine (its compensation) and matches the spec: only the run differs.
+    expectRefused(
+      await forge('stopMachine', () => ({ spec: ref(), order: realOrder })),
+      new RegExp(`signed for workflow run gitspace-${gitspaceId}/${realStartRunId}`),
+    );
+    expect(await machineStatus()).toBe('running');
+  });
+
+  it('refuses an expired order and an order for another action', async () => {
+    const longAgo = () => Date.now() - (LIFECYCLE_ORDER_TTL_SECONDS + 3600) * 1000;
+    expectRefused(
+      await forge('stopMachine', async (run) => ({
+        spec: ref(),
+        order: await signedByControlPlane(
+          { action: 'stop', ...run, gitspaceId, infrastructure: ref(), spec: realSpec },
+          longAgo,
+        ),
+      })),
+      /expired/,
+    );
+    expectRefused(
+      await forge('deleteMachine', async (run) => ({
+        spec: ref(),
+        order: await signedByControlPlane({
+          action: 'stop',
+          ...run,
+          gitspaceId,
+          infrastructure: ref(),
+          spec: realSpec,
+        }),
+      })),
+      /stop order does not allow deleteMachine/,
+    );
+    expect(await machineStatus()).toBe('running');
+  });
+
+  it('refuses an altered spec; the same order with the spec it was signed for is obeyed', async () => {
+    const order = (run: { workflowId: string; runId: string }) =>
+      signedByControlPlane({ action: 'start', ...run, gitspaceId, infrastructure: realSpec, spec: realSpec });
+    expectRefused(
+      await forge(
+        'ensureMachine',
+        async (run) => ({
+          spec: { ...realSpec, repository: { url: 'https://attacker.example/steal.git' } },
+          order: await order(run),
+        }),
+        { workflowType: 'startGitspace' },
+      ),
+      /spec in the input is not the one/,
+    );
+    expectRefused(
+      await forge(
+        'waitForMachine',
+        async (run) => ({
+          spec: { ...realSpec, providerConfig: { repositoryNetworks: { allowLoopback: true, allowPrivate: true } } },
+          target: 'running',
+          order: await order(run),
+        }),
+        { workflowType: 'startGitspace' },
+      ),
+      /infrastructure in the input is not the one/,
+    );
+    // The control: a valid order for this run and the unaltered spec is acted on.
+    const obeyed = await forge(
+      'waitForMachine',
+      async (run) => ({ spec: realSpec, target: 'running', order: await order(run) }),
+      { workflowType: 'startGitspace' },
+    );
+    expect(obeyed).toEqual({ completed: true });
+  });
+
+  it("never dials an agent address from prepareWorkspace's input, even with a valid order", async () => {
+    const dialled: string[] = [];
+    const trap: Server = createServer((request, response) => {
+      dialled.push(`${request.method} ${request.url}`);
+      response.end('{}');
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    try {
+      const agentUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
+      expectRefused(
+        await forge('prepareWorkspace', () => ({ spec: realSpec, agentUrl }), { workflowType: 'startGitspace' }),
+        /carries no work order/,
+      );
+      // With an order for this very run, the runner finds the agent through its provider: the real one, which
+      // refuses this run's agent secret. The trap sees nothing either way.
+      const withOrder = await forge(
+        'prepareWorkspace',
+        async (run) => ({
+          spec: realSpec,
+          agentUrl,
+          order: await signedByControlPlane({
+            action: 'start',
+            ...run,
+            gitspaceId,
+            infrastructure: realSpec,
+            spec: realSpec,
+          }),
+        }),
+        { workflowType: 'startGitspace' },
+      );
+      expect(withOrder.completed).toBe(false);
+      expect(withOrder.failure?.applicationFailureInfo?.type).not.toBe('WorkOrderRefusedError');
+      expectRefused(
+        await forge('registerRoute', () => ({ gitspaceId, target: agentUrl, spec: realSpec }), {
+          workflowType: 'startGitspace',
+        }),
+        /carries no work order/,
+      );
+      expect(dialled).toEqual([]);
+      expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
+    } finally {
+      await new Promise((resolve) => trap.close(resolve));
+    }
+  });
+
+  it('the owner still stops and deletes through the API: the real orders are obeyed', async () => {
+    expect((await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/actions`, { action: 'stop' })).status).toBe(202);
+    await waitForGitspace(stack, gitspaceId, (g) => g.state === 'stopped');
+    expect(await machineStatus()).toBe('stopped');
+    expect((await stack.api('DELETE', `/api/v1/gitspaces/${gitspaceId}`)).status).toBe(202);
+    await waitForGitspace(stack, gitspaceId, (g) => g.state === 'deleted');
+    expect(await machineStatus()).toBe('absent');
+  });
+});
