@@ -213,6 +213,11 @@ describe('work orders', () => {
   it('takes the public key from configuration and refuses a key that is not Ed25519', async () => {
     const configured = createWorkOrderVerifier({ publicKeyPem: signer.publicKeyPem, now: () => now });
     await configured.verify(await startOrder(), expectation());
+    const oneLine = createWorkOrderVerifier({
+      publicKeyPem: signer.publicKeyPem.trim().replace(/\n/g, '\\n'),
+      now: () => now,
+    });
+    await oneLine.verify(await startOrder(), expectation());
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'spki' });
     expect(() => createWorkOrderVerifier({ publicKeyPem: rsa.toString() })).toThrow(InvalidWorkOrderKeyError);
     await expect(createWorkOrderSigner({ privateKeyPem: 'garbage' })).rejects.toBeInstanceOf(InvalidWorkOrderKeyError);

@@ -332,7 +332,9 @@ export function createWorkOrderVerifier(options: {
   };
 }
 
-function parseKey(pem: string, source: string, kind: 'private' | 'public'): KeyObject {
+function parseKey(configured: string, source: string, kind: 'private' | 'public'): KeyObject {
+  // An environment variable may carry the PEM on one line, its line breaks written as \n.
+  const pem = configured.replace(/\\n/g, '\n');
   let key: KeyObject;
   try {
     key = kind === 'private' ? createPrivateKey(pem) : createPublicKey(pem);
