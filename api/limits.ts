@@ -1,4 +1,5 @@
 import { AuthenticationError, TooManyRequestsError } from '../common/errors';
+import { TokenBuckets, clientAddressKey } from '../common/rate-limit';
 import type { UserRow } from '../db/schema';
 
 /** The API's limits (DESIGN.md §8), each from its own setting; see the README's configuration table. */
@@ -24,85 +25,6 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 };
 
 /**
- * Token buckets by key: each key may spend `perMinute` a minute, `perMinute` at once at most. In memory, per
- * process, and bounded in keys: past `maxKeys` the least recently used buckets are forgotten (a forgotten bucket is
- * a full one, so forgetting only ever allows more).
- */
-export class TokenBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly perMs: number;
-  private readonly capacity: number;
-  private readonly maxKeys: number;
-  private readonly now: () => number;
-
-  constructor(options: { perMinute: number; maxKeys?: number; now?: () => number }) {
-    this.capacity = options.perMinute;
-    this.perMs = options.perMinute / 60_000;
-    this.maxKeys = options.maxKeys ?? 100_000;
-    this.now = options.now ?? Date.now;
-  }
-
-  /** Spends one token: 0 when there was one, else the whole seconds until there is one (nothing spent). */
-  take(key: string): number {
-    const bucket = this.current(key);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      this.keep(key, bucket);
-      return 0;
-    }
-    this.keep(key, bucket);
-    return Math.max(1, Math.ceil((1 - bucket.tokens) / this.perMs / 1000));
-  }
-
-  /** Gives back a token spent on something that turned out not to count. */
-  refund(key: string): void {
-    const bucket = this.current(key);
-    bucket.tokens = Math.min(this.capacity, bucket.tokens + 1);
-    this.keep(key, bucket);
-  }
-
-  private current(key: string): { tokens: number; at: number } {
-    const now = this.now();
-    const bucket = this.buckets.get(key);
-    if (!bucket) return { tokens: this.capacity, at: now };
-    return { tokens: Math.min(this.capacity, bucket.tokens + Math.max(0, now - bucket.at) * this.perMs), at: now };
-  }
-
-  private keep(key: string, bucket: { tokens: number; at: number }): void {
-    this.buckets.delete(key);
-    this.buckets.set(key, bucket);
-    if (this.buckets.size <= this.maxKeys) return;
-    for (const oldest of this.buckets.keys()) {
-      this.buckets.delete(oldest);
-      if (this.buckets.size <= this.maxKeys) break;
-    }
-  }
-}
-
-/**
- * The key a client address is limited under: an IPv4 address as it is, an IPv6 address by its /64 (one host's
- * usual share, which it can fill with addresses at will).
- */
-export function clientAddressKey(address: string | undefined): string {
-  if (!address) return 'unknown';
-  const bare = address.split('%')[0]!;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1]!;
-  if (!bare.includes(':')) return bare;
-  const [head = '', tail] = bare.split('::');
-  const front = head === '' ? [] : head.split(':');
-  const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups =
-    tail === undefined
-      ? front
-      : [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
-  return `${groups
-    .slice(0, 4)
-    .map((group) => (parseInt(group, 16) || 0).toString(16))
-    .join(':')}::/64`;
-}
-
-/**
  * Bearer checks with a slow-down on failure and a request rate per token. Each distinct token an address asks about
  * spends one of that address's failure allowance before it is looked up (so a burst of guesses sent at once is held
  * back as well as a slow stream of them) and gets it back when the token is valid; requests carrying a token whose
@@ -117,8 +39,8 @@ export function createAuthenticator(options: {
   now?: () => number;
 }) {
   const now = options.now ?? Date.now;
-  const failures = new TokenBuckets({ perMinute: options.limits.authFailuresPerMinute, now });
-  const requests = new TokenBuckets({ perMinute: options.limits.requestsPerMinute, now });
+  const failures = new TokenBuckets({ max: options.limits.authFailuresPerMinute, windowMs: 60_000, now });
+  const requests = new TokenBuckets({ max: options.limits.requestsPerMinute, windowMs: 60_000, now });
   const lookups = new Map<string, Promise<UserRow | undefined>>();
 
   const slowDown = (address: string, wait: number) =>

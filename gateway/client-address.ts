@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { unmapped } from '../common/rate-limit';
 
 /**
  * Who a connection really comes from. The socket's address is the truth, unless it is a reverse proxy the operator
@@ -70,9 +71,4 @@ export class TrustedProxies {
     }
     this.list.addSubnet(address, prefix, type);
   }
-}
-
-/** An IPv4 address as a dual-stack socket reports it (`::ffff:10.0.0.1`) in its plain form. */
-export function unmapped(address: string): string {
-  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
 }

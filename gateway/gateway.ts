@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
 import { bearerToken } from '../common/bearer';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { TokenBuckets, clientAddressKey, unmapped, type RateLimit } from '../common/rate-limit';
 import {
   UpstreamTimeoutError,
   endToEndHeaders,
@@ -26,14 +27,8 @@ import {
   WrongGitspaceTokenError,
   type AccessTokenVerifier,
 } from './auth';
-import { TrustedProxies, unmapped } from './client-address';
-import {
-  AuthFailureLimiter,
-  ConnectionLimiter,
-  DEFAULT_AUTH_FAILURE_LIMIT,
-  DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-  type AuthFailureLimit,
-} from './limits';
+import { TrustedProxies } from './client-address';
+import { ConnectionLimiter, DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import {
   decodePath,
   gitspaceOfHost,
@@ -95,7 +90,9 @@ export interface GatewayOptions {
   /** Open connections one client address may hold (default {@link DEFAULT_MAX_CONNECTIONS_PER_CLIENT}). */
   maxConnectionsPerClient?: number;
   /** Failed token checks one client address may cause per window before it gets 429 (default 20 per minute). */
-  authFailureLimit?: AuthFailureLimit;
+  authFailureLimit?: RateLimit;
+  /** The clock of the per-client slow-down (tests freeze it). */
+  now?: () => number;
   /** Deadlines of the public listener (tests shorten them); Node's defaults otherwise. */
   timeouts?: { headersMs?: number; requestMs?: number; keepAliveMs?: number };
 }
@@ -165,7 +162,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const connectionLimiter = new ConnectionLimiter(
     options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
   );
-  const authFailures = new AuthFailureLimiter(options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT);
+  const authFailures = new TokenBuckets({
+    ...(options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT),
+    now: options.now,
+  });
   const pool = new UpstreamPool();
   // Client connections that carried requests of each gitspace (keep-alive ones and WebSockets), so a removed route
   // ends them at once. Tracked per connection, not per request: a keep-alive connection is added once.
@@ -288,8 +288,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     } catch (error) {
       return refusalOf(error);
     }
-    const client = clientAddress(req);
-    const retryAfter = authFailures.retryAfterSeconds(client);
+    const client = clientAddressKey(clientAddress(req));
+    const retryAfter = authFailures.wait(client);
     if (retryAfter > 0) {
       return {
         status: 429,
@@ -302,7 +302,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       (claims) => ({ claims, source, token: token! }),
       (error: unknown) => {
         const refusal = refusalOf(error);
-        if (refusal.code === 'token_invalid') authFailures.failed(client);
+        if (refusal.code === 'token_invalid') authFailures.take(client);
         return refusal;
       },
     );
@@ -584,7 +584,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const peer = unmapped(socket.remoteAddress ?? '');
     // A reverse proxy we trust carries many clients' connections: it is not capped as one client.
     const capped = trusted.none || !trusted.trusts(peer);
-    if (capped && !connectionLimiter.acquire(peer)) {
+    const client = clientAddressKey(peer);
+    if (capped && !connectionLimiter.acquire(client)) {
       logger.warn('refused a connection over the per-client cap', {
         client: peer,
         cap: connectionLimiter.maxPerClient,
@@ -594,7 +595,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     connections.add(socket);
     socket.once('close', () => {
       connections.delete(socket);
-      if (capped) connectionLimiter.release(peer);
+      if (capped) connectionLimiter.release(client);
     });
   });
 

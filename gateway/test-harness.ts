@@ -69,7 +69,13 @@ export async function startHarness(
   options: Partial<
     Pick<
       GatewayOptions,
-      'domain' | 'upstreamTimeoutMs' | 'trustedProxies' | 'maxConnectionsPerClient' | 'authFailureLimit' | 'timeouts'
+      | 'domain'
+      | 'upstreamTimeoutMs'
+      | 'trustedProxies'
+      | 'maxConnectionsPerClient'
+      | 'authFailureLimit'
+      | 'now'
+      | 'timeouts'
     >
   > = {},
 ): Promise<Harness> {

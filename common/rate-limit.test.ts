@@ -1,9 +1,9 @@
-import { TokenBuckets, clientAddressKey } from './limits';
+import { TokenBuckets, clientAddressKey } from './rate-limit';
 
 describe('token buckets', () => {
   it('allows a burst of the per-minute allowance, then one more each 60/N seconds', () => {
     let now = 0;
-    const buckets = new TokenBuckets({ perMinute: 6, now: () => now });
+    const buckets = new TokenBuckets({ max: 6, windowMs: 60_000, now: () => now });
     expect(Array.from({ length: 6 }, () => buckets.take('a'))).toEqual([0, 0, 0, 0, 0, 0]);
     expect(buckets.take('a')).toBe(10);
     now += 9_000;
@@ -15,8 +15,17 @@ describe('token buckets', () => {
     expect(buckets.take('a')).toBe(0);
   });
 
+  it('tells the wait without spending', () => {
+    let now = 0;
+    const buckets = new TokenBuckets({ max: 2, windowMs: 1_000, now: () => now });
+    expect(buckets.wait('a')).toBe(0);
+    expect([buckets.take('a'), buckets.take('a'), buckets.wait('a'), buckets.wait('a')]).toEqual([0, 0, 1, 1]);
+    now += 500;
+    expect([buckets.wait('a'), buckets.take('a'), buckets.wait('a')]).toEqual([0, 0, 1]);
+  });
+
   it('keeps at most maxKeys buckets, forgetting the least recently used (a forgotten bucket is a full one)', () => {
-    const buckets = new TokenBuckets({ perMinute: 1, maxKeys: 2, now: () => 0 });
+    const buckets = new TokenBuckets({ max: 1, windowMs: 60_000, maxKeys: 2, now: () => 0 });
     expect(buckets.take('a')).toBe(0);
     expect(buckets.take('b')).toBe(0);
     expect(buckets.take('a')).toBe(60);
@@ -30,6 +39,7 @@ describe('client address keys', () => {
   it.each([
     ['127.0.0.1', '127.0.0.1'],
     ['::ffff:10.0.0.1', '10.0.0.1'],
+    ['::FFFF:10.0.0.1', '10.0.0.1'],
     ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
     ['2001:db8:1:2:ffff::9', '2001:db8:1:2::/64'],
     ['2001:db8::1', '2001:db8:0:0::/64'],
