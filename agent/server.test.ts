@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { rawRequest, statusOf } from '../gateway/test-harness';
 import { silentLogger } from '../common/logger';
 import { upgradeStatus } from '../test/support/websocket';
 import { closeIde } from './ide';
@@ -83,6 +84,40 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
       expect([p, (await fetch(`${url}${p}`, { headers: withRoute })).status]).toEqual([p, 401]);
     }
     expect(await upgradeStatus(`${url.replace('http', 'ws')}/_agent/pty`, withRoute)).toBe(401);
+  });
+
+  it('the route secret does not reach the private API through a target in absolute form', async () => {
+    for (const target of ['http://127.0.0.1/_agent/session', 'http://gateway.example/_agent/workspace']) {
+      const answer = await rawRequest(
+        url,
+        `GET ${target} HTTP/1.1\r\nhost: x\r\n${ROUTE_SECRET_HEADER}: ${ROUTE_SECRET}\r\nconnection: close\r\n\r\n`,
+      );
+      expect([target, statusOf(answer)]).toEqual([target, 401]);
+      expect(answer).not.toContain('routeSecretSet');
+    }
+    // The negative control: the same request with a path is the IDE's, and served.
+    const page = await rawRequest(
+      url,
+      `GET / HTTP/1.1\r\nhost: x\r\n${ROUTE_SECRET_HEADER}: ${ROUTE_SECRET}\r\nconnection: close\r\n\r\n`,
+    );
+    expect(statusOf(page)).toBe(200);
+  });
+
+  it('what the gateway adds (the route secret) cannot set another route secret; the health check is open to reads only', async () => {
+    const withRoute = { [ROUTE_SECRET_HEADER]: ROUTE_SECRET, 'content-type': 'application/json' };
+    const other = 's'.repeat(43);
+    const put = await fetch(`${url}/_agent/route`, {
+      method: 'PUT',
+      headers: withRoute,
+      body: JSON.stringify({ secret: other }),
+    });
+    expect(put.status).toBe(401);
+    // Still the runner's route secret, not the one the request tried to set.
+    expect((await fetch(`${url}/`, { headers: { [ROUTE_SECRET_HEADER]: other } })).status).toBe(401);
+    expect((await fetch(`${url}/`, { headers: { [ROUTE_SECRET_HEADER]: ROUTE_SECRET } })).status).toBe(200);
+    // Only GET and HEAD of the health check are open.
+    expect((await fetch(`${url}/_agent/healthz`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${url}/_agent/healthz`, { method: 'HEAD' })).status).toBe(200);
   });
 
   it('repository commands (devcontainer hooks) never get the agent secret', async () => {

@@ -168,6 +168,9 @@ async function prepareWorkspace(
 
 /** Which credential a request needs: none (the health check), the agent secret (private API) or the route secret. */
 function doorOf(method: string, url: string): 'health' | 'private' | 'ide' {
+  // A target in absolute form (`GET http://host/_agent/session`) is routed by the path inside it: rather than parse it
+  // a second way, it gets the strictest door (the gateway always sends a path).
+  if (!url.startsWith('/')) return 'private';
   const rawPath = url.split('?', 1)[0]!;
   let path: string;
   try {
