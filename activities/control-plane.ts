@@ -1,7 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../common/logger';
 import {
-  ACTOR_TYPES,
   RECONCILER,
   STARTED_OUTSIDE_THE_API,
   STEPS,
@@ -105,24 +104,19 @@ export function createControlPlaneActivities({
 
   /**
    * The actor a workflow's input claims, made safe to record: a user is looked up (its name is the database's, and a
-   * user that does not exist is not believed), a workflow input without one was started outside the API. Temporal
-   * is a courier, not an authority: whoever can start workflows can claim any user, and the event says only who the
-   * input named.
+   * user that does not exist is not believed), a workflow input without one was started outside the API. Only the API
+   * starts lifecycle workflows, and always for a user: an input claiming the reconciler, the auto-stop or an unknown
+   * actor with a reason of its own is not believed either. Temporal is a courier, not an authority: whoever can start
+   * workflows can claim any user, and the event says only who the input named.
    */
   const actorOf = async (claimed: unknown): Promise<Actor> => {
     if (claimed === undefined || claimed === null) return STARTED_OUTSIDE_THE_API;
-    const { type, id, reason } = claimed as { type?: unknown; id?: unknown; reason?: unknown };
-    if (!(ACTOR_TYPES as readonly unknown[]).includes(type))
-      return { type: 'unknown', reason: 'the workflow input names an actor of no known type' };
-    if (type === 'user') {
-      const user = typeof id === 'string' ? await store.findUserById(id) : undefined;
-      return user
-        ? { type: 'user', id: user.id, name: user.name }
-        : { type: 'unknown', reason: 'the workflow input names a user that does not exist' };
-    }
-    if (type === 'unknown')
-      return { type: 'unknown', reason: typeof reason === 'string' ? reason.slice(0, 200) : 'not given' };
-    return { type: type as 'reconciler' | 'auto-stop' };
+    const { type, id } = claimed as { type?: unknown; id?: unknown };
+    if (type !== 'user') return { type: 'unknown', reason: 'the workflow input names an actor that is not a user' };
+    const user = typeof id === 'string' ? await store.findUserById(id) : undefined;
+    return user
+      ? { type: 'user', id: user.id, name: user.name }
+      : { type: 'unknown', reason: 'the workflow input names a user that does not exist' };
   };
   /** The actor a later step of the operation was given; a workflow that passes none is recorded as unknown. */
   const actorOfStep = (actor: Actor | undefined): Actor => actor ?? STARTED_OUTSIDE_THE_API;

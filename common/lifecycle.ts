@@ -50,7 +50,6 @@ export type Actor =
   | { type: 'reconciler' }
   | { type: 'auto-stop' }
   | { type: 'unknown'; reason: string };
-export const ACTOR_TYPES = ['user', 'reconciler', 'auto-stop', 'unknown'] as const satisfies readonly Actor['type'][];
 
 export const RECONCILER: Actor = { type: 'reconciler' };
 /** The actor of a lifecycle workflow whose input names none: it was started outside the API. */

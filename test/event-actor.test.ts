@@ -3,6 +3,7 @@ import {
   CONTROL_PLANE_TASK_QUEUE,
   STARTED_OUTSIDE_THE_API,
   lifecycleWorkflowId,
+  type Actor,
   type LifecycleInput,
 } from '../common/lifecycle';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
@@ -148,6 +149,33 @@ describe('the actor on every event', () => {
     ).result();
     for (const event of (await eventsOf(ghost)).slice(1)) {
       expect(event.actor).toEqual({ type: 'unknown', reason: 'the workflow input names a user that does not exist' });
+    }
+  });
+
+  it('believes no reconciler, auto-stop or reason of its own from a workflow input: only the API starts these, for a user', async () => {
+    const claims: Actor[] = [
+      { type: 'reconciler' },
+      { type: 'auto-stop' },
+      { type: 'unknown', reason: 'routine maintenance by the platform team, nothing to see' },
+    ];
+    for (const [i, actor] of claims.entries()) {
+      const id = await create(`claimed-${i}`, false);
+      await (
+        await stack.controlPlane.client.workflow.start('deleteGitspace', {
+          workflowId: lifecycleWorkflowId(id),
+          taskQueue: CONTROL_PLANE_TASK_QUEUE,
+          args: [{ gitspaceId: id, actor } satisfies LifecycleInput],
+        })
+      ).result();
+      const events = (await eventsOf(id)).slice(1);
+      expect(events.length).toBeGreaterThan(3);
+      for (const event of events) {
+        expect([actor.type, event.message, event.actor]).toEqual([
+          actor.type,
+          event.message,
+          { type: 'unknown', reason: 'the workflow input names an actor that is not a user' },
+        ]);
+      }
     }
   });
 
