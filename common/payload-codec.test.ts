@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -137,6 +137,18 @@ describe('the payload codec', () => {
       expect((await stat(path.join(dataDir, 'payload-keys'))).mode & 0o777).toBe(0o600);
       const given = await loadPayloadKeyRing({ dataDir, keys: newKey });
       expect(given.ids).toEqual(['new']);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('gives parts that start at once one key ring: none reads a file another is still writing', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'payload-keys-'));
+    try {
+      const rings = await Promise.all(Array.from({ length: 8 }, () => loadPayloadKeyRing({ dataDir })));
+      expect(new Set(rings.map((ring) => ring.newest.key.toString('base64'))).size).toBe(1);
+      // Only the key ring is left in the data dir (no temporary file).
+      expect(await readdir(dataDir)).toEqual(['payload-keys']);
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }

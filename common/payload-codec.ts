@@ -113,12 +113,7 @@ function keyRingProblems(keys: readonly PayloadKey[]): string[] {
 export async function loadPayloadKeyRing(options: { dataDir: string; keys?: string }): Promise<PayloadKeyRing> {
   if (options.keys !== undefined) return PayloadKeyRing.parse(options.keys);
   const file = path.join(options.dataDir, PAYLOAD_KEYS_FILE);
-  let { value } = await readOrCreateSecretFile(file, PayloadKeyRing.generateText);
-  // Parts started at once (npm start) race to create it: the loser may read the file before the winner wrote it.
-  for (let attempt = 0; value === '' && attempt < 20; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    value = (await readOrCreateSecretFile(file, PayloadKeyRing.generateText)).value;
-  }
+  const { value } = await readOrCreateSecretFile(file, PayloadKeyRing.generateText);
   return PayloadKeyRing.parse(value, file);
 }
 

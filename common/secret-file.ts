@@ -1,9 +1,11 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
- * Reads a secret kept in the data dir, creating it on first use (mode 0600, in a directory made 0700). The `wx` flag
- * makes two processes starting at once agree on one value: the loser of the race reads the winner's file.
+ * Reads a secret kept in the data dir, creating it on first use (mode 0600, in a directory made 0700). The value is
+ * written whole under a temporary name and then linked into place: `link` fails if the file exists, so two processes
+ * starting at once agree on one value, and neither ever reads a file the other has not finished writing.
  */
 export async function readOrCreateSecretFile(
   file: string,
@@ -16,11 +18,15 @@ export async function readOrCreateSecretFile(
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const value = generate();
+  const temporary = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temporary, `${value}\n`, { mode: 0o600, flag: 'wx' });
   try {
-    await writeFile(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+    await link(temporary, file);
     return { value, created: true };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     return { value: (await readFile(file, 'utf8')).trim(), created: false };
+  } finally {
+    await rm(temporary, { force: true });
   }
 }
