@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WebSocket } from 'ws';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
@@ -30,6 +31,37 @@ for (const pid of fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p))) {
     reached.push(r);
   }
   console.log('PROBE' + JSON.stringify({ uid: process.getuid(), secrets: found.length, reached, workspaces: [...workspaces] }));
+})();
+`;
+
+/**
+ * What a member's shell tries on an agent's loopback port (the sandbox shares the host's network), without any secret:
+ * its page, its shell, its private API, and setting a route secret of its own. Prints one JSON line of statuses.
+ */
+const KNOCK = `
+const http = require('node:http');
+const port = Number(process.argv[2]);
+const ask = (method, path, headers = {}, body) => new Promise((resolve) => {
+  const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => { res.resume(); resolve(res.statusCode); });
+  req.on('upgrade', (_res, socket) => { socket.destroy(); resolve(101); });
+  req.on('error', () => resolve(0));
+  req.end(body);
+});
+(async () => {
+  const guess = 'g'.repeat(43);
+  const json = { 'content-type': 'application/json' };
+  const upgrade = { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+  const result = {
+    health: await ask('GET', '/_agent/healthz'),
+    page: await ask('GET', '/'),
+    shell: await ask('GET', '/pty', upgrade),
+    session: await ask('GET', '/_agent/session'),
+    workspace: await ask('POST', '/_agent/workspace', json, JSON.stringify({ repository: { url: 'https://example.invalid/r.git' } })),
+    route: await ask('PUT', '/_agent/route', json, JSON.stringify({ secret: guess })),
+    pageWithGuess: await ask('GET', '/', { '${ROUTE_SECRET_HEADER}': guess }),
+    shellWithGuess: await ask('GET', '/pty', { ...upgrade, '${ROUTE_SECRET_HEADER}': guess }),
+  };
+  console.log('KNOCK' + JSON.stringify(result));
 })();
 `;
 
@@ -116,6 +148,7 @@ describe('a local gitspace is a cell', () => {
     await git.createRepository('alice', {
       'README.md': '# alice\n',
       'probe.js': PROBE,
+      'knock.js': KNOCK,
       // Repository commands run at creation: they try the same as the shell.
       '.devcontainer.json': JSON.stringify({ postCreateCommand: 'node probe.js > probe-at-create.txt 2>&1' }),
     });
@@ -175,6 +208,31 @@ describe('a local gitspace is a cell', () => {
     expect(probe).toMatchObject({ secrets: 0, reached: [] });
     // Not even bob's processes are visible: only this gitspace's own.
     expect(probe.workspaces.every((w: string) => !w.includes(bob.gitspaceId))).toBe(true);
+  });
+
+  it("reaches no agent's page, shell or private API over loopback, its own or another member's", async () => {
+    const machinesRoot = `${stack.dataDir}-machines`;
+    for (const { gitspaceId } of [bob, alice]) {
+      const record = JSON.parse(await readFile(path.join(machinesRoot, '.state', gitspaceId, 'machine.json'), 'utf8'));
+      const line = (await terminal.run(`node knock.js ${record.agent.port}`))
+        .split('\n')
+        .find((l) => l.startsWith('KNOCK'));
+      expect([gitspaceId, JSON.parse(line!.slice('KNOCK'.length))]).toEqual([
+        gitspaceId,
+        {
+          health: 200, // The port is reachable from the sandbox: every 401 below is the agent's refusal.
+          page: 401,
+          shell: 401,
+          session: 401,
+          workspace: 401,
+          route: 401,
+          pageWithGuess: 401,
+          shellWithGuess: 401,
+        },
+      ]);
+    }
+    // The member's own way in, through the gateway, still works.
+    expect(await terminal.run('cat README.md')).toBe('# alice');
   });
 
   it("the repository's own commands see no agent secret either", async () => {
