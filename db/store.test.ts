@@ -161,6 +161,20 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await store.updateOperation('run-1', { status: 'succeeded' });
     const latest = await store.latestOperations(['gs-ops']);
     expect(latest.get('gs-ops')).toMatchObject({ status: 'succeeded', finishedAt: expect.any(Date) });
+
+    // The latest of each gitspace, however many it had; a gitspace without any has none.
+    await newGitspace('gs-ops-2');
+    const record = (gitspaceId: string, action: 'start' | 'stop', runId: string) =>
+      store.recordOperation({ gitspaceId, action, workflowId: `gitspace-${gitspaceId}`, runId });
+    await record('gs-ops-2', 'start', 'run-2');
+    await record('gs-ops', 'stop', 'run-3');
+    await record('gs-ops-2', 'stop', 'run-4');
+    await record('gs-ops-2', 'start', 'run-5');
+    const both = await store.latestOperations(['gs-ops', 'gs-ops-2', 'gs-events']);
+    expect([...both].map(([id, op]) => [id, op.action, op.runId]).sort()).toEqual([
+      ['gs-ops', 'stop', 'run-3'],
+      ['gs-ops-2', 'start', 'run-5'],
+    ]);
   });
 
   it('remembers when an orphan machine was first seen, forgets it when gone, and adds up reconciliation totals', async () => {

@@ -346,18 +346,19 @@ export function createStore(db: Db) {
         .execute();
     },
 
+    /** The latest operation of each gitspace: one row each from the database, however long its history. */
     async latestOperations(gitspaceIds: string[]): Promise<Map<string, OperationRow>> {
       if (gitspaceIds.length === 0) return new Map();
       const rows = await db
         .selectFrom('operations')
         .selectAll()
+        .distinctOn('gitspaceId')
         .where('gitspaceId', 'in', gitspaceIds)
+        .orderBy('gitspaceId')
         .orderBy('createdAt', 'desc')
         .orderBy('id', 'desc')
         .execute();
-      const latest = new Map<string, OperationRow>();
-      for (const row of rows) if (!latest.has(row.gitspaceId)) latest.set(row.gitspaceId, row);
-      return latest;
+      return new Map(rows.map((row) => [row.gitspaceId, row]));
     },
 
     /**
