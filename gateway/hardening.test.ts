@@ -83,15 +83,26 @@ async function rawUpstream(answer: string): Promise<{ url: string; received: () 
   };
 }
 
-/** A WebSocket echo upstream that records each handshake's headers. */
+/**
+ * A WebSocket echo upstream that records each handshake's headers. Like a careless IDE, it sends the route secret it
+ * got back in every answer: plain responses, redirects (`/redirect`), 101s and refused upgrades (`/refused`).
+ */
 async function echoUpstream(): Promise<{
   url: string;
   handshakes: http.IncomingHttpHeaders[];
   close(): Promise<void>;
 }> {
   const handshakes: http.IncomingHttpHeaders[] = [];
-  const server = http.createServer((_req, res) => res.end('plain'));
-  const wss = new WebSocketServer({ server });
+  const echoed = (req: http.IncomingMessage) => ({ [ROUTE_SECRET_HEADER]: String(req.headers[ROUTE_SECRET_HEADER]) });
+  const server = http.createServer((req, res) => {
+    if (req.url === '/redirect') res.writeHead(302, { ...echoed(req), location: '/elsewhere' }).end();
+    else res.writeHead(200, echoed(req)).end('plain');
+  });
+  const wss = new WebSocketServer({
+    server,
+    verifyClient: ({ req }, done) => (req.url === '/refused' ? done(false, 403, 'Forbidden', echoed(req)) : done(true)),
+  });
+  wss.on('headers', (headers, req) => headers.push(`${ROUTE_SECRET_HEADER}: ${echoed(req)[ROUTE_SECRET_HEADER]}`));
   wss.on('connection', (ws, req) => {
     handshakes.push(req.headers);
     ws.on('message', (data, binary) => ws.send(data, { binary }));
@@ -343,6 +354,30 @@ describe('WebSockets', () => {
       'x-forwarded-prefix': `/gitspaces/${ID}`,
     });
     expect(JSON.stringify(echo.handshakes.at(-1))).not.toContain(token);
+  });
+
+  it('never show the client the route secret, though the machine echoes it in every answer', async () => {
+    const { secret } = await h.route(ID, echo.url);
+    const cookie = `Cookie: ${GATEWAY_COOKIE}=${await h.token(ID)}\r\n`;
+    // The machine does echo it (asked directly, with the header the gateway adds).
+    const direct = await talk(echo.url, [
+      `GET /page HTTP/1.1\r\nHost: x\r\n${ROUTE_SECRET_HEADER}: ${secret}\r\nConnection: close\r\n\r\n`,
+    ]);
+    expect(direct.text).toContain(secret);
+    const through = (path: string, extra = '') =>
+      talk(h.publicUrl, [`GET /gitspaces/${ID}${path} HTTP/1.1\r\nHost: ${host(h)}\r\n${cookie}${extra}\r\n`]);
+    const upgrade = `Connection: Upgrade\r\nUpgrade: websocket\r\n${WS_HANDSHAKE}`;
+    const answers = {
+      page: await through('/page', 'Connection: close\r\n'),
+      redirect: await through('/redirect', 'Connection: close\r\n'),
+      switched: await through('/ws', upgrade),
+      refused: await through('/refused', upgrade),
+    };
+    expect(Object.values(answers).map((answer) => statusOf(answer.text))).toEqual([200, 302, 101, 403]);
+    for (const answer of Object.values(answers)) {
+      expect(answer.text).not.toContain(secret);
+      expect(answer.text.toLowerCase()).not.toContain(ROUTE_SECRET_HEADER);
+    }
   });
 
   it('close by themselves when their token expires', async () => {
