@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { findExecutable } from '../../common/executable';
 import { freeLoopbackPort } from '../../common/net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -232,19 +233,6 @@ function resolveCommand(options: VscodeIdeOptions): ResolvedCommand | VscodeNotI
     if (file) return { file, template: known.args };
   }
   return new VscodeNotInstalledError(KNOWN_VSCODE_SERVERS.map((known) => known.executable));
-}
-
-function findExecutable(name: string, searchPath: string): string | undefined {
-  for (const dir of searchPath.split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
 }
 
 function answers(port: number): Promise<boolean> {

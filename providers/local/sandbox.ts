@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { findExecutable } from '../../common/executable';
 import type { Logger } from '../../common/logger';
 
 /**
@@ -329,20 +330,6 @@ function isWithin(p: string, dir: string): boolean {
   return p === dir || p.startsWith(`${dir}/`);
 }
 
-function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/sbin'];
-  for (const dir of dirs.filter(Boolean)) {
-    const file = path.join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
-
 /**
  * Creates the machines root. When the runner is root, gitspace users may pass through it to their own machine
  * directory (needed without bubblewrap), never list it: 0711; otherwise 0700.
@@ -360,9 +347,11 @@ export async function ensureMachinesRoot(machinesRoot: string): Promise<void> {
  */
 export async function detectSandbox(machinesRoot: string): Promise<SandboxSupport> {
   const root = process.getuid?.() === 0;
-  const bwrap = findExecutable('bwrap');
-  const setpriv = findExecutable('setpriv');
-  const prlimit = findExecutable('prlimit');
+  // The runner's PATH, then the sbin directories a non-root PATH may lack.
+  const searchPath = [process.env.PATH ?? '', '/usr/sbin', '/sbin'].join(path.delimiter);
+  const bwrap = findExecutable('bwrap', searchPath);
+  const setpriv = findExecutable('setpriv', searchPath);
+  const prlimit = findExecutable('prlimit', searchPath);
   const tools = { ...(bwrap ? { bwrap } : {}), ...(setpriv ? { setpriv } : {}), ...(prlimit ? { prlimit } : {}) };
   const problems: string[] = [];
   const candidates: SandboxSupport[] = [];
