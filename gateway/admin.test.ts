@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
-import { newRouteSecret, startHarness, startRecorder, type Harness } from './test-harness';
+import { newRouteSecret, startRecorder, startRouted, type Harness, type Recorder } from './test-harness';
 
 /**
  * Attacks on the admin listener (DESIGN.md §4: bearer shared secret, `PUT`/`DELETE /routes/:gitspaceId`,
@@ -10,7 +10,6 @@ import { newRouteSecret, startHarness, startRecorder, type Harness } from './tes
  */
 
 const ID = 'gs-alpha';
-type Recorder = Awaited<ReturnType<typeof startRecorder>>;
 
 describe('the admin API', () => {
   let h: Harness;
@@ -18,17 +17,14 @@ describe('the admin API', () => {
   let decoy: Recorder;
   let secret: string;
   let token: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    h = await startHarness();
-    upstream = await startRecorder();
+    ({ h, upstream, secret, token, close } = await startRouted(ID));
     decoy = await startRecorder();
-    ({ secret } = await h.route(ID, upstream.url));
-    token = await h.token(ID);
   });
   afterAll(async () => {
-    await h.close();
-    await upstream.close();
+    await close();
     await decoy.close();
   });
 

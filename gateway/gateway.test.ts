@@ -7,8 +7,10 @@ import {
   startAgent,
   startHarness,
   startRecorder,
+  startRouted,
   statusOf,
   type Harness,
+  type Recorder,
   type TestAgent,
 } from './test-harness';
 import { openWebSocket } from '../test/support/websocket';
@@ -42,10 +44,6 @@ function waitForOutput(ws: WebSocket, pattern: RegExp, timeoutMs = 15_000): Prom
     };
     ws.on('message', onMessage);
   });
-}
-
-function wsUrl(h: Harness, path: string): string {
-  return h.publicUrl.replace(/^http/, 'ws') + path;
 }
 
 describe('gateway in front of a real agent', () => {
@@ -100,7 +98,7 @@ describe('gateway in front of a real agent', () => {
 
   it('runs a command in the shell over a WebSocket through the gateway and reads its output', async () => {
     const cookie = await sessionCookie(h, ID);
-    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: h.publicUrl });
+    const ws = await openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty`), { cookie, origin: h.publicUrl });
     // One listener for both: ws can emit several frames in one tick, so a second listener could miss the ls output.
     const output = waitForOutput(ws, /answer-42[\s\S]*README\.md/);
     ws.send(JSON.stringify({ type: 'input', data: 'echo answer-$((6*7)); ls\r' }));
@@ -176,15 +174,15 @@ describe('gateway in front of a real agent', () => {
       const response = await withToken(ID, token);
       expect(response.status).toBe(403);
       expect(await response.json()).toMatchObject({ error: { code: 'token_other_gitspace' } });
-      const ws = openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`));
+      const ws = openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty?token=${token}`));
       await expect(ws).rejects.toThrow(/403/);
     });
 
     it('a WebSocket without a token, or from another origin: 401 / 403', async () => {
-      await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`))).rejects.toThrow(/401/);
+      await expect(openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty`))).rejects.toThrow(/401/);
       const cookie = await sessionCookie(h, ID);
       await expect(
-        openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie, origin: 'http://evil.example' }),
+        openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty`), { cookie, origin: 'http://evil.example' }),
       ).rejects.toThrow(/403/);
     });
 
@@ -205,13 +203,13 @@ describe('gateway in front of a real agent', () => {
 
 describe('gateway: no open proxy, no leaked credentials', () => {
   let h: Harness;
-  let upstream: Awaited<ReturnType<typeof startRecorder>>;
-  let canary: Awaited<ReturnType<typeof startRecorder>>;
+  let upstream: Recorder;
+  let canary: Recorder;
   let secret: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    h = await startHarness();
-    upstream = await startRecorder((req, res) => {
+    const respond = (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (req.url?.startsWith('/redirect')) {
         res.writeHead(302, { location: '/inside/page' }).end();
         return;
@@ -222,13 +220,12 @@ describe('gateway: no open proxy, no leaked credentials', () => {
         'x-secret-hop': 'must-not-pass',
       });
       res.end('ok');
-    });
+    };
+    ({ h, upstream, secret, close } = await startRouted(ID, { respond }));
     canary = await startRecorder();
-    ({ secret } = await h.route(ID, upstream.url));
   });
   afterAll(async () => {
-    await h.close();
-    await upstream.close();
+    await close();
     await canary.close();
   });
 
@@ -240,7 +237,7 @@ describe('gateway: no open proxy, no leaked credentials', () => {
     });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/b?token=${token}&y=2`, { method: 'POST', body: 'payload' });
     await fetch(`${h.publicUrl}/gitspaces/${ID}/c`, { headers: { authorization: `Bearer ${token}` } });
-    await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`)).catch(() => undefined);
+    await openWebSocket(h.wsUrl(`/gitspaces/${ID}/ws?token=${token}`)).catch(() => undefined);
     expect(upstream.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
       'GET /a?x=1',
       'POST /b?y=2',
@@ -357,7 +354,7 @@ describe('gateway upstream failures', () => {
     expect(await response.json()).toMatchObject({
       error: { code: 'machine_unreachable', message: expect.stringContaining('ECONNREFUSED') },
     });
-    await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty?token=${token}`))).rejects.toThrow(/502/);
+    await expect(openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty?token=${token}`))).rejects.toThrow(/502/);
   });
 });
 
@@ -392,7 +389,7 @@ describe('gateway routes lifecycle', () => {
     const cookie = await sessionCookie(h, ID);
     // Keep-alive connections of earlier requests count too: the WebSocket adds one.
     const before = h.gateway.connectionCount(ID);
-    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie });
+    const ws = await openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty`), { cookie });
     const ready = waitForOutput(ws, /ready-1/);
     ws.send(JSON.stringify({ type: 'input', data: 'echo ready-$((0+1))\r' }));
     await ready;
@@ -403,7 +400,7 @@ describe('gateway routes lifecycle', () => {
     await closed;
     expect(Date.now() - started).toBeLessThan(1000);
     expect(h.gateway.connectionCount(ID)).toBe(0);
-    await expect(openWebSocket(wsUrl(h, `/gitspaces/${ID}/pty`), { cookie })).rejects.toThrow(/404/);
+    await expect(openWebSocket(h.wsUrl(`/gitspaces/${ID}/pty`), { cookie })).rejects.toThrow(/404/);
     expect((await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { cookie } })).status).toBe(404);
     expect((await h.admin('DELETE', `/routes/${ID}`)).status).toBe(204);
   });
@@ -411,17 +408,11 @@ describe('gateway routes lifecycle', () => {
 
 describe('gateway host routing', () => {
   let h: Harness;
-  let upstream: Awaited<ReturnType<typeof startRecorder>>;
+  let upstream: Recorder;
+  let close: () => Promise<void>;
 
-  beforeAll(async () => {
-    h = await startHarness({ domain: 'gitspaces.test' });
-    upstream = await startRecorder();
-    await h.route(ID, upstream.url);
-  });
-  afterAll(async () => {
-    await h.close();
-    await upstream.close();
-  });
+  beforeAll(async () => ({ h, upstream, close } = await startRouted(ID, { domain: 'gitspaces.test' })));
+  afterAll(() => close());
 
   const get = (host: string, path: string, headers: Record<string, string> = {}) =>
     rawRequest(

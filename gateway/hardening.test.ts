@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
-import { startHarness, startRecorder, statusOf, type Harness } from './test-harness';
+import { startHarness, startRecorder, startRouted, statusOf, type Harness, type Recorder } from './test-harness';
 import { openWebSocket } from '../test/support/websocket';
 
 /**
@@ -14,7 +14,6 @@ import { openWebSocket } from '../test/support/websocket';
  */
 
 const ID = 'gs-alpha';
-type Recorder = Awaited<ReturnType<typeof startRecorder>>;
 
 interface Conversation {
   /** Everything the gateway sent until it closed the connection (or until `settleMs` of silence). */
@@ -120,7 +119,6 @@ async function echoUpstream(): Promise<{
   };
 }
 
-const wsUrl = (h: Harness, path: string) => h.publicUrl.replace(/^http/, 'ws') + path;
 const host = (h: Harness) => new URL(h.publicUrl).host;
 const WS_HANDSHAKE = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
 
@@ -128,17 +126,14 @@ describe('the public listener refuses malformed and smuggling requests before an
   let h: Harness;
   let upstream: Recorder;
   let cookie: string;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    h = await startHarness({ timeouts: { headersMs: 1_000, keepAliveMs: 400 } });
-    upstream = await startRecorder();
-    await h.route(ID, upstream.url);
-    cookie = `Cookie: ${GATEWAY_COOKIE}=${await h.token(ID)}\r\n`;
+    let token: string;
+    ({ h, upstream, token, close } = await startRouted(ID, { timeouts: { headersMs: 1_000, keepAliveMs: 400 } }));
+    cookie = `Cookie: ${GATEWAY_COOKIE}=${token}\r\n`;
   });
-  afterAll(async () => {
-    await h.close();
-    await upstream.close();
-  });
+  afterAll(() => close());
   beforeEach(() => {
     upstream.requests.length = 0;
     upstream.heads.length = 0;
@@ -385,7 +380,7 @@ describe('WebSockets', () => {
   it('close by themselves when their token expires', async () => {
     await h.route(ID, echo.url);
     const token = await h.token(ID, { expiresInSeconds: 2 });
-    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws?token=${token}`));
+    const ws = await openWebSocket(h.wsUrl(`/gitspaces/${ID}/ws?token=${token}`));
     const echoed = new Promise((resolve) => ws.once('message', resolve));
     ws.send('still here');
     expect(String(await echoed)).toBe('still here');
@@ -405,11 +400,11 @@ describe('WebSockets', () => {
   it('of an earlier run are refused (401 token_revoked) and closed when the route is registered by a new start', async () => {
     await h.route(ID, echo.url, { runId: 'run-2' });
     const current = await h.token(ID);
-    const ws = await openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${current}` });
+    const ws = await openWebSocket(h.wsUrl(`/gitspaces/${ID}/ws`), { authorization: `Bearer ${current}` });
     const earlier = await h.token(ID, { runId: 'run-1' });
-    await expect(
-      openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${earlier}` }),
-    ).rejects.toThrow(/401.*token_revoked/);
+    await expect(openWebSocket(h.wsUrl(`/gitspaces/${ID}/ws`), { authorization: `Bearer ${earlier}` })).rejects.toThrow(
+      /401.*token_revoked/,
+    );
     // The next start registers the route again (same agent address, new secret and run): the session of run-2 ends.
     const closed = new Promise((resolve) => ws.once('close', resolve));
     await h.route(ID, echo.url, { runId: 'run-3' });
@@ -467,17 +462,10 @@ describe("the agent's private API is not reachable by another spelling", () => {
   let h: Harness;
   let upstream: Recorder;
   let token: string;
+  let close: () => Promise<void>;
 
-  beforeAll(async () => {
-    h = await startHarness();
-    upstream = await startRecorder();
-    await h.route(ID, upstream.url);
-    token = await h.token(ID);
-  });
-  afterAll(async () => {
-    await h.close();
-    await upstream.close();
-  });
+  beforeAll(async () => ({ h, upstream, token, close } = await startRouted(ID)));
+  afterAll(() => close());
 
   const spellings = [
     '/_agent/healthz',
@@ -496,7 +484,7 @@ describe("the agent's private API is not reachable by another spelling", () => {
     });
     expect(response.status).toBe(404);
     await expect(
-      openWebSocket(wsUrl(h, `/gitspaces/${ID}${spelling}`), { authorization: `Bearer ${token}` }),
+      openWebSocket(h.wsUrl(`/gitspaces/${ID}${spelling}`), { authorization: `Bearer ${token}` }),
     ).rejects.toThrow(/404/);
     expect(upstream.heads).toEqual([]);
   });
@@ -522,17 +510,10 @@ describe('token parameters are found however they are encoded, and never forward
   let h: Harness;
   let upstream: Recorder;
   let token: string;
+  let close: () => Promise<void>;
 
-  beforeAll(async () => {
-    h = await startHarness();
-    upstream = await startRecorder();
-    await h.route(ID, upstream.url);
-    token = await h.token(ID);
-  });
-  afterAll(async () => {
-    await h.close();
-    await upstream.close();
-  });
+  beforeAll(async () => ({ h, upstream, token, close } = await startRouted(ID)));
+  afterAll(() => close());
 
   it('?%74oken= on a first visit is exchanged for the cookie and leaves the address', async () => {
     const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/?a=1&%74oken=${token}`, { redirect: 'manual' });
@@ -680,9 +661,9 @@ describe('failed token checks slow a client down', () => {
       const refused = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, { headers: { authorization: `Bearer ${fresh}` } });
       expect(refused.status).toBe(429);
       expect(await refused.json()).toMatchObject({ error: { code: 'too_many_failures' } });
-      await expect(
-        openWebSocket(wsUrl(h, `/gitspaces/${ID}/ws`), { authorization: `Bearer ${fresh}` }),
-      ).rejects.toThrow(/429/);
+      await expect(openWebSocket(h.wsUrl(`/gitspaces/${ID}/ws`), { authorization: `Bearer ${fresh}` })).rejects.toThrow(
+        /429/,
+      );
     } finally {
       await h.close();
       await upstream.close();

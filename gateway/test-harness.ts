@@ -41,6 +41,8 @@ export interface Harness {
   gateway: Gateway;
   publicUrl: string;
   adminUrl: string;
+  /** The `ws://` URL of a path on the public listener. */
+  wsUrl(path: string): string;
   adminToken: string;
   /** Calls the admin API. */
   admin(method: string, route: string, body?: unknown, token?: string): Promise<{ status: number; body: unknown }>;
@@ -115,6 +117,7 @@ export async function startHarness(
     get adminUrl() {
       return current.adminUrl;
     },
+    wsUrl: (route) => current.publicUrl.replace(/^http/, 'ws') + route,
     adminToken,
     async admin(method, route, body, token = adminToken) {
       const response = await fetch(`${current.adminUrl}${route}`, {
@@ -156,6 +159,36 @@ export async function startHarness(
     },
   };
   return harness;
+}
+
+/** A harness with one gitspace routed to a recording upstream, and a token for it (see {@link startRouted}). */
+export interface Routed {
+  h: Harness;
+  upstream: Recorder;
+  /** The route's secret, as the upstream sees it. */
+  secret: string;
+  token: string;
+  close(): Promise<void>;
+}
+
+/** A gateway with `gitspaceId` routed to a {@link startRecorder} upstream (answering with `respond`). */
+export async function startRouted(
+  gitspaceId: string,
+  { respond, ...options }: Parameters<typeof startHarness>[0] & { respond?: Parameters<typeof startRecorder>[0] } = {},
+): Promise<Routed> {
+  const h = await startHarness(options);
+  const upstream = await startRecorder(respond);
+  const { secret } = await h.route(gitspaceId, upstream.url);
+  return {
+    h,
+    upstream,
+    secret,
+    token: await h.token(gitspaceId),
+    async close() {
+      await h.close();
+      await upstream.close();
+    },
+  };
 }
 
 export interface TestAgent {
@@ -221,13 +254,22 @@ export interface RecordedRequest {
   body: string;
 }
 
+/** An upstream that records what it gets: see {@link startRecorder}. */
+export interface Recorder {
+  url: string;
+  requests: RecordedRequest[];
+  heads: string[];
+  server: http.Server;
+  close(): Promise<void>;
+}
+
 /**
  * An upstream that records every request it gets (HTTP and upgrades) and answers from `respond`. `requests` has the
  * complete ones; `heads` every request line that arrived, even of a request whose body never completed.
  */
 export async function startRecorder(
   respond: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end('recorded'),
-): Promise<{ url: string; requests: RecordedRequest[]; heads: string[]; server: http.Server; close(): Promise<void> }> {
+): Promise<Recorder> {
   const requests: RecordedRequest[] = [];
   const heads: string[] = [];
   const server = http.createServer((req, res) => {
