@@ -490,11 +490,12 @@ export async function agentProcessesIn(dir: string): Promise<AgentProcess[]> {
   const found: AgentProcess[] = [];
   for (const entry of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(entry)) continue;
-    const environ = (await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '')).split('\0');
-    if (!environ.includes(workspace)) continue;
-    // Shells and commands the agent starts inherit its environment: only the agent itself runs agent/main.
+    // Only an agent runs agent/main (its shells and commands inherit its environment, not its command line). The short
+    // command line is read first, so the environment is read only of agents, not of every process on the host.
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
     if (!cmdline.split('\0').some((arg) => AGENT_MAIN_PATTERN.test(arg))) continue;
+    const environ = (await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '')).split('\0');
+    if (!environ.includes(workspace)) continue;
     const value = (name: string) => environ.find((v) => v.startsWith(`${name}=`))?.slice(name.length + 1);
     const port = Number(value('GITSPACE_AGENT_PORT'));
     const instance = value('GITSPACE_AGENT_INSTANCE');
