@@ -200,7 +200,8 @@ async function ensureAdmin(
   return { token: value, file, created };
 }
 
-async function ensureEmbeddedDefaults(store: Store, gatewayUrl: string, logger: Logger): Promise<void> {
+/** Registers the embedded `local` infrastructure and its `default` machine, once (tests of the API alone use it too). */
+export async function ensureEmbeddedDefaults(store: Store, gatewayUrl: string, logger: Logger): Promise<void> {
   const existing = await store.listInfrastructures();
   if (existing.some((i) => i.id === 'local')) return;
   // Its machines run on the runner host, where a developer's own git server usually is too: loopback is allowed.

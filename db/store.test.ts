@@ -41,20 +41,19 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await db?.destroy();
   });
 
-  const newGitspace = async (id: string, name = id) =>
-    (
-      await store.createGitspace({
-        id,
-        name,
-        ownerId,
-        repositoryUrl: 'https://example.test/r.git',
-        repositoryBranch: null,
-        repositoryTokenSealed: null,
-        infrastructureId: 'inf',
-        machineId: 'inf-m',
-        ide: 'terminal',
-      })
-    ).gitspace;
+  /** A gitspace's values on the test infrastructure, for `createGitspace`. */
+  const gitspaceValues = (id: string, name = id, owner = ownerId) => ({
+    id,
+    name,
+    ownerId: owner,
+    repositoryUrl: 'https://example.test/r.git',
+    repositoryBranch: null,
+    repositoryTokenSealed: null,
+    infrastructureId: 'inf',
+    machineId: 'inf-m',
+    ide: 'terminal' as const,
+  });
+  const newGitspace = async (id: string, name = id) => (await store.createGitspace(gitspaceValues(id, name))).gitspace;
 
   it('applies migrations once: a second run changes nothing', async () => {
     await migrate(db);
@@ -120,20 +119,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
 
   it('creates one gitspace for concurrent creates with one idempotency key, and refuses the key with another request', async () => {
     const attempt = (id: string, requestHash = 'h1') =>
-      store.createGitspace(
-        {
-          id,
-          name: 'idem',
-          ownerId,
-          repositoryUrl: 'https://example.test/r.git',
-          repositoryBranch: null,
-          repositoryTokenSealed: null,
-          infrastructureId: 'inf',
-          machineId: 'inf-m',
-          ide: 'terminal',
-        },
-        { key: 'k-1', requestHash },
-      );
+      store.createGitspace(gitspaceValues(id, 'idem'), { key: 'k-1', requestHash });
     const results = await Promise.all(['gs-idem-1', 'gs-idem-2', 'gs-idem-3', 'gs-idem-4'].map((id) => attempt(id)));
     expect(new Set(results.map((r) => r.gitspace.id)).size).toBe(1);
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
@@ -254,21 +240,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   it('holds the per-user gitspace quota under concurrent creates, and counts no deleted gitspace', async () => {
     const quota = (await store.createUser('quota', 'member')).user;
     const attempt = (i: number) =>
-      store.createGitspace(
-        {
-          id: `gs-quota-${i}`,
-          name: `quota-${i}`,
-          ownerId: quota.id,
-          repositoryUrl: 'https://example.test/r.git',
-          repositoryBranch: null,
-          repositoryTokenSealed: null,
-          infrastructureId: 'inf',
-          machineId: 'inf-m',
-          ide: 'terminal',
-        },
-        undefined,
-        { maxPerOwner: 3 },
-      );
+      store.createGitspace(gitspaceValues(`gs-quota-${i}`, `quota-${i}`, quota.id), undefined, { maxPerOwner: 3 });
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => attempt(i)));
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../api/app';
 import type { AccessTokenIssuer } from '../api/access-tokens';
+import { ensureEmbeddedDefaults } from '../api/control-plane';
 import type { LifecycleService } from '../api/lifecycle';
 import type { ApiLimits } from '../api/limits';
 import { silentLogger } from '../common/logger';
@@ -27,23 +28,7 @@ describe('REST API limits', () => {
     db = await openDatabase({ kind: 'pglite' });
     store = createStore(db);
     adminToken = (await store.createUser('admin', 'admin')).token;
-    await store.createInfrastructure({
-      id: 'local',
-      name: 'local',
-      provider: 'local',
-      config: {},
-      gatewayUrl: 'http://127.0.0.1:1',
-    });
-    await store.createMachine({
-      id: 'local-default',
-      infrastructureId: 'local',
-      name: 'default',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    await ensureEmbeddedDefaults(store, 'http://127.0.0.1:1', silentLogger);
   });
   afterAll(async () => {
     for (const server of servers) {
