@@ -3,16 +3,16 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue, lifecycleWorkflowId } from '../common/lifecycle';
 import { ENCRYPTED_ENCODING } from '../common/payload-codec';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { scheduleForgedActivity } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
-const { EventType, CommandType } = temporal.api.enums.v1;
+const { EventType } = temporal.api.enums.v1;
 type History = temporal.api.history.v1.IHistory;
 
 /**
@@ -155,15 +155,6 @@ describe('payloads encrypted with keys Temporal never sees', () => {
       const agentUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
       const gitspace = (await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body;
       // The attacker's own workflow, whose task the attacker completes by hand with a ScheduleActivityTask command.
-      const attackQueue = `attacker-${randomBytes(4).toString('hex')}`;
-      const attack = await plain.workflow.start('attack', { workflowId: attackQueue, taskQueue: attackQueue });
-      const task = await connection.withDeadline(Date.now() + 30_000, () =>
-        connection.workflowService.pollWorkflowTaskQueue({
-          namespace: 'default',
-          taskQueue: { name: attackQueue },
-          identity: 'attacker',
-        }),
-      );
       const input = {
         spec: {
           gitspaceId,
@@ -180,34 +171,19 @@ describe('payloads encrypted with keys Temporal never sees', () => {
         },
         agentUrl,
       };
-      await connection.workflowService.respondWorkflowTaskCompleted({
-        namespace: 'default',
-        taskToken: task.taskToken,
-        identity: 'attacker',
-        commands: [
-          {
-            commandType: CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
-            scheduleActivityTaskCommandAttributes: {
-              activityId: 'forged',
-              activityType: { name: 'prepareWorkspace' },
-              taskQueue: { name: infrastructureTaskQueue('local') },
-              input: { payloads: [defaultPayloadConverter.toPayload(input)] },
-              startToCloseTimeout: msToTs('30s'),
-              scheduleToCloseTimeout: msToTs('60s'),
-              retryPolicy: { maximumAttempts: 1 },
-            },
-          },
-        ],
+      const forged = await scheduleForgedActivity(connection, plain, {
+        workflowType: 'attack',
+        activityType: 'prepareWorkspace',
+        taskQueue: infrastructureTaskQueue('local'),
+        input: () => defaultPayloadConverter.toPayload(input),
       });
-      const history = await waitForHistory(attack.workflowId, (h) => has(h, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED));
-      const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED);
-      expect(failed).toBeDefined();
-      const failure = failed!.activityTaskFailedEventAttributes!.failure!;
+      expect(forged.completed).toBe(false);
+      const failure = forged.failure!;
+      expect(failure).toBeDefined();
       expect(failure.message).toMatch(/refused a payload that is not encrypted/);
       expect(failure.applicationFailureInfo?.type).toBe('PayloadRefusedError');
       expect(dialled).toEqual([]);
       expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
-      await attack.terminate('test: forged activity');
     } finally {
       await new Promise((resolve) => trap.close(resolve));
     }

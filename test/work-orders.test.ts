@@ -1,10 +1,9 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { msToTs } from '@temporalio/common/lib/time';
-import { temporal } from '@temporalio/proto';
+import type { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { silentLogger } from '../common/logger';
 import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../common/lifecycle';
@@ -12,12 +11,11 @@ import { payloadDataConverter } from '../common/payload-codec';
 import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
 import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
+import { scheduleForgedActivity, type ForgedActivityResult } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
-const { EventType, CommandType } = temporal.api.enums.v1;
 type History = temporal.api.history.v1.IHistory;
-type Failure = temporal.api.failure.v1.IFailure;
 
 /**
  * Issue 11, signed work orders: the runner acts only on work the control plane ordered for the activity's own
@@ -89,83 +87,28 @@ describe('signed work orders', () => {
     await git?.stop();
   });
 
-  const waitForActivity = async (workflowId: string, runId: string, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const history = await historyOf(workflowId, runId);
-      const done = history.events!.find(
-        (e) =>
-          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED ||
-          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED ||
-          e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-      );
-      if (done) return done;
-      if (Date.now() > deadline) throw new Error(`no activity result in ${workflowId}/${runId}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
-
   /**
    * The attacker's own run of a lifecycle workflow (type and, by default, workflow id of the real ones, on the
    * attacker's own task queue), whose first task the attacker completes by hand: it schedules one infrastructure
    * activity on the runner's queue with an input of the attacker's making, encrypted with the payload keys.
    */
-  const forge = async (
+  const forge = (
     activityType: string,
     build: (run: { workflowId: string; runId: string }) => Promise<unknown> | unknown,
     options: { workflowType?: string; workflowId?: string } = {},
-  ): Promise<{ failure?: Failure; completed: boolean }> => {
-    const attackQueue = `attacker-${randomBytes(4).toString('hex')}`;
-    const handle = await attacker.workflow.start(options.workflowType ?? 'stopGitspace', {
+  ): Promise<ForgedActivityResult> =>
+    scheduleForgedActivity(connection, attacker, {
+      workflowType: options.workflowType ?? 'stopGitspace',
       workflowId: options.workflowId ?? lifecycleWorkflowId(gitspaceId),
-      taskQueue: attackQueue,
       args: [{ gitspaceId }],
+      activityType,
+      taskQueue: infrastructureTaskQueue('local'),
+      input: async (run) =>
+        (await stack.controlPlane.payloadCodec.encode([defaultPayloadConverter.toPayload(await build(run))]))[0]!,
     });
-    const run = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
-    try {
-      const task = await connection.withDeadline(Date.now() + 30_000, () =>
-        connection.workflowService.pollWorkflowTaskQueue({
-          namespace: 'default',
-          taskQueue: { name: attackQueue },
-          identity: 'attacker',
-        }),
-      );
-      const [input] = await stack.controlPlane.payloadCodec.encode([
-        defaultPayloadConverter.toPayload(await build(run)),
-      ]);
-      await connection.workflowService.respondWorkflowTaskCompleted({
-        namespace: 'default',
-        taskToken: task.taskToken,
-        identity: 'attacker',
-        commands: [
-          {
-            commandType: CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
-            scheduleActivityTaskCommandAttributes: {
-              activityId: 'forged',
-              activityType: { name: activityType },
-              taskQueue: { name: infrastructureTaskQueue('local') },
-              input: { payloads: [input!] },
-              startToCloseTimeout: msToTs('30s'),
-              scheduleToCloseTimeout: msToTs('60s'),
-              heartbeatTimeout: msToTs('30s'),
-              retryPolicy: { maximumAttempts: 1 },
-            },
-          },
-        ],
-      });
-      const event = await waitForActivity(run.workflowId, run.runId);
-      const failure = event.activityTaskFailedEventAttributes?.failure ?? undefined;
-      return {
-        completed: event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        ...(failure ? { failure } : {}),
-      };
-    } finally {
-      await handle.terminate('test: forged run').catch(() => undefined);
-    }
-  };
 
   /** A refusal: the named non-retryable type, before the runner touched anything. */
-  const expectRefused = (result: { failure?: Failure; completed: boolean }, reason: RegExp) => {
+  const expectRefused = (result: ForgedActivityResult, reason: RegExp) => {
     expect(result.completed).toBe(false);
     expect(result.failure?.applicationFailureInfo?.type).toBe('WorkOrderRefusedError');
     expect(result.failure?.applicationFailureInfo?.nonRetryable).toBe(true);
