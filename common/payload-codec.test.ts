@@ -109,6 +109,12 @@ describe('the payload codec', () => {
     for (const payload of lookalikes) {
       await expect(codec.decode([payload])).rejects.toThrow(PayloadRefusedError);
     }
+    // It comes with an activity's outcome (the SDK decodes that in the activity's context)...
+    const activity = { type: 'activity', namespace: 'default', workflowId: 'gitspace-gs-1', isLocal: false } as const;
+    expect(await codec.decode([marker], activity)).toEqual([marker]);
+    // ...never as a workflow's own payload: a workflow started or signalled with it is refused like any plaintext.
+    const workflow = { type: 'workflow', namespace: 'default', workflowId: 'gitspace-gs-1' } as const;
+    await expect(codec.decode([marker], workflow)).rejects.toThrow(PayloadRefusedError);
   });
 
   it('reads key rings strictly: every problem at once', () => {

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Payload, PayloadCodec } from '@temporalio/common';
+import type { Payload, PayloadCodec, SerializationContext } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ConfigError } from './config';
 import { readOrCreateSecretFile } from './secret-file';
@@ -136,13 +136,15 @@ export class EncryptionCodec implements PayloadCodec {
     });
   }
 
-  async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((payload) => this.decodeOne(payload));
+  async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
+    // The server's own marker comes with an activity's outcome, never among a workflow's own payloads (its input,
+    // signals, queries): there, as everywhere else, plaintext is refused.
+    const markerPossible = context?.type !== 'workflow';
+    return payloads.map((payload) => (markerPossible && isServerMarker(payload) ? payload : this.decodeOne(payload)));
   }
 
   private decodeOne(payload: Payload): Payload {
     const encoding = payload.metadata?.encoding;
-    if (isServerMarker(payload)) return payload;
     if (!encoding || decoder.decode(encoding) !== ENCRYPTED_ENCODING) {
       const shown = encoding ? `'${decoder.decode(encoding).slice(0, 40)}'` : 'none';
       throw new PayloadRefusedError(`refused a payload that is not encrypted (encoding ${shown})`);
@@ -175,7 +177,8 @@ export function payloadDataConverter(codec: PayloadCodec): { payloadCodecs: Payl
 
 /**
  * Payloads that the Temporal server writes itself, which no codec ever saw: the details of an activity cancelled before
- * any worker started it. Each is one fixed value, passed through as is; nothing else unencrypted is.
+ * any worker started it. Each is one fixed value, passed through as is, and only outside a workflow's own payloads
+ * (the SDK tells the codec whose payloads it decodes, not where in a message they sit); nothing else unencrypted is.
  */
 const SERVER_MARKERS = new Set(['"ACTIVITY_ID_NOT_STARTED"']);
 

@@ -144,6 +144,24 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
   });
 
+  it("refuses a workflow started with the server's own plaintext marker as its input: no workflow code runs", async () => {
+    // The codec lets the server's 'ACTIVITY_ID_NOT_STARTED' through with an activity's outcome, and only there.
+    const forged = await plain.workflow.start('stopGitspace', {
+      workflowId: `forged-marker-${randomBytes(4).toString('hex')}`,
+      taskQueue: CONTROL_PLANE_TASK_QUEUE,
+      args: ['ACTIVITY_ID_NOT_STARTED'],
+    });
+    try {
+      const history = await waitForHistory(forged.workflowId, (h) => has(h, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED));
+      const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
+      expect(JSON.stringify(failed?.workflowTaskFailedEventAttributes?.failure)).toMatch(/refused a payload/);
+      expect(has(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
+      expect(has(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
+    } finally {
+      await forged.terminate('test: forged marker');
+    }
+  });
+
   it("refuses a forged prepareWorkspace scheduled on the runner's queue: the attacker's agent address is never dialled", async () => {
     const dialled: string[] = [];
     const trap: Server = createServer((request, response) => {
