@@ -379,10 +379,6 @@ export function createGateway(options: GatewayOptions): Gateway {
     if (socket[CLOSING]) return;
     const bad = checkRequestHead(req);
     if (bad) return refuse(req, res, bad);
-    if (req.method === 'CONNECT') {
-      // A gateway is not a forward proxy (Node hands CONNECT to the 'connect' event; this is a safety net).
-      return refuse(req, res, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
-    }
     if (req.url === '/healthz' && !(domainSuffix && gitspaceOfHost(req.headers.host, domainSuffix))) {
       return sendJson(res, 200, { status: 'ok' });
     }
@@ -564,6 +560,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       socket.destroy();
     });
   });
+  // A gateway is not a forward proxy. Node hands every CONNECT here, never to the request handler.
   publicServer.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', destroySelf);
     refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
