@@ -670,6 +670,47 @@ describe('failed token checks slow a client down', () => {
     }
   });
 
+  it('counts the connection, not what a client says in X-Forwarded-For', async () => {
+    const h = await startHarness({ authFailureLimit: { max: 3, windowMs: 60_000 }, now: () => 0 });
+    try {
+      await h.route(ID, 'http://127.0.0.1:9');
+      const seen: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        // A new address claimed on every attempt: the gateway trusts no proxy, so this is one client throughout.
+        const response = await fetch(`${h.publicUrl}/gitspaces/${ID}/`, {
+          headers: { authorization: 'Bearer not.a.token', 'x-forwarded-for': `198.51.100.${i}` },
+        });
+        seen.push(response.status);
+      }
+      expect(seen).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('behind a trusted proxy, counts each client it forwards for, by the address the proxy added', async () => {
+    const h = await startHarness({
+      trustedProxies: ['127.0.0.1'],
+      authFailureLimit: { max: 3, windowMs: 60_000 },
+      now: () => 0,
+    });
+    try {
+      await h.route(ID, 'http://127.0.0.1:9');
+      // The proxy (this test, on 127.0.0.1) appends the address it saw; whatever the client sent stays to the left.
+      const attempt = (forwardedFor: string) =>
+        fetch(`${h.publicUrl}/gitspaces/${ID}/`, {
+          headers: { authorization: 'Bearer not.a.token', 'x-forwarded-for': forwardedFor },
+        }).then((response) => response.status);
+      const flood = [];
+      for (let i = 1; i <= 4; i++) flood.push(await attempt(`198.51.100.${i}, 203.0.113.6`));
+      expect(flood).toEqual([401, 401, 401, 429]);
+      // Another client behind the same proxy is not slowed down by the first one.
+      expect(await attempt('203.0.113.7')).toBe(401);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('lets the client try again once the window has passed', async () => {
     const h = await startHarness({ authFailureLimit: { max: 3, windowMs: 1_000 } });
     try {
