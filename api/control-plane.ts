@@ -7,12 +7,7 @@ import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule } from './reconci
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
-import {
-  clientConnectionOptions,
-  logTemporalConnection,
-  workerConnectionOptions,
-  type TemporalConnection,
-} from '../common/temporal-connection';
+import { connectionOptions, logTemporalConnection, type TemporalConnection } from '../common/temporal-connection';
 import { newToken } from '../common/ids';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
@@ -100,10 +95,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   if (config.embeddedDefaults) await ensureEmbeddedDefaults(store, config.publicGatewayUrl, logger);
 
   logTemporalConnection(logger, config.temporal);
-  const connection = await Connection.connect(clientConnectionOptions(config.temporal));
+  const connection = await Connection.connect(connectionOptions(config.temporal));
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   installWorkerRuntime();
-  const workerConnection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
+  const workerConnection = await NativeConnection.connect(connectionOptions(config.temporal));
   // Its own key, not the access-token key (common/work-order.ts); the public half is written beside it for a runner.
   const workOrders = await createWorkOrderSigner({
     dataDir: config.dataDir,

@@ -1,16 +1,17 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { ConnectionOptions } from '@temporalio/client';
+import type { NativeConnectionOptions } from '@temporalio/worker';
 import { createTestCa } from '../test/support/tls';
 import { ConfigError } from './config';
 import {
-  clientConnectionOptions,
+  connectionOptions,
   describeTemporalConnection,
   embeddedTemporalEnv,
   isTemporalConnectionVariable,
   readTemporalConnection,
   temporalConnectionWarning,
-  workerConnectionOptions,
 } from './temporal-connection';
 
 /**
@@ -44,8 +45,7 @@ describe('Temporal connection from environment configuration', () => {
     // No HOME: no ~/.config/temporalio/temporal.toml is read either.
     const connection = readTemporalConnection({ TEMPORAL_ADDRESS: '', PATH: '/usr/bin' });
     expect(connection).toEqual({ address: '127.0.0.1:7233', namespace: 'default' });
-    expect(clientConnectionOptions(connection)).toEqual({ address: '127.0.0.1:7233' });
-    expect(workerConnectionOptions(connection)).toEqual({ address: '127.0.0.1:7233' });
+    expect(connectionOptions(connection)).toEqual({ address: '127.0.0.1:7233' });
     expect(describeTemporalConnection(connection)).toBe('127.0.0.1:7233, namespace default, plaintext');
     expect(temporalConnectionWarning(connection)).toBeUndefined();
   });
@@ -56,9 +56,9 @@ describe('Temporal connection from environment configuration', () => {
       TEMPORAL_NAMESPACE: 'my-ns.a1b2c',
       TEMPORAL_API_KEY: 'key-123',
     });
-    for (const options of [clientConnectionOptions(connection), workerConnectionOptions(connection)]) {
-      expect(options).toEqual({ address: 'my-ns.a1b2c.tmprl.cloud:7233', tls: {}, apiKey: 'key-123' });
-    }
+    // One set of options, typed for the client's Connection and the worker's NativeConnection alike.
+    const options: ConnectionOptions & NativeConnectionOptions = connectionOptions(connection);
+    expect(options).toEqual({ address: 'my-ns.a1b2c.tmprl.cloud:7233', tls: {}, apiKey: 'key-123' });
     expect(connection.namespace).toBe('my-ns.a1b2c');
     const description = describeTemporalConnection(connection);
     expect(description).toBe('my-ns.a1b2c.tmprl.cloud:7233, namespace my-ns.a1b2c, TLS with an API key');
@@ -89,8 +89,7 @@ describe('Temporal connection from environment configuration', () => {
       },
       metadata: { 'x-tenant': 'acme' },
     };
-    expect(clientConnectionOptions(connection)).toEqual(expected);
-    expect(workerConnectionOptions(connection)).toEqual(expected);
+    expect(connectionOptions(connection)).toEqual(expected);
     expect(describeTemporalConnection(connection)).toBe('temporal.internal:7233, namespace default, mTLS');
   });
 

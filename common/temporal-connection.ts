@@ -2,7 +2,6 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { loadClientConfigProfile, type ClientConfigProfile, type ConfigDataSource } from '@temporalio/envconfig';
 import { Connection, type ConnectionOptions, type TLSConfig } from '@temporalio/client';
-import type { NativeConnectionOptions } from '@temporalio/worker';
 import { ConfigError, type Env } from './config';
 import type { Logger } from './logger';
 
@@ -158,18 +157,16 @@ export function readTemporalConnection(env: Env): TemporalConnection {
   };
 }
 
-/** Options for the client's `Connection.connect`. */
-export function clientConnectionOptions(connection: TemporalConnection): ConnectionOptions {
-  return {
-    address: connection.address,
-    ...(connection.tls ? { tls: connection.tls } : {}),
-    ...(connection.apiKey !== undefined ? { apiKey: connection.apiKey } : {}),
-    ...(connection.metadata ? { metadata: connection.metadata } : {}),
-  };
-}
-
-/** Options for a worker's `NativeConnection.connect`. */
-export function workerConnectionOptions(connection: TemporalConnection): NativeConnectionOptions {
+/**
+ * Options for the client's `Connection.connect` and a worker's `NativeConnection.connect`: the same settings (address,
+ * TLS, API key, gRPC metadata) for both.
+ */
+export function connectionOptions(connection: TemporalConnection): {
+  address: string;
+  tls?: TLSConfig;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
   return {
     address: connection.address,
     ...(connection.tls ? { tls: connection.tls } : {}),
@@ -183,7 +180,7 @@ export function connectClient(
   connection: TemporalConnection,
   options: Pick<ConnectionOptions, 'connectTimeout'> = {},
 ): Promise<Connection> {
-  return Connection.connect({ ...clientConnectionOptions(connection), ...options });
+  return Connection.connect({ ...connectionOptions(connection), ...options });
 }
 
 /** For logs: where and how, never a secret (`127.0.0.1:7233, namespace default, plaintext`). */

@@ -7,8 +7,8 @@ import { infrastructureTaskQueue } from '../common/lifecycle';
 import { silentLogger } from '../common/logger';
 import {
   connectClient,
+  connectionOptions,
   readTemporalConnection,
-  workerConnectionOptions,
   type TemporalConnection,
 } from '../common/temporal-connection';
 import type { DevServer } from '../engine/dev-server';
@@ -140,9 +140,7 @@ describe('Temporal behind mTLS', () => {
 
     it('a client and a worker without a client certificate', async () => {
       await expect(refusedClient(withoutClientCert())).rejects.toThrow(CLIENT_REFUSED);
-      await expect(NativeConnection.connect(workerConnectionOptions(withoutClientCert()))).rejects.toThrow(
-        WORKER_REFUSED,
-      );
+      await expect(NativeConnection.connect(connectionOptions(withoutClientCert()))).rejects.toThrow(WORKER_REFUSED);
       expect(await front.errorLog()).toContain('client sent no required SSL certificate');
     });
 
@@ -173,7 +171,7 @@ describe('Temporal behind mTLS', () => {
         TEMPORAL_TLS_CLIENT_KEY_PATH: forged.keyFile,
       });
       await expect(refusedClient(settings)).rejects.toThrow(CLIENT_REFUSED);
-      await expect(NativeConnection.connect(workerConnectionOptions(settings))).rejects.toThrow(WORKER_REFUSED);
+      await expect(NativeConnection.connect(connectionOptions(settings))).rejects.toThrow(WORKER_REFUSED);
       expect(await front.errorLog()).toMatch(/client SSL certificate verify error|certificate verify failed/);
     });
 
@@ -181,7 +179,7 @@ describe('Temporal behind mTLS', () => {
       const plaintext = readTemporalConnection({ TEMPORAL_ADDRESS: front.address });
       expect(plaintext.tls).toBeUndefined();
       await expect(refusedClient(plaintext)).rejects.toThrow(CLIENT_REFUSED);
-      await expect(NativeConnection.connect(workerConnectionOptions(plaintext))).rejects.toThrow(WORKER_REFUSED);
+      await expect(NativeConnection.connect(connectionOptions(plaintext))).rejects.toThrow(WORKER_REFUSED);
     });
   });
 });

@@ -5,7 +5,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createAgentClient } from '../activities/agent-client';
 import { createGatewayAdminClient } from '../activities/gateway-admin-client';
 import type { Logger } from '../common/logger';
-import { logTemporalConnection, workerConnectionOptions, type TemporalConnection } from '../common/temporal-connection';
+import { connectionOptions, logTemporalConnection, type TemporalConnection } from '../common/temporal-connection';
 import { SecretsKey } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import {
@@ -98,7 +98,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   }
   installWorkerRuntime();
   logTemporalConnection(logger, config.temporal);
-  const connection = await NativeConnection.connect(workerConnectionOptions(config.temporal));
+  const connection = await NativeConnection.connect(connectionOptions(config.temporal));
   const providers = createProviderResolver({
     localRoot,
     installationId: config.installationId,
