@@ -99,13 +99,20 @@ function base64Inside(secret: string, offset: number): string {
 }
 
 let git: GitServer;
+/** One smart-HTTP server for the file, whose repositories need the token. */
+let server: GitHttpServer;
 beforeAll(async () => {
   root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-clone-'));
   git = await startGitServer();
   await git.createRepository('hello', { 'README.md': '# hello\n' });
+  server = await startGitHttpServer({ token: TOKEN });
+  await server.createRepository('hello', { 'README.md': '# over http\n' });
+  await server.createRepository('private', { 'README.md': '# private\n' });
+  await server.createRepository('app', { 'README.md': '# app\n' });
 });
 afterAll(async () => {
   await git.stop();
+  await server.stop();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -268,13 +275,6 @@ describe('repository URLs are checked where the clone runs (issue 10, finding 5)
 });
 
 describe('over http(s): pinned, no redirects, one answer for every failure', () => {
-  let server: GitHttpServer;
-  beforeAll(async () => {
-    server = await startGitHttpServer({ token: TOKEN });
-    await server.createRepository('hello', { 'README.md': '# over http\n' });
-  });
-  afterAll(() => server.stop());
-
   it('connects to the checked address for a host name that resolves nowhere else (http.curloptResolve)', async () => {
     const { workspace, home } = fresh();
     const url = server.urlOf('hello').replace('127.0.0.1', 'repo.pinned.test');
@@ -338,13 +338,6 @@ describe('over http(s): pinned, no redirects, one answer for every failure', () 
 });
 
 describe('git credentials through a credential helper (issue 10, finding 6)', () => {
-  let server: GitHttpServer;
-  beforeAll(async () => {
-    server = await startGitHttpServer({ token: TOKEN });
-    await server.createRepository('private', { 'README.md': '# private\n' });
-  });
-  afterAll(() => server.stop());
-
   /** Every place a process on this machine exposes to others: each readable /proc/<pid>/environ and cmdline. */
   async function processExposures(): Promise<{ pid: string; environ: string; cmdline: string }[]> {
     const out = [];
@@ -444,14 +437,11 @@ describe('git credentials through a credential helper (issue 10, finding 6)', ()
 
 describe("through the agent's POST /_agent/workspace, as the runner calls it", () => {
   const SECRET = 'agent-secret-for-the-clone-tests';
-  let server: GitHttpServer;
   let agentUrl: string;
   let home: string;
   let workspace: string;
   let closeAgent: () => Promise<void>;
   beforeAll(async () => {
-    server = await startGitHttpServer({ token: TOKEN });
-    await server.createRepository('app', { 'README.md': '# app\n' });
     ({ workspace, home } = fresh());
     const { server: agent } = createAgentApp({
       gitspaceId: 'gs-agent',
@@ -470,10 +460,7 @@ describe("through the agent's POST /_agent/workspace, as the runner calls it", (
       await new Promise((resolve) => agent.close(resolve));
     };
   });
-  afterAll(async () => {
-    await closeAgent();
-    await server.stop();
-  });
+  afterAll(() => closeAgent());
 
   const prepare = async (body: unknown) => {
     const response = await fetch(`${agentUrl}/_agent/workspace`, {
