@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createLogger, silentLogger, type Logger } from '../common/logger';
 import { startGitServer, type GitServer } from '../test/support/git-server';
+import { serveAgent, type ServedAgent } from '../test/support/agent';
 import { startGitHttpServer, type GitHttpServer } from '../test/support/git-http-server';
 import {
   CLONE_FAILED_REASON,
@@ -16,8 +17,6 @@ import {
   type CloneOptions,
 } from './git';
 import type { HostLookup, RepositoryNetworks } from './repository-address';
-import { closeIde } from './ide';
-import { createAgentApp } from './server';
 
 const run = promisify(execFile);
 const TOKEN = 'ghp_gitspacesTestToken0123456789abcdef';
@@ -440,10 +439,10 @@ describe("through the agent's POST /_agent/workspace, as the runner calls it", (
   let agentUrl: string;
   let home: string;
   let workspace: string;
-  let closeAgent: () => Promise<void>;
+  let agent: ServedAgent;
   beforeAll(async () => {
     ({ workspace, home } = fresh());
-    const { server: agent } = createAgentApp({
+    agent = await serveAgent({
       gitspaceId: 'gs-agent',
       secret: SECRET,
       workspaceDir: workspace,
@@ -452,15 +451,9 @@ describe("through the agent's POST /_agent/workspace, as the runner calls it", (
       logger: silentLogger,
       ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
     });
-    await new Promise<void>((resolve) => agent.listen(0, '127.0.0.1', resolve));
-    agentUrl = `http://127.0.0.1:${(agent.address() as AddressInfo).port}`;
-    closeAgent = async () => {
-      closeIde(agent);
-      agent.closeAllConnections();
-      await new Promise((resolve) => agent.close(resolve));
-    };
+    agentUrl = agent.url;
   });
-  afterAll(() => closeAgent());
+  afterAll(() => agent.close());
 
   const prepare = async (body: unknown) => {
     const response = await fetch(`${agentUrl}/_agent/workspace`, {

@@ -1,13 +1,11 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { rawRequest, statusOf } from '../gateway/test-harness';
 import { silentLogger } from '../common/logger';
+import { serveAgent, type ServedAgent } from '../test/support/agent';
 import { upgradeStatus } from '../test/support/websocket';
-import { closeIde } from './ide';
-import { createAgentApp } from './server';
 
 const AGENT_SECRET = 'agent-secret-of-this-start';
 const ROUTE_SECRET = 'r'.repeat(43);
@@ -15,10 +13,10 @@ const ROUTE_SECRET = 'r'.repeat(43);
 describe('the agent answers only the gateway (DESIGN.md §8)', () => {
   let root: string;
   let url: string;
-  let close: () => Promise<void>;
+  let agent: ServedAgent;
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-agent-door-'));
-    const { server } = createAgentApp({
+    agent = await serveAgent({
       gitspaceId: 'gs-door',
       secret: AGENT_SECRET,
       workspaceDir: path.join(root, 'workspace'),
@@ -26,16 +24,12 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
       logger: silentLogger,
       ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    close = async () => {
-      closeIde(server);
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await rm(root, { recursive: true, force: true });
-    };
+    url = agent.url;
   });
-  afterAll(() => close());
+  afterAll(async () => {
+    await agent.close();
+    await rm(root, { recursive: true, force: true });
+  });
 
   const giveRouteSecret = (authorization: string, secret = ROUTE_SECRET) =>
     fetch(`${url}/_agent/route`, {

@@ -1,20 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
 import { silentLogger } from '../../common/logger';
-import { createAgentApp } from '../server';
-import { closeIde } from '.';
+import { serveAgent } from '../../test/support/agent';
 
 const FAKE_SERVER = path.join(__dirname, 'testdata', 'fake-vscode-server.js');
 
 async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: string }) {
   const root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-'));
   const workspaceDir = path.join(root, 'my workspace');
-  const { server } = createAgentApp({
+  const agent = await serveAgent({
     gitspaceId: 'gs-code',
     secret: 'secret',
     workspaceDir,
@@ -22,8 +20,7 @@ async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: 
     logger: silentLogger,
     ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' }, searchPath: '/nonexistent', ...ideHost },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { url } = agent;
   const routeSecret = randomBytes(32).toString('base64url');
   await fetch(`${url}/_agent/route`, {
     method: 'PUT',
@@ -36,9 +33,7 @@ async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: 
     headers,
     workspaceDir,
     async close() {
-      closeIde(server);
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await agent.close();
       await rm(root, { recursive: true, force: true });
     },
   };

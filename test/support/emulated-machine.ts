@@ -1,13 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import type http from 'node:http';
 import path from 'node:path';
 import type { ReconcileResult } from '../../activities/control-plane';
-import { closeIde } from '../../agent/ide';
-import { createAgentApp } from '../../agent/server';
 import { agentSecretIn } from '../../providers/bootstrap';
 import { silentLogger } from '../../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../../common/lifecycle';
 import { freeLoopbackPort } from '../../common/net';
+import { serveAgent, type ServedAgent } from './agent';
 import { waitForGitspace, type TestStack } from './stack';
 
 /**
@@ -31,26 +29,18 @@ export type BootstrapScriptOf = (gitspaceId: string) => Promise<string | undefin
 /** Reserves the port; `bootstrapOf` reads the machine's bootstrap from the emulator. */
 export async function startAgentSlot(bootstrapOf: BootstrapScriptOf, dataDir: string): Promise<AgentSlot> {
   const port = await freeLoopbackPort();
-  let current: http.Server | undefined;
-  let watching: { gitspaceId: string; stop: AbortController } | undefined;
+  let current: ServedAgent | undefined;
+  let watching: AbortController | undefined;
   const stopAgent = async () => {
-    const server = current;
+    const agent = current;
     current = undefined;
-    if (!server) return;
-    closeIde(server);
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await agent?.close();
   };
   const startAgent = async (gitspaceId: string, secret: string, workspaceDir: string) => {
-    const { server } = createAgentApp({ gitspaceId, secret, workspaceDir, ide: 'terminal', logger: silentLogger });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    current = server;
+    current = await serveAgent({ gitspaceId, secret, workspaceDir, ide: 'terminal', logger: silentLogger }, port);
   };
   const close = async () => {
-    watching?.stop.abort();
+    watching?.abort();
     watching = undefined;
     await stopAgent();
   };
@@ -61,7 +51,7 @@ export async function startAgentSlot(bootstrapOf: BootstrapScriptOf, dataDir: st
       const workspaceDir = path.join(dataDir, 'emulated-machines', gitspaceId, 'workspace');
       await mkdir(path.dirname(workspaceDir), { recursive: true });
       const stop = new AbortController();
-      watching = { gitspaceId, stop };
+      watching = stop;
       void (async () => {
         let served: string | undefined;
         while (!stop.signal.aborted) {
