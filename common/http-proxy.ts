@@ -251,7 +251,10 @@ function onDeadline(exchange: HttpExchange): void {
   exchange.deadline();
 }
 
-/** The client side of a proxied exchange on Node's own HTTP server (the agent's), for {@link proxyHttp}. */
+/**
+ * The client side of a proxied exchange on Node's own HTTP server (the gateway's public listener, the agent's), for
+ * {@link proxyHttp}.
+ */
 export function nodeClient(req: IncomingMessage, res: ServerResponse): ClientExchange {
   return new NodeClient(req, res);
 }
