@@ -2,7 +2,7 @@ import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Mode of the data dir and of every directory in it. */
-export const PRIVATE_DIR_MODE = 0o700;
+const PRIVATE_DIR_MODE = 0o700;
 
 /**
  * Makes the data dir private to the user running Gitspaces, for new and existing installations alike: the dir and
