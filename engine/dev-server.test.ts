@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { silentLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { startTestTemporal } from '../test/support/temporal';
+import { openWebSocket } from '../test/support/websocket';
 import { startDevServer } from './dev-server';
 import { SEARCH_ATTRIBUTE_NAMES } from './search-attributes';
 import { UI_WRITE_SETTINGS } from './ui-guard';
@@ -74,6 +75,12 @@ describe('the Temporal dev server', () => {
       const answer = await settings(off.ui);
       for (const name of UI_WRITE_SETTINGS) expect([name, answer[name]]).toEqual([name, true]);
       expect((await terminate(off.ui)).status).toBe(405);
+      // Every other method that could write is refused as well, and so is an upgrade: only reads pass the guard.
+      for (const method of ['PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+        const answer = await fetch(`${off.ui}/api/v1/namespaces/default/workflows/nobody`, { method });
+        expect([method, answer.status]).toEqual([method, 405]);
+      }
+      await expect(openWebSocket(`${off.ui.replace('http:', 'ws:')}/api/v1/settings`)).rejects.toThrow();
       // The UI itself is served (GET passes).
       expect((await fetch(`${off.ui}/`)).status).toBe(200);
     } finally {
