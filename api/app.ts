@@ -8,7 +8,7 @@ import { infrastructureTaskQueue, type Actor } from '../common/lifecycle';
 import type { SecretsKey } from '../common/sealed-secret';
 import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../db/schema';
 import { hashToken, type Store } from '../db/store';
-import { EventFeed } from './event-feed';
+import type { EventFeed } from './event-feed';
 import { errorMiddleware, handle, parseBody } from './http';
 import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
 import type { LifecycleService } from './lifecycle';
@@ -35,10 +35,8 @@ export interface AppOptions {
   onInfrastructureCreated(infrastructureId: string): Promise<void>;
   /** Checks that the database and Temporal answer, for /readyz. */
   ready: () => Promise<void>;
-  /** How often the event streams' shared change feed looks for new events (when no `eventFeed` is given). */
-  eventPollMs?: number;
-  /** The change feed the event streams share; one is made when absent. */
-  eventFeed?: EventFeed;
+  /** The change feed the event streams share (its owner closes it). */
+  eventFeed: EventFeed;
   /** Rate limits, quota and stream cap; the defaults where absent. */
   limits?: Partial<ApiLimits>;
   /** The clock the rate limits run on (tests move it). */
@@ -68,7 +66,6 @@ export function createApp(options: AppOptions): express.Express {
       next();
     }, next);
   };
-  const feed = options.eventFeed ?? new EventFeed({ store, pollMs: options.eventPollMs ?? 1000, logger });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -402,7 +399,7 @@ export function createApp(options: AppOptions): express.Express {
       // A client that does not read must not make this process hold its events without end.
       if (res.writableLength > STREAM_MAX_BUFFERED_BYTES) res.destroy();
     };
-    const stop = await feed.subscribe(gitspaceId, after, send);
+    const stop = await options.eventFeed.subscribe(gitspaceId, after, send);
     if (closed) stop();
     else unsubscribe = stop;
   };

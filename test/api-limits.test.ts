@@ -1,13 +1,15 @@
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { createApp } from '../api/app';
 import type { AccessTokenIssuer } from '../api/access-tokens';
 import { ensureEmbeddedDefaults } from '../api/control-plane';
+import { EventFeed } from '../api/event-feed';
 import type { LifecycleService } from '../api/lifecycle';
 import type { ApiLimits } from '../api/limits';
 import { silentLogger } from '../common/logger';
 import { SecretsKey } from '../common/sealed-secret';
 import { openDatabase, type Db } from '../db/connect';
+import type { EventRow } from '../db/schema';
 import { createStore, type Store } from '../db/store';
 
 /**
@@ -31,6 +33,7 @@ describe('REST API limits', () => {
     await ensureEmbeddedDefaults(store, 'http://127.0.0.1:1', silentLogger);
   });
   afterAll(async () => {
+    for (const feed of feeds.values()) feed.close();
     for (const server of servers) {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -38,8 +41,17 @@ describe('REST API limits', () => {
     await db?.destroy();
   });
 
-  /** An API with these limits (the rest generous), on its own port; its store counts the event queries. */
-  const serve = async (limits: Partial<ApiLimits>): Promise<string> => {
+  /** The change feed of each API `serve` made, by its base URL. */
+  const feeds = new Map<string, EventFeed>();
+
+  /**
+   * An API with these limits (the rest generous), on its own port; its store counts the event queries. Its change
+   * feed reads from `feedStore` when one is given.
+   */
+  const serve = async (
+    limits: Partial<ApiLimits>,
+    feedStore?: Pick<Store, 'listEvents' | 'eventsAfter'>,
+  ): Promise<string> => {
     const counted: Store = {
       ...store,
       listEvents: (...args) => {
@@ -55,6 +67,7 @@ describe('REST API limits', () => {
         return store.findUserByToken(...args);
       },
     };
+    const eventFeed = new EventFeed({ store: feedStore ?? counted, pollMs: 50, logger: silentLogger });
     const app = createApp({
       store: counted,
       accessTokens: {} as AccessTokenIssuer,
@@ -65,7 +78,7 @@ describe('REST API limits', () => {
       logger: silentLogger,
       onInfrastructureCreated: () => Promise.resolve(),
       ready: () => Promise.resolve(),
-      eventPollMs: 50,
+      eventFeed,
       limits: {
         requestsPerMinute: 100_000,
         authFailuresPerMinute: 100_000,
@@ -79,7 +92,9 @@ describe('REST API limits', () => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
     servers.push(server);
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+    feeds.set(base, eventFeed);
+    return base;
   };
 
   const call = async (base: string, method: string, route: string, token: string, body?: unknown) => {
@@ -317,6 +332,90 @@ describe('REST API limits', () => {
       expect(s.events[1]).toMatchObject({ message: `news for ${ids[i % ids.length]}`, actor: { type: 'reconciler' } });
     });
     many.streams.forEach((s) => s.close());
+
+    // Nobody listens any more: the feed reads nothing.
+    await until('every stream let go', () => feeds.get(base)!.subscribers === 0);
+    const idle = calls.listEvents + calls.eventsAfter;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls.listEvents + calls.eventsAfter).toBe(idle);
+  });
+
+  it("frees a stream's place however it ends: a failed backlog read, a client gone during it, a client that does not read", async () => {
+    /** The feed's reads, as the test decides: the real store unless `backlog` says otherwise. */
+    let backlog: ((gitspaceId: string) => Promise<EventRow[]>) | undefined;
+    const base = await serve(
+      { maxEventStreamsPerUser: 1 },
+      {
+        listEvents: (gitspaceId, afterSeq) => backlog?.(gitspaceId) ?? store.listEvents(gitspaceId, afterSeq),
+        eventsAfter: (cursors) => store.eventsAfter(cursors),
+      },
+    );
+    const feed = feeds.get(base)!;
+    const { token } = await store.createUser('ender', 'member');
+    const id = (await call(base, 'POST', '/gitspaces', token, gitspace('ended'))).body.gitspace.id as string;
+    /** The one place is free again: a stream opens, gets its backlog, and is closed. */
+    const placeIsFree = async () => {
+      backlog = undefined;
+      const stream = await openStream(base, token, id);
+      expect(stream.response.status).toBe(200);
+      await until('the backlog', () => stream.events.length === 1);
+      stream.close();
+      await until('the stream let go', () => feed.subscribers === 0);
+    };
+    await placeIsFree();
+
+    // The backlog cannot be read: the stream ends at once, and its place is free.
+    backlog = () => Promise.reject(new Error('the database is away'));
+    const failed = await fetch(`${base}/gitspaces/${id}/events`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+    });
+    expect(failed.status).toBe(200);
+    expect(await failed.text()).toBe('');
+    expect(feed.subscribers).toBe(0);
+    await placeIsFree();
+
+    // The client goes away while its backlog is read: once read, the feed drops it and the place is free.
+    let read!: (events: EventRow[]) => void;
+    let asked = false;
+    backlog = () => {
+      asked = true;
+      return new Promise((resolve) => (read = resolve));
+    };
+    const abort = new AbortController();
+    const gone = fetch(`${base}/gitspaces/${id}/events`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+      signal: abort.signal,
+    }).catch(() => undefined);
+    await until('the backlog read', () => asked);
+    abort.abort();
+    await gone;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(feed.subscribers).toBe(1);
+    read(await store.listEvents(id));
+    await until('the feed dropped the stream', () => feed.subscribers === 0);
+    await placeIsFree();
+
+    // A client that reads nothing of a backlog larger than the stream may hold: cut off, and its place is free.
+    const [created] = await store.listEvents(id);
+    const padding = 'x'.repeat(1024);
+    asked = false;
+    backlog = () => {
+      asked = true;
+      return Promise.resolve(Array.from({ length: 8192 }, (_, i) => ({ ...created!, seq: i + 1, message: padding })));
+    };
+    const { port } = new URL(base);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.pause();
+    socket.write(
+      `GET /api/v1/gitspaces/${id}/events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n` +
+        'accept: text/event-stream\r\n\r\n',
+    );
+    const cutOff = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await until('the backlog read', () => asked);
+    await until('the feed dropped the stream', () => feed.subscribers === 0);
+    await placeIsFree();
+    socket.resume();
+    await cutOff;
   });
 
   it('resumes a stream after Last-Event-ID without repeating what the client has', async () => {
