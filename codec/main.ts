@@ -5,7 +5,7 @@ import { preparePrivateDataDir } from '../common/data-dir';
 import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
 import { runMain } from '../common/main';
-import { EncryptionCodec, loadPayloadKeyRing, PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
+import { EncryptionCodec, loadPayloadKeyRing, PAYLOAD_KEYS_ENV } from '../common/payload-codec';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import { createCodecServer, DEFAULT_CODEC_ALLOWED_ORIGINS, DEFAULT_CODEC_PORT } from './server';
 
@@ -26,7 +26,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('codec-server');
-  const ring = payloadKeys !== undefined ? PayloadKeyRing.parse(payloadKeys) : await loadPayloadKeyRing({ dataDir });
+  const ring = await loadPayloadKeyRing({ dataDir, keys: payloadKeys });
   const tokenFile = path.join(dataDir, 'codec-token');
   const token = configuredToken ?? (await readOrCreateSecretFile(tokenFile, () => newToken('gsc'))).value;
   const server = createCodecServer({ codec: new EncryptionCodec(ring), token, allowedOrigins, logger });

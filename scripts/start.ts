@@ -7,7 +7,7 @@ import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import { localMachinesRoot } from '../providers/local/provider';
 import { DEFAULT_CODEC_PORT } from '../codec/server';
-import { loadPayloadKeyRing, PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
+import { loadPayloadKeyRing, PAYLOAD_KEYS_ENV } from '../common/payload-codec';
 import { detectSandbox, sandboxSummary, sandboxWarning } from '../providers/local/sandbox';
 import { Part, waitFor } from './processes';
 
@@ -45,8 +45,7 @@ async function main(): Promise<void> {
   const warning = sandboxWarning(sandbox);
   if (warning) process.stderr.write(`${warning.join('\n')}\n`);
   // The payload keys (GITSPACES_PAYLOAD_KEYS, else generated into the data dir once, before the parts race for it).
-  if (payloadKeys !== undefined) PayloadKeyRing.parse(payloadKeys);
-  else await loadPayloadKeyRing({ dataDir });
+  await loadPayloadKeyRing({ dataDir, keys: payloadKeys });
   const codecUrl = `http://${host}:${ports.codec}`;
   const temporal = await startDevServer({
     cliPath,
