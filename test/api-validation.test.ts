@@ -1,3 +1,4 @@
+import { decodeJwt } from 'jose';
 import { startTestStack, type TestStack } from './support/stack';
 
 /** Bad input on every POST: a 400 with field paths, and nothing created. No runner is needed: nothing may start. */
@@ -325,5 +326,34 @@ describe('REST API input validation', () => {
     expect(patched.status).toBe(400);
     expect((await stack.api('GET', '/api/v1/infrastructures/nul-config')).status).toBe(404);
     expect(await countGitspaces()).toBe(before);
+  });
+
+  it('opens a running gitspace only with a token naming the start that made it running, and none without one', async () => {
+    const id = (await stack.api('POST', '/api/v1/gitspaces', { ...valid, name: 'opened' })).body.gitspace.id as string;
+    const { store } = stack.controlPlane;
+    // Running by the record, but no start of it finished: there is no run a token could name.
+    await store.changeState(id, {
+      to: 'running',
+      url: 'http://127.0.0.1:1/gs/opened/',
+      message: 'running (test)',
+      actor: { type: 'reconciler' },
+    });
+    const record = (runId: string) =>
+      store.recordOperation({ gitspaceId: id, action: 'start', workflowId: `gitspace-${id}`, runId });
+    const open = () => stack.api('POST', `/api/v1/gitspaces/${id}/access`);
+    const none = await open();
+    expect(none.status).toBe(409);
+    expect(none.body.error.message).toBe("gitspace 'opened' has no finished start to open");
+    await record('run-open-1');
+    await store.updateOperation('run-open-1', { status: 'succeeded' });
+    await record('run-open-2');
+    expect((await open()).status).toBe(409);
+    await store.updateOperation('run-open-2', { status: 'failed' });
+    expect((await open()).status).toBe(409);
+    await record('run-open-3');
+    await store.updateOperation('run-open-3', { status: 'succeeded' });
+    const opened = await open();
+    expect(opened.status).toBe(200);
+    expect(decodeJwt(opened.body.token)).toMatchObject({ gitspace_id: id, run_id: 'run-open-3' });
   });
 });
