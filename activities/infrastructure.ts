@@ -193,7 +193,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
      */
     async waitForAgent(input: { spec: GitspaceSpec; machine?: MachineInfo; order?: string }): Promise<string> {
       await checkOrder('waitForAgent', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
-      const agentUrl = await findAgent(input.spec);
+      let agentUrl = await findAgent(input.spec);
       const signal = Context.current().cancellationSignal;
       let lastProblem = 'no answer yet';
       return pollUntil(
@@ -213,6 +213,8 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
             lastProblem = "the agent runs with an earlier start's secret; restarting the machine";
             deps.logger.info('restarting a machine booted by an earlier start', { gitspaceId: input.spec.gitspaceId });
             await restartMachine(input.spec);
+            // Booted again, its agent may answer at another address (the local provider gives it a new port).
+            agentUrl = await findAgent(input.spec);
           } catch (error) {
             lastProblem = error instanceof Error ? error.message : String(error);
           }

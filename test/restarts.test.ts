@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecycle';
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
@@ -79,6 +80,26 @@ describe('restarts and recovery', () => {
 
     await stack.api('POST', `/api/v1/gitspaces/${gitspace.id}/actions`, { action: 'start' });
     await waitForGitspace(stack, gitspace.id, (g) => g.state === 'running');
+  });
+
+  it("boots a machine left running by an earlier start again, with the new start's agent secret", async () => {
+    stack = await startTestStack({ workflowBundle: bundle });
+    const gitspace = await createRunning('rebooted');
+    const before = await agentOf(gitspace.id);
+    // Another start of a running gitspace, as a Web UI reset or a re-run of the workflow would make: its agent
+    // secret (derived from the run) is not the one the running agent has.
+    const handle = await stack.controlPlane.client.workflow.start('startGitspace', {
+      workflowId: lifecycleWorkflowId(gitspace.id),
+      taskQueue: CONTROL_PLANE_TASK_QUEUE,
+      args: [{ gitspaceId: gitspace.id }],
+    });
+    expect(await handle.result()).toEqual({ url: gitspace.url });
+    const after = await agentOf(gitspace.id);
+    // A new agent process, and the earlier start's is gone: the machine was booted again.
+    expect(after.pid).not.toBe(before.pid);
+    expect(await healthy(after.port)).toBe(true);
+    expect(await healthy(before.port)).toBe(after.port === before.port);
+    expect((await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}`)).body.state).toBe('running');
   });
 
   it('loses nothing when the control plane restarts: same gitspaces, states and events', async () => {
