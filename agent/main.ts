@@ -9,7 +9,7 @@ import { createAgentApp } from './server';
 function main(): void {
   const config = new ConfigReader(process.env);
   const gitspaceId = config.required('GITSPACE_ID', 'the gitspace this machine belongs to');
-  const secret = readAgentSecret(config);
+  const secret = config.include(() => readAgentSecret(config));
   const workspaceDir = config.required('GITSPACE_WORKSPACE_DIR', 'where the repository is cloned');
   // The gitspace user's home: the repository token is kept there for git's credential helper.
   const homeDir = config.string('HOME');
@@ -20,14 +20,16 @@ function main(): void {
   const shell = config.string('GITSPACE_SHELL', config.string('SHELL', '/bin/bash'));
   config.done();
 
-  // The IDE's shells and VS Code get the machine's environment (the secret's variables were dropped from it).
+  // The IDE's shells, VS Code and repository commands get the machine's environment, without where the secret is.
   const ideEnv: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) ideEnv[name] = value;
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !SECRET_VARIABLES.includes(name)) ideEnv[name] = value;
+  }
 
   const logger = createLogger(`agent:${gitspaceId}`);
   const { server } = createAgentApp({
     gitspaceId,
-    secret,
+    secret: secret!,
     workspaceDir,
     homeDir,
     ide,
@@ -44,6 +46,9 @@ function main(): void {
   process.on('SIGINT', shutdown);
 }
 
+/** Variables that say where the agent secret is: nothing the agent starts gets them. */
+const SECRET_VARIABLES = ['GITSPACE_AGENT_SECRET_FD', 'GITSPACE_AGENT_SECRET_FILE'];
+
 /**
  * The agent secret (the runner's key to the private API), from where the machine's bootstrap put it, never from the
  * environment (children and /proc/<agent>/environ would see it there): a file descriptor (GITSPACE_AGENT_SECRET_FD:
@@ -53,12 +58,17 @@ function main(): void {
 function readAgentSecret(config: ConfigReader): string {
   const fd = config.string('GITSPACE_AGENT_SECRET_FD');
   const file = config.string('GITSPACE_AGENT_SECRET_FILE');
-  for (const name of ['GITSPACE_AGENT_SECRET_FD', 'GITSPACE_AGENT_SECRET_FILE']) delete process.env[name];
   if (fd !== undefined && !/^\d+$/.test(fd)) {
     throw new ConfigError([`GITSPACE_AGENT_SECRET_FD must be a file descriptor, got '${fd}'`]);
   }
   const source = fd !== undefined ? Number(fd) : file;
-  const secret = source === undefined ? undefined : readFileSync(source, 'utf8').trim();
+  let secret: string | undefined;
+  try {
+    secret = source === undefined ? undefined : readFileSync(source, 'utf8').trim();
+  } catch (error) {
+    const where = fd !== undefined ? 'GITSPACE_AGENT_SECRET_FD' : 'GITSPACE_AGENT_SECRET_FILE';
+    throw new ConfigError([`${where}: the agent secret cannot be read (${(error as Error).message})`]);
+  }
   if (!secret) {
     throw new ConfigError([
       'the agent secret is required (the runner authenticates to the agent with it): ' +

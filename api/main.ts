@@ -23,7 +23,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     host: config.string('GITSPACES_API_HOST', '127.0.0.1'),
     port: config.port('GITSPACES_API_PORT', 3000),
     // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
-    temporal: readTemporalConnection(process.env),
+    temporal: config.include(() => readTemporalConnection(process.env))!,
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
     payloadKeys: config.string(PAYLOAD_KEYS_ENV),

@@ -72,6 +72,27 @@ export class ConfigReader {
     return raw as T;
   }
 
+  /** A setting read by a parser of its own: what the parser throws is reported as this setting's problem. */
+  parsed<T>(name: string, parse: (raw: string | undefined) => T): T | undefined {
+    try {
+      return parse(this.string(name));
+    } catch (error) {
+      this.problems.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+  }
+
+  /** Settings read by a reader of their own (several variables, files): its ConfigError joins the other problems. */
+  include<T>(read: () => T): T | undefined {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      this.problems.push(...error.problems);
+      return undefined;
+    }
+  }
+
   /** Throws one ConfigError listing every problem found so far. */
   done(): void {
     if (this.problems.length > 0) throw new ConfigError(this.problems);

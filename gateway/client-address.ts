@@ -18,16 +18,16 @@ export class InvalidTrustedProxyError extends Error {
 /** The set of addresses whose forwarding headers are believed. */
 export class TrustedProxies {
   private readonly list = new net.BlockList();
+  /** The addresses and ranges as configured (for the start-up log). */
+  readonly entries: readonly string[];
   /** No proxy is trusted: the common case, answered without a lookup. */
   readonly none: boolean;
 
   /** `entries`: IP addresses and CIDR ranges, IPv4 or IPv6; throws {@link InvalidTrustedProxyError}. */
   constructor(entries: readonly string[] = []) {
-    for (const raw of entries) {
-      const entry = raw.trim();
-      if (entry) this.add(entry);
-    }
-    this.none = entries.every((entry) => entry.trim() === '');
+    this.entries = entries.map((entry) => entry.trim()).filter(Boolean);
+    for (const entry of this.entries) this.add(entry);
+    this.none = this.entries.length === 0;
   }
 
   /** Parses a comma-separated list (the environment variable's form). */

@@ -86,7 +86,7 @@ export interface GatewayOptions {
    * IP addresses and CIDR ranges of reverse proxies in front of the gateway: only connections from these have their
    * `X-Forwarded-For`/`-Proto`/`-Host` believed (and are exempt from the per-client connection cap).
    */
-  trustedProxies?: readonly string[];
+  trustedProxies?: TrustedProxies;
   /** Open connections one client address may hold (default {@link DEFAULT_MAX_CONNECTIONS_PER_CLIENT}). */
   maxConnectionsPerClient?: number;
   /** Failed token checks one client address may cause per window before it gets 429 (default 20 per minute). */
@@ -158,7 +158,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { logger, routes, verifier } = options;
   const timeoutMs = options.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS;
   const domainSuffix = options.domain ? `.${options.domain.toLowerCase().replace(/^\.+|\.+$/g, '')}` : undefined;
-  const trusted = new TrustedProxies(options.trustedProxies);
+  const trusted = options.trustedProxies ?? new TrustedProxies();
   const connectionLimiter = new ConnectionLimiter(
     options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
   );

@@ -5,6 +5,7 @@ import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
 import { startHarness, startRecorder, startRouted, statusOf, type Harness, type Recorder } from './test-harness';
 import { openWebSocket } from '../test/support/websocket';
+import { TrustedProxies } from './client-address';
 
 /**
  * Attacks on the gateway's public listener, each written as an attacker would try it (issue 10): malformed and
@@ -580,7 +581,7 @@ describe('forwarding headers come from the connection unless it is a trusted pro
   });
 
   it('a configured trusted proxy is believed: Secure cookie, https, the client it forwarded for', async () => {
-    const h = await startHarness({ trustedProxies: ['10.0.0.0/8', '127.0.0.1'] });
+    const h = await startHarness({ trustedProxies: new TrustedProxies(['10.0.0.0/8', '127.0.0.1']) });
     try {
       await h.route(ID, upstream.url);
       const token = await h.token(ID);
@@ -690,7 +691,7 @@ describe('failed token checks slow a client down', () => {
 
   it('behind a trusted proxy, counts each client it forwards for, by the address the proxy added', async () => {
     const h = await startHarness({
-      trustedProxies: ['127.0.0.1'],
+      trustedProxies: new TrustedProxies(['127.0.0.1']),
       authFailureLimit: { max: 3, windowMs: 60_000 },
       now: () => 0,
     });

@@ -1,13 +1,13 @@
 import { runMain } from '../common/main';
 import path from 'node:path';
 import { createRemoteJWKSet } from 'jose';
-import { ConfigError, ConfigReader } from '../common/config';
+import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import { createAccessTokenVerifier } from './auth';
-import { InvalidTrustedProxyError, TrustedProxies } from './client-address';
+import { TrustedProxies } from './client-address';
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
 import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { createFileRoutesStore } from './routes-store';
@@ -32,22 +32,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
   );
   // Comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-* headers are believed; none by default.
-  const trustedProxiesText = config.string('GITSPACES_GATEWAY_TRUSTED_PROXIES');
-  const problems: string[] = [];
-  const trustedProxies = trustedProxiesText?.split(',').map((entry) => entry.trim()) ?? [];
-  try {
-    TrustedProxies.parse(trustedProxiesText);
-  } catch (error) {
-    if (!(error instanceof InvalidTrustedProxyError)) throw error;
-    problems.push(`GITSPACES_GATEWAY_TRUSTED_PROXIES: ${error.message}`);
-  }
-  try {
-    config.done();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems.unshift(...error.problems);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const trustedProxies = config.parsed('GITSPACES_GATEWAY_TRUSTED_PROXIES', TrustedProxies.parse);
+  config.done();
   await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('gateway');
@@ -64,7 +50,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     adminToken,
     domain,
     upstreamTimeoutMs,
-    trustedProxies,
+    trustedProxies: trustedProxies!,
     maxConnectionsPerClient,
   });
   const { publicUrl, adminUrl } = await gateway.listen({ host, port, adminHost, adminPort });
@@ -74,7 +60,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     routes: routes.list().length,
     jwksUrl,
     domain,
-    trustedProxies,
+    trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,
     adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, ADMIN_TOKEN_FILE),
   });

@@ -13,7 +13,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const settings = {
     infrastructureId: config.string('GITSPACES_INFRASTRUCTURE_ID', 'local'),
     // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
-    temporal: readTemporalConnection(process.env),
+    temporal: config.include(() => readTemporalConnection(process.env))!,
     dataDir: path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces')),
     secretsKey: config.string('GITSPACES_SECRETS_KEY'),
     workOrderPublicKeyPem: config.string('GITSPACES_WORK_ORDER_PUBLIC_KEY'),
