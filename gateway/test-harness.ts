@@ -5,8 +5,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, createLocalJWKSet, importPKCS8, type JWTPayload } from 'jose';
-import { closeIde } from '../agent/ide';
-import { createAgentApp } from '../agent/server';
+import { serveAgent } from '../test/support/agent';
 import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
 import {
   ACCESS_TOKEN_ALGORITHM,
@@ -215,7 +214,7 @@ export async function startAgent(
     await mkdir(path.dirname(path.join(workspaceDir, name)), { recursive: true });
     await writeFile(path.join(workspaceDir, name), content);
   }
-  const { server } = createAgentApp({
+  const agent = await serveAgent({
     gitspaceId,
     secret: TEST_AGENT_SECRET,
     workspaceDir,
@@ -223,24 +222,14 @@ export async function startAgent(
     logger: silentLogger,
     ideHost: { shell: '/bin/bash', env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, PS1: '$ ' } },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const routeSecret = randomBytes(32).toString('base64url');
-  const given = await fetch(`${url}/_agent/route`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${TEST_AGENT_SECRET}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ secret: routeSecret }),
-  });
-  if (given.status !== 204) throw new Error(`the test agent refused its route secret: ${given.status}`);
+  const gatewayHeaders = await agent.route();
   return {
-    url,
+    url: agent.url,
     workspaceDir,
-    routeSecret,
-    gatewayHeaders: { [ROUTE_SECRET_HEADER]: routeSecret },
+    routeSecret: gatewayHeaders[ROUTE_SECRET_HEADER]!,
+    gatewayHeaders,
     async close() {
-      closeIde(server);
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await agent.close();
       await rm(root, { recursive: true, force: true });
     },
   };

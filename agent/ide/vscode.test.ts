@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocket } from 'ws';
-import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
 import { silentLogger } from '../../common/logger';
 import { serveAgent } from '../../test/support/agent';
 
@@ -20,16 +18,9 @@ async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: 
     logger: silentLogger,
     ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' }, searchPath: '/nonexistent', ...ideHost },
   });
-  const { url } = agent;
-  const routeSecret = randomBytes(32).toString('base64url');
-  await fetch(`${url}/_agent/route`, {
-    method: 'PUT',
-    headers: { authorization: 'Bearer secret', 'content-type': 'application/json' },
-    body: JSON.stringify({ secret: routeSecret }),
-  });
-  const headers = { [ROUTE_SECRET_HEADER]: routeSecret };
+  const headers = await agent.route();
   return {
-    url,
+    url: agent.url,
     headers,
     workspaceDir,
     async close() {

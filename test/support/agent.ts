@@ -1,10 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { createAgentClient } from '../../activities/agent-client';
 import { closeIde } from '../../agent/ide';
 import { createAgentApp, type AgentOptions } from '../../agent/server';
+import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
 
 export interface ServedAgent {
   /** `http://127.0.0.1:<port>`. */
   url: string;
+  /**
+   * Gives the agent a new route secret through the runner's own client, as every start does; resolves with the
+   * headers the gateway would add, which let a test talk to the IDE directly.
+   */
+  route(): Promise<Record<string, string>>;
   /** Stops the agent's IDE (shells, VS Code) and every connection, then the listener. */
   close(): Promise<void>;
 }
@@ -16,8 +24,14 @@ export async function serveAgent(options: AgentOptions, port = 0): Promise<Serve
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
   });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url,
+    async route() {
+      const routeSecret = randomBytes(32).toString('base64url');
+      await createAgentClient().setRouteSecret(url, options.secret, routeSecret, AbortSignal.timeout(10_000));
+      return { [ROUTE_SECRET_HEADER]: routeSecret };
+    },
     async close() {
       closeIde(server);
       server.closeAllConnections();
