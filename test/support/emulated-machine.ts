@@ -31,18 +31,12 @@ export async function startAgentSlot(bootstrapOf: BootstrapScriptOf, dataDir: st
   const port = await freeLoopbackPort();
   let current: ServedAgent | undefined;
   let watching: AbortController | undefined;
-  const stopAgent = async () => {
-    const agent = current;
-    current = undefined;
-    await agent?.close();
-  };
-  const startAgent = async (gitspaceId: string, secret: string, workspaceDir: string) => {
-    current = await serveAgent({ gitspaceId, secret, workspaceDir, ide: 'terminal', logger: silentLogger }, port);
-  };
   const close = async () => {
     watching?.abort();
     watching = undefined;
-    await stopAgent();
+    const agent = current;
+    current = undefined;
+    await agent?.close();
   };
   return {
     url: `http://127.0.0.1:${port}`,
@@ -50,17 +44,26 @@ export async function startAgentSlot(bootstrapOf: BootstrapScriptOf, dataDir: st
       await close();
       const workspaceDir = path.join(dataDir, 'emulated-machines', gitspaceId, 'workspace');
       await mkdir(path.dirname(workspaceDir), { recursive: true });
-      const stop = new AbortController();
-      watching = stop;
+      const stop = (watching = new AbortController()).signal;
       void (async () => {
         let served: string | undefined;
-        while (!stop.signal.aborted) {
+        while (!stop.aborted) {
           const script = await bootstrapOf(gitspaceId).catch(() => undefined);
           const secret = script ? agentSecretIn(script) : undefined;
-          if (secret && secret !== served && !stop.signal.aborted) {
-            await stopAgent();
-            await startAgent(gitspaceId, secret, workspaceDir);
-            served = secret;
+          if (secret && secret !== served) {
+            // A machine runs its bootstrap again on the next boot: a failed (re)start is tried again next round.
+            try {
+              await current?.close();
+              current = undefined;
+              const agent = await serveAgent(
+                { gitspaceId, secret, workspaceDir, ide: 'terminal', logger: silentLogger },
+                port,
+              );
+              if (stop.aborted) await agent.close();
+              else [current, served] = [agent, secret];
+            } catch {
+              // The port is still being released, or the slot was closed meanwhile.
+            }
           }
           await sleep(100);
         }
