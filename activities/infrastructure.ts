@@ -53,7 +53,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
   });
   // Rotated on every start: derived from the start's workflow run, so each activity of that start (and its retries)
   // finds the same secret, and a later start gets another one.
-  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', `${gitspaceId}/${workflowRunId()}`);
+  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', `${gitspaceId}/${workflowRun().runId}`);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
 
   /**
@@ -71,12 +71,12 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       repositoryTokenSealed?: string | null;
     },
   ): Promise<void> => {
-    const run = Context.current().info.workflowExecution;
+    const { workflowId, runId } = workflowRun();
     try {
       await deps.workOrders.verify(order, {
         step,
-        workflowId: run?.workflowId ?? '',
-        runId: run?.runId ?? '',
+        workflowId,
+        runId,
         infrastructureId: deps.infrastructureId,
         gitspaceId: target.gitspaceId,
         ...(target.infrastructure || target.spec ? { infrastructure: target.infrastructure ?? target.spec } : {}),
@@ -285,7 +285,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       const target = await findAgent(input.spec);
       const secret = randomBytes(32).toString('base64url');
       await deps.agents.setRouteSecret(target, agentSecret(gitspaceId), secret, context.cancellationSignal);
-      const runId = workflowRunId();
+      const runId = workflowRun().runId;
       await deps.gateway.putRoute(gitspaceId, { target, secret, runId }, context.cancellationSignal);
     },
 
@@ -329,8 +329,8 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
 export type InfrastructureActivities = ReturnType<typeof createInfrastructureActivities>;
 
 /** The workflow run an activity works for: lifecycle activities are only ever scheduled by a workflow. */
-function workflowRunId(): string {
+function workflowRun(): { workflowId: string; runId: string } {
   const run = Context.current().info.workflowExecution;
   if (!run) throw ApplicationFailure.nonRetryable('this activity runs only inside a workflow', 'NoWorkflowRunError');
-  return run.runId;
+  return run;
 }
