@@ -2,7 +2,7 @@ import express from 'express';
 import http from 'node:http';
 import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, decodePathFully, isAgentPrivatePath } from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../providers/types';
 import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
@@ -171,15 +171,11 @@ function doorOf(method: string, url: string): 'health' | 'private' | 'ide' {
   // A target in absolute form (`GET http://host/_agent/session`) is routed by the path inside it: rather than parse it
   // a second way, it gets the strictest door (the gateway always sends a path).
   if (!url.startsWith('/')) return 'private';
-  const rawPath = url.split('?', 1)[0]!;
-  let path: string;
-  try {
-    path = decodeURIComponent(rawPath).toLowerCase();
-  } catch {
-    return 'private'; // Undecodable: treated as the strictest door.
-  }
-  if (path === '/_agent/healthz' && (method === 'GET' || method === 'HEAD')) return 'health';
-  return path.startsWith('/_agent') ? 'private' : 'ide';
+  const path = decodePathFully(url.split('?', 1)[0]!);
+  if (path === undefined) return 'private'; // Undecodable: the strictest door.
+  if (path.toLowerCase() === '/_agent/healthz' && (method === 'GET' || method === 'HEAD')) return 'health';
+  // The same reading of the private path as the gateway's, so neither lets through what the other keeps out.
+  return isAgentPrivatePath(path) ? 'private' : 'ide';
 }
 
 /** Route secrets are 32 random bytes in base64url (43 characters) or longer. */

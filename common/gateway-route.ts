@@ -22,3 +22,40 @@ export interface RouteRegistration {
   /** The start workflow run that registered the route; access tokens must name the same run. */
   runId: string;
 }
+
+/** Percent-decoding rounds before a path is given up on (`%25` nested deeper than this is not a real path). */
+const MAX_DECODE_ROUNDS = 4;
+
+/**
+ * A path as any server might read it: percent-decoded until nothing changes. Undefined when a decoding fails or nests
+ * deeper than anything real: such a path is refused, never guessed at.
+ */
+export function decodePathFully(path: string): string | undefined {
+  let decoded = path;
+  for (let round = 0; decoded.includes('%'); round++) {
+    if (round === MAX_DECODE_ROUNDS) return undefined;
+    let next: string;
+    try {
+      next = decodeURIComponent(decoded);
+    } catch {
+      return undefined;
+    }
+    if (next === decoded) break;
+    decoded = next;
+  }
+  return decoded;
+}
+
+/** First path segment of the agent's private API (for the runner), compared case-insensitively after decoding. */
+const AGENT_PRIVATE_SEGMENT = '_agent';
+
+/**
+ * Whether a decoded path (see {@link decodePathFully}) is the agent's private API however it is spelt: `/_agent/`,
+ * `/_Agent/`, `//_agent` (from `/%5Fagent/`, `/%255fagent/`...). The gateway never forwards such a path, and the
+ * agent wants its own secret for it, whoever sends it.
+ */
+export function isAgentPrivatePath(decoded: string): boolean {
+  let start = 0;
+  while (decoded.charCodeAt(start) === 47 /* / */) start++;
+  return decoded.slice(start, start + AGENT_PRIVATE_SEGMENT.length).toLowerCase() === AGENT_PRIVATE_SEGMENT;
+}

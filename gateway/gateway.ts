@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
 import { bearerToken } from '../common/bearer';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, isAgentPrivatePath } from '../common/gateway-route';
 import { TokenBuckets, clientAddressKey, unmapped, type RateLimit } from '../common/rate-limit';
 import {
   UpstreamTimeoutError,
@@ -29,15 +29,7 @@ import {
 } from './auth';
 import { TrustedProxies } from './client-address';
 import { ConnectionLimiter, DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
-import {
-  decodePath,
-  gitspaceOfHost,
-  isAgentPrivatePath,
-  readCookie,
-  rebuildQuery,
-  splitToken,
-  withoutCookie,
-} from './request-target';
+import { decodePath, gitspaceOfHost, readCookie, rebuildQuery, splitToken, withoutCookie } from './request-target';
 import type { GatewayRoute, RoutesStore } from './routes-store';
 
 /**

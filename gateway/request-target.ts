@@ -1,4 +1,5 @@
 import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN } from '../common/access-token';
+import { decodePathFully } from '../common/gateway-route';
 
 /**
  * Reading a request target the way whoever is behind the gateway might read it: percent-decoded (as often as it
@@ -9,42 +10,15 @@ import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN } from '../common/access-
 /** Dot segments (plain or percent-encoded), backslashes and NUL: refused rather than normalised. */
 const UNSAFE_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|\\|%5c|%00/i;
 
-/** Path prefix of the agent's private API (for the runner), compared case-insensitively after decoding. */
-const AGENT_PRIVATE_PREFIX = '_agent';
-
-/** Percent-decoding rounds before a path is given up on (`%25` nested deeper than this is not a real path). */
-const MAX_DECODE_ROUNDS = 4;
-
 /**
  * A path as any server behind the gateway might read it: percent-decoded until nothing changes. Undefined (refuse the
- * request) for dot segments, backslashes or NUL in the path or in any decoding of it, or a decoding that fails.
+ * request) for dot segments, backslashes or NUL in the path or in its decoding, or a decoding that fails. (Decoding
+ * until stable only ever turns an unsafe escape into the unsafe character, so checking the end result suffices.)
  */
 export function decodePath(path: string): string | undefined {
   if (UNSAFE_PATH.test(path)) return undefined;
-  let decoded = path;
-  for (let round = 0; decoded.includes('%'); round++) {
-    if (round === MAX_DECODE_ROUNDS) return undefined;
-    let next: string;
-    try {
-      next = decodeURIComponent(decoded);
-    } catch {
-      return undefined;
-    }
-    if (next === decoded) break;
-    decoded = next;
-    if (UNSAFE_PATH.test(decoded) || decoded.includes('\0')) return undefined;
-  }
-  return decoded;
-}
-
-/**
- * Whether a decoded path (see {@link decodePath}) is the agent's private API however it is spelt: `/_agent/`,
- * `/_Agent/`, `//_agent` (from `/%5Fagent/`, `/%255fagent/`...).
- */
-export function isAgentPrivatePath(decoded: string): boolean {
-  let start = 0;
-  while (decoded.charCodeAt(start) === 47 /* / */) start++;
-  return decoded.slice(start, start + AGENT_PRIVATE_PREFIX.length).toLowerCase() === AGENT_PRIVATE_PREFIX;
+  const decoded = decodePathFully(path);
+  return decoded === undefined || UNSAFE_PATH.test(decoded) || decoded.includes('\0') ? undefined : decoded;
 }
 
 /**
