@@ -45,8 +45,12 @@ export interface AppOptions {
 
 /** When a client refused for holding too many event streams may try again, in seconds. */
 const STREAM_RETRY_AFTER_SECONDS = 5;
-/** An event stream whose client reads less than this falls behind and is closed (it can resume with Last-Event-ID). */
+/**
+ * An event stream with more than this waiting to be sent, and none of it taken for STREAM_STALL_MS, has a client that
+ * does not read: it is closed (it can resume with Last-Event-ID). A client that reads a long backlog is not.
+ */
 const STREAM_MAX_BUFFERED_BYTES = 1 << 20;
+const STREAM_STALL_MS = 2_000;
 
 type Authed = Request & { user?: UserRow };
 
@@ -381,8 +385,10 @@ export function createApp(options: AppOptions): express.Express {
     openStreams.set(user.id, open + 1);
     let unsubscribe: (() => void) | undefined;
     let closed = false;
+    let stalled: NodeJS.Timeout | undefined;
     res.on('close', () => {
       closed = true;
+      clearTimeout(stalled);
       unsubscribe?.();
       const left = (openStreams.get(user.id) ?? 1) - 1;
       if (left > 0) openStreams.set(user.id, left);
@@ -397,7 +403,13 @@ export function createApp(options: AppOptions): express.Express {
         res.write(`id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(presentEvent(event))}\n\n`);
       }
       // A client that does not read must not make this process hold its events without end.
-      if (res.writableLength > STREAM_MAX_BUFFERED_BYTES) res.destroy();
+      if (res.writableLength > STREAM_MAX_BUFFERED_BYTES && !stalled) {
+        stalled = setTimeout(() => res.destroy(), STREAM_STALL_MS);
+        res.once('drain', () => {
+          clearTimeout(stalled);
+          stalled = undefined;
+        });
+      }
     };
     const stop = await options.eventFeed.subscribe(gitspaceId, after, send);
     if (closed) stop();

@@ -418,6 +418,20 @@ describe('REST API limits', () => {
     await cutOff;
   });
 
+  it('gives a client that reads all of a backlog larger than the buffer cap', async () => {
+    const base = await serve({});
+    const { token } = await store.createUser('historian', 'member');
+    const id = (await call(base, 'POST', '/gitspaces', token, gitspace('long-history'))).body.gitspace.id as string;
+    const padding = 'x'.repeat(1024);
+    for (let i = 0; i < 2048; i++) {
+      await store.recordEvent(id, { type: 'step', message: `${i} ${padding}`, actor: { type: 'reconciler' } });
+    }
+    const stream = await openStream(base, token, id);
+    expect(stream.response.status).toBe(200);
+    await until('the whole backlog', () => stream.events.length === 2049, 30_000);
+    stream.close();
+  });
+
   it('resumes a stream after Last-Event-ID without repeating what the client has', async () => {
     const base = await serve({});
     const { token } = await store.createUser('resumer', 'member');
