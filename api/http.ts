@@ -31,6 +31,8 @@ export const handle =
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     if (res.headersSent) {
+      // The answer is under way (an event stream): the client sees it end; the operator must see why.
+      logger.error('request failed after its answer began', { method: req.method, path: req.path, error });
       res.end();
       return;
     }
