@@ -10,7 +10,7 @@ import { ENCRYPTED_ENCODING } from '../common/payload-codec';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { scheduleForgedActivity } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
-import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
 const { EventType } = temporal.api.enums.v1;
 type History = temporal.api.history.v1.IHistory;
@@ -87,6 +87,7 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'stopped');
     expect((await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/actions`, { action: 'start' })).status).toBe(202);
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
+    await lifecycleClosed(stack, gitspaceId);
 
     let runs = 0;
     let payloads = 0;

@@ -13,7 +13,7 @@ import { createLocalProvider, localMachinesRoot } from '../providers/local/provi
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { scheduleForgedActivity, type ForgedActivityResult } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
-import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -68,6 +68,7 @@ describe('signed work orders', () => {
     expect(created.status).toBe(201);
     gitspaceId = created.body.gitspace.id;
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
+    await lifecycleClosed(stack, gitspaceId);
     // What the attacker copies out of the real start's history (readable: the attacker has the payload keys).
     const description = await attacker.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe();
     realStartRunId = description.runId;

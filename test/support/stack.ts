@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createRemoteJWKSet } from 'jose';
 import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
+import { lifecycleWorkflowId } from '../../common/lifecycle';
 import { silentLogger, type Logger } from '../../common/logger';
 import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
@@ -185,4 +186,15 @@ export async function waitForGitspace(
   throw new Error(
     `gitspace ${id} did not reach the expected state in ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`,
   );
+}
+
+/**
+ * Waits until the gitspace's latest lifecycle workflow has closed. Its state is recorded a moment before it does, so
+ * a test that starts a workflow under the same id itself (an attacker's) must wait for this, not for the state.
+ */
+export async function lifecycleClosed(stack: TestStack, id: string): Promise<void> {
+  await stack.controlPlane.client.workflow
+    .getHandle(lifecycleWorkflowId(id))
+    .result()
+    .catch(() => undefined);
 }
