@@ -170,9 +170,19 @@ export class EncryptionCodec implements PayloadCodec {
   }
 }
 
+/**
+ * The module whose `failureConverter` every client and worker uses (common/failure-converter.ts): failure messages and
+ * stack traces go into encoded attributes, which the codec seals. The workflow bundle must name it too
+ * (workers/workflow-bundle.ts), or workflow code fails workflows with plaintext messages.
+ */
+export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
 /** The data converter every Gitspaces Temporal client and worker uses. */
-export function payloadDataConverter(codec: PayloadCodec): { payloadCodecs: PayloadCodec[] } {
-  return { payloadCodecs: [codec] };
+export function payloadDataConverter(codec: PayloadCodec): {
+  payloadCodecs: PayloadCodec[];
+  failureConverterPath: string;
+} {
+  return { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH };
 }
 
 /**

@@ -1,11 +1,15 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { promisify } from 'node:util';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { defaultPayloadConverter, type DefaultEncodedFailureAttributes } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue, lifecycleWorkflowId } from '../common/lifecycle';
+import { createCodecServer } from '../codec/server';
+import { silentLogger } from '../common/logger';
 import { ENCRYPTED_ENCODING } from '../common/payload-codec';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { scheduleForgedActivity } from './support/forged-activity';
@@ -14,6 +18,8 @@ import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from
 
 const { EventType } = temporal.api.enums.v1;
 type History = temporal.api.history.v1.IHistory;
+type Failure = temporal.api.failure.v1.IFailure;
+const run = promisify(execFile);
 
 /**
  * Issue 11: Temporal is an untrusted courier. Whoever can reach Temporal's port — with a plain client, without the
@@ -81,6 +87,28 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     return found;
   };
 
+  /** Every Failure message in a history, causes included. */
+  const failuresIn = (value: unknown, found: Failure[] = []): Failure[] => {
+    if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return found;
+    for (const [key, child] of Object.entries(value)) {
+      if ((key === 'failure' || key === 'cause') && child && typeof child === 'object') found.push(child as Failure);
+      failuresIn(child, found);
+    }
+    return found;
+  };
+  /** A failure's message and stack trace as whoever holds the payload keys reads them. */
+  const openFailure = async (failure: Failure): Promise<DefaultEncodedFailureAttributes> => {
+    if (!failure.encodedAttributes) return { message: failure.message ?? '', stack_trace: failure.stackTrace ?? '' };
+    const [decoded] = await stack.controlPlane.payloadCodec.decode([failure.encodedAttributes]);
+    return defaultPayloadConverter.fromPayload(decoded!);
+  };
+
+  /** The CLI's JSON as text, plus every base64 `data` in it decoded (the CLI shows payload data in base64). */
+  const readableIn = (json: string): string[] => [
+    json,
+    ...[...json.matchAll(/"data":\s*"([A-Za-z0-9+/=]*)"/g)].map((m) => Buffer.from(m[1]!, 'base64').toString('utf8')),
+  ];
+
   it('leaves only ciphertext in every history: every payload binary/encrypted, no gitspace name or repository', async () => {
     // A stop too, so the history has stop, start and the reconciliation run's payloads.
     expect((await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/actions`, { action: 'stop' })).status).toBe(202);
@@ -117,6 +145,100 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     expect(await description.staticSummary()).toContain(secretName);
   });
 
+  it('encrypts failure messages and stack traces: a failed start names its marker only to those with the key', async () => {
+    // The repository's own command fails and prints the marker: the agent's message carries its last output, the runner
+    // fails prepareWorkspace with it, and the workflow fails with it.
+    const marker = `ember-${randomBytes(6).toString('hex')}`;
+    const repo = `failing-${randomBytes(4).toString('hex')}`;
+    await git.createRepository(repo, {
+      '.devcontainer/devcontainer.json': JSON.stringify({ postCreateCommand: `echo ${marker}; exit 3` }),
+    });
+    const created = await stack.api('POST', '/api/v1/gitspaces', {
+      name: `failing-${randomBytes(3).toString('hex')}`,
+      repository: { url: git.urlOf(repo) },
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
+    expect(created.status).toBe(201);
+    const id: string = created.body.gitspace.id;
+    const failed = await waitForGitspace(stack, id, (g) => g.state === 'error', 90_000);
+    // The control plane holds the key: the workflow read the runner's message and recorded it for the API.
+    expect(failed.lastError).toMatchObject({
+      action: 'start',
+      step: 'prepareWorkspace',
+      cause: 'LifecycleCommandError',
+    });
+    expect(failed.lastError.message).toContain(marker);
+    await lifecycleClosed(stack, id);
+
+    // Without the key (the attacker's plain client): the marker is nowhere in the history, bytes and all.
+    const workflowId = lifecycleWorkflowId(id);
+    const history = await historyOf(workflowId);
+    const bytes = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+    expect(bytes.includes(marker)).toBe(false);
+    const activityFailed = history.events!.filter((e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED);
+    const workflowFailed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED);
+    expect(activityFailed.length).toBeGreaterThanOrEqual(1);
+    expect(workflowFailed).toBeDefined();
+    const written = [
+      ...activityFailed.map((e) => e.activityTaskFailedEventAttributes!.failure!),
+      workflowFailed!.workflowExecutionFailedEventAttributes!.failure!,
+    ];
+    // Every failure a Gitspaces worker wrote, causes included, keeps only a placeholder: its own and the workflow's.
+    const sdkFailures = failuresIn(history).filter((f) => f.source === 'TypeScriptSDK');
+    expect(sdkFailures).toEqual(expect.arrayContaining(written));
+    for (const failure of sdkFailures) {
+      expect(failure.message).toBe('Encoded failure');
+      expect(failure.stackTrace ?? '').toBe('');
+      expect(new TextDecoder().decode(failure.encodedAttributes?.metadata?.encoding ?? new Uint8Array())).toBe(
+        ENCRYPTED_ENCODING,
+      );
+    }
+    // Nor as an operator's CLI shows it without the codec.
+    const cli = process.env.TEMPORAL_CLI_PATH!;
+    const show = ['workflow', 'show', '-w', workflowId, '--address', stack.temporal.address, '--output', 'json'];
+    const withoutCodec = (await run(cli, show, { maxBuffer: 64 * 1024 * 1024 })).stdout;
+    expect(withoutCodec).toContain('Encoded failure');
+    expect(readableIn(withoutCodec).some((text) => text.includes(marker))).toBe(false);
+
+    // With the key: the runner's failure, message and stack trace, and the workflow's, which repeats the message.
+    const runnerFailure = await openFailure(activityFailed[0]!.activityTaskFailedEventAttributes!.failure!);
+    expect(runnerFailure.message).toContain(marker);
+    expect(runnerFailure.stack_trace).toMatch(/\bat\b/);
+    expect((await openFailure(written[written.length - 1]!)).message).toContain(marker);
+    // The control plane's client decodes it as an error with its real message.
+    const outcome = await stack.controlPlane.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(outcome).toBeInstanceOf(WorkflowFailedError);
+    expect((outcome as WorkflowFailedError).cause?.message).toContain(marker);
+    // And the CLI through the codec server, as the README shows.
+    const token = `codec-${randomBytes(8).toString('hex')}`;
+    const codecServer = createCodecServer({
+      codec: stack.controlPlane.payloadCodec,
+      token,
+      allowedOrigins: [],
+      logger: silentLogger,
+    });
+    await new Promise<void>((resolve) => codecServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(codecServer.address() as AddressInfo).port}`;
+      const withCodec = (
+        await run(cli, [...show, '--codec-endpoint', endpoint, '--codec-auth', `Bearer ${token}`], {
+          maxBuffer: 64 * 1024 * 1024,
+        })
+      ).stdout;
+      expect(readableIn(withCodec).some((text) => text.includes(marker))).toBe(true);
+    } finally {
+      codecServer.closeAllConnections();
+      await new Promise((resolve) => codecServer.close(resolve));
+    }
+  });
+
   it('refuses a stop started straight on Temporal without the key: no activity runs, the gitspace keeps running', async () => {
     const before = await eventsOf(gitspaceId);
     // As `temporal workflow start --type stopGitspace --input '{"gitspaceId": "…"}'` would.
@@ -128,7 +250,11 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     const history = await waitForHistory(forged.workflowId, (h) => has(h, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED));
     expect(has(history, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)).toBe(true);
     const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)!;
-    expect(JSON.stringify(failed.workflowTaskFailedEventAttributes?.failure)).toMatch(/refused a payload/);
+    // Why, only for those with the key: the worker's failure message is sealed like any payload.
+    expect(failed.workflowTaskFailedEventAttributes?.failure?.message).toBe('Encoded failure');
+    expect((await openFailure(failed.workflowTaskFailedEventAttributes!.failure!)).message).toMatch(
+      /refused a payload/,
+    );
     // Give it time to do harm, had it been able to.
     await new Promise((r) => setTimeout(r, 2000));
     const after = await historyOf(forged.workflowId);
@@ -155,7 +281,9 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     try {
       const history = await waitForHistory(forged.workflowId, (h) => has(h, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED));
       const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
-      expect(JSON.stringify(failed?.workflowTaskFailedEventAttributes?.failure)).toMatch(/refused a payload/);
+      expect((await openFailure(failed!.workflowTaskFailedEventAttributes!.failure!)).message).toMatch(
+        /refused a payload/,
+      );
       expect(has(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
       expect(has(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
     } finally {
@@ -199,7 +327,8 @@ describe('payloads encrypted with keys Temporal never sees', () => {
       expect(forged.completed).toBe(false);
       const failure = forged.failure!;
       expect(failure).toBeDefined();
-      expect(failure.message).toMatch(/refused a payload that is not encrypted/);
+      expect(failure.message).toBe('Encoded failure');
+      expect((await openFailure(failure)).message).toMatch(/refused a payload that is not encrypted/);
       expect(failure.applicationFailureInfo?.type).toBe('PayloadRefusedError');
       expect(dialled).toEqual([]);
       expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');

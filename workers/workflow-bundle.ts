@@ -1,8 +1,16 @@
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH } from '../common/payload-codec';
 
-/** Bundles the workflow code once per process; workers are then created from the bundle. */
+/**
+ * Bundles the workflow code once per process; workers are then created from the bundle. Workflow code converts its
+ * own failures with the bundle's failure converter, not the worker's: it is the one every client and worker uses.
+ */
 export function bundleLifecycleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietBundlerLogger });
+  return bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    logger: quietBundlerLogger,
+  });
 }
 
 const noop = () => undefined;
