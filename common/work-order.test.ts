@@ -1,18 +1,23 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose';
 import { createAccessTokenIssuer, ACCESS_TOKEN_KEY_FILE } from '../api/access-tokens';
 import type { GitspaceSpec } from './lifecycle';
 import {
   InvalidWorkOrderKeyError,
   LIFECYCLE_ORDER_TTL_SECONDS,
+  UntrustedWorkOrderKeyError,
   WORK_ORDER_KEY_FILE,
   WORK_ORDER_PUBLIC_KEY_FILE,
+  WORK_ORDER_TYPE,
   WorkOrderRefusedError,
   canonicalJson,
   createWorkOrderSigner,
   createWorkOrderVerifier,
+  parseWorkOrderPublicKeys,
+  workOrderKeyId,
   type WorkOrderExpectation,
   type WorkOrderSigner,
   type WorkOrderVerifier,
@@ -115,13 +120,16 @@ describe('work orders', () => {
       now: () => now,
     });
     const forged = await attacker.sign({ action: 'start', ...run, gitspaceId: 'gs1', infrastructure: spec, spec });
-    expect(await refusal(forged, expectation())).toMatch(/not signed by the control plane/);
+    expect(await refusal(forged, expectation())).toMatch(
+      new RegExp(`signed with key '${attacker.keyId}', which is not one of this runner's work order public keys`),
+    );
+    await expect(verifier.verify(forged, expectation())).rejects.toBeInstanceOf(UntrustedWorkOrderKeyError);
     // The signature covers every claim: one changed character breaks it.
     const [header, payload, signature] = (await startOrder()).split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     const altered = Buffer.from(JSON.stringify({ ...claims, act: 'delete' })).toString('base64url');
     expect(await refusal(`${header}.${altered}.${signature}`, expectation({ step: 'deleteMachine' }))).toMatch(
-      /not signed by the control plane/,
+      /not signed by the control plane: its signature does not verify/,
     );
   });
 
@@ -205,7 +213,9 @@ describe('work orders', () => {
     // An access token verified with the access-token key's own public half: wrong type and audience.
     const issuer = await createAccessTokenIssuer({ dataDir, ttlSeconds: 600 });
     const { token } = await issuer.issue({ userId: 'u1', gitspaceId: 'gs1', runId: 'run-1' });
-    const accessKeyPem = await readFile(path.join(dataDir, ACCESS_TOKEN_KEY_FILE), 'utf8');
+    const accessKeyPem = createPublicKey(await readFile(path.join(dataDir, ACCESS_TOKEN_KEY_FILE), 'utf8'))
+      .export({ format: 'pem', type: 'spki' })
+      .toString();
     const confused = createWorkOrderVerifier({ publicKeyPem: accessKeyPem });
     expect(await refusal(token, expectation(), confused)).toMatch(/not valid/);
   });
@@ -221,6 +231,179 @@ describe('work orders', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'spki' });
     expect(() => createWorkOrderVerifier({ publicKeyPem: rsa.toString() })).toThrow(InvalidWorkOrderKeyError);
     await expect(createWorkOrderSigner({ privateKeyPem: 'garbage' })).rejects.toBeInstanceOf(InvalidWorkOrderKeyError);
+  });
+
+  describe('key rotation', () => {
+    const newPrivatePem = () =>
+      generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const signerOf = (privateKeyPem: string) => createWorkOrderSigner({ privateKeyPem, now: () => now });
+    const orderBy = (s: WorkOrderSigner) =>
+      s.sign({
+        action: 'start',
+        ...run,
+        gitspaceId: 'gs1',
+        infrastructure: spec,
+        spec,
+        repositoryTokenSealed: 'sealed-token',
+      });
+    /** The claims of a genuine order, signed by hand with the header fields given (the previous version set no kid). */
+    const handSigned = async (privateKeyPem: string, header: { kid?: string }) => {
+      const claims = JSON.parse(Buffer.from((await startOrder()).split('.')[1]!, 'base64url').toString());
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: 'EdDSA', typ: WORK_ORDER_TYPE, ...header })
+        .sign(createPrivateKey(privateKeyPem));
+    };
+    const publicFile = () => path.join(dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
+    const withHeader = (order: string, change: (header: Record<string, unknown>) => Record<string, unknown>) => {
+      const [header, payload, signature] = order.split('.');
+      const changed = change(JSON.parse(Buffer.from(header!, 'base64url').toString()));
+      return `${Buffer.from(JSON.stringify(changed)).toString('base64url')}.${payload}.${signature}`;
+    };
+
+    it('names its key in every order: the RFC 7638 thumbprint of the public key', async () => {
+      const jwkThumbprint = await calculateJwkThumbprint(
+        await exportJWK(createPrivateKey(await readFile(path.join(dataDir, WORK_ORDER_KEY_FILE), 'utf8'))),
+      );
+      expect(signer.keyId).toBe(jwkThumbprint);
+      expect(workOrderKeyId(createPublicKey(signer.publicKeyPem))).toBe(jwkThumbprint);
+      const header = JSON.parse(Buffer.from((await startOrder()).split('.')[0]!, 'base64url').toString());
+      expect(header).toEqual({ alg: 'EdDSA', typ: WORK_ORDER_TYPE, kid: signer.keyId });
+    });
+
+    it('accepts orders of every key in its set: several PEM blocks in the variable or in the file', async () => {
+      const next = await signerOf(newPrivatePem());
+      const both = `${signer.publicKeyPem}${next.publicKeyPem}`;
+      const fromVariable = createWorkOrderVerifier({ publicKeyPem: both, now: () => now });
+      // On one line, as an environment variable may hold it.
+      const oneLine = createWorkOrderVerifier({ publicKeyPem: both.trim().replace(/\n/g, '\\n'), now: () => now });
+      await writeFile(publicFile(), `# old\n${signer.publicKeyPem}\n# new, ${next.keyId}\n${next.publicKeyPem}`);
+      for (const v of [fromVariable, oneLine, verifier]) {
+        expect((await v.verify(await startOrder(), expectation())).runId).toBe('run-1');
+        expect((await v.verify(await orderBy(next), expectation())).runId).toBe('run-1');
+      }
+      expect([...parseWorkOrderPublicKeys(both, 'test').keys()]).toEqual([signer.keyId, next.keyId]);
+    });
+
+    it('refuses an order of a key removed from its set, from the next check on (no restart)', async () => {
+      const next = await signerOf(newPrivatePem());
+      await writeFile(publicFile(), `${signer.publicKeyPem}${next.publicKeyPem}`);
+      const oldOrder = await startOrder();
+      await verifier.verify(oldOrder, expectation());
+      // The operator removes the old block.
+      await writeFile(publicFile(), next.publicKeyPem);
+      const error = await verifier.verify(oldOrder, expectation()).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UntrustedWorkOrderKeyError);
+      expect(error).toBeInstanceOf(WorkOrderRefusedError);
+      expect(error).toMatchObject({ keyId: signer.keyId, trustedKeyIds: [next.keyId] });
+      expect((error as Error).message).toBe(
+        `work order refused: untrusted work order key: the work order is signed with key '${signer.keyId}', which is not one of this runner's work order public keys ('${next.keyId}') (step prepareWorkspace of gitspace 'gs1')`,
+      );
+      await verifier.verify(await orderBy(next), expectation());
+      // The same with the variable: the new key only.
+      const configured = createWorkOrderVerifier({ publicKeyPem: next.publicKeyPem, now: () => now });
+      await expect(configured.verify(oldOrder, expectation())).rejects.toBeInstanceOf(UntrustedWorkOrderKeyError);
+    });
+
+    it('checks an order with the key its kid names only: a changed, swapped or removed kid is refused', async () => {
+      const otherPem = newPrivatePem();
+      const other = await signerOf(otherPem);
+      await writeFile(publicFile(), `${signer.publicKeyPem}${other.publicKeyPem}`);
+      const order = await startOrder();
+      // The kid of the other trusted key on this order: the header is signed, and the other key does not verify it.
+      expect(
+        await refusal(
+          withHeader(order, (h) => ({ ...h, kid: other.keyId })),
+          expectation(),
+        ),
+      ).toMatch(new RegExp(`signature does not verify with the key it names \\('${other.keyId}'\\)`));
+      // Signed by one trusted key, naming the other (hand-made, valid signature): checked with the named key only.
+      expect(await refusal(await handSigned(otherPem, { kid: signer.keyId }), expectation())).toMatch(
+        /signature does not verify with the key it names/,
+      );
+      // An unknown kid, and one that is no key id at all (not echoed into Temporal's plaintext failure).
+      const unknown = await refusal(
+        withHeader(order, (h) => ({ ...h, kid: 'A'.repeat(43) })),
+        expectation(),
+      );
+      expect(unknown).toMatch(/untrusted work order key: the work order is signed with key 'A{43}'/);
+      const junk = await refusal(
+        withHeader(order, (h) => ({ ...h, kid: `x'${'y'.repeat(500)}` })),
+        expectation(),
+      );
+      expect(junk).toMatch(/signed with an unreadable key id/);
+      expect(junk).not.toContain('yyyy');
+      // The kid removed: tried against every key, and the changed header verifies with none.
+      expect(
+        await refusal(
+          withHeader(order, ({ kid: _kid, ...h }) => h),
+          expectation(),
+        ),
+      ).toMatch(/not signed by the control plane: no key of this runner verifies it/);
+      // A typ or alg that is not a work order's.
+      expect(
+        await refusal(
+          withHeader(order, (h) => ({ ...h, typ: 'JWT' })),
+          expectation(),
+        ),
+      ).toMatch(/not a work order/);
+    });
+
+    it('keeps a data dir of the previous version working: its key, its one-key file, its orders without kid', async () => {
+      // What the previous version left: the private key and a file with its public half only.
+      const legacyPem = newPrivatePem();
+      const legacyDir = await mkdtemp(path.join(os.tmpdir(), 'work-order-legacy-'));
+      try {
+        await writeFile(path.join(legacyDir, WORK_ORDER_KEY_FILE), `${legacyPem}\n`, { mode: 0o600 });
+        const publicPem = (await signerOf(legacyPem)).publicKeyPem;
+        await writeFile(path.join(legacyDir, WORK_ORDER_PUBLIC_KEY_FILE), publicPem);
+        const upgraded = await createWorkOrderSigner({ dataDir: legacyDir, now: () => now });
+        expect(upgraded.publicKeyPem).toBe(publicPem);
+        expect(await readFile(path.join(legacyDir, WORK_ORDER_PUBLIC_KEY_FILE), 'utf8')).toBe(publicPem);
+        const runner = createWorkOrderVerifier({ dataDir: legacyDir, now: () => now });
+        await runner.verify(await orderBy(upgraded), expectation());
+        // An order the previous version signed (no kid), still under way across the upgrade.
+        await runner.verify(await handSigned(legacyPem, {}), expectation());
+        // Without kid, it must still verify with a key of the set.
+        expect(await refusal(await handSigned(newPrivatePem(), {}), expectation(), runner)).toMatch(
+          /no key of this runner verifies it/,
+        );
+      } finally {
+        await rm(legacyDir, { recursive: true, force: true });
+      }
+    });
+
+    it('a control plane switched to a new key adds its public half beside the old one; the operator removes the old', async () => {
+      const oldOrder = await startOrder();
+      // The operator gives the control plane a new key (here by replacing its file) and restarts it.
+      await writeFile(path.join(dataDir, WORK_ORDER_KEY_FILE), newPrivatePem());
+      const switched = await createWorkOrderSigner({ dataDir, now: () => now });
+      expect(switched.keyId).not.toBe(signer.keyId);
+      const file = await readFile(publicFile(), 'utf8');
+      expect(file).toBe(`${signer.publicKeyPem}${switched.publicKeyPem}`);
+      expect([...parseWorkOrderPublicKeys(file, 'test').keys()]).toEqual([signer.keyId, switched.keyId]);
+      // Started again with the same key: the file is left as it is.
+      await createWorkOrderSigner({ dataDir, now: () => now });
+      expect(await readFile(publicFile(), 'utf8')).toBe(file);
+      // The runner beside it, unchanged: the operation under way and the new ones.
+      await verifier.verify(oldOrder, expectation());
+      await verifier.verify(await orderBy(switched), expectation());
+      // Once nothing signed with the old key runs, the operator removes its block (the first).
+      await writeFile(publicFile(), switched.publicKeyPem);
+      await expect(verifier.verify(oldOrder, expectation())).rejects.toBeInstanceOf(UntrustedWorkOrderKeyError);
+      await verifier.verify(await orderBy(switched), expectation());
+    });
+
+    it('refuses a key set with a private key or no key, and a control plane will not overwrite a broken file', async () => {
+      const privatePem = newPrivatePem();
+      expect(() => createWorkOrderVerifier({ publicKeyPem: `${signer.publicKeyPem}${privatePem}` })).toThrow(
+        /holds a PRIVATE KEY block/,
+      );
+      expect(() => createWorkOrderVerifier({ publicKeyPem: 'no key here' })).toThrow(InvalidWorkOrderKeyError);
+      await writeFile(publicFile(), 'half an edit');
+      await expect(verifier.verify(await startOrder(), expectation())).rejects.toBeInstanceOf(InvalidWorkOrderKeyError);
+      await expect(createWorkOrderSigner({ dataDir })).rejects.toThrow(/no PEM public key/);
+      expect(await readFile(publicFile(), 'utf8')).toBe('half an edit');
+    });
   });
 
   it('digests canonical JSON: key order and undefined fields do not matter', () => {

@@ -1,7 +1,14 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SignJWT, errors, jwtVerify } from 'jose';
+import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { GitspaceSpec, LifecycleAction } from './lifecycle';
 import { readOrCreateSecretFile } from './secret-file';
 
@@ -15,9 +22,19 @@ import { readOrCreateSecretFile } from './secret-file';
  * The key is the control plane's own Ed25519 work-order key, not the gateway access-token key: the access-token key's
  * public half is published (JWKS) for the gateway and the two kinds of token must never be taken for one another; the
  * keys rotate independently, and a runner needs this public key only.
+ *
+ * Rotation without downtime: every order names its key (`kid`, the RFC 7638 thumbprint of the public key) and a
+ * runner trusts a set of public keys, the PEM blocks of GITSPACES_WORK_ORDER_PUBLIC_KEY or of
+ * `<dataDir>/work-order-public-key.pem` (one block, as every earlier version wrote it, or several). An operator adds
+ * the new public key to the runners' set, switches the control plane to the new private key, and removes the old
+ * public key once no order signed with it is still in use. An order naming a key outside the set is refused
+ * (UntrustedWorkOrderKeyError), and an order is checked with the key it names only.
  */
 
-/** File names in the control plane's data dir: the private key (0600) and its public half, for a runner beside it. */
+/**
+ * File names in the data dir: the control plane's private key (0600), and the public keys a runner there trusts: one
+ * PEM block or several, the control plane's current key always among them (it adds it when it starts with a new key).
+ */
 export const WORK_ORDER_KEY_FILE = 'work-order-key.pem';
 export const WORK_ORDER_PUBLIC_KEY_FILE = 'work-order-public-key.pem';
 
@@ -130,6 +147,25 @@ export class WorkOrderRefusedError extends Error {
   }
 }
 
+/**
+ * The order names a key this runner does not trust: signed by someone else, or by a key the operator removed from the
+ * runner's set (after a rotation). A WorkOrderRefusedError, so the runner reports it as one (non-retryable).
+ */
+export class UntrustedWorkOrderKeyError extends WorkOrderRefusedError {
+  constructor(
+    /** The key id the order names, or undefined when it is not a readable key id. */
+    readonly keyId: string | undefined,
+    /** The key ids this runner trusts. */
+    readonly trustedKeyIds: readonly string[],
+    where: string,
+  ) {
+    super(
+      `untrusted work order key: the work order is signed with ${keyId === undefined ? 'an unreadable key id' : `key '${keyId}'`}, which is not one of this runner's work order public keys (${trustedKeyIds.map((k) => `'${k}'`).join(', ')}) ${where}`,
+    );
+    this.name = 'UntrustedWorkOrderKeyError';
+  }
+}
+
 /** JSON with object keys sorted, so the same value always gives the same digest. */
 export function canonicalJson(value: unknown): string {
   if (value === undefined) return 'null';
@@ -155,6 +191,40 @@ export interface WorkOrderSigner {
   sign(request: WorkOrderRequest): Promise<string>;
   /** The public key (SPKI PEM) runners verify with. */
   publicKeyPem: string;
+  /** Its key id, named (`kid`) in every order this signer signs. */
+  keyId: string;
+}
+
+/** A work-order key's id: the RFC 7638 JWK thumbprint (SHA-256, base64url) of its public half, as for access tokens. */
+export function workOrderKeyId(key: KeyObject): string {
+  const { crv, kty, x } = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+  // The thumbprint's members, in lexicographic order, no white space.
+  return createHash('sha256').update(JSON.stringify({ crv, kty, x })).digest('base64url');
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+/**
+ * The public keys in `configured` (a file's content or GITSPACES_WORK_ORDER_PUBLIC_KEY), by key id: one PEM block or
+ * several; text between blocks is ignored (RFC 7468), so `cat old.pem new.pem` and comments work. A private key, a
+ * key that is not Ed25519 or no key at all is an InvalidWorkOrderKeyError naming `source`.
+ */
+export function parseWorkOrderPublicKeys(configured: string, source: string): Map<string, KeyObject> {
+  // An environment variable may carry the PEM on one line, its line breaks written as \n.
+  const text = configured.replace(/\\n/g, '\n');
+  const keys = new Map<string, KeyObject>();
+  for (const [block, label] of text.matchAll(PEM_BLOCK)) {
+    if (label !== 'PUBLIC KEY') {
+      throw new InvalidWorkOrderKeyError(
+        source,
+        `it holds a ${label} block; a runner is given the control plane's public key (BEGIN PUBLIC KEY) only`,
+      );
+    }
+    const key = parseKey(block, source, 'public');
+    keys.set(workOrderKeyId(key), key);
+  }
+  if (keys.size === 0) throw new InvalidWorkOrderKeyError(source, 'no PEM public key (BEGIN PUBLIC KEY) in it');
+  return keys;
 }
 
 /** Thrown when the configured or stored work-order key is not an Ed25519 key. */
@@ -167,8 +237,10 @@ export class InvalidWorkOrderKeyError extends Error {
 
 /**
  * The control plane's signer. The Ed25519 key comes from `privateKeyPem` (GITSPACES_WORK_ORDER_KEY) or from
- * `<dataDir>/work-order-key.pem`, generated (0600) on first use; its public half is written beside it for a runner
- * that shares the data dir (the embedded stack). A runner elsewhere is given the public key
+ * `<dataDir>/work-order-key.pem`, generated (0600) on first use; its public half is added to
+ * `<dataDir>/work-order-public-key.pem` for a runner that shares the data dir (the embedded stack), beside the keys
+ * already there: after a switch to a new key, orders the old key signed for operations still under way keep being
+ * accepted until the operator removes the old block. A runner elsewhere is given the public key
  * (GITSPACES_WORK_ORDER_PUBLIC_KEY).
  */
 export async function createWorkOrderSigner(options: {
@@ -189,18 +261,12 @@ export async function createWorkOrderSigner(options: {
     throw new InvalidWorkOrderKeyError('options', 'dataDir or privateKeyPem is required');
   }
   const publicKeyPem = createPublicKey(privateKey).export({ format: 'pem', type: 'spki' }).toString();
-  if (options.dataDir !== undefined) {
-    // Written whole (a runner may be reading it), and only when it changed.
-    const file = path.join(options.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
-    if ((await readFile(file, 'utf8').catch(() => undefined)) !== publicKeyPem) {
-      const temporary = `${file}.${process.pid}.tmp`;
-      await writeFile(temporary, publicKeyPem, { mode: 0o600 });
-      await rename(temporary, file);
-    }
-  }
+  const keyId = workOrderKeyId(privateKey);
+  if (options.dataDir !== undefined) await publishPublicKey(options.dataDir, publicKeyPem, keyId);
   const now = options.now ?? Date.now;
   return {
     publicKeyPem,
+    keyId,
     async sign(request) {
       const issuedAt = Math.floor(now() / 1000);
       const ttl = request.action === 'reconcile' ? RECONCILE_ORDER_TTL_SECONDS : LIFECYCLE_ORDER_TTL_SECONDS;
@@ -220,7 +286,7 @@ export async function createWorkOrderSigner(options: {
           : {}),
       };
       return new SignJWT(claims)
-        .setProtectedHeader({ alg: WORK_ORDER_ALGORITHM, typ: WORK_ORDER_TYPE })
+        .setProtectedHeader({ alg: WORK_ORDER_ALGORITHM, typ: WORK_ORDER_TYPE, kid: keyId })
         .setIssuer(WORK_ORDER_ISSUER)
         .setAudience(WORK_ORDER_AUDIENCE)
         .setIssuedAt(issuedAt)
@@ -230,30 +296,68 @@ export async function createWorkOrderSigner(options: {
   };
 }
 
+/**
+ * Adds the control plane's public key to `<dataDir>/work-order-public-key.pem` unless it is there already (the file
+ * is left alone then, whatever else it holds); the keys already there stay. Written whole under a temporary name (a
+ * runner may be reading it). A file that holds no usable public key is an InvalidWorkOrderKeyError, not replaced: an
+ * operator's edit went wrong, and the runner beside it would refuse everything.
+ */
+async function publishPublicKey(dataDir: string, publicKeyPem: string, keyId: string): Promise<void> {
+  const file = path.join(dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
+  let existing: string | undefined;
+  try {
+    existing = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  let content = publicKeyPem;
+  if (existing !== undefined && existing.trim() !== '') {
+    if (parseWorkOrderPublicKeys(existing, file).has(keyId)) return;
+    // Appended: the newest key is the last block.
+    content = `${existing.trimEnd()}\n${publicKeyPem}`;
+  }
+  const temporary = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(temporary, content, { mode: 0o600, flag: 'wx' });
+    await rename(temporary, file);
+  } finally {
+    await rm(temporary, { force: true });
+  }
+}
+
 export interface WorkOrderVerifier {
   /** The verified claims, or WorkOrderRefusedError naming why not. */
   verify(order: unknown, expected: WorkOrderExpectation): Promise<WorkOrderClaims>;
 }
 
 /**
- * The runner's verifier. The public key is `publicKeyPem` (GITSPACES_WORK_ORDER_PUBLIC_KEY) or, for a runner that
- * shares the control plane's data dir, `<dataDir>/work-order-public-key.pem`, read when first needed (the control
- * plane may start after the runner). Without a key every order is refused.
+ * The runner's verifier. It trusts the public keys in `publicKeyPem` (GITSPACES_WORK_ORDER_PUBLIC_KEY: one PEM block
+ * or several) or, for a runner that shares the control plane's data dir, in `<dataDir>/work-order-public-key.pem`,
+ * read at every check (the control plane may start after the runner, and a key the operator adds or removes there
+ * counts from the next step on, without a restart). Without a key every order is refused. An order is checked with
+ * the key its `kid` names, and refused when that key is not in the set; an order without a `kid` (signed by a version
+ * before key ids, still under way across an upgrade) must verify with one of the keys.
  */
 export function createWorkOrderVerifier(options: {
   publicKeyPem?: string;
   dataDir?: string;
   now?: () => number;
 }): WorkOrderVerifier {
-  let key: KeyObject | undefined =
-    options.publicKeyPem !== undefined ? parseKey(options.publicKeyPem, 'configuration', 'public') : undefined;
+  const configured =
+    options.publicKeyPem !== undefined ? parseWorkOrderPublicKeys(options.publicKeyPem, 'configuration') : undefined;
   const now = options.now ?? Date.now;
-  const publicKey = async (): Promise<KeyObject> => {
-    if (key) return key;
+  /** The file's keys, parsed again only when its content changed. */
+  let fromFile: { text: string; keys: Map<string, KeyObject> } | undefined;
+  const trustedKeys = async (): Promise<Map<string, KeyObject>> => {
+    if (configured) return configured;
     if (options.dataDir !== undefined) {
       const file = path.join(options.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
-      const pem = await readFile(file, 'utf8').catch(() => undefined);
-      if (pem !== undefined) return (key = parseKey(pem, file, 'public'));
+      const text = await readFile(file, 'utf8').catch(() => undefined);
+      if (text !== undefined) {
+        // A file that holds no usable key is a configuration problem (InvalidWorkOrderKeyError, retried), not a refusal.
+        if (fromFile?.text !== text) fromFile = { text, keys: parseWorkOrderPublicKeys(text, file) };
+        return fromFile.keys;
+      }
     }
     throw new WorkOrderRefusedError(
       "this runner has no work order public key (set GITSPACES_WORK_ORDER_PUBLIC_KEY to the control plane's)",
@@ -262,26 +366,58 @@ export function createWorkOrderVerifier(options: {
 
   return {
     async verify(order, expected) {
+      const where = `(step ${expected.step} of gitspace '${expected.gitspaceId}')`;
       const refuse = (reason: string): never => {
-        throw new WorkOrderRefusedError(`${reason} (step ${expected.step} of gitspace '${expected.gitspaceId}')`);
+        throw new WorkOrderRefusedError(`${reason} ${where}`);
       };
       if (typeof order !== 'string' || order === '') return refuse('the activity carries no work order');
-      let payload: Record<string, unknown>;
+      let header: ProtectedHeaderParameters;
       try {
-        ({ payload } = await jwtVerify(order, await publicKey(), {
-          algorithms: [WORK_ORDER_ALGORITHM],
-          issuer: WORK_ORDER_ISSUER,
-          audience: WORK_ORDER_AUDIENCE,
-          typ: WORK_ORDER_TYPE,
-          currentDate: new Date(now()),
-          clockTolerance: 30,
-        }));
+        header = decodeProtectedHeader(order);
       } catch (error) {
-        if (error instanceof WorkOrderRefusedError) throw error;
-        if (error instanceof errors.JWTExpired) return refuse('the work order has expired');
-        if (error instanceof errors.JWSSignatureVerificationFailed)
-          return refuse('the work order is not signed by the control plane');
         return refuse(`the work order is not valid (${(error as Error).message})`);
+      }
+      if (header.typ !== WORK_ORDER_TYPE || header.alg !== WORK_ORDER_ALGORITHM) {
+        return refuse('the work order is not valid (not a work order: wrong type or algorithm)');
+      }
+      const keys = await trustedKeys();
+      let candidates: KeyObject[];
+      if (header.kid === undefined) {
+        candidates = [...keys.values()];
+      } else {
+        const kid = header.kid;
+        const key = keys.get(kid);
+        if (!key) {
+          // The id goes into a failure message that Temporal stores in plaintext: only a plausible thumbprint.
+          const readable = /^[A-Za-z0-9_-]{1,64}$/.test(kid) ? kid : undefined;
+          throw new UntrustedWorkOrderKeyError(readable, [...keys.keys()], where);
+        }
+        candidates = [key];
+      }
+      let payload: Record<string, unknown> | undefined;
+      for (const key of candidates) {
+        try {
+          ({ payload } = await jwtVerify(order, key, {
+            algorithms: [WORK_ORDER_ALGORITHM],
+            issuer: WORK_ORDER_ISSUER,
+            audience: WORK_ORDER_AUDIENCE,
+            typ: WORK_ORDER_TYPE,
+            currentDate: new Date(now()),
+            clockTolerance: 30,
+          }));
+          break;
+        } catch (error) {
+          if (error instanceof errors.JWSSignatureVerificationFailed) continue;
+          if (error instanceof errors.JWTExpired) return refuse('the work order has expired');
+          return refuse(`the work order is not valid (${(error as Error).message})`);
+        }
+      }
+      if (!payload) {
+        return refuse(
+          header.kid === undefined
+            ? 'the work order is not signed by the control plane: no key of this runner verifies it'
+            : `the work order is not signed by the control plane: its signature does not verify with the key it names ('${header.kid}')`,
+        );
       }
       const claims: WorkOrderClaims = {
         action: payload.act as WorkOrderAction,

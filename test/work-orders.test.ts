@@ -1,21 +1,21 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { silentLogger } from '../common/logger';
-import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../common/lifecycle';
-import { payloadDataConverter } from '../common/payload-codec';
+import { type GitspaceSpec } from '../common/lifecycle';
 import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
 import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
-import { scheduleForgedActivity, type ForgedActivityResult } from './support/forged-activity';
+import {
+  connectAttacker,
+  expectWorkOrderRefused,
+  forgeRunnerActivity,
+  readRealStart,
+  startForeignListener,
+  type Attacker,
+} from './support/attacker';
+import type { ForgedActivityResult } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
 import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
-
-type History = temporal.api.history.v1.IHistory;
 
 /**
  * Issue 11, signed work orders: the runner acts only on work the control plane ordered for the activity's own
@@ -27,9 +27,8 @@ describe('signed work orders', () => {
   let bundle: WorkflowBundleWithSourceMap;
   let git: GitServer;
   let stack: TestStack;
-  let connection: Connection;
-  /** The attacker's client: Temporal's address and the payload codec, not the work-order key. */
-  let attacker: Client;
+  /** Temporal's address and the payload codec, not the work-order key. */
+  let attacker: Attacker;
   let gitspaceId: string;
   /** The spec and order of the real start, as the attacker reads them from its history. */
   let realSpec: GitspaceSpec;
@@ -41,24 +40,13 @@ describe('signed work orders', () => {
     const options = { idempotencyKey: 'test-describe', signal: AbortSignal.timeout(10_000) };
     return (await provider.describe(gitspaceId, options))?.status ?? 'absent';
   };
-  const decode = async (payload: temporal.api.common.v1.IPayload): Promise<any> => {
-    const [decoded] = await stack.controlPlane.payloadCodec.decode([payload]);
-    return defaultPayloadConverter.fromPayload(decoded!);
-  };
-  const historyOf = (workflowId: string, runId?: string): Promise<History> =>
-    attacker.workflow.getHandle(workflowId, runId).fetchHistory();
 
   beforeAll(async () => {
     bundle = await bundleLifecycleWorkflows();
     git = await startGitServer();
     await git.createRepository('app', { 'README.md': 'hi\n' });
     stack = await startTestStack({ workflowBundle: bundle });
-    connection = await Connection.connect({ address: stack.temporal.address });
-    attacker = new Client({
-      connection,
-      namespace: 'default',
-      dataConverter: payloadDataConverter(stack.controlPlane.payloadCodec),
-    });
+    attacker = await connectAttacker(stack);
     const created = await stack.api('POST', '/api/v1/gitspaces', {
       name: 'victim',
       repository: { url: git.urlOf('app') },
@@ -70,51 +58,26 @@ describe('signed work orders', () => {
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
     await lifecycleClosed(stack, gitspaceId);
     // What the attacker copies out of the real start's history (readable: the attacker has the payload keys).
-    const description = await attacker.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe();
-    realStartRunId = description.runId;
-    const history = await historyOf(lifecycleWorkflowId(gitspaceId), realStartRunId);
-    const scheduled = history.events!.find(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'ensureMachine',
-    )!;
-    const input = await decode(scheduled.activityTaskScheduledEventAttributes!.input!.payloads![0]!);
-    realSpec = input.spec;
-    realOrder = input.order;
+    ({ runId: realStartRunId, spec: realSpec, order: realOrder } = await readRealStart(attacker, gitspaceId));
     expect(typeof realOrder).toBe('string');
     expect(realSpec.gitspaceId).toBe(gitspaceId);
   });
   afterAll(async () => {
-    await connection?.close();
+    await attacker?.close();
     await stack?.stop();
     await git?.stop();
   });
 
-  /**
-   * The attacker's own run of a lifecycle workflow (type and, by default, workflow id of the real ones, on the
-   * attacker's own task queue), whose first task the attacker completes by hand: it schedules one infrastructure
-   * activity on the runner's queue with an input of the attacker's making, encrypted with the payload keys.
-   */
+  /** One infrastructure activity on the runner's queue, in the attacker's own run of a lifecycle workflow. */
   const forge = (
     activityType: string,
     build: (run: { workflowId: string; runId: string }) => Promise<unknown> | unknown,
     options: { workflowType?: string; workflowId?: string } = {},
-  ): Promise<ForgedActivityResult> =>
-    scheduleForgedActivity(connection, attacker, {
-      workflowType: options.workflowType ?? 'stopGitspace',
-      workflowId: options.workflowId ?? lifecycleWorkflowId(gitspaceId),
-      args: [{ gitspaceId }],
-      activityType,
-      taskQueue: infrastructureTaskQueue('local'),
-      input: async (run) =>
-        (await stack.controlPlane.payloadCodec.encode([defaultPayloadConverter.toPayload(await build(run))]))[0]!,
-    });
+  ): Promise<ForgedActivityResult> => forgeRunnerActivity(attacker, { gitspaceId, activityType, build, ...options });
 
   /** A refusal: the named non-retryable type, before the runner touched anything. */
-  const expectRefused = (result: ForgedActivityResult, reason: RegExp) => {
-    expect(result.completed).toBe(false);
-    expect(result.failure?.applicationFailureInfo?.type).toBe('WorkOrderRefusedError');
-    expect(result.failure?.applicationFailureInfo?.nonRetryable).toBe(true);
-    expect(result.failure?.message).toMatch(reason);
-  };
+  const expectRefused = (result: ForgedActivityResult, reason: RegExp) =>
+    expectWorkOrderRefused(attacker.codec, result, reason);
 
   /** An order the control plane would sign, made with its key (to show what the checks refuse even then). */
   const signedByControlPlane = async (request: WorkOrderRequest, clock: () => number = Date.now) =>
@@ -128,10 +91,10 @@ describe('signed work orders', () => {
   });
 
   it('refuses a forged stop or delete run: no order, or one signed by another key; the machine keeps running', async () => {
-    expectRefused(await forge('stopMachine', () => ({ spec: ref() })), /carries no work order/);
+    await expectRefused(await forge('stopMachine', () => ({ spec: ref() })), /carries no work order/);
     const attackerKey = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const attackerSigner = await createWorkOrderSigner({ privateKeyPem: attackerKey });
-    expectRefused(
+    await expectRefused(
       await forge(
         'deleteMachine',
         async (run) => ({
@@ -146,16 +109,16 @@ describe('signed work orders', () => {
         }),
         { workflowType: 'deleteGitspace' },
       ),
-      /not signed by the control plane/,
+      new RegExp(`untrusted work order key: the work order is signed with key '${attackerSigner.keyId}'`),
     );
-    expectRefused(await forge('removeRoute', () => ({ gitspaceId, order: 'eyJ.forged.order' })), /not valid/);
+    await expectRefused(await forge('removeRoute', () => ({ gitspaceId, order: 'eyJ.forged.order' })), /not valid/);
     expect(await machineStatus()).toBe('running');
     expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
   });
 
   it("refuses the real start's order replayed into another run of the same workflow id", async () => {
     // The start's order allows stopMachine (its compensation) and matches the spec: only the run differs.
-    expectRefused(
+    await expectRefused(
       await forge('stopMachine', () => ({ spec: ref(), order: realOrder })),
       new RegExp(`signed for workflow run gitspace-${gitspaceId}/${realStartRunId}`),
     );
@@ -164,7 +127,7 @@ describe('signed work orders', () => {
 
   it('refuses an expired order and an order for another action', async () => {
     const longAgo = () => Date.now() - (LIFECYCLE_ORDER_TTL_SECONDS + 3600) * 1000;
-    expectRefused(
+    await expectRefused(
       await forge('stopMachine', async (run) => ({
         spec: ref(),
         order: await signedByControlPlane(
@@ -174,7 +137,7 @@ describe('signed work orders', () => {
       })),
       /expired/,
     );
-    expectRefused(
+    await expectRefused(
       await forge('deleteMachine', async (run) => ({
         spec: ref(),
         order: await signedByControlPlane({
@@ -193,7 +156,7 @@ describe('signed work orders', () => {
   it('refuses an altered spec; the same order with the spec it was signed for is obeyed', async () => {
     const order = (run: { workflowId: string; runId: string }) =>
       signedByControlPlane({ action: 'start', ...run, gitspaceId, infrastructure: realSpec, spec: realSpec });
-    expectRefused(
+    await expectRefused(
       await forge(
         'ensureMachine',
         async (run) => ({
@@ -204,7 +167,7 @@ describe('signed work orders', () => {
       ),
       /spec in the input is not the one/,
     );
-    expectRefused(
+    await expectRefused(
       await forge(
         'waitForMachine',
         async (run) => ({
@@ -226,15 +189,10 @@ describe('signed work orders', () => {
   });
 
   it("never dials an agent address from prepareWorkspace's input, even with a valid order", async () => {
-    const dialled: string[] = [];
-    const trap: Server = createServer((request, response) => {
-      dialled.push(`${request.method} ${request.url}`);
-      response.end('{}');
-    });
-    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+    const trap = await startForeignListener();
     try {
-      const agentUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
-      expectRefused(
+      const agentUrl = trap.url;
+      await expectRefused(
         await forge('prepareWorkspace', () => ({ spec: realSpec, agentUrl }), { workflowType: 'startGitspace' }),
         /carries no work order/,
       );
@@ -257,16 +215,16 @@ describe('signed work orders', () => {
       );
       expect(withOrder.completed).toBe(false);
       expect(withOrder.failure?.applicationFailureInfo?.type).not.toBe('WorkOrderRefusedError');
-      expectRefused(
+      await expectRefused(
         await forge('registerRoute', () => ({ gitspaceId, target: agentUrl, spec: realSpec }), {
           workflowType: 'startGitspace',
         }),
         /carries no work order/,
       );
-      expect(dialled).toEqual([]);
+      expect(trap.connections()).toBe(0);
       expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
     } finally {
-      await new Promise((resolve) => trap.close(resolve));
+      await trap.close();
     }
   });
 

@@ -1,0 +1,206 @@
+import net from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter, type DefaultEncodedFailureAttributes, type PayloadCodec } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../../common/lifecycle';
+import { payloadDataConverter } from '../../common/payload-codec';
+import { scheduleForgedActivity, type ForgedActivityResult } from './forged-activity';
+import type { TestStack } from './stack';
+
+const { EventType } = temporal.api.enums.v1;
+type History = temporal.api.history.v1.IHistory;
+type Failure = temporal.api.failure.v1.IFailure;
+
+/**
+ * The attacker of the issue 11 attack tests (test/work-orders.test.ts, test/planted-secrets.test.ts): someone who
+ * reaches Temporal's port. `plain` has that only (no codec, no key); `withKeys` has the payload keys too (the stack's
+ * codec): the strongest attacker short of the control plane's work-order signing key.
+ */
+export interface Attacker {
+  connection: Connection;
+  plain: Client;
+  withKeys: Client;
+  /** The payload codec `withKeys` uses (the stack's). */
+  codec: PayloadCodec;
+  close(): Promise<void>;
+}
+
+export async function connectAttacker(stack: TestStack): Promise<Attacker> {
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const codec = stack.controlPlane.payloadCodec;
+  return {
+    connection,
+    codec,
+    plain: new Client({ connection, namespace: 'default' }),
+    withKeys: new Client({ connection, namespace: 'default', dataConverter: payloadDataConverter(codec) }),
+    close: () => connection.close(),
+  };
+}
+
+/**
+ * A failure's message as whoever holds the payload keys reads it: the failure converter seals messages and stack
+ * traces into encoded attributes (Temporal keeps `Encoded failure`); a failure without them is read as it is.
+ */
+export async function failureMessage(codec: PayloadCodec, failure: Failure | undefined): Promise<string> {
+  if (!failure) return '';
+  if (!failure.encodedAttributes) return failure.message ?? '';
+  const [decoded] = await codec.decode([failure.encodedAttributes]);
+  return defaultPayloadConverter.fromPayload<DefaultEncodedFailureAttributes>(decoded!).message;
+}
+
+/** What the gitspace's real start put in Temporal, as an attacker with the payload keys copies it out of history. */
+export interface RealStart {
+  runId: string;
+  spec: GitspaceSpec;
+  /** The start's signed work order, bound to `runId`. */
+  order: string;
+  /** The sealed repository token prepareWorkspace was given, if the gitspace has one. */
+  repositoryTokenSealed?: string;
+}
+
+/** Reads the gitspace's latest start (its lifecycle workflow must have closed: see lifecycleClosed). */
+export async function readRealStart(attacker: Attacker, gitspaceId: string): Promise<RealStart> {
+  const workflowId = lifecycleWorkflowId(gitspaceId);
+  const { runId } = await attacker.withKeys.workflow.getHandle(workflowId).describe();
+  const history = await attacker.withKeys.workflow.getHandle(workflowId, runId).fetchHistory();
+  const scheduled = history.events!.find(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareWorkspace',
+  );
+  if (!scheduled) throw new Error(`the latest run of ${workflowId} (${runId}) scheduled no prepareWorkspace`);
+  const [decoded] = await attacker.codec.decode([scheduled.activityTaskScheduledEventAttributes!.input!.payloads![0]!]);
+  const input = defaultPayloadConverter.fromPayload<{
+    spec: GitspaceSpec;
+    order: string;
+    repositoryTokenSealed?: string;
+  }>(decoded!);
+  return {
+    runId,
+    spec: input.spec,
+    order: input.order,
+    ...(input.repositoryTokenSealed ? { repositoryTokenSealed: input.repositoryTokenSealed } : {}),
+  };
+}
+
+/**
+ * The attacker's own run of a lifecycle workflow (type and, by default, workflow id of the real ones, on the
+ * attacker's own task queue), whose first task the attacker completes by hand: it schedules one infrastructure
+ * activity on the runner's queue (gitspaces-infra-<id>) with an input of the attacker's making, encrypted with the
+ * payload keys. `build` gets the forged run, as an order would be bound to it.
+ */
+export function forgeRunnerActivity(
+  attacker: Attacker,
+  options: {
+    gitspaceId: string;
+    activityType: string;
+    build: (run: { workflowId: string; runId: string }) => Promise<unknown> | unknown;
+    /** Default stopGitspace. */
+    workflowType?: string;
+    /** Default the gitspace's lifecycle workflow id. */
+    workflowId?: string;
+    /** Default local. */
+    infrastructureId?: string;
+  },
+): Promise<ForgedActivityResult> {
+  return scheduleForgedActivity(attacker.connection, attacker.withKeys, {
+    workflowType: options.workflowType ?? 'stopGitspace',
+    workflowId: options.workflowId ?? lifecycleWorkflowId(options.gitspaceId),
+    args: [{ gitspaceId: options.gitspaceId }],
+    activityType: options.activityType,
+    taskQueue: infrastructureTaskQueue(options.infrastructureId ?? 'local'),
+    input: async (run) =>
+      (await attacker.codec.encode([defaultPayloadConverter.toPayload(await options.build(run))]))[0]!,
+  });
+}
+
+/**
+ * The runner's refusal of a forged activity: failed, not completed, as the named non-retryable
+ * WorkOrderRefusedError, for the reason given (read with the payload keys).
+ */
+export async function expectWorkOrderRefused(
+  codec: PayloadCodec,
+  result: ForgedActivityResult,
+  reason: RegExp,
+): Promise<void> {
+  expect({
+    completed: result.completed,
+    type: result.failure?.applicationFailureInfo?.type,
+    nonRetryable: result.failure?.applicationFailureInfo?.nonRetryable,
+    message: await failureMessage(codec, result.failure),
+  }).toEqual({
+    completed: false,
+    type: 'WorkOrderRefusedError',
+    nonRetryable: true,
+    message: expect.stringMatching(reason),
+  });
+}
+
+/**
+ * A lifecycle workflow started straight on Temporal without the payload keys (plaintext input, as `temporal workflow
+ * start --type stopGitspace --input …` makes it): waits until a worker has failed its workflow task, then waits
+ * `harmMs` more (time to do harm, had it been able to). Resolves with its history and why the task failed.
+ */
+export async function workflowTaskRefusal(
+  attacker: Attacker,
+  run: { workflowId: string; runId?: string },
+  harmMs = 2000,
+): Promise<{ history: History; reason: string }> {
+  const handle = attacker.plain.workflow.getHandle(run.workflowId, run.runId);
+  const deadline = Date.now() + 30_000;
+  let failed: temporal.api.history.v1.IHistoryEvent | undefined;
+  while (!failed) {
+    failed = (await handle.fetchHistory()).events?.find(
+      (e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    );
+    if (failed) break;
+    if (Date.now() > deadline) throw new Error(`no workflow task of ${run.workflowId} failed in 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, harmMs));
+  const reason = await failureMessage(attacker.codec, failed.workflowTaskFailedEventAttributes?.failure ?? undefined);
+  return { history: await handle.fetchHistory(), reason };
+}
+
+/** Whether a history has an event of the type. */
+export const hasEvent = (history: History, type: temporal.api.enums.v1.EventType): boolean =>
+  (history.events ?? []).some((e) => e.eventType === type);
+
+/**
+ * A foreign listener on loopback, the attacker's "agent" or repository: it records every connection and every byte
+ * it receives (answering HTTP requests with 200 `{}`, so a client that reached it would go on talking).
+ */
+export interface ForeignListener {
+  url: string;
+  /** Connections accepted so far. */
+  connections(): number;
+  /** Every byte received so far, all connections together. */
+  received(): Buffer;
+  close(): Promise<void>;
+}
+
+export async function startForeignListener(): Promise<ForeignListener> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (/\r\n\r\n/.test(chunk.toString('latin1'))) {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}');
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    connections: () => accepted,
+    received: () => Buffer.concat(chunks),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
