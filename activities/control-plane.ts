@@ -70,7 +70,7 @@ export interface BeginResult {
    * Absent in histories recorded before events named their actor.
    */
   actor?: Actor;
-  /** The repository token, sealed with the secrets key: only a runner can open it. */
+  /** The repository token, sealed to the infrastructure's runner key: only its runners can open it. */
   repositoryTokenSealed?: string;
   runnerPickupTimeoutSeconds: number;
   /**
@@ -168,6 +168,7 @@ export function createControlPlaneActivities({
         repository: {
           url: gitspace.repositoryUrl,
           ...(gitspace.repositoryBranch ? { branch: gitspace.repositoryBranch } : {}),
+          ...(gitspace.repositoryTokenRef ? { tokenRef: gitspace.repositoryTokenRef } : {}),
         },
       };
       const order = await workOrders.sign({

@@ -3,11 +3,12 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
 import type { GitspaceSpec } from '../common/lifecycle';
-import type { SecretsKey } from '../common/sealed-secret';
+import { LegacySecretsKey, SealedSecretError, type RunnerKeyRing } from '../common/sealed-secret';
 import { WorkOrderRefusedError, type OrderedStep, type WorkOrderVerifier } from '../common/work-order';
 import type { MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../providers/types';
 import { AgentRequestError, type AgentClient } from './agent-client';
 import type { GatewayAdminClient } from './gateway-admin-client';
+import { SecretNotFoundError, type SecretStore } from './secret-store';
 
 export interface InfrastructureActivityDeps {
   /** The infrastructure this runner serves; a task for another one is refused. */
@@ -15,7 +16,12 @@ export interface InfrastructureActivityDeps {
   resolveProvider(spec: Pick<GitspaceSpec, 'provider' | 'providerConfig' | 'infrastructureId'>): Provider;
   agents: AgentClient;
   gateway: GatewayAdminClient;
-  secrets: SecretsKey;
+  /** The infrastructure's runner key ring: opens sealed repository tokens, and derives agent secrets. */
+  runnerKeys: RunnerKeyRing;
+  /** Opens tokens sealed by earlier versions (`sealed:v1:`), when the runner still has that secrets key. */
+  legacySecrets?: LegacySecretsKey;
+  /** Resolves `repository.tokenRef` (activities/secret-store.ts); without one, a reference fails the start. */
+  secretStore?: SecretStore;
   /** Checks every order against the control plane's public key (common/work-order.ts). */
   workOrders: WorkOrderVerifier;
   /** Reach every agent here instead of at the machine's own address (emulator runs: their addresses are fake). */
@@ -53,7 +59,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
   });
   // Rotated on every start: derived from the start's workflow run, so each activity of that start (and its retries)
   // finds the same secret, and a later start gets another one.
-  const agentSecret = (gitspaceId: string) => deps.secrets.derive('agent', `${gitspaceId}/${workflowRun().runId}`);
+  const agentSecret = (gitspaceId: string) => deps.runnerKeys.derive('agent', `${gitspaceId}/${workflowRun().runId}`);
   const agentUrlOf = (machine: MachineInfo): string | undefined => deps.agentEndpoint ?? machine.agentUrl;
 
   /**
@@ -103,6 +109,44 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       );
     }
     return agentUrl;
+  };
+
+  /**
+   * The repository token of a start: opened with this infrastructure's runner keys, or resolved by name in the
+   * runner's own secret store for the gitspace's owner. Neither is retried: the same token will not appear by itself.
+   */
+  const repositoryToken = async (spec: GitspaceSpec, sealed: string | undefined): Promise<string | undefined> => {
+    const unavailable = (message: string) =>
+      ApplicationFailure.nonRetryable(
+        `the repository token of gitspace '${spec.name}' is not available to this runner: ${message}`,
+        'RepositoryTokenUnavailableError',
+      );
+    if (sealed) {
+      try {
+        if (!LegacySecretsKey.isSealedWithIt(sealed)) {
+          return deps.runnerKeys.open(sealed, { infrastructureId: spec.infrastructureId, gitspaceId: spec.gitspaceId });
+        }
+        if (!deps.legacySecrets)
+          throw new SealedSecretError(
+            'it was sealed by an earlier version with a secrets key this runner is not given',
+          );
+        return deps.legacySecrets.unseal(sealed);
+      } catch (error) {
+        if (error instanceof SealedSecretError) throw unavailable(error.message);
+        throw error;
+      }
+    }
+    const ref = spec.repository.tokenRef;
+    if (!ref) return undefined;
+    if (!deps.secretStore)
+      throw unavailable(`it names '${ref}', but this runner has no secret store (GITSPACES_SECRET_STORE)`);
+    try {
+      return await deps.secretStore.resolve(ref, spec.ownerId);
+    } catch (error) {
+      if (error instanceof SecretNotFoundError)
+        throw unavailable(`'${ref}' is not in the runner's secret store (${error.message})`);
+      throw error;
+    }
   };
 
   /** Runs a provider call while heartbeating, so a dead runner is noticed by heartbeat timeout, not startToClose. */
@@ -241,7 +285,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       });
       const context = Context.current();
       const agentUrl = await findAgent(input.spec);
-      const token = input.repositoryTokenSealed ? deps.secrets.unseal(input.repositoryTokenSealed) : undefined;
+      const token = await repositoryToken(input.spec, input.repositoryTokenSealed);
       // The agent, which resolves and clones, enforces the infrastructure's rule (validated when it was configured).
       const networks = repositoryNetworksSchema.safeParse(input.spec.providerConfig.repositoryNetworks ?? {});
       if (!networks.success) {

@@ -5,7 +5,7 @@ import { ConflictError, InputError, NotAllowedError, NotFoundError, TooManyReque
 import { newId } from '../common/ids';
 import type { Logger } from '../common/logger';
 import { infrastructureTaskQueue, type Actor } from '../common/lifecycle';
-import type { SecretsKey } from '../common/sealed-secret';
+import { RunnerPublicKey } from '../common/sealed-secret';
 import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../db/schema';
 import { hashToken, type Store } from '../db/store';
 import type { EventFeed } from './event-feed';
@@ -29,7 +29,6 @@ export interface AppOptions {
   store: Store;
   accessTokens: AccessTokenIssuer;
   lifecycle: LifecycleService;
-  secrets: SecretsKey;
   logger: Logger;
   /** Sets up what a new infrastructure needs beyond its record (its reconciliation schedule). */
   onInfrastructureCreated(infrastructureId: string): Promise<void>;
@@ -56,7 +55,7 @@ type Authed = Request & { user?: UserRow };
 
 /** The control plane's REST API, version 1 (DESIGN.md §3). */
 export function createApp(options: AppOptions): express.Express {
-  const { store, lifecycle, secrets, logger } = options;
+  const { store, lifecycle, logger } = options;
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...options.limits };
   const authenticator = createAuthenticator({
     limits,
@@ -179,6 +178,7 @@ export function createApp(options: AppOptions): express.Express {
         provider: body.provider,
         config,
         gatewayUrl: body.gatewayUrl,
+        ...(body.runnerPublicKeys ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
       });
       await options.onInfrastructureCreated(row.id);
       res.status(201).json(presentInfrastructure(row));
@@ -187,13 +187,18 @@ export function createApp(options: AppOptions): express.Express {
   api.get(
     '/infrastructures',
     handle(async (_req, res) => {
-      res.json({ items: (await store.listInfrastructures()).map(presentInfrastructure) });
+      const [rows, sealed] = await Promise.all([store.listInfrastructures(), store.countSealedTokens()]);
+      res.json({ items: rows.map((row) => presentInfrastructure(row, sealed.get(row.id))) });
     }),
   );
   api.get(
     '/infrastructures/:id',
     handle(async (req, res) => {
-      res.json(presentInfrastructure(await store.getInfrastructure(String(req.params.id))));
+      const [row, sealed] = await Promise.all([
+        store.getInfrastructure(String(req.params.id)),
+        store.countSealedTokens(),
+      ]);
+      res.json(presentInfrastructure(row, sealed.get(row.id)));
     }),
   );
   api.patch(
@@ -207,8 +212,9 @@ export function createApp(options: AppOptions): express.Express {
       const row = await store.updateInfrastructure(current.id, {
         ...(config !== undefined ? { config } : {}),
         ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),
+        ...(body.runnerPublicKeys !== undefined ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
       });
-      res.json(presentInfrastructure(row));
+      res.json(presentInfrastructure(row, (await store.countSealedTokens()).get(row.id)));
     }),
   );
   api.delete(
@@ -252,6 +258,11 @@ export function createApp(options: AppOptions): express.Express {
     '/gitspaces',
     handle(async (req, res) => {
       const body = parseBody(CreateGitspaceBody, req.body);
+      if (body.repository.token !== undefined && body.repository.tokenRef !== undefined) {
+        throw new InputError('give repository.token or repository.tokenRef, not both', [
+          { path: 'repository.tokenRef', message: 'cannot be given with repository.token' },
+        ]);
+      }
       const infrastructure = await store.getInfrastructure(body.infrastructureId).catch((error: unknown) => {
         throw error instanceof NotFoundError
           ? new InputError(`infrastructure '${body.infrastructureId}' does not exist`, [
@@ -278,14 +289,18 @@ export function createApp(options: AppOptions): express.Express {
           { path: 'header.Idempotency-Key', message: 'must be 1 to 255 printable characters without spaces' },
         ]);
       }
+      const gitspaceId = newId('gs');
       const { gitspace, replayed } = await store.createGitspace(
         {
-          id: newId('gs'),
+          id: gitspaceId,
           name: body.name,
           ownerId: userOf(req).id,
           repositoryUrl: body.repository.url,
           repositoryBranch: body.repository.branch ?? null,
-          repositoryTokenSealed: body.repository.token ? secrets.seal(body.repository.token) : null,
+          repositoryTokenSealed: body.repository.token
+            ? sealToInfrastructure(infrastructure, gitspaceId, body.repository.token)
+            : null,
+          repositoryTokenRef: body.repository.tokenRef ?? null,
           infrastructureId: infrastructure.id,
           machineId: machine.id,
           ide: body.ide,
@@ -480,13 +495,30 @@ function presentUser(row: UserRow) {
   return { id: row.id, name: row.name, role: row.role, createdAt: iso(row.createdAt) };
 }
 
-function presentInfrastructure(row: InfrastructureRow) {
+/**
+ * Seals a repository token to the infrastructure's first runner key, bound to the gitspace: from here on only that
+ * infrastructure's runners can open it, and the control plane cannot (common/sealed-secret.ts).
+ */
+function sealToInfrastructure(infrastructure: InfrastructureRow, gitspaceId: string, token: string): string {
+  const [key] = infrastructure.runnerPublicKeys;
+  if (!key) {
+    throw new InputError(
+      `infrastructure '${infrastructure.id}' has no runner public key, so a token cannot be sealed to it: an admin registers the key its runner prints at start (PATCH /infrastructures/${infrastructure.id} with runnerPublicKeys), or name a token in the runner's secret store with repository.tokenRef`,
+      [{ path: 'repository.token', message: `infrastructure '${infrastructure.id}' has no runner public key yet` }],
+    );
+  }
+  return RunnerPublicKey.parse(key).seal(token, { infrastructureId: infrastructure.id, gitspaceId });
+}
+
+function presentInfrastructure(row: InfrastructureRow, sealedTokens: Record<string, number> = {}) {
   return {
     id: row.id,
     name: row.name,
     provider: row.provider,
     config: row.config,
     gatewayUrl: row.gatewayUrl,
+    runnerPublicKeys: row.runnerPublicKeys,
+    sealedTokens,
     taskQueue: infrastructureTaskQueue(row.id),
     createdAt: iso(row.createdAt),
     updatedAt: iso(row.updatedAt),
@@ -530,7 +562,8 @@ function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
     repository: {
       url: row.repositoryUrl,
       ...(row.repositoryBranch ? { branch: row.repositoryBranch } : {}),
-      hasToken: row.repositoryTokenSealed !== null,
+      hasToken: row.repositoryTokenSealed !== null || row.repositoryTokenRef !== null,
+      ...(row.repositoryTokenRef ? { tokenRef: row.repositoryTokenRef } : {}),
     },
     infrastructureId: row.infrastructureId,
     machineId: row.machineId,

@@ -9,7 +9,7 @@ import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/
 import type { Logger } from '../common/logger';
 import { connectionOptions, logTemporalConnection, type TemporalConnection } from '../common/temporal-connection';
 import { newToken } from '../common/ids';
-import { SecretsKey } from '../common/sealed-secret';
+import { loadRunnerKeyRing } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
 import {
   EncryptionCodec,
@@ -38,12 +38,15 @@ export interface ControlPlaneConfig {
   temporal: TemporalConnection;
   /** GITSPACES_ADMIN_TOKEN; when absent one is generated once and written to `<dataDir>/admin-token`. */
   adminToken?: string;
-  /** GITSPACES_SECRETS_KEY (base64); when absent it is kept in `<dataDir>/secrets-key`. */
-  secretsKey?: string;
   /** GITSPACES_PAYLOAD_KEYS; when absent the key ring is kept in `<dataDir>/payload-keys` (generated once). */
   payloadKeys?: PayloadKeyRing;
   /** Register the `local` infrastructure and its `default` machine (the embedded default). */
   embeddedDefaults: boolean;
+  /**
+   * GITSPACES_LOCAL_RUNNER_PUBLIC_KEYS: the embedded `local` infrastructure's runner public keys, when its runner keeps
+   * its own key ring (its own container or host); when absent, the ring in this data dir, shared with `npm start`'s.
+   */
+  localRunnerPublicKeys?: string[];
   /** The public gateway URL given to the embedded `local` infrastructure. */
   publicGatewayUrl: string;
   runnerPickupTimeoutSeconds: number;
@@ -80,10 +83,6 @@ export interface RunningControlPlane {
 
 /** The control plane: REST API + control-plane worker, the only process that touches its database. */
 export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<RunningControlPlane> {
-  const secrets = SecretsKey.fromBase64(
-    config.secretsKey ??
-      (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value,
-  );
   // Payloads are sealed with keys Temporal never sees; a payload not sealed with one of them is refused.
   const payloadCodec = new EncryptionCodec(
     config.payloadKeys ?? (await loadPayloadKeyRing({ dataDir: config.dataDir })),
@@ -92,7 +91,15 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const db = await openDatabase(config.database);
   const store = createStore(db);
   const admin = await ensureAdmin(store, config);
-  if (config.embeddedDefaults) await ensureEmbeddedDefaults(store, config.publicGatewayUrl, logger);
+  if (config.embeddedDefaults) {
+    // The `local` runner's public keys: configured (its own container or host), or, for the runner of `npm start`
+    // that shares this data dir, read from its key ring there (made here if it is not yet).
+    const runnerKeys =
+      config.localRunnerPublicKeys ?? (await loadRunnerKeyRing(config.dataDir)).publicKeys().map(String);
+    await ensureEmbeddedDefaults(store, config.publicGatewayUrl, logger, runnerKeys, {
+      replaceKeys: config.localRunnerPublicKeys !== undefined,
+    });
+  }
 
   logTemporalConnection(logger, config.temporal);
   const connection = await Connection.connect(connectionOptions(config.temporal));
@@ -142,7 +149,6 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
-    secrets,
     logger,
     ready: async () => {
       await store.ping();
@@ -196,12 +202,32 @@ async function ensureAdmin(
 }
 
 /** Registers the embedded `local` infrastructure and its `default` machine, once (tests of the API alone use it too). */
-export async function ensureEmbeddedDefaults(store: Store, gatewayUrl: string, logger: Logger): Promise<void> {
-  const existing = await store.listInfrastructures();
-  if (existing.some((i) => i.id === 'local')) return;
+export async function ensureEmbeddedDefaults(
+  store: Store,
+  gatewayUrl: string,
+  logger: Logger,
+  runnerPublicKeys: string[] = [],
+  options: { replaceKeys?: boolean } = {},
+): Promise<void> {
+  const existing = (await store.listInfrastructures()).find((i) => i.id === 'local');
+  if (existing) {
+    // Configured keys win; otherwise only an infrastructure registered before runner keys gets the shared ring's.
+    const keep = options.replaceKeys ? false : existing.runnerPublicKeys.length > 0;
+    if (!keep && runnerPublicKeys.length > 0 && existing.runnerPublicKeys.join() !== runnerPublicKeys.join()) {
+      await store.updateInfrastructure('local', { runnerPublicKeys });
+    }
+    return;
+  }
   // Its machines run on the runner host, where a developer's own git server usually is too: loopback is allowed.
   const config = { repositoryNetworks: { allowLoopback: true } };
-  await store.createInfrastructure({ id: 'local', name: 'local', provider: 'local', config, gatewayUrl });
+  await store.createInfrastructure({
+    id: 'local',
+    name: 'local',
+    provider: 'local',
+    config,
+    gatewayUrl,
+    runnerPublicKeys,
+  });
   await store.createMachine({
     id: 'local-default',
     infrastructureId: 'local',

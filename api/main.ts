@@ -1,3 +1,4 @@
+import { RunnerPublicKey } from '../common/sealed-secret';
 import { runMain } from '../common/main';
 import path from 'node:path';
 import { ConfigReader } from '../common/config';
@@ -25,9 +26,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
     temporal: config.include(() => readTemporalConnection(process.env))!,
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
-    secretsKey: config.string('GITSPACES_SECRETS_KEY'),
     payloadKeys: config.string(PAYLOAD_KEYS_ENV),
     embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',
+    localRunnerPublicKeys: config.parsed('GITSPACES_LOCAL_RUNNER_PUBLIC_KEYS', (raw) =>
+      raw?.split(',').map((key) => RunnerPublicKey.parse(key.trim()).toString()),
+    ),
     publicGatewayUrl: config.url('GITSPACES_PUBLIC_GATEWAY_URL', 'http://127.0.0.1:3001')!,
     runnerPickupTimeoutSeconds: config.positiveInt('GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS', 60),
     accessTokenTtlSeconds: config.positiveInt('GITSPACES_ACCESS_TOKEN_TTL_SECONDS', DEFAULT_ACCESS_TOKEN_TTL_SECONDS),

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES } from '../common/lifecycle';
+import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES, TOKEN_REF_PATTERN } from '../common/lifecycle';
 import { IDE_KINDS, PROVIDER_NAMES } from '../providers/types';
 import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
+import { RunnerPublicKey } from '../common/sealed-secret';
 
 /**
  * One zod schema per request body and per resource: the API validates with them and the OpenAPI document is
@@ -98,19 +99,48 @@ export const CreateUserBody = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lowercase letters, digits, dots, dashes and underscores'),
 });
 
+/** Public keys of the infrastructure's runners (`x25519:…`, printed by a runner at start); tokens seal to the first. */
+const runnerPublicKeys = z
+  .array(
+    z
+      .string()
+      .max(100)
+      .refine(
+        (value) => {
+          try {
+            RunnerPublicKey.parse(value);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        {
+          error: "must be a runner public key: 'x25519:' and 32 bytes in base64url (a runner prints its own at start)",
+        },
+      ),
+  )
+  .min(1)
+  .max(8)
+  .refine((keys) => new Set(keys).size === keys.length, 'must not name a key twice');
+
 export const CreateInfrastructureBody = z.strictObject({
   name: slug('name'),
   provider: z.enum(PROVIDER_NAMES),
   config: z.record(z.string(), z.unknown()).default({}),
   gatewayUrl: httpUrl,
+  runnerPublicKeys: runnerPublicKeys.optional(),
 });
 
 export const UpdateInfrastructureBody = z
   .strictObject({
     config: z.record(z.string(), z.unknown()).optional(),
     gatewayUrl: httpUrl.optional(),
+    runnerPublicKeys: runnerPublicKeys.optional(),
   })
-  .refine((body) => body.config !== undefined || body.gatewayUrl !== undefined, 'give config, gatewayUrl or both');
+  .refine(
+    (body) => body.config !== undefined || body.gatewayUrl !== undefined || body.runnerPublicKeys !== undefined,
+    'give config, gatewayUrl, runnerPublicKeys or several',
+  );
 
 export const CreateMachineBody = z.strictObject({
   name: slug('name'),
@@ -151,6 +181,15 @@ export const CreateGitspaceBody = z.strictObject({
       .max(4096)
       .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
       .optional(),
+    // A token in the runner's own secret store, by name: it never passes through the control plane.
+    tokenRef: z
+      .string()
+      .max(107)
+      .regex(
+        TOKEN_REF_PATTERN,
+        "must be a secret name (letters, digits, '-', '_'; up to 100), in your own scope or after 'shared/'",
+      )
+      .optional(),
   }),
   infrastructureId: z.string().min(1).max(100),
   machineId: z.string().min(1).max(200),
@@ -184,6 +223,9 @@ export const Infrastructure = z.object({
   provider: z.enum(PROVIDER_NAMES),
   config: z.record(z.string(), z.unknown()),
   gatewayUrl: z.string(),
+  runnerPublicKeys: z.array(z.string()),
+  /** How many live gitspaces hold a token sealed to each runner key (by key id): retire a key when its count is 0. */
+  sealedTokens: z.record(z.string(), z.number()),
   taskQueue: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -218,7 +260,12 @@ export const Gitspace = z.object({
   state: z.enum(GITSPACE_STATES),
   url: z.string().optional(),
   owner: z.string(),
-  repository: z.object({ url: z.string(), branch: z.string().optional(), hasToken: z.boolean() }),
+  repository: z.object({
+    url: z.string(),
+    branch: z.string().optional(),
+    hasToken: z.boolean(),
+    tokenRef: z.string().optional(),
+  }),
   infrastructureId: z.string(),
   machineId: z.string(),
   ide: z.enum(IDE_KINDS),

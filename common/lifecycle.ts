@@ -88,5 +88,12 @@ export interface GitspaceSpec {
   gatewayUrl: string;
   machine: MachineSpec;
   ide: IdeKind;
-  repository: { url: string; branch?: string };
+  /**
+   * `tokenRef` names a token in the runner's own secret store (activities/secret-store.ts); a token given to the API is
+   * sealed to the infrastructure and travels beside the spec instead.
+   */
+  repository: { url: string; branch?: string; tokenRef?: string };
 }
+
+/** A repository token reference: a name in the owner's scope (`github`) or in the shared scope (`shared/github`). */
+export const TOKEN_REF_PATTERN = /^(shared\/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;

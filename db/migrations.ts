@@ -158,6 +158,17 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0007_runner_sealed_tokens': {
+    async up(db: Kysely<unknown>) {
+      // Repository tokens are sealed to the infrastructure's runner keys (common/sealed-secret.ts): the record holds
+      // their public halves. A gitspace may instead name a token in the runner's own secret store.
+      await db.schema
+        .alterTable('infrastructures')
+        .addColumn('runner_public_keys', 'jsonb', (c) => c.notNull().defaultTo(sql`'[]'::jsonb`))
+        .execute();
+      await db.schema.alterTable('gitspaces').addColumn('repository_token_ref', 'text').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -28,6 +28,11 @@ export interface InfrastructuresTable {
   provider: 'local' | 'gcp' | 'aws';
   config: Json<Record<string, unknown>>;
   gatewayUrl: string;
+  /**
+   * The runners' public keys (`x25519:…`), first the one new tokens are sealed to (common/sealed-secret.ts). Written
+   * as JSON text: the pg driver would send a JavaScript array as a PostgreSQL array, which jsonb refuses.
+   */
+  runnerPublicKeys: ColumnType<string[], string | undefined, string>;
   createdAt: CreatedAt;
   updatedAt: UpdatedAt;
 }
@@ -50,8 +55,10 @@ export interface GitspacesTable {
   ownerId: string;
   repositoryUrl: string;
   repositoryBranch: string | null;
-  /** Sealed (AES-GCM) with the installation's secrets key; never returned by the API. */
+  /** Sealed to the infrastructure's runner key (common/sealed-secret.ts): the control plane cannot open it. */
   repositoryTokenSealed: string | null;
+  /** A token in the runner's own secret store, by name (activities/secret-store.ts). */
+  repositoryTokenRef: string | null;
   infrastructureId: string;
   machineId: string;
   ide: 'vscode-web' | 'terminal' | 'ssh';

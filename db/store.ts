@@ -88,14 +88,20 @@ export function createStore(db: Db) {
       return db.selectFrom('users').selectAll().orderBy('createdAt').orderBy('id').execute();
     },
 
-    async createInfrastructure(values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt'>): Promise<InfrastructureRow> {
+    async createInfrastructure(
+      values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys'> & { runnerPublicKeys?: string[] },
+    ): Promise<InfrastructureRow> {
       const existing = await db
         .selectFrom('infrastructures')
         .select('id')
         .where('id', '=', values.id)
         .executeTakeFirst();
       if (existing) throw new ConflictError(`an infrastructure named '${values.name}' already exists`);
-      return db.insertInto('infrastructures').values(values).returningAll().executeTakeFirstOrThrow();
+      return db
+        .insertInto('infrastructures')
+        .values({ ...values, runnerPublicKeys: JSON.stringify(values.runnerPublicKeys ?? []) })
+        .returningAll()
+        .executeTakeFirstOrThrow();
     },
 
     async listInfrastructures(): Promise<InfrastructureRow[]> {
@@ -110,16 +116,41 @@ export function createStore(db: Db) {
 
     async updateInfrastructure(
       id: string,
-      patch: Partial<Pick<InfrastructureRow, 'config' | 'gatewayUrl'>>,
+      patch: Partial<Pick<InfrastructureRow, 'config' | 'gatewayUrl' | 'runnerPublicKeys'>>,
     ): Promise<InfrastructureRow> {
+      const { runnerPublicKeys, ...rest } = patch;
       const row = await db
         .updateTable('infrastructures')
-        .set({ ...patch, updatedAt: new Date() })
+        .set({
+          ...rest,
+          ...(runnerPublicKeys ? { runnerPublicKeys: JSON.stringify(runnerPublicKeys) } : {}),
+          updatedAt: new Date(),
+        })
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirst();
       if (!row) throw new NotFoundError('infrastructure', id);
       return row;
+    },
+
+    /**
+     * How many live gitspaces hold a sealed token, by infrastructure and by the runner key it is sealed to (`legacy`
+     * for tokens sealed by earlier versions): an operator retires a runner key when its count is 0.
+     */
+    async countSealedTokens(): Promise<Map<string, Record<string, number>>> {
+      const keyId = sql<string>`case when repository_token_sealed like 'sealed:v2:%' then split_part(repository_token_sealed, ':', 3) else 'legacy' end`;
+      const rows = await db
+        .selectFrom('gitspaces')
+        .select(['infrastructureId', keyId.as('keyId'), db.fn.countAll<string>().as('count')])
+        .where('repositoryTokenSealed', 'is not', null)
+        .where('state', '<>', 'deleted')
+        .groupBy(['infrastructureId', keyId])
+        .execute();
+      const counts = new Map<string, Record<string, number>>();
+      for (const row of rows) {
+        counts.set(row.infrastructureId, { ...counts.get(row.infrastructureId), [row.keyId]: Number(row.count) });
+      }
+      return counts;
     },
 
     async deleteInfrastructure(id: string): Promise<void> {

@@ -7,7 +7,6 @@ import { EventFeed } from '../api/event-feed';
 import type { LifecycleService } from '../api/lifecycle';
 import type { ApiLimits } from '../api/limits';
 import { silentLogger } from '../common/logger';
-import { SecretsKey } from '../common/sealed-secret';
 import { openDatabase, type Db } from '../db/connect';
 import type { EventRow } from '../db/schema';
 import { createStore, type Store } from '../db/store';
@@ -74,7 +73,6 @@ describe('REST API limits', () => {
       lifecycle: {
         request: () => Promise.reject(new Error('nothing starts in this test')),
       } as unknown as LifecycleService,
-      secrets: SecretsKey.fromBase64(SecretsKey.generateBase64()),
       logger: silentLogger,
       onInfrastructureCreated: () => Promise.resolve(),
       ready: () => Promise.resolve(),

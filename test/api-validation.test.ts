@@ -1,3 +1,4 @@
+import { RunnerPublicKey } from '../common/sealed-secret';
 import { decodeJwt } from 'jose';
 import { startTestStack, type TestStack } from './support/stack';
 
@@ -76,7 +77,9 @@ describe('REST API input validation', () => {
     const listed = await stack.api('GET', '/api/v1/gitspaces');
     expect(JSON.stringify(listed.body)).not.toContain('ghp_supersecret');
     const stored = await stack.controlPlane.store.getGitspace(response.body.gitspace.id);
-    expect(stored.repositoryTokenSealed).toMatch(/^sealed:v1:/);
+    // Sealed to the `local` infrastructure's runner key, which the API holds only the public half of.
+    const [runnerKey] = (await stack.api('GET', '/api/v1/infrastructures/local')).body.runnerPublicKeys;
+    expect(stored.repositoryTokenSealed).toMatch(new RegExp(`^sealed:v2:${RunnerPublicKey.parse(runnerKey).keyId}:`));
   });
 
   it('refuses malformed JSON, a non-JSON body and an oversized body with 400', async () => {

@@ -181,15 +181,15 @@ describe('a local gitspace is a cell', () => {
     expect(await terminal.run('id -un')).toBe('gitspace');
   });
 
-  it("cannot read the control plane's admin token or secrets key", async () => {
+  it("cannot read the control plane's admin token or the runner's keys", async () => {
     const adminToken = stack.controlPlane.adminToken;
-    const secretsKey = (await readFile(path.join(stack.dataDir, 'secrets-key'), 'utf8')).trim();
+    const runnerKeys = (await readFile(path.join(stack.dataDir, 'runner-keys'), 'utf8')).trim();
     const shown = await terminal.run(
-      `cat ${stack.dataDir}/admin-token ${stack.dataDir}/secrets-key; ls -la ${stack.dataDir}`,
+      `cat ${stack.dataDir}/admin-token ${stack.dataDir}/runner-keys; ls -la ${stack.dataDir}`,
     );
     expect(shown).not.toContain(adminToken);
-    expect(shown).not.toContain(secretsKey);
-    expect(shown).not.toContain('secrets-key\n');
+    expect(shown).not.toContain(runnerKeys);
+    expect(shown).not.toContain('runner-keys\n');
     expect(shown).toMatch(/No such file or directory|Permission denied/);
   });
 

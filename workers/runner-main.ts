@@ -6,6 +6,8 @@ import { createLogger } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startRunner } from './runner-process';
+import { RunnerKeyRing } from '../common/sealed-secret';
+import { parseSecretStoreConfig } from '../activities/secret-store';
 
 /** `npm run runner`: the delegate + VM runner for the infrastructure named by GITSPACES_INFRASTRUCTURE_ID. */
 async function main(): Promise<{ stop(): Promise<void> }> {
@@ -15,7 +17,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
     temporal: config.include(() => readTemporalConnection(process.env))!,
     dataDir: path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces')),
-    secretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    legacySecretsKey: config.string('GITSPACES_SECRETS_KEY'),
+    runnerKeys: config.parsed('GITSPACES_RUNNER_KEYS', (raw) => (raw ? RunnerKeyRing.parse(raw) : undefined)),
     workOrderPublicKeyPem: config.string('GITSPACES_WORK_ORDER_PUBLIC_KEY'),
     gatewayAdminUrl: config.url('GITSPACES_GATEWAY_ADMIN_URL', 'http://127.0.0.1:3002')!,
     gatewayAdminToken: config.string('GITSPACES_GATEWAY_ADMIN_TOKEN'),
@@ -26,6 +29,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   };
   const localMachinesDir = config.string('GITSPACES_LOCAL_MACHINES_DIR');
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
+  const secretStore = config.parsed('GITSPACES_SECRET_STORE', (raw) => (raw ? parseSecretStoreConfig(raw) : undefined));
+  const secretManagerEndpoint = config.url('GITSPACES_GCP_SECRET_MANAGER_ENDPOINT');
   config.done();
   await preparePrivateDataDir(settings.dataDir);
 
@@ -34,6 +39,14 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     {
       ...settings,
       ...(localMachinesDir ? { localMachinesDir: path.resolve(localMachinesDir) } : {}),
+      ...(secretStore
+        ? {
+            secretStore:
+              secretStore.kind === 'gcp' && secretManagerEndpoint
+                ? { ...secretStore, apiEndpoint: secretManagerEndpoint }
+                : secretStore,
+          }
+        : {}),
       ...(payloadKeys !== undefined ? { payloadKeys: PayloadKeyRing.parse(payloadKeys) } : {}),
     },
     logger,

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { installWorkerRuntime } from './runtime';
 import { NativeConnection } from '@temporalio/worker';
@@ -6,8 +6,9 @@ import { createAgentClient } from '../activities/agent-client';
 import { createGatewayAdminClient } from '../activities/gateway-admin-client';
 import type { Logger } from '../common/logger';
 import { connectionOptions, logTemporalConnection, type TemporalConnection } from '../common/temporal-connection';
-import { SecretsKey } from '../common/sealed-secret';
+import { LegacySecretsKey, loadRunnerKeyRing, randomSecretBase64, type RunnerKeyRing } from '../common/sealed-secret';
 import { readOrCreateSecretFile } from '../common/secret-file';
+import { createSecretStore, type SecretStoreConfig } from '../activities/secret-store';
 import {
   EncryptionCodec,
   loadPayloadKeyRing,
@@ -25,7 +26,15 @@ export interface RunnerConfig {
   /** How to reach Temporal: Temporal's environment configuration, read in main (common/temporal-connection). */
   temporal: TemporalConnection;
   dataDir: string;
-  secretsKey?: string;
+  /**
+   * GITSPACES_RUNNER_KEYS: the infrastructure's runner key ring (common/sealed-secret.ts), the same on every runner of
+   * the infrastructure. When absent it is kept in `<dataDir>/runner-keys` (generated once).
+   */
+  runnerKeys?: RunnerKeyRing;
+  /** GITSPACES_SECRETS_KEY of earlier versions: only to open tokens they sealed; `<dataDir>/secrets-key` if there. */
+  legacySecretsKey?: string;
+  /** GITSPACES_SECRET_STORE: where `repository.tokenRef` names are resolved; none by default. */
+  secretStore?: SecretStoreConfig;
   /**
    * GITSPACES_WORK_ORDER_PUBLIC_KEY: the control plane's work-order public key (SPKI PEM). When absent, a runner that
    * shares the control plane's data dir reads `<dataDir>/work-order-public-key.pem`; without either it refuses all work.
@@ -51,9 +60,12 @@ export interface RunningRunner {
 
 /** Starts a runner for one infrastructure: connects out to Temporal and polls that infrastructure's queue. */
 export async function startRunner(config: RunnerConfig, logger: Logger): Promise<RunningRunner> {
-  const secretsKey =
-    config.secretsKey ??
-    (await readOrCreateSecretFile(path.join(config.dataDir, 'secrets-key'), SecretsKey.generateBase64)).value;
+  const runnerKeys = config.runnerKeys ?? (await loadRunnerKeyRing(config.dataDir));
+  logger.info('runner public keys: register them on the infrastructure (runnerPublicKeys) to seal tokens to it', {
+    infrastructureId: config.infrastructureId,
+    runnerPublicKeys: runnerKeys.publicKeys().map(String),
+  });
+  const legacySecretsKey = config.legacySecretsKey ?? (await readIfThere(path.join(config.dataDir, 'secrets-key')));
   // The control plane's public key; a runner beside it (same data dir) finds it there once the control plane wrote it.
   const workOrders = createWorkOrderVerifier(
     config.workOrderPublicKeyPem !== undefined
@@ -78,8 +90,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   );
   const gatewayToken =
     config.gatewayAdminToken ??
-    (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), () => SecretsKey.generateBase64()))
-      .value;
+    (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), randomSecretBase64)).value;
   const localRoot = path.resolve(config.localMachinesDir ?? localMachinesRoot(config.dataDir));
   const fromData = path.relative(path.resolve(config.dataDir), localRoot);
   if (!fromData.startsWith('..') && !path.isAbsolute(fromData)) {
@@ -113,7 +124,9 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     resolveProvider: providers,
     agents: createAgentClient(),
     gateway: createGatewayAdminClient({ url: config.gatewayAdminUrl, token: gatewayToken }),
-    secrets: SecretsKey.fromBase64(secretsKey),
+    runnerKeys,
+    ...(legacySecretsKey ? { legacySecrets: LegacySecretsKey.fromBase64(legacySecretsKey) } : {}),
+    ...(config.secretStore ? { secretStore: createSecretStore(config.secretStore) } : {}),
     workOrders,
     ...(config.agentEndpoint ? { agentEndpoint: config.agentEndpoint } : {}),
     ...(config.pollIntervalMs ? { pollIntervalMs: config.pollIntervalMs } : {}),
@@ -129,4 +142,13 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
       await connection.close();
     },
   };
+}
+
+async function readIfThere(file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }

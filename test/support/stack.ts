@@ -13,6 +13,7 @@ import { createGateway, type Gateway } from '../../gateway/gateway';
 import { createFileRoutesStore } from '../../gateway/routes-store';
 import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
 import { startRunner, type RunningRunner } from '../../workers/runner-process';
+import type { SecretStoreConfig } from '../../activities/secret-store';
 import { startTestTemporal } from './temporal';
 
 export interface TestStack {
@@ -44,6 +45,8 @@ export interface TestRunnerOptions {
   agentEndpoint?: string;
   /** The fake Compute API's URL, for a `gcp` infrastructure. */
   gcpComputeEndpoint?: string;
+  /** Where the runner resolves `repository.tokenRef` (none by default). */
+  secretStore?: SecretStoreConfig;
 }
 
 /**
@@ -137,6 +140,7 @@ export async function startTestStack(
           pollIntervalMs: 200,
           ...(runnerOptions.agentEndpoint ? { agentEndpoint: runnerOptions.agentEndpoint } : {}),
           ...(runnerOptions.gcpComputeEndpoint ? { gcpComputeEndpoint: runnerOptions.gcpComputeEndpoint } : {}),
+          ...(runnerOptions.secretStore ? { secretStore: runnerOptions.secretStore } : {}),
         },
         logger,
       );
