@@ -1,0 +1,158 @@
+# --- The gateway and the runner VMs: private addresses only, shielded, started by a startup script that installs
+# the released package as a systemd service. ---
+
+locals {
+  gateway_env = {
+    GITSPACES_GATEWAY_HOST            = "0.0.0.0"
+    GITSPACES_GATEWAY_PORT            = tostring(local.gateway_port)
+    GITSPACES_GATEWAY_ADMIN_HOST      = "0.0.0.0"
+    GITSPACES_GATEWAY_ADMIN_PORT      = tostring(local.gateway_admin_port)
+    GITSPACES_GATEWAY_DOMAIN          = var.domain
+    GITSPACES_GATEWAY_TRUSTED_PROXIES = join(",", local.google_front_end_ranges)
+    GITSPACES_JWKS_URL                = "${trimsuffix(var.control_plane_url, "/")}/api/v1/.well-known/jwks.json"
+    GITSPACES_DATA_DIR                = "/var/lib/gitspaces-gateway"
+  }
+  runner_env = merge(
+    {
+      GITSPACES_INFRASTRUCTURE_ID = coalesce(var.infrastructure_id, "unset")
+      GITSPACES_INSTALLATION_ID   = var.installation_id
+      GITSPACES_GATEWAY_ADMIN_URL = "http://${google_compute_address.gateway.address}:${local.gateway_admin_port}"
+      GITSPACES_DATA_DIR          = "/var/lib/gitspaces-runner"
+      TEMPORAL_ADDRESS            = var.temporal_address
+      TEMPORAL_NAMESPACE          = var.temporal_namespace
+      TEMPORAL_TLS                = tostring(var.temporal_tls)
+    },
+    var.repository_secret_store ? { GITSPACES_SECRET_STORE = "gcp:${var.project}" } : {},
+    var.work_order_public_key == null ? {} : { GITSPACES_WORK_ORDER_PUBLIC_KEY = var.work_order_public_key },
+  )
+}
+
+resource "google_compute_address" "gateway" {
+  project      = var.project
+  name         = "${local.p}-gateway-internal"
+  region       = var.region
+  subnetwork   = google_compute_subnetwork.services.id
+  address_type = "INTERNAL"
+}
+
+resource "google_compute_instance" "gateway" {
+  # checkov:skip=CKV_GCP_38:Disks are encrypted at rest with Google-managed keys; customer-supplied keys would have to be handed over on every start, which an unattended VM cannot do.
+  project                   = var.project
+  name                      = "${local.p}-gateway"
+  zone                      = local.zone
+  machine_type              = var.gateway_machine_type
+  allow_stopping_for_update = true
+
+  boot_disk {
+    initialize_params {
+      image = var.service_image
+      size  = 20
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.services.id
+    network_ip = google_compute_address.gateway.address
+    # No access_config: no public address. Users come in through the load balancer.
+  }
+
+  service_account {
+    email  = google_service_account.gateway.email
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  metadata = {
+    block-project-ssh-keys = "true"
+    enable-oslogin         = "TRUE"
+    serial-port-enable     = "false"
+  }
+
+  metadata_startup_script = templatefile("${path.module}/templates/startup.sh.tftpl", {
+    role           = "gateway"
+    project        = var.project
+    package_url    = var.gateway_package_url == null ? "" : var.gateway_package_url
+    package_sha256 = var.gateway_package_sha256 == null ? "" : var.gateway_package_sha256
+    service        = var.gateway_service
+    env            = local.gateway_env
+    secrets        = { GITSPACES_GATEWAY_ADMIN_TOKEN = google_secret_manager_secret.this["gateway_admin_token"].secret_id }
+    start          = true
+  })
+
+  lifecycle {
+    precondition {
+      condition     = (var.gateway_package_url == null) == (var.gateway_package_sha256 == null)
+      error_message = "gateway_package_url and gateway_package_sha256 go together."
+    }
+  }
+}
+
+resource "google_compute_instance" "runner" {
+  # checkov:skip=CKV_GCP_38:Disks are encrypted at rest with Google-managed keys; customer-supplied keys would have to be handed over on every start, which an unattended VM cannot do.
+  project                   = var.project
+  name                      = "${local.p}-runner"
+  zone                      = local.zone
+  machine_type              = var.runner_machine_type
+  allow_stopping_for_update = true
+
+  boot_disk {
+    initialize_params {
+      image = var.service_image
+      size  = 20
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.services.id
+    # No access_config: outbound through Cloud NAT only, nothing inbound.
+  }
+
+  service_account {
+    email  = google_service_account.runner.email
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  metadata = {
+    block-project-ssh-keys = "true"
+    enable-oslogin         = "TRUE"
+    serial-port-enable     = "false"
+  }
+
+  metadata_startup_script = templatefile("${path.module}/templates/startup.sh.tftpl", {
+    role           = "runner"
+    project        = var.project
+    package_url    = var.runner_package_url == null ? "" : var.runner_package_url
+    package_sha256 = var.runner_package_sha256 == null ? "" : var.runner_package_sha256
+    service        = var.runner_service
+    env            = local.runner_env
+    secrets = {
+      GITSPACES_GATEWAY_ADMIN_TOKEN = google_secret_manager_secret.this["gateway_admin_token"].secret_id
+      GITSPACES_RUNNER_KEYS         = google_secret_manager_secret.this["runner_keys"].secret_id
+      GITSPACES_SECRETS_KEY         = google_secret_manager_secret.this["runner_secrets_key"].secret_id
+      GITSPACES_PAYLOAD_KEYS        = google_secret_manager_secret.this["runner_payload_keys"].secret_id
+      TEMPORAL_API_KEY              = google_secret_manager_secret.this["temporal_api_key"].secret_id
+    }
+    # The runner serves one infrastructure: it starts once the control plane has given it an id.
+    start = var.infrastructure_id != null
+  })
+
+  lifecycle {
+    precondition {
+      condition     = (var.runner_package_url == null) == (var.runner_package_sha256 == null)
+      error_message = "runner_package_url and runner_package_sha256 go together."
+    }
+  }
+
+  depends_on = [google_compute_router_nat.this]
+}
