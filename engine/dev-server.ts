@@ -75,6 +75,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   else {
     args.push('--ui-ip', options.host, '--ui-port', String(innerUiPort));
     if (options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
+    // The UI would otherwise fetch a news feed from the internet in every operator's browser.
+    args.push('--ui-disable-news-fetch');
   }
   if (options.dbFile) {
     await mkdir(path.dirname(options.dbFile), { recursive: true, mode: 0o700 });

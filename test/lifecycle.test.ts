@@ -180,7 +180,7 @@ describe('gitspace lifecycle through the REST API', () => {
     const { gitspace } = await create('broken', url);
     const failed = await waitForGitspace(stack, gitspace.id, (g) => g.state === 'error');
     expect(failed.lastError).toMatchObject({ action: 'start', step: 'prepareWorkspace', cause: 'CloneFailedError' });
-    // The message says what failed, not which repository: it is also a Temporal failure message, not encrypted.
+    // The message says what failed, not which repository (Temporal keeps it encrypted; the API shows it to the owner).
     expect(failed.lastError.message).toContain('could not clone the repository');
     expect(failed.lastError.message).not.toContain(url);
     expect(failed.url).toBeUndefined();
