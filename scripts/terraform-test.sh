@@ -81,22 +81,50 @@ check_validate() { # module
   tf -chdir="$dir" validate -no-color
 }
 
+# tofu test's machine-readable log (with the state of each run, for check_config), run once per module.
+tf_test_json() { # module -> the log file
+  local module="$1" dir log="$TF_WORK/$1-test.json"
+  if [[ ! -f "$log.rc" ]]; then
+    dir="$(tf_module "$module")" || return 1
+    local rc=0
+    tf -chdir="$dir" test -no-color -json -verbose >"$log" 2>&1 || rc=$?
+    echo "$rc" >"$log.rc"
+  fi
+  echo "$log"
+}
+
 check_test() { # module
-  local dir
-  dir="$(tf_module "$1")" || return 1
-  tf -chdir="$dir" test -no-color
+  local log
+  log="$(tf_test_json "$1")" || return 1
+  # The human lines of the log: each run's result, each failed assertion or error, the summary.
+  python3 - "$log" <<'PYTHON'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        message = json.loads(line)
+    except ValueError:
+        print(line.rstrip())
+        continue
+    kind = message.get("type")
+    if kind in ("test_run", "test_file", "test_summary"):
+        print(message["@message"])
+    elif kind == "diagnostic":
+        d = message["diagnostic"]
+        print(f"  {d['severity']}: {d['summary']}: {d.get('detail', '')}")
+        if d.get("snippet"):
+            print(f"    at {d['range']['filename']}:{d['range']['start']['line']}: {d['snippet']['code'].strip()}")
+PYTHON
+  return "$(cat "$log.rc")"
 }
 
 # The infrastructure_request output of the `outputs` run of tests/module.tftest.hcl (mock providers with realistic
 # ids), read from `tofu test -json -verbose`, validated by the API's schemas.
 check_config() { # module
-  local module="$1" dir
-  dir="$(tf_module "$module")" || return 1
-  tf -chdir="$dir" test -no-color -json -verbose -filter=tests/module.tftest.hcl >"$TF_WORK/$module-test.json" || {
-    tail -n 50 "$TF_WORK/$module-test.json"
-    return 1
-  }
-  python3 - "$TF_WORK/$module-test.json" >"$TF_WORK/$module-request.json" <<'PYTHON' || return 1
+  local module="$1" log
+  log="$(tf_test_json "$module")" || return 1
+  [[ "$(cat "$log.rc")" == 0 ]] || { echo "tofu test failed (see test-$module)"; return 1; }
+  mkdir -p "$TF_WORK/$module-scripts"
+  python3 - "$log" "$TF_WORK/$module-scripts" >"$TF_WORK/$module-request.json" <<'PYTHON' || return 1
 import json, sys
 found = None
 for line in open(sys.argv[1]):
@@ -110,11 +138,28 @@ for line in open(sys.argv[1]):
     outputs = state.get("values", {}).get("outputs", {})
     if "infrastructure_request" in outputs:
         found = outputs["infrastructure_request"]["value"]
+    # The rendered startup scripts of the gateway and runner VMs, for a syntax check below.
+    for resource in state.get("values", {}).get("root_module", {}).get("resources", []):
+        script = resource.get("values", {}).get("metadata_startup_script") or resource.get("values", {}).get("user_data")
+        if resource["type"] in ("google_compute_instance", "aws_instance") and script:
+            with open(f"{sys.argv[2]}/startup-{resource['name']}.sh", "w") as out:
+                out.write(script)
 if found is None:
     sys.exit("no infrastructure_request output in the state of the 'outputs' run")
 json.dump(found, sys.stdout, indent=2)
 PYTHON
   cat "$TF_WORK/$module-request.json"
+  echo
+  local script scripts=0
+  for script in "$TF_WORK/$module"-scripts/startup-*.sh; do
+    [[ -f "$script" ]] || continue
+    bash -n "$script" || return 1
+    sed -n '/^python3 - <<.PYTHON.$/,/^PYTHON$/p' "$script" | sed '1d;$d' >"${script%.sh}.py"
+    python3 -m py_compile "${script%.sh}.py" || return 1
+    echo "startup script $(basename "$script"): bash and its python part parse"
+    scripts=$((scripts + 1))
+  done
+  [[ $scripts -eq 2 ]] || { echo "expected the gateway's and the runner's startup scripts, found $scripts"; return 1; }
   (cd "$ROOT" && npx --no-install tsx scripts/terraform-check-config.ts "$module" <"$TF_WORK/$module-request.json")
 }
 

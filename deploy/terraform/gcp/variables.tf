@@ -145,6 +145,10 @@ variable "runner_package_sha256" {
   description = "SHA-256 of the runner package; required with runner_package_url."
   type        = string
   default     = null
+  validation {
+    condition     = var.runner_package_sha256 == null || can(regex("^[0-9a-f]{64}$", var.runner_package_sha256))
+    error_message = "runner_package_sha256 must be 64 lowercase hex digits."
+  }
 }
 
 variable "gateway_package_url" {
@@ -157,6 +161,10 @@ variable "gateway_package_sha256" {
   description = "SHA-256 of the gateway package; required with gateway_package_url."
   type        = string
   default     = null
+  validation {
+    condition     = var.gateway_package_sha256 == null || can(regex("^[0-9a-f]{64}$", var.gateway_package_sha256))
+    error_message = "gateway_package_sha256 must be 64 lowercase hex digits."
+  }
 }
 
 variable "runner_service" {
