@@ -3,12 +3,14 @@
 
 locals {
   gateway_env = {
-    GITSPACES_GATEWAY_HOST            = "0.0.0.0"
-    GITSPACES_GATEWAY_PORT            = tostring(local.gateway_port)
-    GITSPACES_GATEWAY_ADMIN_HOST      = "0.0.0.0"
-    GITSPACES_GATEWAY_ADMIN_PORT      = tostring(local.gateway_admin_port)
-    GITSPACES_GATEWAY_DOMAIN          = var.domain
-    GITSPACES_GATEWAY_TRUSTED_PROXIES = join(",", local.google_front_end_ranges)
+    GITSPACES_GATEWAY_HOST       = "0.0.0.0"
+    GITSPACES_GATEWAY_PORT       = tostring(local.gateway_port)
+    GITSPACES_GATEWAY_ADMIN_HOST = "0.0.0.0"
+    GITSPACES_GATEWAY_ADMIN_PORT = tostring(local.gateway_admin_port)
+    GITSPACES_GATEWAY_DOMAIN     = var.domain
+    # The load balancer connects from Google's front ends and appends "<client>,<its own address>" to
+    # X-Forwarded-For: both are trusted, so the client is the address before them.
+    GITSPACES_GATEWAY_TRUSTED_PROXIES = join(",", concat(local.google_front_end_ranges, [google_compute_global_address.gateway.address]))
     GITSPACES_JWKS_URL                = "${trimsuffix(var.control_plane_url, "/")}/api/v1/.well-known/jwks.json"
     GITSPACES_DATA_DIR                = "/var/lib/gitspaces-gateway"
   }

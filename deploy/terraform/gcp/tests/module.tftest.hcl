@@ -168,7 +168,7 @@ run "load_balancer" {
     error_message = "the certificate's DNS authorization record is created"
   }
   assert {
-    condition     = strcontains(google_compute_instance.gateway.metadata_startup_script, base64encode(jsonencode(local.gateway_env))) && local.gateway_env.GITSPACES_GATEWAY_TRUSTED_PROXIES == "35.191.0.0/16,130.211.0.0/22"
+    condition     = strcontains(google_compute_instance.gateway.metadata_startup_script, base64encode(jsonencode(local.gateway_env))) && local.gateway_env.GITSPACES_GATEWAY_TRUSTED_PROXIES == "35.191.0.0/16,130.211.0.0/22,${google_compute_global_address.gateway.address}"
     error_message = "the gateway trusts forwarded headers from the load balancer's front ends only"
   }
 }
