@@ -1,15 +1,33 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecycle';
 import { createLogger } from '../common/logger';
+import { connectClient, readTemporalConnection } from '../common/temporal-connection';
+import { createWorkOrderSigner } from '../common/work-order';
 import { localMachinesRoot } from '../providers/local/provider';
+import {
+  connectAttacker,
+  forgeRunnerActivity,
+  hasEvent,
+  localMachineStatus,
+  outcomeOf,
+  readRealStart,
+  startForeignListener,
+  workflowTaskRefusal,
+  workOrderRefusal,
+} from './support/attacker';
 import { startGitHttpServer, type GitHttpServer } from './support/git-http-server';
-import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { createTestCa } from './support/tls';
+import { startTlsFront } from './support/tls-front';
+
+const { EventType } = temporal.api.enums.v1;
 
 /** Where a planted secret was found: which store, which file (or workflow), the bytes around it. */
 interface Hit {
@@ -46,6 +64,12 @@ async function filesUnder(dir: string): Promise<string[]> {
  * wrote is searched for them, plain and inside base64. The token must be nowhere; the repository path nowhere but in
  * the control-plane database. Not scanned: each machine's own home and workspace (the clone and its credential file
  * are the gitspace's, by design), and the Temporal SDK's own runtime log (console, WARN and above).
+ *
+ * While the gitspace runs with its token, the attacks of the issue are replayed against it, and each must be refused
+ * with nothing changed (its state, its machine, its events) and nothing sent anywhere: a stopGitspace started
+ * straight on Temporal without the payload keys; a prepareWorkspace scheduled on the runner's queue by an attacker
+ * who holds the payload keys (not the work-order key), aimed at a foreign listener; the real start's order replayed
+ * in a new run; a plaintext connection to Temporal's TLS front.
  */
 describe('planted-secret scan', () => {
   const token = `plant-token-${randomBytes(16).toString('hex')}`;
@@ -83,6 +107,189 @@ describe('planted-secret scan', () => {
       if (!bytes) continue;
       if (where === 'control-plane database') scannedDatabaseBytes += bytes.length;
       search(phase, where, path.relative(base, file).startsWith('..') ? file : path.relative(base, file), bytes);
+    }
+  };
+
+  /** The Temporal CLI as an attacker runs it: the address given, no TEMPORAL_* of this shell, no profile, no codec. */
+  const temporalCli = async (args: string[]) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TEMPORAL_')));
+    await writeFile(path.join(base, 'empty-profile.toml'), '');
+    return promisify(execFile)(process.env.TEMPORAL_CLI_PATH!, args, {
+      env: { ...env, TEMPORAL_CONFIG_FILE: path.join(base, 'empty-profile.toml') },
+      maxBuffer: 64 << 20,
+    });
+  };
+
+  /**
+   * The attacks of the issue, against a running gitspace that has a repository token. Each is refused, and the
+   * gitspace's state, machine and events are what they were.
+   */
+  const replayAttacks = async (s: TestStack, id: string) => {
+    await lifecycleClosed(s, id);
+    const observed = async () => ({
+      state: (await s.api('GET', `/api/v1/gitspaces/${id}`)).body.state,
+      machine: await localMachineStatus(s, id),
+      events: (await s.api('GET', `/api/v1/gitspaces/${id}/events`)).body.items,
+    });
+    const before = await observed();
+    expect(before).toMatchObject({ state: 'running', machine: 'running' });
+    expect(before.events.length).toBeGreaterThan(0);
+    const attacker = await connectAttacker(s);
+    try {
+      // What the attacker with the payload keys copies out of the real start: its spec, order and sealed token.
+      const real = await readRealStart(attacker, id);
+      expect(typeof real.repositoryTokenSealed).toBe('string');
+
+      // (a) `temporal workflow start --type stopGitspace` straight on Temporal, plaintext input, no payload keys: the
+      // control plane's worker refuses the payload, so no workflow code runs; the workflow task fails.
+      const workflowId = lifecycleWorkflowId(id);
+      const started = await temporalCli([
+        ...['workflow', 'start', '--type', 'stopGitspace', '--task-queue', CONTROL_PLANE_TASK_QUEUE],
+        ...['--workflow-id', workflowId, '--input', JSON.stringify({ gitspaceId: id })],
+        ...['--address', s.temporal.address, '--output', 'json'],
+      ]);
+      const forgedStop = JSON.parse(started.stdout) as { runId: string };
+      const refused = await workflowTaskRefusal(attacker, { workflowId, runId: forgedStop.runId });
+      expect(await observed()).toEqual(before);
+      expect({
+        reason: refused.reason,
+        workflowTaskCompleted: hasEvent(refused.history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
+        activityScheduled: hasEvent(refused.history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
+      }).toEqual({
+        reason: expect.stringMatching(/refused a payload that is not encrypted/),
+        workflowTaskCompleted: false,
+        activityScheduled: false,
+      });
+      await attacker.plain.workflow.getHandle(workflowId, forgedStop.runId).terminate('test: forged stop');
+
+      // (b) prepareWorkspace on the runner's queue (gitspaces-infra-local) from the attacker's own workflow, with the
+      // payload keys: the real spec and sealed token, a foreign agent address on loopback, and the repository pointed
+      // at the same foreign listener (had the runner obeyed, the token would go there).
+      const listener = await startForeignListener();
+      try {
+        const stolen = { ...real.spec, repository: { url: `${listener.url}/steal.git` } };
+        const input = { agentUrl: listener.url, repositoryTokenSealed: real.repositoryTokenSealed };
+        const attackerSigner = await createWorkOrderSigner({
+          privateKeyPem: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+        });
+        const outcome = async (build: (run: { workflowId: string; runId: string }) => unknown) =>
+          outcomeOf(
+            attacker.codec,
+            await forgeRunnerActivity(attacker, {
+              gitspaceId: id,
+              activityType: 'prepareWorkspace',
+              workflowType: 'startGitspace',
+              build,
+            }),
+          );
+        const outcomes = {
+          withoutOrder: await outcome(() => ({ ...input, spec: real.spec })),
+          orderOfAnotherKey: await outcome(async (run) => ({
+            ...input,
+            spec: stolen,
+            order: await attackerSigner.sign({
+              action: 'start',
+              ...run,
+              gitspaceId: id,
+              infrastructure: stolen,
+              spec: stolen,
+              ...(real.repositoryTokenSealed ? { repositoryTokenSealed: real.repositoryTokenSealed } : {}),
+            }),
+          })),
+          // (c) the real start's genuine order, replayed in the attacker's new run.
+          replayedOrder: await outcome(() => ({ ...input, spec: real.spec, order: real.order })),
+          replayedOrderStolenSpec: await outcome(() => ({ ...input, spec: stolen, order: real.order })),
+        };
+        const received = listener.received().toString('latin1');
+        const replayed = new RegExp(`signed for workflow run ${workflowId}/${real.runId}, not for this activity's run`);
+        // Each refused, and nothing reached the foreign listener: no agent call, no clone, no token.
+        expect({
+          outcomes,
+          listener: {
+            connections: listener.connections(),
+            tokenSeen: forms(token).some((form) => received.includes(form)),
+            received,
+          },
+        }).toEqual({
+          outcomes: {
+            withoutOrder: workOrderRefusal(/carries no work order/),
+            orderOfAnotherKey: workOrderRefusal(
+              new RegExp(`untrusted work order key: the work order is signed with key '${attackerSigner.keyId}'`),
+            ),
+            replayedOrder: workOrderRefusal(replayed),
+            replayedOrderStolenSpec: workOrderRefusal(replayed),
+          },
+          listener: { connections: 0, tokenSeen: false, received: '' },
+        });
+        // The control: the listener does record what reaches it.
+        await fetch(`${listener.url}/control`).then((r) => r.text());
+        expect(listener.connections()).toBe(1);
+        expect(listener.received().toString('latin1')).toContain('GET /control');
+      } finally {
+        await listener.close();
+      }
+      expect(await observed()).toEqual(before);
+
+      // (d) a plaintext connection to Temporal's TLS front (nginx stream, client certificates verified), as
+      // test/temporal-mtls.test.ts runs it: a client and the CLI are refused; the forged run never reaches Temporal.
+      const ca = await createTestCa(base, 'planted-ca');
+      const front = await startTlsFront({
+        dir: base,
+        upstream: s.temporal.address,
+        ...(await ca.issue('planted-front', { serverNames: ['127.0.0.1'] })),
+        clientCaFile: ca.certFile,
+      });
+      try {
+        const plaintext = readTemporalConnection({ TEMPORAL_ADDRESS: front.address });
+        expect(plaintext.tls).toBeUndefined();
+        const plaintextClient = await connectClient(plaintext, { connectTimeout: 3000 }).then(
+          async (connection) => {
+            await connection.close();
+            return 'connected';
+          },
+          (error: Error) => error.message,
+        );
+        expect(plaintextClient).toContain('Failed to connect before the deadline');
+        const throughFront = `forged-plaintext-${randomBytes(4).toString('hex')}`;
+        const plaintextCli = await temporalCli([
+          ...['workflow', 'start', '--type', 'stopGitspace', '--task-queue', CONTROL_PLANE_TASK_QUEUE],
+          ...['--workflow-id', throughFront, '--input', JSON.stringify({ gitspaceId: id })],
+          ...['--address', front.address, '--command-timeout', '5s'],
+        ]).then(
+          () => 'started',
+          () => 'refused',
+        );
+        expect(plaintextCli).toBe('refused');
+        const direct = await attacker.plain.workflow
+          .getHandle(throughFront)
+          .describe()
+          .catch((e: unknown) => e);
+        expect((direct as Error).name).toBe('WorkflowNotFoundError');
+        // The control: with the CA and a client certificate, the same front lets a client through.
+        const client = await ca.issue('planted-client');
+        const secured = readTemporalConnection({
+          TEMPORAL_ADDRESS: front.address,
+          TEMPORAL_TLS_SERVER_CA_CERT_PATH: ca.certFile,
+          TEMPORAL_TLS_SERVER_NAME: '127.0.0.1',
+          TEMPORAL_TLS_CLIENT_CERT_PATH: client.certFile,
+          TEMPORAL_TLS_CLIENT_KEY_PATH: client.keyFile,
+        });
+        const connection = await connectClient(secured, { connectTimeout: 10_000 });
+        try {
+          const handle = new Client({ connection, namespace: 'default' }).workflow.getHandle(
+            workflowId,
+            forgedStop.runId,
+          );
+          expect((await handle.describe()).status.name).toBe('TERMINATED');
+        } finally {
+          await connection.close();
+        }
+      } finally {
+        await front.stop();
+      }
+      expect(await observed()).toEqual(before);
+    } finally {
+      await attacker.close();
     }
   };
 
@@ -159,6 +366,9 @@ describe('planted-secret scan', () => {
     expect((await waitForGitspace(s, id, settled('running'))).state).toBe('running');
     await scan('second start');
 
+    await replayAttacks(s, id);
+    await scan('attacks');
+
     // A start that fails: the repository does not exist (the token is right).
     const failing = await create('planted-missing', missing);
     const failed = await waitForGitspace(s, failing, (g) => g.state === 'error' || g.state === 'running');
@@ -196,25 +406,11 @@ describe('planted-secret scan', () => {
     }
     expect(runs.length).toBeGreaterThanOrEqual(5);
     // The dev server's address only: no TEMPORAL_* of this shell, no profile (an empty profile file).
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('TEMPORAL_')));
-    await writeFile(path.join(base, 'empty-profile.toml'), '');
     for (const run of runs) {
-      const { stdout } = await promisify(execFile)(
-        process.env.TEMPORAL_CLI_PATH!,
-        [
-          'workflow',
-          'show',
-          '-w',
-          run.workflowId,
-          '-r',
-          run.runId,
-          '--output',
-          'json',
-          '--address',
-          s.temporal.address,
-        ],
-        { env: { ...env, TEMPORAL_CONFIG_FILE: path.join(base, 'empty-profile.toml') }, maxBuffer: 64 << 20 },
-      );
+      const { stdout } = await temporalCli([
+        ...['workflow', 'show', '-w', run.workflowId, '-r', run.runId],
+        ...['--output', 'json', '--address', s.temporal.address],
+      ]);
       search('history', 'temporal workflow show --output json', `${run.workflowId} ${run.runId}`, Buffer.from(stdout));
     }
 

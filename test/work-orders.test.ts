@@ -1,14 +1,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { silentLogger } from '../common/logger';
 import { type GitspaceSpec } from '../common/lifecycle';
 import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
-import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {
   connectAttacker,
   expectWorkOrderRefused,
   forgeRunnerActivity,
+  localMachineStatus,
   readRealStart,
   startForeignListener,
   type Attacker,
@@ -35,11 +34,7 @@ describe('signed work orders', () => {
   let realOrder: string;
   let realStartRunId: string;
 
-  const machineStatus = async () => {
-    const provider = createLocalProvider({ rootDir: localMachinesRoot(stack.dataDir), logger: silentLogger });
-    const options = { idempotencyKey: 'test-describe', signal: AbortSignal.timeout(10_000) };
-    return (await provider.describe(gitspaceId, options))?.status ?? 'absent';
-  };
+  const machineStatus = () => localMachineStatus(stack, gitspaceId);
 
   beforeAll(async () => {
     bundle = await bundleLifecycleWorkflows();

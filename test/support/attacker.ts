@@ -3,7 +3,9 @@ import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter, type DefaultEncodedFailureAttributes, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../../common/lifecycle';
+import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
+import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
 import { scheduleForgedActivity, type ForgedActivityResult } from './forged-activity';
 import type { TestStack } from './stack';
 
@@ -112,52 +114,72 @@ export function forgeRunnerActivity(
   });
 }
 
-/**
- * The runner's refusal of a forged activity: failed, not completed, as the named non-retryable
- * WorkOrderRefusedError, for the reason given (read with the payload keys).
- */
+/** How a forged activity ended, as whoever holds the payload keys reads it. */
+export interface ForgedOutcome {
+  completed: boolean;
+  type: string | undefined;
+  nonRetryable: boolean | undefined;
+  message: string;
+}
+
+export async function outcomeOf(codec: PayloadCodec, result: ForgedActivityResult): Promise<ForgedOutcome> {
+  return {
+    completed: result.completed,
+    type: result.failure?.applicationFailureInfo?.type ?? undefined,
+    nonRetryable: result.failure?.applicationFailureInfo?.nonRetryable ?? undefined,
+    message: await failureMessage(codec, result.failure),
+  };
+}
+
+/** The outcome of a refused order (for toEqual): failed as the named non-retryable WorkOrderRefusedError. */
+export const workOrderRefusal = (reason: RegExp) => ({
+  completed: false,
+  type: 'WorkOrderRefusedError',
+  nonRetryable: true,
+  message: expect.stringMatching(reason),
+});
+
+/** The runner's refusal of a forged activity, for the reason given. */
 export async function expectWorkOrderRefused(
   codec: PayloadCodec,
   result: ForgedActivityResult,
   reason: RegExp,
 ): Promise<void> {
-  expect({
-    completed: result.completed,
-    type: result.failure?.applicationFailureInfo?.type,
-    nonRetryable: result.failure?.applicationFailureInfo?.nonRetryable,
-    message: await failureMessage(codec, result.failure),
-  }).toEqual({
-    completed: false,
-    type: 'WorkOrderRefusedError',
-    nonRetryable: true,
-    message: expect.stringMatching(reason),
-  });
+  expect(await outcomeOf(codec, result)).toEqual(workOrderRefusal(reason));
 }
 
 /**
  * A lifecycle workflow started straight on Temporal without the payload keys (plaintext input, as `temporal workflow
- * start --type stopGitspace --input …` makes it): waits until a worker has failed its workflow task, then waits
- * `harmMs` more (time to do harm, had it been able to). Resolves with its history and why the task failed.
+ * start --type stopGitspace --input …` makes it): waits up to 30 s for a worker to fail its workflow task, then
+ * `harmMs` more (time to do harm, had it been able to). Resolves with its history and why the task failed (undefined
+ * when none failed: the workflow ran).
  */
 export async function workflowTaskRefusal(
   attacker: Attacker,
   run: { workflowId: string; runId?: string },
   harmMs = 2000,
-): Promise<{ history: History; reason: string }> {
+): Promise<{ history: History; reason: string | undefined }> {
   const handle = attacker.plain.workflow.getHandle(run.workflowId, run.runId);
   const deadline = Date.now() + 30_000;
   let failed: temporal.api.history.v1.IHistoryEvent | undefined;
-  while (!failed) {
+  while (!failed && Date.now() < deadline) {
     failed = (await handle.fetchHistory()).events?.find(
       (e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     );
-    if (failed) break;
-    if (Date.now() > deadline) throw new Error(`no workflow task of ${run.workflowId} failed in 30 s`);
-    await new Promise((r) => setTimeout(r, 200));
+    if (!failed) await new Promise((r) => setTimeout(r, 200));
   }
   await new Promise((r) => setTimeout(r, harmMs));
-  const reason = await failureMessage(attacker.codec, failed.workflowTaskFailedEventAttributes?.failure ?? undefined);
+  const reason = failed
+    ? await failureMessage(attacker.codec, failed.workflowTaskFailedEventAttributes?.failure ?? undefined)
+    : undefined;
   return { history: await handle.fetchHistory(), reason };
+}
+
+/** A local gitspace's machine as the runner's provider sees it: its status, or `absent`. */
+export async function localMachineStatus(stack: TestStack, gitspaceId: string): Promise<string> {
+  const provider = createLocalProvider({ rootDir: localMachinesRoot(stack.dataDir), logger: silentLogger });
+  const options = { idempotencyKey: 'test-describe', signal: AbortSignal.timeout(10_000) };
+  return (await provider.describe(gitspaceId, options))?.status ?? 'absent';
 }
 
 /** Whether a history has an event of the type. */
