@@ -310,6 +310,23 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
     expect(settings.DisableWriteActions).toBe(true);
   });
 
+  it('serves only ciphertext from its own history API, which any browser reaching the UI can call', async () => {
+    const query = new URLSearchParams({ 'execution.runId': runId, maximumPageSize: '1000' });
+    const response = await fetch(`${uiUrl}/api/v1/namespaces/default/workflows/${workflowId}/history?${query}`);
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    expect(text).toContain(ciphertext);
+    // Payload metadata comes base64-encoded in the JSON: every payload is marked encrypted.
+    expect(text).toContain(Buffer.from('binary/encrypted').toString('base64'));
+    // Payload data comes base64-encoded in the JSON too: decode every string and look there as well.
+    const decoded = [...text.matchAll(/"([A-Za-z0-9+/=]{16,})"/g)].map((m) =>
+      Buffer.from(m[1]!, 'base64').toString('latin1'),
+    );
+    // The search attribute values are plaintext payloads: found once decoded, so the marker would be too.
+    expect(decoded.some((part) => part.includes(workflowId.replace(/^gitspace-/, '')))).toBe(true);
+    expect([text, ...decoded].some((part) => part.includes(marker))).toBe(false);
+  });
+
   it("shows beginOperation's decoded result to a browser signed in to the codec server", async () => {
     const context = await loopbackContext();
     try {
