@@ -5,7 +5,7 @@ import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecyc
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
-import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
+import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
 /** Runners, agents and the control plane restart, and every gitspace still shows a state that is true. */
 describe('restarts and recovery', () => {
@@ -86,6 +86,8 @@ describe('restarts and recovery', () => {
     stack = await startTestStack({ workflowBundle: bundle });
     const gitspace = await createRunning('rebooted');
     const before = await agentOf(gitspace.id);
+    // Its state is recorded a moment before its start workflow closes: a second run under that id waits for it.
+    await lifecycleClosed(stack, gitspace.id);
     // Another start of a running gitspace, as a Web UI reset or a re-run of the workflow would make: its agent
     // secret (derived from the run) is not the one the running agent has.
     const handle = await stack.controlPlane.client.workflow.start('startGitspace', {

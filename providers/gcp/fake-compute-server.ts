@@ -73,6 +73,8 @@ export interface FakeComputeServer {
   failNext(count: number, fault: FakeApiFault, match?: (request: FakeRequest) => boolean): void;
   /** Disarms every fault not yet served. */
   clearFaults(): void;
+  /** How long operations started from now on run: a test that looks at an operation in flight makes it long. */
+  setOperationDelay(ms: number): void;
   /** Makes the next instance insert accepted, but its operation ends with this error and no instance. */
   failNextInsertOperation(code: string, message: string): void;
   /** Current instances and disks, for assertions. */
@@ -95,7 +97,7 @@ const PREFIX = '/compute/v1/projects/';
 
 /** Starts the fake on 127.0.0.1. */
 export async function startFakeComputeServer(options: FakeComputeOptions = {}): Promise<FakeComputeServer> {
-  const delay = options.operationDelayMs ?? 50;
+  let delay = options.operationDelayMs ?? 50;
   const instances = new Map<string, FakeInstance>();
   const disks = new Map<string, FakeDisk>();
   const operations = new Map<string, FakeOperation>();
@@ -390,6 +392,9 @@ export async function startFakeComputeServer(options: FakeComputeOptions = {}): 
     url: base,
     port,
     requests,
+    setOperationDelay: (ms) => {
+      delay = ms;
+    },
     failNext: (count, fault, match = () => true) => armed.push({ remaining: count, fault, match }),
     clearFaults: () => {
       armed.splice(0);

@@ -133,8 +133,14 @@ describe('gcp provider against the fake Compute API', () => {
   it('deletes the instance and its disks, reporting deleting until they are gone', async () => {
     await provider.create(request('gs-delete'), options());
     await waitFor('gs-delete', 'running');
-    await provider.delete('gs-delete', options());
-    expect((await provider.describe('gs-delete', options()))?.status).toBe('deleting');
+    // Long enough that a loaded machine still finds the delete in flight.
+    fake.setOperationDelay(3000);
+    try {
+      await provider.delete('gs-delete', options());
+      expect((await provider.describe('gs-delete', options()))?.status).toBe('deleting');
+    } finally {
+      fake.setOperationDelay(60);
+    }
     await waitFor('gs-delete', null);
     expect(fake.instances().some((i) => i.name === 'gitspace-gs-delete')).toBe(false);
     expect(fake.disks().some((d) => d.name.startsWith('gitspace-gs-delete'))).toBe(false);
