@@ -107,7 +107,7 @@ chown gitspace: ${WORKSPACE_DIR}
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if [ "$(node_major)" -lt 20 ]; then ${nodeInstall}; fi
 if [ "$(node_major)" -lt 20 ]; then echo "gitspaces: Node.js 20 or newer is required; set config.agent.nodeInstallCommand" >&2; exit 1; fi
-if [ ! -f ${INSTALL_DIR}/node_modules/gitspaces/agent/main.ts ]; then ${agentInstall}; fi
+if [ ! -f ${INSTALL_DIR}/node_modules/gitspaces/dist/agent/main.js ]; then ${agentInstall}; fi
 ${ideInstall[bootstrap.ide]}
 
 # 3. The agent, as a service that restarts on failure.
@@ -141,7 +141,8 @@ EnvironmentFile=/etc/gitspaces/agent.env
 LoadCredential=agent-secret:/etc/gitspaces/agent-secret
 Environment=GITSPACE_AGENT_SECRET_FILE=%d/agent-secret
 WorkingDirectory=${INSTALL_DIR}/node_modules/gitspaces
-ExecStart=${INSTALL_DIR}/node_modules/.bin/tsx agent/main.ts
+# The compiled agent (npm run build): no TypeScript runtime, no dev dependencies on the machine.
+ExecStart=/usr/bin/env node dist/agent/main.js
 Restart=always
 RestartSec=2
 
