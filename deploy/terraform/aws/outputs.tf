@@ -11,7 +11,8 @@ locals {
       volumeType       = var.machine_volume_type
       agent            = var.agent
     },
-    var.machine_ami != null ? { ami = var.machine_ami } : { amiLookup = local.machine_ami_lookup },
+    var.machine_ami != null ? { ami = var.machine_ami } : {},
+    var.machine_ami == null ? { amiLookup = local.machine_ami_lookup } : {},
     var.repository_networks == null ? {} : { repositoryNetworks = var.repository_networks },
   )
 }

@@ -204,6 +204,12 @@ variable "runner_instance_type" {
   default     = "t3.small"
 }
 
+variable "detailed_monitoring" {
+  description = "CloudWatch detailed (1-minute) monitoring of the gateway and runner VMs."
+  type        = bool
+  default     = true
+}
+
 variable "service_ami" {
   description = "AMI of the gateway and runner VMs (Debian 12 or newer); null: the newest official Debian 12 amd64 AMI."
   type        = string

@@ -1,5 +1,5 @@
-# --- The gateway and the runner VMs: private addresses only, IMDSv2, encrypted disks, started by user data that
-# installs the released package as a systemd service. ---
+# --- The gateway and the runner VMs: private addresses only (their subnet hands out none and routes through NAT),
+# IMDSv2, encrypted disks, started by user data that installs the released package as a systemd service. ---
 
 data "aws_ami" "debian" {
   count       = var.service_ami == null ? 1 : 0
@@ -51,8 +51,7 @@ resource "aws_instance" "gateway" {
   subnet_id                   = aws_subnet.services.id
   vpc_security_group_ids      = [aws_security_group.gateway.id]
   iam_instance_profile        = aws_iam_instance_profile.gateway.name
-  associate_public_ip_address = false
-  monitoring                  = true
+  monitoring                  = var.detailed_monitoring
   ebs_optimized               = true
   user_data_replace_on_change = true
 
@@ -95,8 +94,7 @@ resource "aws_instance" "runner" {
   subnet_id                   = aws_subnet.services.id
   vpc_security_group_ids      = [aws_security_group.runner.id]
   iam_instance_profile        = aws_iam_instance_profile.runner.name
-  associate_public_ip_address = false
-  monitoring                  = true
+  monitoring                  = var.detailed_monitoring
   ebs_optimized               = true
   user_data_replace_on_change = true
 

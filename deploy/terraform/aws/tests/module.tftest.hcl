@@ -2,7 +2,30 @@
 # mocks, and the security groups, IAM policies and outputs are asserted. No cloud is contacted (the moto test in
 # scripts/terraform-test.sh applies the module for real, on loopback).
 
-mock_provider "aws" {}
+mock_provider "aws" {
+  # The provider checks that what it is given as an ARN looks like one: mocks get ARN-shaped values.
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_lb" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/mock/0123456789abcdef", dns_name = "mock-123.eu-west-1.elb.amazonaws.com", zone_id = "Z32O12XQLNTSW2" }
+  }
+  mock_resource "aws_lb_target_group" {
+    defaults = { arn = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/mock/0123456789abcdef" }
+  }
+  mock_resource "aws_acm_certificate" {
+    defaults = { arn = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:mock" }
+  }
+  mock_resource "aws_iam_instance_profile" {
+    defaults = { arn = "arn:aws:iam::123456789012:instance-profile/mock" }
+  }
+}
 
 variables {
   region                = "eu-west-1"
@@ -96,8 +119,10 @@ run "security_groups" {
   assert {
     condition = (
       !aws_subnet.machines.map_public_ip_on_launch && !aws_subnet.services.map_public_ip_on_launch &&
-      !aws_instance.gateway.associate_public_ip_address && !aws_instance.runner.associate_public_ip_address &&
-      aws_route.private_nat.nat_gateway_id == aws_nat_gateway.this.id
+      alltrue([for subnet in aws_subnet.public : !subnet.map_public_ip_on_launch]) &&
+      aws_instance.gateway.subnet_id == aws_subnet.services.id && aws_instance.runner.subnet_id == aws_subnet.services.id &&
+      aws_route.private_nat.nat_gateway_id == aws_nat_gateway.this.id && aws_route.private_nat.gateway_id == null &&
+      toset(values(aws_route_table_association.private)[*].route_table_id) == toset([aws_route_table.private.id])
     )
     error_message = "nothing gets a public address; private subnets go out through NAT"
   }
