@@ -120,7 +120,6 @@ resource "aws_instance" "runner" {
     secrets = {
       GITSPACES_GATEWAY_ADMIN_TOKEN = aws_secretsmanager_secret.this["gateway_admin_token"].name
       GITSPACES_RUNNER_KEYS         = aws_secretsmanager_secret.this["runner_keys"].name
-      GITSPACES_SECRETS_KEY         = aws_secretsmanager_secret.this["runner_secrets_key"].name
       GITSPACES_PAYLOAD_KEYS        = aws_secretsmanager_secret.this["runner_payload_keys"].name
       TEMPORAL_API_KEY              = aws_secretsmanager_secret.this["temporal_api_key"].name
     }

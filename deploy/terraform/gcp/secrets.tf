@@ -6,7 +6,6 @@ locals {
   secrets = {
     gateway_admin_token = { name = "${local.p}-gateway-admin-token", readers = ["gateway", "runner"] }
     runner_keys         = { name = "${local.p}-runner-keys", readers = ["runner"] }
-    runner_secrets_key  = { name = "${local.p}-runner-secrets-key", readers = ["runner"] }
     runner_payload_keys = { name = "${local.p}-runner-payload-keys", readers = ["runner"] }
     temporal_api_key    = { name = "${local.p}-temporal-api-key", readers = ["runner"] }
   }

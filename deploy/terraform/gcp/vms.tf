@@ -141,7 +141,6 @@ resource "google_compute_instance" "runner" {
     secrets = {
       GITSPACES_GATEWAY_ADMIN_TOKEN = google_secret_manager_secret.this["gateway_admin_token"].secret_id
       GITSPACES_RUNNER_KEYS         = google_secret_manager_secret.this["runner_keys"].secret_id
-      GITSPACES_SECRETS_KEY         = google_secret_manager_secret.this["runner_secrets_key"].secret_id
       GITSPACES_PAYLOAD_KEYS        = google_secret_manager_secret.this["runner_payload_keys"].secret_id
       TEMPORAL_API_KEY              = google_secret_manager_secret.this["temporal_api_key"].secret_id
     }

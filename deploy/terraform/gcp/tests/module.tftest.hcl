@@ -130,7 +130,7 @@ run "iam" {
     condition = alltrue([
       for grant in google_secret_manager_secret_iam_member.readers :
       grant.member != google_service_account.machine.member && grant.role == "roles/secretmanager.secretAccessor"
-    ]) && length(google_secret_manager_secret_iam_member.readers) == 6
+    ]) && length(google_secret_manager_secret_iam_member.readers) == 5
     error_message = "secrets are read by the gateway and the runner only, never the machines"
   }
   assert {
