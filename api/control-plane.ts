@@ -184,13 +184,25 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   };
 }
 
-/** The admin user and its token: the configured one, or one generated on first start and kept in the data dir. */
-async function ensureAdmin(
+/**
+ * The admin user and its token: the configured one, or one generated on first start and kept in the data dir. API
+ * replicas starting at once on an empty database both try to create the admin: the one that loses uses the winner's.
+ */
+export async function ensureAdmin(
   store: Store,
-  config: ControlPlaneConfig,
+  config: Pick<ControlPlaneConfig, 'adminToken' | 'dataDir'>,
 ): Promise<{ token: string; file?: string; created: boolean }> {
   let admin = await store.findUserByName('admin');
-  if (!admin) admin = (await store.createUser('admin', 'admin')).user;
+  if (!admin) {
+    admin = await store.createUser('admin', 'admin').then(
+      (created) => created.user,
+      async (error: unknown) => {
+        const other = await store.findUserByName('admin');
+        if (!other) throw error;
+        return other;
+      },
+    );
+  }
   if (config.adminToken) {
     await store.addToken(admin.id, config.adminToken);
     return { token: config.adminToken, created: false };
@@ -220,14 +232,20 @@ export async function ensureEmbeddedDefaults(
   }
   // Its machines run on the runner host, where a developer's own git server usually is too: loopback is allowed.
   const config = { repositoryNetworks: { allowLoopback: true } };
-  await store.createInfrastructure({
-    id: 'local',
-    name: 'local',
-    provider: 'local',
-    config,
-    gatewayUrl,
-    runnerPublicKeys,
-  });
+  try {
+    await store.createInfrastructure({
+      id: 'local',
+      name: 'local',
+      provider: 'local',
+      config,
+      gatewayUrl,
+      runnerPublicKeys,
+    });
+  } catch (error) {
+    // Another API replica starting at the same moment registered it first (it makes the machine too).
+    if (!(await store.listInfrastructures()).some((i) => i.id === 'local')) throw error;
+    return ensureEmbeddedDefaults(store, gatewayUrl, logger, runnerPublicKeys, options);
+  }
   await store.createMachine({
     id: 'local-default',
     infrastructureId: 'local',

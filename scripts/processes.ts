@@ -22,6 +22,11 @@ export class Part {
     } = {},
   ) {}
 
+  /** The process id of its current process (the id of its process group too), if it was started. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   start(): void {
     this.stopping = false;
     const tsx = pathToFileURL(require.resolve('tsx')).href;
