@@ -1,6 +1,6 @@
 import { runMain } from '../common/main';
 import path from 'node:path';
-import { createRemoteJWKSet } from 'jose';
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { newToken } from '../common/ids';
@@ -23,7 +23,16 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const host = config.string('GITSPACES_GATEWAY_HOST', '127.0.0.1');
   const adminHost = config.string('GITSPACES_GATEWAY_ADMIN_HOST', host);
   const configuredAdminToken = config.string('GITSPACES_GATEWAY_ADMIN_TOKEN');
-  const jwksUrl = config.url('GITSPACES_JWKS_URL', 'http://127.0.0.1:3000/api/v1/.well-known/jwks.json')!;
+  // One URL, or several comma-separated (each API replica's): keys come from the first that has the token's key.
+  const jwksUrls = config.parsed('GITSPACES_JWKS_URL', (raw) =>
+    (raw ?? 'http://127.0.0.1:3000/api/v1/.well-known/jwks.json').split(',').map((url) => {
+      const parsed = URL.canParse(url.trim()) ? new URL(url.trim()) : undefined;
+      if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') {
+        throw new Error(`must be http(s) URLs, comma-separated; got '${url.trim()}'`);
+      }
+      return parsed.toString();
+    }),
+  );
   const domain = config.string('GITSPACES_GATEWAY_DOMAIN');
   const upstreamTimeoutMs = config.positiveInt('GITSPACES_GATEWAY_UPSTREAM_TIMEOUT_MS', DEFAULT_UPSTREAM_TIMEOUT_MS);
   const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', './.gitspaces'));
@@ -42,7 +51,20 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     (await readOrCreateSecretFile(path.join(dataDir, ADMIN_TOKEN_FILE), () => newToken('gwadm'))).value;
   const routes = await createFileRoutesStore(dataDir);
   // Keys are fetched on first use and cached; an unknown key id triggers one refetch (rate-limited by jose).
-  const keys = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
+  const keySets = jwksUrls!.map((url) =>
+    createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 }),
+  );
+  // A replica that is down (or lacks the key) is passed over; the last one's error is the answer.
+  const keys: JWTVerifyGetKey = async (header, token) => {
+    for (const [i, set] of keySets.entries()) {
+      try {
+        return await set(header, token);
+      } catch (error) {
+        if (i === keySets.length - 1) throw error;
+      }
+    }
+    throw new Error('no JWKS URL');
+  };
   const gateway = createGateway({
     logger,
     routes,
@@ -58,7 +80,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     publicUrl,
     adminUrl,
     routes: routes.list().length,
-    jwksUrl,
+    jwksUrls,
     domain,
     trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,

@@ -215,8 +215,8 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
         GITSPACES_GATEWAY_PORT: String(ports.gateway),
         GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
         GITSPACES_GATEWAY_ADMIN_TOKEN: GATEWAY_ADMIN_TOKEN,
-        // The replica that survives; both publish the same key (checked below).
-        GITSPACES_JWKS_URL: `${urls.b}/api/v1/.well-known/jwks.json`,
+        // Both replicas, the one to be killed first: while it is down, the gateway takes the keys from the other.
+        GITSPACES_JWKS_URL: `${urls.a}/api/v1/.well-known/jwks.json,${urls.b}/api/v1/.well-known/jwks.json`,
       },
       options,
     );
@@ -298,8 +298,14 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
         for (const activity of pendingActivities ?? []) {
           const pid = Number(activity.lastWorkerIdentity?.split('@')[0]);
           const index = runnerPids.indexOf(pid);
-          // PENDING_ACTIVITY_STATE_STARTED (2): the runner has it now (its first attempt).
-          if (index >= 0 && activity.state === 2 && activity.attempt === 1) {
+          // PENDING_ACTIVITY_STATE_STARTED (2): the runner has it now (its first attempt). prepareWorkspace runs the
+          // repository's 4 s setup, so the kill lands before it ends (a shorter step could finish in between).
+          if (
+            index >= 0 &&
+            activity.state === 2 &&
+            activity.attempt === 1 &&
+            activity.activityType?.name === 'prepareWorkspace'
+          ) {
             victim = {
               runner: runners[index]!,
               survivor: runners[1 - index]!,
