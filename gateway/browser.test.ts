@@ -4,10 +4,8 @@ import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { GATEWAY_COOKIE } from './gateway';
 import { startAgent, startHarness, type Harness, type TestAgent } from './test-harness';
+import { CHROMIUM, CHROMIUM_ARGS, TEST_ARTIFACTS } from '../test/support/chromium';
 
-/** Debian's chromium package; the test never downloads a browser. */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
 const ID = 'gs-browser';
 
 describe('a user in a real browser', () => {
@@ -29,16 +27,7 @@ describe('a user in a real browser', () => {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       viewport: { width: 1100, height: 600 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
   });
   afterAll(async () => {
@@ -71,8 +60,8 @@ describe('a user in a real browser', () => {
     expect(screen).toContain('README.md');
     expect(screen).toMatch(/\bsrc\b/);
 
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'gateway-terminal.png') });
+    await mkdir(TEST_ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(TEST_ARTIFACTS, 'gateway-terminal.png') });
     await page.close();
   });
 

@@ -21,12 +21,10 @@ import { createLocalProvider, localMachinesRoot } from '../providers/local/provi
 import { startRunner, type RunningRunner } from '../workers/runner-process';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
+import { CHROMIUM, CHROMIUM_ARGS, TEST_ARTIFACTS } from './support/chromium';
 
 const { EventType } = temporal.api.enums.v1;
 
-/** Debian's chromium package; the test never downloads a browser. */
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
 const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
 
 /**
@@ -187,16 +185,7 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
   }, 240_000);
 
@@ -347,8 +336,8 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
       expect(decodes.length).toBeGreaterThan(0);
       expect(decodes.every((status) => status === 200)).toBe(true);
 
-      await mkdir(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: path.join(ARTIFACTS, 'ui-codec-decoded.png') });
+      await mkdir(TEST_ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(TEST_ARTIFACTS, 'ui-codec-decoded.png') });
 
       // A failure's message and stack trace, sealed in its encoded attributes, are decoded too.
       const failed = await openFailedStart(page, failureMarker);
@@ -396,8 +385,8 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
         await page.getByTestId('data-encoder-status-error').waitFor();
         expect({ name, marker: text.includes(marker) }).toEqual({ name, marker: false });
         if (name === 'stale-cookie') {
-          await mkdir(ARTIFACTS, { recursive: true });
-          await page.screenshot({ path: path.join(ARTIFACTS, 'ui-codec-refused.png') });
+          await mkdir(TEST_ARTIFACTS, { recursive: true });
+          await page.screenshot({ path: path.join(TEST_ARTIFACTS, 'ui-codec-refused.png') });
         }
         const failed = await openFailedStart(page, 'Encoded failure');
         expect({ name, failureMarker: failed.includes(failureMarker) }).toEqual({ name, failureMarker: false });
