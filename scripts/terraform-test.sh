@@ -138,11 +138,12 @@ for line in open(sys.argv[1]):
     outputs = state.get("values", {}).get("outputs", {})
     if "infrastructure_request" in outputs:
         found = outputs["infrastructure_request"]["value"]
-    # The rendered startup scripts of the gateway and runner VMs, for a syntax check below.
+    # The rendered startup scripts of the gateway and runner VMs, for a syntax check below (named by the role: the
+    # instance key of google_compute_instance.this, the resource name of aws_instance.gateway and .runner).
     for resource in state.get("values", {}).get("root_module", {}).get("resources", []):
         script = resource.get("values", {}).get("metadata_startup_script") or resource.get("values", {}).get("user_data")
         if resource["type"] in ("google_compute_instance", "aws_instance") and script:
-            with open(f"{sys.argv[2]}/startup-{resource['name']}.sh", "w") as out:
+            with open(f"{sys.argv[2]}/startup-{resource.get('index', resource['name'])}.sh", "w") as out:
                 out.write(script)
 if found is None:
     sys.exit("no infrastructure_request output in the state of the 'outputs' run")

@@ -45,6 +45,8 @@ locals {
   )
 }
 
+# Two resources, not one per role as in the GCP module: the runner's user data holds the gateway's private address,
+# which AWS assigns at launch, so one for_each resource would depend on itself.
 resource "aws_instance" "gateway" {
   ami                         = local.service_ami
   instance_type               = var.gateway_instance_type

@@ -76,7 +76,7 @@ resource "google_compute_instance_group" "gateway" {
   project   = var.project
   name      = "${local.p}-gateway"
   zone      = local.zone
-  instances = [google_compute_instance.gateway.self_link]
+  instances = [google_compute_instance.this["gateway"].self_link]
   named_port {
     name = "gateway"
     port = local.gateway_port

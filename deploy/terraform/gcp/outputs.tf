@@ -65,10 +65,10 @@ output "secrets" {
 
 output "runner_instance" {
   description = "The runner VM (its startup log: /var/log/gitspaces-runner-startup.log)."
-  value       = google_compute_instance.runner.name
+  value       = google_compute_instance.this["runner"].name
 }
 
 output "gateway_instance" {
   description = "The gateway VM."
-  value       = google_compute_instance.gateway.name
+  value       = google_compute_instance.this["gateway"].name
 }

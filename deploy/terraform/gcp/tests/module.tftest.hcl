@@ -89,7 +89,7 @@ run "firewall" {
     error_message = "everything else must be denied to the machines, the gateway and the runner, right after the allows"
   }
   assert {
-    condition     = try(length(google_compute_instance.gateway.network_interface[0].access_config), 0) == 0 && try(length(google_compute_instance.runner.network_interface[0].access_config), 0) == 0
+    condition     = try(length(google_compute_instance.this["gateway"].network_interface[0].access_config), 0) == 0 && try(length(google_compute_instance.this["runner"].network_interface[0].access_config), 0) == 0
     error_message = "the gateway and the runner VMs must have no public address"
   }
   assert {
@@ -134,7 +134,7 @@ run "iam" {
     error_message = "secrets are read by the gateway and the runner only, never the machines"
   }
   assert {
-    condition     = google_compute_instance.gateway.service_account[0].email == google_service_account.gateway.email && google_compute_instance.runner.service_account[0].email == google_service_account.runner.email
+    condition     = google_compute_instance.this["gateway"].service_account[0].email == google_service_account.gateway.email && google_compute_instance.this["runner"].service_account[0].email == google_service_account.runner.email
     error_message = "the VMs run as their own service accounts"
   }
 }
@@ -168,7 +168,7 @@ run "load_balancer" {
     error_message = "the certificate's DNS authorization record is created"
   }
   assert {
-    condition     = strcontains(google_compute_instance.gateway.metadata_startup_script, base64encode(jsonencode(local.gateway_env))) && local.gateway_env.GITSPACES_GATEWAY_TRUSTED_PROXIES == "35.191.0.0/16,130.211.0.0/22,${google_compute_global_address.gateway.address}"
+    condition     = strcontains(google_compute_instance.this["gateway"].metadata_startup_script, base64encode(jsonencode(local.gateway_env))) && local.gateway_env.GITSPACES_GATEWAY_TRUSTED_PROXIES == "35.191.0.0/16,130.211.0.0/22,${google_compute_global_address.gateway.address}"
     error_message = "the gateway trusts forwarded headers from the load balancer's front ends only"
   }
 }
@@ -198,7 +198,7 @@ run "outputs" {
 
 run "runner_waits_for_its_infrastructure_id" {
   assert {
-    condition     = strcontains(google_compute_instance.runner.metadata_startup_script, "installed but not started") && !strcontains(google_compute_instance.runner.metadata_startup_script, "systemctl enable")
+    condition     = strcontains(google_compute_instance.this["runner"].metadata_startup_script, "installed but not started") && !strcontains(google_compute_instance.this["runner"].metadata_startup_script, "systemctl enable")
     error_message = "without infrastructure_id the runner is installed, not started"
   }
 }
@@ -209,7 +209,7 @@ run "runner_starts_with_its_infrastructure_id" {
     repository_networks = { allowPrivate = true }
   }
   assert {
-    condition     = strcontains(google_compute_instance.runner.metadata_startup_script, "systemctl enable") && local.runner_env.GITSPACES_INFRASTRUCTURE_ID == "inf-0123456789ab"
+    condition     = strcontains(google_compute_instance.this["runner"].metadata_startup_script, "systemctl enable") && local.runner_env.GITSPACES_INFRASTRUCTURE_ID == "inf-0123456789ab"
     error_message = "with infrastructure_id the runner is started for that infrastructure"
   }
   assert {
