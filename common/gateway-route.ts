@@ -10,8 +10,24 @@
  * revoke every token issued before.
  */
 
+import path from 'node:path';
+import { newToken } from './ids';
+import { readOrCreateSecretFile } from './secret-file';
+
 /** Header the gateway adds to each forwarded request and upgrade; nothing else knows its value. */
 export const ROUTE_SECRET_HEADER = 'x-gitspaces-route-secret';
+
+/** Where the gateway admin token is kept when GITSPACES_GATEWAY_ADMIN_TOKEN does not give it. */
+export const GATEWAY_ADMIN_TOKEN_FILE = 'gateway-admin-token';
+
+/**
+ * The gateway admin token in a data dir, generated on first use by whichever of the gateway and a runner sharing the
+ * data dir (the embedded stack) starts first; both then read the same value.
+ */
+export async function readOrCreateGatewayAdminToken(dataDir: string): Promise<{ value: string; file: string }> {
+  const file = path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE);
+  return { value: (await readOrCreateSecretFile(file, () => newToken('gwadm'))).value, file };
+}
 
 /** Body of the gateway admin API's `PUT /routes/:gitspaceId`. */
 export interface RouteRegistration {

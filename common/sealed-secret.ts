@@ -53,6 +53,10 @@ function rawPublicKey(key: KeyObject): Buffer {
   return Buffer.from(key.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
 }
 
+function publicKeyFromRaw(raw: Buffer): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+}
+
 /** The key id of a public key: the first 12 characters of its SHA-256, base64url. */
 function keyIdOf(raw: Buffer): string {
   return createHash('sha256').update(raw).digest('base64url').slice(0, 12);
@@ -68,10 +72,15 @@ function aeadKey(shared: Buffer, ephemeral: Buffer, recipient: Buffer): Buffer {
 
 /** A runner public key as the infrastructure record holds it. */
 export class RunnerPublicKey {
+  readonly keyId: string;
+
   private constructor(
-    private readonly raw: Buffer,
+    /** The 32 bytes of the X25519 public key. */
+    readonly raw: Buffer,
     private readonly key: KeyObject,
-  ) {}
+  ) {
+    this.keyId = keyIdOf(raw);
+  }
 
   /** Throws a SealedSecretError naming what is wrong with the text. */
   static parse(text: string): RunnerPublicKey {
@@ -79,18 +88,11 @@ export class RunnerPublicKey {
       throw new SealedSecretError(`a runner public key starts with '${PUBLIC_PREFIX}'`);
     }
     const raw = base64urlKey(text.slice(PUBLIC_PREFIX.length), 'a runner public key');
-    return new RunnerPublicKey(
-      raw,
-      createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' }),
-    );
+    return new RunnerPublicKey(raw, publicKeyFromRaw(raw));
   }
 
   static fromKeyObject(key: KeyObject): RunnerPublicKey {
     return new RunnerPublicKey(rawPublicKey(key), key);
-  }
-
-  get keyId(): string {
-    return keyIdOf(this.raw);
   }
 
   toString(): string {
@@ -124,7 +126,12 @@ export function sealedKeyId(sealed: string): string | undefined {
  * the infrastructure names it and kept until no token sealed to it is left.
  */
 export class RunnerKeyRing {
-  private constructor(private readonly keys: { id: string; private: KeyObject; public: RunnerPublicKey }[]) {}
+  /** What agent secrets derive from: the first key's private bytes, exported once. */
+  private readonly seed: Buffer;
+
+  private constructor(private readonly keys: { private: KeyObject; public: RunnerPublicKey }[]) {
+    this.seed = keys[0]!.private.export({ format: 'der', type: 'pkcs8' });
+  }
 
   /** A ring from its text: one private key per line or comma; the first is the one its runners derive secrets from. */
   static parse(text: string): RunnerKeyRing {
@@ -141,7 +148,7 @@ export class RunnerKeyRing {
         const raw = base64urlKey(entry.slice(PRIVATE_PREFIX.length), 'a runner private key');
         const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
         const publicKey = RunnerPublicKey.fromKeyObject(createPublicKey(privateKey));
-        return { id: publicKey.keyId, private: privateKey, public: publicKey };
+        return { private: privateKey, public: publicKey };
       }),
     );
   }
@@ -163,23 +170,19 @@ export class RunnerKeyRing {
     const match = /^sealed:v2:([A-Za-z0-9_-]{12}):([A-Za-z0-9_-]+)$/.exec(sealed);
     if (!match?.[1] || !match[2]) throw new SealedSecretError('not a sealed token');
     const keyId = match[1];
-    const key = this.keys.find((k) => k.id === keyId);
+    const key = this.keys.find((k) => k.public.keyId === keyId);
     if (!key) {
       throw new SealedSecretError(
-        `the token was sealed to runner key ${keyId}, which this runner does not hold (it holds ${this.keys.map((k) => k.id).join(', ')})`,
+        `the token was sealed to runner key ${keyId}, which this runner does not hold (it holds ${this.keys.map((k) => k.public.keyId).join(', ')})`,
       );
     }
     const raw = Buffer.from(match[2], 'base64url');
     if (raw.length < 32 + 12 + TAG_LENGTH) throw new SealedSecretError('the sealed token is cut short');
     const ephemeralRaw = raw.subarray(0, 32);
-    const shared = diffieHellman({
-      privateKey: key.private,
-      publicKey: createPublicKey({ key: Buffer.concat([SPKI_PREFIX, ephemeralRaw]), format: 'der', type: 'spki' }),
-    });
-    const recipientRaw = Buffer.from(key.public.toString().slice(PUBLIC_PREFIX.length), 'base64url');
+    const shared = diffieHellman({ privateKey: key.private, publicKey: publicKeyFromRaw(ephemeralRaw) });
     const decipher = createDecipheriv(
       'aes-256-gcm',
-      aeadKey(shared, ephemeralRaw, recipientRaw),
+      aeadKey(shared, ephemeralRaw, key.public.raw),
       raw.subarray(32, 44),
       {
         authTagLength: TAG_LENGTH,
@@ -199,9 +202,7 @@ export class RunnerKeyRing {
    * runner of the infrastructure computes the same one, and the control plane, which holds no private key, cannot.
    */
   derive(purpose: string, subject: string): string {
-    const first = this.keys[0]!;
-    const seed = first.private.export({ format: 'der', type: 'pkcs8' });
-    return createHmac('sha256', seed).update(`${purpose}\0${subject}`).digest('base64url');
+    return createHmac('sha256', this.seed).update(`${purpose}\0${subject}`).digest('base64url');
   }
 }
 
@@ -245,9 +246,4 @@ export class LegacySecretsKey {
       throw new SealedSecretError('the token sealed by an earlier version does not open with this secrets key');
     }
   }
-}
-
-/** 32 random bytes, base64: generated bearer secrets kept in the data dir (the gateway admin token). */
-export function randomSecretBase64(): string {
-  return randomBytes(32).toString('base64');
 }

@@ -3,9 +3,8 @@ import path from 'node:path';
 import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { newToken } from '../common/ids';
 import { createLogger } from '../common/logger';
-import { readOrCreateSecretFile } from '../common/secret-file';
+import { GATEWAY_ADMIN_TOKEN_FILE, readOrCreateGatewayAdminToken } from '../common/gateway-route';
 import { createAccessTokenVerifier } from './auth';
 import { TrustedProxies } from './client-address';
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
@@ -13,7 +12,6 @@ import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { createFileRoutesStore } from './routes-store';
 
 /** File (in the data dir) holding the admin secret when GITSPACES_GATEWAY_ADMIN_TOKEN is not set. */
-const ADMIN_TOKEN_FILE = 'gateway-admin-token';
 
 /** The CDE gateway's entry point (`npm run gateway`). */
 async function main(): Promise<{ stop(): Promise<void> }> {
@@ -46,24 +44,28 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   await preparePrivateDataDir(dataDir);
 
   const logger = createLogger('gateway');
-  const adminToken =
-    configuredAdminToken ??
-    (await readOrCreateSecretFile(path.join(dataDir, ADMIN_TOKEN_FILE), () => newToken('gwadm'))).value;
+  const adminToken = configuredAdminToken ?? (await readOrCreateGatewayAdminToken(dataDir)).value;
   const routes = await createFileRoutesStore(dataDir);
   // Keys are fetched on first use and cached; an unknown key id triggers one refetch (rate-limited by jose).
   const keySets = jwksUrls!.map((url) =>
     createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 }),
   );
-  // A replica that is down (or lacks the key) is passed over; the last one's error is the answer.
+  // A replica that is down (or lacks the key) is passed over, and the one that last answered is asked first, so a dead
+  // replica costs a failed fetch once, not on every token; when none has the key, the last one's error is the answer.
+  let preferred = 0;
   const keys: JWTVerifyGetKey = async (header, token) => {
-    for (const [i, set] of keySets.entries()) {
+    let failure: unknown;
+    for (let tried = 0; tried < keySets.length; tried++) {
+      const i = (preferred + tried) % keySets.length;
       try {
-        return await set(header, token);
+        const key = await keySets[i]!(header, token);
+        preferred = i;
+        return key;
       } catch (error) {
-        if (i === keySets.length - 1) throw error;
+        failure = error;
       }
     }
-    throw new Error('no JWKS URL');
+    throw failure;
   };
   const gateway = createGateway({
     logger,
@@ -84,7 +86,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     domain,
     trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,
-    adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, ADMIN_TOKEN_FILE),
+    adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE),
   });
   return {
     stop: () => {

@@ -1,10 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freeLoopbackPort } from '../common/net';
-import { randomSecretBase64 } from '../common/sealed-secret';
 import { localMachinesRoot } from '../providers/local/provider';
 
 /** Every entry under `dir` (symbolic links not followed), with its mode. */
@@ -37,7 +37,7 @@ describe('npm start', () => {
     dataDir = path.join(base, 'data');
     await mkdir(dataDir, { mode: 0o755 });
     // What an older version left: a world-readable data dir and secrets key. The admin token is generated now.
-    await writeFile(path.join(dataDir, 'secrets-key'), `${randomSecretBase64()}\n`, { mode: 0o644 });
+    await writeFile(path.join(dataDir, 'secrets-key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o644 });
     const ports = {
       GITSPACES_API_PORT: await freeLoopbackPort(),
       GITSPACES_GATEWAY_PORT: await freeLoopbackPort(),

@@ -6,8 +6,8 @@ import { createAgentClient } from '../activities/agent-client';
 import { createGatewayAdminClient } from '../activities/gateway-admin-client';
 import type { Logger } from '../common/logger';
 import { connectionOptions, logTemporalConnection, type TemporalConnection } from '../common/temporal-connection';
-import { LegacySecretsKey, loadRunnerKeyRing, randomSecretBase64, type RunnerKeyRing } from '../common/sealed-secret';
-import { readOrCreateSecretFile } from '../common/secret-file';
+import { LegacySecretsKey, loadRunnerKeyRing, type RunnerKeyRing } from '../common/sealed-secret';
+import { readOrCreateGatewayAdminToken } from '../common/gateway-route';
 import { createSecretStore, type SecretStoreConfig } from '../activities/secret-store';
 import {
   EncryptionCodec,
@@ -90,7 +90,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   );
   const gatewayToken =
     config.gatewayAdminToken ??
-    (await readOrCreateSecretFile(path.join(config.dataDir, 'gateway-admin-token'), randomSecretBase64)).value;
+    (await readOrCreateGatewayAdminToken(config.dataDir)).value;
   const localRoot = path.resolve(config.localMachinesDir ?? localMachinesRoot(config.dataDir));
   const fromData = path.relative(path.resolve(config.dataDir), localRoot);
   if (!fromData.startsWith('..') && !path.isAbsolute(fromData)) {
