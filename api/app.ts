@@ -194,10 +194,8 @@ export function createApp(options: AppOptions): express.Express {
   api.get(
     '/infrastructures/:id',
     handle(async (req, res) => {
-      const [row, sealed] = await Promise.all([
-        store.getInfrastructure(String(req.params.id)),
-        store.countSealedTokens(),
-      ]);
+      const id = String(req.params.id);
+      const [row, sealed] = await Promise.all([store.getInfrastructure(id), store.countSealedTokens(id)]);
       res.json(presentInfrastructure(row, sealed.get(row.id)));
     }),
   );
@@ -214,7 +212,7 @@ export function createApp(options: AppOptions): express.Express {
         ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),
         ...(body.runnerPublicKeys !== undefined ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
       });
-      res.json(presentInfrastructure(row, (await store.countSealedTokens()).get(row.id)));
+      res.json(presentInfrastructure(row, (await store.countSealedTokens(row.id)).get(row.id)));
     }),
   );
   api.delete(

@@ -1,3 +1,4 @@
+import { ConflictError } from '../common/errors';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -197,9 +198,9 @@ export async function ensureAdmin(
     admin = await store.createUser('admin', 'admin').then(
       (created) => created.user,
       async (error: unknown) => {
-        const other = await store.findUserByName('admin');
-        if (!other) throw error;
-        return other;
+        // Another replica created it a moment ago.
+        if (!(error instanceof ConflictError)) throw error;
+        return (await store.findUserByName('admin'))!;
       },
     );
   }
@@ -224,8 +225,8 @@ export async function ensureEmbeddedDefaults(
   const existing = (await store.listInfrastructures()).find((i) => i.id === 'local');
   if (existing) {
     // Configured keys win; otherwise only an infrastructure registered before runner keys gets the shared ring's.
-    const keep = options.replaceKeys ? false : existing.runnerPublicKeys.length > 0;
-    if (!keep && runnerPublicKeys.length > 0 && existing.runnerPublicKeys.join() !== runnerPublicKeys.join()) {
+    const replace = options.replaceKeys || existing.runnerPublicKeys.length === 0;
+    if (replace && runnerPublicKeys.length > 0 && existing.runnerPublicKeys.join() !== runnerPublicKeys.join()) {
       await store.updateInfrastructure('local', { runnerPublicKeys });
     }
     return;
@@ -243,7 +244,7 @@ export async function ensureEmbeddedDefaults(
     });
   } catch (error) {
     // Another API replica starting at the same moment registered it first (it makes the machine too).
-    if (!(await store.listInfrastructures()).some((i) => i.id === 'local')) throw error;
+    if (!(error instanceof ConflictError)) throw error;
     return ensureEmbeddedDefaults(store, gatewayUrl, logger, runnerPublicKeys, options);
   }
   await store.createMachine({

@@ -82,6 +82,23 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await expect(store.createUser('hash-check', 'member')).rejects.toBeInstanceOf(ConflictError);
   });
 
+  it('creates a user or an infrastructure once when several processes create it at the same moment', async () => {
+    // API replicas starting together on an empty database; the losers get a ConflictError, never a driver error.
+    const users = await Promise.allSettled([1, 2, 3].map(() => store.createUser('raced', 'admin')));
+    expect(users.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of users.filter((r) => r.status === 'rejected')) expect(r.reason).toBeInstanceOf(ConflictError);
+    const infrastructure = {
+      id: 'raced',
+      name: 'raced',
+      provider: 'local' as const,
+      config: {},
+      gatewayUrl: 'http://g',
+    };
+    const created = await Promise.allSettled([1, 2, 3].map(() => store.createInfrastructure(infrastructure)));
+    expect(created.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of created.filter((r) => r.status === 'rejected')) expect(r.reason).toBeInstanceOf(ConflictError);
+  });
+
   it('writes an event with every state change, numbered without gaps even under concurrent writers', async () => {
     await newGitspace('gs-events');
     await Promise.all(

@@ -42,13 +42,13 @@ export function createStore(db: Db) {
 
     async createUser(name: string, role: UserRow['role']): Promise<{ user: UserRow; token: string }> {
       return db.transaction().execute(async (trx) => {
-        const existing = await trx.selectFrom('users').select('id').where('name', '=', name).executeTakeFirst();
-        if (existing) throw new ConflictError(`a user named '${name}' already exists`);
+        // The unique name decides, also between two processes creating the same user at once.
         const user = await trx
           .insertInto('users')
           .values({ id: newId('usr'), name, role })
           .returningAll()
-          .executeTakeFirstOrThrow();
+          .executeTakeFirstOrThrow()
+          .catch(conflictOnDuplicate(`a user named '${name}' already exists`));
         const token = newToken('gsp');
         await trx
           .insertInto('apiTokens')
@@ -91,17 +91,12 @@ export function createStore(db: Db) {
     async createInfrastructure(
       values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys'> & { runnerPublicKeys?: string[] },
     ): Promise<InfrastructureRow> {
-      const existing = await db
-        .selectFrom('infrastructures')
-        .select('id')
-        .where('id', '=', values.id)
-        .executeTakeFirst();
-      if (existing) throw new ConflictError(`an infrastructure named '${values.name}' already exists`);
       return db
         .insertInto('infrastructures')
         .values({ ...values, runnerPublicKeys: JSON.stringify(values.runnerPublicKeys ?? []) })
         .returningAll()
-        .executeTakeFirstOrThrow();
+        .executeTakeFirstOrThrow()
+        .catch(conflictOnDuplicate(`an infrastructure named '${values.name}' already exists`));
     },
 
     async listInfrastructures(): Promise<InfrastructureRow[]> {
@@ -135,15 +130,17 @@ export function createStore(db: Db) {
 
     /**
      * How many live gitspaces hold a sealed token, by infrastructure and by the runner key it is sealed to (`legacy`
-     * for tokens sealed by earlier versions): an operator retires a runner key when its count is 0.
+     * for tokens sealed by earlier versions): an operator retires a runner key when its count is 0. All infrastructures,
+     * or only the one named.
      */
-    async countSealedTokens(): Promise<Map<string, Record<string, number>>> {
+    async countSealedTokens(infrastructureId?: string): Promise<Map<string, Record<string, number>>> {
       const keyId = sql<string>`case when repository_token_sealed like 'sealed:v2:%' then split_part(repository_token_sealed, ':', 3) else 'legacy' end`;
       const rows = await db
         .selectFrom('gitspaces')
         .select(['infrastructureId', keyId.as('keyId'), db.fn.countAll<string>().as('count')])
         .where('repositoryTokenSealed', 'is not', null)
         .where('state', '<>', 'deleted')
+        .$if(infrastructureId !== undefined, (q) => q.where('infrastructureId', '=', infrastructureId!))
         .groupBy(['infrastructureId', keyId])
         .execute();
       const counts = new Map<string, Record<string, number>>();
@@ -559,6 +556,14 @@ async function insertGitspace(
     actor: { type: 'user', id: owner.id, name: owner.name },
   });
   return row;
+}
+
+/** Turns a unique-key violation (SQLSTATE 23505, from PostgreSQL and PGlite alike) into a ConflictError. */
+function conflictOnDuplicate(message: string): (error: unknown) => never {
+  return (error) => {
+    if ((error as { code?: unknown }).code === '23505') throw new ConflictError(message);
+    throw error;
+  };
 }
 
 async function lockGitspace(trx: Transaction<Database>, gitspaceId: string): Promise<GitspaceRow> {
