@@ -6,7 +6,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { SecretManagerServiceClient } from '@google-cloud/secret-manager';
-import { OAuth2Client } from 'google-auth-library';
+import { gcpClientOptions } from '../providers/gcp/provider';
 import { TOKEN_REF_PATTERN } from '../common/lifecycle';
 
 /**
@@ -19,10 +19,8 @@ import { TOKEN_REF_PATTERN } from '../common/lifecycle';
  * from the signed work order, so one user cannot name another user's token.
  */
 export interface SecretStore {
-  /** Throws SecretNotFoundError when the store holds no such secret. */
+  /** Throws SecretNotFoundError, saying where it looked, when the store holds no such secret. */
   resolve(ref: string, ownerId: string): Promise<string>;
-  /** Where a reference is looked up, for error messages and logs (no secret value). */
-  describe(ref: string, ownerId: string): string;
 }
 
 export class SecretNotFoundError extends Error {
@@ -47,13 +45,13 @@ export function parseSecretStoreConfig(text: string): SecretStoreConfig {
 }
 
 /** A reference split into its scope and name; throws on anything else (also checked by the API). */
-function parseRef(ref: string, ownerId: string): { scope: 'shared' | 'user'; name: string; ownerId: string } {
+function parseRef(ref: string, ownerId: string): { scope: 'shared' | 'user'; name: string } {
   if (!TOKEN_REF_PATTERN.test(ref)) throw new SecretNotFoundError(`'${ref}' is not a secret reference`);
   // Owner ids are generated (`usr-` and 12 letters or digits); anything else would let a name escape its scope.
   if (!/^usr-[a-z0-9]{12}$/.test(ownerId)) throw new SecretNotFoundError(`'${ownerId}' is not a user id`);
   return ref.startsWith('shared/')
-    ? { scope: 'shared', name: ref.slice('shared/'.length), ownerId }
-    : { scope: 'user', name: ref, ownerId };
+    ? { scope: 'shared', name: ref.slice('shared/'.length) }
+    : { scope: 'user', name: ref };
 }
 
 export function createSecretStore(config: SecretStoreConfig): SecretStore {
@@ -76,7 +74,6 @@ function fileStore(dir: string): SecretStore {
     return scope === 'shared' ? path.join(dir, 'shared', name) : path.join(dir, 'users', ownerId, name);
   };
   return {
-    describe: (ref, ownerId) => `file ${fileOf(ref, ownerId)}`,
     async resolve(ref, ownerId) {
       const file = fileOf(ref, ownerId);
       try {
@@ -99,7 +96,6 @@ function envStore(env: NodeJS.ProcessEnv): SecretStore {
       : `GITSPACES_REPOSITORY_TOKEN_USER_${upper(ownerId)}_${upper(name)}`;
   };
   return {
-    describe: (ref, ownerId) => `environment variable ${variableOf(ref, ownerId)}`,
     resolve(ref, ownerId) {
       try {
         const variable = variableOf(ref, ownerId);
@@ -117,28 +113,14 @@ function envStore(env: NodeJS.ProcessEnv): SecretStore {
  */
 function gcpStore(project: string, apiEndpoint: string | undefined): SecretStore {
   let client: SecretManagerServiceClient | undefined;
-  const clientOf = () => {
-    if (client) return client;
-    if (!apiEndpoint) return (client = new SecretManagerServiceClient({ fallback: true }));
-    // An emulator (tests): REST against it with a fixed access token, as the Compute clients do (providers/gcp).
-    const url = new URL(apiEndpoint);
-    const authClient = new OAuth2Client({ transporterOptions: { fetchImplementation: fetch } });
-    authClient.setCredentials({ access_token: 'emulator', expiry_date: Date.now() + 365 * 24 * 3600_000 });
-    return (client = new SecretManagerServiceClient({
-      apiEndpoint: url.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-      protocol: url.protocol.replace(':', ''),
-      fallback: true,
-      authClient,
-    } as ConstructorParameters<typeof SecretManagerServiceClient>[0]));
-  };
+  // The same transport and emulator handling as the Compute clients (providers/gcp).
+  const clientOf = () => (client ??= new SecretManagerServiceClient(gcpClientOptions(apiEndpoint)));
   const nameOf = (ref: string, ownerId: string) => {
     const { scope, name } = parseRef(ref, ownerId);
     const secret = scope === 'shared' ? `gitspaces-shared-${name}` : `gitspaces-user-${ownerId}-${name}`;
     return `projects/${project}/secrets/${secret}/versions/latest`;
   };
   return {
-    describe: (ref, ownerId) => `GCP secret ${nameOf(ref, ownerId)}`,
     async resolve(ref, ownerId) {
       const name = nameOf(ref, ownerId);
       try {
@@ -171,7 +153,6 @@ function awsStore(region: string): SecretStore {
     return scope === 'shared' ? `gitspaces/shared/${name}` : `gitspaces/users/${ownerId}/${name}`;
   };
   return {
-    describe: (ref, ownerId) => `AWS secret ${nameOf(ref, ownerId)}`,
     async resolve(ref, ownerId) {
       const name = nameOf(ref, ownerId);
       client ??= new SecretsManagerClient({ region, maxAttempts: 4 });
