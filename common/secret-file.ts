@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -18,7 +18,7 @@ export async function readOrCreateSecretFile(
   }
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const value = generate();
-  const temporary = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  const temporary = temporaryNameFor(file);
   await writeFile(temporary, `${value}\n`, { mode: 0o600, flag: 'wx' });
   try {
     await link(temporary, file);
@@ -29,4 +29,19 @@ export async function readOrCreateSecretFile(
   } finally {
     await rm(temporary, { force: true });
   }
+}
+
+/** Replaces a file in the data dir whole (0600): a reader sees the old content or the new, never a part. */
+export async function replaceSecretFile(file: string, content: string): Promise<void> {
+  const temporary = temporaryNameFor(file);
+  try {
+    await writeFile(temporary, content, { mode: 0o600, flag: 'wx' });
+    await rename(temporary, file);
+  } finally {
+    await rm(temporary, { force: true });
+  }
+}
+
+function temporaryNameFor(file: string): string {
+  return `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
 }

@@ -1,16 +1,9 @@
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { GitspaceSpec, LifecycleAction } from './lifecycle';
-import { readOrCreateSecretFile } from './secret-file';
+import { readOrCreateSecretFile, replaceSecretFile } from './secret-file';
 
 /**
  * Signed work orders (DESIGN.md §8, "Temporal is an untrusted courier"). The control plane signs each operation in
@@ -298,8 +291,8 @@ export async function createWorkOrderSigner(options: {
 
 /**
  * Adds the control plane's public key to `<dataDir>/work-order-public-key.pem` unless it is there already (the file
- * is left alone then, whatever else it holds); the keys already there stay. Written whole under a temporary name (a
- * runner may be reading it). A file that holds no usable public key is an InvalidWorkOrderKeyError, not replaced: an
+ * is left alone then, whatever else it holds); the keys already there stay. Replaced whole (a runner may be reading
+ * it). A file that holds no usable public key is an InvalidWorkOrderKeyError, not replaced: an
  * operator's edit went wrong, and the runner beside it would refuse everything.
  */
 async function publishPublicKey(dataDir: string, publicKeyPem: string, keyId: string): Promise<void> {
@@ -316,13 +309,7 @@ async function publishPublicKey(dataDir: string, publicKeyPem: string, keyId: st
     // Appended: the newest key is the last block.
     content = `${existing.trimEnd()}\n${publicKeyPem}`;
   }
-  const temporary = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(temporary, content, { mode: 0o600, flag: 'wx' });
-    await rename(temporary, file);
-  } finally {
-    await rm(temporary, { force: true });
-  }
+  await replaceSecretFile(file, content);
 }
 
 export interface WorkOrderVerifier {
