@@ -37,6 +37,8 @@ const spec: GitspaceSpec = {
   repository: { url: 'https://git.example/repo.git', branch: 'main' },
 };
 const run = { workflowId: 'gitspace-gs1', runId: 'run-1' };
+const newPrivatePem = () =>
+  generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 
 describe('work orders', () => {
   let dataDir: string;
@@ -52,8 +54,9 @@ describe('work orders', () => {
   });
   afterEach(() => rm(dataDir, { recursive: true, force: true }));
 
-  const startOrder = (overrides: Partial<Parameters<WorkOrderSigner['sign']>[0]> = {}) =>
-    signer.sign({
+  /** A start order for gs1's run, by the data dir's signer unless another is given. */
+  const startOrder = (overrides: Partial<Parameters<WorkOrderSigner['sign']>[0]> = {}, by: WorkOrderSigner = signer) =>
+    by.sign({
       action: 'start',
       ...run,
       gitspaceId: 'gs1',
@@ -115,10 +118,7 @@ describe('work orders', () => {
     expect(await refusal('', expectation())).toMatch(/carries no work order/);
     expect(await refusal({ action: 'start' }, expectation())).toMatch(/carries no work order/);
     expect(await refusal('not.a.jws', expectation())).toMatch(/not valid/);
-    const attacker = await createWorkOrderSigner({
-      privateKeyPem: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-      now: () => now,
-    });
+    const attacker = await createWorkOrderSigner({ privateKeyPem: newPrivatePem(), now: () => now });
     const forged = await attacker.sign({ action: 'start', ...run, gitspaceId: 'gs1', infrastructure: spec, spec });
     expect(await refusal(forged, expectation())).toMatch(
       new RegExp(`signed with key '${attacker.keyId}', which is not one of this runner's work order public keys`),
@@ -234,18 +234,8 @@ describe('work orders', () => {
   });
 
   describe('key rotation', () => {
-    const newPrivatePem = () =>
-      generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const signerOf = (privateKeyPem: string) => createWorkOrderSigner({ privateKeyPem, now: () => now });
-    const orderBy = (s: WorkOrderSigner) =>
-      s.sign({
-        action: 'start',
-        ...run,
-        gitspaceId: 'gs1',
-        infrastructure: spec,
-        spec,
-        repositoryTokenSealed: 'sealed-token',
-      });
+    const orderBy = (s: WorkOrderSigner) => startOrder({}, s);
     /** The claims of a genuine order, signed by hand with the header fields given (the previous version set no kid). */
     const handSigned = async (privateKeyPem: string, header: { kid?: string }) => {
       const claims = JSON.parse(Buffer.from((await startOrder()).split('.')[1]!, 'base64url').toString());

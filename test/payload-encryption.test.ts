@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { defaultPayloadConverter, type DefaultEncodedFailureAttributes } from '@temporalio/common';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue, lifecycleWorkflowId } from '../common/lifecycle';
@@ -12,7 +12,14 @@ import { createCodecServer } from '../codec/server';
 import { silentLogger } from '../common/logger';
 import { ENCRYPTED_ENCODING } from '../common/payload-codec';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
-import { scheduleForgedActivity } from './support/forged-activity';
+import {
+  connectAttacker,
+  hasEvent,
+  openFailure as openWithKey,
+  scheduleForgedActivity,
+  workflowTaskRefusal,
+  type Attacker,
+} from './support/attacker';
 import { startGitServer, type GitServer } from './support/git-server';
 import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
@@ -30,8 +37,8 @@ describe('payloads encrypted with keys Temporal never sees', () => {
   let bundle: WorkflowBundleWithSourceMap;
   let git: GitServer;
   let stack: TestStack;
-  let connection: Connection;
-  /** The attacker's client: Temporal's address, nothing else (no codec, no key, no API token). */
+  /** Only `attacker.plain` attacks here: Temporal's address, nothing else (no codec, no key, no API token). */
+  let attacker: Attacker;
   let plain: Client;
   const secretName = `orchid-${randomBytes(4).toString('hex')}`;
   const secretRepo = `vault-${randomBytes(4).toString('hex')}`;
@@ -42,8 +49,8 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     git = await startGitServer();
     await git.createRepository(secretRepo, { 'README.md': 'hi\n' });
     stack = await startTestStack({ workflowBundle: bundle });
-    connection = await Connection.connect({ address: stack.temporal.address });
-    plain = new Client({ connection, namespace: 'default' });
+    attacker = await connectAttacker(stack);
+    plain = attacker.plain;
     const created = await stack.api('POST', '/api/v1/gitspaces', {
       name: secretName,
       repository: { url: git.urlOf(secretRepo) },
@@ -55,7 +62,7 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     await waitForGitspace(stack, gitspaceId, (g) => g.state === 'running');
   });
   afterAll(async () => {
-    await connection?.close();
+    await attacker?.close();
     await stack?.stop();
     await git?.stop();
   });
@@ -63,17 +70,6 @@ describe('payloads encrypted with keys Temporal never sees', () => {
   const historyOf = async (workflowId: string, runId?: string): Promise<History> =>
     plain.workflow.getHandle(workflowId, runId).fetchHistory();
   const eventsOf = async (id: string) => (await stack.api('GET', `/api/v1/gitspaces/${id}/events`)).body.items;
-  const waitForHistory = async (workflowId: string, done: (h: History) => boolean, timeoutMs = 30_000) => {
-    const deadline = Date.now() + timeoutMs;
-    let history = await historyOf(workflowId);
-    while (!done(history) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      history = await historyOf(workflowId);
-    }
-    return history;
-  };
-  const has = (history: History, type: temporal.api.enums.v1.EventType) =>
-    (history.events ?? []).some((e) => e.eventType === type);
 
   /** Every Payload message in a history: objects with a `metadata` map whose `encoding` is set. */
   const payloadsIn = (value: unknown, where = '', found: { where: string; encoding: string }[] = []) => {
@@ -97,11 +93,7 @@ describe('payloads encrypted with keys Temporal never sees', () => {
     return found;
   };
   /** A failure's message and stack trace as whoever holds the payload keys reads them. */
-  const openFailure = async (failure: Failure): Promise<DefaultEncodedFailureAttributes> => {
-    if (!failure.encodedAttributes) return { message: failure.message ?? '', stack_trace: failure.stackTrace ?? '' };
-    const [decoded] = await stack.controlPlane.payloadCodec.decode([failure.encodedAttributes]);
-    return defaultPayloadConverter.fromPayload(decoded!);
-  };
+  const openFailure = (failure: Failure) => openWithKey(attacker.codec, failure);
 
   /** The CLI's JSON as text, plus every base64 `data` in it decoded (the CLI shows payload data in base64). */
   const readableIn = (json: string): string[] => [
@@ -247,19 +239,17 @@ describe('payloads encrypted with keys Temporal never sees', () => {
       taskQueue: CONTROL_PLANE_TASK_QUEUE,
       args: [{ gitspaceId }],
     });
-    const history = await waitForHistory(forged.workflowId, (h) => has(h, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED));
-    expect(has(history, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)).toBe(true);
-    const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)!;
+    // Refused, and given time to do harm had it been able to.
+    const { history: after, reason } = await workflowTaskRefusal(attacker, {
+      workflowId: forged.workflowId,
+      runId: forged.firstExecutionRunId,
+    });
+    const failed = after.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
     // Why, only for those with the key: the worker's failure message is sealed like any payload.
-    expect(failed.workflowTaskFailedEventAttributes?.failure?.message).toBe('Encoded failure');
-    expect((await openFailure(failed.workflowTaskFailedEventAttributes!.failure!)).message).toMatch(
-      /refused a payload/,
-    );
-    // Give it time to do harm, had it been able to.
-    await new Promise((r) => setTimeout(r, 2000));
-    const after = await historyOf(forged.workflowId);
-    expect(has(after, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
-    expect(has(after, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
+    expect(failed?.workflowTaskFailedEventAttributes?.failure?.message).toBe('Encoded failure');
+    expect(reason).toMatch(/refused a payload/);
+    expect(hasEvent(after, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
+    expect(hasEvent(after, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
     expect((await stack.api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
     expect(await eventsOf(gitspaceId)).toEqual(before);
 
@@ -279,13 +269,13 @@ describe('payloads encrypted with keys Temporal never sees', () => {
       args: ['ACTIVITY_ID_NOT_STARTED'],
     });
     try {
-      const history = await waitForHistory(forged.workflowId, (h) => has(h, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED));
-      const failed = history.events!.find((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
-      expect((await openFailure(failed!.workflowTaskFailedEventAttributes!.failure!)).message).toMatch(
-        /refused a payload/,
-      );
-      expect(has(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
-      expect(has(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
+      const { history, reason } = await workflowTaskRefusal(attacker, {
+        workflowId: forged.workflowId,
+        runId: forged.firstExecutionRunId,
+      });
+      expect(reason).toMatch(/refused a payload/);
+      expect(hasEvent(history, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(false);
+      expect(hasEvent(history, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)).toBe(false);
     } finally {
       await forged.terminate('test: forged marker');
     }
@@ -318,7 +308,7 @@ describe('payloads encrypted with keys Temporal never sees', () => {
         },
         agentUrl,
       };
-      const forged = await scheduleForgedActivity(connection, plain, {
+      const forged = await scheduleForgedActivity(attacker.connection, plain, {
         workflowType: 'attack',
         activityType: 'prepareWorkspace',
         taskQueue: infrastructureTaskQueue('local'),

@@ -82,7 +82,8 @@ describe('planted-secret scan', () => {
   let stack: TestStack | undefined;
   const logs: string[] = [];
   const hits: Hit[] = [];
-  let scannedDatabaseBytes = 0;
+  /** How many bytes each place searched held, all phases together: a place with none was not really searched. */
+  const scannedBytes = new Map<string, number>();
 
   const forms = (secret: string) => [secret, ...[0, 1, 2].map((offset) => base64Inside(secret, offset))];
   const secrets = [
@@ -90,22 +91,23 @@ describe('planted-secret scan', () => {
     { secret: 'repository path' as const, forms: [...forms(repository), ...forms(missing)] },
   ];
 
+  /** Each planted secret the bytes hold, in the first of its forms found, and where. */
+  const secretsIn = (bytes: Buffer) =>
+    secrets.flatMap(({ secret, forms: spellings }) => {
+      const form = spellings.find((f) => bytes.includes(f));
+      return form === undefined ? [] : [{ secret, form, at: bytes.indexOf(form) }];
+    });
   const search = (phase: string, where: string, source: string, bytes: Buffer) => {
-    for (const { secret, forms: spellings } of secrets) {
-      for (const form of spellings) {
-        const at = bytes.indexOf(form);
-        if (at < 0) continue;
-        const around = bytes.subarray(Math.max(0, at - 80), at + form.length + 80).toString('latin1');
-        hits.push({ phase, where, source, secret, context: around.replace(/[^\x20-\x7e]/g, '.') });
-        break;
-      }
+    scannedBytes.set(where, (scannedBytes.get(where) ?? 0) + bytes.length);
+    for (const { secret, form, at } of secretsIn(bytes)) {
+      const around = bytes.subarray(Math.max(0, at - 80), at + form.length + 80).toString('latin1');
+      hits.push({ phase, where, source, secret, context: around.replace(/[^\x20-\x7e]/g, '.') });
     }
   };
   const searchFiles = async (phase: string, where: string, files: string[]) => {
     for (const file of files) {
       const bytes = await readFile(file).catch(() => undefined);
       if (!bytes) continue;
-      if (where === 'control-plane database') scannedDatabaseBytes += bytes.length;
       search(phase, where, path.relative(base, file).startsWith('..') ? file : path.relative(base, file), bytes);
     }
   };
@@ -338,6 +340,18 @@ describe('planted-secret scan', () => {
     await rm(base, { recursive: true, force: true });
   }, 60_000);
 
+  it('finds the token in every spelling the scan is meant to catch', () => {
+    // Plain, and base64 after a prefix of any length (JSON payload data, `Authorization: Basic <user>:<token>`).
+    for (const prefix of ['', 'a', 'ab', 'x-access-token:', '{"token":"']) {
+      for (const bytes of [Buffer.from(`${prefix}${token}"}`), Buffer.from(`${prefix}${token}"}`).toString('base64')]) {
+        expect({ prefix, found: secretsIn(Buffer.from(`<${bytes}>`)).map((f) => f.secret) }).toEqual({
+          prefix,
+          found: ['token'],
+        });
+      }
+    }
+  });
+
   it('finds the token nowhere, and the repository path only in the control-plane database', async () => {
     const s = stack!;
     const create = async (name: string, repo: string) => {
@@ -420,7 +434,18 @@ describe('planted-secret scan', () => {
     await scan('after the stack stopped');
 
     expect(logs.length).toBeGreaterThan(0);
-    expect(scannedDatabaseBytes).toBeGreaterThan(0);
+    // Every place was searched with something in it (a path gone wrong would leave it empty, and the scan vacuous).
+    const searched = Object.fromEntries([...scannedBytes].map(([where, bytes]) => [where, bytes > 0]));
+    expect(searched).toEqual({
+      'control-plane database': true,
+      'Temporal store (SQLite)': true,
+      'data dir': true,
+      'local machines .state (agent logs)': true,
+      'logs (control plane, runner, gateway, dev server output)': true,
+      'Temporal history (client without the codec)': true,
+      'Temporal describe (memo, search attributes)': true,
+      'temporal workflow show --output json': true,
+    });
     // The scan sees what the control plane stores: the repository URL is in its database, as it should be.
     expect(hits.some((h) => h.where === 'control-plane database' && h.secret === 'repository path')).toBe(true);
 

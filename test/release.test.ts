@@ -8,7 +8,9 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { freeLoopbackPort } from '../common/net';
 import type { DevServer } from '../engine/dev-server';
+import { openThroughGateway } from './support/gateway-client';
 import { startGitServer, type GitServer } from './support/git-server';
+import { waitForGitspace } from './support/stack';
 import { startTestTemporal } from './support/temporal';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -130,7 +132,7 @@ describe('the compiled release', () => {
         GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${gateway}`,
         GITSPACES_JWKS_URL: `http://127.0.0.1:${api}/api/v1/.well-known/jwks.json`,
       };
-      const apiUrl = `http://127.0.0.1:${api}/api/v1`;
+      const apiUrl = `http://127.0.0.1:${api}`;
       run('api', 'api/main.js', env);
       const deadline = Date.now() + 90_000;
       while (
@@ -152,7 +154,7 @@ describe('the compiled release', () => {
         const text = await response.text();
         return { status: response.status, body: text ? JSON.parse(text) : undefined };
       };
-      const created = await call('POST', '/gitspaces', {
+      const created = await call('POST', '/api/v1/gitspaces', {
         name: 'released',
         repository: { url: git.urlOf('released') },
         infrastructureId: 'local',
@@ -160,12 +162,12 @@ describe('the compiled release', () => {
       });
       expect(created.status).toBe(201);
       const id = created.body.gitspace.id as string;
-      let gitspace: any;
-      for (const until = Date.now() + 90_000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
-        gitspace = (await call('GET', `/gitspaces/${id}`)).body;
-        if (gitspace.state === 'running' || gitspace.state === 'error') break;
-      }
-      expect([gitspace.state, gitspace.lastError]).toEqual(['running', undefined]);
+      const settled =
+        (...states: string[]) =>
+        (g: any) =>
+          [...states, 'error'].includes(g.state);
+      const started = await waitForGitspace({ api: call }, id, settled('running'), 90_000);
+      expect([started.state, started.lastError]).toEqual(['running', undefined]);
 
       // The agent's own command line: node and the compiled agent, nothing else.
       const agents: string[][] = [];
@@ -183,17 +185,12 @@ describe('the compiled release', () => {
       expect(agents[0]!.join(' ')).not.toContain('tsx');
 
       // Opened through the gateway with an access token from the compiled API.
-      const access = await call('POST', `/gitspaces/${id}/access`);
+      const access = await call('POST', `/api/v1/gitspaces/${id}/access`);
       expect(access.status).toBe(200);
-      const page = await fetch(access.body.url, { redirect: 'manual' });
-      expect([200, 302, 303]).toContain(page.status);
+      expect(await openThroughGateway(access.body.url)).toEqual({ exchange: 'redirect', page: 200, html: true });
 
-      expect((await call('DELETE', `/gitspaces/${id}`)).status).toBe(202);
-      for (const until = Date.now() + 60_000; Date.now() < until; await new Promise((r) => setTimeout(r, 250))) {
-        gitspace = (await call('GET', `/gitspaces/${id}`)).body;
-        if (gitspace.state === 'deleted' || gitspace.state === 'error') break;
-      }
-      expect(gitspace.state).toBe('deleted');
+      expect((await call('DELETE', `/api/v1/gitspaces/${id}`)).status).toBe(202);
+      expect((await waitForGitspace({ api: call }, id, settled('deleted'))).state).toBe('deleted');
     }, 240_000);
   });
 });

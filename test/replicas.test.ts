@@ -18,7 +18,9 @@ import { agentProcessesIn, createLocalProvider, localMachinePaths } from '../pro
 import { silentLogger } from '../common/logger';
 import { Part, waitFor } from '../scripts/processes';
 import { testDatabases } from './support/databases';
+import { openThroughGateway } from './support/gateway-client';
 import { startGitServer, type GitServer } from './support/git-server';
+import { waitForGitspace } from './support/stack';
 import { startTestTemporal } from './support/temporal';
 
 /**
@@ -49,6 +51,8 @@ const CONVERGE_MS = 180_000;
 const GITSPACES = 4;
 
 type Answer = { status: number; body: any };
+/** A gitspace opened through the gateway: the token exchanged for a cookie, the IDE page served. */
+const OPENED = { exchange: 'redirect', page: 200, html: true };
 
 describeWithPostgres('two API replicas and two runners on one queue, as separate processes', () => {
   let temporal: DevServer;
@@ -86,15 +90,16 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
 
   /** Polls the gitspace through one API until it is in `state`; an `error` fails at once, with its lastError. */
   async function until(apiUrl: string, id: string, state: string): Promise<any> {
-    const deadline = Date.now() + CONVERGE_MS;
-    let last: any;
-    while (Date.now() < deadline) {
-      last = (await call(apiUrl, 'GET', `/api/v1/gitspaces/${id}`)).body;
-      if (last?.state === state) return last;
-      if (last?.state === 'error') break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`gitspace ${id} did not reach ${state}; last seen ${JSON.stringify(last)}${tail()}`);
+    const through = { api: (method: string, route: string) => call(apiUrl, method, route) };
+    const seen = await waitForGitspace(
+      through,
+      id,
+      (g) => g?.state === state || g?.state === 'error',
+      CONVERGE_MS,
+    ).catch((error: Error) => ({ state: 'timed out', error: error.message }));
+    if (seen.state !== state)
+      throw new Error(`gitspace ${id} did not reach ${state}: ${JSON.stringify(seen)}${tail()}`);
+    return seen;
   }
 
   /** The raw description of a gitspace's lifecycle workflow (no payload is decoded: this test holds the keys only as the parts do). */
@@ -118,19 +123,6 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
       nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
     } while (nextPageToken);
     return events;
-  }
-
-  /** Opens a gitspace through the gateway as a browser does: token exchanged for a cookie, then the IDE page. */
-  async function openThroughGateway(accessUrl: string): Promise<{ exchange: number | 'redirect'; page?: number }> {
-    const exchange = await fetch(accessUrl, { redirect: 'manual' });
-    const location = exchange.headers.get('location');
-    const cookie = exchange.headers.get('set-cookie')?.split(';')[0];
-    if (![302, 303].includes(exchange.status) || !location || !cookie) return { exchange: exchange.status };
-    expect(location).not.toContain('token=');
-    const page = await fetch(new URL(location, accessUrl), { headers: { cookie } });
-    const html = await page.text();
-    if (page.status === 200) expect(html).toContain('<html');
-    return { exchange: 'redirect', page: page.status };
   }
 
   beforeAll(async () => {
@@ -363,7 +355,7 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
   it('opens a gitspace through the gateway with a token from the surviving replica while the other is down', async () => {
     const access = await call(urls.b, 'POST', `/api/v1/gitspaces/${ids[0]}/access`, undefined, userToken);
     expect(access.status).toBe(200);
-    expect(await openThroughGateway(access.body.url)).toEqual({ exchange: 'redirect', page: 200 });
+    expect(await openThroughGateway(access.body.url)).toEqual(OPENED);
   });
 
   it('converges stop and delete asked through the surviving replica', async () => {
@@ -389,8 +381,8 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
     expect(fromA.status).toBe(200);
     expect(fromB.status).toBe(200);
     expect(fromA.body.token).not.toBe(fromB.body.token);
-    expect(await openThroughGateway(fromA.body.url)).toEqual({ exchange: 'redirect', page: 200 });
-    expect(await openThroughGateway(fromB.body.url)).toEqual({ exchange: 'redirect', page: 200 });
+    expect(await openThroughGateway(fromA.body.url)).toEqual(OPENED);
+    expect(await openThroughGateway(fromB.body.url)).toEqual(OPENED);
 
     // A replica with a key of its own would sign tokens like these: the same claims, another key. Refused.
     const claims = JSON.parse(Buffer.from(fromA.body.token.split('.')[1], 'base64url').toString('utf8'));

@@ -21,13 +21,22 @@ describe('repository tokens sealed to the infrastructure, or named in the runner
   const as = (who: 'alice' | 'bob') => ({
     api: (method: string, route: string, body?: unknown) => stack.api(method, route, body, users[who].token),
   });
-  const create = async (who: 'alice' | 'bob', name: string, repository: Record<string, string>) => {
-    const created = await as(who).api('POST', '/api/v1/gitspaces', {
+  /** Asks for a gitspace of the private repository (on `local-default` unless `extra` says otherwise). */
+  const post = (
+    who: 'alice' | 'bob',
+    name: string,
+    repository: Record<string, string>,
+    extra: Record<string, unknown> = {},
+  ) =>
+    as(who).api('POST', '/api/v1/gitspaces', {
       name,
       repository: { url: git.urlOf('private'), ...repository },
       infrastructureId: 'local',
       machineId: 'local-default',
+      ...extra,
     });
+  const create = async (who: 'alice' | 'bob', name: string, repository: Record<string, string>) => {
+    const created = await post(who, name, repository);
     expect(created.status).toBe(201);
     return created.body.gitspace.id as string;
   };
@@ -137,32 +146,15 @@ describe('repository tokens sealed to the infrastructure, or named in the runner
     });
     expect(machine.status).toBe(201);
     const count = (await stack.controlPlane.store.listGitspaces({})).length;
-    const refused = await as('alice').api('POST', '/api/v1/gitspaces', {
-      name: 'nokey',
-      repository: { url: git.urlOf('private'), token },
-      infrastructureId: 'nokey',
-      machineId: machine.body.id,
-      start: false,
-    });
+    const onNokey = { infrastructureId: 'nokey', machineId: machine.body.id, start: false };
+    const refused = await post('alice', 'nokey', { token }, onNokey);
     expect([refused.status, refused.body.error.fields]).toEqual([
       400,
       [{ path: 'repository.token', message: "infrastructure 'nokey' has no runner public key yet" }],
     ]);
-    const both = await as('alice').api('POST', '/api/v1/gitspaces', {
-      name: 'both',
-      repository: { url: git.urlOf('private'), token, tokenRef: 'github' },
-      infrastructureId: 'local',
-      machineId: 'local-default',
-      start: false,
-    });
+    const both = await post('alice', 'both', { token, tokenRef: 'github' }, { start: false });
     expect([both.status, both.body.error.fields[0].path]).toEqual([400, 'repository.tokenRef']);
-    const badRef = await as('alice').api('POST', '/api/v1/gitspaces', {
-      name: 'bad-ref',
-      repository: { url: git.urlOf('private'), tokenRef: '../../etc/passwd' },
-      infrastructureId: 'local',
-      machineId: 'local-default',
-      start: false,
-    });
+    const badRef = await post('alice', 'bad-ref', { tokenRef: '../../etc/passwd' }, { start: false });
     expect([badRef.status, badRef.body.error.fields[0].path]).toEqual([400, 'repository.tokenRef']);
     expect((await stack.controlPlane.store.listGitspaces({})).length).toBe(count);
 
@@ -180,13 +172,7 @@ describe('repository tokens sealed to the infrastructure, or named in the runner
     );
     const registered = await stack.api('PATCH', '/api/v1/infrastructures/nokey', { runnerPublicKeys: [key] });
     expect([registered.status, registered.body.runnerPublicKeys]).toEqual([200, [key]]);
-    const accepted = await as('alice').api('POST', '/api/v1/gitspaces', {
-      name: 'nokey',
-      repository: { url: git.urlOf('private'), token },
-      infrastructureId: 'nokey',
-      machineId: machine.body.id,
-      start: false,
-    });
+    const accepted = await post('alice', 'nokey', { token }, onNokey);
     expect(accepted.status).toBe(201);
   });
 });

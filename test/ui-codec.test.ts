@@ -1,31 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { createRemoteJWKSet } from 'jose';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startControlPlane, type RunningControlPlane } from '../api/control-plane';
 import { CODEC_COOKIE, createCodecServer } from '../codec/server';
 import { lifecycleWorkflowId } from '../common/lifecycle';
 import { silentLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { EncryptionCodec, loadPayloadKeyRing } from '../common/payload-codec';
-import { startDevServer, type DevServer } from '../engine/dev-server';
-import { createAccessTokenVerifier } from '../gateway/auth';
-import { createGateway, type Gateway } from '../gateway/gateway';
-import { createFileRoutesStore } from '../gateway/routes-store';
-import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
-import { startRunner, type RunningRunner } from '../workers/runner-process';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { CHROMIUM, CHROMIUM_ARGS, TEST_ARTIFACTS } from './support/chromium';
+import { startTestStack, type TestStack } from './support/stack';
 
 const { EventType } = temporal.api.enums.v1;
-
-const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
 
 /**
  * Issue 11, the Web UI: the Temporal Web UI of the project's own dev server (engine/dev-server.ts, write actions off,
@@ -36,12 +26,8 @@ const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
  * "Include cross-origin credentials". Every request the browser makes beyond loopback is aborted.
  */
 describe('the Temporal Web UI decodes payloads through the codec server', () => {
-  let dataDir: string;
   let git: GitServer;
-  let dev: DevServer;
-  let gateway: Gateway;
-  let controlPlane: RunningControlPlane;
-  let runner: RunningRunner;
+  let stack: TestStack;
   let codecServer: Server;
   let codecUrl: string;
   let uiUrl: string;
@@ -59,76 +45,22 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
   let ciphertext: string;
 
   beforeAll(async () => {
-    const cliPath = process.env.TEMPORAL_CLI_PATH;
-    if (!cliPath) throw new Error('TEMPORAL_CLI_PATH is not set: run the tests through jest');
     const bundle = await bundleLifecycleWorkflows();
     git = await startGitServer();
     await git.createRepository('app', { 'README.md': 'hi\n' });
     await git.createRepository('failing', {
       '.devcontainer/devcontainer.json': JSON.stringify({ postCreateCommand: `echo ${failureMarker}; exit 3` }),
     });
-    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-ui-codec-'));
 
     // As `npm start` does: the UI is told where the codec server is; its write actions are off (the guard).
     const codecPort = await freeLoopbackPort();
     codecUrl = `http://127.0.0.1:${codecPort}`;
-    dev = await startDevServer({
-      cliPath,
-      host: '127.0.0.1',
-      port: await freeLoopbackPort(),
-      uiPort: await freeLoopbackPort(),
-      uiCodecEndpoint: codecUrl,
-      namespace: 'default',
-      logger: silentLogger,
-    });
-    uiUrl = dev.uiUrl!;
-
-    const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
-    let controlPlaneUrl = '';
-    gateway = createGateway({
-      logger: silentLogger,
-      routes,
-      adminToken: GATEWAY_ADMIN_TOKEN,
-      verifier: createAccessTokenVerifier({
-        keys: (header, token) =>
-          createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
-      }),
-    });
-    const { publicUrl, adminUrl } = await gateway.listen({ host: '127.0.0.1', port: 0, adminPort: 0 });
-    controlPlane = await startControlPlane(
-      {
-        dataDir,
-        database: { kind: 'pglite' },
-        host: '127.0.0.1',
-        port: 0,
-        temporal: dev.connection,
-        embeddedDefaults: true,
-        publicGatewayUrl: publicUrl,
-        runnerPickupTimeoutSeconds: 30,
-        accessTokenTtlSeconds: 600,
-        reconcileEverySeconds: 3600,
-        eventPollMs: 100,
-        workflowBundle: bundle,
-      },
-      silentLogger,
-    );
-    controlPlaneUrl = controlPlane.url;
-    runner = await startRunner(
-      {
-        infrastructureId: 'local',
-        temporal: dev.connection,
-        dataDir,
-        gatewayAdminUrl: adminUrl,
-        gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
-        installationId: 'test',
-        pollIntervalMs: 200,
-      },
-      silentLogger,
-    );
+    stack = await startTestStack({ workflowBundle: bundle, temporalUiCodecEndpoint: codecUrl });
+    uiUrl = stack.temporal.uiUrl!;
 
     // The codec server with the key ring the other parts keep in the shared data dir, for the UI's origin only.
     codecServer = createCodecServer({
-      codec: new EncryptionCodec(await loadPayloadKeyRing({ dataDir })),
+      codec: new EncryptionCodec(await loadPayloadKeyRing({ dataDir: stack.dataDir })),
       token: codecToken,
       allowedOrigins: [uiUrl],
       logger: silentLogger,
@@ -145,7 +77,7 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
     expect(created.status).toBe(201);
     const gitspaceId: string = created.body.gitspace.id;
     workflowId = lifecycleWorkflowId(gitspaceId);
-    const handle = controlPlane.client.workflow.getHandle(workflowId);
+    const handle = stack.controlPlane.client.workflow.getHandle(workflowId);
     await handle.result();
     expect((await api('GET', `/api/v1/gitspaces/${gitspaceId}`)).body.state).toBe('running');
     runId = (await handle.describe()).runId;
@@ -158,10 +90,10 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
     });
     expect(failing.status).toBe(201);
     failedWorkflowId = lifecycleWorkflowId(failing.body.gitspace.id);
-    await expect(controlPlane.client.workflow.getHandle(failedWorkflowId).result()).rejects.toThrow();
+    await expect(stack.controlPlane.client.workflow.getHandle(failedWorkflowId).result()).rejects.toThrow();
 
     // What Temporal holds, read without the keys.
-    const connection = await Connection.connect({ address: dev.address });
+    const connection = await Connection.connect({ address: stack.temporal.address });
     try {
       const history = await new Client({ connection, namespace: 'default' }).workflow
         .getHandle(workflowId, runId)
@@ -195,35 +127,11 @@ describe('the Temporal Web UI decodes payloads through the codec server', () => 
       codecServer.closeAllConnections();
       await new Promise((resolve) => codecServer.close(resolve));
     }
-    // Agents outlive runners by design; the test must not leave any behind.
-    if (dataDir) {
-      const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger: silentLogger });
-      const options = { idempotencyKey: 'test-cleanup', signal: AbortSignal.timeout(30_000) };
-      for (const machine of await machines.list(options)) await machines.delete(machine.gitspaceId, options);
-    }
-    await runner?.stop();
-    await controlPlane?.stop();
-    await gateway?.close();
-    await dev?.stop();
+    await stack?.stop();
     await git?.stop();
-    if (dataDir) {
-      await rm(dataDir, { recursive: true, force: true });
-      await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
-    }
   });
 
-  async function api(method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const response = await fetch(`${controlPlane.url}${route}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${controlPlane.adminToken}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : undefined };
-  }
+  const api = (method: string, route: string, body?: unknown) => stack.api(method, route, body);
 
   /** A fresh browser profile whose requests beyond loopback (the UI's news feed) are aborted, not sent. */
   async function loopbackContext(): Promise<BrowserContext> {

@@ -8,11 +8,12 @@ import {
   expectWorkOrderRefused,
   forgeRunnerActivity,
   localMachineStatus,
+  outcomeOf,
   readRealStart,
   startForeignListener,
   type Attacker,
+  type ForgedActivityResult,
 } from './support/attacker';
-import type { ForgedActivityResult } from './support/forged-activity';
 import { startGitServer, type GitServer } from './support/git-server';
 import { lifecycleClosed, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
@@ -85,6 +86,13 @@ describe('signed work orders', () => {
     providerConfig: realSpec.providerConfig,
   });
 
+  /** The control plane's order for the real gitspace and spec, bound to the forged run. */
+  const orderFor = (
+    action: WorkOrderRequest['action'],
+    run: { workflowId: string; runId: string },
+    clock?: () => number,
+  ) => signedByControlPlane({ action, ...run, gitspaceId, infrastructure: ref(), spec: realSpec }, clock);
+
   it('refuses a forged stop or delete run: no order, or one signed by another key; the machine keeps running', async () => {
     await expectRefused(await forge('stopMachine', () => ({ spec: ref() })), /carries no work order/);
     const attackerKey = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -123,34 +131,18 @@ describe('signed work orders', () => {
   it('refuses an expired order and an order for another action', async () => {
     const longAgo = () => Date.now() - (LIFECYCLE_ORDER_TTL_SECONDS + 3600) * 1000;
     await expectRefused(
-      await forge('stopMachine', async (run) => ({
-        spec: ref(),
-        order: await signedByControlPlane(
-          { action: 'stop', ...run, gitspaceId, infrastructure: ref(), spec: realSpec },
-          longAgo,
-        ),
-      })),
+      await forge('stopMachine', async (run) => ({ spec: ref(), order: await orderFor('stop', run, longAgo) })),
       /expired/,
     );
     await expectRefused(
-      await forge('deleteMachine', async (run) => ({
-        spec: ref(),
-        order: await signedByControlPlane({
-          action: 'stop',
-          ...run,
-          gitspaceId,
-          infrastructure: ref(),
-          spec: realSpec,
-        }),
-      })),
+      await forge('deleteMachine', async (run) => ({ spec: ref(), order: await orderFor('stop', run) })),
       /stop order does not allow deleteMachine/,
     );
     expect(await machineStatus()).toBe('running');
   });
 
   it('refuses an altered spec; the same order with the spec it was signed for is obeyed', async () => {
-    const order = (run: { workflowId: string; runId: string }) =>
-      signedByControlPlane({ action: 'start', ...run, gitspaceId, infrastructure: realSpec, spec: realSpec });
+    const order = (run: { workflowId: string; runId: string }) => orderFor('start', run);
     await expectRefused(
       await forge(
         'ensureMachine',
@@ -193,23 +185,22 @@ describe('signed work orders', () => {
       );
       // With an order for this very run, the runner finds the agent through its provider: the real one, which
       // refuses this run's agent secret. The trap sees nothing either way.
-      const withOrder = await forge(
-        'prepareWorkspace',
-        async (run) => ({
-          spec: realSpec,
-          agentUrl,
-          order: await signedByControlPlane({
-            action: 'start',
-            ...run,
-            gitspaceId,
-            infrastructure: realSpec,
-            spec: realSpec,
-          }),
-        }),
-        { workflowType: 'startGitspace' },
+      const withOrder = await outcomeOf(
+        attacker.codec,
+        await forge(
+          'prepareWorkspace',
+          async (run) => ({ spec: realSpec, agentUrl, order: await orderFor('start', run) }),
+          {
+            workflowType: 'startGitspace',
+          },
+        ),
       );
-      expect(withOrder.completed).toBe(false);
-      expect(withOrder.failure?.applicationFailureInfo?.type).not.toBe('WorkOrderRefusedError');
+      // Past the order check, refused by the real agent (a timeout or any other failure would not say this).
+      expect(withOrder).toMatchObject({
+        completed: false,
+        message: expect.stringMatching(/agent secret is missing or wrong/),
+      });
+      expect(withOrder.type).not.toBe('WorkOrderRefusedError');
       await expectRefused(
         await forge('registerRoute', () => ({ gitspaceId, target: agentUrl, spec: realSpec }), {
           workflowType: 'startGitspace',

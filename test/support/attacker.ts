@@ -1,20 +1,27 @@
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter, type DefaultEncodedFailureAttributes, type PayloadCodec } from '@temporalio/common';
+import {
+  defaultPayloadConverter,
+  type DefaultEncodedFailureAttributes,
+  type Payload,
+  type PayloadCodec,
+} from '@temporalio/common';
+import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../../common/lifecycle';
 import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
-import { scheduleForgedActivity, type ForgedActivityResult } from './forged-activity';
 import type { TestStack } from './stack';
 
-const { EventType } = temporal.api.enums.v1;
+const { EventType, CommandType } = temporal.api.enums.v1;
 type History = temporal.api.history.v1.IHistory;
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Failure = temporal.api.failure.v1.IFailure;
 
 /**
- * The attacker of the issue 11 attack tests (test/work-orders.test.ts, test/planted-secrets.test.ts): someone who
+ * The attacker of the issue 11 attack tests (test/payload-encryption, work-orders and planted-secrets): someone who
  * reaches Temporal's port. `plain` has that only (no codec, no key); `withKeys` has the payload keys too (the stack's
  * codec): the strongest attacker short of the control plane's work-order signing key.
  */
@@ -40,14 +47,114 @@ export async function connectAttacker(stack: TestStack): Promise<Attacker> {
 }
 
 /**
- * A failure's message as whoever holds the payload keys reads it: the failure converter seals messages and stack
- * traces into encoded attributes (Temporal keeps `Encoded failure`); a failure without them is read as it is.
+ * A failure's message and stack trace as whoever holds the payload keys reads them: the failure converter seals both
+ * into encoded attributes (Temporal keeps `Encoded failure`); a failure without them is read as it is.
  */
-export async function failureMessage(codec: PayloadCodec, failure: Failure | undefined): Promise<string> {
-  if (!failure) return '';
-  if (!failure.encodedAttributes) return failure.message ?? '';
+export async function openFailure(codec: PayloadCodec, failure: Failure): Promise<DefaultEncodedFailureAttributes> {
+  if (!failure.encodedAttributes) return { message: failure.message ?? '', stack_trace: failure.stackTrace ?? '' };
   const [decoded] = await codec.decode([failure.encodedAttributes]);
-  return defaultPayloadConverter.fromPayload<DefaultEncodedFailureAttributes>(decoded!).message;
+  return defaultPayloadConverter.fromPayload<DefaultEncodedFailureAttributes>(decoded!);
+}
+
+/** A failure's message as whoever holds the payload keys reads it ('' for no failure). */
+export async function failureMessage(codec: PayloadCodec, failure: Failure | undefined): Promise<string> {
+  return failure ? (await openFailure(codec, failure)).message : '';
+}
+
+/** Polls a run's history until `done` finds an event in it or `timeoutMs` passes; resolves with the event found. */
+export async function historyEvent(
+  client: Client,
+  run: { workflowId: string; runId?: string },
+  done: (event: HistoryEvent) => boolean,
+  timeoutMs = 30_000,
+): Promise<HistoryEvent | undefined> {
+  const handle = client.workflow.getHandle(run.workflowId, run.runId);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await handle.fetchHistory()).events?.find(done);
+    if (found || Date.now() >= deadline) return found;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface ForgedActivityResult {
+  /** The activity completed: the worker acted on the forged input. */
+  completed: boolean;
+  /** Why it failed, as the worker reported it. */
+  failure?: temporal.api.failure.v1.IFailure;
+}
+
+/**
+ * What anyone who reaches Temporal's port can do without any worker of theirs: start a run of a workflow type on a
+ * task queue of their own, poll its first workflow task and complete it by hand with one ScheduleActivityTask command
+ * that puts `activityType` on `taskQueue` (a runner's) with an input of their making. Resolves with the activity's
+ * outcome; the forged run is terminated either way.
+ */
+export async function scheduleForgedActivity(
+  connection: Connection,
+  client: Client,
+  options: {
+    workflowType: string;
+    /** Default: a fresh id of its own. */
+    workflowId?: string;
+    args?: unknown[];
+    activityType: string;
+    taskQueue: string;
+    /** The activity's one input payload; given the forged run, as an order would be bound to it. */
+    input: (run: { workflowId: string; runId: string }) => Payload | Promise<Payload>;
+  },
+): Promise<ForgedActivityResult> {
+  const attackQueue = `attacker-${randomBytes(4).toString('hex')}`;
+  const handle = await client.workflow.start(options.workflowType, {
+    workflowId: options.workflowId ?? attackQueue,
+    taskQueue: attackQueue,
+    args: options.args ?? [],
+  });
+  const run = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+  try {
+    const task = await connection.withDeadline(Date.now() + 30_000, () =>
+      connection.workflowService.pollWorkflowTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: attackQueue },
+        identity: 'attacker',
+      }),
+    );
+    await connection.workflowService.respondWorkflowTaskCompleted({
+      namespace: 'default',
+      taskToken: task.taskToken,
+      identity: 'attacker',
+      commands: [
+        {
+          commandType: CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+          scheduleActivityTaskCommandAttributes: {
+            activityId: 'forged',
+            activityType: { name: options.activityType },
+            taskQueue: { name: options.taskQueue },
+            input: { payloads: [await options.input(run)] },
+            startToCloseTimeout: msToTs('30s'),
+            scheduleToCloseTimeout: msToTs('60s'),
+            heartbeatTimeout: msToTs('30s'),
+            retryPolicy: { maximumAttempts: 1 },
+          },
+        },
+      ],
+    });
+    const outcome = await historyEvent(client, run, (e) =>
+      [
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+      ].includes(e.eventType!),
+    );
+    if (!outcome) throw new Error(`no activity result in ${run.workflowId}/${run.runId}`);
+    const failure = outcome.activityTaskFailedEventAttributes?.failure ?? undefined;
+    return {
+      completed: outcome.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+      ...(failure ? { failure } : {}),
+    };
+  } finally {
+    await handle.terminate('test: forged run').catch(() => undefined);
+  }
 }
 
 /** What the gitspace's real start put in Temporal, as an attacker with the payload keys copies it out of history. */
@@ -159,20 +266,16 @@ export async function workflowTaskRefusal(
   run: { workflowId: string; runId?: string },
   harmMs = 2000,
 ): Promise<{ history: History; reason: string | undefined }> {
-  const handle = attacker.plain.workflow.getHandle(run.workflowId, run.runId);
-  const deadline = Date.now() + 30_000;
-  let failed: temporal.api.history.v1.IHistoryEvent | undefined;
-  while (!failed && Date.now() < deadline) {
-    failed = (await handle.fetchHistory()).events?.find(
-      (e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-    );
-    if (!failed) await new Promise((r) => setTimeout(r, 200));
-  }
+  const failed = await historyEvent(
+    attacker.plain,
+    run,
+    (e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+  );
   await new Promise((r) => setTimeout(r, harmMs));
   const reason = failed
     ? await failureMessage(attacker.codec, failed.workflowTaskFailedEventAttributes?.failure ?? undefined)
     : undefined;
-  return { history: await handle.fetchHistory(), reason };
+  return { history: await attacker.plain.workflow.getHandle(run.workflowId, run.runId).fetchHistory(), reason };
 }
 
 /** A local gitspace's machine as the runner's provider sees it: its status, or `absent`. */

@@ -63,6 +63,8 @@ export async function startTestStack(
     orphanGraceSeconds?: number;
     /** Temporal's SQLite file (default in memory). */
     temporalDbFile?: string;
+    /** Serve Temporal's Web UI (at `temporal.uiUrl`), told to decode payloads through this codec server. */
+    temporalUiCodecEndpoint?: string;
     /** Where every part logs, the dev server's output included (default nowhere). */
     logger?: Logger;
   } = {},
@@ -72,6 +74,7 @@ export async function startTestStack(
   const temporal = await startTestTemporal({
     logger,
     ...(options.temporalDbFile ? { dbFile: options.temporalDbFile } : {}),
+    ...(options.temporalUiCodecEndpoint ? { uiCodecEndpoint: options.temporalUiCodecEndpoint } : {}),
   });
   const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
   let controlPlaneUrl = '';
@@ -173,9 +176,12 @@ export async function startTestStack(
   return stack;
 }
 
-/** Polls the gitspace until `done` holds, failing with the last state seen when it does not in time. */
+/**
+ * Polls the gitspace until `done` holds, failing with the last state seen when it does not in time. `stack` may be
+ * any API client shaped like the stack's (another process's API, say).
+ */
 export async function waitForGitspace(
-  stack: TestStack,
+  stack: Pick<TestStack, 'api'>,
   id: string,
   done: (gitspace: any) => boolean,
   timeoutMs = 60_000,

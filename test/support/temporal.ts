@@ -2,9 +2,12 @@ import { silentLogger, type Logger } from '../../common/logger';
 import { startDevServer, type DevServer } from '../../engine/dev-server';
 import { freeLoopbackPort } from '../../common/net';
 
-/** A real Temporal dev server for one test file: headless, in memory unless a database file is given. */
+/**
+ * A real Temporal dev server for one test file: in memory unless a database file is given; headless unless a codec
+ * endpoint for its Web UI is given (then the UI is served as `npm start` serves it, write actions off).
+ */
 export async function startTestTemporal(
-  options: { dbFile?: string; port?: number; logger?: Logger } = {},
+  options: { dbFile?: string; port?: number; logger?: Logger; uiCodecEndpoint?: string } = {},
 ): Promise<DevServer> {
   const cliPath = process.env.TEMPORAL_CLI_PATH;
   if (!cliPath)
@@ -16,5 +19,6 @@ export async function startTestTemporal(
     namespace: 'default',
     logger: options.logger ?? silentLogger,
     ...(options.dbFile ? { dbFile: options.dbFile } : {}),
+    ...(options.uiCodecEndpoint ? { uiPort: await freeLoopbackPort(), uiCodecEndpoint: options.uiCodecEndpoint } : {}),
   });
 }
