@@ -115,11 +115,6 @@ export class RunnerPublicKey {
   }
 }
 
-/** The key id a sealed token names, or undefined when it is not a v2 sealed token. */
-export function sealedKeyId(sealed: string): string | undefined {
-  return /^sealed:v2:([A-Za-z0-9_-]{12}):/.exec(sealed)?.[1];
-}
-
 /**
  * The private keys of one infrastructure's runners (GITSPACES_RUNNER_KEYS or `<dataDir>/runner-keys`): every runner
  * of the infrastructure holds the same ring. It opens a token sealed to any of its keys, so a key can be added before
