@@ -86,7 +86,9 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     domain,
     trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,
-    adminToken: configuredAdminToken ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN' : path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE),
+    adminToken: configuredAdminToken
+      ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN'
+      : path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE),
   });
   return {
     stop: () => {

@@ -88,9 +88,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const payloadCodec = new EncryptionCodec(
     config.payloadKeys ?? (await loadPayloadKeyRing({ dataDir: config.dataDir })),
   );
-  const gatewayToken =
-    config.gatewayAdminToken ??
-    (await readOrCreateGatewayAdminToken(config.dataDir)).value;
+  const gatewayToken = config.gatewayAdminToken ?? (await readOrCreateGatewayAdminToken(config.dataDir)).value;
   const localRoot = path.resolve(config.localMachinesDir ?? localMachinesRoot(config.dataDir));
   const fromData = path.relative(path.resolve(config.dataDir), localRoot);
   if (!fromData.startsWith('..') && !path.isAbsolute(fromData)) {
