@@ -1,5 +1,5 @@
 import { silentLogger, type Logger } from '../../common/logger';
-import { startDevServer, type DevServer } from '../../engine/dev-server';
+import { DevServerStartError, startDevServer, type DevServer } from '../../engine/dev-server';
 import { freeLoopbackPort } from '../../common/net';
 
 /**
@@ -12,13 +12,25 @@ export async function startTestTemporal(
   const cliPath = process.env.TEMPORAL_CLI_PATH;
   if (!cliPath)
     throw new Error('TEMPORAL_CLI_PATH is not set: run the tests through jest, whose global setup finds the CLI');
-  return startDevServer({
-    cliPath,
-    host: '127.0.0.1',
-    port: options.port ?? (await freeLoopbackPort()),
-    namespace: 'default',
-    logger: options.logger ?? silentLogger,
-    ...(options.dbFile ? { dbFile: options.dbFile } : {}),
-    ...(options.uiCodecEndpoint ? { uiPort: await freeLoopbackPort(), uiCodecEndpoint: options.uiCodecEndpoint } : {}),
-  });
+  // Test files start their servers side by side, each taking free ports just before binding them (the dev server
+  // picks its HTTP API port the same way): a port taken in between fails the start, and a new try gets new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDevServer({
+        cliPath,
+        host: '127.0.0.1',
+        port: options.port ?? (await freeLoopbackPort()),
+        namespace: 'default',
+        logger: options.logger ?? silentLogger,
+        ...(options.dbFile ? { dbFile: options.dbFile } : {}),
+        ...(options.uiCodecEndpoint
+          ? { uiPort: await freeLoopbackPort(), uiCodecEndpoint: options.uiCodecEndpoint }
+          : {}),
+      });
+    } catch (error) {
+      if (!(error instanceof DevServerStartError) || !/address already in use/.test(error.message) || attempt === 3) {
+        throw error;
+      }
+    }
+  }
 }
