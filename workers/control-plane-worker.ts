@@ -1,7 +1,30 @@
-import type { DataConverter } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/control-plane';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
+import type { Logger } from '../common/logger';
+import { workflowBundleBuildId } from './workflow-bundle';
+
+/** The Worker Deployment every control-plane worker belongs to; each build of the workflow code is one version of it. */
+export const CONTROL_PLANE_DEPLOYMENT = 'gitspaces-control-plane';
+
+/**
+ * Worker Versioning of the control plane (README: upgrading the control plane). Every workflow is PINNED to the version
+ * it started on: a lifecycle run never replays on other workflow code, so a deploy can change the workflows freely,
+ * and the old version's worker serves its runs until they are done (drained). The reconcile workflow is pinned too:
+ * each scheduled run is a short workflow of its own, so the next run simply starts on the newest version.
+ */
+export interface ControlPlaneVersioning {
+  /** GITSPACES_BUILD_ID; default `<package version>-<hash of the workflow bundle>` (workflowBundleBuildId). */
+  buildId?: string;
+  /**
+   * GITSPACES_VERSION_PROMOTION. `auto` (default): the control plane makes its own version current once its worker
+   * polls, so new runs start on it. `manual`: an operator does (`temporal worker deployment set-current-version` or
+   * `set-ramping-version`), e.g. to finish a rolling deploy of several replicas first.
+   */
+  promotion?: 'auto' | 'manual';
+}
 
 export interface ControlPlaneWorkerOptions extends ControlPlaneActivityDeps {
   connection: NativeConnection;
@@ -11,9 +34,22 @@ export interface ControlPlaneWorkerOptions extends ControlPlaneActivityDeps {
   /** The bundled workflow code (see `bundleLifecycleWorkflows`). */
   workflowBundle: WorkflowBundleWithSourceMap;
   taskQueue?: string;
+  versioning?: ControlPlaneVersioning;
 }
 
-/** The control-plane worker: runs every lifecycle workflow and the bookkeeping activities, beside the database. */
+/** The worker deployment version a control plane with this bundle (and build id, when configured) runs as. */
+export function controlPlaneVersion(
+  workflowBundle: Pick<WorkflowBundleWithSourceMap, 'code'>,
+  buildId?: string,
+): WorkerDeploymentVersion {
+  return { deploymentName: CONTROL_PLANE_DEPLOYMENT, buildId: buildId ?? workflowBundleBuildId(workflowBundle) };
+}
+
+/**
+ * The control-plane worker: runs every lifecycle workflow and the bookkeeping activities, beside the database, as one
+ * version of the `gitspaces-control-plane` deployment. Runners' infrastructure queues are not versioned: a pinned
+ * workflow's activities there go to whichever runner polls.
+ */
 export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
@@ -22,5 +58,70 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
     taskQueue: options.taskQueue ?? CONTROL_PLANE_TASK_QUEUE,
     workflowBundle: options.workflowBundle,
     activities: createControlPlaneActivities(options),
+    workerDeploymentOptions: {
+      version: controlPlaneVersion(options.workflowBundle, options.versioning?.buildId),
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'PINNED',
+    },
   });
+}
+
+/**
+ * Makes a running worker's deployment version the current one, so new workflows start on it; runs pinned to the
+ * version that was current keep going there. Waits (up to `timeoutMs`) until the server has seen the worker poll:
+ * it refuses a version without pollers. Nothing to do when the version is current already (another replica, or a
+ * restart of the same build). Workflows started meanwhile are not lost: they start on the version current when a
+ * worker first picks them up.
+ */
+export async function makeWorkerVersionCurrent(
+  client: Client,
+  worker: Worker,
+  options: { logger: Logger; timeoutMs?: number },
+): Promise<void> {
+  const version = worker.options.workerDeploymentOptions?.version;
+  if (!version) throw new Error('this worker has no deployment version');
+  const namespace = client.options.namespace;
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    let seen = false;
+    let previous: WorkerDeploymentVersion | undefined;
+    try {
+      const { workerDeploymentInfo: info } = await client.workflowService.describeWorkerDeployment({
+        namespace,
+        deploymentName: version.deploymentName,
+      });
+      const current = info?.routingConfig?.currentDeploymentVersion;
+      if (current?.buildId === version.buildId) return;
+      if (current?.buildId) previous = { deploymentName: version.deploymentName, buildId: current.buildId };
+      seen = info?.versionSummaries?.some((summary) => summary.deploymentVersion?.buildId === version.buildId) ?? false;
+    } catch (error) {
+      // NOT_FOUND until the deployment's first worker has polled.
+      if (Date.now() > deadline) throw error;
+    }
+    if (seen) {
+      await client.workflowService.setWorkerDeploymentCurrentVersion({
+        namespace,
+        deploymentName: version.deploymentName,
+        buildId: version.buildId,
+        identity: client.options.identity ?? '',
+      });
+      options.logger.info('control-plane version is current: new workflows start on it', {
+        deployment: version.deploymentName,
+        buildId: version.buildId,
+        ...(previous
+          ? {
+              previous: previous.buildId,
+              drain: `keep the worker of ${previous.buildId} running until 'temporal worker deployment describe-version --deployment-name ${version.deploymentName} --build-id ${previous.buildId}' shows it drained`,
+            }
+          : {}),
+      });
+      return;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the worker of ${version.deploymentName} ${version.buildId} was not seen polling within ${options.timeoutMs ?? 60_000} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }

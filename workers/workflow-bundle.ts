@@ -1,17 +1,48 @@
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode, type BundleOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { FAILURE_CONVERTER_PATH } from '../common/payload-codec';
 
 /**
  * Bundles the workflow code once per process; workers are then created from the bundle. Workflow code converts its
  * own failures with the bundle's failure converter, not the worker's: it is the one every client and worker uses.
+ * `webpackConfigHook` is for tests that bundle a changed copy of the workflows (test/support/workflow-variant.ts).
  */
-export function bundleLifecycleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+export function bundleLifecycleWorkflows(
+  options: Pick<BundleOptions, 'webpackConfigHook'> = {},
+): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: quietBundlerLogger,
+    ...options,
   });
 }
+
+/**
+ * The build id of a workflow bundle: the package version and the first 12 hex digits of the SHA-256 of the bundled
+ * code, so changed workflow code (ours, a helper it imports, the SDK's) gets a new build id by itself, and the same
+ * code gets the same one on every replica and restart. The bundle holds no absolute paths, so the checkout's place
+ * does not matter.
+ */
+export function workflowBundleBuildId(bundle: Pick<WorkflowBundleWithSourceMap, 'code'>): string {
+  const digest = createHash('sha256').update(bundle.code).digest('hex').slice(0, 12);
+  return `${PACKAGE_VERSION}-${digest}`;
+}
+
+/** This package's version (package.json: beside the sources, or above `dist/` in the released package). */
+const PACKAGE_VERSION: string = (() => {
+  for (let dir = __dirname; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
+      if (typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not here: one folder up.
+    }
+  }
+  return '0.0.0';
+})();
 
 const noop = () => undefined;
 /** The bundler reports each webpack step at info level; only its warnings and errors matter to us. */
