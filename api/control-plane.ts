@@ -21,7 +21,11 @@ import {
 import type { PayloadCodec } from '@temporalio/common';
 import { openDatabase, type DatabaseLocation } from '../db/connect';
 import { createStore, type Store } from '../db/store';
-import { createControlPlaneWorker } from '../workers/control-plane-worker';
+import {
+  createControlPlaneWorker,
+  makeWorkerVersionCurrent,
+  type ControlPlaneVersioning,
+} from '../workers/control-plane-worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { createAccessTokenIssuer } from './access-tokens';
 import { createWorkOrderSigner } from '../common/work-order';
@@ -29,6 +33,7 @@ import { createApp } from './app';
 import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
 import { createLifecycleService } from './lifecycle';
+import { listRunners } from './runners';
 
 export interface ControlPlaneConfig {
   dataDir: string;
@@ -66,6 +71,8 @@ export interface ControlPlaneConfig {
   eventPollMs?: number;
   /** Rate limits, gitspace quota and event stream cap (README: configuration); the defaults where absent. */
   limits?: Partial<ApiLimits>;
+  /** The worker's build id and who makes it current (workers/control-plane-worker.ts); the defaults where absent. */
+  versioning?: ControlPlaneVersioning;
 }
 
 export interface RunningControlPlane {
@@ -122,6 +129,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
     orphanGraceSeconds: config.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS,
     workOrders,
+    ...(config.versioning ? { versioning: config.versioning } : {}),
     isLifecycleRunning: async (gitspaceId) => {
       try {
         return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';
@@ -132,6 +140,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     },
   });
   const workerDone = worker.run();
+  if (config.versioning?.promotion !== 'manual') await makeWorkerVersionCurrent(client, worker, { logger });
   // Make every gitspace's recorded state true again (after a crash or a host restart), now and on a schedule.
   const reconcile = (infrastructureId: string, trigger: boolean) =>
     ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
@@ -150,6 +159,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
+    runners: (infrastructureId) => listRunners(client, infrastructureId),
     logger,
     ready: async () => {
       await store.ping();

@@ -16,6 +16,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const config = new ConfigReader(process.env);
   const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
   const databaseUrl = config.string('DATABASE_URL');
+  // The control-plane worker's Worker Deployment build id; default derived from the workflow code.
+  const buildId = config.string('GITSPACES_BUILD_ID');
   const settings = {
     dataDir,
     database: databaseUrl
@@ -38,6 +40,10 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     workOrderKeyPem: config.string('GITSPACES_WORK_ORDER_KEY'),
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
     orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
+    versioning: {
+      ...(buildId ? { buildId } : {}),
+      promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),
+    },
     limits: {
       requestsPerMinute: config.positiveInt(
         'GITSPACES_API_RATE_LIMIT_PER_MINUTE',
