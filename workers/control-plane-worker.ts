@@ -1,10 +1,13 @@
-import type { Client } from '@temporalio/client';
+import { isGrpcServiceError, type Client } from '@temporalio/client';
 import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/control-plane';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 import type { Logger } from '../common/logger';
 import { workflowBundleBuildId } from './workflow-bundle';
+
+/** gRPC's status code for a request refused in the current state. */
+const FAILED_PRECONDITION = 9;
 
 /** The Worker Deployment every control-plane worker belongs to; each build of the workflow code is one version of it. */
 export const CONTROL_PLANE_DEPLOYMENT = 'gitspaces-control-plane';
@@ -69,7 +72,7 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
 /**
  * Makes a running worker's deployment version the current one, so new workflows start on it; runs pinned to the
  * version that was current keep going there. Waits (up to `timeoutMs`) until the server has seen the worker poll:
- * it refuses a version without pollers. Nothing to do when the version is current already (another replica, or a
+ * it refuses a version that does not poll every task queue the current one polls. Nothing to do when the version is current already (another replica, or a
  * restart of the same build). Workflows started meanwhile are not lost: they start on the version current when a
  * worker first picks them up.
  */
@@ -99,12 +102,20 @@ export async function makeWorkerVersionCurrent(
       if (Date.now() > deadline) throw error;
     }
     if (seen) {
-      await client.workflowService.setWorkerDeploymentCurrentVersion({
-        namespace,
-        deploymentName: version.deploymentName,
-        buildId: version.buildId,
-        identity: client.options.identity ?? '',
-      });
+      try {
+        await client.workflowService.setWorkerDeploymentCurrentVersion({
+          namespace,
+          deploymentName: version.deploymentName,
+          buildId: version.buildId,
+          identity: client.options.identity ?? '',
+        });
+      } catch (error) {
+        // FAILED_PRECONDITION while the server has not yet seen this version poll every task queue (workflow and
+        // activity tasks) that the current version polls.
+        if (!isGrpcServiceError(error) || error.code !== FAILED_PRECONDITION || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
       options.logger.info('control-plane version is current: new workflows start on it', {
         deployment: version.deploymentName,
         buildId: version.buildId,
