@@ -148,7 +148,7 @@ describe('docker-compose.yml on the production pattern (tools/compose-check)', (
     ],
     [
       'the Web UI published on every interface',
-      [compose((t) => replaceOnce(t, "'127.0.0.1:8233:8080'", "'8233:8080'"))],
+      [compose((t) => replaceOnce(t, "'127.0.0.1:${GITSPACES_TEMPORAL_UI_LOOPBACK_PORT:-8233}:8080'", "'8233:8080'"))],
       'service temporal-ui: publishes :8233->8080 on every interface',
     ],
     [

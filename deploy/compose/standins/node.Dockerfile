@@ -1,0 +1,9 @@
+# Stand-in for node:22-bookworm-slim: the host's Node.js files (nodejs.tar) on a Debian bookworm root.
+FROM gitspaces-standin/debian:bookworm
+COPY nodejs.tar /tmp/nodejs.tar
+RUN tar -C / -xf /tmp/nodejs.tar && rm /tmp/nodejs.tar \
+  && groupadd -g 1000 node && useradd -u 1000 -g node -m -s /bin/bash node
+# node-gyp builds native modules against these headers instead of downloading them.
+ENV npm_config_nodedir=/usr
+LABEL org.gitspaces.standin="node:22-bookworm-slim"
+CMD ["node"]
