@@ -200,29 +200,46 @@ export function createControlPlaneActivities({
       });
     },
 
-    /** Marks the action done: running (with its URL), stopped or deleted. */
+    /**
+     * Marks the action done: running (with its URL), stopped or deleted. `warning`: what it could not do and left to
+     * reconciliation (a delete no runner picked up), on its event.
+     */
     async completeOperation(input: {
       gitspaceId: string;
       action: LifecycleAction;
       url?: string;
       machine?: MachineInfo;
       actor?: Actor;
+      warning?: string;
     }): Promise<void> {
       const after = ACTION_STATES[input.action].after;
       await store.changeState(input.gitspaceId, {
         to: after,
         actor: actorOfStep(input.actor),
-        message: `gitspace ${after}`,
+        message: input.warning ? `gitspace ${after}; ${input.warning}` : `gitspace ${after}`,
         url: input.action === 'start' ? (input.url ?? null) : null,
         lastError: null,
-        data: input.machine ? { machine: { providerId: input.machine.providerId, disks: input.machine.disks } } : {},
+        data: {
+          ...(input.machine ? { machine: { providerId: input.machine.providerId, disks: input.machine.disks } } : {}),
+          ...(input.warning ? { warning: input.warning } : {}),
+        },
       });
       await store.updateOperation(currentRun().runId, { status: 'succeeded', step: null });
-      logger.info(`gitspace ${after}`, { gitspaceId: input.gitspaceId, action: input.action });
+      if (input.warning)
+        logger.warn(`gitspace ${after}, with a warning`, { gitspaceId: input.gitspaceId, warning: input.warning });
+      else logger.info(`gitspace ${after}`, { gitspaceId: input.gitspaceId, action: input.action });
     },
 
-    /** Marks the action failed: the gitspace goes to `error` with what a user needs to act on. */
-    async failOperation(input: { gitspaceId: string; error: GitspaceError; actor?: Actor }): Promise<void> {
+    /**
+     * Marks the action failed (or, with `status: 'cancelled'`, cancelled before it finished): the gitspace goes to
+     * `error` with what a user needs to act on, and the action can be retried.
+     */
+    async failOperation(input: {
+      gitspaceId: string;
+      error: GitspaceError;
+      actor?: Actor;
+      status?: 'failed' | 'cancelled';
+    }): Promise<void> {
       await store.changeState(input.gitspaceId, {
         to: 'error',
         actor: actorOfStep(input.actor),
@@ -231,7 +248,7 @@ export function createControlPlaneActivities({
         lastError: { ...input.error },
         data: { ...input.error },
       });
-      await store.updateOperation(currentRun().runId, { status: 'failed' });
+      await store.updateOperation(currentRun().runId, { status: input.status ?? 'failed' });
       logger.warn('gitspace action failed', { gitspaceId: input.gitspaceId, ...input.error });
     },
 
@@ -295,6 +312,8 @@ export function createControlPlaneActivities({
         const live = machine.status === 'running' || machine.status === 'provisioning';
         if (gitspace?.state === 'deleted') {
           plan.deleteMachines.push(machine.gitspaceId);
+          // Deleted while no runner served the infrastructure: its route may be left at the gateway too.
+          if (!plan.removeRoutes.includes(machine.gitspaceId)) plan.removeRoutes.push(machine.gitspaceId);
         } else if (!gitspace) {
           const seenFor = now.getTime() - (firstSeen.get(machine.gitspaceId) ?? now).getTime();
           if (seenFor >= orphanGraceSeconds * 1000) plan.deleteMachines.push(machine.gitspaceId);
@@ -303,6 +322,14 @@ export function createControlPlaneActivities({
             plan.awaitingGrace.push(machine.gitspaceId);
           }
         } else if (machine.status === 'running' && gitspace.state === 'stopped') {
+          plan.stopMachines.push(machine.gitspaceId);
+        } else if (
+          live &&
+          gitspace.state === 'error' &&
+          gitspace.lastError?.action === 'start' &&
+          gitspace.lastError?.cause === 'RunnerUnavailableError'
+        ) {
+          // A start no runner picked a step of up skips its compensation: the machine it may have booted is stopped here.
           plan.stopMachines.push(machine.gitspaceId);
         }
       }

@@ -4,8 +4,20 @@ import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
 import type { GitspaceSpec } from '../common/lifecycle';
 import { LegacySecretsKey, SealedSecretError, type RunnerKeyRing } from '../common/sealed-secret';
-import { WorkOrderRefusedError, type OrderedStep, type WorkOrderVerifier } from '../common/work-order';
-import type { MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../providers/types';
+import {
+  RunnerContractVersionError,
+  WorkOrderRefusedError,
+  type OrderedStep,
+  type WorkOrderVerifier,
+} from '../common/work-order';
+import {
+  OperationFailedError,
+  type MachineInfo,
+  type MachineStatus,
+  type Provider,
+  type ProviderCallOptions,
+  type ProviderOperation,
+} from '../providers/types';
 import { AgentRequestError, type AgentClient } from './agent-client';
 import type { GatewayAdminClient } from './gateway-admin-client';
 import { SecretNotFoundError, type SecretStore } from './secret-store';
@@ -53,9 +65,14 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
     return deps.resolveProvider(spec);
   };
-  const callOptions = (key: string): ProviderCallOptions => ({
-    idempotencyKey: key,
+  /**
+   * A provider call's options: its idempotency key names the workflow run too, so every attempt of one operation sends
+   * the same key (a retried insert adopts the first) while the next start or stop is a new request to the cloud.
+   */
+  const callOptions = (key: string, operation?: ProviderOperation): ProviderCallOptions => ({
+    idempotencyKey: `${key}/${workflowRun().runId}`,
     signal: Context.current().cancellationSignal,
+    ...(operation ? { operation } : {}),
   });
   // Rotated on every start: derived from the start's workflow run, so each activity of that start (and its retries)
   // finds the same secret, and a later start gets another one.
@@ -90,6 +107,15 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
         ...(target.repositoryTokenSealed !== undefined ? { repositoryTokenSealed: target.repositoryTokenSealed } : {}),
       });
     } catch (error) {
+      if (error instanceof RunnerContractVersionError) {
+        deps.logger.warn('this runner is older than the operation needs: upgrade it', {
+          step,
+          gitspaceId: target.gitspaceId,
+          runnerVersion: error.runnerVersion,
+          neededVersion: error.neededVersion,
+        });
+        throw ApplicationFailure.nonRetryable(error.message, 'RunnerContractVersionError');
+      }
       if (error instanceof WorkOrderRefusedError) {
         deps.logger.warn('work order refused', { step, gitspaceId: target.gitspaceId, reason: error.reason });
         throw ApplicationFailure.nonRetryable(error.message, 'WorkOrderRefusedError');
@@ -206,10 +232,16 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       return withHeartbeat('ensuring the machine', () => ensureMachine(input.spec));
     },
 
-    /** Waits, heartbeating, until the machine reaches the target status (or is gone). */
+    /**
+     * Waits, heartbeating, until the machine reaches the target status (or is gone). `operation` is the cloud operation
+     * the step before started (ensureMachine's, stopMachine's or deleteMachine's output): it comes through the
+     * workflow's history, so whichever runner waits checks it, and an operation that failed after the cloud accepted
+     * it fails the wait with its own error. A failed operation stays failed: that error is not retried.
+     */
     async waitForMachine(input: {
       spec: GitspaceSpec;
       target: MachineTarget;
+      operation?: ProviderOperation;
       order?: string;
     }): Promise<MachineInfo | null> {
       await checkOrder('waitForMachine', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
@@ -217,8 +249,20 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       let last: MachineInfo | null = null;
       return pollUntil(
         async () => {
-          last = await provider.describe(input.spec.gitspaceId, callOptions(`describe-${input.spec.gitspaceId}`));
+          try {
+            last = await provider.describe(
+              input.spec.gitspaceId,
+              callOptions(`describe-${input.spec.gitspaceId}`, input.operation),
+            );
+          } catch (error) {
+            if (error instanceof OperationFailedError) {
+              throw ApplicationFailure.nonRetryable(error.message, error.cause.name);
+            }
+            throw error;
+          }
           if (input.target === 'gone') return last === null ? null : undefined;
+          // No machine is a stopped one (a start cancelled before it made one, say): stopping what is gone succeeds.
+          if (input.target === 'stopped' && last === null) return null;
           if (last === null) {
             throw ApplicationFailure.nonRetryable(
               `the machine of gitspace '${input.spec.name}' disappeared while waiting for it to be ${input.target}`,
@@ -338,24 +382,28 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       await deps.gateway.deleteRoute(input.gitspaceId, Context.current().cancellationSignal);
     },
 
-    async stopMachine(input: { spec: MachineRef; order?: string }): Promise<void> {
+    /** Stops the machine; returns the cloud operation it started, if any, for waitForMachine (through history). */
+    async stopMachine(input: { spec: MachineRef; order?: string }): Promise<{ operation?: ProviderOperation }> {
       await checkOrder('stopMachine', input.order, {
         gitspaceId: input.spec.gitspaceId,
         infrastructure: input.spec,
       });
-      await withHeartbeat('stopping the machine', () =>
+      const operation = await withHeartbeat('stopping the machine', () =>
         providerFor(input.spec).stop(input.spec.gitspaceId, callOptions(`stop-${input.spec.gitspaceId}`)),
       );
+      return operation ? { operation } : {};
     },
 
-    async deleteMachine(input: { spec: MachineRef; order?: string }): Promise<void> {
+    /** Deletes the machine; returns the cloud operation it started, if any, for waitForMachine (through history). */
+    async deleteMachine(input: { spec: MachineRef; order?: string }): Promise<{ operation?: ProviderOperation }> {
       await checkOrder('deleteMachine', input.order, {
         gitspaceId: input.spec.gitspaceId,
         infrastructure: input.spec,
       });
-      await withHeartbeat('deleting the machine', () =>
+      const operation = await withHeartbeat('deleting the machine', () =>
         providerFor(input.spec).delete(input.spec.gitspaceId, callOptions(`delete-${input.spec.gitspaceId}`)),
       );
+      return operation ? { operation } : {};
     },
 
     /**

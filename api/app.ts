@@ -13,6 +13,8 @@ import { errorMiddleware, handle, parseBody } from './http';
 import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
+import type { RunnerInfo } from './runners';
+import { RUNNER_CONTRACT_VERSION } from '../common/work-order';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
@@ -32,6 +34,8 @@ export interface AppOptions {
   logger: Logger;
   /** Sets up what a new infrastructure needs beyond its record (its reconciliation schedule). */
   onInfrastructureCreated(infrastructureId: string): Promise<void>;
+  /** Removes what a removed infrastructure had beyond its record (its reconciliation schedule). */
+  onInfrastructureDeleted?(infrastructureId: string): Promise<void>;
   /** Checks that the database and Temporal answer, for /readyz. */
   ready: () => Promise<void>;
   /** The change feed the event streams share (its owner closes it). */
@@ -40,6 +44,8 @@ export interface AppOptions {
   limits?: Partial<ApiLimits>;
   /** The clock the rate limits run on (tests move it). */
   now?: () => number;
+  /** The runners polling an infrastructure's task queue (api/runners.ts); without it none are listed. */
+  runners?: (infrastructureId: string) => Promise<RunnerInfo[]>;
 }
 
 /** When a client refused for holding too many event streams may try again, in seconds. */
@@ -196,7 +202,19 @@ export function createApp(options: AppOptions): express.Express {
     handle(async (req, res) => {
       const id = String(req.params.id);
       const [row, sealed] = await Promise.all([store.getInfrastructure(id), store.countSealedTokens(id)]);
-      res.json(presentInfrastructure(row, sealed.get(row.id)));
+      // Temporal down must not make the infrastructure unreadable: its runners are then left out.
+      const runners = await options.runners?.(row.id).catch((error: unknown) => {
+        logger.warn('could not list the runners of an infrastructure', {
+          infrastructureId: row.id,
+          error: error instanceof Error ? error.message : String(error),
+        });
+        return undefined;
+      });
+      res.json({
+        ...presentInfrastructure(row, sealed.get(row.id)),
+        runnerContractVersion: RUNNER_CONTRACT_VERSION,
+        ...(runners || !options.runners ? { runners: runners ?? [] } : {}),
+      });
     }),
   );
   api.patch(
@@ -219,7 +237,9 @@ export function createApp(options: AppOptions): express.Express {
     '/infrastructures/:id',
     handle(async (req, res) => {
       requireAdmin(req);
-      await store.deleteInfrastructure(String(req.params.id));
+      const id = String(req.params.id);
+      await store.deleteInfrastructure(id);
+      await options.onInfrastructureDeleted?.(id);
       res.status(204).end();
     }),
   );

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../common/lifecycle';
-import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule } from './reconciliation';
+import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
@@ -160,6 +160,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
+    onInfrastructureDeleted: (infrastructureId) =>
+      removeReconcileSchedule(client, infrastructureId, logger.child('reconciliation')),
     logger,
     ready: async () => {
       await store.ping();

@@ -39,6 +39,9 @@ const ALLOWED_FROM: Record<LifecycleAction, readonly GitspaceState[]> = {
   delete: ['stopped', 'running', 'error', 'starting'],
 };
 
+/** The state a gitspace shows while each action runs: set when the API accepts the action, before its workflow runs. */
+const DURING: Record<LifecycleAction, GitspaceState> = { start: 'starting', stop: 'stopping', delete: 'deleting' };
+
 const keys = {
   gitspaceId: defineSearchAttributeKey(SEARCH_ATTRIBUTES.gitspaceId, SearchAttributeType.KEYWORD),
   action: defineSearchAttributeKey(SEARCH_ATTRIBUTES.action, SearchAttributeType.KEYWORD),
@@ -155,6 +158,43 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
       }
       const infrastructure = await store.getInfrastructure(gitspace.infrastructureId);
       const workflowId = lifecycleWorkflowId(gitspace.id);
+      // From the 202 on the gitspace shows the action it accepted (a stop right after a start finds it starting, a
+      // retry shows starting, not the old error). The workflow's first step finds it so; should the workflow not
+      // start, the gitspace goes back to where it was.
+      const before = gitspace;
+      const during = DURING[action];
+      const moved = before.state !== during;
+      if (moved) {
+        await store
+          .changeState(gitspace.id, {
+            to: during,
+            actor,
+            allowedFrom: [before.state],
+            message: `${action} requested`,
+            data: { action, workflowId },
+            ...(action === 'start' ? { lastError: null } : { url: null }),
+          })
+          .catch(async (error: unknown) => {
+            // Another request moved it a moment ago.
+            if (error instanceof ConflictError) throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+            throw error;
+          });
+      }
+      const putBack = async (reason: string) => {
+        if (!moved) return;
+        await store
+          .changeState(gitspace.id, {
+            to: before.state,
+            actor,
+            allowedFrom: [during],
+            message: `${action} not started: ${reason}`,
+            url: before.url,
+            lastError: before.lastError,
+          })
+          .catch((error: unknown) =>
+            logger.warn('could not put the gitspace back', { gitspaceId: gitspace.id, error }),
+          );
+      };
       const start = () =>
         client.workflow.start(WORKFLOW_TYPES[action], {
           workflowId,
@@ -169,22 +209,30 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
             { key: keys.provider, value: infrastructure.provider },
           ],
         });
+      const startOnce = async (): Promise<Awaited<ReturnType<typeof start>>> => {
+        try {
+          return await start();
+        } catch (error) {
+          if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+          // The previous operation has recorded its final state but its workflow is still closing: wait a moment.
+          if (!(await previousRunCloses(gitspace.id))) {
+            throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+          }
+          try {
+            return await start();
+          } catch (retryError) {
+            if (retryError instanceof WorkflowExecutionAlreadyStartedError)
+              throw await conflictWithRunning(gitspace.id, gitspace.name, action);
+            throw retryError;
+          }
+        }
+      };
       let handle: Awaited<ReturnType<typeof start>>;
       try {
-        handle = await start();
+        handle = await startOnce();
       } catch (error) {
-        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-        // The previous operation has recorded its final state but its workflow is still closing: wait a moment for it.
-        if (!(await previousRunCloses(gitspace.id))) {
-          throw await conflictWithRunning(gitspace.id, gitspace.name, action);
-        }
-        try {
-          handle = await start();
-        } catch (retryError) {
-          if (retryError instanceof WorkflowExecutionAlreadyStartedError)
-            throw await conflictWithRunning(gitspace.id, gitspace.name, action);
-          throw retryError;
-        }
+        await putBack(error instanceof Error ? error.message : String(error));
+        throw error;
       }
       return store.recordOperation({ gitspaceId: gitspace.id, action, workflowId, runId: handle.firstExecutionRunId });
     },

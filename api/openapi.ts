@@ -12,6 +12,7 @@ import {
   Gitspace,
   GitspaceWithOperation,
   Infrastructure,
+  InfrastructureWithRunners,
   Jwks,
   Machine,
   OperationResponse,
@@ -80,9 +81,9 @@ const ROUTES: Route[] = [
   {
     method: 'get',
     path: `/infrastructures/${id}`,
-    summary: 'Get an infrastructure',
+    summary: 'Get an infrastructure, with the runners polling it and their versions',
     status: 200,
-    response: Infrastructure,
+    response: InfrastructureWithRunners,
   },
   {
     method: 'patch',

@@ -1,4 +1,4 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
 
@@ -36,4 +36,14 @@ export async function ensureReconcileSchedule(
     if (!(error instanceof ScheduleAlreadyRunning)) throw error;
   }
   if (options.trigger) await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+}
+
+/** Removes an infrastructure's reconciliation schedule (the infrastructure was removed); none there is fine. */
+export async function removeReconcileSchedule(client: Client, infrastructureId: string, logger: Logger): Promise<void> {
+  try {
+    await client.schedule.getHandle(reconcileScheduleId(infrastructureId)).delete();
+    logger.info('reconciliation schedule removed', { scheduleId: reconcileScheduleId(infrastructureId) });
+  } catch (error) {
+    if (!(error instanceof ScheduleNotFoundError)) throw error;
+  }
 }

@@ -231,6 +231,28 @@ export const Infrastructure = z.object({
   updatedAt: z.string(),
 });
 
+/** A runner polling an infrastructure's task queue, as Temporal last saw it. */
+export const Runner = z.object({
+  /** The worker identity it polls with (`<pid>@<host> gitspaces-runner/<version> contract/<n>`). */
+  identity: z.string(),
+  /** Its package version; absent for a runner from before runners named it. */
+  version: z.string().optional(),
+  /** The runner contract version it speaks; absent for a runner from before contract versions (version 1). */
+  contractVersion: z.number().optional(),
+  /** True when it speaks the contract version this control plane's operations need. */
+  upToDate: z.boolean(),
+  /** When it last polled the queue (Temporal lists pollers of the last few minutes). */
+  lastAccessTime: z.string().optional(),
+});
+
+/** One infrastructure with its runners: those polling its task queue, and the contract version they must speak. */
+export const InfrastructureWithRunners = Infrastructure.extend({
+  /** The runner contract version this control plane's operations need (README: runner versions). */
+  runnerContractVersion: z.number(),
+  /** Absent when Temporal could not be asked. */
+  runners: z.array(Runner).optional(),
+});
+
 export const Machine = z.object({
   id: z.string(),
   infrastructureId: z.string(),

@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { GitspaceSpec, LifecycleAction } from './lifecycle';
@@ -47,6 +48,55 @@ export const LIFECYCLE_ORDER_TTL_SECONDS = 12 * 3600;
 export const RECONCILE_ORDER_TTL_SECONDS = 6 * 3600;
 
 export type WorkOrderAction = LifecycleAction | 'reconcile';
+
+/**
+ * The runner contract (activity names, inputs, outputs between the control plane and a runner) this code speaks.
+ * Version 1 is every runner before contract versions; 2 passes the cloud operation a step started (the GCP zone
+ * operation) from step to step through the workflow's history. A runner speaks every version up to its own.
+ */
+export const RUNNER_CONTRACT_VERSION = 2;
+
+/**
+ * The contract version each kind of operation needs, signed into its work order (`cv`): a runner that speaks an older
+ * one refuses the order at once (RunnerContractVersionError) instead of failing later, by timeout or by a field it does
+ * not know. An order without `cv` (signed before contract versions) needs version 1.
+ */
+export const CONTRACT_VERSION_NEEDED: Record<WorkOrderAction, number> = {
+  start: 2,
+  stop: 2,
+  delete: 2,
+  reconcile: 1,
+};
+
+const RUNNER_IDENTITY_TAG = 'gitspaces-runner';
+
+/**
+ * The worker identity a runner polls with: who it is and which versions it runs. Temporal lists it among the task
+ * queue's pollers, and the API reads the versions back from it (GET /infrastructures/:id lists the runners).
+ */
+export function runnerIdentity(versions: { packageVersion: string; contractVersion: number }): string {
+  return `${process.pid}@${hostname()} ${RUNNER_IDENTITY_TAG}/${versions.packageVersion} contract/${versions.contractVersion}`;
+}
+
+/** The versions a runner's identity names, or undefined for a poller that does not name them (an older runner). */
+export function parseRunnerIdentity(identity: string): { version: string; contractVersion: number } | undefined {
+  const match = new RegExp(`(?:^| )${RUNNER_IDENTITY_TAG}/(\\S+) contract/(\\d+)(?: |$)`).exec(identity);
+  return match ? { version: match[1]!, contractVersion: Number(match[2]) } : undefined;
+}
+
+/** A runner that speaks an older contract version than the order needs: the runner must be upgraded. */
+export class RunnerContractVersionError extends Error {
+  constructor(
+    readonly infrastructureId: string,
+    readonly runnerVersion: number,
+    readonly neededVersion: number,
+  ) {
+    super(
+      `runner for infrastructure '${infrastructureId}' is version ${runnerVersion}, needs ${neededVersion}; upgrade it (runner contract version)`,
+    );
+    this.name = 'RunnerContractVersionError';
+  }
+}
 
 /** The infrastructure steps that need an order (observeMachines is read-only and unsigned). */
 export type OrderedStep =
@@ -113,6 +163,8 @@ export interface WorkOrderClaims {
   specDigest?: string;
   tokenDigest?: string;
   targets?: ReconcileTargets;
+  /** The runner contract version the operation needs (1 for orders signed before contract versions). */
+  contractVersion: number;
   expiresAt: number;
 }
 
@@ -272,6 +324,7 @@ export async function createWorkOrderSigner(options: {
         run: request.runId,
         infra_id: request.infrastructure.infrastructureId,
         infra: infrastructureDigest(request.infrastructure),
+        cv: CONTRACT_VERSION_NEEDED[request.action],
         ...(request.gitspaceId ? { gs: request.gitspaceId } : {}),
         ...(request.spec ? { spec: specDigest(request.spec), tok: tokenDigest(request.repositoryTokenSealed) } : {}),
         ...(request.action === 'reconcile'
@@ -329,7 +382,10 @@ export function createWorkOrderVerifier(options: {
   publicKeyPem?: string;
   dataDir?: string;
   now?: () => number;
+  /** The contract version this runner speaks; default RUNNER_CONTRACT_VERSION (tests act as older runners). */
+  contractVersion?: number;
 }): WorkOrderVerifier {
+  const speaks = options.contractVersion ?? RUNNER_CONTRACT_VERSION;
   const configured =
     options.publicKeyPem !== undefined ? parseWorkOrderPublicKeys(options.publicKeyPem, 'configuration') : undefined;
   const now = options.now ?? Date.now;
@@ -416,6 +472,7 @@ export function createWorkOrderVerifier(options: {
         ...(typeof payload.spec === 'string' ? { specDigest: payload.spec } : {}),
         ...(typeof payload.tok === 'string' ? { tokenDigest: payload.tok } : {}),
         ...(payload.targets ? { targets: payload.targets as ReconcileTargets } : {}),
+        contractVersion: typeof payload.cv === 'number' ? payload.cv : 1,
         expiresAt: Number(payload.exp),
       };
       if (claims.workflowId !== expected.workflowId || claims.runId !== expected.runId) {
@@ -428,6 +485,10 @@ export function createWorkOrderVerifier(options: {
       if (!allowed.includes(expected.step)) refuse(`a ${claims.action} order does not allow ${expected.step}`);
       if (claims.infrastructureId !== expected.infrastructureId) {
         refuse(`the work order is for infrastructure '${claims.infrastructureId}'`);
+      }
+      // Signed by the control plane for this run and this infrastructure: now its contract version counts.
+      if (claims.contractVersion > speaks) {
+        throw new RunnerContractVersionError(expected.infrastructureId, speaks, claims.contractVersion);
       }
       if (claims.action === 'reconcile') {
         const targets = claims.targets?.[expected.step as keyof ReconcileTargets] ?? [];

@@ -169,6 +169,12 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('gitspaces').addColumn('repository_token_ref', 'text').execute();
     },
   },
+  '0008_infrastructure_deleted_at': {
+    async up(db: Kysely<unknown>) {
+      // An infrastructure removed while deleted gitspaces' records name it is kept as their history, marked removed.
+      await db.schema.alterTable('infrastructures').addColumn('deleted_at', 'timestamptz').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

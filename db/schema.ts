@@ -35,6 +35,11 @@ export interface InfrastructuresTable {
   runnerPublicKeys: ColumnType<string[], string | undefined, string>;
   createdAt: CreatedAt;
   updatedAt: UpdatedAt;
+  /**
+   * When it was removed while records of its deleted gitspaces still named it: the row stays as their history, and
+   * the API no longer lists or serves it. Null while it is in use.
+   */
+  deletedAt: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface MachinesTable {

@@ -280,6 +280,41 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     await expect(store.deleteInfrastructure('nope')).rejects.toBeInstanceOf(NotFoundError);
     expect((await store.getInfrastructure('inf')).id).toBe('inf');
   });
+
+  it('removes an infrastructure whose gitspaces are all deleted, keeping their records readable', async () => {
+    await store.createInfrastructure({
+      id: 'retired',
+      name: 'retired',
+      provider: 'local',
+      config: {},
+      gatewayUrl: 'http://127.0.0.1:1',
+    });
+    await store.createMachine({
+      id: 'retired-m',
+      infrastructureId: 'retired',
+      name: 'm',
+      machineType: 'local',
+      diskSizeGb: 10,
+      region: null,
+      zone: null,
+      image: null,
+    });
+    const { gitspace } = await store.createGitspace({
+      ...gitspaceValues('gs-retired'),
+      infrastructureId: 'retired',
+      machineId: 'retired-m',
+    });
+    await expect(store.deleteInfrastructure('retired')).rejects.toThrow(/is used by 1 gitspace\(s\)/);
+    await store.changeState(gitspace.id, { to: 'deleted', message: 'deleted', actor: someone });
+    await store.deleteInfrastructure('retired');
+    await expect(store.getInfrastructure('retired')).rejects.toBeInstanceOf(NotFoundError);
+    expect((await store.listInfrastructures()).map((i) => i.id)).not.toContain('retired');
+    await expect(store.updateInfrastructure('retired', { gatewayUrl: 'http://x' })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await expect(store.deleteInfrastructure('retired')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await store.getGitspace(gitspace.id)).toMatchObject({ state: 'deleted', infrastructureId: 'retired' });
+  });
 });
 
 describe('migration 0006_event_actor', () => {

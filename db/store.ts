@@ -89,7 +89,9 @@ export function createStore(db: Db) {
     },
 
     async createInfrastructure(
-      values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys'> & { runnerPublicKeys?: string[] },
+      values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys' | 'deletedAt'> & {
+        runnerPublicKeys?: string[];
+      },
     ): Promise<InfrastructureRow> {
       return db
         .insertInto('infrastructures')
@@ -100,11 +102,22 @@ export function createStore(db: Db) {
     },
 
     async listInfrastructures(): Promise<InfrastructureRow[]> {
-      return db.selectFrom('infrastructures').selectAll().orderBy('createdAt').orderBy('id').execute();
+      return db
+        .selectFrom('infrastructures')
+        .selectAll()
+        .where('deletedAt', 'is', null)
+        .orderBy('createdAt')
+        .orderBy('id')
+        .execute();
     },
 
     async getInfrastructure(id: string): Promise<InfrastructureRow> {
-      const row = await db.selectFrom('infrastructures').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await db
+        .selectFrom('infrastructures')
+        .selectAll()
+        .where('id', '=', id)
+        .where('deletedAt', 'is', null)
+        .executeTakeFirst();
       if (!row) throw new NotFoundError('infrastructure', id);
       return row;
     },
@@ -122,6 +135,7 @@ export function createStore(db: Db) {
           updatedAt: new Date(),
         })
         .where('id', '=', id)
+        .where('deletedAt', 'is', null)
         .returningAll()
         .executeTakeFirst();
       if (!row) throw new NotFoundError('infrastructure', id);
@@ -175,9 +189,13 @@ export function createStore(db: Db) {
           .where('infrastructureId', '=', id)
           .executeTakeFirst();
         if (history) {
-          throw new ConflictError(
-            `infrastructure '${id}' still holds the records of deleted gitspaces and cannot be removed`,
-          );
+          // Their records and events stay readable and name it: the row stays as their history, marked removed.
+          await trx
+            .updateTable('infrastructures')
+            .set({ deletedAt: new Date(), updatedAt: new Date() })
+            .where('id', '=', id)
+            .execute();
+          return;
         }
         await trx.deleteFrom('infrastructures').where('id', '=', id).execute();
       });
@@ -573,7 +591,13 @@ async function lockGitspace(trx: Transaction<Database>, gitspaceId: string): Pro
 }
 
 async function lockInfrastructure(trx: Transaction<Database>, id: string): Promise<void> {
-  const row = await trx.selectFrom('infrastructures').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
+  const row = await trx
+    .selectFrom('infrastructures')
+    .select('id')
+    .where('id', '=', id)
+    .where('deletedAt', 'is', null)
+    .forUpdate()
+    .executeTakeFirst();
   if (!row) throw new NotFoundError('infrastructure', id);
 }
 

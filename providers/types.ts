@@ -10,6 +10,36 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 export interface ProviderCallOptions {
   idempotencyKey: string;
   signal: AbortSignal;
+  /**
+   * For `describe`: the cloud operation an earlier call started (its result's `operation`), so that an operation which
+   * fails after the cloud accepted it surfaces as its error, and an insert still under way reads as provisioning.
+   */
+  operation?: ProviderOperation;
+}
+
+/**
+ * A cloud operation a call started and that may still fail after the cloud accepted the call (a GCP zone operation).
+ * Plain data: it travels from the step that started it to the step that waits through the workflow's history, never
+ * through a runner's memory, so any runner of the infrastructure can wait for it.
+ */
+export interface ProviderOperation {
+  kind: 'insert' | 'start' | 'stop' | 'delete';
+  name: string;
+  zone?: string;
+}
+
+/**
+ * Thrown by `describe` when the operation it was given finished with an error. Final: the operation will not succeed
+ * by waiting longer. `cause` is the error in the provider taxonomy (its class name is the failure type).
+ */
+export class OperationFailedError extends Error {
+  constructor(
+    readonly operation: ProviderOperation,
+    override readonly cause: Error,
+  ) {
+    super(cause.message, { cause });
+    this.name = 'OperationFailedError';
+  }
 }
 
 /** The size and placement of a machine, from the infrastructure's machine catalogue. */
@@ -52,6 +82,8 @@ export interface MachineInfo {
   disks: string[];
   /** Labels or tags carried by the machine (`gitspace-id`, installation). */
   labels: Record<string, string>;
+  /** The cloud operation the call that returned this started (create, start), for the step that waits for it. */
+  operation?: ProviderOperation;
 }
 
 export interface Provider {
@@ -62,10 +94,10 @@ export interface Provider {
   describe(gitspaceId: string, options: ProviderCallOptions): Promise<MachineInfo | null>;
   /** Boots a stopped machine; throws InstanceNotFoundError when there is none. */
   start(gitspaceId: string, bootstrap: AgentBootstrap, options: ProviderCallOptions): Promise<MachineInfo>;
-  /** Stops the machine and keeps its disks; stopping what is stopped or gone succeeds. */
-  stop(gitspaceId: string, options: ProviderCallOptions): Promise<void>;
-  /** Deletes the machine and its disks; deleting what is gone succeeds. */
-  delete(gitspaceId: string, options: ProviderCallOptions): Promise<void>;
+  /** Stops the machine and keeps its disks; stopping what is stopped or gone succeeds. Returns the operation it started. */
+  stop(gitspaceId: string, options: ProviderCallOptions): Promise<ProviderOperation | void>;
+  /** Deletes the machine and its disks; deleting what is gone succeeds. Returns the operation it started. */
+  delete(gitspaceId: string, options: ProviderCallOptions): Promise<ProviderOperation | void>;
   /** Every machine this installation created on the infrastructure (for reconciliation). */
   list(options: ProviderCallOptions): Promise<MachineInfo[]>;
 }

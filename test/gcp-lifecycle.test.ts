@@ -22,7 +22,7 @@ import {
   type AgentSlot,
 } from './support/emulated-machine';
 import { startGitServer, type GitServer } from './support/git-server';
-import { TEST_INSTALLATION_ID, startTestStack, type TestStack } from './support/stack';
+import { TEST_INSTALLATION_ID, startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
 const INFRA = 'gcp-lab';
 const ZONE = 'europe-west1-b';
@@ -221,6 +221,43 @@ describe('gitspace lifecycle on gcp (fake Compute API)', () => {
     expect(statusOf('gs-of-another-installation')).toEqual(['RUNNING']);
     expect(statusOf(live)).toEqual(['RUNNING']);
     expect((await runAction(stack, live, 'delete')).state).toBe('deleted');
+  });
+
+  it('hands the zone operation ensureMachine started to the runner that waits: its failure surfaces there, and a retry inserts anew', async () => {
+    const id = await stoppedGitspace('handed-over');
+    await agent.serve(id);
+    const first = stack.runner!;
+    // Long enough that the insert is still running when its runner goes and another one takes the wait over.
+    fake.setOperationDelay(6000);
+    fake.failNextInsertOperation(
+      'ZONE_RESOURCE_POOL_EXHAUSTED',
+      "The zone 'europe-west1-b' does not have enough resources",
+    );
+    try {
+      const started = await stack.api('POST', `/api/v1/gitspaces/${id}/actions`, { action: 'start' });
+      expect(started.status).toBe(202);
+      await waitForGitspace(stack, id, (g) => g.operation?.step === 'waitForMachine');
+      expect(insertsFor(id)).toHaveLength(1);
+      await first.stop();
+      await stack.startRunner({ infrastructureId: INFRA, agentEndpoint: agent.url, gcpComputeEndpoint: fake.url });
+      const failed = await waitForGitspace(stack, id, (g) => g.state === 'error', 60_000);
+      // The second runner never saw the insert, yet it waited for that very operation and reports its error (not
+      // "the machine disappeared").
+      expect(failed.lastError).toMatchObject({
+        action: 'start',
+        step: 'waitForMachine',
+        cause: 'CapacityUnavailableError',
+      });
+      expect(failed.lastError.message).toContain('ZONE_RESOURCE_POOL_EXHAUSTED');
+    } finally {
+      fake.setOperationDelay(100);
+    }
+    expect(instancesOf(id)).toHaveLength(0);
+    // A retry is a new request to Compute (a new request id), not the failed insert again.
+    expect((await runAction(stack, id, 'retry')).state).toBe('running');
+    expect(insertsFor(id)).toHaveLength(2);
+    expect(new Set(insertsFor(id).map((r) => r.query.get('requestId'))).size).toBe(2);
+    expect((await runAction(stack, id, 'delete')).state).toBe('deleted');
   });
 
   /** A labelled instance with a labelled data disk, inserted straight into the fake as a crashed or foreign control

@@ -18,8 +18,8 @@ import {
 import { createProviderResolver } from '../providers';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
-import { createRunnerWorker } from './runner';
-import { WORK_ORDER_PUBLIC_KEY_FILE, createWorkOrderVerifier } from '../common/work-order';
+import { RUNNER_PACKAGE_VERSION, createRunnerWorker } from './runner';
+import { RUNNER_CONTRACT_VERSION, WORK_ORDER_PUBLIC_KEY_FILE, createWorkOrderVerifier } from '../common/work-order';
 
 export interface RunnerConfig {
   infrastructureId: string;
@@ -52,6 +52,11 @@ export interface RunnerConfig {
   localMachinesDir?: string;
   /** `required`: refuse to start when local gitspaces cannot be sandboxed (GITSPACES_LOCAL_SANDBOX). */
   localSandbox?: 'auto' | 'required';
+  /**
+   * The runner contract version this runner speaks (common/work-order.ts), default RUNNER_CONTRACT_VERSION. Only tests
+   * set it, to act as a runner that was not upgraded.
+   */
+  contractVersion?: number;
 }
 
 export interface RunningRunner {
@@ -67,11 +72,12 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   });
   const legacySecretsKey = config.legacySecretsKey ?? (await readIfThere(path.join(config.dataDir, 'secrets-key')));
   // The control plane's public key; a runner beside it (same data dir) finds it there once the control plane wrote it.
-  const workOrders = createWorkOrderVerifier(
-    config.workOrderPublicKeyPem !== undefined
+  const workOrders = createWorkOrderVerifier({
+    ...(config.workOrderPublicKeyPem !== undefined
       ? { publicKeyPem: config.workOrderPublicKeyPem }
-      : { dataDir: config.dataDir },
-  );
+      : { dataDir: config.dataDir }),
+    ...(config.contractVersion !== undefined ? { contractVersion: config.contractVersion } : {}),
+  });
   if (config.workOrderPublicKeyPem === undefined) {
     const file = path.join(config.dataDir, WORK_ORDER_PUBLIC_KEY_FILE);
     if (
@@ -128,10 +134,15 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     workOrders,
     ...(config.agentEndpoint ? { agentEndpoint: config.agentEndpoint } : {}),
     ...(config.pollIntervalMs ? { pollIntervalMs: config.pollIntervalMs } : {}),
+    ...(config.contractVersion !== undefined ? { contractVersion: config.contractVersion } : {}),
     logger,
   });
   const done = worker.run();
-  logger.info('runner polling', { infrastructureId: config.infrastructureId });
+  logger.info('runner polling', {
+    infrastructureId: config.infrastructureId,
+    version: RUNNER_PACKAGE_VERSION,
+    contractVersion: config.contractVersion ?? RUNNER_CONTRACT_VERSION,
+  });
   return {
     async stop() {
       worker.shutdown();

@@ -10,6 +10,7 @@ import {
   TimeoutFailure,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
 } from '@temporalio/workflow';
@@ -56,6 +57,25 @@ const STEP_LIMITS: Partial<Record<StepName, StepLimit>> = {
 };
 
 type InfraStep = keyof InfrastructureActivities & StepName;
+
+/**
+ * Patches (`patched()`): each changes the commands a workflow sends in one situation, so histories recorded before it
+ * still replay the old way. Never rename one; remove one only once no history recorded without it can still be open.
+ */
+const PATCHES = {
+  /** A start whose runner never picked up a step skips the compensation steps: they would wait for nobody too. */
+  startWithoutRunner: 'start-without-runner-skips-compensation',
+  /** A stop or delete that is cancelled records it (error, retryable) instead of staying in `stopping`/`deleting`. */
+  cancelledStopOrDelete: 'cancelled-stop-or-delete-recorded',
+  /** A delete whose runner never picked up a step deletes the record and leaves the machine to reconciliation. */
+  deleteWithoutRunner: 'delete-without-runner-completes',
+} as const;
+
+/** True when no runner picked the step up within the pickup timeout (its schedule-to-start timeout). */
+function runnerUnavailable(error: unknown): boolean {
+  const failure = error instanceof ActivityFailure ? error.cause : error;
+  return failure instanceof TimeoutFailure && failure.timeoutType === 'SCHEDULE_TO_START';
+}
 
 /** One typed activity stub per step, on the infrastructure's task queue, with that step's timeouts and summary. */
 function infrastructureStep<K extends InfraStep>(
@@ -147,7 +167,9 @@ async function begin(gitspaceId: string, action: LifecycleAction, actor: Actor |
 /** Records the failure on the gitspace and fails the workflow with the same words and type. */
 async function fail(run: ActionRun, error: unknown, compensationProblems: string[] = []): Promise<never> {
   const described = run.describe(error);
-  const message = [described.message, ...compensationProblems].join('; ');
+  // A compensation step that failed for the same reason (an old runner refuses every step alike) says nothing new.
+  const problems = compensationProblems.filter((problem) => !problem.endsWith(`: ${described.message}`));
+  const message = [described.message, ...problems].join('; ');
   await controlPlane.failOperation({
     gitspaceId: run.spec.gitspaceId,
     actor: run.actor,
@@ -155,6 +177,28 @@ async function fail(run: ActionRun, error: unknown, compensationProblems: string
   });
   setCurrentDetails(`**${run.action}** failed at '${STEPS[run.step]}': ${message}`);
   throw ApplicationFailure.nonRetryable(message, described.cause ?? 'GitspaceActionError');
+}
+
+/**
+ * A stop or delete cancelled (from the Web UI or the CLI) records that it did not finish, so the gitspace is in error
+ * and the action can be retried, instead of showing `stopping` or `deleting` forever; the workflow ends cancelled.
+ */
+async function cancelled(run: ActionRun, cancellation: unknown): Promise<never> {
+  await CancellationScope.nonCancellable(() =>
+    controlPlane.failOperation({
+      gitspaceId: run.spec.gitspaceId,
+      actor: run.actor,
+      error: {
+        action: run.action,
+        step: run.step,
+        message: `the ${run.action} was cancelled at '${STEPS[run.step]}' before it finished; retry it`,
+        cause: 'OperationCancelledError',
+      },
+      status: 'cancelled',
+    }),
+  );
+  setCurrentDetails(`**${run.action}** cancelled at '${STEPS[run.step]}'`);
+  throw cancellation;
 }
 
 /** Start: ensure the machine → wait for it → wait for the agent → prepare the workspace → route → running. */
@@ -165,8 +209,13 @@ export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Prom
   let routeTouched = false;
   try {
     machineTouched = true;
-    await run.run('ensureMachine', { spec });
-    const machine = await run.run('waitForMachine', { spec, target: 'running' });
+    const ensured = await run.run('ensureMachine', { spec });
+    // The cloud operation ensureMachine started travels in history to whichever runner waits for it.
+    const machine = await run.run('waitForMachine', {
+      spec,
+      target: 'running',
+      ...(ensured?.operation ? { operation: ensured.operation } : {}),
+    });
     if (!machine)
       throw ApplicationFailure.nonRetryable('the machine disappeared while starting', 'InstanceNotFoundError');
     // The runner finds the agent through its own provider; no address travels through Temporal to it.
@@ -184,14 +233,21 @@ export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Prom
   } catch (error) {
     // Compensation runs even when the start was cancelled (a stop or delete arrived): in reverse order of the steps.
     const failedStep = run.step;
+    // No runner picked the step up: the compensation would wait for nobody as long again. What the machine may hold is
+    // reconciliation's (it stops a machine left running by a start that failed so).
+    const compensate = !(runnerUnavailable(error) && patched(PATCHES.startWithoutRunner));
     const problems = await CancellationScope.nonCancellable(async () => {
       const found: string[] = [];
-      if (routeTouched)
+      if (routeTouched && compensate)
         await attempt(found, 'the gateway route could not be removed', () => run.run('removeRoute', { gitspaceId }));
-      if (machineTouched) {
+      if (machineTouched && compensate) {
         await attempt(found, 'the machine could not be stopped', async () => {
-          await run.run('stopMachine', { spec });
-          await run.run('waitForMachine', { spec, target: 'stopped' });
+          const stopped = await run.run('stopMachine', { spec });
+          await run.run('waitForMachine', {
+            spec,
+            target: 'stopped',
+            ...(stopped?.operation ? { operation: stopped.operation } : {}),
+          });
         });
       }
       run.step = failedStep;
@@ -209,8 +265,12 @@ export async function stopGitspace({ gitspaceId, actor }: LifecycleInput): Promi
   const { spec } = run;
   try {
     await run.run('removeRoute', { gitspaceId });
-    await run.run('stopMachine', { spec });
-    const machine = await run.run('waitForMachine', { spec, target: 'stopped' });
+    const stopped = await run.run('stopMachine', { spec });
+    const machine = await run.run('waitForMachine', {
+      spec,
+      target: 'stopped',
+      ...(stopped?.operation ? { operation: stopped.operation } : {}),
+    });
     await controlPlane.completeOperation({
       gitspaceId,
       action: 'stop',
@@ -218,6 +278,7 @@ export async function stopGitspace({ gitspaceId, actor }: LifecycleInput): Promi
       actor: run.actor,
     });
   } catch (error) {
+    if (isCancellation(error) && patched(PATCHES.cancelledStopOrDelete)) return cancelled(run, error);
     return fail(run, error);
   }
 }
@@ -228,10 +289,23 @@ export async function deleteGitspace({ gitspaceId, actor }: LifecycleInput): Pro
   const { spec } = run;
   try {
     await run.run('removeRoute', { gitspaceId });
-    await run.run('deleteMachine', { spec });
-    await run.run('waitForMachine', { spec, target: 'gone' });
+    const deleting = await run.run('deleteMachine', { spec });
+    await run.run('waitForMachine', {
+      spec,
+      target: 'gone',
+      ...(deleting?.operation ? { operation: deleting.operation } : {}),
+    });
     await controlPlane.completeOperation({ gitspaceId, action: 'delete', actor: run.actor });
   } catch (error) {
+    if (isCancellation(error) && patched(PATCHES.cancelledStopOrDelete)) return cancelled(run, error);
+    if (runnerUnavailable(error) && patched(PATCHES.deleteWithoutRunner)) {
+      // The record goes (its events stay); the machine, its disks and its route wait for a runner: reconciliation
+      // deletes the machine of a deleted gitspace once one serves the infrastructure again.
+      const warning = `${run.describe(error).message}; its machine, disks and gateway route (if any) are left for reconciliation to delete once a runner serves the infrastructure again`;
+      await controlPlane.completeOperation({ gitspaceId, action: 'delete', actor: run.actor, warning });
+      setCurrentDetails(`gitspace '${spec.name}' deleted; ${warning}`);
+      return;
+    }
     return fail(run, error);
   }
 }

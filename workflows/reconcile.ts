@@ -50,7 +50,7 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
     action: ReconcileResult['failed'][number]['action'],
     gitspaceId: string,
     succeeded: string[],
-    run: () => Promise<void>,
+    run: () => Promise<unknown>,
   ) => {
     try {
       await run();

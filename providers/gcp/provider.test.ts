@@ -13,7 +13,15 @@ import {
   ProviderUnavailableError,
   QuotaExceededError,
 } from '../errors';
-import type { CreateMachineRequest, MachineInfo, MachineStatus, Provider, ProviderCallOptions } from '../types';
+import {
+  OperationFailedError,
+  type CreateMachineRequest,
+  type MachineInfo,
+  type MachineStatus,
+  type Provider,
+  type ProviderCallOptions,
+  type ProviderOperation,
+} from '../types';
 import { parseGcpInfrastructureConfig, type GcpInfrastructureConfig } from './config';
 import { FAKE_FAULTS, startFakeComputeServer, type FakeComputeServer, type FakeRequest } from './fake-compute-server';
 import { createGcpClients, createGcpProvider, type GcpClients } from './provider';
@@ -27,9 +35,10 @@ let clients: GcpClients;
 let config: GcpInfrastructureConfig;
 let provider: Provider;
 
-const options = (idempotencyKey = 'key-1'): ProviderCallOptions => ({
+const options = (idempotencyKey = 'key-1', operation?: ProviderOperation | void): ProviderCallOptions => ({
   idempotencyKey,
   signal: AbortSignal.timeout(60_000),
+  ...(operation ? { operation } : {}),
 });
 const request = (gitspaceId: string, overrides: Partial<CreateMachineRequest['spec']> = {}): CreateMachineRequest => ({
   gitspaceId,
@@ -38,11 +47,19 @@ const request = (gitspaceId: string, overrides: Partial<CreateMachineRequest['sp
 });
 const inserts = (r: FakeRequest) => r.method === 'POST' && /\/instances$/.test(r.path);
 
-/** What the runner's heartbeating activity does: poll describe until the machine reaches a status (or is gone). */
-async function waitFor(gitspaceId: string, wanted: MachineStatus | null): Promise<MachineInfo | null> {
+/**
+ * What the runner's heartbeating activity does: poll describe, given the operation the call before started, until the
+ * machine reaches a status (or is gone).
+ */
+async function waitFor(
+  gitspaceId: string,
+  wanted: MachineStatus | null,
+  operation?: ProviderOperation | void,
+  by: Provider = provider,
+): Promise<MachineInfo | null> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const machine = await provider.describe(gitspaceId, options());
+    const machine = await by.describe(gitspaceId, options('key-1', operation));
     if ((machine?.status ?? null) === wanted) return machine;
     if (Date.now() > deadline)
       throw new Error(`gitspace ${gitspaceId} is ${machine?.status ?? 'gone'}, not ${wanted ?? 'gone'}`);
@@ -61,7 +78,7 @@ beforeAll(async () => {
     subnetwork: 'regions/europe-west1/subnetworks/gitspaces',
     serviceAccount: 'gitspace-vm@acme-dev-123.iam.gserviceaccount.com',
     networkTags: ['gitspaces-agent'],
-    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz' },
+    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz', packageSha256: 'ab'.repeat(32) },
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   config = parsed.value;
@@ -114,9 +131,10 @@ describe('gcp provider against the fake Compute API', () => {
   it('keeps the data disk across stop and start, and rewrites the agent secret on start', async () => {
     await provider.create(request('gs-stop'), options());
     await waitFor('gs-stop', 'running');
-    await provider.stop('gs-stop', options());
-    expect((await provider.describe('gs-stop', options()))?.status).toBe('stopping');
-    const stopped = await waitFor('gs-stop', 'stopped');
+    const stopping = await provider.stop('gs-stop', options());
+    expect(stopping).toMatchObject({ kind: 'stop', zone: 'europe-west1-b', name: expect.any(String) });
+    expect((await provider.describe('gs-stop', options('key-1', stopping)))?.status).toBe('stopping');
+    const stopped = await waitFor('gs-stop', 'stopped', stopping);
     expect(stopped?.disks).toEqual(['gitspace-gs-stop-data']);
     expect(fake.disks().some((d) => d.name === 'gitspace-gs-stop-data')).toBe(true);
     await provider.stop('gs-stop', options()); // stopping what is stopped succeeds
@@ -136,8 +154,9 @@ describe('gcp provider against the fake Compute API', () => {
     // Long enough that a loaded machine still finds the delete in flight.
     fake.setOperationDelay(3000);
     try {
-      await provider.delete('gs-delete', options());
-      expect((await provider.describe('gs-delete', options()))?.status).toBe('deleting');
+      const deleting = await provider.delete('gs-delete', options());
+      expect(deleting).toMatchObject({ kind: 'delete', name: expect.any(String) });
+      expect((await provider.describe('gs-delete', options('key-1', deleting)))?.status).toBe('deleting');
     } finally {
       fake.setOperationDelay(60);
     }
@@ -207,11 +226,35 @@ describe('gcp provider against the fake Compute API', () => {
       'ZONE_RESOURCE_POOL_EXHAUSTED',
       "The zone 'europe-west1-b' does not have enough resources",
     );
-    await provider.create(request('gs-exhausted'), options());
-    const error = await waitFor('gs-exhausted', 'running').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(CapacityUnavailableError);
-    expect((error as ProviderError).retryable).toBe(true);
+    const created = await provider.create(request('gs-exhausted'), options());
+    expect(created.operation).toMatchObject({ kind: 'insert', zone: 'europe-west1-b', name: expect.any(String) });
+    const error = await waitFor('gs-exhausted', 'running', created.operation).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OperationFailedError);
+    expect((error as OperationFailedError).cause).toBeInstanceOf(CapacityUnavailableError);
+    expect((error as OperationFailedError).message).toContain('ZONE_RESOURCE_POOL_EXHAUSTED');
     expect(await provider.describe('gs-exhausted', options())).toBeNull();
+  });
+
+  it('keeps no operation in memory: another provider (another runner) given the handle waits for it and sees it fail', async () => {
+    fake.setOperationDelay(1500);
+    fake.failNextInsertOperation(
+      'ZONE_RESOURCE_POOL_EXHAUSTED',
+      "The zone 'europe-west1-b' does not have enough resources",
+    );
+    let created: MachineInfo;
+    try {
+      created = await provider.create(request('gs-handed-over'), options());
+    } finally {
+      fake.setOperationDelay(60);
+    }
+    // As it would reach the next step: through history, as plain JSON.
+    const handle = JSON.parse(JSON.stringify(created.operation)) as ProviderOperation;
+    const otherRunner = createGcpProvider({ config, installationId: INSTALLATION, clients, logger: silentLogger });
+    // While the insert runs, the machine is provisioning for it, not missing.
+    expect((await otherRunner.describe('gs-handed-over', options('key-1', handle)))?.status).toBe('provisioning');
+    const error = await waitFor('gs-handed-over', 'running', handle, otherRunner).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OperationFailedError);
+    expect((error as OperationFailedError).cause).toBeInstanceOf(CapacityUnavailableError);
   });
 
   it('maps refused credentials to a non-retryable auth error', async () => {

@@ -4,9 +4,10 @@
  * instance and disk carries the `gitspace-id` and installation labels; `create` finds by label first, and every
  * mutating call carries a `requestId` derived from the idempotency key, so retries and resets adopt what exists.
  *
- * Calls return once Compute accepted them. The provider remembers the zone operation of each call it made, and
- * `describe` (polled by the runner's heartbeating activity) checks it, so an operation that fails later, such as an
- * exhausted zone, surfaces as its error instead of a machine that never appears.
+ * Calls return once Compute accepted them, with the zone operation they started (`operation`: name and zone). The
+ * provider keeps nothing in memory: the runner's step hands the operation to the workflow, the workflow to the step
+ * that waits (on this runner or another), and `describe` given it checks it, so an operation that fails later, such
+ * as an exhausted zone, surfaces as its error instead of a machine that never appears.
  */
 import { DisksClient, InstancesClient, ZoneOperationsClient, type protos } from '@google-cloud/compute';
 // The Compute client's own auth library (a dependency of google-gax), for the fixed token an emulator accepts.
@@ -32,7 +33,9 @@ import type {
   MachineStatus,
   Provider,
   ProviderCallOptions,
+  ProviderOperation,
 } from '../types';
+import { OperationFailedError } from '../types';
 import type { GcpInfrastructureConfig } from './config';
 import { isGcpAlreadyExists, isGcpNotFound, mapGcpError, mapGcpOperationError } from './errors';
 
@@ -117,18 +120,10 @@ const STATUS_BY_GCP: Record<string, MachineStatus> = {
   SUSPENDED: 'stopped',
 };
 
-/** A zone operation this provider started and has not yet seen finish. */
-interface PendingOperation {
-  kind: 'insert' | 'start' | 'stop' | 'delete' | 'setMetadata';
-  zone: string;
-  name: string;
-}
-
 /** Creates the `gcp` provider. */
 export function createGcpProvider(options: GcpProviderOptions): Provider {
   const { config, installationId, clients, logger } = options;
   const project = config.project;
-  const pending = new Map<string, PendingOperation>();
 
   /** Every Compute call goes through here: taxonomy errors, and a few quick retries of transient ones. */
   function call<T>(what: string, signal: AbortSignal, run: () => Promise<T>): Promise<T> {
@@ -195,15 +190,18 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
     };
   }
 
-  function remember(gitspaceId: string, kind: PendingOperation['kind'], zone: string, operation: unknown): void {
+  /** The handle of a zone operation a call started, to be returned with its result (plain data, for history). */
+  function handleOf(kind: ProviderOperation['kind'], zone: string, operation: unknown): ProviderOperation | undefined {
     const name = (operation as { name?: string | null } | undefined)?.name;
-    if (name) pending.set(gitspaceId, { kind, zone, name });
+    return name ? { kind, zone, name } : undefined;
   }
 
-  /** The latest operation of this gitspace: still running, or finished with an error (which it throws). */
-  async function checkPending(gitspaceId: string, signal: AbortSignal): Promise<PendingOperation | undefined> {
-    const op = pending.get(gitspaceId);
-    if (!op) return undefined;
+  /**
+   * Whether a zone operation an earlier call started (on any runner) is still running; one that finished with an error
+   * throws it (OperationFailedError: final). One Compute no longer knows counts as finished.
+   */
+  async function stillRunning(gitspaceId: string, op: ProviderOperation, signal: AbortSignal): Promise<boolean> {
+    if (!op.zone || !config.zones.includes(op.zone)) return false;
     let state: Operation;
     try {
       [state] = await call(`get operation ${op.name}`, signal, () =>
@@ -211,17 +209,15 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
       );
     } catch (error) {
       if (!isGcpNotFound((error as { cause?: unknown }).cause ?? error)) throw error;
-      pending.delete(gitspaceId);
-      return undefined;
+      return false;
     }
-    if (state.status !== 'DONE') return op;
-    pending.delete(gitspaceId);
+    if (state.status !== 'DONE') return true;
     const errors = state.error?.errors ?? [];
     if (errors.length > 0) {
       logger.warn('a zone operation failed', { gitspaceId, operation: op.name, kind: op.kind, errors });
-      throw mapGcpOperationError(errors);
+      throw new OperationFailedError(op, mapGcpOperationError(errors));
     }
-    return undefined;
+    return false;
   }
 
   function startupScript(gitspaceId: string, bootstrap: AgentBootstrap): string {
@@ -291,8 +287,16 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
             instanceResource,
           }),
         );
-        remember(gitspaceId, 'insert', zone, operation.latestResponse);
+        const handle = handleOf('insert', zone, operation.latestResponse);
         logger.info('instance inserted', { gitspaceId, instance: name, zone, type: spec.machineType });
+        return {
+          gitspaceId,
+          providerId: name,
+          status: 'provisioning',
+          disks: [dataDiskNameFor(gitspaceId)],
+          labels,
+          ...(handle ? { operation: handle } : {}),
+        };
       } catch (error) {
         // A racing or earlier insert made it: adopt it.
         if (!isGcpAlreadyExists((error as { cause?: unknown }).cause ?? error)) throw error;
@@ -300,17 +304,10 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
         if (made) return toInfo(made[1]);
         throw error;
       }
-      return {
-        gitspaceId,
-        providerId: name,
-        status: 'provisioning',
-        disks: [dataDiskNameFor(gitspaceId)],
-        labels,
-      };
     },
 
-    async describe(gitspaceId: string, { signal }: ProviderCallOptions): Promise<MachineInfo | null> {
-      const op = await checkPending(gitspaceId, signal);
+    async describe(gitspaceId: string, { signal, operation }: ProviderCallOptions): Promise<MachineInfo | null> {
+      const op = operation && (await stillRunning(gitspaceId, operation, signal)) ? operation : undefined;
       const found = await findInstance(gitspaceId, signal);
       if (found) return toInfo(found[1], op?.kind === 'delete');
       const labels = machineLabelsFor(gitspaceId, installationId);
@@ -329,7 +326,6 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
     },
 
     async start(gitspaceId: string, bootstrap: AgentBootstrap, { idempotencyKey, signal }: ProviderCallOptions) {
-      await checkPending(gitspaceId, signal);
       const found = await findInstance(gitspaceId, signal);
       if (!found) throw new InstanceNotFoundError(gitspaceId, 'gcp');
       const [zone, instance] = found;
@@ -348,12 +344,12 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
           requestId: deriveRequestId(`start:${zone}/${name}`, idempotencyKey),
         }),
       );
-      remember(gitspaceId, 'start', zone, operation.latestResponse);
+      const handle = handleOf('start', zone, operation.latestResponse);
       logger.info('instance starting', { gitspaceId, instance: name });
-      return { ...toInfo(instance), status: 'provisioning' };
+      return { ...toInfo(instance), status: 'provisioning', ...(handle ? { operation: handle } : {}) };
     },
 
-    async stop(gitspaceId: string, { idempotencyKey, signal }: ProviderCallOptions): Promise<void> {
+    async stop(gitspaceId: string, { idempotencyKey, signal }: ProviderCallOptions): Promise<ProviderOperation | void> {
       const found = await findInstance(gitspaceId, signal);
       if (!found) return;
       const [zone, instance] = found;
@@ -369,14 +365,18 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
             requestId: deriveRequestId(`stop:${zone}/${name}`, idempotencyKey),
           }),
         );
-        remember(gitspaceId, 'stop', zone, operation.latestResponse);
         logger.info('instance stopping', { gitspaceId, instance: name });
+        return handleOf('stop', zone, operation.latestResponse);
       } catch (error) {
         if (!isGcpNotFound((error as { cause?: unknown }).cause ?? error)) throw error;
       }
     },
 
-    async delete(gitspaceId: string, { idempotencyKey, signal }: ProviderCallOptions): Promise<void> {
+    async delete(
+      gitspaceId: string,
+      { idempotencyKey, signal }: ProviderCallOptions,
+    ): Promise<ProviderOperation | void> {
+      let started: ProviderOperation | undefined;
       for (const [zone, instance] of await listInstances(gitspaceId, signal)) {
         const name = instance.name ?? '';
         try {
@@ -388,7 +388,7 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
               requestId: deriveRequestId(`delete:${zone}/${name}`, idempotencyKey),
             }),
           );
-          remember(gitspaceId, 'delete', zone, operation.latestResponse);
+          started = handleOf('delete', zone, operation.latestResponse) ?? started;
           logger.info('instance deleting', { gitspaceId, instance: name });
         } catch (error) {
           if (!isGcpNotFound((error as { cause?: unknown }).cause ?? error)) throw error;
@@ -413,6 +413,7 @@ export function createGcpProvider(options: GcpProviderOptions): Provider {
           if (!isGcpNotFound((error as { cause?: unknown }).cause ?? error)) throw error;
         }
       }
+      return started;
     },
 
     async list({ signal }: ProviderCallOptions): Promise<MachineInfo[]> {

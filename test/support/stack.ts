@@ -47,6 +47,8 @@ export interface TestRunnerOptions {
   gcpComputeEndpoint?: string;
   /** Where the runner resolves `repository.tokenRef` (none by default). */
   secretStore?: SecretStoreConfig;
+  /** The runner contract version it speaks (default the current one): an older one acts as a runner not upgraded. */
+  contractVersion?: number;
 }
 
 /**
@@ -144,6 +146,7 @@ export async function startTestStack(
           ...(runnerOptions.agentEndpoint ? { agentEndpoint: runnerOptions.agentEndpoint } : {}),
           ...(runnerOptions.gcpComputeEndpoint ? { gcpComputeEndpoint: runnerOptions.gcpComputeEndpoint } : {}),
           ...(runnerOptions.secretStore ? { secretStore: runnerOptions.secretStore } : {}),
+          ...(runnerOptions.contractVersion !== undefined ? { contractVersion: runnerOptions.contractVersion } : {}),
         },
         logger,
       );
