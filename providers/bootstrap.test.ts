@@ -1,20 +1,31 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { arch as hostArch, networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
   AWS_DATA_DISK_DEVICES,
   GCP_DATA_DISK_DEVICES,
+  NODE_INSTALL_BEGIN,
+  NODE_INSTALL_END,
   agentInstallConfigSchema,
   agentSecretIn,
   renderAwsUserData,
   renderBootstrapScript,
 } from './bootstrap';
+import { NODE_DIST_URL, NODE_RUNTIME, nodeTarballName, type NodeArch } from './node-runtime';
+
+const AGENT_SHA256 = 'a'.repeat(64);
 
 const input = {
   gitspaceId: 'gs-k3v9x2m7q1wz',
   bootstrap: { agentSecret: 'agent-secret-0123456789', ide: 'vscode-web' as const },
-  agent: { packageUrl: 'https://artifacts.example.internal/gitspaces-0.1.0.tgz' },
+  agent: {
+    packageUrl: 'https://artifacts.example.internal/gitspaces-agent-0.1.0-linux-x64.tar.gz',
+    packageSha256: AGENT_SHA256,
+  },
   dataDiskDevices: GCP_DATA_DISK_DEVICES,
 };
 
@@ -30,7 +41,12 @@ describe('bootstrap script', () => {
       expect(script).toContain(`\n${line}\n`);
     }
     expect(script).toContain("'/dev/disk/by-id/google-gitspace-data'");
-    expect(script).toContain("'https://artifacts.example.internal/gitspaces-0.1.0.tgz'");
+    expect(script).toContain(
+      `install_agent 'https://artifacts.example.internal/gitspaces-agent-0.1.0-linux-x64.tar.gz' ${AGENT_SHA256}`,
+    );
+    // The agent runs on the pinned Node.js the script installs, never on whatever node the image has.
+    expect(script).toContain('ExecStart=/opt/gitspaces/node/bin/node /opt/gitspaces/agent/dist/agent/main.js');
+    expect(script).not.toMatch(/npm install[^\n]*gitspaces|\/usr\/bin\/env node|apt-get install[^\n]*nodejs/);
     expect(script).toContain('systemctl restart gitspaces-agent.service');
     expect(agentSecretIn(script)).toBe('agent-secret-0123456789');
     // The secret is a systemd credential (a file the agent reads), never part of the agent's environment.
@@ -84,12 +100,121 @@ describe('bootstrap script', () => {
 
   it('fails without an agent package unless the image carries one', () => {
     const script = renderBootstrapScript({ ...input, agent: {} });
-    expect(script).toContain('no agent package URL configured');
+    expect(script).not.toMatch(/^install_agent /m);
+    expect(script).toContain('no agent package configured (config.agent.packageUrl) and none on the image');
   });
 
   it('validates the agent install config with field paths', () => {
-    const result = agentInstallConfigSchema.safeParse({ packageUrl: 'ftp://x', extra: 1 });
-    expect(result.success).toBe(false);
-    expect(result.error?.issues.map((i) => i.path.join('.')).sort()).toEqual(['', 'packageUrl']);
+    const paths = (value: unknown) =>
+      agentInstallConfigSchema
+        .safeParse(value)
+        .error?.issues.map((i) => i.path.join('.'))
+        .sort();
+    expect(paths({ packageUrl: 'ftp://x', extra: 1 })).toEqual(['', 'packageSha256', 'packageUrl']);
+    // The checksum goes with the URL: a machine never runs a package nobody pinned.
+    expect(paths({ packageUrl: 'https://x.example/agent.tar.gz' })).toEqual(['packageSha256']);
+    expect(paths({ packageSha256: AGENT_SHA256 })).toEqual(['packageUrl']);
+    expect(paths({ packageUrl: 'https://x.example/a.tar.gz', packageSha256: 'ABC' })).toEqual(['packageSha256']);
+    expect(paths({ nodeDistUrl: 'file:///srv/node' })).toEqual(['nodeDistUrl']);
+    // The Node.js install is pinned: no free-form command replaces it.
+    expect(paths({ nodeInstallCommand: 'apt-get install -y nodejs' })).toEqual(['']);
+    expect(paths({ ...input.agent, nodeDistUrl: 'https://mirror.example/node' })).toBeUndefined();
+  });
+});
+
+/** The official tarball's layout, with a stand-in `bin/node` that answers --version as the pinned release does. */
+function fakeNodeTarball(dir: string, arch: NodeArch, answer: string): Buffer {
+  const root = path.join(dir, `node-v${NODE_RUNTIME.version}-linux-${arch}`);
+  mkdirSync(path.join(root, 'bin'), { recursive: true });
+  writeFileSync(path.join(root, 'bin', 'node'), `#!/bin/sh\necho ${answer}\n`, { mode: 0o755 });
+  const file = path.join(dir, nodeTarballName(arch));
+  execFileSync('tar', ['-cJf', file, '-C', dir, path.basename(root)]);
+  rmSync(root, { recursive: true });
+  return readFileSync(file);
+}
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const haveBwrap = spawnSync('bwrap', ['--dev-bind', '/', '/', 'true']).status === 0;
+const arch = ({ x64: 'x64', arm64: 'arm64' } as Record<string, NodeArch>)[hostArch()];
+
+/**
+ * The Node.js install part of a rendered script, run for real: in a bubblewrap sandbox whose /opt is a temp dir (the
+ * script writes /opt/gitspaces), downloading from an HTTP server on loopback that serves a tarball in the official
+ * layout. Only the pinned checksum is swapped for the test tarball's, as the official tarball is not at hand offline.
+ */
+(haveBwrap && arch ? describe : describe.skip)('the pinned Node.js install, run', () => {
+  let server: Server;
+  let distUrl: string;
+  let served: Buffer;
+  const requests: string[] = [];
+  const work = mkdtempSync(path.join(tmpdir(), 'gitspaces-node-install-'));
+  const good = fakeNodeTarball(path.join(work, 'good'), arch!, `v${NODE_RUNTIME.version}`);
+  const tampered = fakeNodeTarball(path.join(work, 'tampered'), arch!, `v${NODE_RUNTIME.version} `);
+  const pinned = NODE_RUNTIME.arches[arch!].tarballSha256;
+
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      requests.push(request.url!);
+      if (request.url === `/dist/v${NODE_RUNTIME.version}/${nodeTarballName(arch!)}`) response.end(served);
+      else response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    distUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dist/`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** The script's install part, with the pinned checksum of this machine's arch replaced by `sha`. */
+  const installPart = (sha: string) => {
+    const script = renderBootstrapScript({ ...input, agent: { ...input.agent, nodeDistUrl: distUrl } });
+    const part = script.slice(script.indexOf(NODE_INSTALL_BEGIN), script.indexOf(NODE_INSTALL_END));
+    expect(part).toContain(`sha=${pinned} ;;`);
+    return `set -euo pipefail\n${part.replace(`sha=${pinned} ;;`, `sha=${sha} ;;`)}\ninstall_node\n`;
+  };
+  // Asynchronous: the HTTP server answering the script's curl runs in this process.
+  const runInSandbox = (opt: string, command: string) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('bwrap', ['--dev-bind', '/', '/', '--bind', opt, '/opt', 'bash', '-c', command]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+
+  it('installs the pinned release when the checksum matches, and skips it once it is there', async () => {
+    const opt = mkdtempSync(path.join(work, 'opt-'));
+    served = good;
+    const run = await runInSandbox(opt, installPart(sha256(good)));
+    expect([run.status, run.stderr]).toEqual([0, '']);
+    const name = `node-v${NODE_RUNTIME.version}-linux-${arch}`;
+    expect(requests.splice(0)).toEqual([`/dist/v${NODE_RUNTIME.version}/${name}.tar.xz`]);
+    expect(readdirSync(path.join(opt, 'gitspaces')).sort()).toEqual(['node', name]);
+    const version = await runInSandbox(opt, '/opt/gitspaces/node/bin/node --version');
+    expect(version.stdout.trim()).toBe(`v${NODE_RUNTIME.version}`);
+
+    // On the next boot the right Node.js is there: nothing is downloaded.
+    const again = await runInSandbox(opt, installPart(sha256(good)));
+    expect(again.status).toBe(0);
+    expect(requests.splice(0)).toEqual([]);
+  });
+
+  it('refuses a tarball whose checksum is not the pinned one and installs nothing', async () => {
+    const opt = mkdtempSync(path.join(work, 'opt-'));
+    served = tampered;
+    const run = await runInSandbox(opt, installPart(sha256(good)));
+    expect(run.status).not.toBe(0);
+    expect(run.stderr).toContain('does not have its pinned SHA-256');
+    expect(requests.splice(0)).toHaveLength(1);
+    expect(existsSync(path.join(opt, 'gitspaces')) ? readdirSync(path.join(opt, 'gitspaces')) : []).toEqual([]);
+  });
+
+  it('pins the official tarball of each arch, downloaded from the official site by default', () => {
+    const script = renderBootstrapScript(input);
+    expect(script).toContain(`base='${NODE_DIST_URL}'`);
+    for (const pin of Object.values(NODE_RUNTIME.arches)) expect(script).toContain(`sha=${pin.tarballSha256} ;;`);
+    expect(NODE_RUNTIME.version).toMatch(/^22\./);
   });
 });

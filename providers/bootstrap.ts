@@ -9,22 +9,43 @@
  */
 import { z } from 'zod';
 import type { AgentBootstrap } from './types';
+import { NODE_DIST_URL, NODE_RUNTIME } from './node-runtime';
 import { AGENT_PORT, DATA_DISK_DEVICE_NAME, DATA_MOUNT_DIR, WORKSPACE_DIR } from './naming';
 
 /** How a machine gets the agent: part of the `gcp` and `aws` infrastructure config (`config.agent`). */
 export const agentInstallConfigSchema = z
   .object({
     /**
-     * URL of the gitspaces package tarball (`npm pack` of this repository, hosted where the machines can reach it).
-     * When absent, the image must already carry the package under /opt/gitspaces.
+     * URL of the agent package: the `gitspaces-agent-<version>-linux-<arch>.tar.gz` of `npm run package` (the compiled
+     * agent with its production node_modules, built for the pinned Node.js), hosted where the machines reach it, e.g.
+     * the release bucket of the Terraform module. When absent, the image must carry it unpacked under /opt/gitspaces/agent.
      */
     packageUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional(),
-    /** Shell command that installs Node.js 20 or newer when the image lacks it (default: the distro's packages). */
-    nodeInstallCommand: z.string().min(1).optional(),
+    /** SHA-256 of that package (dist/packages/SHA256SUMS); the machine refuses a package that does not match. */
+    packageSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+      .optional(),
+    /**
+     * Where the machine downloads the pinned Node.js tarball (`<nodeDistUrl>/v<version>/node-v<version>-linux-<arch>.tar.xz`,
+     * the layout of the official download site, which is the default): a mirror or a bucket for machines without
+     * internet access. The tarball's SHA-256 is pinned in the code, whatever serves it.
+     */
+    nodeDistUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional(),
     /** Shell command that installs the browser IDE for `vscode-web` (default: code-server through npm). */
     vscodeInstallCommand: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((agent, ctx) => {
+    if (agent.packageUrl && !agent.packageSha256)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['packageSha256'],
+        message: 'required with packageUrl: the SHA-256 of the agent package, which the machine checks',
+      });
+    if (agent.packageSha256 && !agent.packageUrl)
+      ctx.addIssue({ code: 'custom', path: ['packageUrl'], message: 'required with packageSha256' });
+  });
 export type AgentInstallConfig = z.infer<typeof agentInstallConfigSchema>;
 
 export interface BootstrapScriptInput {
@@ -42,6 +63,13 @@ export const AWS_DATA_DISK_DEVICE = '/dev/sdf';
 export const AWS_DATA_DISK_DEVICES = [AWS_DATA_DISK_DEVICE, '/dev/xvdf'] as const;
 
 const INSTALL_DIR = '/opt/gitspaces';
+/** The unpacked agent package (dist, node_modules, package.json). */
+const AGENT_DIR = `${INSTALL_DIR}/agent`;
+/** A symlink to the installed pinned Node.js, `${INSTALL_DIR}/node-v<version>-linux-<arch>`. */
+const NODE_LINK = `${INSTALL_DIR}/node`;
+/** Delimit the Node.js install in the rendered script (a test runs exactly that part). */
+export const NODE_INSTALL_BEGIN = '# --- gitspaces: pinned Node.js install ---';
+export const NODE_INSTALL_END = '# --- gitspaces: end of pinned Node.js install ---';
 /** Ends the here-document that writes the agent secret: no secret can be this line (SAFE_VALUE has no ':'). */
 const SECRET_MARKER = 'GITSPACES_AGENT_SECRET_END:';
 const SAFE_VALUE = /^[A-Za-z0-9._~+/=-]+$/;
@@ -60,18 +88,16 @@ export function renderBootstrapScript(input: BootstrapScriptInput): string {
     GITSPACE_IDE: bootstrap.ide,
     GITSPACE_AGENT_PORT: String(AGENT_PORT),
   };
-  const nodeInstall =
-    agent.nodeInstallCommand ??
-    'if command -v dnf >/dev/null; then dnf install -y nodejs22 || dnf install -y nodejs; ' +
-      'else apt-get update && apt-get install -y nodejs npm; fi';
   const ideInstall: Record<AgentBootstrap['ide'], string> = {
     'vscode-web': agent.vscodeInstallCommand ?? 'command -v code-server >/dev/null || npm install -g code-server',
     terminal: 'true',
     ssh: 'command -v sshd >/dev/null || (command -v dnf >/dev/null && dnf install -y openssh-server) || (apt-get update && apt-get install -y openssh-server)',
   };
-  const agentInstall = agent.packageUrl
-    ? `npm install --prefix ${INSTALL_DIR} --omit=dev --no-audit --no-fund ${shellQuote(agent.packageUrl)}`
-    : `echo "no agent package URL configured and none on the image under ${INSTALL_DIR}" >&2; exit 1`;
+  // Without a package the image must carry the agent, unpacked: the check after the install says so.
+  const agentInstall =
+    agent.packageUrl && agent.packageSha256
+      ? `install_agent ${shellQuote(agent.packageUrl)} ${agent.packageSha256}`
+      : `# config.agent.packageUrl is not set: the image carries the agent under ${AGENT_DIR}`;
 
   return `#!/bin/bash
 # gitspaces bootstrap for gitspace ${gitspaceId}: runs on every boot.
@@ -103,11 +129,37 @@ id gitspace >/dev/null 2>&1 || useradd --create-home --shell /bin/bash gitspace
 mkdir -p ${WORKSPACE_DIR}
 chown gitspace: ${WORKSPACE_DIR}
 
-# 2. Node.js 20 or newer, the agent and the IDE (skipped when the image already has them).
-node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-if [ "$(node_major)" -lt 20 ]; then ${nodeInstall}; fi
-if [ "$(node_major)" -lt 20 ]; then echo "gitspaces: Node.js 20 or newer is required; set config.agent.nodeInstallCommand" >&2; exit 1; fi
-if [ ! -f ${INSTALL_DIR}/node_modules/gitspaces/dist/agent/main.js ]; then ${agentInstall}; fi
+# 2. The pinned Node.js, the agent and the IDE (each skipped when the machine already has the right one).
+umask 022
+${renderNodeInstall(agent.nodeDistUrl ?? NODE_DIST_URL)}
+install_node
+export PATH="${NODE_LINK}/bin:$PATH"
+
+install_agent() { # url sha256: the agent package of \`npm run package\`, checked, unpacked into ${AGENT_DIR}
+  local url="$1" sha="$2" tmp
+  if [ "$(cat ${AGENT_DIR}/.package-sha256 2>/dev/null || true)" = "$sha" ]; then return 0; fi
+  tmp="$(mktemp -d ${INSTALL_DIR}/.agent.XXXXXX)"
+  curl -fsSL --retry 8 --retry-connrefused -o "$tmp/agent.tar.gz" "$url"
+  if ! echo "$sha  $tmp/agent.tar.gz" | sha256sum -c --status; then
+    echo "gitspaces: the agent package from $url does not have the SHA-256 of config.agent.packageSha256; refusing it" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  mkdir "$tmp/agent"
+  tar -xzf "$tmp/agent.tar.gz" -C "$tmp/agent" --strip-components=1 --no-same-owner
+  if [ ! -f "$tmp/agent/dist/agent/main.js" ]; then
+    echo "gitspaces: $url is not an agent package (no dist/agent/main.js)" >&2; rm -rf "$tmp"; return 1
+  fi
+  echo "$sha" > "$tmp/agent/.package-sha256"
+  rm -rf ${AGENT_DIR}.old
+  if [ -e ${AGENT_DIR} ]; then mv ${AGENT_DIR} ${AGENT_DIR}.old; fi
+  mv "$tmp/agent" ${AGENT_DIR}
+  rm -rf ${AGENT_DIR}.old "$tmp"
+}
+${agentInstall}
+if [ ! -f ${AGENT_DIR}/dist/agent/main.js ]; then
+  echo "gitspaces: no agent package configured (config.agent.packageUrl) and none on the image under ${AGENT_DIR}" >&2
+  exit 1
+fi
 ${ideInstall[bootstrap.ide]}
 
 # 3. The agent, as a service that restarts on failure.
@@ -140,9 +192,10 @@ User=gitspace
 EnvironmentFile=/etc/gitspaces/agent.env
 LoadCredential=agent-secret:/etc/gitspaces/agent-secret
 Environment=GITSPACE_AGENT_SECRET_FILE=%d/agent-secret
-WorkingDirectory=${INSTALL_DIR}/node_modules/gitspaces
-# The compiled agent (npm run build): no TypeScript runtime, no dev dependencies on the machine.
-ExecStart=/usr/bin/env node dist/agent/main.js
+Environment=PATH=${NODE_LINK}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WorkingDirectory=${AGENT_DIR}
+# The compiled agent on the pinned Node.js: no TypeScript runtime, no dev dependencies on the machine.
+ExecStart=${NODE_LINK}/bin/node ${AGENT_DIR}/dist/agent/main.js
 Restart=always
 RestartSec=2
 
@@ -153,6 +206,50 @@ systemctl daemon-reload
 systemctl enable gitspaces-agent.service
 systemctl restart gitspaces-agent.service
 `;
+}
+
+/**
+ * The shell function `install_node` of the bootstrap: installs the pinned Node.js from the official tarball (or the
+ * same file under `distUrl`) into ${INSTALL_DIR}/node-v<version>-linux-<arch>, checked against its pinned SHA-256
+ * and refused on a mismatch, and points ${NODE_LINK} at it. Does nothing when that Node.js is already there.
+ */
+export function renderNodeInstall(distUrl: string): string {
+  const base = distUrl.replace(/\/+$/, '');
+  const { version, arches } = NODE_RUNTIME;
+  const cases = Object.entries(arches)
+    .map(
+      ([arch, pin]) =>
+        `    ${arch === 'x64' ? 'x86_64|amd64' : 'aarch64|arm64'}) arch=${arch}; sha=${pin.tarballSha256} ;;`,
+    )
+    .join('\n');
+  return `${NODE_INSTALL_BEGIN}
+install_node() {
+  local version=${version} base=${shellQuote(base)} arch sha name dir tmp
+  case "$(uname -m)" in
+${cases}
+    *) echo "gitspaces: no pinned Node.js for $(uname -m)" >&2; return 1 ;;
+  esac
+  name="node-v$version-linux-$arch"
+  dir="${INSTALL_DIR}/$name"
+  if [ "$("${NODE_LINK}/bin/node" --version 2>/dev/null || true)" = "v$version" ]; then return 0; fi
+  mkdir -p ${INSTALL_DIR}
+  tmp="$(mktemp -d ${INSTALL_DIR}/.node.XXXXXX)"
+  curl -fsSL --retry 8 --retry-connrefused -o "$tmp/$name.tar.xz" "$base/v$version/$name.tar.xz"
+  if ! echo "$sha  $tmp/$name.tar.xz" | sha256sum -c --status; then
+    echo "gitspaces: $name.tar.xz from $base does not have its pinned SHA-256 $sha; refusing it" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  tar -xJf "$tmp/$name.tar.xz" -C "$tmp" --no-same-owner
+  if [ "$("$tmp/$name/bin/node" --version 2>/dev/null || true)" != "v$version" ]; then
+    echo "gitspaces: $name.tar.xz holds no working Node.js v$version" >&2; rm -rf "$tmp"; return 1
+  fi
+  rm -rf "$dir"
+  mv "$tmp/$name" "$dir"
+  rm -rf "$tmp"
+  ln -sfn "$dir" ${NODE_LINK}.new
+  mv -T ${NODE_LINK}.new ${NODE_LINK}
+}
+${NODE_INSTALL_END}`;
 }
 
 /**

@@ -26,12 +26,28 @@ describe('aws infrastructure config', () => {
     const paths = result.ok ? [] : result.problems.map((p) => p.path).sort();
     expect(paths).toEqual([
       'config',
+      'config.agent.packageSha256',
       'config.agent.packageUrl',
       'config.amiLookup.owners',
       'config.region',
       'config.securityGroupIds[1]',
       'config.subnetId',
     ]);
+  });
+
+  it('takes the agent package with its checksum, and refuses a package URL without one', () => {
+    const agent = {
+      packageUrl: 'https://gitspaces-releases.s3.eu-west-1.amazonaws.com/gitspaces-agent-0.1.0-linux-x64.tar.gz',
+      packageSha256: '0123456789abcdef'.repeat(4),
+      nodeDistUrl: 'https://gitspaces-releases.s3.eu-west-1.amazonaws.com/node',
+    };
+    expect(parseAwsInfrastructureConfig({ ...valid, agent })).toEqual({
+      ok: true,
+      value: { ...valid, volumeType: 'gp3', agent },
+    });
+    const { packageSha256: _sha, ...unpinned } = agent;
+    const result = parseAwsInfrastructureConfig({ ...valid, agent: unpinned });
+    expect(result.ok ? [] : result.problems.map((p) => p.path)).toEqual(['config.agent.packageSha256']);
   });
 
   it('needs exactly one of ami and amiLookup', () => {

@@ -23,6 +23,17 @@ describe('gcp infrastructure config', () => {
     });
   });
 
+  it('takes the agent package with its checksum, and refuses a package URL without one', () => {
+    const agent = {
+      packageUrl: 'https://storage.googleapis.com/acme-gitspaces-releases/gitspaces-agent-0.1.0-linux-x64.tar.gz',
+      packageSha256: '0123456789abcdef'.repeat(4),
+    };
+    const result = parseGcpInfrastructureConfig({ ...valid, agent });
+    expect(result.ok && result.value.agent).toEqual(agent);
+    const unpinned = parseGcpInfrastructureConfig({ ...valid, agent: { packageUrl: agent.packageUrl } });
+    expect(unpinned.ok ? [] : unpinned.problems.map((p) => p.path)).toEqual(['config.agent.packageSha256']);
+  });
+
   it('reports every problem at once with field paths', () => {
     const result = parseGcpInfrastructureConfig({
       project: 'X',
