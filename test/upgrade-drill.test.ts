@@ -98,7 +98,8 @@ describe('upgrading the control plane with Worker Versioning', () => {
     // Deploy B beside A and make it current, as B's control plane does when it starts.
     versionB = await startControlPlaneWorkerVersion(stack, bundleB);
     const b = versionB.version;
-    await versionB.makeCurrent();
+    // It finds A's run open, pinned to A (the drain an operator waits for, told in its log).
+    expect(await versionB.makeCurrent()).toEqual({ changed: true, previous: a.buildId, pinnedElsewhere: 1 });
     expect((await deployment()).routingConfig?.currentDeploymentVersion?.buildId).toBe(b.buildId);
     // A has a pinned run open: it drains (an operator sees this in `temporal worker deployment describe`).
     expect(await statusOf(a.buildId)).toBe(WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINING);

@@ -69,33 +69,47 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
   });
 }
 
+/** What `makeWorkerVersionCurrent` did. */
+export interface VersionPromotion {
+  /** False when the version was current already. */
+  changed: boolean;
+  /** The build id that was current before, if any. */
+  previous?: string;
+  /** Open workflows pinned to other versions of the deployment: their workers must keep running until they finish. */
+  pinnedElsewhere: number;
+}
+
 /**
  * Makes a running worker's deployment version the current one, so new workflows start on it; runs pinned to the
- * version that was current keep going there. Waits (up to `timeoutMs`) until the server has seen the worker poll:
- * it refuses a version that does not poll every task queue the current one polls. Nothing to do when the version is current already (another replica, or a
- * restart of the same build). Workflows started meanwhile are not lost: they start on the version current when a
- * worker first picks them up.
+ * version that was current keep going there. Waits (up to `timeoutMs`) until the server has seen the worker poll
+ * every task queue the current version polls (it refuses the change before). Nothing to do when the version is
+ * current already (another replica, or a restart of the same build). Workflows started meanwhile are not lost: they
+ * start on the version current when a worker first picks them up. Warns when runs pinned to other versions are open:
+ * the drain an operator has to wait for (README: upgrading the control plane).
  */
 export async function makeWorkerVersionCurrent(
   client: Client,
   worker: Worker,
   options: { logger: Logger; timeoutMs?: number },
-): Promise<void> {
+): Promise<VersionPromotion> {
   const version = worker.options.workerDeploymentOptions?.version;
   if (!version) throw new Error('this worker has no deployment version');
   const namespace = client.options.namespace;
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     let seen = false;
-    let previous: WorkerDeploymentVersion | undefined;
+    let previous: string | undefined;
     try {
       const { workerDeploymentInfo: info } = await client.workflowService.describeWorkerDeployment({
         namespace,
         deploymentName: version.deploymentName,
       });
       const current = info?.routingConfig?.currentDeploymentVersion;
-      if (current?.buildId === version.buildId) return;
-      if (current?.buildId) previous = { deploymentName: version.deploymentName, buildId: current.buildId };
+      if (current?.buildId === version.buildId) {
+        return { changed: false, pinnedElsewhere: await pinnedElsewhere(client, version, options.logger) };
+      }
+      previous = current?.buildId || undefined;
       seen = info?.versionSummaries?.some((summary) => summary.deploymentVersion?.buildId === version.buildId) ?? false;
     } catch (error) {
       // NOT_FOUND until the deployment's first worker has polled.
@@ -119,20 +133,51 @@ export async function makeWorkerVersionCurrent(
       options.logger.info('control-plane version is current: new workflows start on it', {
         deployment: version.deploymentName,
         buildId: version.buildId,
-        ...(previous
-          ? {
-              previous: previous.buildId,
-              drain: `keep the worker of ${previous.buildId} running until 'temporal worker deployment describe-version --deployment-name ${version.deploymentName} --build-id ${previous.buildId}' shows it drained`,
-            }
-          : {}),
+        ...(previous ? { previous } : {}),
       });
-      return;
+      return {
+        changed: true,
+        ...(previous ? { previous } : {}),
+        pinnedElsewhere: await pinnedElsewhere(client, version, options.logger),
+      };
     }
     if (Date.now() > deadline) {
       throw new Error(
-        `the worker of ${version.deploymentName} ${version.buildId} was not seen polling within ${options.timeoutMs ?? 60_000} ms`,
+        `the worker of ${version.deploymentName} ${version.buildId} was not seen polling within ${timeoutMs} ms`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/**
+ * Counts the open workflows pinned to other versions of the deployment and, when there are any, says what an operator
+ * must do: keep those versions' control planes running until the runs finish (or move the runs, which replays them on
+ * this version's code). Visibility may lag a moment behind; a failed count is not fatal.
+ */
+async function pinnedElsewhere(client: Client, version: WorkerDeploymentVersion, logger: Logger): Promise<number> {
+  const ours = `${version.deploymentName}:${version.buildId}`;
+  const query =
+    `TemporalWorkerDeployment = '${version.deploymentName}' AND ExecutionStatus = 'Running' ` +
+    `AND TemporalWorkerDeploymentVersion != '${ours}'`;
+  try {
+    const { count } = await client.workflow.count(query);
+    if (count > 0) {
+      logger.warn(
+        'runs pinned to other control-plane versions are open: keep those versions running until they finish',
+        {
+          count,
+          list: `temporal workflow list --query "${query}"`,
+          drain: `temporal worker deployment describe --name ${version.deploymentName} (DRAINING until their runs close, then DRAINED)`,
+          move: `temporal workflow update-options --query "${query}" --versioning-override-behavior pinned --versioning-override-deployment-name ${version.deploymentName} --versioning-override-build-id ${version.buildId} (replays them on this code: only for changes guarded by patched())`,
+        },
+      );
+    }
+    return count;
+  } catch (error) {
+    logger.warn('could not count the runs pinned to other control-plane versions', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return 0;
   }
 }

@@ -7,14 +7,18 @@ import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createWorkOrderSigner } from '../../common/work-order';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from '../../api/reconciliation';
-import { createControlPlaneWorker, makeWorkerVersionCurrent } from '../../workers/control-plane-worker';
+import {
+  createControlPlaneWorker,
+  makeWorkerVersionCurrent,
+  type VersionPromotion,
+} from '../../workers/control-plane-worker';
 import type { TestStack } from './stack';
 
 export interface ControlPlaneWorkerVersion {
   worker: Worker;
   version: WorkerDeploymentVersion;
   /** Makes this version current, as its control plane does on start (`promotion: 'auto'`). */
-  makeCurrent(): Promise<void>;
+  makeCurrent(): Promise<VersionPromotion>;
   stop(): Promise<void>;
 }
 
