@@ -54,6 +54,13 @@ export function controlPlaneVersion(
  * workflow's activities there go to whichever runner polls.
  */
 export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Promise<Worker> {
+  const version = controlPlaneVersion(options.workflowBundle, options.versioning?.buildId);
+  // The build id an operator names to make this version current (GITSPACES_VERSION_PROMOTION=manual) or to watch it.
+  options.logger.info('control-plane worker version', {
+    deployment: version.deploymentName,
+    buildId: version.buildId,
+    promotion: options.versioning?.promotion ?? 'auto',
+  });
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
@@ -62,7 +69,7 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
     workflowBundle: options.workflowBundle,
     activities: createControlPlaneActivities(options),
     workerDeploymentOptions: {
-      version: controlPlaneVersion(options.workflowBundle, options.versioning?.buildId),
+      version,
       useWorkerVersioning: true,
       defaultVersioningBehavior: 'PINNED',
     },
