@@ -6,8 +6,11 @@ import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose';
 import { createAccessTokenIssuer, ACCESS_TOKEN_KEY_FILE } from '../api/access-tokens';
 import type { GitspaceSpec } from './lifecycle';
 import {
+  CONTRACT_VERSION_NEEDED,
   InvalidWorkOrderKeyError,
   LIFECYCLE_ORDER_TTL_SECONDS,
+  RUNNER_CONTRACT_VERSION,
+  RunnerContractVersionError,
   UntrustedWorkOrderKeyError,
   WORK_ORDER_KEY_FILE,
   WORK_ORDER_PUBLIC_KEY_FILE,
@@ -16,7 +19,9 @@ import {
   canonicalJson,
   createWorkOrderSigner,
   createWorkOrderVerifier,
+  parseRunnerIdentity,
   parseWorkOrderPublicKeys,
+  runnerIdentity,
   workOrderKeyId,
   type WorkOrderExpectation,
   type WorkOrderSigner,
@@ -111,6 +116,45 @@ describe('work orders', () => {
     const tokenless = await startOrder({ repositoryTokenSealed: undefined });
     await verifier.verify(tokenless, expectation({ repositoryTokenSealed: null }));
     expect(await refusal(tokenless, expectation())).toMatch(/repository token/);
+  });
+
+  it('names the contract version each operation needs; a runner that speaks an older one refuses at once, naming both', async () => {
+    const order = await startOrder();
+    expect((await verifier.verify(order, expectation())).contractVersion).toBe(CONTRACT_VERSION_NEEDED.start);
+    const needed = CONTRACT_VERSION_NEEDED.start;
+    const older = createWorkOrderVerifier({ dataDir, now: () => now, contractVersion: needed - 1 });
+    const error = await older.verify(order, expectation()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RunnerContractVersionError);
+    expect((error as Error).message).toBe(
+      `runner for infrastructure 'local' is version ${needed - 1}, needs ${needed}; upgrade it (runner contract version)`,
+    );
+    // A newer runner speaks the older contracts too.
+    await createWorkOrderVerifier({ dataDir, now: () => now, contractVersion: needed + 1 }).verify(
+      order,
+      expectation(),
+    );
+    // An order signed before contract versions (no cv) needs version 1, which every runner speaks.
+    const claims = JSON.parse(Buffer.from(order.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    delete claims.cv;
+    const unversioned = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'EdDSA', typ: WORK_ORDER_TYPE, kid: signer.keyId })
+      .sign(createPrivateKey(await readFile(path.join(dataDir, WORK_ORDER_KEY_FILE), 'utf8')));
+    expect((await older.verify(unversioned, expectation())).contractVersion).toBe(1);
+    // The version is read only from an order the control plane signed: a forged one is refused for that, not "upgrade".
+    const forged = await new SignJWT({ ...claims, cv: 99 })
+      .setProtectedHeader({ alg: 'EdDSA', typ: WORK_ORDER_TYPE, kid: signer.keyId })
+      .sign(createPrivateKey(newPrivatePem()));
+    expect(await refusal(forged, expectation(), older)).toMatch(/not signed by the control plane/);
+  });
+
+  it('names the package and contract versions in a runner identity, and reads them back', () => {
+    const identity = runnerIdentity({ packageVersion: '1.2.3', contractVersion: RUNNER_CONTRACT_VERSION });
+    expect(identity).toMatch(
+      new RegExp(`^${process.pid}@\\S+ gitspaces-runner/1.2.3 contract/${RUNNER_CONTRACT_VERSION}$`),
+    );
+    expect(parseRunnerIdentity(identity)).toEqual({ version: '1.2.3', contractVersion: RUNNER_CONTRACT_VERSION });
+    // A runner from before versions polls with the SDK's default identity.
+    expect(parseRunnerIdentity(`${process.pid}@host`)).toBeUndefined();
   });
 
   it('refuses a missing, malformed or forged order', async () => {
