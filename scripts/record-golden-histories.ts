@@ -1,4 +1,6 @@
-import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -26,10 +28,13 @@ import {
  * runner, gateway and git server on loopback) and writes each closed run's history to test/golden/<path>.json, as the
  * server has it: payloads encrypted. The stack's key ring, generated for this run only, is written beside them
  * (test/golden/payload-keys), so the replay test decodes them with the project's own data converter.
- * `--out DIR` writes elsewhere (record from a clean export of HEAD, write into the working tree).
+ *
+ * The histories are recorded from the committed code (HEAD, exported to a temporary folder), not from uncommitted
+ * changes in the working tree: a golden history stands for what released code wrote. `--here` records from the working
+ * tree instead (to try a change out); `--out DIR` writes elsewhere.
  */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  const { values } = parseArgs({ options: { out: { type: 'string' }, here: { type: 'boolean' } } });
   const out = path.resolve(values.out ?? GOLDEN_DIR);
   const logger = createLogger('golden');
   process.env.TEMPORAL_CLI_PATH = await findOrBuildTemporalCli({
@@ -37,6 +42,7 @@ async function main(): Promise<void> {
     searchPath: process.env.PATH,
     logger,
   });
+  if (!values.here) return recordFromHead(out);
   const bundle = await bundleLifecycleWorkflows();
   const git = await startGitHttpServer();
   const stack = await startTestStack({ workflowBundle: bundle });
@@ -65,6 +71,27 @@ async function main(): Promise<void> {
   } finally {
     await stack.stop();
     await git.stop();
+  }
+}
+
+/** Exports HEAD to a temporary folder (with this checkout's node_modules) and records there, writing into `out`. */
+async function recordFromHead(out: string): Promise<void> {
+  const root = path.resolve(__dirname, '..');
+  const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-golden-'));
+  try {
+    execFileSync('sh', ['-c', `git archive HEAD | tar -x -C '${dir}'`], { cwd: root, stdio: 'inherit' });
+    await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    process.stdout.write(`recording from HEAD ${head.slice(0, 12)} (uncommitted changes are not in it)\n`);
+    const script = path.join(dir, 'scripts', 'record-golden-histories.ts');
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), script, '--here', '--out', out], {
+      cwd: dir,
+      stdio: 'inherit',
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`recording from HEAD ${head.slice(0, 12)} failed (exit ${code})`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
