@@ -13,8 +13,7 @@ import { errorMiddleware, handle, parseBody } from './http';
 import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
-import type { RunnerInfo } from './runners';
-import { RUNNER_CONTRACT_VERSION } from '../common/work-order';
+import { RUNNER_CONTRACT_VERSION_NEEDED, type RunnerInfo } from './runners';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
@@ -212,7 +211,7 @@ export function createApp(options: AppOptions): express.Express {
       });
       res.json({
         ...presentInfrastructure(row, sealed.get(row.id)),
-        runnerContractVersion: RUNNER_CONTRACT_VERSION,
+        runnerContractVersion: RUNNER_CONTRACT_VERSION_NEEDED,
         ...(runners || !options.runners ? { runners: runners ?? [] } : {}),
       });
     }),

@@ -2,7 +2,10 @@ import type { Client } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { infrastructureTaskQueue } from '../common/lifecycle';
-import { RUNNER_CONTRACT_VERSION, parseRunnerIdentity } from '../common/work-order';
+import { CONTRACT_VERSION_NEEDED, parseRunnerIdentity } from '../common/work-order';
+
+/** The contract version a runner must speak for every operation of this control plane. */
+export const RUNNER_CONTRACT_VERSION_NEEDED = Math.max(...Object.values(CONTRACT_VERSION_NEEDED));
 
 /** A runner polling an infrastructure's task queue, as Temporal last saw it (api/schemas.ts `Runner`). */
 export interface RunnerInfo {
@@ -35,7 +38,7 @@ export async function listRunners(client: Client, infrastructureId: string): Pro
       return {
         identity,
         ...(versions ? { version: versions.version, contractVersion: versions.contractVersion } : {}),
-        upToDate: (versions?.contractVersion ?? 1) >= RUNNER_CONTRACT_VERSION,
+        upToDate: (versions?.contractVersion ?? 1) >= RUNNER_CONTRACT_VERSION_NEEDED,
         ...(lastAccess !== undefined ? { lastAccessTime: new Date(lastAccess).toISOString() } : {}),
       };
     })

@@ -314,6 +314,16 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     );
     await expect(store.deleteInfrastructure('retired')).rejects.toBeInstanceOf(NotFoundError);
     expect(await store.getGitspace(gitspace.id)).toMatchObject({ state: 'deleted', infrastructureId: 'retired' });
+    // Its name stays taken by those records, and the refusal says so.
+    await expect(
+      store.createInfrastructure({
+        id: 'retired',
+        name: 'retired',
+        provider: 'local',
+        config: {},
+        gatewayUrl: 'http://127.0.0.1:1',
+      }),
+    ).rejects.toThrow(/was removed, and the records of its deleted gitspaces still name it/);
   });
 });
 

@@ -98,7 +98,20 @@ export function createStore(db: Db) {
         .values({ ...values, runnerPublicKeys: JSON.stringify(values.runnerPublicKeys ?? []) })
         .returningAll()
         .executeTakeFirstOrThrow()
-        .catch(conflictOnDuplicate(`an infrastructure named '${values.name}' already exists`));
+        .catch(async (error: unknown) => {
+          const retired = await db
+            .selectFrom('infrastructures')
+            .select('id')
+            .where('id', '=', values.id)
+            .where('deletedAt', 'is not', null)
+            .executeTakeFirst()
+            .catch(() => undefined);
+          return conflictOnDuplicate(
+            retired
+              ? `an infrastructure named '${values.name}' was removed, and the records of its deleted gitspaces still name it; choose another name`
+              : `an infrastructure named '${values.name}' already exists`,
+          )(error);
+        });
     },
 
     async listInfrastructures(): Promise<InfrastructureRow[]> {

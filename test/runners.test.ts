@@ -87,8 +87,13 @@ describe('runners and the truth after a 202', () => {
 
       const listed = await stack.api('GET', '/api/v1/infrastructures/local');
       expect(listed.status).toBe(200);
+      expect(listed.body.runnerContractVersion).toBe(RUNNER_CONTRACT_VERSION);
       expect(listed.body.runners).toContainEqual(
-        expect.objectContaining({ contractVersion: RUNNER_CONTRACT_VERSION - 1, version: RUNNER_PACKAGE_VERSION }),
+        expect.objectContaining({
+          contractVersion: RUNNER_CONTRACT_VERSION - 1,
+          version: RUNNER_PACKAGE_VERSION,
+          upToDate: false,
+        }),
       );
     } finally {
       await old.stop();
@@ -107,6 +112,7 @@ describe('runners and the truth after a 202', () => {
     const current = runners.find((r) => r.contractVersion === RUNNER_CONTRACT_VERSION);
     expect(current).toMatchObject({
       version: RUNNER_PACKAGE_VERSION,
+      upToDate: true,
       identity: expect.stringContaining(`${process.pid}@`),
     });
     expect(Date.now() - new Date(current.lastAccessTime).getTime()).toBeLessThan(120_000);
@@ -209,5 +215,11 @@ describe('runners and the truth after a 202', () => {
     // The infrastructure "nobody" still has its failed gitspace; "lab" has only a deleted one now.
     expect((await stack.api('DELETE', '/api/v1/infrastructures/lab')).status).toBe(204);
     expect((await stack.api('GET', '/api/v1/infrastructures/lab')).status).toBe(404);
+    // Its reconciliation schedule went with it; the deleted gitspace's record and events stay readable.
+    await expect(stack.controlPlane.client.schedule.getHandle('reconcile-lab').describe()).rejects.toThrow();
+    expect((await stack.api('GET', `/api/v1/gitspaces/${gitspace.id}`)).body).toMatchObject({
+      state: 'deleted',
+      infrastructureId: 'lab',
+    });
   });
 });
