@@ -15,6 +15,7 @@
 # Environment: GITSPACES_TOOLS_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/gitspaces-tools), SMOKE_STANDINS=1
 # (never pull, always stand-ins), SMOKE_WAIT_SECONDS (default 900).
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${GITSPACES_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gitspaces-tools}"
@@ -33,22 +34,6 @@ die() {
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed): start one, then run this again"
 
-# --- the compose CLI ------------------------------------------------------------------------------------------------
-if docker compose version >/dev/null 2>&1; then
-  COMPOSE=(docker compose)
-else
-  bin="$CACHE/docker-compose-$COMPOSE_VERSION/docker-compose"
-  if [[ ! -x "$bin" ]]; then
-    log "building Docker Compose $COMPOSE_VERSION from the Go module proxy into $bin"
-    mkdir -p "$(dirname "$bin")"
-    gobin="$(mktemp -d)"
-    GOTOOLCHAIN=auto CGO_ENABLED=0 GOBIN="$gobin" nice -n 10 go install "$COMPOSE_MODULE/cmd@$COMPOSE_VERSION"
-    mv "$gobin/cmd" "$bin"
-    rm -rf "$gobin"
-  fi
-  COMPOSE=("$bin")
-fi
-
 # The image pins, read from docker-compose.yml itself.
 pin() { sed -n "s|^ *image: \($1:[^ ]*\)$|\1|p" "$ROOT/docker-compose.yml" | head -n 1; }
 TEMPORAL_SERVER_IMAGE="$(pin temporalio/server)"
@@ -63,19 +48,22 @@ go_module_dir() { # module@version: its source in the module cache
   GOTOOLCHAIN=auto GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
 }
 
-go_tool() { # name module/package@version: a binary built once into the tools cache
-  local name="$1" pkg="$2" dir
-  dir="$CACHE/standin-bin/${pkg//[\/@]/_}"
-  if [[ ! -x "$dir/$name" ]]; then
-    log "building $name ($pkg) from the Go module proxy"
-    local gobin
-    gobin="$(mktemp -d)"
-    GOTOOLCHAIN=auto CGO_ENABLED=0 GOBIN="$gobin" nice -n 10 go install "$pkg"
-    mkdir -p "$dir"
-    mv "$gobin"/* "$dir/$name"
-    rm -rf "$gobin"
+go_tool() { # name module version package: a binary built once into the tools cache
+  # The module is copied out of the module cache and built as the main module, so that its own go.mod (exclude and
+  # replace directives included) applies, as in its own release build.
+  local name="$1" module="$2" version="$3" package="$4" bin src work
+  bin="$CACHE/standin-bin/${module//\//_}-$version/$name"
+  if [[ ! -x "$bin" ]]; then
+    log "building $name ($module@$version, ./$package) from the Go module proxy"
+    src="$(go_module_dir "$module@$version")" || return 1
+    [[ -d "$src" ]] || { log "go mod download $module@$version gave no directory"; return 1; }
+    work="$(mktemp -d)"
+    cp -r "$src/." "$work/" && chmod -R u+w "$work" && mkdir -p "$(dirname "$bin")" || return 1
+    (cd "$work" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath -o "$bin.tmp" "./$package") >&2 ||
+      { rm -rf "$work"; return 1; }
+    mv "$bin.tmp" "$bin" && rm -rf "$work" || return 1
   fi
-  echo "$dir/$name"
+  echo "$bin"
 }
 
 base_image() {
@@ -100,7 +88,7 @@ build_standin() { # image dockerfile context-dir
 }
 
 standin() { # image
-  local image="$1" ctx
+  local image="$1" ctx bin
   ctx="$(mktemp -d)"
   base_image
   case "$image" in
@@ -109,16 +97,20 @@ standin() { # image
       [[ -x /usr/bin/node && -d /usr/lib/node_modules/npm && -d /usr/include/node ]] ||
         die "the node stand-in takes the host's Node.js from /usr (node, npm, headers): not found"
       tar -c -f "$ctx/nodejs.tar" -C / usr/bin/node usr/bin/npm usr/bin/npx usr/lib/node_modules/npm usr/include/node
+      cat /usr/local/share/ca-certificates/*.crt >"$ctx/extra-ca.crt" 2>/dev/null || true
       build_standin "$image" node.Dockerfile "$ctx"
       ;;
     postgres:*) build_standin "$image" postgres.Dockerfile "$ctx" ;;
     nginx:*) build_standin "$image" nginx.Dockerfile "$ctx" ;;
     temporalio/server:*)
-      cp "$(go_tool temporal-server "go.temporal.io/server/cmd/server@v${image##*:}")" "$ctx/temporal-server"
+      bin="$(go_tool temporal-server go.temporal.io/server "v${image##*:}" cmd/server)" || die "temporal-server did not build"
+      cp "$bin" "$ctx/temporal-server"
       build_standin "$image" temporal-server.Dockerfile "$ctx"
       ;;
     temporalio/admin-tools:*)
-      cp "$(go_tool temporal-sql-tool "go.temporal.io/server/cmd/tools/sql@v${image##*:}")" "$ctx/temporal-sql-tool"
+      bin="$(go_tool temporal-sql-tool go.temporal.io/server "v${image##*:}" cmd/tools/sql)" ||
+        die "temporal-sql-tool did not build"
+      cp "$bin" "$ctx/temporal-sql-tool"
       cp -r "$(go_module_dir "go.temporal.io/server@v${image##*:}")/schema" "$ctx/schema"
       chmod -R u+w,a+rX "$ctx/schema"
       local cli="${TEMPORAL_CLI_PATH:-$(command -v temporal || true)}"
@@ -127,8 +119,16 @@ standin() { # image
       build_standin "$image" temporal-admin-tools.Dockerfile "$ctx"
       ;;
     temporalio/ui:*)
-      cp "$(go_tool ui-server "github.com/temporalio/ui-server/v2/cmd/server@v${image##*:}")" "$ctx/ui-server"
-      cp "$(go_module_dir "github.com/temporalio/ui-server/v2@v${image##*:}")/config/docker.yaml" "$ctx/docker.yaml"
+      # The module proxy does not serve every dependency of every ui-server release (v2.58.1 needs a go.temporal.io/api
+      # version it refuses): then the stand-in is built from UI_STANDIN_FALLBACK, and says so.
+      local ui="v${image##*:}"
+      if ! bin="$(go_tool ui-server github.com/temporalio/ui-server/v2 "$ui" cmd/server)"; then
+        ui="${UI_STANDIN_FALLBACK:-v2.56.4}"
+        log "ui-server v${image##*:} does not build from the module proxy; the $image stand-in is ui-server $ui"
+        bin="$(go_tool ui-server github.com/temporalio/ui-server/v2 "$ui" cmd/server)" || die "ui-server did not build"
+      fi
+      cp "$bin" "$ctx/ui-server"
+      cp "$(go_module_dir "github.com/temporalio/ui-server/v2@$ui")/config/docker.yaml" "$ctx/docker.yaml"
       build_standin "$image" temporal-ui.Dockerfile "$ctx"
       ;;
     *) die "no stand-in for $image, and it cannot be pulled" ;;
@@ -155,6 +155,29 @@ ensure_images() {
   done
 }
 
+# --- the compose CLI ------------------------------------------------------------------------------------------------
+compose_cli() {
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  else
+    bin="$CACHE/docker-compose-$COMPOSE_VERSION/docker-compose"
+    if [[ ! -x "$bin" ]]; then
+      log "building Docker Compose $COMPOSE_VERSION from the Go module proxy into $bin"
+      # Its go.mod has exclude directives: built as the main module from a copy of its source.
+      src="$(GOFLAGS=-mod=mod go mod download -json "$COMPOSE_MODULE@$COMPOSE_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+      work="$(mktemp -d)"
+      cp -r "$src/." "$work/"
+      chmod -R u+w "$work"
+      mkdir -p "$(dirname "$bin")"
+      (cd "$work" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath -o "$bin.tmp" ./cmd)
+      mv "$bin.tmp" "$bin"
+      rm -rf "$work"
+    fi
+    COMPOSE=("$bin")
+  fi
+}
+
 compose() { "${COMPOSE[@]}" -p "$PROJECT" --project-directory "$ROOT" -f "$ROOT/docker-compose.yml" --env-file "$STATE/.env" "$@"; }
 
 case "${1:-run}" in
@@ -164,6 +187,7 @@ case "${1:-run}" in
     exit 0
     ;;
   down)
+    compose_cli
     [[ -f "$STATE/.env" ]] && compose down -v --remove-orphans
     exit 0
     ;;
@@ -172,6 +196,7 @@ case "${1:-run}" in
 esac
 
 ensure_images
+compose_cli
 
 # --- the stack ------------------------------------------------------------------------------------------------------
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -267,8 +292,11 @@ done
 
 tcp='const s=require("net").connect(+process.argv[2],process.argv[1]);s.on("connect",()=>{console.log("open");process.exit(0)});s.on("error",e=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log("timeout");process.exit(0)},3000)'
 reach="$(in_service runner node -e "$tcp" postgresql 5432 2>&1 || true)"
-[[ "$reach" != open ]] && ok "a gitspace (the runner's network namespace) cannot reach PostgreSQL ($reach)" ||
-  ko "the runner's network namespace reaches PostgreSQL"
+case "$reach" in
+  ENOTFOUND | EAI_AGAIN | ECONNREFUSED | EHOSTUNREACH | ENETUNREACH | timeout)
+    ok "a gitspace (the runner's network namespace) cannot reach PostgreSQL ($reach)" ;;
+  *) ko "the runner's network namespace and PostgreSQL: $reach" ;;
+esac
 reach="$(in_service runner node -e "$tcp" temporal 7233 2>&1 || true)"
 [[ "$reach" == open ]] && ok "the runner reaches Temporal" || ko "the runner cannot reach Temporal ($reach)"
 

@@ -247,6 +247,11 @@ describe('docker-compose.yml on the production pattern (tools/compose-check)', (
       'temporalio/auto-setup is no longer built',
     ],
     [
+      'the Temporal server on several networks with no broadcast address',
+      [compose((t) => replaceOnce(t, / {6}TEMPORAL_BROADCAST_ADDRESS: .*\n/, ''))],
+      'service temporal: is on 3 networks but TEMPORAL_BROADCAST_ADDRESS is not set',
+    ],
+    [
       'an image that is not pinned',
       [compose((t) => replaceOnce(t, 'image: postgres:16-bookworm', 'image: postgres:latest'))],
       'service postgresql: image "postgres:latest" is not pinned',

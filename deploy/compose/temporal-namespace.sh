@@ -5,7 +5,7 @@ set -eu
 
 : "${TEMPORAL_ADDRESS:?set TEMPORAL_ADDRESS}"
 : "${TEMPORAL_NAMESPACE:?set TEMPORAL_NAMESPACE}"
-RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-7d}"
+RETENTION="${TEMPORAL_NAMESPACE_RETENTION:-168h}"
 
 tries=0
 until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do

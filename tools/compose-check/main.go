@@ -368,6 +368,11 @@ func check(p *types.Project) []string {
 		if !schemaJob {
 			add(name, "does not wait for a schema job (temporalio/admin-tools, completed successfully)")
 		}
+		// The image's entrypoint broadcasts the container's addresses, one per network, as one value: on more than one
+		// network the server's configuration does not load (found by scripts/compose-smoke.sh on a real engine).
+		if s := p.Services[name]; len(s.Networks) > 1 && env(s, "TEMPORAL_BROADCAST_ADDRESS") == "" {
+			add(name, "is on %d networks but TEMPORAL_BROADCAST_ADDRESS is not set: its configuration would not load", len(s.Networks))
+		}
 	}
 	if len(byRole["temporal-job"]) < 3 {
 		problems = append(problems, fmt.Sprintf("%d temporalio/admin-tools jobs; want the schema, namespace and search-attributes jobs", len(byRole["temporal-job"])))
