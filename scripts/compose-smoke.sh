@@ -113,9 +113,19 @@ standin() { # image
       cp "$bin" "$ctx/temporal-sql-tool"
       cp -r "$(go_module_dir "go.temporal.io/server@v${image##*:}")/schema" "$ctx/schema"
       chmod -R u+w,a+rX "$ctx/schema"
-      local cli="${TEMPORAL_CLI_PATH:-$(command -v temporal || true)}"
-      [[ -x "$cli" ]] || die "the admin-tools stand-in needs the Temporal CLI (TEMPORAL_CLI_PATH or temporal on PATH)"
-      cp "$(readlink -f "$cli")" "$ctx/temporal"
+      # The Temporal CLI binary itself, not a wrapper script (a pyenv shim, say): where .ci/run installs it first.
+      local cli="" candidate
+      for candidate in "${TEMPORAL_CLI_PATH:-}" "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' \
+        2>/dev/null)/temporal" "$(command -v temporal || true)" "$ROOT"/.tools/*/temporal; do
+        [[ -f "$candidate" ]] || continue
+        candidate="$(readlink -f "$candidate")"
+        if [[ "$(head -c 4 "$candidate" | od -An -c | tr -d ' ')" == '177ELF' ]]; then
+          cli="$candidate"
+          break
+        fi
+      done
+      [[ -n "$cli" ]] || die "the admin-tools stand-in needs the Temporal CLI binary (TEMPORAL_CLI_PATH)"
+      cp "$cli" "$ctx/temporal"
       build_standin "$image" temporal-admin-tools.Dockerfile "$ctx"
       ;;
     temporalio/ui:*)
@@ -272,6 +282,7 @@ expect_status "the admin token from .env opens the API through the proxy" 200 "h
 expect_status "a wrong token is refused" 401 "http://127.0.0.1:$API_PORT/api/v1/infrastructures" "not-the-token"
 expect_status "the gateway answers on its published port" 200 "http://127.0.0.1:$GW_PORT/healthz"
 expect_status "the Temporal Web UI answers on loopback" 200 "http://127.0.0.1:$UI_PORT/healthz"
+expect_status "the Web UI's server reaches Temporal (its namespaces API)" 200 "http://127.0.0.1:$UI_PORT/api/v1/namespaces"
 expect_status "the codec server wants its token" 401 "http://127.0.0.1:$CODEC_PORT/decode" "" POST
 
 same_keys='Promise.all(["api-1","api-2"].map(h=>fetch(`http://${h}:3000/api/v1/.well-known/jwks.json`).then(r=>r.json()))).then(([a,b])=>{if(JSON.stringify(a)!==JSON.stringify(b)||!a.keys.length){console.error(JSON.stringify([a,b]));process.exit(1)}})'
@@ -301,7 +312,7 @@ reach="$(in_service runner node -e "$tcp" temporal 7233 2>&1 || true)"
 [[ "$reach" == open ]] && ok "the runner reaches Temporal" || ko "the runner cannot reach Temporal ($reach)"
 
 attrs="$(compose run --rm --no-deps -T --entrypoint temporal temporal-namespace operator search-attribute list \
-  --address temporal:7233 --namespace gitspaces 2>&1 || true)"
+  --namespace gitspaces 2>&1 || true)"
 missing=""
 for a in GitspaceId GitspaceAction InfrastructureId GitspaceProvider; do grep -qw "$a" <<<"$attrs" || missing+=" $a"; done
 [[ -z "$missing" ]] && ok "the search attributes are registered in the gitspaces namespace" ||
