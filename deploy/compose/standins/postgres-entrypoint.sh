@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC1090 # the init scripts sourced are whatever the operator mounts
 # What the official postgres image's entrypoint does for this stack: as root, hand the data dir to postgres; on an
 # empty data dir, initdb with POSTGRES_USER/POSTGRES_PASSWORD and run /docker-entrypoint-initdb.d/*; then serve.
 set -euo pipefail
