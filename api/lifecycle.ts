@@ -1,8 +1,7 @@
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
-  type Client,
-  type WorkflowHandle,
+  type WorkflowStartOptions,
 } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { ConflictError } from '../common/errors';
@@ -49,8 +48,25 @@ const keys = {
   provider: defineSearchAttributeKey(SEARCH_ATTRIBUTES.provider, SearchAttributeType.KEYWORD),
 };
 
+/**
+ * What the lifecycle service needs of Temporal (a `Client` is one): start a lifecycle workflow, and describe, cancel or
+ * await the one running under an id. The API's route tests give a fake here and run without Temporal.
+ */
+export interface LifecycleTemporal {
+  workflow: {
+    start(workflowType: string, options: WorkflowStartOptions): Promise<{ firstExecutionRunId: string }>;
+    getHandle(workflowId: string, runId?: string): LifecycleWorkflowHandle;
+  };
+}
+
+export interface LifecycleWorkflowHandle {
+  describe(): Promise<{ status: { name: string }; type: string; runId: string }>;
+  cancel(): Promise<unknown>;
+  result(): Promise<unknown>;
+}
+
 export interface LifecycleServiceOptions {
-  client: Client;
+  client: LifecycleTemporal;
   store: Store;
   logger: Logger;
   /** How long a stop or delete waits for a cancelled start to finish its compensation. */
@@ -88,7 +104,7 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
 
   /** Cancels a running start and waits for its compensation; returns once no start runs. */
   const cancelStart = async (gitspaceId: string, name: string): Promise<void> => {
-    const handle: WorkflowHandle = client.workflow.getHandle(lifecycleWorkflowId(gitspaceId));
+    const handle: LifecycleWorkflowHandle = client.workflow.getHandle(lifecycleWorkflowId(gitspaceId));
     const running = await describeRunning(gitspaceId);
     if (!running || running.action !== 'start') return;
     logger.info('cancelling a running start', { gitspaceId, runId: running.runId });
