@@ -14,6 +14,8 @@ import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limit
 import type { LifecycleService } from './lifecycle';
 import type { AccessTokenIssuer } from './access-tokens';
 import { RUNNER_CONTRACT_VERSION_NEEDED, type RunnerInfo } from './runners';
+import { TrustedProxies } from '../common/client-address';
+import { unmapped } from '../common/rate-limit';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
@@ -45,6 +47,11 @@ export interface AppOptions {
   now?: () => number;
   /** The runners polling an infrastructure's task queue (api/runners.ts); without it none are listed. */
   runners?: (infrastructureId: string) => Promise<RunnerInfo[]>;
+  /**
+   * Reverse proxies in front of the API whose `X-Forwarded-For` names the client the limits count by; without them
+   * every client behind a proxy would share its address and one guesser would lock everyone out.
+   */
+  trustedProxies?: TrustedProxies;
 }
 
 /** When a client refused for holding too many event streams may try again, in seconds. */
@@ -68,8 +75,11 @@ export function createApp(options: AppOptions): express.Express {
     hashToken,
     ...(options.now ? { now: options.now } : {}),
   });
+  const trusted = options.trustedProxies ?? new TrustedProxies();
   const authenticate = (req: Request, _res: Response, next: (error?: unknown) => void) => {
-    authenticator.authenticate(req.headers.authorization, req.socket.remoteAddress).then((user) => {
+    const peer = unmapped(req.socket.remoteAddress ?? '');
+    const client = trusted.none ? peer : trusted.clientOf(peer, req.get('x-forwarded-for'));
+    authenticator.authenticate(req.headers.authorization, client).then((user) => {
       (req as Authed).user = user;
       next();
     }, next);

@@ -32,6 +32,7 @@ import { createWorkOrderSigner } from '../common/work-order';
 import { createApp } from './app';
 import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
+import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle';
 import { listRunners } from './runners';
 
@@ -71,6 +72,8 @@ export interface ControlPlaneConfig {
   eventPollMs?: number;
   /** Rate limits, gitspace quota and event stream cap (README: configuration); the defaults where absent. */
   limits?: Partial<ApiLimits>;
+  /** Reverse proxies whose `X-Forwarded-For` the limits believe (`GITSPACES_API_TRUSTED_PROXIES`); none by default. */
+  trustedProxies?: TrustedProxies;
   /** The worker's build id and who makes it current (workers/control-plane-worker.ts); the defaults where absent. */
   versioning?: ControlPlaneVersioning;
 }
@@ -156,6 +159,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     store,
     eventFeed,
     ...(config.limits ? { limits: config.limits } : {}),
+    ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),

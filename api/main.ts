@@ -5,6 +5,7 @@ import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
 import { createLogger } from '../common/logger';
+import { TrustedProxies } from '../common/client-address';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startControlPlane } from './control-plane';
@@ -44,6 +45,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       ...(buildId ? { buildId } : {}),
       promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),
     },
+    trustedProxies: config.parsed('GITSPACES_API_TRUSTED_PROXIES', TrustedProxies.parse),
     limits: {
       requestsPerMinute: config.positiveInt(
         'GITSPACES_API_RATE_LIMIT_PER_MINUTE',

@@ -27,7 +27,7 @@ import {
   WrongGitspaceTokenError,
   type AccessTokenVerifier,
 } from './auth';
-import { TrustedProxies } from './client-address';
+import { TrustedProxies } from '../common/client-address';
 import { ConnectionLimiter, DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { decodePath, gitspaceOfHost, readCookie, rebuildQuery, splitToken, withoutCookie } from './request-target';
 import type { GatewayRoute, RoutesStore } from './routes-store';

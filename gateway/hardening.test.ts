@@ -5,7 +5,7 @@ import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
 import { startHarness, startRecorder, startRouted, statusOf, type Harness, type Recorder } from './test-harness';
 import { openWebSocket } from '../test/support/websocket';
-import { TrustedProxies } from './client-address';
+import { TrustedProxies } from '../common/client-address';
 
 /**
  * Attacks on the gateway's public listener, each written as an attacker would try it (issue 10): malformed and

@@ -6,7 +6,7 @@ import { preparePrivateDataDir } from '../common/data-dir';
 import { createLogger } from '../common/logger';
 import { GATEWAY_ADMIN_TOKEN_FILE, readOrCreateGatewayAdminToken } from '../common/gateway-route';
 import { createAccessTokenVerifier } from './auth';
-import { TrustedProxies } from './client-address';
+import { TrustedProxies } from '../common/client-address';
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
 import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { createFileRoutesStore } from './routes-store';

@@ -6,6 +6,7 @@ import { ensureEmbeddedDefaults } from '../api/control-plane';
 import { EventFeed } from '../api/event-feed';
 import type { LifecycleService } from '../api/lifecycle';
 import type { ApiLimits } from '../api/limits';
+import { TrustedProxies } from '../common/client-address';
 import { silentLogger } from '../common/logger';
 import { openDatabase, type Db } from '../db/connect';
 import type { EventRow } from '../db/schema';
@@ -50,6 +51,7 @@ describe('REST API limits', () => {
   const serve = async (
     limits: Partial<ApiLimits>,
     feedStore?: Pick<Store, 'listEvents' | 'eventsAfter'>,
+    trustedProxies?: TrustedProxies,
   ): Promise<string> => {
     const counted: Store = {
       ...store,
@@ -85,6 +87,7 @@ describe('REST API limits', () => {
         ...limits,
       },
       now: () => clock,
+      ...(trustedProxies ? { trustedProxies } : {}),
     });
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -95,11 +98,19 @@ describe('REST API limits', () => {
     return base;
   };
 
-  const call = async (base: string, method: string, route: string, token: string, body?: unknown) => {
+  const call = async (
+    base: string,
+    method: string,
+    route: string,
+    token: string,
+    body?: unknown,
+    forwardedFor?: string,
+  ) => {
     const response = await fetch(`${base}${route}`, {
       method,
       headers: {
         authorization: `Bearer ${token}`,
+        ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}),
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -167,6 +178,41 @@ describe('REST API limits', () => {
     expect((await call(base, 'GET', '/gitspaces', 'gsp_and-another')).status).toBe(429);
     clock += 60_000;
     expect((await call(base, 'GET', '/gitspaces', adminToken)).status).toBe(200);
+  });
+
+  it('counts failed authentications per client behind a trusted proxy: one guesser does not lock the others out', async () => {
+    // Two API replicas behind nginx (docker-compose.yml): every request comes from the proxy's address.
+    const base = await serve({ authFailuresPerMinute: 20 }, undefined, new TrustedProxies(['127.0.0.1']));
+    const guesses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => call(base, 'GET', '/gitspaces', `gsp_guess-${i}`, undefined, '203.0.113.5')),
+    );
+    expect(guesses.filter((a) => a.status === 401)).toHaveLength(20);
+    expect(guesses.filter((a) => a.status === 429)).toHaveLength(20);
+    const guesser = await call(base, 'GET', '/gitspaces', adminToken, undefined, '203.0.113.5');
+    expect(guesser.status).toBe(429);
+    expect(guesser.body.error.message).toMatch(/^too many failed authentications from 203\.0\.113\.5;/);
+    // Another client behind the same proxy, and the proxy's own requests, go on.
+    expect((await call(base, 'GET', '/gitspaces', adminToken, undefined, '198.51.100.7')).status).toBe(200);
+    expect((await call(base, 'GET', '/gitspaces', adminToken)).status).toBe(200);
+    // A client cannot pose as another by sending its own X-Forwarded-For through the proxy: the proxy appends the
+    // address it saw, and that nearest untrusted hop is the one counted.
+    const spoofed = await call(base, 'GET', '/gitspaces', adminToken, undefined, '198.51.100.7, 203.0.113.5');
+    expect(spoofed.status).toBe(429);
+    clock += 60_000;
+  });
+
+  it('believes X-Forwarded-For only from a trusted proxy: a guesser cannot name a new address per guess', async () => {
+    const base = await serve({ authFailuresPerMinute: 20 });
+    const guesses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        call(base, 'GET', '/gitspaces', `gsp_guess-${i}`, undefined, `198.51.100.${i + 1}`),
+      ),
+    );
+    expect(guesses.filter((a) => a.status === 401)).toHaveLength(20);
+    expect(guesses.filter((a) => a.status === 429)).toHaveLength(20);
+    const refused = await call(base, 'GET', '/gitspaces', adminToken, undefined, '192.0.2.1');
+    expect(refused.body.error.message).toMatch(/^too many failed authentications from 127\.0\.0\.1;/);
+    clock += 60_000;
   });
 
   it('does not take a burst of valid requests for guesses', async () => {

@@ -276,6 +276,29 @@ describe('docker-compose.yml on the production pattern (tools/compose-check)', (
       [compose((t) => replaceOnce(t, 'networks: [edge, temporal, api]', 'networks: [edge, temporal, api, database]'))],
       'service gateway: shares network "database" with postgresql',
     ],
+    [
+      'API replicas that believe no X-Forwarded-For behind the proxy (one guesser locks everyone out)',
+      [compose((t) => replaceOnce(t, /\n {2}GITSPACES_API_TRUSTED_PROXIES: .*/, ''))],
+      'service api-1: GITSPACES_API_TRUSTED_PROXIES is not set',
+    ],
+    [
+      "the gateway (and so the runner's gitspaces) on the network whose X-Forwarded-For the API believes",
+      [compose((t) => replaceOnce(t, 'networks: [edge, temporal, api]', 'networks: [edge, temporal, api, api-proxy]'))],
+      'service api-1: trusts X-Forwarded-For from network "api-proxy", which gateway is on too',
+    ],
+    [
+      'API replicas trusting a subnet that is no network of theirs',
+      [
+        compose((t) =>
+          replaceOnce(
+            t,
+            'GITSPACES_API_TRUSTED_PROXIES: ${GITSPACES_API_PROXY_SUBNET:-172.31.255.240/28}',
+            'GITSPACES_API_TRUSTED_PROXIES: 0.0.0.0/0',
+          ),
+        ),
+      ],
+      'service api-2: trusts X-Forwarded-For from 0.0.0.0/0, which is not the subnet of a network',
+    ],
   ];
 
   test.each(attacks)('refuses %s', async (_name, edits, message) => {

@@ -240,9 +240,9 @@ func imageTag(image string) string {
 	return ""
 }
 
-func sortedNames(services types.Services) []string {
-	names := make([]string, 0, len(services))
-	for name := range services {
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
 		names = append(names, name)
 	}
 	sort.Strings(names)
@@ -400,6 +400,7 @@ func check(p *types.Project) []string {
 	for _, name := range byRole["api-proxy"] {
 		problems = append(problems, checkProxy(name, p.Services[name], byRole["api"])...)
 	}
+	problems = append(problems, checkTrustedProxies(p, byRole["api"], byRole["api-proxy"])...)
 	for key, holders := range sharedEnv {
 		values := map[string][]string{}
 		for _, r := range holders {
@@ -428,6 +429,49 @@ func check(p *types.Project) []string {
 		}
 	}
 	return problems
+}
+
+// checkTrustedProxies: behind the proxy every client has the proxy's address, so the replicas must believe its
+// X-Forwarded-For (or one guesser locks everyone out), and only its: the subnet they trust must be a network that
+// nobody but the proxy and the replicas is on (a gitspace on a shared network could otherwise name any address).
+func checkTrustedProxies(p *types.Project, apis, proxies []string) []string {
+	var problems []string
+	members := map[string]bool{}
+	for _, name := range append(append([]string{}, apis...), proxies...) {
+		members[name] = true
+	}
+	for _, api := range apis {
+		trusted := env(p.Services[api], "GITSPACES_API_TRUSTED_PROXIES")
+		if trusted == "" {
+			problems = append(problems, fmt.Sprintf("service %s: GITSPACES_API_TRUSTED_PROXIES is not set: behind the proxy every client shares its address, and one client guessing tokens locks out all", api))
+			continue
+		}
+		found := false
+		for _, networkName := range sortedNames(p.Networks) {
+			if !hasSubnet(p.Networks[networkName], trusted) {
+				continue
+			}
+			found = true
+			for _, name := range sortedNames(p.Services) {
+				if _, on := p.Services[name].Networks[networkName]; on && !members[name] {
+					problems = append(problems, fmt.Sprintf("service %s: trusts X-Forwarded-For from network %q, which %s is on too: only the API proxy and replicas may be", api, networkName, name))
+				}
+			}
+		}
+		if !found {
+			problems = append(problems, fmt.Sprintf("service %s: trusts X-Forwarded-For from %s, which is not the subnet of a network of the API proxy and replicas only", api, trusted))
+		}
+	}
+	return problems
+}
+
+func hasSubnet(network types.NetworkConfig, subnet string) bool {
+	for _, pool := range network.Ipam.Config {
+		if pool != nil && pool.Subnet == subnet {
+			return true
+		}
+	}
+	return false
 }
 
 // checkGitspacesService: a service of our own image runs as the image's non-root user, with no capabilities; the one

@@ -1,9 +1,9 @@
 import net from 'node:net';
-import { unmapped } from '../common/rate-limit';
+import { unmapped } from './rate-limit';
 
 /**
  * Who a connection really comes from. The socket's address is the truth, unless it is a reverse proxy the operator
- * configured as trusted (`GITSPACES_GATEWAY_TRUSTED_PROXIES`): only then are the client's `X-Forwarded-For` and
+ * configured as trusted (`GITSPACES_GATEWAY_TRUSTED_PROXIES` for the gateway, `GITSPACES_API_TRUSTED_PROXIES` for the API): only then are the client's `X-Forwarded-For` and
  * `X-Forwarded-Proto` believed. Anything a client sends directly is replaced.
  */
 
