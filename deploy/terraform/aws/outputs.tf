@@ -9,7 +9,7 @@ locals {
       subnetId         = aws_subnet.machines.id
       securityGroupIds = [aws_security_group.machines.id]
       volumeType       = var.machine_volume_type
-      agent            = var.agent
+      agent            = local.agent_config
     },
     var.machine_ami != null ? { ami = var.machine_ami } : {},
     var.machine_ami == null ? { amiLookup = local.machine_ami_lookup } : {},
@@ -49,6 +49,14 @@ output "dns_records" {
       name = option.resource_record_name, type = option.resource_record_type, data = option.resource_record_value
     }
   })
+}
+
+output "release_bucket" {
+  description = "The release bucket: upload the packages of `npm run package` (aws s3 cp dist/packages/FILE s3://NAME/KEY), then set agent_package, runner_package_object and gateway_package_object."
+  value = {
+    name     = aws_s3_bucket.releases.bucket
+    base_url = local.release_base_url
+  }
 }
 
 output "runner_role_arn" {

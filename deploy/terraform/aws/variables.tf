@@ -271,3 +271,42 @@ variable "repository_networks" {
   type        = any
   default     = null
 }
+
+# --- The release bucket (releases.tf) ------------------------------------------------------------------------
+
+variable "release_bucket_name" {
+  description = "Name of the S3 bucket for the release packages; null: <name_prefix>-releases-<account id>."
+  type        = string
+  default     = null
+}
+
+variable "release_bucket_force_destroy" {
+  description = "Let `tofu destroy` delete the release bucket with the packages in it."
+  type        = bool
+  default     = false
+}
+
+variable "agent_package" {
+  description = "The agent package of `npm run package` uploaded to the release bucket: { object = \"<key>\", sha256 = \"<hex>\" }. Fills config.agent.packageUrl and packageSha256 of output infrastructure_config; null leaves var.agent as it is."
+  type = object({
+    object = string
+    sha256 = string
+  })
+  default = null
+  validation {
+    condition     = var.agent_package == null || can(regex("^[0-9a-f]{64}$", var.agent_package.sha256))
+    error_message = "agent_package.sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "runner_package_object" {
+  description = "Key of the runner's .deb in the release bucket (instead of runner_package_url); with runner_package_sha256."
+  type        = string
+  default     = null
+}
+
+variable "gateway_package_object" {
+  description = "Key of the gateway's .deb in the release bucket (instead of gateway_package_url); with gateway_package_sha256."
+  type        = string
+  default     = null
+}

@@ -16,6 +16,10 @@ data "aws_ami" "debian" {
 }
 
 locals {
+  # The package each VM installs: a URL, or an object of the release bucket (read through the S3 endpoint).
+  gateway_package_url = var.gateway_package_url != null ? var.gateway_package_url : var.gateway_package_object != null ? "${local.release_base_url}/${var.gateway_package_object}" : ""
+  runner_package_url  = var.runner_package_url != null ? var.runner_package_url : var.runner_package_object != null ? "${local.release_base_url}/${var.runner_package_object}" : ""
+
   service_ami = var.service_ami != null ? var.service_ami : data.aws_ami.debian[0].id
 
   gateway_env = {
@@ -72,7 +76,7 @@ resource "aws_instance" "gateway" {
   user_data = templatefile("${path.module}/templates/startup.sh.tftpl", {
     role           = "gateway"
     region         = var.region
-    package_url    = var.gateway_package_url == null ? "" : var.gateway_package_url
+    package_url    = local.gateway_package_url
     package_sha256 = var.gateway_package_sha256 == null ? "" : var.gateway_package_sha256
     service        = var.gateway_service
     env            = local.gateway_env
@@ -84,10 +88,12 @@ resource "aws_instance" "gateway" {
 
   lifecycle {
     precondition {
-      condition     = (var.gateway_package_url == null) == (var.gateway_package_sha256 == null)
-      error_message = "gateway_package_url and gateway_package_sha256 go together."
+      condition     = (var.gateway_package_url != null && var.gateway_package_object != null) == false && (local.gateway_package_url == "") == (var.gateway_package_sha256 == null)
+      error_message = "gateway_package_sha256 goes with one of gateway_package_url and gateway_package_object."
     }
   }
+
+  depends_on = [aws_route.private_nat, aws_vpc_endpoint.s3, aws_s3_bucket_policy.releases]
 }
 
 resource "aws_instance" "runner" {
@@ -115,7 +121,7 @@ resource "aws_instance" "runner" {
   user_data = templatefile("${path.module}/templates/startup.sh.tftpl", {
     role           = "runner"
     region         = var.region
-    package_url    = var.runner_package_url == null ? "" : var.runner_package_url
+    package_url    = local.runner_package_url
     package_sha256 = var.runner_package_sha256 == null ? "" : var.runner_package_sha256
     service        = var.runner_service
     env            = local.runner_env
@@ -133,10 +139,10 @@ resource "aws_instance" "runner" {
 
   lifecycle {
     precondition {
-      condition     = (var.runner_package_url == null) == (var.runner_package_sha256 == null)
-      error_message = "runner_package_url and runner_package_sha256 go together."
+      condition     = (var.runner_package_url != null && var.runner_package_object != null) == false && (local.runner_package_url == "") == (var.runner_package_sha256 == null)
+      error_message = "runner_package_sha256 goes with one of runner_package_url and runner_package_object."
     }
   }
 
-  depends_on = [aws_route.private_nat]
+  depends_on = [aws_route.private_nat, aws_vpc_endpoint.s3, aws_s3_bucket_policy.releases]
 }

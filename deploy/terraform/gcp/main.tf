@@ -19,6 +19,7 @@ locals {
     "dns.googleapis.com",
     "iam.googleapis.com",
     "secretmanager.googleapis.com",
+    "storage.googleapis.com",
   ]
 }
 

@@ -13,7 +13,7 @@ locals {
       diskType       = var.machine_disk_type
       # The firewall selects machines by their service account; they need no tags.
       networkTags = []
-      agent       = var.agent
+      agent       = local.agent_config
     },
     var.repository_networks == null ? {} : { repositoryNetworks = var.repository_networks },
   )
@@ -47,6 +47,14 @@ output "load_balancer_ip" {
 output "dns_records" {
   description = "DNS records the gateway needs (created in dns_managed_zone when it is set; create them yourself otherwise)."
   value       = local.dns_records
+}
+
+output "release_bucket" {
+  description = "The release bucket: upload the packages of `npm run package` (gcloud storage cp dist/packages/FILE gs://NAME/), then set agent_package, runner_package_object and gateway_package_object."
+  value = {
+    name     = google_storage_bucket.releases.name
+    base_url = local.release_base_url
+  }
 }
 
 output "service_accounts" {

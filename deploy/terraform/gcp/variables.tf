@@ -238,3 +238,48 @@ variable "repository_networks" {
   type        = any
   default     = null
 }
+
+# --- The release bucket (releases.tf) ------------------------------------------------------------------------
+
+variable "release_bucket_name" {
+  description = "Name of the Cloud Storage bucket for the release packages; null: <project>-<name_prefix>-releases."
+  type        = string
+  default     = null
+}
+
+variable "release_bucket_force_destroy" {
+  description = "Let `tofu destroy` delete the release bucket with the packages in it."
+  type        = bool
+  default     = false
+}
+
+variable "release_bucket_public_read" {
+  description = "Let anyone read the release bucket's objects by exact name (objects.get only, no listing), so gitspace machines, which have no credentials, can download the agent package. false: nothing is granted."
+  type        = bool
+  default     = true
+}
+
+variable "agent_package" {
+  description = "The agent package of `npm run package` uploaded to the release bucket: { object = \"<name>\", sha256 = \"<hex>\" }. Fills config.agent.packageUrl and packageSha256 of output infrastructure_config; null leaves var.agent as it is."
+  type = object({
+    object = string
+    sha256 = string
+  })
+  default = null
+  validation {
+    condition     = var.agent_package == null || can(regex("^[0-9a-f]{64}$", var.agent_package.sha256))
+    error_message = "agent_package.sha256 must be 64 lowercase hex digits."
+  }
+}
+
+variable "runner_package_object" {
+  description = "Name of the runner's .deb in the release bucket (instead of runner_package_url); with runner_package_sha256."
+  type        = string
+  default     = null
+}
+
+variable "gateway_package_object" {
+  description = "Name of the gateway's .deb in the release bucket (instead of gateway_package_url); with gateway_package_sha256."
+  type        = string
+  default     = null
+}

@@ -28,6 +28,10 @@ locals {
     var.work_order_public_key == null ? {} : { GITSPACES_WORK_ORDER_PUBLIC_KEY = var.work_order_public_key },
   )
 
+  # The package each VM installs: a URL, or an object of the release bucket.
+  gateway_package_url = var.gateway_package_url != null ? var.gateway_package_url : var.gateway_package_object != null ? "${local.release_base_url}/${var.gateway_package_object}" : null
+  runner_package_url  = var.runner_package_url != null ? var.runner_package_url : var.runner_package_object != null ? "${local.release_base_url}/${var.runner_package_object}" : null
+
   # What differs between the two VMs; google_compute_instance.this makes one of each.
   vms = {
     gateway = {
@@ -35,7 +39,7 @@ locals {
       service_account = google_service_account.gateway.email
       # Its reserved internal address, where the runner reaches the admin API. Users come in through the load balancer.
       network_ip     = google_compute_address.gateway.address
-      package_url    = var.gateway_package_url
+      package_url    = local.gateway_package_url
       package_sha256 = var.gateway_package_sha256
       service        = var.gateway_service
       env            = local.gateway_env
@@ -47,7 +51,7 @@ locals {
       service_account = google_service_account.runner.email
       # Any address: outbound through Cloud NAT only, nothing inbound.
       network_ip     = null
-      package_url    = var.runner_package_url
+      package_url    = local.runner_package_url
       package_sha256 = var.runner_package_sha256
       service        = var.runner_service
       env            = local.runner_env

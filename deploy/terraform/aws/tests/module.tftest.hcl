@@ -37,7 +37,10 @@ variables {
   temporal_address      = "temporal.example.com:7233"
   installation_id       = "acme"
   service_ami           = "ami-0123456789abcdef0"
-  agent                 = { packageUrl = "https://packages.example.com/gitspaces-agent-0.1.0.tgz" }
+  agent                 = { nodeDistUrl = "https://nodejs-mirror.example.com/dist" }
+  agent_package         = { object = "gitspaces-agent-0.1.0-linux-x64.tar.gz", sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+  runner_package_object = "gitspaces-runner_0.1.0_amd64.deb"
+  runner_package_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
 }
 
 override_data {
@@ -210,14 +213,47 @@ run "outputs" {
       subnetId         = "subnet-0aaaaaaaaaaaaaaa1"
       securityGroupIds = ["sg-0aaaaaaaaaaaaaaa1"]
       volumeType       = "gp3"
-      agent            = { packageUrl = "https://packages.example.com/gitspaces-agent-0.1.0.tgz" }
-      amiLookup        = { architecture = "x86_64", namePattern = "debian-12-amd64-*", owners = ["136693071363"] }
+      agent = {
+        nodeDistUrl   = "https://nodejs-mirror.example.com/dist"
+        packageSha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        packageUrl    = "https://gitspaces-releases-123456789012.s3.eu-west-1.amazonaws.com/gitspaces-agent-0.1.0-linux-x64.tar.gz"
+      }
+      amiLookup = { architecture = "x86_64", namePattern = "debian-12-amd64-*", owners = ["136693071363"] }
     })
     error_message = "infrastructure_config must be exactly the aws config body"
   }
   assert {
     condition     = output.infrastructure_request.provider == "aws" && jsonencode(output.infrastructure_request.config) == jsonencode(output.infrastructure_config)
     error_message = "infrastructure_request must wrap the config"
+  }
+}
+
+run "release_bucket" {
+  assert {
+    condition = (
+      aws_s3_bucket_public_access_block.releases.block_public_acls && aws_s3_bucket_public_access_block.releases.block_public_policy &&
+      aws_s3_bucket_public_access_block.releases.ignore_public_acls && aws_s3_bucket_public_access_block.releases.restrict_public_buckets &&
+      one(aws_s3_bucket_ownership_controls.releases.rule).object_ownership == "BucketOwnerEnforced"
+    )
+    error_message = "the release bucket must be private: every public access block on, no ACLs"
+  }
+  assert {
+    condition = (
+      aws_vpc_endpoint.s3.vpc_endpoint_type == "Gateway" && aws_vpc_endpoint.s3.service_name == "com.amazonaws.eu-west-1.s3" &&
+      toset(aws_vpc_endpoint.s3.route_table_ids) == toset([aws_route_table.private.id])
+    )
+    error_message = "the private subnets (machines, gateway, runner) must reach S3 through the gateway endpoint"
+  }
+  assert {
+    condition = (
+      [for s in jsondecode(aws_s3_bucket_policy.releases.policy).Statement : [s.Action, s.Resource, s.Condition] if s.Effect == "Allow"] ==
+      [["s3:GetObject", "${aws_s3_bucket.releases.arn}/*", { StringEquals = { "aws:SourceVpce" = aws_vpc_endpoint.s3.id } }]]
+    )
+    error_message = "unsigned reads must be allowed for objects only, and only through the VPC endpoint"
+  }
+  assert {
+    condition     = strcontains(aws_instance.runner.user_data, base64encode("https://gitspaces-releases-123456789012.s3.eu-west-1.amazonaws.com/gitspaces-runner_0.1.0_amd64.deb"))
+    error_message = "the runner installs its package from the release bucket when runner_package_object is set"
   }
 }
 

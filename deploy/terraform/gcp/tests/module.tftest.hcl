@@ -12,7 +12,10 @@ variables {
   gateway_allowed_cidrs = ["203.0.113.0/24", "198.51.100.7/32"]
   control_plane_url     = "https://gitspaces-api.example.com"
   temporal_address      = "temporal.example.com:7233"
-  agent                 = { packageUrl = "https://packages.example.com/gitspaces-agent-0.1.0.tgz" }
+  agent                 = {}
+  agent_package         = { object = "gitspaces-agent-0.1.0-linux-x64.tar.gz", sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" }
+  runner_package_object = "gitspaces-runner_0.1.0_amd64.deb"
+  runner_package_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
 }
 
 # Realistic identifiers where outputs and rules depend on them (the mocks would otherwise make random strings).
@@ -186,13 +189,40 @@ run "outputs" {
       bootDiskSizeGb = 20
       diskType       = "pd-balanced"
       networkTags    = []
-      agent          = { packageUrl = "https://packages.example.com/gitspaces-agent-0.1.0.tgz" }
+      agent = {
+        packageSha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        packageUrl    = "https://storage.googleapis.com/acme-dev-123-gitspaces-releases/gitspaces-agent-0.1.0-linux-x64.tar.gz"
+      }
     })
     error_message = "infrastructure_config must be exactly the gcp config body"
   }
   assert {
     condition     = output.infrastructure_request.provider == "gcp" && jsonencode(output.infrastructure_request.config) == jsonencode(output.infrastructure_config) && output.infrastructure_request.gatewayUrl == "https://gitspaces.example.com"
     error_message = "infrastructure_request must wrap the config"
+  }
+}
+
+run "release_bucket" {
+  assert {
+    condition = (
+      google_storage_bucket.releases.uniform_bucket_level_access &&
+      [for m in google_storage_bucket_iam_member.releases_read_by_name : [m.role, m.member]] == [["roles/storage.legacyObjectReader", "allUsers"]]
+    )
+    error_message = "anyone may get the release objects by name (no listing, no writes), nothing else"
+  }
+  assert {
+    condition     = strcontains(google_compute_instance.this["runner"].metadata_startup_script, base64encode("https://storage.googleapis.com/acme-dev-123-gitspaces-releases/gitspaces-runner_0.1.0_amd64.deb"))
+    error_message = "the runner installs its package from the release bucket when runner_package_object is set"
+  }
+}
+
+run "release_bucket_private" {
+  variables {
+    release_bucket_public_read = false
+  }
+  assert {
+    condition     = length(google_storage_bucket_iam_member.releases_read_by_name) == 0 && google_storage_bucket.releases.public_access_prevention == "enforced"
+    error_message = "without release_bucket_public_read nothing may read the bucket anonymously"
   }
 }
 
