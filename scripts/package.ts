@@ -257,7 +257,7 @@ export function productionModules(nodeDir: string, arch: NodeArch, cacheDir: str
 /** Debian's version of a semver version: a pre-release sorts before its release (0.2.0~rc.1 < 0.2.0). */
 export function debianVersion(version: string): string {
   if (!/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`version '${version}' is not semver`);
-  return version.replace('-', '~').replace('+', '+b');
+  return version.replace('-', '~');
 }
 
 function substitute(template: string, values: Record<string, string>): string {
