@@ -82,7 +82,7 @@ beforeAll(async () => {
     subnetId: network.subnetId,
     securityGroupIds: [network.securityGroupId],
     amiLookup: { owners: ['amazon'], namePattern: 'al2023-ami-2023*', architecture: 'x86_64' },
-    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces.tgz' },
+    agent: { packageUrl: 'https://artifacts.example.internal/gitspaces-agent.tar.gz', packageSha256: 'ab'.repeat(32) },
   });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   config = parsed.value;
