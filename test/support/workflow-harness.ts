@@ -8,7 +8,8 @@
  * server-side activity timeouts (schedule-to-start, start-to-close, heartbeat) take real time; retry backoffs and
  * workflow timers are skipped. The tests use a one-second runner pickup timeout (it comes from `beginOperation`). An
  * activity cannot report a timeout itself either (the SDK turns any error it throws into an ApplicationFailure), so
- * the start-to-close and heartbeat wordings are not covered here.
+ * the start-to-close and heartbeat wordings are tested from real timeouts, 30 s each, in the system set
+ * (test/workflow-timeouts.test.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -20,7 +21,7 @@ import {
   infrastructureTaskQueue,
   type Actor,
   type GitspaceSpec,
-} from '../../common/lifecycle';
+} from '../../contracts/lifecycle';
 import { EncryptionCodec, PayloadKeyRing, payloadDataConverter } from '../../common/payload-codec';
 import { bundleLifecycleWorkflows } from '../../workers/workflow-bundle';
 import { installWorkerRuntime } from '../../workers/runtime';
