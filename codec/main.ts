@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { newToken } from '../common/ids';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { runMain } from '../common/main';
 import { EncryptionCodec, loadPayloadKeyRing, PAYLOAD_KEYS_ENV } from '../common/payload-codec';
 import { readOrCreateSecretFile } from '../common/secret-file';
@@ -22,10 +22,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     .filter(Boolean);
   const configuredToken = config.string('GITSPACES_CODEC_TOKEN');
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(dataDir);
 
-  const logger = createLogger('codec-server');
+  const logger = createLogger('codec-server', logSettings);
   const ring = await loadPayloadKeyRing({ dataDir, keys: payloadKeys });
   const tokenFile = path.join(dataDir, 'codec-token');
   const token = configuredToken ?? (await readOrCreateSecretFile(tokenFile, () => newToken('gsc'))).value;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { startDevServer } from './dev-server';
 import { findOrBuildTemporalCli } from './temporal-cli';
 
@@ -16,9 +16,10 @@ async function main(): Promise<void> {
   const uiCodecEndpoint = config.url('GITSPACES_TEMPORAL_UI_CODEC_ENDPOINT');
   const uiActions = config.oneOf('GITSPACES_TEMPORAL_UI_ACTIONS', ['on', 'off'], 'off');
   const explicitPath = config.string('TEMPORAL_CLI_PATH');
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
 
-  const logger = createLogger('temporal');
+  const logger = createLogger('temporal', logSettings);
   const cliPath = await findOrBuildTemporalCli({ explicitPath, searchPath: process.env.PATH, logger });
   await preparePrivateDataDir(dataDir);
   const server = await startDevServer({

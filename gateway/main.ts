@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { GATEWAY_ADMIN_TOKEN_FILE, readOrCreateGatewayAdminToken } from '../common/gateway-route';
 import { createAccessTokenVerifier } from './auth';
 import { TrustedProxies } from '../common/client-address';
@@ -40,10 +40,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   );
   // Comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-* headers are believed; none by default.
   const trustedProxies = config.parsed('GITSPACES_GATEWAY_TRUSTED_PROXIES', TrustedProxies.parse);
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(dataDir);
 
-  const logger = createLogger('gateway');
+  const logger = createLogger('gateway', logSettings);
   const adminToken = configuredAdminToken ?? (await readOrCreateGatewayAdminToken(dataDir)).value;
   const routes = await createFileRoutesStore(dataDir);
   // Keys are fetched on first use and cached; an unknown key id triggers one refetch (rate-limited by jose).
@@ -86,7 +87,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     domain,
     trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,
-    adminToken: configuredAdminToken
+    adminTokenFrom: configuredAdminToken
       ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN'
       : path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE),
   });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ConfigError, ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
@@ -33,9 +33,10 @@ async function main(): Promise<void> {
   const uiActions = config.oneOf('GITSPACES_TEMPORAL_UI_ACTIONS', ['on', 'off'], 'off');
   const explicitCli = config.string('TEMPORAL_CLI_PATH');
   const machinesDir = path.resolve(config.string('GITSPACES_LOCAL_MACHINES_DIR', localMachinesRoot(dataDir)));
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
 
-  const logger = createLogger('start');
+  const logger = createLogger('start', logSettings);
   let stopping = false;
   const cliPath = await findOrBuildTemporalCli({ explicitPath: explicitCli, searchPath: process.env.PATH, logger });
   // Everything the stack writes to the data dir is private to this user (0700 dir, 0600 files).

@@ -2,7 +2,7 @@ import { runMain } from '../common/main';
 import path from 'node:path';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startRunner } from './runner-process';
@@ -31,10 +31,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
   const secretStore = config.parsed('GITSPACES_SECRET_STORE', (raw) => (raw ? parseSecretStoreConfig(raw) : undefined));
   const secretManagerEndpoint = config.url('GITSPACES_GCP_SECRET_MANAGER_ENDPOINT');
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(settings.dataDir);
 
-  const logger = createLogger(`runner:${settings.infrastructureId}`);
+  const logger = createLogger(`runner:${settings.infrastructureId}`, logSettings);
   const runner = await startRunner(
     {
       ...settings,
