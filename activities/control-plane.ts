@@ -26,6 +26,13 @@ export interface ControlPlaneActivityDeps {
   orphanGraceSeconds: number;
   /** Signs the work order of each operation and reconciliation run (common/work-order.ts). */
   workOrders: WorkOrderSigner;
+  /**
+   * Observes how long each operation took, from its request to its recorded end, once per operation (a retried
+   * activity does not observe it again): the API's `gitspaces_lifecycle_duration_seconds` histogram (api/metrics.ts).
+   */
+  lifecycleDuration?: {
+    observe(labels: { action: LifecycleAction; outcome: 'succeeded' | 'failed' | 'cancelled' }, seconds: number): void;
+  };
 }
 
 /** What a reconciliation found to repair, by gitspace id. */
@@ -91,6 +98,7 @@ export function createControlPlaneActivities({
   isLifecycleRunning,
   orphanGraceSeconds,
   workOrders,
+  lifecycleDuration,
 }: ControlPlaneActivityDeps) {
   const currentRun = () => {
     const execution = Context.current().info.workflowExecution;
@@ -117,6 +125,16 @@ export function createControlPlaneActivities({
     return user
       ? { type: 'user', id: user.id, name: user.name }
       : { type: 'unknown', reason: 'the workflow input names a user that does not exist' };
+  };
+  /** Records the end of this run's operation, and observes its duration when this call is the one that ended it. */
+  const endOperation = async (patch: { status: 'succeeded' | 'failed' | 'cancelled'; step?: null }) => {
+    const { runId } = currentRun();
+    const before = lifecycleDuration ? await store.findOperation(runId) : undefined;
+    await store.updateOperation(runId, patch);
+    if (before?.status === 'running') {
+      const seconds = Math.max(0, (Date.now() - new Date(before.createdAt).getTime()) / 1000);
+      lifecycleDuration!.observe({ action: before.action, outcome: patch.status }, seconds);
+    }
   };
   /** The actor a later step of the operation was given; a workflow that passes none is recorded as unknown. */
   const actorOfStep = (actor: Actor | undefined): Actor => actor ?? STARTED_OUTSIDE_THE_API;
@@ -224,7 +242,7 @@ export function createControlPlaneActivities({
           ...(input.warning ? { warning: input.warning } : {}),
         },
       });
-      await store.updateOperation(currentRun().runId, { status: 'succeeded', step: null });
+      await endOperation({ status: 'succeeded', step: null });
       if (input.warning)
         logger.warn(`gitspace ${after}, with a warning`, { gitspaceId: input.gitspaceId, warning: input.warning });
       else logger.info(`gitspace ${after}`, { gitspaceId: input.gitspaceId, action: input.action });
@@ -248,7 +266,7 @@ export function createControlPlaneActivities({
         lastError: { ...input.error },
         data: { ...input.error },
       });
-      await store.updateOperation(currentRun().runId, { status: input.status ?? 'failed' });
+      await endOperation({ status: input.status ?? 'failed' });
       logger.warn('gitspace action failed', { gitspaceId: input.gitspaceId, ...input.error });
     },
 
@@ -411,7 +429,7 @@ export function createControlPlaneActivities({
         message: `${input.action} cancelled; the machine is stopped`,
         url: null,
       });
-      await store.updateOperation(currentRun().runId, { status: 'cancelled' });
+      await endOperation({ status: 'cancelled' });
     },
   };
 }

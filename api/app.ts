@@ -16,7 +16,7 @@ import type { AccessTokenIssuer } from './access-tokens';
 import { RUNNER_CONTRACT_VERSION_NEEDED, type RunnerInfo } from './runners';
 import { TrustedProxies } from '../common/client-address';
 import { unmapped } from '../common/rate-limit';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
+import { METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, createApiMetrics, type ApiMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
 import {
@@ -52,6 +52,8 @@ export interface AppOptions {
    * every client behind a proxy would share its address and one guesser would lock everyone out.
    */
   trustedProxies?: TrustedProxies;
+  /** The registry behind GET /metrics (api/metrics.ts), shared with the control-plane worker; one of its own if absent. */
+  metrics?: ApiMetrics;
 }
 
 /** When a client refused for holding too many event streams may try again, in seconds. */
@@ -84,9 +86,19 @@ export function createApp(options: AppOptions): express.Express {
       next();
     }, next);
   };
+  const metrics = options.metrics ?? createApiMetrics(store);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Every request's duration, labelled with the template of the route that answered (never the path: a thousand ids
+  // must not make a thousand series) or UNMATCHED_ROUTE.
+  app.use((req, res, next) => {
+    const end = metrics.httpRequestDuration.startTimer();
+    res.once('finish', () =>
+      end({ method: methodLabel(req.method), route: routeTemplate(req), status: res.statusCode }),
+    );
+    next();
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -147,7 +159,7 @@ export function createApp(options: AppOptions): express.Express {
     authenticate,
     handle(async (req, res) => {
       requireAdmin(req);
-      res.type(METRICS_CONTENT_TYPE).send(renderMetrics(await store.readMetrics()));
+      res.type(METRICS_CONTENT_TYPE).send(await metrics.render());
     }),
   );
   const visibleGitspace = async (req: Request): Promise<GitspaceRow> => {
@@ -476,6 +488,18 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use(errorMiddleware(logger));
   return app;
+}
+
+/** Methods Express answers: any other (or a made-up one) is one label, so methods do not make series either. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const methodLabel = (method: string) => (KNOWN_METHODS.has(method) ? method : 'OTHER');
+
+/** The template of the route that matched (`/api/v1/gitspaces/:id`), whatever router it is in. */
+function routeTemplate(req: Request): string {
+  const template = (req.route as { path?: unknown } | undefined)?.path;
+  if (typeof template !== 'string') return UNMATCHED_ROUTE;
+  // Only the API router is mounted (at /api/v1); an error answered outside it has its base URL reset already.
+  return req.originalUrl.startsWith('/api/v1/') ? `/api/v1${template}` : template;
 }
 
 // eslint-disable-next-line no-control-regex -- control characters are exactly what these find

@@ -35,6 +35,7 @@ import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle';
 import { listRunners } from './runners';
+import { createApiMetrics } from './metrics';
 
 export interface ControlPlaneConfig {
   dataDir: string;
@@ -122,8 +123,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     dataDir: config.dataDir,
     ...(config.workOrderKeyPem ? { privateKeyPem: config.workOrderKeyPem } : {}),
   });
+  // One registry for the API's /metrics and the worker's lifecycle observations.
+  const metrics = createApiMetrics(store);
   const worker = await createControlPlaneWorker({
     connection: workerConnection,
+    lifecycleDuration: metrics.lifecycleDuration,
     namespace: config.temporal.namespace,
     dataConverter,
     workflowBundle: config.workflowBundle ?? (await bundleLifecycleWorkflows()),
@@ -157,6 +161,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const eventFeed = new EventFeed({ store, pollMs: config.eventPollMs ?? 1000, logger: logger.child('events') });
   const app = createApp({
     store,
+    metrics,
     eventFeed,
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
