@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigReader } from '../common/config';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { IDE_KINDS } from '../providers/types';
 import { closeIde } from './ide';
 import { createAgentApp } from './server';
@@ -18,6 +18,7 @@ function main(): void {
   const port = config.port('GITSPACE_AGENT_PORT', 8089);
   const vscodeCommand = config.string('GITSPACE_VSCODE_COMMAND');
   const shell = config.string('GITSPACE_SHELL', config.string('SHELL', '/bin/bash'));
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
 
   // The IDE's shells, VS Code and repository commands get the machine's environment, without where the secret is.
@@ -26,7 +27,7 @@ function main(): void {
     if (value !== undefined && !SECRET_VARIABLES.includes(name)) ideEnv[name] = value;
   }
 
-  const logger = createLogger(`agent:${gitspaceId}`);
+  const logger = createLogger(`agent:${gitspaceId}`, logSettings);
   const { server } = createAgentApp({
     gitspaceId,
     secret: secret!,

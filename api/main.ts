@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
 import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
-import { createLogger } from '../common/logger';
+import { createLogger, readLogSettings } from '../common/logger';
 import { TrustedProxies } from '../common/client-address';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
@@ -65,10 +65,11 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       ),
     },
   };
+  const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(dataDir);
 
-  const logger = createLogger('api');
+  const logger = createLogger('api', logSettings);
   const { payloadKeys, ...rest } = settings;
   const controlPlane = await startControlPlane(
     { ...rest, ...(payloadKeys !== undefined ? { payloadKeys: PayloadKeyRing.parse(payloadKeys) } : {}) },
