@@ -10,10 +10,10 @@ import {
   type GitspaceState,
   type LifecycleAction,
   type StepName,
-} from '../common/lifecycle';
+} from '../contracts/lifecycle';
 import type { WorkOrderSigner } from '../common/work-order';
 import type { Store } from '../db/store';
-import type { MachineInfo, ProviderName } from '../providers/types';
+import type { MachineInfo, ProviderName } from '../contracts/provider';
 
 export interface ControlPlaneActivityDeps {
   store: Store;

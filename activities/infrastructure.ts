@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
-import type { GitspaceSpec } from '../common/lifecycle';
+import type { GitspaceSpec } from '../contracts/lifecycle';
 import { LegacySecretsKey, SealedSecretError, type RunnerKeyRing } from '../common/sealed-secret';
 import {
   RunnerContractVersionError,
@@ -17,7 +17,7 @@ import {
   type Provider,
   type ProviderCallOptions,
   type ProviderOperation,
-} from '../providers/types';
+} from '../contracts/provider';
 import { AgentRequestError, type AgentClient } from './agent-client';
 import type { GatewayAdminClient } from './gateway-admin-client';
 import { SecretNotFoundError, type SecretStore } from './secret-store';

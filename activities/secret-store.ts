@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { SecretManagerServiceClient } from '@google-cloud/secret-manager';
 import { gcpClientOptions } from '../providers/gcp/provider';
-import { TOKEN_REF_PATTERN } from '../common/lifecycle';
+import { TOKEN_REF_PATTERN } from '../contracts/lifecycle';
 
 /**
  * Where a runner finds repository tokens named by reference (`repository.tokenRef`), so a token never passes through

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigReader } from '../common/config';
 import { createLogger, readLogSettings } from '../common/logger';
-import { IDE_KINDS } from '../providers/types';
+import { IDE_KINDS } from '../contracts/provider';
 import { closeIde } from './ide';
 import { createAgentApp } from './server';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
 import { ROUTE_SECRET_HEADER, decodePathFully, isAgentPrivatePath } from '../common/gateway-route';
 import type { Logger } from '../common/logger';
-import type { IdeKind } from '../providers/types';
+import type { IdeKind } from '../contracts/provider';
 import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
 import { repositoryNetworksSchema, type RepositoryNetworks } from './repository-address';
 import { LifecycleCommandError, readLifecycleCommands, runLifecycleCommand } from './devcontainer';

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
-import { ACCESS_TOKEN_AUDIENCE } from '../common/access-token';
+import { ACCESS_TOKEN_AUDIENCE } from '../contracts/access-token';
 import {
   ACCESS_TOKEN_KEY_FILE,
   InvalidAccessTokenOptionsError,

@@ -7,7 +7,7 @@ import {
   ACCESS_TOKEN_CLAIMS,
   ACCESS_TOKEN_ISSUER,
   GITSPACE_ID_PATTERN,
-} from '../common/access-token';
+} from '../contracts/access-token';
 import { readOrCreateSecretFile } from '../common/secret-file';
 
 /** File name of the generated signing key inside the data dir. */

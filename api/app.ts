@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
-import { ACCESS_TOKEN_QUERY_PARAM } from '../common/access-token';
+import { ACCESS_TOKEN_QUERY_PARAM } from '../contracts/access-token';
 import { ConflictError, InputError, NotAllowedError, NotFoundError, TooManyRequestsError } from '../common/errors';
 import { newId } from '../common/ids';
 import type { Logger } from '../common/logger';
-import { infrastructureTaskQueue, type Actor } from '../common/lifecycle';
+import { infrastructureTaskQueue, type Actor } from '../contracts/lifecycle';
 import { RunnerPublicKey } from '../common/sealed-secret';
 import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../db/schema';
 import { hashToken, type Store } from '../db/store';

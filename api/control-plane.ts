@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';

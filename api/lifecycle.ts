@@ -13,7 +13,7 @@ import {
   type GitspaceState,
   type LifecycleInput,
   type LifecycleAction,
-} from '../common/lifecycle';
+} from '../contracts/lifecycle';
 import type { OperationRow } from '../db/schema';
 import type { Store } from '../db/store';
 import { SEARCH_ATTRIBUTES } from '../engine/search-attributes';

@@ -3,7 +3,7 @@ import { runMain } from '../common/main';
 import path from 'node:path';
 import { ConfigReader } from '../common/config';
 import { preparePrivateDataDir } from '../common/data-dir';
-import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../common/access-token';
+import { DEFAULT_ACCESS_TOKEN_TTL_SECONDS } from '../contracts/access-token';
 import { createLogger, readLogSettings } from '../common/logger';
 import { TrustedProxies } from '../common/client-address';
 import { readTemporalConnection } from '../common/temporal-connection';

@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
-import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 
 /** How long a machine of an unknown gitspace is kept, stopped, before reconciliation deletes it. */
 export const DEFAULT_ORPHAN_GRACE_SECONDS = 3600;

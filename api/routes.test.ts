@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { silentLogger } from '../common/logger';
-import { CONTROL_PLANE_TASK_QUEUE } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 import { openDatabase, type Db } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import type { AccessTokenIssuer } from './access-tokens';

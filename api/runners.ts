@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { infrastructureTaskQueue } from '../common/lifecycle';
+import { infrastructureTaskQueue } from '../contracts/lifecycle';
 import { CONTRACT_VERSION_NEEDED, parseRunnerIdentity } from '../common/work-order';
 
 /** The contract version a runner must speak for every operation of this control plane. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES, TOKEN_REF_PATTERN } from '../common/lifecycle';
-import { IDE_KINDS, PROVIDER_NAMES } from '../providers/types';
+import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES, TOKEN_REF_PATTERN } from '../contracts/lifecycle';
+import { IDE_KINDS, PROVIDER_NAMES } from '../contracts/provider';
 import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
 import { RunnerPublicKey } from '../common/sealed-secret';
 

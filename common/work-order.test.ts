@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose';
 import { createAccessTokenIssuer, ACCESS_TOKEN_KEY_FILE } from '../api/access-tokens';
-import type { GitspaceSpec } from './lifecycle';
+import type { GitspaceSpec } from '../contracts/lifecycle';
 import {
   CONTRACT_VERSION_NEEDED,
   InvalidWorkOrderKeyError,

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
-import type { GitspaceSpec, LifecycleAction } from './lifecycle';
+import type { GitspaceSpec, LifecycleAction } from '../contracts/lifecycle';
 import { readOrCreateSecretFile, replaceSecretFile } from './secret-file';
 
 /**

@@ -1,5 +1,5 @@
 import type { ColumnType, Insertable, Selectable } from 'kysely';
-import type { Actor } from '../common/lifecycle';
+import type { Actor } from '../contracts/lifecycle';
 
 /** Timestamps are written by the database and read back as Date. */
 type CreatedAt = ColumnType<Date, never, never>;

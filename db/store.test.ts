@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
-import { ACTOR_NOT_RECORDED, RECONCILER, type Actor } from '../common/lifecycle';
+import { ACTOR_NOT_RECORDED, RECONCILER, type Actor } from '../contracts/lifecycle';
 import { PGlite } from '@electric-sql/pglite';
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
 import { newId, newToken } from '../common/ids';
-import type { Actor, GitspaceState, LifecycleAction, OperationStatus } from '../common/lifecycle';
+import type { Actor, GitspaceState, LifecycleAction, OperationStatus } from '../contracts/lifecycle';
 import type { Db } from './connect';
 import type {
   Database,

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, createRemoteJWKSet, importPKCS8 } from 'jose';
 import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
-import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../common/access-token';
+import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '../contracts/access-token';
 import {
   ExpiredAccessTokenError,
   InvalidAccessTokenError,

@@ -5,7 +5,7 @@ import {
   ACCESS_TOKEN_CLAIMS,
   ACCESS_TOKEN_ISSUER,
   type AccessTokenClaims,
-} from '../common/access-token';
+} from '../contracts/access-token';
 
 /**
  * The gateway's auth check: verifies access tokens locally against the control plane's public keys. No database, no

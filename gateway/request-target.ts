@@ -1,4 +1,4 @@
-import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN } from '../common/access-token';
+import { ACCESS_TOKEN_QUERY_PARAM, GITSPACE_ID_PATTERN } from '../contracts/access-token';
 import { decodePathFully } from '../common/gateway-route';
 
 /**

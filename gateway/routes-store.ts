@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GITSPACE_ID_PATTERN } from '../common/access-token';
+import { GITSPACE_ID_PATTERN } from '../contracts/access-token';
 
 /**
  * One gateway route: where a gitspace's IDE endpoint (its agent) answers, the secret the gateway adds to everything it

@@ -12,7 +12,7 @@ import {
   ACCESS_TOKEN_AUDIENCE,
   ACCESS_TOKEN_CLAIMS,
   ACCESS_TOKEN_ISSUER,
-} from '../common/access-token';
+} from '../contracts/access-token';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { silentLogger } from '../common/logger';
 import { createAccessTokenVerifier } from './auth';

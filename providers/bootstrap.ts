@@ -8,7 +8,7 @@
  * agent secret).
  */
 import { z } from 'zod';
-import type { AgentBootstrap } from './types';
+import type { AgentBootstrap } from '../contracts/provider';
 import { NODE_DIST_URL, NODE_RUNTIME } from './node-runtime';
 import { AGENT_PORT, DATA_DISK_DEVICE_NAME, DATA_MOUNT_DIR, WORKSPACE_DIR } from './naming';
 

@@ -7,7 +7,7 @@ import { parseWithProblems, type ParseResult } from './config-problems';
 import { parseGcpInfrastructureConfig, validateGcpMachineSpec } from './gcp/config';
 import { createGcpClients, createGcpProvider, type GcpClients } from './gcp/provider';
 import { createLocalProvider } from './local/provider';
-import type { MachineSpec, Provider, ProviderName } from './types';
+import type { MachineSpec, Provider, ProviderName } from '../contracts/provider';
 
 export interface ProviderResolverOptions {
   /** Where the local provider keeps machine directories. */

@@ -3,7 +3,7 @@
  * rules. Problems use the field names of the machine catalogue (`machineType`, `diskSizeGb`, ...).
  */
 import type { FieldProblem } from './config-problems';
-import type { MachineSpec } from './types';
+import type { MachineSpec } from '../contracts/provider';
 
 export interface SpecRules {
   provider: string;

@@ -3,7 +3,7 @@
  * we need (the Compute REST client treats insert/start/stop/delete as non-idempotent; our request ids make them safe).
  */
 import type { Logger } from '../common/logger';
-import { ProviderError } from './errors';
+import { ProviderError } from '../contracts/provider-errors';
 
 export interface RetryOptions {
   signal: AbortSignal;

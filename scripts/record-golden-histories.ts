@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { format } from 'prettier';
-import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createLogger, silentLogger } from '../common/logger';
 import { PAYLOAD_KEYS_FILE } from '../common/payload-codec';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';

@@ -1,5 +1,5 @@
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
 

@@ -5,7 +5,7 @@ import {
   lifecycleWorkflowId,
   type Actor,
   type LifecycleInput,
-} from '../common/lifecycle';
+} from '../contracts/lifecycle';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';

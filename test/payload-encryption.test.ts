@@ -7,7 +7,7 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue, lifecycleWorkflowId } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue, lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createCodecServer } from '../codec/server';
 import { silentLogger } from '../common/logger';
 import { ENCRYPTED_ENCODING } from '../common/payload-codec';

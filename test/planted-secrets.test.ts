@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createLogger } from '../common/logger';
 import { connectClient, readTemporalConnection } from '../common/temporal-connection';
 import { createWorkOrderSigner } from '../common/work-order';

@@ -8,7 +8,7 @@ import { createAccessTokenIssuer } from '../api/access-tokens';
 import { ensureAdmin, ensureEmbeddedDefaults } from '../api/control-plane';
 import { openDatabase } from '../db/connect';
 import { createStore } from '../db/store';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { freeLoopbackPort } from '../common/net';
 import { PayloadKeyRing } from '../common/payload-codec';
 import { RunnerKeyRing } from '../common/sealed-secret';

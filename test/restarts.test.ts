@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../contracts/lifecycle';
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';

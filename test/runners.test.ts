@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { RUNNER_CONTRACT_VERSION } from '../common/work-order';
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { infrastructureTaskQueue } from '../common/lifecycle';
+import { infrastructureTaskQueue } from '../contracts/lifecycle';
 import { silentLogger } from '../common/logger';
 import {
   connectClient,

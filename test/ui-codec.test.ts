@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { CODEC_COOKIE, createCodecServer } from '../codec/server';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { silentLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { EncryptionCodec, loadPayloadKeyRing } from '../common/payload-codec';

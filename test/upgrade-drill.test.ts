@@ -1,6 +1,6 @@
 import { temporal } from '@temporalio/proto';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { lifecycleWorkflowId } from '../common/lifecycle';
+import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { payloadDataConverter } from '../common/payload-codec';
 import { CONTROL_PLANE_DEPLOYMENT, controlPlaneVersion } from '../workers/control-plane-worker';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { type GitspaceSpec } from '../common/lifecycle';
+import { type GitspaceSpec } from '../contracts/lifecycle';
 import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { STEPS, type StepName } from '../common/lifecycle';
+import { STEPS, type StepName } from '../contracts/lifecycle';
 import {
   ACTOR,
   inputsOf,

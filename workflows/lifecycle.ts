@@ -25,8 +25,8 @@ import {
   type LifecycleAction,
   type LifecycleInput,
   type StepName,
-} from '../common/lifecycle';
-import { NON_RETRYABLE_PROVIDER_ERRORS } from '../providers/errors';
+} from '../contracts/lifecycle';
+import { NON_RETRYABLE_PROVIDER_ERRORS } from '../contracts/provider-errors';
 
 const controlPlane = proxyActivities<ControlPlaneActivities>({
   taskQueue: CONTROL_PLANE_TASK_QUEUE,

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { ControlPlaneActivities, ReconcileResult } from '../activities/control-plane';
 import type { InfrastructureActivities } from '../activities/infrastructure';
-import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../contracts/lifecycle';
 
 const controlPlane = proxyActivities<ControlPlaneActivities>({
   taskQueue: CONTROL_PLANE_TASK_QUEUE,

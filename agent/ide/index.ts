@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/logger';
-import type { IdeKind } from '../../providers/types';
+import type { IdeKind } from '../../contracts/provider';
 import { createTerminalIde } from './terminal';
 import { createVscodeIde } from './vscode';
 

@@ -7,7 +7,7 @@ import { repositoryNetworksSchema } from '../../agent/repository-address';
 import { agentInstallConfigSchema } from '../bootstrap';
 import { parseWithProblems, type FieldProblem, type ParseResult } from '../config-problems';
 import { machineSpecProblems } from '../machine-spec';
-import type { MachineSpec } from '../types';
+import type { MachineSpec } from '../../contracts/provider';
 
 const awsId = (prefix: string) =>
   z.string().regex(new RegExp(`^${prefix}-[0-9a-f]{8,17}$`), `must be an id like '${prefix}-0123456789abcdef0'`);

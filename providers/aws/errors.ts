@@ -7,7 +7,7 @@ import {
   ProviderUnavailableError,
   QuotaExceededError,
   RateLimitedError,
-} from '../errors';
+} from '../../contracts/provider-errors';
 
 const PROVIDER = 'aws';
 

@@ -26,8 +26,8 @@ import {
   type ProviderError,
   QuotaExceededError,
   RateLimitedError,
-} from '../errors';
-import type { CreateMachineRequest, Provider, ProviderCallOptions } from '../types';
+} from '../../contracts/provider-errors';
+import type { CreateMachineRequest, Provider, ProviderCallOptions } from '../../contracts/provider';
 import { parseAwsInfrastructureConfig, type AwsInfrastructureConfig } from './config';
 import { createAwsProvider, createEc2Client } from './provider';
 

@@ -29,7 +29,11 @@ import {
   renderAwsUserData,
   renderBootstrapScript,
 } from '../bootstrap';
-import { InstanceNotFoundError, InvalidMachineSpecError, ProviderUnavailableError } from '../errors';
+import {
+  InstanceNotFoundError,
+  InvalidMachineSpecError,
+  ProviderUnavailableError,
+} from '../../contracts/provider-errors';
 import { MACHINE_LABELS, agentUrlFor, deriveClientToken, machineNameFor } from '../naming';
 import type {
   AgentBootstrap,
@@ -38,7 +42,7 @@ import type {
   MachineStatus,
   Provider,
   ProviderCallOptions,
-} from '../types';
+} from '../../contracts/provider';
 import type { AwsInfrastructureConfig } from './config';
 import { isAwsNotFound, mapAwsError } from './errors';
 

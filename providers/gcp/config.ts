@@ -7,7 +7,7 @@ import { repositoryNetworksSchema } from '../../agent/repository-address';
 import { agentInstallConfigSchema } from '../bootstrap';
 import { parseWithProblems, type FieldProblem, type ParseResult } from '../config-problems';
 import { machineSpecProblems } from '../machine-spec';
-import type { MachineSpec } from '../types';
+import type { MachineSpec } from '../../contracts/provider';
 
 export const gcpInfrastructureConfigSchema = z
   .object({

@@ -12,7 +12,7 @@ import {
   type ProviderError,
   ProviderUnavailableError,
   QuotaExceededError,
-} from '../errors';
+} from '../../contracts/provider-errors';
 import {
   OperationFailedError,
   type CreateMachineRequest,
@@ -21,7 +21,7 @@ import {
   type Provider,
   type ProviderCallOptions,
   type ProviderOperation,
-} from '../types';
+} from '../../contracts/provider';
 import { parseGcpInfrastructureConfig, type GcpInfrastructureConfig } from './config';
 import { FAKE_FAULTS, startFakeComputeServer, type FakeComputeServer, type FakeRequest } from './fake-compute-server';
 import { createGcpClients, createGcpProvider, type GcpClients } from './provider';

@@ -14,7 +14,7 @@ import { DisksClient, InstancesClient, ZoneOperationsClient, type protos } from 
 import { OAuth2Client } from 'google-auth-library';
 import type { Logger } from '../../common/logger';
 import { GCP_DATA_DISK_DEVICES, agentSecretIn, renderBootstrapScript } from '../bootstrap';
-import { InstanceNotFoundError, ProviderUnavailableError } from '../errors';
+import { InstanceNotFoundError, ProviderUnavailableError } from '../../contracts/provider-errors';
 import {
   DATA_DISK_DEVICE_NAME,
   MACHINE_LABELS,
@@ -34,8 +34,8 @@ import type {
   Provider,
   ProviderCallOptions,
   ProviderOperation,
-} from '../types';
-import { OperationFailedError } from '../types';
+} from '../../contracts/provider';
+import { OperationFailedError } from '../../contracts/provider';
 import type { GcpInfrastructureConfig } from './config';
 import { isGcpAlreadyExists, isGcpNotFound, mapGcpError, mapGcpOperationError } from './errors';
 

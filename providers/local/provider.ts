@@ -5,8 +5,14 @@ import { chmod, chown, cp, mkdir, readFile, readdir, rename, rm, writeFile } fro
 import path from 'node:path';
 import type { Logger } from '../../common/logger';
 import { freeLoopbackPort } from '../../common/net';
-import { InstanceNotFoundError } from '../errors';
-import type { AgentBootstrap, CreateMachineRequest, MachineInfo, Provider, ProviderCallOptions } from '../types';
+import { InstanceNotFoundError } from '../../contracts/provider-errors';
+import type {
+  AgentBootstrap,
+  CreateMachineRequest,
+  MachineInfo,
+  Provider,
+  ProviderCallOptions,
+} from '../../contracts/provider';
 import {
   SANDBOX_UID_FIRST,
   SANDBOX_UID_LAST,

@@ -66,7 +66,7 @@ export function agentProgram(): AgentProgram {
     ? [node, agentMain]
     : [node, '--import', pathToFileURL(require.resolve('tsx')).href, agentMain];
   // Only the code the agent runs: never the whole checkout, which may hold the data dir and other secrets.
-  const readOnly = ['agent', 'common', 'providers', 'package.json'].map((name) => path.join(CODE_ROOT, name));
+  const readOnly = ['agent', 'common', 'contracts', 'package.json'].map((name) => path.join(CODE_ROOT, name));
   for (let dir = CODE_ROOT; ; dir = path.dirname(dir)) {
     if (existsSync(path.join(dir, 'node_modules'))) {
       readOnly.push(path.join(dir, 'node_modules'), path.join(dir, 'package.json'));

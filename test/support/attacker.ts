@@ -9,7 +9,7 @@ import {
 } from '@temporalio/common';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
-import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../../common/lifecycle';
+import { infrastructureTaskQueue, lifecycleWorkflowId, type GitspaceSpec } from '../../contracts/lifecycle';
 import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';

@@ -2,7 +2,7 @@ import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from 
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { connectionOptions } from '../../common/temporal-connection';
-import { lifecycleWorkflowId } from '../../common/lifecycle';
+import { lifecycleWorkflowId } from '../../contracts/lifecycle';
 import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createWorkOrderSigner } from '../../common/work-order';

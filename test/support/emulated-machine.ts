@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { ReconcileResult } from '../../activities/control-plane';
 import { agentSecretIn } from '../../providers/bootstrap';
 import { silentLogger } from '../../common/logger';
-import { CONTROL_PLANE_TASK_QUEUE } from '../../common/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE } from '../../contracts/lifecycle';
 import { freeLoopbackPort } from '../../common/net';
 import { serveAgent, type ServedAgent } from './agent';
 import { waitForGitspace, type TestStack } from './stack';

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { StepName } from '../../common/lifecycle';
+import type { StepName } from '../../contracts/lifecycle';
 import {
   ACTOR,
   ORDER,

@@ -2,7 +2,7 @@
  * The lifecycle vocabulary shared by the API, the workflows and the activities. Pure data and functions only: the
  * workflows import this file, so it must stay deterministic (no Node built-ins, no I/O).
  */
-import type { IdeKind, MachineSpec, ProviderName } from '../providers/types';
+import type { IdeKind, MachineSpec, ProviderName } from './provider';
 
 export const CONTROL_PLANE_TASK_QUEUE = 'gitspaces-control-plane';
 
