@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { bearerMatches } from '../common/bearer';
 import type { Logger } from '../common/logger';
+import type { GatewayMetrics } from './metrics';
 import {
   InvalidGitspaceIdError,
   InvalidRouteRegistrationError,
@@ -11,6 +12,8 @@ import {
   type RoutesStore,
 } from './routes-store';
 
+/** The Prometheus text format's content type. */
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Largest admin request body accepted: a route is a few dozen bytes. */
 const MAX_BODY_BYTES = 16 * 1024;
 const EXAMPLE_BODY = '{"target":"http://10.0.0.5:8089","secret":"<43+ base64url characters>","runId":"<run id>"}';
@@ -22,6 +25,8 @@ export interface AdminHandlerOptions {
   logger: Logger;
   /** Called when a route is removed or registered again by another start: its open connections must end now. */
   onRouteGone: (gitspaceId: string) => void;
+  /** What `GET /metrics` reports; without it there is no such endpoint. */
+  metrics?: Pick<GatewayMetrics, 'render'>;
 }
 
 /** Thrown when an admin request body is not a JSON object of acceptable size (400/413). */
@@ -37,8 +42,8 @@ class BadAdminBodyError extends Error {
 
 /**
  * The gateway's admin API, on its own listener (the runner calls it; users never reach it): `GET /routes` (without
- * secrets), `PUT /routes/:gitspaceId { target, secret, runId }` (common/gateway-route.ts), `DELETE /routes/:gitspaceId`,
- * all with the bearer secret. Route secrets go in and never come out.
+ * secrets), `PUT /routes/:gitspaceId { target, secret, runId }` (common/gateway-route.ts), `DELETE /routes/:gitspaceId`
+ * and `GET /metrics` (Prometheus text), all with the bearer secret. Route secrets go in and never come out.
  */
 export function createAdminHandler(options: AdminHandlerOptions): RequestListener {
   const { routes, logger } = options;
@@ -58,6 +63,13 @@ export function createAdminHandler(options: AdminHandlerOptions): RequestListene
       return send(res, 401, {
         error: { code: 'unauthenticated', message: 'the gateway admin token is missing or wrong' },
       });
+    }
+    if (url === '/metrics' && options.metrics) {
+      if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+      const text = await options.metrics.render();
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
     }
     if (url === '/routes') {
       if (req.method !== 'GET') return methodNotAllowed(res, 'GET');

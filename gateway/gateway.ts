@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../contracts/access-token';
+import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
 import { bearerToken } from '../common/bearer';
 import { ROUTE_SECRET_HEADER, isAgentPrivatePath } from '../common/gateway-route';
 import { TokenBuckets, clientAddressKey, unmapped, type RateLimit } from '../common/rate-limit';
@@ -18,6 +19,7 @@ import { isHeaderNamed, writeRawResponse } from '../common/http1';
 import type { Logger } from '../common/logger';
 import { UpstreamPool, originOf } from '../common/upstream-client';
 import { createAdminHandler } from './admin';
+import { GatewayMetrics, type ExchangeKind } from './metrics';
 import {
   ExpiredAccessTokenError,
   InvalidAccessTokenError,
@@ -87,6 +89,8 @@ export interface GatewayOptions {
   now?: () => number;
   /** Deadlines of the public listener (tests shorten them); Node's defaults otherwise. */
   timeouts?: { headersMs?: number; requestMs?: number; keepAliveMs?: number };
+  /** Whether `GET /metrics` on the admin listener includes the process's own metrics (prom-client's defaults); yes. */
+  processMetrics?: boolean;
 }
 
 export interface ListenOptions {
@@ -103,6 +107,8 @@ export interface Gateway {
   closeConnections(gitspaceId: string): number;
   /** Open client connections that carried requests of a gitspace (keep-alive HTTP and WebSockets). */
   connectionCount(gitspaceId: string): number;
+  /** What `GET /metrics` on the admin listener reports (gateway/metrics.ts). */
+  metrics: GatewayMetrics;
   close(): Promise<void>;
 }
 
@@ -159,6 +165,19 @@ export function createGateway(options: GatewayOptions): Gateway {
     now: options.now,
   });
   const pool = new UpstreamPool();
+  const metrics = new GatewayMetrics(
+    { openConnections: () => connections.size },
+    { defaultMetrics: options.processMetrics ?? true },
+  );
+  // Every refusal is counted by its code: a request's, or an upgrade's (answered on the raw socket).
+  const refuse = (req: IncomingMessage, res: ServerResponse, refusal: Refusal): void => {
+    metrics.refused('http', refusal.code);
+    sendRefusal(req, res, refusal);
+  };
+  const refuseRaw = (socket: Duplex, refusal: Refusal, kind: ExchangeKind = 'websocket'): void => {
+    metrics.refused(kind, refusal.code);
+    sendRawRefusal(socket, refusal);
+  };
   // Client connections that carried requests of each gitspace (keep-alive ones and WebSockets), so a removed route
   // ends them at once. Tracked per connection, not per request: a keep-alive connection is added once.
   const open = new Map<string, Set<Duplex>>();
@@ -341,8 +360,9 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   /** Keeps the IDE's redirects and cookies inside its own prefix, and never lets it set the gateway's cookie. */
-  function rewriteResponse(target: Resolved, origin: string) {
+  function rewriteResponse(target: Resolved, origin: string, kind: ExchangeKind, startedAt: number) {
     return (headers: RawHeaders): RawHeaders => {
+      metrics.answered(kind, startedAt);
       for (let i = 0; i < headers.length; i += 2) {
         const name = headers[i]!;
         if (isHeaderNamed(name, 'location')) {
@@ -378,6 +398,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     if ('status' in target) return refuse(req, res, target);
     if (target.prefix && target.upstreamPath === '') {
       const location = `${target.prefix}/${rebuildQuery(target.query, target.queryToken)}`;
+      metrics.redirected();
       res.writeHead(308, ['location', location, 'content-length', '0']);
       return void res.end();
     }
@@ -406,6 +427,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         ...(schemeOf(req) === 'https' ? ['Secure'] : []),
       ].join('; ');
       const location = target.publicPath + (target.query ? `?${target.query}` : '');
+      metrics.redirected();
       res.writeHead(303, [
         'location',
         location,
@@ -430,7 +452,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       headers: forwardHeaders(req, target, route),
       timeoutMs,
       pool,
-      responseHeaders: rewriteResponse(target, originOf(upstream)),
+      responseHeaders: rewriteResponse(target, originOf(upstream), 'http', performance.now()),
       onError: answerUpstreamFailure(req, res, target.gitspaceId),
     });
   }
@@ -466,6 +488,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     const upstream = parsedTarget(route.target);
     track(target.gitspaceId, socket);
     endAtExpiry(socket, auth.claims.expiresAt);
+    metrics.webSocketOpened();
+    socket.once('close', metrics.webSocketClosed);
     proxyUpgrade(socket, head, {
       method: 'GET',
       protocol: 'websocket',
@@ -473,7 +497,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       path: upstreamTarget(target),
       headers: forwardHeaders(req, target, route),
       timeoutMs,
-      responseHeaders: rewriteResponse(target, originOf(upstream)),
+      responseHeaders: rewriteResponse(target, originOf(upstream), 'websocket', performance.now()),
       onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
     });
   }
@@ -555,7 +579,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   // A gateway is not a forward proxy. Node hands every CONNECT here, never to the request handler.
   publicServer.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', destroySelf);
-    refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' });
+    refuseRaw(socket, { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported' }, 'http');
   });
   publicServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     // A request llhttp would not parse, or one that did not arrive in time. Answered only when nothing of a response
@@ -565,7 +589,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     // Our answer to an earlier error on this connection is on its way; the linger timer ends the connection.
     if (socket.writableEnded) return;
     if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
-    refuseRaw(socket, clientErrorRefusal(error));
+    refuseRaw(socket, clientErrorRefusal(error), 'http');
   });
   // Every public connection, upgraded ones included (Node's server forgets those), so that closing ends them all.
   const connections = new Set<Socket>();
@@ -594,6 +618,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       adminToken: options.adminToken,
       logger: logger.child('admin'),
       onRouteGone: closeConnections,
+      metrics,
     }),
   );
 
@@ -608,6 +633,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     },
     closeConnections,
     connectionCount: (gitspaceId) => open.get(gitspaceId)?.size ?? 0,
+    metrics,
     async close() {
       for (const gitspaceId of [...open.keys()]) closeConnections(gitspaceId);
       for (const socket of connections) socket.destroy();
@@ -755,7 +781,7 @@ function upstreamRefusal(error: UpstreamError, gitspaceId: string, logger: Logge
     : { status: 502, code: 'machine_unreachable', message: `the gitspace machine is unreachable (${error.causeCode})` };
 }
 
-function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void {
+function sendRefusal(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void {
   const headers: RawHeaders = [];
   if (refusal.status === 401) headers.push('www-authenticate', 'Bearer');
   if (refusal.retryAfter !== undefined) headers.push('retry-after', String(refusal.retryAfter));
@@ -767,7 +793,7 @@ function refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): vo
 }
 
 /** Answers on a socket that is no HTTP exchange (an upgrade, CONNECT, a parse error) and closes it. */
-function refuseRaw(socket: Duplex, refusal: Refusal): void {
+function sendRawRefusal(socket: Duplex, refusal: Refusal): void {
   if (!socket.writable) return void socket.destroy();
   const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
   writeRawResponse(socket, refusal.status, 'application/json; charset=utf-8', body);
