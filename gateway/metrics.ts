@@ -34,13 +34,14 @@ export class GatewayMetrics {
   /** WebSocket upgrades by outcome. */
   private readonly websocket = { forwarded: 0, refused: 0, upstream_failed: 0 };
   private readonly authRefusals = new Map<string, number>();
-  private openWebSockets = 0;
+  /** WebSocket tunnels open now. */
+  private readonly tunnels = { open: 0 };
   private readonly upstreamSeconds: Histogram<'kind'>;
   private readonly httpUpstream;
   private readonly websocketUpstream;
   /** Bound once: the close listener of every tunnelled WebSocket. */
   readonly webSocketClosed = () => {
-    this.openWebSockets--;
+    this.tunnels.open--;
   };
 
   constructor(gauges: { openConnections(): number }, options: { defaultMetrics?: boolean } = {}) {
@@ -88,13 +89,13 @@ export class GatewayMetrics {
         this.set(gauges.openConnections());
       },
     });
-    const self = this;
+    const tunnels = this.tunnels;
     new Gauge({
       name: 'gitspaces_gateway_open_websockets',
       help: 'WebSocket tunnels open between clients and gitspace machines.',
       registers,
       collect() {
-        this.set(self.openWebSockets);
+        this.set(tunnels.open);
       },
     });
     this.upstreamSeconds = new Histogram({
@@ -135,7 +136,7 @@ export class GatewayMetrics {
 
   /** A WebSocket tunnel opened; call {@link webSocketClosed} when its socket closes. */
   webSocketOpened(): void {
-    this.openWebSockets++;
+    this.tunnels.open++;
   }
 
   render(): Promise<string> {
