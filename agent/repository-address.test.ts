@@ -1,5 +1,5 @@
 import { InputError } from '../common/errors';
-import { validateInfrastructureConfig } from '../providers/index';
+import { validateInfrastructureConfig } from '../providers/validation';
 import {
   canonicalRepositoryUrl,
   checkRepositoryEndpoint,

@@ -18,7 +18,7 @@ import { TrustedProxies } from '../common/client-address';
 import { unmapped } from '../common/rate-limit';
 import { METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, createApiMetrics, type ApiMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
-import { validateInfrastructureConfig, validateMachineSpec } from '../providers';
+import { validateInfrastructureConfig, validateMachineSpec } from '../providers/validation';
 import {
   ActionBody,
   CreateGitspaceBody,

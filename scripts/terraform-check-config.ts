@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CreateInfrastructureBody } from '../api/schemas';
-import { validateInfrastructureConfig } from '../providers';
+import { validateInfrastructureConfig } from '../providers/validation';
 
 const expectedProvider = process.argv[2];
 const body: unknown = JSON.parse(readFileSync(0, 'utf8'));

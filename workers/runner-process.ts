@@ -15,7 +15,7 @@ import {
   payloadDataConverter,
   type PayloadKeyRing,
 } from '../common/payload-codec';
-import { createProviderResolver } from '../providers';
+import { createProviderResolver } from '../providers/resolver';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
 import { RUNNER_PACKAGE_VERSION, createRunnerWorker } from './runner';
