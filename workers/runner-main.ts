@@ -6,6 +6,7 @@ import { createLogger, readLogSettings } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startRunner } from './runner-process';
+import { isLoopbackHost, type RunnerMetricsListen } from './runner-metrics';
 import { RunnerKeyRing } from '../common/sealed-secret';
 import { parseSecretStoreConfig } from '../activities/secret-store';
 
@@ -31,6 +32,21 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
   const secretStore = config.parsed('GITSPACES_SECRET_STORE', (raw) => (raw ? parseSecretStoreConfig(raw) : undefined));
   const secretManagerEndpoint = config.url('GITSPACES_GCP_SECRET_MANAGER_ENDPOINT');
+  // GET /metrics: off unless a port is given; on loopback by default; a token is required anywhere else.
+  const metricsPort = config.string('GITSPACES_RUNNER_METRICS_PORT')
+    ? config.port('GITSPACES_RUNNER_METRICS_PORT', 0)
+    : undefined;
+  const metricsHost = config.string('GITSPACES_RUNNER_METRICS_HOST', '127.0.0.1');
+  const metricsToken = config.string('GITSPACES_RUNNER_METRICS_TOKEN');
+  const metrics = config.parsed('GITSPACES_RUNNER_METRICS_HOST', (): RunnerMetricsListen | undefined => {
+    if (metricsPort === undefined) return undefined;
+    if (!isLoopbackHost(metricsHost) && metricsToken === undefined) {
+      throw new Error(
+        `'${metricsHost}' is not a loopback address: set GITSPACES_RUNNER_METRICS_TOKEN too, so only the scraper reads the runner's metrics`,
+      );
+    }
+    return { host: metricsHost, port: metricsPort, ...(metricsToken !== undefined ? { token: metricsToken } : {}) };
+  });
   const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(settings.dataDir);
@@ -49,6 +65,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
           }
         : {}),
       ...(payloadKeys !== undefined ? { payloadKeys: PayloadKeyRing.parse(payloadKeys) } : {}),
+      ...(metrics ? { metrics } : {}),
     },
     logger,
   );

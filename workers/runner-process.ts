@@ -19,6 +19,7 @@ import { createProviderResolver } from '../providers/resolver';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
 import { RUNNER_PACKAGE_VERSION, createRunnerWorker } from './runner';
+import { RunnerMetrics, serveRunnerMetrics, type RunnerMetricsListen } from './runner-metrics';
 import { RUNNER_CONTRACT_VERSION, WORK_ORDER_PUBLIC_KEY_FILE, createWorkOrderVerifier } from '../common/work-order';
 
 export interface RunnerConfig {
@@ -57,9 +58,16 @@ export interface RunnerConfig {
    * set it, to act as a runner that was not upgraded.
    */
   contractVersion?: number;
+  /**
+   * Where to serve `GET /metrics` (GITSPACES_RUNNER_METRICS_PORT, _HOST, _TOKEN): activities and provider calls
+   * (workers/runner-metrics.ts). No listener when absent.
+   */
+  metrics?: RunnerMetricsListen;
 }
 
 export interface RunningRunner {
+  /** The base URL of the metrics listener, when there is one. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -114,6 +122,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   installWorkerRuntime();
   logTemporalConnection(logger, config.temporal);
   const connection = await NativeConnection.connect(connectionOptions(config.temporal));
+  const metrics = config.metrics ? new RunnerMetrics() : undefined;
   const providers = createProviderResolver({
     localRoot,
     installationId: config.installationId,
@@ -125,7 +134,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     namespace: config.temporal.namespace,
     dataConverter: payloadDataConverter(payloadCodec),
     infrastructureId: config.infrastructureId,
-    resolveProvider: providers,
+    resolveProvider: metrics ? (spec) => metrics.instrumentProvider(providers(spec), spec.provider) : providers,
+    ...(metrics ? { activityInterceptors: [metrics.activityInterceptor] } : {}),
     agents: createAgentClient(),
     gateway: createGatewayAdminClient({ url: config.gatewayAdminUrl, token: gatewayToken }),
     runnerKeys,
@@ -137,14 +147,24 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     ...(config.contractVersion !== undefined ? { contractVersion: config.contractVersion } : {}),
     logger,
   });
+  // Listening before polling: a metrics port in use fails the start rather than leaving a runner half up.
+  const metricsServer = metrics && config.metrics ? await serveRunnerMetrics(metrics, config.metrics) : undefined;
   const done = worker.run();
+  if (metricsServer) {
+    logger.info('runner metrics listening', {
+      url: `${metricsServer.url}/metrics`,
+      tokenRequired: config.metrics?.token !== undefined,
+    });
+  }
   logger.info('runner polling', {
     infrastructureId: config.infrastructureId,
     version: RUNNER_PACKAGE_VERSION,
     contractVersion: config.contractVersion ?? RUNNER_CONTRACT_VERSION,
   });
   return {
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     async stop() {
+      await metricsServer?.close();
       worker.shutdown();
       await done;
       await providers.close();

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
-import { type NativeConnection, Worker } from '@temporalio/worker';
+import { type ActivityInterceptorsFactory, type NativeConnection, Worker } from '@temporalio/worker';
 import { createInfrastructureActivities, type InfrastructureActivityDeps } from '../activities/infrastructure';
-import { infrastructureTaskQueue } from '../contracts/lifecycle';
+import { infrastructureTaskQueue } from '../common/lifecycle';
 import { RUNNER_CONTRACT_VERSION, runnerIdentity } from '../common/work-order';
 
 /** The package version of this runner (package.json: beside the sources, or above `dist/` in the released package). */
@@ -26,6 +26,8 @@ export interface RunnerWorkerOptions extends InfrastructureActivityDeps {
   dataConverter: DataConverter;
   /** The runner contract version it speaks (default RUNNER_CONTRACT_VERSION), named in its identity. */
   contractVersion?: number;
+  /** Interceptors of every activity (the runner's metrics: workers/runner-metrics.ts). */
+  activityInterceptors?: ActivityInterceptorsFactory[];
 }
 
 /**
@@ -43,5 +45,6 @@ export function createRunnerWorker(options: RunnerWorkerOptions): Promise<Worker
       contractVersion: options.contractVersion ?? RUNNER_CONTRACT_VERSION,
     }),
     activities: createInfrastructureActivities(options),
+    ...(options.activityInterceptors ? { interceptors: { activity: options.activityInterceptors } } : {}),
   });
 }

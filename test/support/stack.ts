@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createRemoteJWKSet } from 'jose';
 import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
-import { lifecycleWorkflowId } from '../../contracts/lifecycle';
+import { lifecycleWorkflowId } from '../../common/lifecycle';
 import { silentLogger, type Logger } from '../../common/logger';
 import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
@@ -13,6 +13,7 @@ import { createGateway, type Gateway } from '../../gateway/gateway';
 import { createFileRoutesStore } from '../../gateway/routes-store';
 import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
 import { startRunner, type RunningRunner } from '../../workers/runner-process';
+import type { RunnerMetricsListen } from '../../workers/runner-metrics';
 import type { SecretStoreConfig } from '../../activities/secret-store';
 import { startTestTemporal } from './temporal';
 
@@ -33,7 +34,7 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
+export const GATEWAY_ADMIN_TOKEN = 'test-gateway-admin-token';
 
 /** The installation id the test runners tag and label machines with. */
 export const TEST_INSTALLATION_ID = 'test';
@@ -49,6 +50,8 @@ export interface TestRunnerOptions {
   secretStore?: SecretStoreConfig;
   /** The runner contract version it speaks (default the current one): an older one acts as a runner not upgraded. */
   contractVersion?: number;
+  /** Serve the runner's `GET /metrics` here (workers/runner-metrics.ts); none by default. */
+  metrics?: RunnerMetricsListen;
 }
 
 /**
@@ -147,12 +150,16 @@ export async function startTestStack(
           ...(runnerOptions.gcpComputeEndpoint ? { gcpComputeEndpoint: runnerOptions.gcpComputeEndpoint } : {}),
           ...(runnerOptions.secretStore ? { secretStore: runnerOptions.secretStore } : {}),
           ...(runnerOptions.contractVersion !== undefined ? { contractVersion: runnerOptions.contractVersion } : {}),
+          ...(runnerOptions.metrics ? { metrics: runnerOptions.metrics } : {}),
         },
         logger,
       );
       // Stopping twice (a test stopped it, then stack.stop()) stops it once.
       let stopping: Promise<void> | undefined;
-      stack.runner = { stop: () => (stopping ??= started.stop()) };
+      stack.runner = {
+        ...(started.metricsUrl ? { metricsUrl: started.metricsUrl } : {}),
+        stop: () => (stopping ??= started.stop()),
+      };
       runners.push(stack.runner);
       return stack.runner;
     },
