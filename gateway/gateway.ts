@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../common/access-token';
+import { GITSPACE_ID_PATTERN, type AccessTokenClaims } from '../contracts/access-token';
 import { bearerToken } from '../common/bearer';
 import { ROUTE_SECRET_HEADER, isAgentPrivatePath } from '../common/gateway-route';
 import { TokenBuckets, clientAddressKey, unmapped, type RateLimit } from '../common/rate-limit';

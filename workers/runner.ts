@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { type ActivityInterceptorsFactory, type NativeConnection, Worker } from '@temporalio/worker';
 import { createInfrastructureActivities, type InfrastructureActivityDeps } from '../activities/infrastructure';
-import { infrastructureTaskQueue } from '../common/lifecycle';
+import { infrastructureTaskQueue } from '../contracts/lifecycle';
 import { RUNNER_CONTRACT_VERSION, runnerIdentity } from '../common/work-order';
 
 /** The package version of this runner (package.json: beside the sources, or above `dist/` in the released package). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createRemoteJWKSet } from 'jose';
 import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
-import { lifecycleWorkflowId } from '../../common/lifecycle';
+import { lifecycleWorkflowId } from '../../contracts/lifecycle';
 import { silentLogger, type Logger } from '../../common/logger';
 import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
