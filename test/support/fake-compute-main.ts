@@ -1,5 +1,5 @@
 /**
- * Runs the fake Compute API alone for a developer's emulator run: `npx tsx providers/gcp/fake-compute-main.ts`, then
+ * Runs the fake Compute API alone for a developer's emulator run: `npx tsx test/support/fake-compute-main.ts`, then
  * start the runner with GITSPACES_GCP_COMPUTE_ENDPOINT set to the printed URL.
  */
 import { ConfigError, ConfigReader } from '../../common/config';

@@ -5,19 +5,19 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SignJWT, createLocalJWKSet, importPKCS8, type JWTPayload } from 'jose';
-import { serveAgent } from '../test/support/agent';
-import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../api/access-tokens';
+import { serveAgent } from './agent';
+import { ACCESS_TOKEN_KEY_FILE, createAccessTokenIssuer, type AccessTokenIssuer } from '../../api/access-tokens';
 import {
   ACCESS_TOKEN_ALGORITHM,
   ACCESS_TOKEN_AUDIENCE,
   ACCESS_TOKEN_CLAIMS,
   ACCESS_TOKEN_ISSUER,
-} from '../contracts/access-token';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
-import { silentLogger } from '../common/logger';
-import { createAccessTokenVerifier } from './auth';
-import { createGateway, type Gateway, type GatewayOptions } from './gateway';
-import { createFileRoutesStore } from './routes-store';
+} from '../../contracts/access-token';
+import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
+import { silentLogger } from '../../common/logger';
+import { createAccessTokenVerifier } from '../../gateway/auth';
+import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway';
+import { createFileRoutesStore } from '../../gateway/routes-store';
 
 /**
  * Real parts for gateway tests: the control plane's signing key in a temp data dir, real agents (terminal IDE, real
