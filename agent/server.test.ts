@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
-import { rawRequest, statusOf } from '../gateway/test-harness';
+import { rawRequest, statusOf } from '../test/support/gateway-harness';
 import { silentLogger } from '../common/logger';
 import { serveAgent, type ServedAgent } from '../test/support/agent';
 import { upgradeStatus } from '../test/support/websocket';

@@ -1,7 +1,13 @@
 import net from 'node:net';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
-import { newRouteSecret, startRecorder, startRouted, type Harness, type Recorder } from './test-harness';
+import {
+  newRouteSecret,
+  startRecorder,
+  startRouted,
+  type Harness,
+  type Recorder,
+} from '../test/support/gateway-harness';
 
 /**
  * Attacks on the admin listener (DESIGN.md §4: bearer shared secret, `PUT`/`DELETE /routes/:gitspaceId`,

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { GATEWAY_COOKIE } from './gateway';
-import { startAgent, startHarness, type Harness, type TestAgent } from './test-harness';
+import { startAgent, startHarness, type Harness, type TestAgent } from '../test/support/gateway-harness';
 import { CHROMIUM, CHROMIUM_ARGS, TEST_ARTIFACTS } from '../test/support/chromium';
 
 const ID = 'gs-browser';

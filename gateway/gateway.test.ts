@@ -12,7 +12,7 @@ import {
   type Harness,
   type Recorder,
   type TestAgent,
-} from './test-harness';
+} from '../test/support/gateway-harness';
 import { openWebSocket } from '../test/support/websocket';
 
 const ID = 'gs-alpha';

@@ -3,7 +3,14 @@ import net, { type AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
 import { GATEWAY_COOKIE } from './gateway';
-import { startHarness, startRecorder, startRouted, statusOf, type Harness, type Recorder } from './test-harness';
+import {
+  startHarness,
+  startRecorder,
+  startRouted,
+  statusOf,
+  type Harness,
+  type Recorder,
+} from '../test/support/gateway-harness';
 import { openWebSocket } from '../test/support/websocket';
 import { TrustedProxies } from '../common/client-address';
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { valueOf } from '../test/support/prometheus-text';
-import { startRouted, type Routed } from './test-harness';
+import { startRouted, type Routed } from '../test/support/gateway-harness';
 
 /**
  * `GET /metrics` on the gateway's admin listener: admin token only, and after real traffic on the public listener

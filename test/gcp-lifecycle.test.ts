@@ -11,7 +11,7 @@ import {
   startFakeComputeServer,
   type FakeComputeServer,
   type FakeRequest,
-} from '../providers/gcp/fake-compute-server';
+} from './support/fake-compute-server';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {
   createStoppedGitspace,

@@ -72,6 +72,10 @@ describe('the compiled release', () => {
     expect([...modules.keys()].filter((name) => name in pkg.devDependencies || name === 'tsx')).toEqual([]);
     const top = await readdir(OUT);
     expect(top.filter((name) => ['test', 'scripts'].includes(name))).toEqual([]);
+    // Test support lives under test/ only: no harness, fake or emulator among the product folders.
+    const files = (await readdir(OUT, { recursive: true })).map((file) => file.split(path.sep).join('/'));
+    expect(files.length).toBeGreaterThan(50);
+    expect(files.filter((file) => /(^|\/)test\/|\.test\.js|harness|fake/i.test(file))).toEqual([]);
   });
 
   describe('runs a gitspace end to end', () => {

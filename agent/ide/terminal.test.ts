@@ -1,5 +1,5 @@
 import { type WebSocket } from 'ws';
-import { startAgent, type TestAgent } from '../../gateway/test-harness';
+import { startAgent, type TestAgent } from '../../test/support/gateway-harness';
 import { openWebSocket } from '../../test/support/websocket';
 
 function outputUntil(ws: WebSocket, pattern: RegExp): Promise<string> {

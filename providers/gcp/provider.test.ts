@@ -23,7 +23,12 @@ import {
   type ProviderOperation,
 } from '../../contracts/provider';
 import { parseGcpInfrastructureConfig, type GcpInfrastructureConfig } from './config';
-import { FAKE_FAULTS, startFakeComputeServer, type FakeComputeServer, type FakeRequest } from './fake-compute-server';
+import {
+  FAKE_FAULTS,
+  startFakeComputeServer,
+  type FakeComputeServer,
+  type FakeRequest,
+} from '../../test/support/fake-compute-server';
 import { createGcpClients, createGcpProvider, type GcpClients } from './provider';
 
 const INSTALLATION = 'inst-test';
