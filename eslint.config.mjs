@@ -138,7 +138,6 @@ export default tseslint.config(
       'test-artifacts/',
       '**/*.js',
       '**/*.mjs',
-      '**/testdata/',
     ],
   },
   js.configs.recommended,

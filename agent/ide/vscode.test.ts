@@ -5,7 +5,7 @@ import { WebSocket } from 'ws';
 import { silentLogger } from '../../common/logger';
 import { serveAgent } from '../../test/support/agent';
 
-const FAKE_SERVER = path.join(__dirname, 'testdata', 'fake-vscode-server.js');
+const FAKE_SERVER = path.join(__dirname, '..', '..', 'test', 'support', 'fake-vscode-server.js');
 
 async function startVscodeAgent(ideHost: { vscodeCommand?: string; searchPath?: string }) {
   const root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-'));
