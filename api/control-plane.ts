@@ -137,14 +137,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     orphanGraceSeconds: config.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS,
     workOrders,
     ...(config.versioning ? { versioning: config.versioning } : {}),
-    isLifecycleRunning: async (gitspaceId) => {
-      try {
-        return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) return false;
-        throw error;
-      }
-    },
+    isLifecycleRunning: lifecycleRunningCheck(client),
   });
   const workerDone = worker.run();
   if (config.versioning?.promotion !== 'manual') await makeWorkerVersionCurrent(client, worker, { logger });
@@ -279,4 +272,16 @@ export async function ensureEmbeddedDefaults(
     image: null,
   });
   logger.info("registered the embedded 'local' infrastructure with machine 'default'");
+}
+
+/** Whether a gitspace's lifecycle workflow is running, asked of Temporal (what reconciliation must not repair). */
+export function lifecycleRunningCheck(client: Client): (gitspaceId: string) => Promise<boolean> {
+  return async (gitspaceId) => {
+    try {
+      return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
+  };
 }

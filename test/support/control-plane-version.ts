@@ -1,8 +1,7 @@
 import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { connectionOptions } from '../../common/temporal-connection';
-import { lifecycleWorkflowId } from '../../contracts/lifecycle';
+import { lifecycleRunningCheck } from '../../api/control-plane';
 import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createWorkOrderSigner } from '../../common/work-order';
@@ -43,14 +42,7 @@ export async function startControlPlaneWorkerVersion(
     runnerPickupTimeoutSeconds: 30,
     orphanGraceSeconds: DEFAULT_ORPHAN_GRACE_SECONDS,
     workOrders: await createWorkOrderSigner({ dataDir: stack.dataDir }),
-    isLifecycleRunning: async (gitspaceId) => {
-      try {
-        return (await client.workflow.getHandle(lifecycleWorkflowId(gitspaceId)).describe()).status.name === 'RUNNING';
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) return false;
-        throw error;
-      }
-    },
+    isLifecycleRunning: lifecycleRunningCheck(client),
   });
   const running = worker.run();
   return {
