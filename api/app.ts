@@ -11,7 +11,7 @@ import { hashToken, type Store } from '../db/store';
 import type { EventFeed } from './event-feed';
 import { errorMiddleware, handle, parseBody } from './http';
 import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
-import type { LifecycleService } from './lifecycle';
+import type { LifecycleService } from './lifecycle-requests';
 import type { AccessTokenIssuer } from './access-tokens';
 import { RUNNER_CONTRACT_VERSION_NEEDED, type RunnerInfo } from './runners';
 import { TrustedProxies } from '../common/client-address';

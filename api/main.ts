@@ -8,7 +8,7 @@ import { createLogger, readLogSettings } from '../common/logger';
 import { TrustedProxies } from '../common/client-address';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
-import { startControlPlane } from './control-plane';
+import { startControlPlane } from './server';
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 

@@ -6,9 +6,9 @@ import { createStore, type Store } from '../db/store';
 import { parseSamples, samplesOf, valueOf } from '../test/support/prometheus-text';
 import type { AccessTokenIssuer } from './access-tokens';
 import { createApp } from './app';
-import { ensureEmbeddedDefaults } from './control-plane';
+import { ensureEmbeddedDefaults } from './server';
 import { EventFeed } from './event-feed';
-import type { LifecycleService } from './lifecycle';
+import type { LifecycleService } from './lifecycle-requests';
 import { createApiMetrics, type ApiMetrics } from './metrics';
 
 /** GET /metrics of the API (prom-client, a registry per app): who may scrape it, and what it says after real traffic. */

@@ -7,9 +7,9 @@ import { openDatabase, type Db } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import type { AccessTokenIssuer } from './access-tokens';
 import { createApp } from './app';
-import { ensureEmbeddedDefaults } from './control-plane';
+import { ensureEmbeddedDefaults } from './server';
 import { EventFeed } from './event-feed';
-import { createLifecycleService, type LifecycleTemporal, type LifecycleWorkflowHandle } from './lifecycle';
+import { createLifecycleService, type LifecycleTemporal, type LifecycleWorkflowHandle } from './lifecycle-requests';
 
 /**
  * The REST API's routes without Temporal: the real app, store (PGlite in memory) and lifecycle service, with a fake at

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startControlPlane } from '../api/control-plane';
+import { startControlPlane } from '../api/server';
 import { createLogger } from '../common/logger';
 import { freeLoopbackPort } from '../common/net';
 import { startDevServer } from '../engine/dev-server';

@@ -129,7 +129,7 @@ const ALLOWED: Probe[] = [
     file: 'workflows/zone-probe.ts',
     code:
       "import { proxyActivities } from '@temporalio/workflow';\n" +
-      "import type { ControlPlaneActivities } from '../activities/control-plane';\n" +
+      "import type { ControlPlaneActivities } from '../activities/bookkeeping';\n" +
       "import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';\n" +
       'export const x = proxyActivities<ControlPlaneActivities>({ taskQueue: CONTROL_PLANE_TASK_QUEUE });\n',
   },

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { createAccessTokenIssuer } from '../api/access-tokens';
-import { ensureAdmin, ensureEmbeddedDefaults } from '../api/control-plane';
+import { ensureAdmin, ensureEmbeddedDefaults } from '../api/server';
 import { openDatabase } from '../db/connect';
 import { createStore } from '../db/store';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';

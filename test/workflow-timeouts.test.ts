@@ -16,7 +16,7 @@ import {
 /**
  * The start-to-close and heartbeat timeout wordings, from real server-side timeouts. In the system set, not the fast
  * one: the time-skipping test server does not skip time while an activity runs, so each timeout takes its real 30 s
- * (the retries before it are skipped). The pickup timeout's wording is in the fast set (test/workflows/lifecycle.test.ts).
+ * (the retries before it are skipped). The pickup timeout's wording is in the fast set (test/workflows/gitspace-lifecycle.test.ts).
  */
 let harness: WorkflowHarness;
 beforeAll(async () => {

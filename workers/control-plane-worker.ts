@@ -1,7 +1,7 @@
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/control-plane';
+import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/bookkeeping';
 import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 import type { Logger } from '../common/logger';
 import { workflowBundleBuildId } from './workflow-bundle';

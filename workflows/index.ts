@@ -1,2 +1,2 @@
-export { startGitspace, stopGitspace, deleteGitspace } from './lifecycle';
+export { startGitspace, stopGitspace, deleteGitspace } from './gitspace-lifecycle';
 export { reconcileInfrastructure } from './reconcile';

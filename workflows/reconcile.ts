@@ -12,7 +12,7 @@ import {
   setCurrentDetails,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ControlPlaneActivities, ReconcileResult } from '../activities/control-plane';
+import type { ControlPlaneActivities, ReconcileResult } from '../activities/bookkeeping';
 import type { InfrastructureActivities } from '../activities/infrastructure';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../contracts/lifecycle';
 

@@ -1,7 +1,7 @@
 import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { connectionOptions } from '../../common/temporal-connection';
-import { lifecycleRunningCheck } from '../../api/control-plane';
+import { lifecycleRunningCheck } from '../../api/server';
 import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createWorkOrderSigner } from '../../common/work-order';

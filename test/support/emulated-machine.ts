@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { ReconcileResult } from '../../activities/control-plane';
+import type { ReconcileResult } from '../../activities/bookkeeping';
 import { agentSecretIn } from '../../providers/bootstrap';
 import { silentLogger } from '../../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../../contracts/lifecycle';

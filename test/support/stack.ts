@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createRemoteJWKSet } from 'jose';
-import { startControlPlane, type RunningControlPlane } from '../../api/control-plane';
+import { startControlPlane, type RunningControlPlane } from '../../api/server';
 import { lifecycleWorkflowId } from '../../contracts/lifecycle';
 import { silentLogger, type Logger } from '../../common/logger';
 import type { DatabaseLocation } from '../../db/connect';

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { BeginResult } from '../../activities/control-plane';
+import type { BeginResult } from '../../activities/bookkeeping';
 import {
   CONTROL_PLANE_TASK_QUEUE,
   infrastructureTaskQueue,

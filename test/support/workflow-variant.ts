@@ -3,7 +3,7 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { bundleLifecycleWorkflows } from '../../workers/workflow-bundle';
 
 export interface SourceChange {
-  /** A workflow source file, relative to the repository root (e.g. `workflows/lifecycle.ts`). */
+  /** A workflow source file, relative to the repository root (e.g. `workflows/gitspace-lifecycle.ts`). */
   file: string;
   replacements: { find: string; replace: string }[];
   /** Appended to the file (imports are hoisted, so this is where a change's imports go). */
@@ -46,14 +46,14 @@ const AFTER_BEGIN = "const run = await begin(gitspaceId, 'start', actor);";
  * non-determinism error; its runs are told apart by their TimerStarted event.
  */
 export const START_WITH_PAUSE: SourceChange = {
-  file: 'workflows/lifecycle.ts',
+  file: 'workflows/gitspace-lifecycle.ts',
   replacements: [{ find: AFTER_BEGIN, replace: `${AFTER_BEGIN}\n  await variantSleep('1 second');` }],
   append: "import { sleep as variantSleep } from '@temporalio/workflow';",
 };
 
 /** The same change guarded by `patched()`: a run started on older code replays without it, new runs take it. */
 export const START_WITH_PATCHED_PAUSE: SourceChange = {
-  file: 'workflows/lifecycle.ts',
+  file: 'workflows/gitspace-lifecycle.ts',
   replacements: [
     {
       find: AFTER_BEGIN,

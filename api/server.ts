@@ -33,7 +33,7 @@ import { createApp } from './app';
 import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
-import { createLifecycleService } from './lifecycle';
+import { createLifecycleService } from './lifecycle-requests';
 import { listRunners } from './runners';
 import { createApiMetrics } from './metrics';
 

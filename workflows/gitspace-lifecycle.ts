@@ -14,7 +14,7 @@ import {
   proxyActivities,
   setCurrentDetails,
 } from '@temporalio/workflow';
-import type { BeginResult, ControlPlaneActivities } from '../activities/control-plane';
+import type { BeginResult, ControlPlaneActivities } from '../activities/bookkeeping';
 import type { InfrastructureActivities } from '../activities/infrastructure';
 import {
   CONTROL_PLANE_TASK_QUEUE,
