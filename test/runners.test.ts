@@ -4,7 +4,7 @@ import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { RUNNER_CONTRACT_VERSION } from '../common/work-order';
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
-import { RUNNER_PACKAGE_VERSION } from '../workers/runner';
+import { PACKAGE_VERSION } from '../common/package-version';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
@@ -91,7 +91,7 @@ describe('runners and the truth after a 202', () => {
       expect(listed.body.runners).toContainEqual(
         expect.objectContaining({
           contractVersion: RUNNER_CONTRACT_VERSION - 1,
-          version: RUNNER_PACKAGE_VERSION,
+          version: PACKAGE_VERSION,
           upToDate: false,
         }),
       );
@@ -111,7 +111,7 @@ describe('runners and the truth after a 202', () => {
     }
     const current = runners.find((r) => r.contractVersion === RUNNER_CONTRACT_VERSION);
     expect(current).toMatchObject({
-      version: RUNNER_PACKAGE_VERSION,
+      version: PACKAGE_VERSION,
       upToDate: true,
       identity: expect.stringContaining(`${process.pid}@`),
     });

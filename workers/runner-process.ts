@@ -18,7 +18,8 @@ import {
 import { createProviderResolver } from '../providers/resolver';
 import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
-import { RUNNER_PACKAGE_VERSION, createRunnerWorker } from './runner';
+import { createRunnerWorker } from './runner';
+import { PACKAGE_VERSION } from '../common/package-version';
 import { RunnerMetrics, serveRunnerMetrics, type RunnerMetricsListen } from './runner-metrics';
 import { RUNNER_CONTRACT_VERSION, WORK_ORDER_PUBLIC_KEY_FILE, createWorkOrderVerifier } from '../common/work-order';
 
@@ -158,7 +159,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   }
   logger.info('runner polling', {
     infrastructureId: config.infrastructureId,
-    version: RUNNER_PACKAGE_VERSION,
+    version: PACKAGE_VERSION,
     contractVersion: config.contractVersion ?? RUNNER_CONTRACT_VERSION,
   });
   return {

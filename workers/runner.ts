@@ -1,23 +1,9 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { type ActivityInterceptorsFactory, type NativeConnection, Worker } from '@temporalio/worker';
 import { createInfrastructureActivities, type InfrastructureActivityDeps } from '../activities/infrastructure';
 import { infrastructureTaskQueue } from '../contracts/lifecycle';
+import { PACKAGE_VERSION } from '../common/package-version';
 import { RUNNER_CONTRACT_VERSION, runnerIdentity } from '../common/work-order';
-
-/** The package version of this runner (package.json: beside the sources, or above `dist/` in the released package). */
-export const RUNNER_PACKAGE_VERSION: string = (() => {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
-      if (typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // Not here: one folder up.
-    }
-    if (path.dirname(dir) === dir) return 'unknown';
-  }
-})();
 
 export interface RunnerWorkerOptions extends InfrastructureActivityDeps {
   connection: NativeConnection;
@@ -41,7 +27,7 @@ export function createRunnerWorker(options: RunnerWorkerOptions): Promise<Worker
     dataConverter: options.dataConverter,
     taskQueue: infrastructureTaskQueue(options.infrastructureId),
     identity: runnerIdentity({
-      packageVersion: RUNNER_PACKAGE_VERSION,
+      packageVersion: PACKAGE_VERSION,
       contractVersion: options.contractVersion ?? RUNNER_CONTRACT_VERSION,
     }),
     activities: createInfrastructureActivities(options),

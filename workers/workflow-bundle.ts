@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { bundleWorkflowCode, type BundleOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { PACKAGE_VERSION } from '../common/package-version';
 import { FAILURE_CONVERTER_PATH } from '../common/payload-codec';
 
 /**
@@ -30,19 +29,6 @@ export function workflowBundleBuildId(bundle: Pick<WorkflowBundleWithSourceMap, 
   const digest = createHash('sha256').update(bundle.code).digest('hex').slice(0, 12);
   return `${PACKAGE_VERSION}-${digest}`;
 }
-
-/** This package's version (package.json: beside the sources, or above `dist/` in the released package). */
-const PACKAGE_VERSION: string = (() => {
-  for (let dir = __dirname; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
-      if (typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // Not here: one folder up.
-    }
-  }
-  return '0.0.0';
-})();
 
 const noop = () => undefined;
 /** The bundler reports each webpack step at info level; only its warnings and errors matter to us. */
