@@ -15,7 +15,6 @@ import type { LifecycleService } from './lifecycle-requests';
 import type { AccessTokenIssuer } from './access-tokens';
 import { RUNNER_CONTRACT_VERSION_NEEDED, type RunnerInfo } from './runners';
 import { TrustedProxies } from '../common/client-address';
-import { unmapped } from '../common/rate-limit';
 import { METRICS_CONTENT_TYPE, UNMATCHED_ROUTE, createApiMetrics, type ApiMetrics } from './metrics';
 import { allowedMethods, buildOpenApiDocument } from './openapi';
 import { validateInfrastructureConfig, validateMachineSpec } from '../providers/validation';
@@ -79,8 +78,7 @@ export function createApp(options: AppOptions): express.Express {
   });
   const trusted = options.trustedProxies ?? new TrustedProxies();
   const authenticate = (req: Request, _res: Response, next: (error?: unknown) => void) => {
-    const peer = unmapped(req.socket.remoteAddress ?? '');
-    const client = trusted.none ? peer : trusted.clientOf(peer, req.get('x-forwarded-for'));
+    const client = trusted.clientOf(req.socket.remoteAddress ?? '', req.get('x-forwarded-for'));
     authenticator.authenticate(req.headers.authorization, client).then((user) => {
       (req as Authed).user = user;
       next();

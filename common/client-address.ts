@@ -46,7 +46,8 @@ export class TrustedProxies {
    * The address of the client behind a connection: the socket's peer, or, when the peer is a trusted proxy, the
    * nearest address in `X-Forwarded-For` (from the right) that is not itself a trusted proxy.
    */
-  clientOf(peer: string, forwardedFor: string | undefined): string {
+  clientOf(socketAddress: string, forwardedFor: string | undefined): string {
+    const peer = unmapped(socketAddress);
     if (!forwardedFor || !this.trusts(peer)) return peer;
     const hops = forwardedFor.split(',');
     for (let i = hops.length - 1; i >= 0; i--) {

@@ -276,8 +276,7 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   /** The client address behind a request: the socket's, or what a trusted proxy says it forwarded. */
   function clientAddress(req: IncomingMessage): string {
-    const peer = unmapped(req.socket.remoteAddress ?? '');
-    return trusted.none ? peer : trusted.clientOf(peer, text(req.headers['x-forwarded-for']));
+    return trusted.clientOf(req.socket.remoteAddress ?? '', text(req.headers['x-forwarded-for']));
   }
 
   /**
