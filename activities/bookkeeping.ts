@@ -129,11 +129,10 @@ export function createControlPlaneActivities({
   /** Records the end of this run's operation, and observes its duration when this call is the one that ended it. */
   const endOperation = async (patch: { status: 'succeeded' | 'failed' | 'cancelled'; step?: null }) => {
     const { runId } = currentRun();
-    const before = lifecycleDuration ? await store.findOperation(runId) : undefined;
-    await store.updateOperation(runId, patch);
-    if (before?.status === 'running') {
-      const seconds = Math.max(0, (Date.now() - new Date(before.createdAt).getTime()) / 1000);
-      lifecycleDuration!.observe({ action: before.action, outcome: patch.status }, seconds);
+    const ended = await store.updateOperation(runId, patch);
+    if (ended && lifecycleDuration) {
+      const seconds = Math.max(0, (Date.now() - new Date(ended.createdAt).getTime()) / 1000);
+      lifecycleDuration.observe({ action: ended.action, outcome: patch.status }, seconds);
     }
   };
   /** The actor a later step of the operation was given; a workflow that passes none is recorded as unknown. */

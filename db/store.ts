@@ -396,13 +396,23 @@ export function createStore(db: Db) {
       return db.selectFrom('operations').selectAll().where('runId', '=', runId).executeTakeFirst();
     },
 
-    async updateOperation(runId: string, patch: { status?: OperationStatus; step?: string | null }): Promise<void> {
-      const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : {};
-      await db
-        .updateTable('operations')
-        .set({ ...patch, ...finished })
-        .where('runId', '=', runId)
-        .execute();
+    /** Updates an operation; when this call ends a running one, returns what it was (for its duration). */
+    async updateOperation(
+      runId: string,
+      patch: { status?: OperationStatus; step?: string | null },
+    ): Promise<Pick<OperationRow, 'action' | 'createdAt'> | undefined> {
+      const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
+      const update = () =>
+        db
+          .updateTable('operations')
+          .set({ ...patch, ...finished })
+          .where('runId', '=', runId);
+      // In one statement, so of two calls (a retried activity) only the one that ended the operation hears it.
+      const ended = finished
+        ? await update().where('status', '=', 'running').returning(['action', 'createdAt']).executeTakeFirst()
+        : undefined;
+      if (!ended) await update().execute();
+      return ended;
     },
 
     /** The latest operation of each gitspace: one row each from the database, however long its history. */
