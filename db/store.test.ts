@@ -7,6 +7,15 @@ import { openDatabase, migrate, type Db } from './connect';
 import { migrationProvider } from './migrations';
 import type { Database } from './schema';
 import { createStore, hashToken, type Store } from './store';
+import { createEventStore } from './stores/events';
+import { createGitspaceStore } from './stores/gitspaces';
+import { createInfrastructureStore } from './stores/infrastructures';
+import { createMachineStore } from './stores/machines';
+import { createMetricsStore } from './stores/metrics';
+import { createOperationStore } from './stores/operations';
+import { createReconciliationStore } from './stores/reconciliation';
+import { createTokenStore } from './stores/tokens';
+import { createUserStore } from './stores/users';
 import { testDatabases } from '../test/support/databases';
 
 describe.each(testDatabases())('control-plane store on %s', (_name, location) => {
@@ -324,6 +333,27 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
         gatewayUrl: 'http://127.0.0.1:1',
       }),
     ).rejects.toThrow(/was removed, and the records of its deleted gitspaces still name it/);
+  });
+});
+
+describe('createStore', () => {
+  it('composes the parts in db/stores/ without one hiding a query of another', () => {
+    // The parts are spread into one object, where a second query of the same name would silently replace the first.
+    const db = {} as Db;
+    const parts = [
+      createUserStore,
+      createTokenStore,
+      createInfrastructureStore,
+      createMachineStore,
+      createGitspaceStore,
+      createEventStore,
+      createOperationStore,
+      createReconciliationStore,
+      createMetricsStore,
+    ].map((createPart) => Object.keys(createPart(db)));
+    const names = parts.flat();
+    expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
+    expect(Object.keys(createStore(db)).sort()).toEqual([...names, 'db', 'ping'].sort());
   });
 });
 

@@ -1,0 +1,168 @@
+import type { Transaction } from 'kysely';
+import { ConflictError, NotFoundError, QuotaReachedError } from '../../common/errors';
+import type { Actor, GitspaceState } from '../../contracts/lifecycle';
+import type { Db } from '../connect';
+import type { Database, GitspaceRow, NewGitspace } from '../schema';
+import { appendEvent, lockGitspace } from './events';
+
+export interface StateChange {
+  to: GitspaceState;
+  /** Who asked for the change: recorded on its event. */
+  actor: Actor;
+  /** The change is refused (ConflictError) unless the gitspace is in one of these states. */
+  allowedFrom?: readonly GitspaceState[];
+  message: string;
+  data?: Record<string, unknown>;
+  url?: string | null;
+  lastError?: Record<string, unknown> | null;
+}
+
+/** Gitspaces and their state changes; each creation and change writes its event in the same transaction. */
+export function createGitspaceStore(db: Db) {
+  return {
+    /**
+     * Creates a gitspace in state `stopped`, its owner named as the actor of its `created` event. With an idempotency
+     * key, a request already seen returns the gitspace it made (`replayed`) instead of a second one; the same key with
+     * another request is a conflict. With `maxPerOwner`, an owner who already has that many gitspaces (deleted ones
+     * do not count) gets a QuotaReachedError: the count is taken under the owner's row lock, so concurrent creates
+     * cannot pass it together.
+     */
+    async createGitspace(
+      values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
+      idempotency?: { key: string; requestHash: string },
+      limits: { maxPerOwner?: number } = {},
+    ): Promise<{ gitspace: GitspaceRow; replayed: boolean }> {
+      return db.transaction().execute(async (trx) => {
+        if (idempotency) {
+          // The key row is written first: a concurrent request with the same key waits here for this one to commit.
+          const claimed = await trx
+            .insertInto('idempotencyKeys')
+            .values({
+              userId: values.ownerId,
+              key: idempotency.key,
+              requestHash: idempotency.requestHash,
+              gitspaceId: values.id,
+            })
+            .onConflict((oc) => oc.columns(['userId', 'key']).doNothing())
+            .executeTakeFirst();
+          if (Number(claimed.numInsertedOrUpdatedRows ?? 0) === 0) {
+            const seen = await trx
+              .selectFrom('idempotencyKeys')
+              .selectAll()
+              .where('userId', '=', values.ownerId)
+              .where('key', '=', idempotency.key)
+              .executeTakeFirstOrThrow();
+            if (seen.requestHash !== idempotency.requestHash) {
+              throw new ConflictError(
+                'this Idempotency-Key was already used with a different request body; use a new key',
+              );
+            }
+            const gitspace = await trx
+              .selectFrom('gitspaces')
+              .selectAll()
+              .where('id', '=', seen.gitspaceId)
+              .executeTakeFirstOrThrow();
+            return { gitspace, replayed: true };
+          }
+        }
+        return { gitspace: await insertGitspace(trx, values, limits.maxPerOwner), replayed: false };
+      });
+    },
+
+    async getGitspace(id: string): Promise<GitspaceRow> {
+      const row = await db.selectFrom('gitspaces').selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError('gitspace', id);
+      return row;
+    },
+
+    async listGitspaces(filter: {
+      ownerId?: string;
+      infrastructureId?: string;
+      states?: GitspaceState[];
+    }): Promise<GitspaceRow[]> {
+      let query = db.selectFrom('gitspaces').selectAll();
+      if (filter.ownerId) query = query.where('ownerId', '=', filter.ownerId);
+      if (filter.infrastructureId) query = query.where('infrastructureId', '=', filter.infrastructureId);
+      if (filter.states) query = query.where('state', 'in', filter.states);
+      return query.orderBy('createdAt').orderBy('id').execute();
+    },
+
+    /** Moves a gitspace to a new state and records the event, atomically. */
+    async changeState(gitspaceId: string, change: StateChange): Promise<GitspaceRow> {
+      return db.transaction().execute(async (trx) => {
+        const current = await lockGitspace(trx, gitspaceId);
+        if (change.allowedFrom && !change.allowedFrom.includes(current.state)) {
+          throw new ConflictError(`gitspace '${current.name}' is ${current.state}; it cannot become ${change.to}`);
+        }
+        const row = await trx
+          .updateTable('gitspaces')
+          .set({
+            state: change.to,
+            updatedAt: new Date(),
+            ...(change.url !== undefined ? { url: change.url } : {}),
+            ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
+          })
+          .where('id', '=', gitspaceId)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await appendEvent(trx, gitspaceId, {
+          type: 'state',
+          state: change.to,
+          message: change.message,
+          data: change.data ?? {},
+          actor: change.actor,
+        });
+        return row;
+      });
+    },
+  };
+}
+
+async function insertGitspace(
+  trx: Transaction<Database>,
+  values: Omit<NewGitspace, 'state' | 'url' | 'lastError'>,
+  maxPerOwner: number | undefined,
+): Promise<GitspaceRow> {
+  // The owner's row lock serialises this owner's creates, so the quota holds under concurrent requests.
+  const owner = await trx
+    .selectFrom('users')
+    .select(['id', 'name'])
+    .where('id', '=', values.ownerId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!owner) throw new NotFoundError('user', values.ownerId);
+  if (maxPerOwner !== undefined) {
+    const { count } = await trx
+      .selectFrom('gitspaces')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('ownerId', '=', values.ownerId)
+      .where('state', '<>', 'deleted')
+      .executeTakeFirstOrThrow();
+    if (Number(count) >= maxPerOwner) {
+      throw new QuotaReachedError(
+        `quota reached: user '${owner.name}' has ${Number(count)} of ${maxPerOwner} gitspaces; delete one before creating another`,
+      );
+    }
+  }
+  const clash = await trx
+    .selectFrom('gitspaces')
+    .select('id')
+    .where('ownerId', '=', values.ownerId)
+    .where('name', '=', values.name)
+    .where('state', '<>', 'deleted')
+    .executeTakeFirst();
+  if (clash) throw new ConflictError(`you already have a gitspace named '${values.name}' (${clash.id})`);
+  const row = await trx
+    .insertInto('gitspaces')
+    .values({ ...values, state: 'stopped', url: null, lastError: null })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await appendEvent(trx, row.id, {
+    type: 'created',
+    state: 'stopped',
+    message: `gitspace '${row.name}' created`,
+    data: {},
+    actor: { type: 'user', id: owner.id, name: owner.name },
+  });
+  return row;
+}

@@ -1,0 +1,62 @@
+import { newId } from '../../common/ids';
+import type { LifecycleAction, OperationStatus } from '../../contracts/lifecycle';
+import type { Db } from '../connect';
+import type { OperationRow } from '../schema';
+
+/** Lifecycle operations: one row per workflow run, with its status and current step. */
+export function createOperationStore(db: Db) {
+  return {
+    /** Records an operation; recording the same workflow run twice keeps the first record. */
+    async recordOperation(values: {
+      gitspaceId: string;
+      action: LifecycleAction;
+      workflowId: string;
+      runId: string;
+    }): Promise<OperationRow> {
+      await db
+        .insertInto('operations')
+        .values({ id: newId('op'), ...values, status: 'running', step: null, finishedAt: null })
+        .onConflict((oc) => oc.column('runId').doNothing())
+        .execute();
+      return db.selectFrom('operations').selectAll().where('runId', '=', values.runId).executeTakeFirstOrThrow();
+    },
+
+    async findOperation(runId: string): Promise<OperationRow | undefined> {
+      return db.selectFrom('operations').selectAll().where('runId', '=', runId).executeTakeFirst();
+    },
+
+    /** Updates an operation; when this call ends a running one, returns what it was (for its duration). */
+    async updateOperation(
+      runId: string,
+      patch: { status?: OperationStatus; step?: string | null },
+    ): Promise<Pick<OperationRow, 'action' | 'createdAt'> | undefined> {
+      const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
+      const update = () =>
+        db
+          .updateTable('operations')
+          .set({ ...patch, ...finished })
+          .where('runId', '=', runId);
+      // In one statement, so of two calls (a retried activity) only the one that ended the operation hears it.
+      const ended = finished
+        ? await update().where('status', '=', 'running').returning(['action', 'createdAt']).executeTakeFirst()
+        : undefined;
+      if (!ended) await update().execute();
+      return ended;
+    },
+
+    /** The latest operation of each gitspace: one row each from the database, however long its history. */
+    async latestOperations(gitspaceIds: string[]): Promise<Map<string, OperationRow>> {
+      if (gitspaceIds.length === 0) return new Map();
+      const rows = await db
+        .selectFrom('operations')
+        .selectAll()
+        .distinctOn('gitspaceId')
+        .where('gitspaceId', 'in', gitspaceIds)
+        .orderBy('gitspaceId')
+        .orderBy('createdAt', 'desc')
+        .orderBy('id', 'desc')
+        .execute();
+      return new Map(rows.map((row) => [row.gitspaceId, row]));
+    },
+  };
+}
