@@ -124,6 +124,47 @@ const zones = [
       ],
     },
   },
+  {
+    // The dashboard runs in the browser: React, its own modules and contracts/ (workflow-safe, so browser-safe); the
+    // API's schemas and zod only as types, so nothing of the server is bundled. Anything else is a new dependency.
+    files: ['web/src/**/*.ts', 'web/src/**/*.tsx'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'the dashboard runs in the browser: no Node built-ins',
+          })),
+          patterns: [
+            {
+              regex: '^(?!react$|react-dom/client$|zod$|\\.{1,2}/)',
+              message: 'the dashboard imports only react and react-dom/client; another package is a new dependency',
+            },
+            {
+              regex: folder([...PRODUCT.filter((f) => f !== 'contracts' && f !== 'api'), 'test', 'scripts']),
+              message: 'the dashboard imports only contracts/ from the rest of the project',
+            },
+            {
+              regex: '^(\\.\\./)+api/(?!schemas$)',
+              message: 'the dashboard imports nothing of the API but the types of api/schemas',
+            },
+            {
+              regex: '^((\\.\\./)+api/schemas|zod)$',
+              allowTypeImports: true,
+              message: 'api/schemas and zod only as types (import type): the dashboard bundles no server code',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Vite's own config, one import deep: no-cycle would walk Vite's bundled sources and fails to resolve them.
+    files: ['web/vite.config.mts'],
+    rules: { 'import-x/no-cycle': 'off' },
+  },
 ];
 
 export default tseslint.config(
