@@ -1,0 +1,111 @@
+/**
+ * Modal dialogs on the native <dialog>: showModal() makes the rest of the page inert (focus stays inside), Escape
+ * closes it, and focus returns to the control that opened it.
+ */
+import { useEffect, useId, useRef, type FormEvent, type ReactNode } from 'react';
+import { ErrorBanner } from './ui';
+
+export function Dialog({
+  title,
+  onClose,
+  children,
+  footer,
+  onSubmit,
+  wide,
+}: {
+  title: string;
+  onClose: () => void;
+  children: ReactNode;
+  /** The buttons; inside the form when `onSubmit` is given, so Enter submits. */
+  footer: ReactNode;
+  onSubmit?: (event: FormEvent<HTMLFormElement>) => void;
+  wide?: boolean;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  const close = useRef(onClose);
+  close.current = onClose;
+
+  useEffect(() => {
+    const dialog = ref.current;
+    if (!dialog) return;
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : undefined;
+    dialog.showModal();
+    const cancel = (event: Event) => {
+      event.preventDefault();
+      close.current();
+    };
+    dialog.addEventListener('cancel', cancel);
+    return () => {
+      dialog.removeEventListener('cancel', cancel);
+      dialog.close();
+      opener?.focus();
+    };
+  }, []);
+
+  const body = (
+    <>
+      <header className="dialog-header">
+        <h2 id={titleId}>{title}</h2>
+      </header>
+      <div className="dialog-body">{children}</div>
+      <footer className="dialog-footer">{footer}</footer>
+    </>
+  );
+  return (
+    <dialog ref={ref} aria-labelledby={titleId} className={wide ? 'dialog dialog-wide' : 'dialog'}>
+      {onSubmit ? (
+        <form
+          noValidate
+          onSubmit={(event) => {
+            event.preventDefault();
+            onSubmit(event);
+          }}
+        >
+          {body}
+        </form>
+      ) : (
+        body
+      )}
+    </dialog>
+  );
+}
+
+/** "Are you sure?" for what cannot be undone: the dangerous button is not the one focused first. */
+export function ConfirmDialog({
+  title,
+  children,
+  confirmLabel,
+  busy,
+  error,
+  onConfirm,
+  onClose,
+}: {
+  title: string;
+  children: ReactNode;
+  confirmLabel: string;
+  busy?: boolean;
+  error?: unknown;
+  onConfirm: () => void;
+  onClose: () => void;
+}) {
+  return (
+    <Dialog
+      title={title}
+      onClose={onClose}
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose} autoFocus>
+            Cancel
+          </button>
+          <button type="button" className="button button-danger" onClick={onConfirm} disabled={busy}>
+            {busy ? 'Working…' : confirmLabel}
+          </button>
+        </>
+      }
+    >
+      {children}
+      <ErrorBanner error={error} />
+    </Dialog>
+  );
+}
