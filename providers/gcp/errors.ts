@@ -29,6 +29,11 @@ export function isGcpAlreadyExists(error: unknown): boolean {
   return status === 409 || reason === 'alreadyExists';
 }
 
+/** The SDK's error behind one a Compute call rethrew in the taxonomy (its cause), for the checks above. */
+export function sdkErrorOf(error: unknown): unknown {
+  return (error as { cause?: unknown }).cause ?? error;
+}
+
 /**
  * Maps an error thrown by `@google-cloud/compute` onto the provider taxonomy. Unknown errors come back unchanged,
  * which the activity layer treats as retryable.
