@@ -1,5 +1,5 @@
 /** The small building blocks every page uses: labelled fields, state badges, errors, times. */
-import { useEffect, useId, useState, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import type { GitspaceState } from '../../../contracts/lifecycle';
 import { ApiError } from '../data/client';
 
@@ -27,7 +27,7 @@ export function StateBadge({ state }: { state: GitspaceState }) {
 export function ErrorBanner({ error, title, children }: { error: unknown; title?: string; children?: ReactNode }) {
   if (!error) return null;
   return (
-    <div className="banner banner-error" role="alert">
+    <div className="banner banner-error" role="alert" tabIndex={-1}>
       {title && <strong>{title}</strong>}
       <p>{messageOf(error)}</p>
       {children}
@@ -137,6 +137,19 @@ export function Field({
       )}
     </div>
   );
+}
+
+/**
+ * After a refused submit, focus goes to the first field the API found a problem with (or the form's error), so a
+ * keyboard or screen-reader user lands on what to fix. Returns the ref for the form.
+ */
+export function useFocusOnProblem(error: unknown) {
+  const form = useRef<HTMLFormElement>(null);
+  useEffect(() => {
+    if (!error) return;
+    form.current?.querySelector<HTMLElement>('[aria-invalid="true"], [role="alert"]')?.focus();
+  }, [error]);
+  return form;
 }
 
 /** A secret shown once: selectable, with a copy button. */

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { IDE_KINDS, type IdeKind } from '../../../contracts/provider';
 import { PageHeader } from '../components/page';
-import { ErrorBanner, Field, Loading } from '../components/ui';
+import { ErrorBanner, Field, Loading, useFocusOnProblem } from '../components/ui';
 import { fieldErrors } from '../data/client';
 import { useInfrastructures, useMachines } from '../data/hooks';
 import { gitspaces, type NewGitspace } from '../data/requests';
@@ -54,6 +54,7 @@ export function CreateGitspacePage() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const machines = useMachines(infrastructureId || undefined);
+  const form = useFocusOnProblem(error);
   const lastRequest = useRef<{ body: string; key: string } | undefined>(undefined);
 
   // Choose for the user when there is only one choice (the embedded default has one infrastructure and machine).
@@ -100,7 +101,7 @@ export function CreateGitspacePage() {
   return (
     <>
       <PageHeader title="New gitspace" back={{ to: '/', label: 'Gitspaces' }} />
-      <form className="card form" onSubmit={(event) => void submit(event)} noValidate>
+      <form ref={form} className="card form" onSubmit={(event) => void submit(event)} noValidate>
         <section className="form-section">
           <h2>Repository</h2>
           <Field

@@ -9,10 +9,14 @@ import { Link } from '../router';
 import { useSignedIn } from '../session';
 import { allows, useGitspaceActions } from './gitspace-actions';
 import { DeleteWarning } from './gitspace-list';
-import { actorLabel, IDE_LABELS, repositoryLabel, stepLabel } from './labels';
+import { actorLabel, capitalize, IDE_LABELS, repositoryLabel, stepLabel } from './labels';
 
-/** The states an operation passes through while it runs. */
-const DURING = new Set(['starting', 'stopping', 'deleting']);
+/** The states an operation passes through while it runs, and how its progress is titled. */
+const VERBS: Partial<Record<Gitspace['state'], string>> = {
+  starting: 'Starting',
+  stopping: 'Stopping',
+  deleting: 'Deleting',
+};
 
 /** Runs of this gitspace in the Temporal Web UI, filtered by the GitspaceId search attribute. */
 export function temporalRunsUrl(session: Session, gitspaceId: string): string | undefined {
@@ -91,7 +95,7 @@ export function GitspaceDetailPage({ gitspaceId }: { gitspaceId: string }) {
                 Open in a new tab ↗
               </button>
             )}
-            {button('retry', 'Retry', true)}
+            {/* From error, Retry is on the failure card and in the timeline, beside what failed. */}
             {button('start', 'Start', current.state === 'stopped')}
             {button('stop', 'Stop')}
             {allows(current, 'delete') && (
@@ -114,7 +118,7 @@ export function GitspaceDetailPage({ gitspaceId }: { gitspaceId: string }) {
         {`${current.name} is ${current.state}`}
       </div>
 
-      {DURING.has(current.state) && <Progress gitspace={current} events={events} />}
+      {VERBS[current.state] && <Progress gitspace={current} events={events} />}
       {current.state === 'error' && current.lastError && (
         <section className="card card-error" aria-labelledby="failure-title">
           <h2 id="failure-title">
@@ -239,7 +243,7 @@ function Progress({ gitspace, events }: { gitspace: Gitspace; events: GitspaceEv
   const current = steps.at(-1) ?? operation?.step;
   const since = operation?.createdAt ?? events[began]?.createdAt;
   const elapsed = since ? formatDuration((now - Date.parse(since)) / 1000) : undefined;
-  const verb = { starting: 'Starting', stopping: 'Stopping', deleting: 'Deleting' }[gitspace.state as string];
+  const verb = VERBS[gitspace.state] ?? 'Working';
   return (
     <section className="card card-progress" aria-labelledby="progress-title">
       <div className="card-title-row">
@@ -337,10 +341,6 @@ const EVENT_TYPE_LABELS: Record<string, string> = {
   step: 'Step',
   reconcile: 'Reconciliation',
 };
-
-function capitalize(text: string): string {
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
 
 /** `run` at most once per `ms`, after the last call (state events come in bursts when a stream replays). */
 function useDebounced(run: () => void, ms: number): () => void {

@@ -8,7 +8,7 @@ import type { Gitspace } from '../data/types';
 import { Link, navigate, useLocation } from '../router';
 import { useSignedIn } from '../session';
 import { allows, useGitspaceActions } from './gitspace-actions';
-import { IDE_LABELS, repositoryLabel, stepLabel } from './labels';
+import { capitalize, IDE_LABELS, repositoryLabel, stepLabel } from './labels';
 
 const FILTERS = {
   all: { label: 'All', states: ACTIVE_STATES, empty: 'You have no gitspaces yet.' },
@@ -151,14 +151,16 @@ function GitspaceRow({
         <Link to={`/gitspaces/${encodeURIComponent(gitspace.id)}`} className="gitspace-name">
           {gitspace.name}
         </Link>
-        <span className="mono muted ellipsis" title={gitspace.repository.url}>
-          {repositoryLabel(gitspace.repository.url)}
+        <span className="repository-line">
+          <span className="mono muted ellipsis" title={gitspace.repository.url}>
+            {repositoryLabel(gitspace.repository.url)}
+          </span>
           {gitspace.repository.branch && <span className="chip">{gitspace.repository.branch}</span>}
         </span>
       </div>
       <div className="gitspace-state">
         <StateBadge state={gitspace.state} />
-        {step && <span className="muted small">{stepLabel(step)}…</span>}
+        {step && <span className="muted small">{capitalize(stepLabel(step))}…</span>}
         {gitspace.state === 'error' && gitspace.lastError && (
           <span className="error-text small">
             {gitspace.lastError.action} failed at “{stepLabel(gitspace.lastError.step)}”

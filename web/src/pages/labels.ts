@@ -23,6 +23,10 @@ export function repositoryLabel(url: string): string {
   }
 }
 
+export function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 export function actorLabel(actor: Actor): string {
   switch (actor.type) {
     case 'user':

@@ -75,7 +75,11 @@ export function SignInPage() {
           <form onSubmit={(event) => void signInWithToken(event)} noValidate>
             <Field
               label="API token"
-              hint="A token your administrator gave you. For the embedded default, the admin token is in .gitspaces/admin-token."
+              hint={
+                offered.oidc
+                  ? 'For scripts and service accounts: a token your administrator gave you.'
+                  : 'A token your administrator gave you. With npm start, the admin token is in .gitspaces/admin-token.'
+              }
               errors={fieldErrors(error, 'token')}
             >
               {(props) => (

@@ -12,7 +12,7 @@ const REFRESH_MS = 30_000;
 const FIGURES = [
   { key: 'orphans', label: 'Orphan machines awaiting grace', tone: 'warn' },
   { key: 'stopped', label: 'Machines stopped', tone: 'info' },
-  { key: 'deleted', label: 'Machines deleted', tone: 'info' },
+  { key: 'deleted', label: 'Machines deleted', tone: 'accent' },
   { key: 'routes', label: 'Routes removed', tone: 'muted' },
   { key: 'failed', label: 'Repairs failed', tone: 'error' },
 ] as const;
@@ -78,14 +78,6 @@ export function AdminReconciliationPage() {
           <section className="card" aria-labelledby="chart-title">
             <h2 id="chart-title">Per infrastructure</h2>
             <BarChart figures={figures} />
-            <ul className="legend" aria-hidden="true">
-              {FIGURES.map((figure) => (
-                <li key={figure.key}>
-                  <span className={`legend-swatch bar-${figure.tone}`} />
-                  {figure.label}
-                </li>
-              ))}
-            </ul>
           </section>
           <section className="card" aria-labelledby="orphans-title">
             <h2 id="orphans-title">Orphan machines while this page is open</h2>
@@ -135,14 +127,16 @@ export function AdminReconciliationPage() {
   );
 }
 
+const ROW_HEIGHT = 20;
 const BAR_HEIGHT = 12;
-const LABEL_WIDTH = 120;
-const CHART_WIDTH = 600;
+const LABEL_WIDTH = 210;
+const CHART_WIDTH = 640;
+const HEADING_HEIGHT = 24;
 
-/** One group of bars per infrastructure, scaled to the largest figure; the table below gives the numbers. */
+/** A group of labelled bars per infrastructure, scaled to the largest figure; the table below gives the numbers. */
 function BarChart({ figures }: { figures: InfrastructureFigures[] }) {
   const largest = Math.max(1, ...figures.flatMap((row) => Object.values(row.values)));
-  const groupHeight = FIGURES.length * (BAR_HEIGHT + 3) + 18;
+  const groupHeight = HEADING_HEIGHT + FIGURES.length * ROW_HEIGHT + 12;
   const scale = (value: number) => ((CHART_WIDTH - LABEL_WIDTH - 40) * value) / largest;
   const summary = figures
     .map(
@@ -158,24 +152,27 @@ function BarChart({ figures }: { figures: InfrastructureFigures[] }) {
       aria-label={`Reconciliation per infrastructure. ${summary}`}
     >
       {figures.map((row, group) => (
-        <g key={row.infrastructure} transform={`translate(0 ${group * groupHeight + 6})`}>
-          <text x={0} y={BAR_HEIGHT} className="chart-label">
+        <g key={row.infrastructure} transform={`translate(0 ${group * groupHeight})`}>
+          <text x={0} y={16} className="chart-heading">
             {row.infrastructure}
           </text>
           {FIGURES.map((figure, index) => {
-            const y = index * (BAR_HEIGHT + 3);
+            const y = HEADING_HEIGHT + index * ROW_HEIGHT;
             const width = scale(row.values[figure.key]);
             return (
               <g key={figure.key}>
+                <text x={0} y={y + BAR_HEIGHT - 1} className="chart-label">
+                  {figure.label}
+                </text>
                 <rect
                   x={LABEL_WIDTH}
                   y={y}
-                  width={Math.max(width, 1)}
+                  width={Math.max(width, 1.5)}
                   height={BAR_HEIGHT}
                   rx={2}
                   className={`bar-${figure.tone}`}
                 />
-                <text x={LABEL_WIDTH + width + 6} y={y + BAR_HEIGHT - 2} className="chart-value">
+                <text x={LABEL_WIDTH + width + 6} y={y + BAR_HEIGHT - 1} className="chart-value">
                   {row.values[figure.key]}
                 </text>
               </g>
