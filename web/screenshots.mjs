@@ -202,6 +202,8 @@ gitspaces_gitspaces{infrastructure="local",state="running"} 1
 
 /** What the stand-in saw that the contract forbids; the run fails when it is not empty. */
 const violations = [];
+/** The open change streams (GET /api/v1/gitspaces/changes), to push a change to. */
+const changeStreams = new Set();
 
 const json = (res, status, body) => {
   res.writeHead(status, { 'content-type': 'application/json' });
@@ -246,6 +248,10 @@ async function api(req, res, url) {
     res.flushHeaders(); // the browser's EventSource opens on the headers, before any event
     const id = p.split('/')[4];
     for (const e of EVENTS[id] ?? []) res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+    if (id === 'changes') {
+      changeStreams.add(res);
+      res.on('close', () => changeStreams.delete(res));
+    }
     return; // held open, as the API does
   }
   if (p === '/api/v1/gitspaces' && req.method === 'GET') {
@@ -304,6 +310,12 @@ function serveFile(res, file) {
       ] ?? 'application/octet-stream',
   });
   createReadStream(file).pipe(res);
+}
+
+/** Tells every open change stream that `gitspace` changed, as the API does when a state changes. */
+function pushChange(gitspace) {
+  for (const stream of changeStreams) stream.write(`event: gitspace\ndata: ${JSON.stringify(gitspace)}\n\n`);
+  return changeStreams.size;
 }
 
 const server = createServer((req, res) => {
@@ -365,6 +377,14 @@ try {
     await page.goto(`${base}/`);
     await page.getByRole('link', { name: 'data-pipeline' }).waitFor();
     await shoot('gitspaces');
+    // Live: a change on the stream moves the row without a reload or a poll.
+    const row = page.getByRole('listitem').filter({ hasText: 'web-frontend' });
+    await page.getByText('Live', { exact: true }).waitFor();
+    if (pushChange({ ...GITSPACES[1], state: 'running', operation: undefined }) === 0) {
+      violations.push('the list opened no change stream');
+    }
+    await row.getByText('Running', { exact: true }).waitFor({ timeout: 5000 });
+    await row.getByRole('button', { name: 'Open web-frontend' }).waitFor();
     await page.getByText('Deleted', { exact: true }).click();
     await page.getByRole('link', { name: 'old-experiment' }).waitFor();
     await shoot('gitspaces-deleted');

@@ -5,6 +5,8 @@
 import { useEffect, useId, useRef, type FormEvent, type ReactNode } from 'react';
 import { ErrorBanner } from './ui';
 
+const FOCUSABLE = 'a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"])';
+
 export function Dialog({
   title,
   onClose,
@@ -35,9 +37,27 @@ export function Dialog({
       event.preventDefault();
       close.current();
     };
+    // The page behind is inert already; this keeps Tab cycling inside instead of leaving for the browser's own UI.
+    const trapTab = (event: KeyboardEvent) => {
+      if (event.key !== 'Tab') return;
+      const focusable = [...dialog.querySelectorAll<HTMLElement>(FOCUSABLE)].filter(
+        (el) => !el.hasAttribute('disabled'),
+      );
+      const first = focusable[0];
+      const last = focusable.at(-1);
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault();
+        last?.focus();
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault();
+        first?.focus();
+      }
+    };
     dialog.addEventListener('cancel', cancel);
+    dialog.addEventListener('keydown', trapTab);
     return () => {
       dialog.removeEventListener('cancel', cancel);
+      dialog.removeEventListener('keydown', trapTab);
       dialog.close();
       opener?.focus();
     };
