@@ -289,6 +289,11 @@ async function api(req, res, url) {
     if (infra[2]) return json(res, 200, { items: MACHINES[found.id] ?? [] });
     return json(res, 200, { ...found, runnerContractVersion: 3, runners: RUNNERS[found.id] ?? [] });
   }
+  if (p === '/api/v1/users' && req.method === 'POST') {
+    const body = await readBody(req);
+    const created = { id: 'u-new', name: body.name, role: 'member', createdAt: new Date().toISOString() };
+    return json(res, 201, { user: created, token: 'gs_3b1f0c9e2d7a4f6b8c5e1a9d0f2b4c6e' });
+  }
   if (p === '/api/v1/users') return json(res, 200, { items: USERS });
   if (/^\/api\/v1\/users\/[^/]+\/tokens$/.test(p)) {
     return json(res, 200, {
@@ -419,6 +424,16 @@ try {
     await page.goto(`${base}/admin/users`);
     await page.getByRole('rowheader', { name: 'grace' }).waitFor();
     await shoot('admin-users');
+    await page.getByRole('button', { name: '+ New user' }).click();
+    await page.getByLabel('User name').fill('hopper');
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await page.getByLabel('API token of hopper').waitFor();
+    await shoot('admin-user-created', { fullPage: false });
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'Tokens of grace' }).click();
+    await page.getByRole('rowheader', { name: 'ci' }).waitFor();
+    await shoot('admin-user-tokens', { fullPage: false });
+    await page.keyboard.press('Escape');
     await page.goto(`${base}/admin/reconciliation`);
     await page.getByRole('img', { name: /Reconciliation per infrastructure/ }).waitFor();
     await shoot('admin-reconciliation');

@@ -91,6 +91,45 @@ export function Dialog({
   );
 }
 
+/** A dialog holding a form: Cancel, and a submit button that says what it does and, while busy, that it is doing it. */
+export function FormDialog({
+  submitLabel,
+  busyLabel = 'Saving…',
+  busy,
+  canSubmit = true,
+  onSubmit,
+  onClose,
+  ...rest
+}: {
+  title: string;
+  children: ReactNode;
+  submitLabel: string;
+  busyLabel?: string;
+  busy: boolean;
+  canSubmit?: boolean;
+  onSubmit: () => void;
+  onClose: () => void;
+  wide?: boolean;
+}) {
+  return (
+    <Dialog
+      {...rest}
+      onClose={onClose}
+      onSubmit={onSubmit}
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="button button-primary" disabled={busy || !canSubmit}>
+            {busy ? busyLabel : submitLabel}
+          </button>
+        </>
+      }
+    />
+  );
+}
+
 /** "Are you sure?" for what cannot be undone: the dangerous button is not the one focused first. */
 export function ConfirmDialog({
   title,

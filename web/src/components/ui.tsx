@@ -174,3 +174,23 @@ export function SecretValue({ label, value }: { label: string; value: string }) 
     </Field>
   );
 }
+
+/** A table's column headers; `actions` adds a last column for the row's buttons, named for screen readers only. */
+export function TableHead({ columns, actions }: { columns: string[]; actions?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((column) => (
+          <th scope="col" key={column}>
+            {column}
+          </th>
+        ))}
+        {actions && (
+          <th scope="col">
+            <span className="visually-hidden">Actions</span>
+          </th>
+        )}
+      </tr>
+    </thead>
+  );
+}

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { PROVIDER_NAMES, type ProviderName } from '../../../../contracts/provider';
-import { Dialog } from '../../components/dialog';
+import { FormDialog } from '../../components/dialog';
 import { ErrorBanner, Field } from '../../components/ui';
 import { ApiError, fieldErrors } from '../../data/client';
 import { infrastructures, type InfrastructureInput } from '../../data/requests';
@@ -84,21 +84,13 @@ export function InfrastructureFormDialog({
   };
 
   return (
-    <Dialog
+    <FormDialog
       title={existing ? `Edit ${existing.name}` : 'New infrastructure'}
       onClose={onClose}
-      onSubmit={() => void submit()}
       wide
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="button button-primary" disabled={busy}>
-            {busy ? 'Saving…' : existing ? 'Save' : 'Create infrastructure'}
-          </button>
-        </>
-      }
+      onSubmit={() => void submit()}
+      busy={busy}
+      submitLabel={existing ? 'Save' : 'Create infrastructure'}
     >
       {!existing && (
         <div className="field-row">
@@ -188,6 +180,6 @@ export function InfrastructureFormDialog({
         )}
       </Field>
       <ErrorBanner error={error} />
-    </Dialog>
+    </FormDialog>
   );
 }

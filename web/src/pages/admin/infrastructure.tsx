@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { useAnnounce } from '../../components/announcer';
 import { ConfirmDialog } from '../../components/dialog';
 import { PageHeader } from '../../components/page';
-import { ErrorBanner, Loading, RelativeTime } from '../../components/ui';
+import { ErrorBanner, Loading, RelativeTime, TableHead } from '../../components/ui';
 import { useInfrastructure, useMachines } from '../../data/hooks';
 import { infrastructures } from '../../data/requests';
 import type { InfrastructureWithRunners, Machine } from '../../data/types';
@@ -100,18 +100,7 @@ export function AdminInfrastructurePage({ infrastructureId }: { infrastructureId
         {(machines.data?.items.length ?? 0) > 0 && (
           <div className="table-wrap">
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Machine type</th>
-                  <th scope="col">Disk</th>
-                  <th scope="col">Region / zone</th>
-                  <th scope="col">Image</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'Machine type', 'Disk', 'Region / zone', 'Image']} actions />
               <tbody>
                 {machines.data?.items.map((machine) => (
                   <tr key={machine.id}>
@@ -271,15 +260,7 @@ function Runners({ infrastructure }: { infrastructure: InfrastructureWithRunners
       {runners && runners.length > 0 && (
         <div className="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Identity</th>
-                <th scope="col">Version</th>
-                <th scope="col">Contract</th>
-                <th scope="col">Status</th>
-                <th scope="col">Last seen</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Identity', 'Version', 'Contract', 'Status', 'Last seen']} />
             <tbody>
               {runners.map((runner) => (
                 <tr key={runner.identity}>

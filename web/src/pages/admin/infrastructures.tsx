@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useAnnounce } from '../../components/announcer';
 import { PageHeader } from '../../components/page';
-import { ErrorBanner, Loading, RelativeTime } from '../../components/ui';
+import { ErrorBanner, Loading, RelativeTime, TableHead } from '../../components/ui';
 import { useInfrastructure, useInfrastructures } from '../../data/hooks';
 import { Link, navigate } from '../../router';
 import { AdminTabs } from './admin-tabs';
@@ -32,15 +32,7 @@ export function AdminInfrastructuresPage() {
         <div className="table-wrap">
           <table>
             <caption className="visually-hidden">Infrastructures</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Provider</th>
-                <th scope="col">Gateway</th>
-                <th scope="col">Runners</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Provider', 'Gateway', 'Runners', 'Created']} />
             <tbody>
               {items.map((infrastructure) => (
                 <tr key={infrastructure.id}>

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { Dialog } from '../../components/dialog';
+import { FormDialog } from '../../components/dialog';
 import { ErrorBanner, Field } from '../../components/ui';
 import { fieldErrors } from '../../data/client';
 import { infrastructures, type MachineInput } from '../../data/requests';
@@ -58,20 +58,12 @@ export function MachineFormDialog({
     </Field>
   );
   return (
-    <Dialog
+    <FormDialog
       title={existing ? `Edit machine ${existing.name}` : 'Add a machine'}
       onClose={onClose}
       onSubmit={() => void submit()}
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="button button-primary" disabled={busy}>
-            {busy ? 'Saving…' : existing ? 'Save' : 'Add machine'}
-          </button>
-        </>
-      }
+      busy={busy}
+      submitLabel={existing ? 'Save' : 'Add machine'}
     >
       {!existing && text('name', 'Name', 'Lowercase letters, digits and dashes, e.g. standard-4.')}
       {text('machineType', 'Machine type', 'The cloud’s own name: e2-standard-4, t3.large; anything for local.')}
@@ -86,6 +78,6 @@ export function MachineFormDialog({
       </div>
       {text('image', 'Image (optional)', 'Overrides the infrastructure’s image; not for local.')}
       <ErrorBanner error={error} />
-    </Dialog>
+    </FormDialog>
   );
 }

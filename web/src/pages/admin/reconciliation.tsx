@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { PageHeader } from '../../components/page';
-import { ErrorBanner, Loading, RelativeTime } from '../../components/ui';
+import { ErrorBanner, Loading, RelativeTime, TableHead } from '../../components/ui';
 import { useMetricsReadings } from '../../data/hooks';
 import { samplesOf, total, type Sample } from '../../data/prometheus';
 import { AdminTabs } from './admin-tabs';
@@ -90,18 +90,7 @@ export function AdminReconciliationPage() {
           <div className="table-wrap">
             <table>
               <caption>Reconciliation figures (counters since the control plane’s database began)</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Infrastructure</th>
-                  <th scope="col">Runs</th>
-                  <th scope="col">Last run</th>
-                  {FIGURES.map((figure) => (
-                    <th scope="col" key={figure.key}>
-                      {figure.label}
-                    </th>
-                  ))}
-                </tr>
-              </thead>
+              <TableHead columns={['Infrastructure', 'Runs', 'Last run', ...FIGURES.map((figure) => figure.label)]} />
               <tbody>
                 {figures.map((row) => (
                   <tr key={row.infrastructure}>

@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { useAnnounce } from '../../components/announcer';
 import { Dialog } from '../../components/dialog';
-import { ErrorBanner, Loading, messageOf, RelativeTime, SecretValue } from '../../components/ui';
+import { ErrorBanner, Loading, messageOf, RelativeTime, SecretValue, TableHead } from '../../components/ui';
 import { useUserTokens } from '../../data/hooks';
 import { users } from '../../data/requests';
 import type { ApiToken, User } from '../../data/types';
@@ -77,16 +77,7 @@ export function TokensDialog({ user, onClose }: { user: User; onClose: () => voi
       {items.length > 0 && (
         <div className="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Token</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Token', 'Created', 'Last used']} actions />
             <tbody>
               {items.map((token) => (
                 <tr key={token.id}>

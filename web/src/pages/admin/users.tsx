@@ -1,8 +1,8 @@
 import { useState } from 'react';
 import { useAnnounce } from '../../components/announcer';
-import { ConfirmDialog, Dialog } from '../../components/dialog';
+import { ConfirmDialog, Dialog, FormDialog } from '../../components/dialog';
 import { PageHeader } from '../../components/page';
-import { ErrorBanner, Field, Loading, messageOf, RelativeTime, SecretValue } from '../../components/ui';
+import { ErrorBanner, Field, Loading, messageOf, RelativeTime, SecretValue, TableHead } from '../../components/ui';
 import { fieldErrors } from '../../data/client';
 import { useUsers } from '../../data/hooks';
 import { users } from '../../data/requests';
@@ -55,17 +55,7 @@ export function AdminUsersPage() {
         <div className="table-wrap">
           <table>
             <caption className="visually-hidden">Users</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Role', 'Status', 'Created']} actions />
             <tbody>
               {items.map((user) => {
                 const self = user.id === me.id;
@@ -199,7 +189,6 @@ function CreateUserDialog({ onClose }: { onClose: () => void }) {
   if (created) {
     return (
       <Dialog
-        key="created"
         title={`${created.name} can sign in`}
         onClose={onClose}
         footer={
@@ -226,21 +215,14 @@ function CreateUserDialog({ onClose }: { onClose: () => void }) {
     }
   };
   return (
-    <Dialog
-      key="form"
+    <FormDialog
       title="New user"
       onClose={onClose}
       onSubmit={() => void submit()}
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="button button-primary" disabled={busy || !name.trim()}>
-            {busy ? 'Creating…' : 'Create user'}
-          </button>
-        </>
-      }
+      busy={busy}
+      submitLabel="Create user"
+      busyLabel="Creating…"
+      canSubmit={name.trim() !== ''}
     >
       <Field
         label="User name"
@@ -260,6 +242,6 @@ function CreateUserDialog({ onClose }: { onClose: () => void }) {
         )}
       </Field>
       <ErrorBanner error={error} />
-    </Dialog>
+    </FormDialog>
   );
 }
