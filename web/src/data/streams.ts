@@ -73,23 +73,24 @@ function parse<T>(event: MessageEvent<string>): T | undefined {
   }
 }
 
-/** A gitspace's events, oldest first, from its backlog on and live; `onEvent` sees each new one. */
+/**
+ * A gitspace's events, oldest first, from its backlog on and live; `onEvent` sees each new one. For one gitspace per
+ * mount (the page is keyed by the gitspace id).
+ */
 export function useGitspaceEvents(gitspaceId: string, onEvent?: (event: GitspaceEvent) => void) {
   const [events, setEvents] = useState<GitspaceEvent[]>([]);
   const seen = useRef(new Set<number>());
   const handle = useRef(onEvent);
   handle.current = onEvent;
 
-  useEffect(() => {
-    seen.current = new Set();
-    setEvents([]);
-  }, [gitspaceId]);
-
   const receive = useCallback((message: MessageEvent<string>) => {
     const event = parse<GitspaceEvent>(message);
     if (!event || seen.current.has(event.seq)) return;
     seen.current.add(event.seq);
-    setEvents((current) => [...current, event].sort((a, b) => a.seq - b.seq));
+    // Events come in order; a sort only for one that does not (a resumed stream's overlap).
+    setEvents((current) =>
+      (current.at(-1)?.seq ?? 0) < event.seq ? [...current, event] : [...current, event].sort((a, b) => a.seq - b.seq),
+    );
     handle.current?.(event);
   }, []);
   const status = useEventSource(
