@@ -1,6 +1,13 @@
-import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import type {
+  ErrorRequestHandler,
+  NextFunction,
+  Request,
+  RequestHandler,
+  RequestParamHandler,
+  Response,
+} from 'express';
 import type { z } from 'zod';
-import { InputError, TooManyRequestsError, isDomainError, type FieldProblem } from '../common/errors';
+import { InputError, NotFoundError, TooManyRequestsError, isDomainError, type FieldProblem } from '../common/errors';
 import type { Logger } from '../common/logger';
 
 /** Parses a request body with its schema; every problem is reported with its field path. */
@@ -26,6 +33,25 @@ export const handle =
   (req: Request, res: Response, next: NextFunction) => {
     fn(req, res).catch(next);
   };
+
+/** PostgreSQL stores no NUL in text or jsonb: a body carrying one is the client's mistake, not a 500. */
+export const rejectNulCharacters: RequestHandler = (req, _res, next) => {
+  const path = nulPath(req.body);
+  if (path === undefined) return next();
+  next(
+    new InputError(`${path} must not contain a NUL character`, [{ path, message: 'must not contain a NUL character' }]),
+  );
+};
+
+/**
+ * An id in a path is only ever looked up; one PostgreSQL could not even compare (a NUL) names nothing there. The
+ * 404 names the kind by the collection (`/gitspaces/…` → gitspace).
+ */
+export const rejectUnusableId: RequestParamHandler = (req, _res, next, value: unknown) => {
+  if (typeof value === 'string' && value.length <= 256 && !CONTROL_CHARACTER.test(value)) return next();
+  const kind = (req.path.split('/')[1] ?? '').replace(/s$/, '');
+  next(new NotFoundError(kind, String(value).slice(0, 256).replace(CONTROL_CHARACTERS, '?')));
+};
 
 /** Maps domain errors to their status, body-parser failures to 400, and logs only what is a 5xx. */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
@@ -69,6 +95,44 @@ function bodyParserProblem(error: unknown): string | undefined {
     const code = String((error as { code?: unknown }).code ?? '');
     if (code.startsWith('Z_') || code.startsWith('ERR__')) return 'the request body does not decompress';
     return 'the request is invalid';
+  }
+  return undefined;
+}
+
+// eslint-disable-next-line no-control-regex -- control characters are exactly what these find
+const CONTROL_CHARACTER = /[\0-\x1f\x7f]/;
+// eslint-disable-next-line no-control-regex -- control characters are exactly what these find
+const CONTROL_CHARACTERS = /[\0-\x1f\x7f]/g;
+
+/**
+ * The path (`a.b.0`) of the first key or string in a parsed JSON body that holds a NUL. Walked without recursion and
+ * without copying paths, so a deeply nested body costs time in proportion to its size.
+ */
+function nulPath(body: unknown): string | undefined {
+  interface Node {
+    value: unknown;
+    key?: string;
+    parent?: Node;
+  }
+  const pathOf = (node: Node): string => {
+    const keys: string[] = [];
+    for (let at: Node | undefined = node; at?.key !== undefined; at = at.parent) {
+      keys.push(at.key.replace(CONTROL_CHARACTERS, '?'));
+    }
+    return keys.reverse().join('.') || '(body)';
+  };
+  const pending: Node[] = [{ value: body }];
+  while (pending.length > 0) {
+    const node = pending.pop()!;
+    if (typeof node.value === 'string') {
+      if (node.value.includes('\0')) return pathOf(node);
+    } else if (node.value !== null && typeof node.value === 'object') {
+      for (const [key, value] of Object.entries(node.value)) {
+        const child = { value, key, parent: node };
+        if (key.includes('\0')) return pathOf(child);
+        pending.push(child);
+      }
+    }
   }
   return undefined;
 }

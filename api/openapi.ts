@@ -1,169 +1,6 @@
 import { z } from 'zod';
-import {
-  AccessGrant,
-  ActionBody,
-  CreatedUser,
-  CreateGitspaceBody,
-  CreateInfrastructureBody,
-  CreateMachineBody,
-  CreateUserBody,
-  ErrorResponse,
-  Event,
-  Gitspace,
-  GitspaceWithOperation,
-  Infrastructure,
-  InfrastructureWithRunners,
-  Jwks,
-  Machine,
-  OperationResponse,
-  UpdateInfrastructureBody,
-  User,
-  list,
-} from './schemas';
-
-interface Route {
-  method: 'get' | 'post' | 'patch' | 'delete';
-  path: string;
-  summary: string;
-  body?: z.ZodType;
-  status: number;
-  response?: z.ZodType;
-  admin?: boolean;
-  public?: boolean;
-  /** Answers 403 to a member too: a quota. */
-  quota?: boolean;
-}
-
-const id = '{id}';
-/** Every route of the API, with the schemas it validates against: the document below is derived from this table. */
-const ROUTES: Route[] = [
-  { method: 'get', path: '/openapi.json', summary: 'This document', status: 200, public: true },
-  {
-    method: 'get',
-    path: '/.well-known/jwks.json',
-    summary: 'Public keys that verify gateway access tokens',
-    status: 200,
-    response: Jwks,
-    public: true,
-  },
-  {
-    method: 'post',
-    path: '/users',
-    summary: 'Create a user and its API token (shown once)',
-    body: CreateUserBody,
-    status: 201,
-    response: CreatedUser,
-    admin: true,
-  },
-  {
-    method: 'get',
-    path: '/users',
-    summary: 'List users (an administrator sees all, others themselves)',
-    status: 200,
-    response: list(User),
-  },
-  {
-    method: 'post',
-    path: '/infrastructures',
-    summary: 'Register an infrastructure',
-    body: CreateInfrastructureBody,
-    status: 201,
-    response: Infrastructure,
-    admin: true,
-  },
-  {
-    method: 'get',
-    path: '/infrastructures',
-    summary: 'List infrastructures',
-    status: 200,
-    response: list(Infrastructure),
-  },
-  {
-    method: 'get',
-    path: `/infrastructures/${id}`,
-    summary: 'Get an infrastructure, with the runners polling it and their versions',
-    status: 200,
-    response: InfrastructureWithRunners,
-  },
-  {
-    method: 'patch',
-    path: `/infrastructures/${id}`,
-    summary: 'Change an infrastructure',
-    body: UpdateInfrastructureBody,
-    status: 200,
-    response: Infrastructure,
-    admin: true,
-  },
-  {
-    method: 'delete',
-    path: `/infrastructures/${id}`,
-    summary: 'Remove an infrastructure no gitspace uses',
-    status: 204,
-    admin: true,
-  },
-  {
-    method: 'post',
-    path: `/infrastructures/${id}/machines`,
-    summary: 'Add a machine to an infrastructure',
-    body: CreateMachineBody,
-    status: 201,
-    response: Machine,
-    admin: true,
-  },
-  {
-    method: 'get',
-    path: `/infrastructures/${id}/machines`,
-    summary: "List an infrastructure's machines",
-    status: 200,
-    response: list(Machine),
-  },
-  {
-    method: 'post',
-    path: '/gitspaces',
-    summary: 'Create a gitspace (and start it unless start is false)',
-    body: CreateGitspaceBody,
-    status: 201,
-    response: GitspaceWithOperation,
-    quota: true,
-  },
-  {
-    method: 'get',
-    path: '/gitspaces',
-    summary: 'List your gitspaces (an administrator sees all)',
-    status: 200,
-    response: list(Gitspace),
-  },
-  { method: 'get', path: `/gitspaces/${id}`, summary: 'Get a gitspace', status: 200, response: Gitspace },
-  {
-    method: 'post',
-    path: `/gitspaces/${id}/actions`,
-    summary: 'Start, stop or retry a gitspace',
-    body: ActionBody,
-    status: 202,
-    response: OperationResponse,
-  },
-  {
-    method: 'delete',
-    path: `/gitspaces/${id}`,
-    summary: 'Delete a gitspace (its record and events stay)',
-    status: 202,
-    response: OperationResponse,
-  },
-  {
-    method: 'post',
-    path: `/gitspaces/${id}/access`,
-    summary: 'A short-lived gateway URL and token for a running gitspace',
-    status: 200,
-    response: AccessGrant,
-  },
-  {
-    method: 'get',
-    path: `/gitspaces/${id}/events`,
-    summary: "A gitspace's events (text/event-stream for a live stream)",
-    status: 200,
-    response: list(Event),
-  },
-];
+import type { RouteDefinition } from './route-table';
+import { ErrorResponse } from './schemas';
 
 const ERROR_STATUSES: Record<number, string> = {
   400: 'The request is invalid; `fields` names each problem',
@@ -178,33 +15,19 @@ const RETRY_AFTER_HEADER = {
   'retry-after': { description: 'Seconds to wait before trying again', schema: { type: 'integer', minimum: 1 } },
 };
 
-/** The methods the API serves on a path, or none when no route has that path (for 405 answers). */
-export function allowedMethods(path: string): string[] {
-  return ROUTES.filter((route) => pathPattern(route.path).test(path)).map((route) => route.method.toUpperCase());
+const built = new WeakMap<readonly RouteDefinition[], object>();
+
+/**
+ * The OpenAPI 3.1 document of the routes under /api/v1 (api/routes/index.ts), from the same definitions that register
+ * them and the same zod schemas that validate their bodies. Built once per route list.
+ */
+export function buildOpenApiDocument(routes: readonly RouteDefinition[]): object {
+  let document = built.get(routes);
+  if (!document) built.set(routes, (document = build(routes)));
+  return document;
 }
 
-function pathPattern(template: string): RegExp {
-  return new RegExp(`^${template.replace(/[.]/g, '\\.').replace('{id}', '[^/]+')}/?$`);
-}
-
-/** From a created gitspace to the operations on it, so API clients and fuzzers can follow the id. */
-const GITSPACE_LINKS = {
-  GetGitspace: { operationId: 'getGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
-  ActOnGitspace: { operationId: 'postGitspacesByIdActions', parameters: { id: '$response.body#/gitspace/id' } },
-  GitspaceEvents: { operationId: 'getGitspacesByIdEvents', parameters: { id: '$response.body#/gitspace/id' } },
-  OpenGitspace: { operationId: 'postGitspacesByIdAccess', parameters: { id: '$response.body#/gitspace/id' } },
-  DeleteGitspace: { operationId: 'deleteGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
-};
-
-let cached: object | undefined;
-
-/** The OpenAPI 3.1 document of the API, generated from the same zod schemas that validate requests. */
-export function buildOpenApiDocument(): object {
-  cached ??= build();
-  return cached;
-}
-
-function build(): object {
+function build(routes: readonly RouteDefinition[]): object {
   const jsonSchema = (schema: z.ZodType, io: 'input' | 'output') => {
     const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<
       string,
@@ -214,22 +37,34 @@ function build(): object {
   };
   const errorContent = { 'application/json': { schema: jsonSchema(ErrorResponse, 'output') } };
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const route of ROUTES) {
-    const parameters = route.path.includes(id)
-      ? [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]
-      : [];
+  for (const route of routes) {
+    const path = openApiPath(route.path);
+    const parameters = [...route.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
+      name,
+      in: 'path',
+      required: true,
+      schema: { type: 'string' },
+    }));
     const responses: Record<string, unknown> = {
       [route.status]: route.response
         ? {
             description: 'OK',
             content: { 'application/json': { schema: jsonSchema(route.response, 'output') } },
-            ...(route.method === 'post' && route.path === '/gitspaces' ? { links: GITSPACE_LINKS } : {}),
+            ...(route.links ? { links: route.links } : {}),
           }
         : { description: route.status === 204 ? 'Done' : 'OK' },
     };
-    const errors = route.public
-      ? []
-      : [400, 401, 404, ...(route.admin || route.quota ? [403] : []), ...(route.method !== 'get' ? [409] : []), 429];
+    const errors =
+      route.access === 'public'
+        ? []
+        : [
+            400,
+            401,
+            404,
+            ...(route.access === 'admin' || route.quota ? [403] : []),
+            ...(route.method !== 'get' ? [409] : []),
+            429,
+          ];
     for (const status of errors) {
       responses[status] = {
         description: ERROR_STATUSES[status],
@@ -237,10 +72,10 @@ function build(): object {
         content: errorContent,
       };
     }
-    (paths[route.path] ??= {})[route.method] = {
+    (paths[path] ??= {})[route.method] = {
       summary: route.summary,
-      operationId: `${route.method}${route.path.replace(/\{id\}/g, 'ById').replace(/[^A-Za-z]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
-      ...(route.public ? { security: [] } : {}),
+      operationId: operationId(route),
+      ...(route.access === 'public' ? { security: [] } : {}),
       ...(parameters.length > 0 ? { parameters } : {}),
       ...(route.body
         ? {
@@ -265,4 +100,15 @@ function build(): object {
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths,
   };
+}
+
+/** `/gitspaces/:id/events` → `/gitspaces/{id}/events`. */
+export const openApiPath = (expressPath: string) => expressPath.replace(/:(\w+)/g, '{$1}');
+
+/** `post /gitspaces/:id/actions` → `postGitspacesByIdActions`: what links and clients name an operation by. */
+export function operationId(route: Pick<RouteDefinition, 'method' | 'path'>): string {
+  const words = route.path
+    .replace(/:(\w)(\w*)/g, (_m, first: string, rest: string) => `By${first.toUpperCase()}${rest}`)
+    .replace(/[^A-Za-z]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase());
+  return `${route.method}${words}`;
 }

@@ -1,0 +1,45 @@
+/** Who is calling: the bearer check that finds the user, and what route handlers ask of that user. */
+import type { Request, RequestHandler } from 'express';
+import { NotFoundError } from '../../common/errors';
+import type { TrustedProxies } from '../../common/client-address';
+import type { Actor } from '../../contracts/lifecycle';
+import type { GitspaceRow, UserRow } from '../../db/schema';
+import type { Store } from '../../db/store';
+import type { createAuthenticator } from '../limits';
+
+type Authenticated = Request & { user?: UserRow };
+
+/**
+ * Middleware: the bearer check (api/limits.ts) for the client the trusted proxies name, which makes the user it finds
+ * the caller; 401 or 429 otherwise.
+ */
+export function authenticate(
+  authenticator: ReturnType<typeof createAuthenticator>,
+  trustedProxies: TrustedProxies,
+): RequestHandler {
+  return (req, _res, next) => {
+    const client = trustedProxies.clientOf(req.socket.remoteAddress ?? '', req.get('x-forwarded-for'));
+    authenticator.authenticate(req.headers.authorization, client).then((user) => {
+      (req as Authenticated).user = user;
+      next();
+    }, next);
+  };
+}
+
+/** The authenticated caller (only on a route that needs a token). */
+export const userOf = (req: Request): UserRow => (req as Authenticated).user!;
+
+/** The caller as the actor of what it changes (DESIGN.md §8). */
+export const actorOf = (req: Request): Actor => {
+  const user = userOf(req);
+  return { type: 'user', id: user.id, name: user.name };
+};
+
+/** The gitspace `:id` names, if the caller may see it: the admin sees all, a member only their own. */
+export async function visibleGitspace(req: Request, store: Store): Promise<GitspaceRow> {
+  const gitspace = await store.getGitspace(String(req.params.id));
+  const user = userOf(req);
+  // Another owner's gitspace is reported as absent, so ids cannot be probed.
+  if (user.role !== 'admin' && gitspace.ownerId !== user.id) throw new NotFoundError('gitspace', String(req.params.id));
+  return gitspace;
+}

@@ -1,0 +1,195 @@
+/** Gitspaces: creating them, their lifecycle actions, and opening one through the gateway. */
+import { createHash } from 'node:crypto';
+import { ACCESS_TOKEN_QUERY_PARAM } from '../../contracts/access-token';
+import { ConflictError, InputError, NotFoundError } from '../../common/errors';
+import { newId } from '../../common/ids';
+import { RunnerPublicKey } from '../../common/sealed-secret';
+import type { InfrastructureRow } from '../../db/schema';
+import { defineRoute } from '../route-table';
+import {
+  AccessGrant,
+  ActionBody,
+  CreateGitspaceBody,
+  Gitspace,
+  GitspaceWithOperation,
+  OperationResponse,
+  list,
+} from '../schemas';
+import { actorOf, userOf } from './caller';
+import { presentGitspaces, presentOperation } from './presenters';
+
+/** From a created gitspace to the operations on it, so API clients and fuzzers can follow the id. */
+const CREATED_GITSPACE_LINKS = {
+  GetGitspace: { operationId: 'getGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
+  ActOnGitspace: { operationId: 'postGitspacesByIdActions', parameters: { id: '$response.body#/gitspace/id' } },
+  GitspaceEvents: { operationId: 'getGitspacesByIdEvents', parameters: { id: '$response.body#/gitspace/id' } },
+  OpenGitspace: { operationId: 'postGitspacesByIdAccess', parameters: { id: '$response.body#/gitspace/id' } },
+  DeleteGitspace: { operationId: 'deleteGitspacesById', parameters: { id: '$response.body#/gitspace/id' } },
+};
+
+export const gitspaceRoutes = [
+  defineRoute({
+    method: 'post',
+    path: '/gitspaces',
+    summary: 'Create a gitspace (and start it unless start is false)',
+    access: 'user',
+    quota: true,
+    body: CreateGitspaceBody,
+    status: 201,
+    response: GitspaceWithOperation,
+    links: CREATED_GITSPACE_LINKS,
+    handle: async ({ req, res, body, services }) => {
+      const { store } = services;
+      if (body.repository.token !== undefined && body.repository.tokenRef !== undefined) {
+        throw new InputError('give repository.token or repository.tokenRef, not both', [
+          { path: 'repository.tokenRef', message: 'cannot be given with repository.token' },
+        ]);
+      }
+      const infrastructure = await store.getInfrastructure(body.infrastructureId).catch((error: unknown) => {
+        throw error instanceof NotFoundError
+          ? new InputError(`infrastructure '${body.infrastructureId}' does not exist`, [
+              { path: 'infrastructureId', message: 'does not exist' },
+            ])
+          : error;
+      });
+      const machine = await store.getMachine(body.machineId).catch((error: unknown) => {
+        throw error instanceof NotFoundError
+          ? new InputError(`machine '${body.machineId}' does not exist`, [
+              { path: 'machineId', message: 'does not exist' },
+            ])
+          : error;
+      });
+      if (machine.infrastructureId !== infrastructure.id) {
+        throw new InputError(
+          `machine '${machine.id}' belongs to infrastructure '${machine.infrastructureId}', not '${infrastructure.id}'`,
+          [{ path: 'machineId', message: `is not a machine of infrastructure '${infrastructure.id}'` }],
+        );
+      }
+      const idempotencyKey = req.get('idempotency-key');
+      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+        throw new InputError('the Idempotency-Key header must be 1 to 255 printable characters without spaces', [
+          { path: 'header.Idempotency-Key', message: 'must be 1 to 255 printable characters without spaces' },
+        ]);
+      }
+      const gitspaceId = newId('gs');
+      const { gitspace, replayed } = await store.createGitspace(
+        {
+          id: gitspaceId,
+          name: body.name,
+          ownerId: userOf(req).id,
+          repositoryUrl: body.repository.url,
+          repositoryBranch: body.repository.branch ?? null,
+          repositoryTokenSealed: body.repository.token
+            ? sealToInfrastructure(infrastructure, gitspaceId, body.repository.token)
+            : null,
+          repositoryTokenRef: body.repository.tokenRef ?? null,
+          infrastructureId: infrastructure.id,
+          machineId: machine.id,
+          ide: body.ide,
+        },
+        idempotencyKey === undefined
+          ? undefined
+          : { key: idempotencyKey, requestHash: createHash('sha256').update(JSON.stringify(req.body)).digest('hex') },
+        { maxPerOwner: services.limits.maxGitspacesPerUser },
+      );
+      // A replayed request answers with the gitspace the first one made, and starts nothing again.
+      const operation =
+        body.start && !replayed ? await services.lifecycle.request(gitspace.id, 'start', actorOf(req)) : undefined;
+      const [presented] = await presentGitspaces(store, [await store.getGitspace(gitspace.id)]);
+      if (replayed) res.set('idempotent-replayed', 'true');
+      return { gitspace: presented, ...(operation ? { operation: presentOperation(operation) } : {}) };
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/gitspaces',
+    summary: 'List your gitspaces (an administrator sees all)',
+    access: 'user',
+    status: 200,
+    response: list(Gitspace),
+    handle: async ({ req, services }) => {
+      const user = userOf(req);
+      const rows = await services.store.listGitspaces(user.role === 'admin' ? {} : { ownerId: user.id });
+      return { items: await presentGitspaces(services.store, rows) };
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/gitspaces/:id',
+    summary: 'Get a gitspace',
+    access: 'user',
+    gitspace: true,
+    status: 200,
+    response: Gitspace,
+    handle: async ({ gitspace, services }) => (await presentGitspaces(services.store, [gitspace]))[0],
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/gitspaces/:id/actions',
+    summary: 'Start, stop or retry a gitspace',
+    access: 'user',
+    gitspace: true,
+    body: ActionBody,
+    status: 202,
+    response: OperationResponse,
+    handle: async ({ req, body, gitspace, services }) => {
+      const operation = await services.lifecycle.request(gitspace.id, body.action, actorOf(req));
+      return { operation: presentOperation(operation) };
+    },
+  }),
+  defineRoute({
+    method: 'delete',
+    path: '/gitspaces/:id',
+    summary: 'Delete a gitspace (its record and events stay)',
+    access: 'user',
+    gitspace: true,
+    status: 202,
+    response: OperationResponse,
+    handle: async ({ req, gitspace, services }) => {
+      const operation = await services.lifecycle.request(gitspace.id, 'delete', actorOf(req));
+      return { operation: presentOperation(operation) };
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/gitspaces/:id/access',
+    summary: 'A short-lived gateway URL and token for a running gitspace',
+    access: 'user',
+    gitspace: true,
+    status: 200,
+    response: AccessGrant,
+    handle: async ({ req, gitspace, services }) => {
+      if (gitspace.state !== 'running' || !gitspace.url) {
+        throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
+      }
+      // The token names the start that made the gitspace running: the next stop and start revoke it at the gateway.
+      const started = (await services.store.latestOperations([gitspace.id])).get(gitspace.id);
+      if (started?.action !== 'start' || started.status !== 'succeeded') {
+        throw new ConflictError(`gitspace '${gitspace.name}' has no finished start to open`);
+      }
+      const { token, expiresAt } = await services.accessTokens.issue({
+        userId: userOf(req).id,
+        gitspaceId: gitspace.id,
+        runId: started.runId,
+      });
+      const url = new URL(gitspace.url);
+      url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
+      return { url: url.toString(), token, expiresAt };
+    },
+  }),
+];
+
+/**
+ * Seals a repository token to the infrastructure's first runner key, bound to the gitspace: from here on only that
+ * infrastructure's runners can open it, and the control plane cannot (common/sealed-secret.ts).
+ */
+function sealToInfrastructure(infrastructure: InfrastructureRow, gitspaceId: string, token: string): string {
+  const [key] = infrastructure.runnerPublicKeys;
+  if (!key) {
+    throw new InputError(
+      `infrastructure '${infrastructure.id}' has no runner public key, so a token cannot be sealed to it: an admin registers the key its runner prints at start (PATCH /infrastructures/${infrastructure.id} with runnerPublicKeys), or name a token in the runner's secret store with repository.tokenRef`,
+      [{ path: 'repository.token', message: `infrastructure '${infrastructure.id}' has no runner public key yet` }],
+    );
+  }
+  return RunnerPublicKey.parse(key).seal(token, { infrastructureId: infrastructure.id, gitspaceId });
+}

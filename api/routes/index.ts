@@ -1,0 +1,24 @@
+/**
+ * Every route, each defined once in the file of its resource. Adding a route is adding its definition there: the table
+ * (api/route-table.ts) registers it, answers 405 for it and puts it in the OpenAPI document.
+ */
+import { eventRoutes } from './events';
+import { gitspaceRoutes } from './gitspaces';
+import { infrastructureRoutes } from './infrastructures';
+import { machineRoutes } from './machines';
+import { metaRoutes } from './meta';
+import { serviceRoutes } from './service';
+import { userRoutes } from './users';
+
+/** The routes under /api/v1, in the order the OpenAPI document and the Allow header list them. */
+export const API_ROUTES = [
+  ...metaRoutes,
+  ...userRoutes,
+  ...infrastructureRoutes,
+  ...machineRoutes,
+  ...gitspaceRoutes,
+  ...eventRoutes,
+];
+
+/** The routes at the root, outside the versioned API and its document (api/routes/service.ts). */
+export const SERVICE_ROUTES = serviceRoutes;

@@ -1,0 +1,93 @@
+/** How rows are shown to API clients (the `User`, `Infrastructure`, … schemas of api/schemas.ts). */
+import { infrastructureTaskQueue } from '../../contracts/lifecycle';
+import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../../db/schema';
+import type { Store } from '../../db/store';
+
+const iso = (date: Date | string) => new Date(date).toISOString();
+
+export function presentUser(row: UserRow) {
+  return { id: row.id, name: row.name, role: row.role, createdAt: iso(row.createdAt) };
+}
+
+export function presentInfrastructure(row: InfrastructureRow, sealedTokens: Record<string, number> = {}) {
+  return {
+    id: row.id,
+    name: row.name,
+    provider: row.provider,
+    config: row.config,
+    gatewayUrl: row.gatewayUrl,
+    runnerPublicKeys: row.runnerPublicKeys,
+    sealedTokens,
+    taskQueue: infrastructureTaskQueue(row.id),
+    createdAt: iso(row.createdAt),
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+export function presentMachine(row: MachineRow) {
+  return {
+    id: row.id,
+    infrastructureId: row.infrastructureId,
+    name: row.name,
+    machineType: row.machineType,
+    diskSizeGb: row.diskSizeGb,
+    ...(row.region ? { region: row.region } : {}),
+    ...(row.zone ? { zone: row.zone } : {}),
+    ...(row.image ? { image: row.image } : {}),
+    createdAt: iso(row.createdAt),
+  };
+}
+
+export function presentOperation(row: OperationRow) {
+  return {
+    id: row.id,
+    action: row.action,
+    workflowId: row.workflowId,
+    runId: row.runId,
+    status: row.status,
+    ...(row.step ? { step: row.step } : {}),
+    createdAt: iso(row.createdAt),
+    ...(row.finishedAt ? { finishedAt: iso(row.finishedAt) } : {}),
+  };
+}
+
+/** Gitspaces with their latest operation each, read in one query. */
+export async function presentGitspaces(store: Store, rows: GitspaceRow[]) {
+  const operations = await store.latestOperations(rows.map((r) => r.id));
+  return rows.map((row) => presentGitspace(row, operations.get(row.id)));
+}
+
+function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    state: row.state,
+    ...(row.url ? { url: row.url } : {}),
+    owner: row.ownerId,
+    repository: {
+      url: row.repositoryUrl,
+      ...(row.repositoryBranch ? { branch: row.repositoryBranch } : {}),
+      hasToken: row.repositoryTokenSealed !== null || row.repositoryTokenRef !== null,
+      ...(row.repositoryTokenRef ? { tokenRef: row.repositoryTokenRef } : {}),
+    },
+    infrastructureId: row.infrastructureId,
+    machineId: row.machineId,
+    ide: row.ide,
+    ...(row.lastError ? { lastError: row.lastError } : {}),
+    ...(operation ? { operation: presentOperation(operation) } : {}),
+    createdAt: iso(row.createdAt),
+    updatedAt: iso(row.updatedAt),
+  };
+}
+
+export function presentEvent(row: EventRow) {
+  return {
+    seq: row.seq,
+    type: row.type,
+    ...(row.state ? { state: row.state } : {}),
+    message: row.message,
+    data: row.data,
+    actor: row.actor,
+    createdAt: iso(row.createdAt),
+  };
+}
