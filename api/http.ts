@@ -1,11 +1,4 @@
-import type {
-  ErrorRequestHandler,
-  NextFunction,
-  Request,
-  RequestHandler,
-  RequestParamHandler,
-  Response,
-} from 'express';
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 import { InputError, NotFoundError, TooManyRequestsError, isDomainError, type FieldProblem } from '../common/errors';
 import type { Logger } from '../common/logger';
@@ -44,14 +37,13 @@ export const rejectNulCharacters: RequestHandler = (req, _res, next) => {
 };
 
 /**
- * An id in a path is only ever looked up; one PostgreSQL could not even compare (a NUL) names nothing there. The
- * 404 names the kind by the collection (`/gitspaces/…` → gitspace).
+ * An id in a path is only ever looked up; one PostgreSQL could not even compare (a NUL), or longer than any id, names
+ * nothing there: 404 for the `kind` of thing it would name, like any id that does not exist.
  */
-export const rejectUnusableId: RequestParamHandler = (req, _res, next, value: unknown) => {
-  if (typeof value === 'string' && value.length <= 256 && !CONTROL_CHARACTER.test(value)) return next();
-  const kind = (req.path.split('/')[1] ?? '').replace(/s$/, '');
-  next(new NotFoundError(kind, String(value).slice(0, 256).replace(CONTROL_CHARACTERS, '?')));
-};
+export function checkPathId(kind: string, value: string): void {
+  if (value.length <= 256 && !CONTROL_CHARACTER.test(value)) return;
+  throw new NotFoundError(kind, value.slice(0, 256).replace(CONTROL_CHARACTERS, '?'));
+}
 
 /** Maps domain errors to their status, body-parser failures to 400, and logs only what is a 5xx. */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {

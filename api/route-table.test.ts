@@ -125,9 +125,9 @@ describe('the route table', () => {
     });
 
     /** Calls the route with `:id` filled in; a body is sent with any method but GET. */
-    const call = async (route: RouteDefinition, prefix: string, token?: string, anyBody?: unknown) => {
+    const call = async (route: RouteDefinition, prefix: string, token?: string, anyBody?: unknown, id = 'gs-1') => {
       const body = route.method === 'get' ? undefined : anyBody;
-      const response = await fetch(`${origin}${prefix}${route.path.replace(/:\w+/g, 'gs-1')}`, {
+      const response = await fetch(`${origin}${prefix}${route.path.replace(/:\w+/g, id)}`, {
         method: route.method.toUpperCase(),
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
@@ -136,10 +136,8 @@ describe('the route table', () => {
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       const text = await response.text();
-      return {
-        status: response.status,
-        code: text ? (JSON.parse(text) as { error?: { code: string } }).error?.code : '',
-      };
+      const error = text ? (JSON.parse(text) as { error?: { code: string; message: string } }).error : undefined;
+      return { status: response.status, code: error?.code ?? '', message: error?.message ?? '' };
     };
     const everyRoute = [
       ...API_ROUTES.map((route) => ({ route, prefix: base })),
@@ -163,11 +161,34 @@ describe('the route table', () => {
       expect(gitspace.length).toBeGreaterThan(0);
       for (const { route, prefix } of admin) {
         const answer = await call(route, prefix, 'member-token', { unknown: 'field' });
-        expect({ route: named(route), ...answer }).toEqual({ route: named(route), status: 403, code: 'forbidden' });
+        expect({ route: named(route), status: answer.status, code: answer.code }).toEqual({
+          route: named(route),
+          status: 403,
+          code: 'forbidden',
+        });
       }
       for (const { route, prefix } of gitspace) {
         const answer = await call(route, prefix, 'member-token', { unknown: 'field' });
-        expect({ route: named(route), ...answer }).toEqual({ route: named(route), status: 404, code: 'not_found' });
+        expect({ route: named(route), status: answer.status, code: answer.code }).toEqual({
+          route: named(route),
+          status: 404,
+          code: 'not_found',
+        });
+      }
+    });
+
+    it('answers 404 naming the kind of thing for a path id PostgreSQL could not even compare, on every route', async () => {
+      const withIds = API_ROUTES.filter((route) => route.path.includes(':'));
+      expect(withIds.length).toBeGreaterThan(0);
+      for (const route of withIds) {
+        const kind = /\/(\w+)s\/:/.exec(route.path)![1];
+        const answer = await call(route, base, 'admin-token', undefined, 'x%00y');
+        expect({ route: named(route), ...answer }).toEqual({
+          route: named(route),
+          status: 404,
+          code: 'not_found',
+          message: `${kind} 'x?y' does not exist`,
+        });
       }
     });
 
@@ -176,7 +197,7 @@ describe('the route table', () => {
       expect(withBody.length).toBeGreaterThan(0);
       for (const route of withBody) {
         const answer = await call(route, base, 'admin-token', { unknown: 'field' });
-        expect({ route: named(route), ...answer }).toEqual({
+        expect({ route: named(route), status: answer.status, code: answer.code }).toEqual({
           route: named(route),
           status: 400,
           code: 'invalid_request',

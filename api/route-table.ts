@@ -12,7 +12,7 @@ import type { GitspaceRow } from '../db/schema';
 import type { Store } from '../db/store';
 import type { AccessTokenIssuer } from './access-tokens';
 import type { EventFeed } from './event-feed';
-import { handle, parseBody, rejectUnusableId } from './http';
+import { checkPathId, handle, parseBody } from './http';
 import type { LifecycleService } from './lifecycle-requests';
 import type { ApiLimits } from './limits';
 import type { ApiMetrics } from './metrics';
@@ -66,7 +66,10 @@ export interface RouteDefinition<
   LoadsGitspace extends boolean = boolean,
 > {
   method: 'get' | 'post' | 'patch' | 'delete';
-  /** The express path (`/gitspaces/:id`), under /api/v1 for an API route; also its metrics label. */
+  /**
+   * The express path, under /api/v1 for an API route; also its metrics label. Each parameter follows the collection
+   * it names an item of (`/gitspaces/:id`, `/infrastructures/:id/machines/:machineId`).
+   */
   path: string;
   summary: string;
   /** Who may call it, checked before anything else: anyone, a user with a token, or an administrator. */
@@ -108,7 +111,9 @@ function addRoute(
   services: RouteServices,
   ...before: RequestHandler[]
 ) {
+  const ids = pathIds(route.path);
   const answer = handle(async (req, res) => {
+    for (const { name, kind } of ids) checkPathId(kind, String(req.params[name]));
     if (route.access === 'admin' && userOf(req).role !== 'admin') {
       throw new NotAllowedError('only an administrator may do this');
     }
@@ -121,6 +126,14 @@ function addRoute(
     else res.json(result);
   });
   router[route.method](route.path, ...before, answer);
+}
+
+/** `/infrastructures/:id/machines/:machineId` → id names an infrastructure, machineId a machine. */
+function pathIds(path: string): { name: string; kind: string }[] {
+  return [...path.matchAll(/([^/]+)\/:(\w+)/g)].map(([, collection, name]) => ({
+    name: name!,
+    kind: collection!.replace(/s$/, ''),
+  }));
 }
 
 /**
@@ -150,7 +163,6 @@ export function createApiRouter(
   const router = express.Router();
   for (const route of routes.filter((r) => r.access === 'public')) addRoute(router, route, services);
   router.use(...guards);
-  router.param('id', rejectUnusableId);
   for (const route of routes.filter((r) => r.access !== 'public')) addRoute(router, route, services);
   router.use((req, res) => {
     const allowed = allowedMethods(routes, req.path);
