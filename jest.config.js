@@ -14,6 +14,7 @@ const FAST = [
   '/providers/(aws|gcp)/config\\.test\\.ts$',
   '/test/api-limits\\.test\\.ts$',
   '/test/golden-histories\\.test\\.ts$',
+  '/web/src/.*\\.test\\.ts$',
 ];
 const IGNORED = ['/node_modules/', '/dist/', '/.tools/', '/.gitspaces/', '/.gitspaces-machines/'];
 

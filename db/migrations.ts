@@ -175,6 +175,45 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('infrastructures').addColumn('deleted_at', 'timestamptz').execute();
     },
   },
+  '0009_people_and_sessions': {
+    async up(db: Kysely<unknown>) {
+      // Users an administrator disabled (refused everywhere, kept) or removed (their gitspaces kept, stopped), and
+      // the e-mail an invitation names for the first OpenID Connect sign-in.
+      await db.schema
+        .alterTable('users')
+        .addColumn('email', 'text')
+        .addColumn('disabled_at', 'timestamptz')
+        .addColumn('deleted_at', 'timestamptz')
+        .execute();
+      // A token's label, so a user can tell which one to revoke.
+      await db.schema.alterTable('api_tokens').addColumn('name', 'text').execute();
+      // Who a user is at an identity provider: the issuer and its subject, never the e-mail, which can change hands.
+      await db.schema
+        .createTable('user_identities')
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addPrimaryKeyConstraint('user_identities_pk', ['issuer', 'subject'])
+        .execute();
+      // Browser sessions of the dashboard: the cookie's hash, never the cookie; the CSRF token the page sends back;
+      // when it ends (absolute and idle); and, for an OpenID Connect session, the refresh token sealed at rest and
+      // when the provider last confirmed the user, so a user removed there is signed out here.
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('csrf_token', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('last_seen_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('issuer', 'text')
+        .addColumn('refresh_token_sealed', 'text')
+        .addColumn('checked_at', 'timestamptz')
+        .execute();
+      await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -11,6 +11,12 @@ export interface UsersTable {
   name: string;
   role: 'admin' | 'member';
   createdAt: CreatedAt;
+  /** The address an invitation names, matched (verified) at the first OpenID Connect sign-in (migration 0009). */
+  email: string | null;
+  /** When an administrator disabled the user: every token and session is refused until enabled again. */
+  disabledAt: Date | null;
+  /** When an administrator removed the user: refused everywhere; their gitspaces are kept (stopped). */
+  deletedAt: Date | null;
 }
 
 export interface ApiTokensTable {
@@ -20,6 +26,34 @@ export interface ApiTokensTable {
   tokenHash: string;
   createdAt: CreatedAt;
   lastUsedAt: Date | null;
+  /** What the user called it, so they know which one to revoke (migration 0009). */
+  name: string | null;
+}
+
+/** Who a user is at an OpenID Connect provider: issuer and subject (never the e-mail, which can change hands). */
+export interface UserIdentitiesTable {
+  issuer: string;
+  subject: string;
+  userId: string;
+  createdAt: CreatedAt;
+}
+
+/** A dashboard session (migration 0009). The cookie itself is never stored, only its SHA-256. */
+export interface SessionsTable {
+  idHash: string;
+  userId: string;
+  /** Sent back by the page in X-CSRF-Token on every state-changing request. */
+  csrfToken: string;
+  createdAt: CreatedAt;
+  /** The absolute end; the idle end is lastSeenAt plus the idle timeout. */
+  expiresAt: Date;
+  lastSeenAt: ColumnType<Date, Date | undefined, Date>;
+  /** The OpenID Connect issuer that signed the user in; null for a session made from an API token. */
+  issuer: string | null;
+  /** The provider's refresh token, sealed at rest, to ask the provider whether the user still exists. */
+  refreshTokenSealed: string | null;
+  /** When the provider last confirmed the user. */
+  checkedAt: Date | null;
 }
 
 export interface InfrastructuresTable {
@@ -141,6 +175,8 @@ export type ReconcileOutcome = (typeof RECONCILE_OUTCOMES)[number];
 export interface Database {
   users: UsersTable;
   apiTokens: ApiTokensTable;
+  userIdentities: UserIdentitiesTable;
+  sessions: SessionsTable;
   infrastructures: InfrastructuresTable;
   machines: MachinesTable;
   gitspaces: GitspacesTable;
@@ -153,6 +189,8 @@ export interface Database {
 }
 
 export type UserRow = Selectable<UsersTable>;
+export type ApiTokenRow = Selectable<ApiTokensTable>;
+export type SessionRow = Selectable<SessionsTable>;
 export type InfrastructureRow = Selectable<InfrastructuresTable>;
 export type MachineRow = Selectable<MachinesTable>;
 export type GitspaceRow = Selectable<GitspacesTable>;
