@@ -1,22 +1,10 @@
-import { createHash } from 'node:crypto';
-import { newId, newToken } from '../../common/ids';
+import { newId } from '../../common/ids';
 import type { Db } from '../connect';
 import type { UserRow } from '../schema';
+import { hashToken } from './token-secret';
+import { activeUser } from './users';
 
-/** What the database keeps of an API token: its hash, never the token. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-/** Makes a new API token for a user and stores its hash; the token itself is returned once, to be shown once. */
-export async function issueToken(db: Db, userId: string): Promise<string> {
-  const token = newToken('gsp');
-  await db
-    .insertInto('apiTokens')
-    .values({ id: newId('tok'), userId, tokenHash: hashToken(token), lastUsedAt: null })
-    .execute();
-  return token;
-}
+export { hashToken };
 
 /** API tokens: registering them and finding whose a token is. */
 export function createTokenStore(db: Db) {
@@ -30,11 +18,16 @@ export function createTokenStore(db: Db) {
         .execute();
     },
 
-    async findUserByToken(token: string): Promise<UserRow | undefined> {
+    /**
+     * The user a token belongs to, with `active` false when that user may not act (disabled or removed: the caller
+     * refuses them), or undefined for a token nobody has.
+     */
+    async findUserByToken(token: string): Promise<(UserRow & { active: boolean }) | undefined> {
       return db
         .selectFrom('apiTokens')
         .innerJoin('users', 'users.id', 'apiTokens.userId')
         .selectAll('users')
+        .select((eb) => activeUser(eb).$castTo<boolean>().as('active'))
         .where('apiTokens.tokenHash', '=', hashToken(token))
         .executeTakeFirst();
     },
