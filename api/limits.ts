@@ -1,6 +1,7 @@
 import { AuthenticationError, TooManyRequestsError } from '../common/errors';
 import { TokenBuckets, clientAddressKey } from '../common/rate-limit';
 import type { UserRow } from '../db/schema';
+import { inactiveUserMessage } from '../db/stores/users';
 
 /** The API's limits (DESIGN.md §8), each from its own setting; see the README's configuration table. */
 export interface ApiLimits {
@@ -34,7 +35,8 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
  */
 export function createAuthenticator(options: {
   limits: Pick<ApiLimits, 'requestsPerMinute' | 'authFailuresPerMinute'>;
-  findUserByToken(token: string): Promise<UserRow | undefined>;
+  /** The token's user; `active: false` (db/stores/users.ts activeUser) when that user is disabled or removed. */
+  findUserByToken(token: string): Promise<(UserRow & { active?: boolean }) | undefined>;
   hashToken(token: string): string;
   now?: () => number;
 }) {
@@ -76,6 +78,8 @@ export function createAuthenticator(options: {
         throw new AuthenticationError('the API token is not valid');
       }
       if (!joined) failures.refund(address);
+      // A real token of a disabled or removed user: not a guess, so no slow-down, but refused until enabled again.
+      if (user.active === false) throw new AuthenticationError(inactiveUserMessage(user));
       const wait = requests.take(key);
       if (wait > 0) {
         throw new TooManyRequestsError(
