@@ -43,7 +43,7 @@ export function createAuthenticator(options: {
   const now = options.now ?? Date.now;
   const failures = new TokenBuckets({ max: options.limits.authFailuresPerMinute, windowMs: 60_000, now });
   const requests = new TokenBuckets({ max: options.limits.requestsPerMinute, windowMs: 60_000, now });
-  const lookups = new Map<string, Promise<UserRow | undefined>>();
+  const lookups = new Map<string, Promise<(UserRow & { active?: boolean }) | undefined>>();
 
   const slowDown = (address: string, wait: number) =>
     new TooManyRequestsError(`too many failed authentications from ${address}; try again in ${wait} s`, wait);
