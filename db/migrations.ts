@@ -214,6 +214,12 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
     },
   },
+  '0010_machine_deleted_at': {
+    async up(db: Kysely<unknown>) {
+      // A machine removed while deleted gitspaces' records name it is kept as their history, marked removed.
+      await db.schema.alterTable('machines').addColumn('deleted_at', 'timestamptz').execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

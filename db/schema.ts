@@ -86,6 +86,8 @@ export interface MachinesTable {
   zone: string | null;
   image: string | null;
   createdAt: CreatedAt;
+  /** When it was removed while records of deleted gitspaces still named it: kept as their history (migration 0010). */
+  deletedAt: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface GitspacesTable {
