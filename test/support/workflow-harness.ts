@@ -8,8 +8,9 @@
  * server-side activity timeouts (schedule-to-start, start-to-close, heartbeat) take real time; retry backoffs and
  * workflow timers are skipped. The tests use a one-second runner pickup timeout (it comes from `beginOperation`). An
  * activity cannot report a timeout itself either (the SDK turns any error it throws into an ApplicationFailure), so
- * the start-to-close and heartbeat wordings are tested from real timeouts, 30 s each, in the system set
- * (test/workflow-timeouts.test.ts).
+ * the start-to-close and heartbeat wordings are tested from real timeouts: in test/workflows/step-timeouts.test.ts
+ * the step's activity moves the server's clock itself with `env.sleep` (which does skip), heartbeating between sleeps,
+ * and stops just short of its limit, so the server times out every step, 3 to 30 minutes, in a fraction of a second.
  */
 import { randomBytes } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
