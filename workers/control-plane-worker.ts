@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -76,6 +77,9 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
   });
 }
 
+/** How often `makeWorkerVersionCurrent` asks the server again while it waits for the worker's first polls. */
+const POLL_INTERVAL_MS = 200;
+
 /** What `makeWorkerVersionCurrent` did. */
 export interface VersionPromotion {
   /** False when the version was current already. */
@@ -134,7 +138,7 @@ export async function makeWorkerVersionCurrent(
         // FAILED_PRECONDITION while the server has not yet seen this version poll every task queue (workflow and
         // activity tasks) that the current version polls.
         if (!isGrpcServiceError(error) || error.code !== FAILED_PRECONDITION || Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sleep(POLL_INTERVAL_MS);
         continue;
       }
       options.logger.info('control-plane version is current: new workflows start on it', {
@@ -153,7 +157,7 @@ export async function makeWorkerVersionCurrent(
         `the worker of ${version.deploymentName} ${version.buildId} was not seen polling within ${timeoutMs} ms`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(POLL_INTERVAL_MS);
   }
 }
 
