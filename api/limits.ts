@@ -48,6 +48,42 @@ export function createAuthenticator(options: {
   const slowDown = (address: string, wait: number) =>
     new TooManyRequestsError(`too many failed authentications from ${address}; try again in ${wait} s`, wait);
 
+  const spendRequest = (key: string, what: string) => {
+    const wait = requests.take(key);
+    if (wait > 0) {
+      throw new TooManyRequestsError(
+        `${what} sent more than ${options.limits.requestsPerMinute} requests a minute; try again in ${wait} s`,
+        wait,
+      );
+    }
+  };
+
+  async function checkToken(token: string, address: string): Promise<UserRow> {
+    const key = options.hashToken(token);
+    let lookup = lookups.get(key);
+    let joined = true;
+    if (!lookup) {
+      const wait = failures.take(address);
+      if (wait > 0) throw slowDown(address, wait);
+      joined = false;
+      lookup = options.findUserByToken(token).finally(() => lookups.delete(key));
+      lookups.set(key, lookup);
+    }
+    const user = await lookup;
+    if (!user) {
+      if (joined) {
+        const wait = failures.take(address);
+        if (wait > 0) throw slowDown(address, wait);
+      }
+      throw new AuthenticationError('the API token is not valid');
+    }
+    if (!joined) failures.refund(address);
+    // A real token of a disabled or removed user: not a guess, so no slow-down, but refused until enabled again.
+    if (user.active === false) throw new AuthenticationError(inactiveUserMessage(user));
+    spendRequest(key, 'this API token');
+    return user;
+  }
+
   return {
     /** The user the `Authorization` header names, or an AuthenticationError (401) or TooManyRequestsError (429). */
     async authenticate(authorization: string | undefined, remoteAddress: string | undefined): Promise<UserRow> {
@@ -58,37 +94,15 @@ export function createAuthenticator(options: {
         if (wait > 0) throw slowDown(address, wait);
         throw new AuthenticationError('send your API token as "Authorization: Bearer <token>"');
       }
-      const token = match[1];
-      const key = options.hashToken(token);
-      let lookup = lookups.get(key);
-      let joined = true;
-      if (!lookup) {
-        const wait = failures.take(address);
-        if (wait > 0) throw slowDown(address, wait);
-        joined = false;
-        lookup = options.findUserByToken(token).finally(() => lookups.delete(key));
-        lookups.set(key, lookup);
-      }
-      const user = await lookup;
-      if (!user) {
-        if (joined) {
-          const wait = failures.take(address);
-          if (wait > 0) throw slowDown(address, wait);
-        }
-        throw new AuthenticationError('the API token is not valid');
-      }
-      if (!joined) failures.refund(address);
-      // A real token of a disabled or removed user: not a guess, so no slow-down, but refused until enabled again.
-      if (user.active === false) throw new AuthenticationError(inactiveUserMessage(user));
-      const wait = requests.take(key);
-      if (wait > 0) {
-        throw new TooManyRequestsError(
-          `this API token sent more than ${options.limits.requestsPerMinute} requests a minute; try again in ${wait} s`,
-          wait,
-        );
-      }
-      return user;
+      return checkToken(match[1], address);
     },
+
+    /** The user of an API token sent another way (POST /auth/token's body), with the same slow-down as the header. */
+    checkToken: (token: string, remoteAddress: string | undefined): Promise<UserRow> =>
+      checkToken(token, clientAddressKey(remoteAddress)),
+
+    /** A dashboard session's request spends one of its own per minute, like a token's (`key` names the session). */
+    spendRequest: (key: string): void => spendRequest(key, 'this session'),
   };
 }
 
