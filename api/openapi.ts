@@ -39,12 +39,13 @@ function build(routes: readonly RouteDefinition[]): object {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = openApiPath(route.path);
-    const parameters = [...route.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
+    const parameters: object[] = [...route.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
       name,
       in: 'path',
       required: true,
       schema: { type: 'string' },
     }));
+    if (route.query) parameters.push(...queryParameters(jsonSchema(route.query, 'input')));
     const responses: Record<string, unknown> = {
       [route.status]: route.response
         ? {
@@ -100,6 +101,17 @@ function build(routes: readonly RouteDefinition[]): object {
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     paths,
   };
+}
+
+/** A query schema's properties as the operation's query parameters, each with its own description. */
+function queryParameters(schema: { properties?: Record<string, { description?: string }>; required?: string[] }) {
+  return Object.entries(schema.properties ?? {}).map(([name, { description, ...property }]) => ({
+    name,
+    in: 'query',
+    required: schema.required?.includes(name) ?? false,
+    ...(description ? { description } : {}),
+    schema: property,
+  }));
 }
 
 /** `/gitspaces/:id/events` → `/gitspaces/{id}/events`. */

@@ -6,7 +6,7 @@
  */
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { z } from 'zod';
-import { NotAllowedError, NotFoundError } from '../common/errors';
+import { InputError, NotAllowedError, NotFoundError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { GitspaceRow } from '../db/schema';
 import type { Store } from '../db/store';
@@ -45,12 +45,18 @@ export interface RouteServices {
 }
 
 /** One request to a route, as its handler sees it. */
-export interface RouteCall<Body extends z.ZodType | undefined, LoadsGitspace extends boolean> {
+export interface RouteCall<
+  Body extends z.ZodType | undefined,
+  LoadsGitspace extends boolean,
+  Query extends z.ZodType | undefined = undefined,
+> {
   req: Request;
   res: Response;
   services: RouteServices;
   /** The request body, parsed with the route's `body` schema. */
   body: Body extends z.ZodType ? z.output<Body> : undefined;
+  /** The query parameters, parsed with the route's `query` schema. */
+  query: Query extends z.ZodType ? z.output<Query> : undefined;
   /** The gitspace `:id` names, for a route with `gitspace: true`. */
   gitspace: LoadsGitspace extends true ? GitspaceRow : undefined;
 }
@@ -64,6 +70,7 @@ export interface OpenApiLink {
 export interface RouteDefinition<
   Body extends z.ZodType | undefined = z.ZodType | undefined,
   LoadsGitspace extends boolean = boolean,
+  Query extends z.ZodType | undefined = z.ZodType | undefined,
 > {
   method: 'get' | 'post' | 'patch' | 'delete';
   /**
@@ -83,6 +90,11 @@ export interface RouteDefinition<
   gitspace?: LoadsGitspace;
   /** The request body's schema: a body it does not accept is a 400 before the handler runs. */
   body?: Body;
+  /**
+   * The query parameters' schema (an object of strings in, documented as the operation's query parameters): a query it
+   * does not accept is a 400 naming each `query.<name>` before the handler runs.
+   */
+  query?: Query;
   /** The status of a successful answer. */
   status: number;
   /** The schema of a successful answer's JSON body (for the document). */
@@ -92,40 +104,63 @@ export interface RouteDefinition<
    * Does the work and returns the JSON body, which is sent with `status` (nothing returned: no body). A handler that
    * answers by itself (an event stream, text, another status) returns nothing, and nothing more is sent.
    */
-  handle(call: RouteCall<Body, LoadsGitspace>): Promise<unknown>;
+  handle(call: RouteCall<Body, LoadsGitspace, Query>): Promise<unknown>;
 }
 
-/** A route definition, typed so its handler sees its own body and gitspace. */
-export function defineRoute<Body extends z.ZodType | undefined = undefined, LoadsGitspace extends boolean = false>(
-  route: RouteDefinition<Body, LoadsGitspace>,
-): RouteDefinition {
-  return route as RouteDefinition;
+/** A route definition, typed so its handler sees its own body, query and gitspace. */
+export function defineRoute<
+  Body extends z.ZodType | undefined = undefined,
+  LoadsGitspace extends boolean = false,
+  Query extends z.ZodType | undefined = undefined,
+>(route: RouteDefinition<Body, LoadsGitspace, Query>): RouteDefinition {
+  return route as unknown as RouteDefinition;
 }
 
 type RouteRegistrar = Pick<Router, RouteDefinition['method']>;
 
-/** Adds a route to a router: its checks from the definition, then its handler, then its answer. */
+/**
+ * Adds a route to a router: its checks from the definition, then its handler, then its answer. A path a route with
+ * fewer parameters owns among `routes` (`/gitspaces/changes` for `/gitspaces/:id`) is passed on, to 405 if need be.
+ */
 function addRoute(
   router: RouteRegistrar,
   route: RouteDefinition,
+  routes: readonly RouteDefinition[],
   services: RouteServices,
   ...before: RequestHandler[]
 ) {
   const ids = pathIds(route.path);
+  const owned = routes.filter(
+    (other) => parameterCount(other.path) < parameterCount(route.path) && pathPattern(route.path).test(other.path),
+  );
+  const notOwnedElsewhere: RequestHandler = (req, _res, next) =>
+    owned.some((other) => pathPattern(other.path).test(req.path)) ? next('route') : next();
   const answer = handle(async (req, res) => {
     for (const { name, kind } of ids) checkPathId(kind, String(req.params[name]));
     if (route.access === 'admin' && userOf(req).role !== 'admin') {
       throw new NotAllowedError('only an administrator may do this');
     }
     const gitspace = route.gitspace ? await visibleGitspace(req, services.store) : undefined;
+    const query = route.query ? parseQuery(route.query, req.query) : undefined;
     const body = route.body ? parseBody(route.body, req.body) : undefined;
-    const result = await route.handle({ req, res, services, body, gitspace });
+    const result = await route.handle({ req, res, services, body, query, gitspace });
     if (res.headersSent) return;
     res.status(route.status);
     if (result === undefined) res.end();
     else res.json(result);
   });
-  router[route.method](route.path, ...before, answer);
+  router[route.method](route.path, ...(owned.length > 0 ? [notOwnedElsewhere] : []), ...before, answer);
+}
+
+/** Parses a query with its schema: the problems a body's would have, each field path under `query.`. */
+function parseQuery(schema: z.ZodType, query: unknown): unknown {
+  try {
+    return parseBody(schema, query);
+  } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    const fields = error.fields.map((field) => ({ path: `query.${field.path}`, message: field.message }));
+    throw new InputError(`the query is invalid: ${fields.map((f) => `${f.path} ${f.message}`).join('; ')}`, fields);
+  }
 }
 
 /** `/infrastructures/:id/machines/:machineId` → id names an infrastructure, machineId a machine. */
@@ -147,7 +182,7 @@ export function addServiceRoutes(
   authenticate: RequestHandler,
 ): void {
   for (const route of routes) {
-    addRoute(app, route, services, ...(route.access === 'public' ? [] : [authenticate]));
+    addRoute(app, route, routes, services, ...(route.access === 'public' ? [] : [authenticate]));
   }
 }
 
@@ -161,9 +196,9 @@ export function createApiRouter(
   guards: RequestHandler[],
 ): Router {
   const router = express.Router();
-  for (const route of routes.filter((r) => r.access === 'public')) addRoute(router, route, services);
+  for (const route of routes.filter((r) => r.access === 'public')) addRoute(router, route, routes, services);
   router.use(...guards);
-  for (const route of routes.filter((r) => r.access !== 'public')) addRoute(router, route, services);
+  for (const route of routes.filter((r) => r.access !== 'public')) addRoute(router, route, routes, services);
   router.use((req, res) => {
     const allowed = allowedMethods(routes, req.path);
     if (allowed.length === 0) throw new NotFoundError('route', `${req.method} ${req.baseUrl}${req.path}`);
@@ -177,10 +212,17 @@ export function createApiRouter(
   return router;
 }
 
-/** The methods the routes serve on a path, or none when no route has that path (for 405 answers). */
+/**
+ * The methods the routes serve on a path, or none when no route has that path (for 405 answers). Of the templates that
+ * match, those with the fewest parameters own the path, as OpenAPI matches a concrete path before a templated one.
+ */
 export function allowedMethods(routes: readonly RouteDefinition[], path: string): string[] {
-  return routes.filter((route) => pathPattern(route.path).test(path)).map((route) => route.method.toUpperCase());
+  const matching = routes.filter((route) => pathPattern(route.path).test(path));
+  const fewest = Math.min(...matching.map((route) => parameterCount(route.path)));
+  return matching.filter((route) => parameterCount(route.path) === fewest).map((route) => route.method.toUpperCase());
 }
+
+const parameterCount = (template: string) => template.split(':').length - 1;
 
 function pathPattern(template: string): RegExp {
   return new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/:\w+/g, '[^/]+')}/?$`);
