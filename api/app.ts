@@ -1,6 +1,7 @@
 import express, { type Request } from 'express';
 import { TrustedProxies } from '../common/client-address';
 import { hashToken } from '../db/store';
+import { createSignIn, TOKEN_ONLY_SIGN_IN, type SignInConfig } from './auth/sign-in';
 import { errorMiddleware, rejectNulCharacters } from './http';
 import { createAuthenticator, DEFAULT_API_LIMITS, type ApiLimits } from './limits';
 import { UNMATCHED_ROUTE, createApiMetrics, type ApiMetrics } from './metrics';
@@ -8,8 +9,12 @@ import { buildOpenApiDocument } from './openapi';
 import { addServiceRoutes, createApiRouter, type RouteServices } from './route-table';
 import { authenticate } from './routes/caller';
 import { API_ROUTES, SERVICE_ROUTES } from './routes';
+import { defaultDashboardDir, serveDashboard } from './static-dashboard';
 
-export interface AppOptions extends Omit<RouteServices, 'limits' | 'metrics' | 'openApiDocument' | 'openEventStreams'> {
+export interface AppOptions extends Omit<
+  RouteServices,
+  'limits' | 'metrics' | 'openApiDocument' | 'openEventStreams' | 'signIn'
+> {
   /** Rate limits, quota and stream cap; the defaults where absent. */
   limits?: Partial<ApiLimits>;
   /** The clock the rate limits run on (tests move it). */
@@ -21,27 +26,41 @@ export interface AppOptions extends Omit<RouteServices, 'limits' | 'metrics' | '
   trustedProxies?: TrustedProxies;
   /** The registry behind GET /metrics (api/metrics.ts), shared with the control-plane worker; one of its own if absent. */
   metrics?: ApiMetrics;
+  /** How people sign in to the dashboard (api/auth/settings.ts); API tokens only, and no public URL, when absent. */
+  signIn?: SignInConfig;
+  /** The built dashboard (`npm run build:web`); dist/web of this package when absent. */
+  dashboardDir?: string;
 }
 
 /** The control plane's REST API, version 1 (DESIGN.md §3): its routes are in api/routes/, one definition each. */
 export function createApp(options: AppOptions): express.Express {
-  const { now, trustedProxies, ...given } = options;
+  const { now, signIn: signInConfig, dashboardDir, trustedProxies: proxies, ...given } = options;
+  const trustedProxies = proxies ?? new TrustedProxies();
+  const limits = { ...DEFAULT_API_LIMITS, ...options.limits };
+  const authenticator = createAuthenticator({
+    limits,
+    findUserByToken: (token) => options.store.findUserByToken(token),
+    hashToken,
+    ...(now ? { now } : {}),
+  });
+  const signIn = createSignIn({
+    config: signInConfig ?? TOKEN_ONLY_SIGN_IN,
+    store: options.store,
+    authenticator,
+    clientAddress: (req) => trustedProxies.clientOf(req.socket.remoteAddress ?? '', req.get('x-forwarded-for')),
+    logger: options.logger,
+    ...(now ? { now } : {}),
+  });
   const services: RouteServices = {
     ...given,
-    limits: { ...DEFAULT_API_LIMITS, ...options.limits },
+    limits,
     metrics: options.metrics ?? createApiMetrics(options.store),
     openApiDocument: () => buildOpenApiDocument(API_ROUTES),
     openEventStreams: new Map(),
+    signIn,
   };
-  const bearer = authenticate(
-    createAuthenticator({
-      limits: services.limits,
-      findUserByToken: (token) => options.store.findUserByToken(token),
-      hashToken,
-      ...(now ? { now } : {}),
-    }),
-    trustedProxies ?? new TrustedProxies(),
-  );
+  // An API token, or the dashboard's session cookie (with its CSRF check).
+  const caller = authenticate(authenticator, trustedProxies, signIn.sessions);
 
   const app = express();
   app.disable('x-powered-by');
@@ -55,11 +74,14 @@ export function createApp(options: AppOptions): express.Express {
     );
     next();
   });
-  addServiceRoutes(app, SERVICE_ROUTES, services, bearer);
+  // POST /auth/token's body.
+  app.use('/auth', express.json({ limit: '64kb', strict: true }));
+  addServiceRoutes(app, SERVICE_ROUTES, services, caller);
   app.use(
     '/api/v1',
-    createApiRouter(API_ROUTES, services, [bearer, express.json({ limit: '64kb', strict: true }), rejectNulCharacters]),
+    createApiRouter(API_ROUTES, services, [caller, express.json({ limit: '64kb', strict: true }), rejectNulCharacters]),
   );
+  app.use(serveDashboard(dashboardDir ?? defaultDashboardDir()));
   app.use((req, res) => {
     res.status(404).json({
       error: { code: 'not_found', message: `no route ${req.method} ${req.path}; the API lives under /api/v1` },

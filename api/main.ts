@@ -8,6 +8,7 @@ import { createLogger, readLogSettings } from '../common/logger';
 import { TrustedProxies } from '../common/client-address';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
+import { readSignInSettings } from './auth/settings';
 import { startControlPlane } from './server';
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
@@ -19,13 +20,15 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   const databaseUrl = config.string('DATABASE_URL');
   // The control-plane worker's Worker Deployment build id; default derived from the workflow code.
   const buildId = config.string('GITSPACES_BUILD_ID');
+  const host = config.string('GITSPACES_API_HOST', '127.0.0.1');
+  const port = config.port('GITSPACES_API_PORT', 3000);
   const settings = {
     dataDir,
     database: databaseUrl
       ? { kind: 'postgres' as const, url: databaseUrl }
       : { kind: 'pglite' as const, dir: path.join(dataDir, 'db') },
-    host: config.string('GITSPACES_API_HOST', '127.0.0.1'),
-    port: config.port('GITSPACES_API_PORT', 3000),
+    host,
+    port,
     // TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE.
     temporal: config.include(() => readTemporalConnection(process.env))!,
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
@@ -46,6 +49,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),
     },
     trustedProxies: config.parsed('GITSPACES_API_TRUSTED_PROXIES', TrustedProxies.parse),
+    // GITSPACES_PUBLIC_URL, GITSPACES_OIDC_*, GITSPACES_SESSION_*, GITSPACES_TEMPORAL_UI_URL.
+    signIn: readSignInSettings(config, `http://${host}:${port}`),
     limits: {
       requestsPerMinute: config.positiveInt(
         'GITSPACES_API_RATE_LIMIT_PER_MINUTE',

@@ -324,3 +324,34 @@ export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(
 
 export const AccessGrant = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() });
 export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
+
+// Signing in to the dashboard (api/routes/auth.ts, api/routes/session.ts).
+
+/** POST /auth/token: an API token, traded for a session cookie. */
+export const TokenSignInBody = z.strictObject({
+  token: z
+    .string()
+    .min(1)
+    .max(4096)
+    .regex(/^[A-Za-z0-9._~+/=-]+$/, 'is not an API token'),
+});
+
+/** The ways to sign in this installation offers. */
+export const SignInOptions = z.object({
+  oidc: z.boolean(),
+  token: z.boolean(),
+  /** What the identity provider is called on the sign-in button. */
+  providerName: z.string().optional(),
+});
+
+/** GET /api/v1/session. */
+export const Session = z.object({
+  user: User,
+  /** Sent back as X-CSRF-Token on every POST, PATCH, PUT and DELETE the session makes. */
+  csrfToken: z.string(),
+  signIn: SignInOptions,
+  /** The Temporal Web UI, for links to a gitspace's workflow runs. */
+  temporalUiUrl: z.string().optional(),
+  /** The Temporal namespace of those runs; `default` when absent. */
+  temporalNamespace: z.string().optional(),
+});

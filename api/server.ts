@@ -30,6 +30,8 @@ import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { createAccessTokenIssuer } from './access-tokens';
 import { createWorkOrderSigner } from '../common/work-order';
 import { createApp } from './app';
+import { SessionKey } from './auth/session-key';
+import type { SignInSettings } from './auth/settings';
 import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
@@ -77,6 +79,8 @@ export interface ControlPlaneConfig {
   trustedProxies?: TrustedProxies;
   /** The worker's build id and who makes it current (workers/control-plane-worker.ts); the defaults where absent. */
   versioning?: ControlPlaneVersioning;
+  /** Dashboard sign-in and sessions (api/auth/settings.ts); API tokens only when absent. */
+  signIn?: SignInSettings;
 }
 
 export interface RunningControlPlane {
@@ -152,12 +156,21 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ...(config.accessTokenKeyPem ? { privateKeyPem: config.accessTokenKeyPem } : {}),
   });
   const eventFeed = new EventFeed({ store, pollMs: config.eventPollMs ?? 1000, logger: logger.child('events') });
+  // The key that seals the provider's refresh tokens and the sign-in state: every API replica must share it.
+  const signIn = config.signIn && {
+    settings: { ...config.signIn, temporalNamespace: config.temporal.namespace },
+    key: await SessionKey.load({
+      dataDir: config.dataDir,
+      ...(config.signIn.sessionKey ? { key: config.signIn.sessionKey } : {}),
+    }),
+  };
   const app = createApp({
     store,
     metrics,
     eventFeed,
     ...(config.limits ? { limits: config.limits } : {}),
     ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
+    ...(signIn ? { signIn } : {}),
     accessTokens,
     lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),

@@ -2,11 +2,13 @@ import { sql } from 'kysely';
 import type { Db } from './connect';
 import { createEventStore } from './stores/events';
 import { createGitspaceStore } from './stores/gitspaces';
+import { createIdentityStore } from './stores/identities';
 import { createInfrastructureStore } from './stores/infrastructures';
 import { createMachineStore } from './stores/machines';
 import { createMetricsStore } from './stores/metrics';
 import { createOperationStore } from './stores/operations';
 import { createReconciliationStore } from './stores/reconciliation';
+import { createSessionStore } from './stores/sessions';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
 
@@ -23,6 +25,8 @@ export function createStore(db: Db) {
     db,
     ...createUserStore(db),
     ...createTokenStore(db),
+    ...createIdentityStore(db),
+    ...createSessionStore(db),
     ...createInfrastructureStore(db),
     ...createMachineStore(db),
     ...createGitspaceStore(db),

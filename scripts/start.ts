@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     GITSPACES_INFRASTRUCTURE_ID: 'local',
     GITSPACES_CODEC_PORT: String(ports.codec),
     GITSPACES_CODEC_ALLOWED_ORIGINS: `http://${host}:${ports.temporalUi},http://localhost:${ports.temporalUi}`,
+    // The dashboard links each gitspace to its runs in this Web UI.
+    GITSPACES_TEMPORAL_UI_URL: temporal.uiUrl,
   };
   const parts = [
     new Part('api', 'api/main.ts', env),
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
     [
       '',
       'Gitspaces is running.',
+      `  Dashboard:    ${apiUrl}/   (sign in with the admin token below)`,
       `  API:          ${apiUrl}/api/v1   (OpenAPI: ${apiUrl}/api/v1/openapi.json)`,
       `  Gateway:      ${gatewayUrl}`,
       `  Temporal UI:  ${temporal.uiUrl}   (filter by GitspaceId; write actions ${temporal.uiWriteActions ? 'on' : 'off: GITSPACES_TEMPORAL_UI_ACTIONS=on turns them on'})`,

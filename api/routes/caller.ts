@@ -5,24 +5,37 @@ import type { TrustedProxies } from '../../common/client-address';
 import type { Actor } from '../../contracts/lifecycle';
 import type { GitspaceRow, UserRow } from '../../db/schema';
 import type { Store } from '../../db/store';
+import { SessionRefusal, type SessionService } from '../auth/sessions';
 import type { createAuthenticator } from '../limits';
 
 type Authenticated = Request & { user?: UserRow };
 
 /**
- * Middleware: the bearer check (api/limits.ts) for the client the trusted proxies name, which makes the user it finds
- * the caller; 401 or 429 otherwise.
+ * Middleware: the bearer check (api/limits.ts) for the client the trusted proxies name, or, for a request without an
+ * `Authorization` header that carries the dashboard's session cookie, the session check (api/auth/sessions.ts, CSRF
+ * included); the user either finds is the caller. 401, 403 `csrf` or 429 otherwise.
  */
 export function authenticate(
   authenticator: ReturnType<typeof createAuthenticator>,
   trustedProxies: TrustedProxies,
+  sessions?: SessionService,
 ): RequestHandler {
-  return (req, _res, next) => {
+  return (req, res, next) => {
     const client = trustedProxies.clientOf(req.socket.remoteAddress ?? '', req.get('x-forwarded-for'));
-    authenticator.authenticate(req.headers.authorization, client).then((user) => {
-      (req as Authenticated).user = user;
-      next();
-    }, next);
+    const check =
+      sessions && req.headers.authorization === undefined && sessions.hasCookie(req)
+        ? sessions.authenticate(req, res)
+        : authenticator.authenticate(req.headers.authorization, client);
+    check.then(
+      (user) => {
+        (req as Authenticated).user = user;
+        next();
+      },
+      (error: unknown) => {
+        if (!(error instanceof SessionRefusal)) return next(error);
+        res.status(error.status).json({ error: { code: error.code, message: error.message } });
+      },
+    );
   };
 }
 
