@@ -77,7 +77,7 @@ export function createOidcRelyingParty(settings: OidcSettings, logger: Logger): 
     (discovered ??= (async () => {
       const openId = await import('openid-client');
       const loopback = isLoopbackHost(new URL(settings.issuer).hostname);
-      const config = await openId
+      const discovered = await openId
         .discovery(new URL(settings.issuer), settings.clientId, settings.clientSecret, undefined, {
           timeout: PROVIDER_TIMEOUT_SECONDS,
           // http only for a provider on this host (settings.ts refuses it elsewhere).
@@ -86,6 +86,17 @@ export function createOidcRelyingParty(settings: OidcSettings, logger: Logger): 
         .catch((error: unknown) => {
           throw unavailable(`its discovery document at ${settings.issuer} could not be read`, error);
         });
+      // The client secret in a Basic header, the method every provider must accept (OpenID Connect's default), unless
+      // the provider says it takes only others (openid-client's own default: in the body).
+      const server = discovered.serverMetadata();
+      const methods = server.token_endpoint_auth_methods_supported;
+      let config = discovered;
+      if (!methods || methods.includes('client_secret_basic')) {
+        const basic = openId.ClientSecretBasic(settings.clientSecret);
+        config = new openId.Configuration(server, settings.clientId, settings.clientSecret, basic);
+        config.timeout = PROVIDER_TIMEOUT_SECONDS;
+        if (loopback) openId.allowInsecureRequests(config);
+      }
       // offline_access asks for the refresh token the recheck needs; the groups claim may need its own scope.
       const offered = new Set(config.serverMetadata().scopes_supported ?? []);
       const scope = ['openid', 'email', 'profile', 'offline_access', settings.groupsClaim.split('.')[0]!]
