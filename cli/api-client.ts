@@ -127,8 +127,9 @@ export async function apiErrorOf(response: Response): Promise<ApiError> {
 
 /** Why fetch failed, in a few words (`connect ECONNREFUSED 127.0.0.1:3000`), not undici's "fetch failed". */
 export function reasonOf(error: unknown): string {
-  const cause = (error as { cause?: unknown })?.cause;
-  if (cause instanceof Error) return cause.message;
-  if (cause && typeof (cause as { code?: unknown }).code === 'string') return String((cause as { code: string }).code);
+  const cause = (error as { cause?: { message?: unknown; code?: unknown } } | undefined)?.cause;
+  // An AggregateError (one attempt per address) has no message of its own, only a code.
+  if (typeof cause?.message === 'string' && cause.message) return cause.message;
+  if (typeof cause?.code === 'string') return cause.code;
   return error instanceof Error ? error.message : String(error);
 }

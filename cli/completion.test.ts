@@ -47,7 +47,7 @@ describe('bash completion', () => {
 describe('zsh and fish completion', () => {
   it('describe every command, with descriptions that cannot break out of their quotes', () => {
     const zsh = completionScript('zsh', spec);
-    expect(zsh).toContain("'show:a gitspaces state'");
+    expect(zsh).toContain("'show:a gitspace’s state'");
     expect(zsh).toContain("'--ide[the IDE]:ide:(vscode-web terminal ssh)'");
     expect(zsh).toContain("'1:gitspace:_gitspaces_names'");
     const fish = completionScript('fish', spec);
@@ -57,7 +57,7 @@ describe('zsh and fish completion', () => {
     expect(fish).toContain(
       "complete -c gitspaces -n '__fish_seen_subcommand_from show' -a '(gitspaces __names 2>/dev/null)'",
     );
-    expect(fish).toContain("-l no-wait -d 'dont wait'");
+    expect(fish).toContain("-l no-wait -d 'don’t wait'");
   });
 
   it('refuses to write a word that is not plain into a script', () => {

@@ -51,8 +51,12 @@ function word(value: string): string {
   if (!shellWord.test(value)) throw new Error(`not a plain word for a completion script: ${value}`);
   return value;
 }
-/** A description inside single quotes (fish, zsh), without what would end or break it. */
-const described = (text: string) => text.replace(/['\\[\]:]/g, '').replace(/\s+/g, ' ');
+/** A description inside single quotes (fish, zsh) and zsh's [...]: nothing in it may end or break them. */
+const described = (text: string) =>
+  text
+    .replace(/'/g, '’')
+    .replace(/[[\]\\]/g, '')
+    .replace(/\s+/g, ' ');
 
 function bashScript(spec: CompletionSpec): string {
   const fn = `_${word(spec.program).replace(/[^A-Za-z0-9_]/g, '_')}`;
