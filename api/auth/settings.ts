@@ -79,7 +79,7 @@ export function readSignInSettings(config: ConfigReader, apiUrl: string): SignIn
     recheckSeconds: config.positiveInt('GITSPACES_OIDC_RECHECK_SECONDS', DEFAULT_OIDC_RECHECK_SECONDS),
   };
   const why = 'sign-in through an identity provider needs its issuer, client id and client secret';
-  if (oidc || clientId || clientSecret) {
+  if (config.string('GITSPACES_OIDC_ISSUER') || clientId || clientSecret) {
     if (!oidc) config.required('GITSPACES_OIDC_ISSUER', why);
     if (!clientId) config.required('GITSPACES_OIDC_CLIENT_ID', why);
     if (!clientSecret) config.required('GITSPACES_OIDC_CLIENT_SECRET', why);
