@@ -15,6 +15,7 @@ const FAST = [
   '/test/api-limits\\.test\\.ts$',
   '/test/golden-histories\\.test\\.ts$',
   '/web/src/.*\\.test\\.ts$',
+  '/cli/[^/]+\\.test\\.ts$',
 ];
 const IGNORED = ['/node_modules/', '/dist/', '/.tools/', '/.gitspaces/', '/.gitspaces-machines/'];
 
