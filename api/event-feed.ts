@@ -1,6 +1,20 @@
 import type { Logger } from '../common/logger';
 import type { EventRow } from '../db/schema';
 import type { Store } from '../db/store';
+import type { GitspaceVersion } from '../db/stores/events';
+import { presentGitspaces } from './routes/presenters';
+
+/** A gitspace as GET /gitspaces/:id presents it. */
+export type PresentedGitspace = Awaited<ReturnType<typeof presentGitspaces>>[number];
+
+/** Who watches a change stream: the gitspaces they may see are theirs, or all for an administrator. */
+export interface Viewer {
+  userId: string;
+  admin: boolean;
+}
+
+/** When a stream that nothing is sent on gets a comment, so proxies keep it open. */
+export const DEFAULT_HEARTBEAT_MS = 15_000;
 
 interface Subscriber {
   gitspaceId: string;
@@ -11,25 +25,58 @@ interface Subscriber {
   deliver(events: EventRow[]): void;
 }
 
+interface ChangeSubscriber {
+  viewer: Viewer;
+  /**
+   * The version (`versionOf`) of each gitspace its client has been given, or knew by the cursor it resumed from: the
+   * same thing as its cursor (`ChangeCursor`). Empty until its first read.
+   */
+  known: Map<string, string>;
+  /** From a resumed cursor until its first comparison: how many settled gitspaces it counts without naming them. */
+  unnamedSettled?: number;
+  ready: boolean;
+  deliver(gitspaces: PresentedGitspace[], cursor: string): void;
+}
+
 /**
- * One change feed for every event stream of this process: while anyone listens, one query every `pollMs` reads the
- * new events of all the gitspaces watched (a cursor per gitspace, which misses nothing: a gitspace's events are
- * numbered without gaps under its row lock) and hands each stream its share. So the database sees one query a
- * tick however many streams are open, plus one per stream as it opens (its backlog). Plain queries, so it works the
- * same on PGlite and on PostgreSQL, and with several API processes on one database.
+ * One change feed for every event stream of this process: while anyone listens, one query every `pollMs` reads what
+ * changed, and hands each stream its share. So the database sees one query a tick however many streams are open (one
+ * for the gitspaces' event streams, one for the change streams), plus one per stream as it opens, and a tick that
+ * finds changes reads them. Plain queries, so it works the same on PGlite and on PostgreSQL, and with several API
+ * processes on one database.
+ *
+ * There is no global order to follow. A gitspace's events are numbered 1, 2, 3… without gaps under its row lock, so
+ * they commit in that order; but across gitspaces, transactions commit in any order, and a serial id or a timestamp
+ * taken as "everything up to here was seen" would pass over a row that commits after a later one was read. So every
+ * position here is per gitspace:
+ * - an event stream (`subscribe`) follows one gitspace from its last event number on;
+ * - a change stream (`subscribeChanges`) keeps, for each gitspace its viewer may see, the version it was last given:
+ *   the gitspace's last event number, how many operations it has had and the latest one's status
+ *   (`Store.gitspaceVersions`, which covers everything GET /gitspaces/:id shows). Each tick reads every version in one
+ *   query and sends a gitspace whose version differs, as it is then. A change committed late is a version that differs
+ *   at the next tick: nothing is passed over. Changes within one tick come as one message with the latest state.
+ *   Its cursor (`id:`, resumed through Last-Event-ID) is those versions (`ChangeCursor`), so a stream resumed on any
+ *   API process, or after a restart, sends exactly the gitspaces whose version is not the one its client had.
  */
 export class EventFeed {
   private readonly watched = new Map<string, Set<Subscriber>>();
+  private readonly changeSubscribers = new Set<ChangeSubscriber>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** How often a stream with nothing to send gets a comment (so proxies keep it open). */
+  readonly heartbeatMs: number;
 
   constructor(
     private readonly options: {
-      store: Pick<Store, 'listEvents' | 'eventsAfter'>;
+      store: Pick<Store, 'listEvents' | 'eventsAfter'> &
+        Partial<Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations'>>;
       pollMs: number;
       logger: Logger;
+      heartbeatMs?: number;
     },
-  ) {}
+  ) {
+    this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  }
 
   /**
    * Gives `deliver` the gitspace's events after `afterSeq` (its backlog, at once), then every new one in order, until
@@ -56,9 +103,46 @@ export class EventFeed {
     return unsubscribe;
   }
 
+  /**
+   * Gives `deliver` every gitspace the viewer may see that changes from now on, as GET /gitspaces/:id presents it, with
+   * the stream's cursor after it; or, resuming from `cursor`, first every one whose version is not the one the cursor
+   * names. Nothing comes in the cursor that the viewer may not see: it only decides which of theirs are sent. The
+   * first `deliver` (before this resolves) gives the cursor to start from, with the gitspaces a resumed stream missed.
+   */
+  async subscribeChanges(
+    viewer: Viewer,
+    cursor: ChangeCursor | undefined,
+    deliver: (gitspaces: PresentedGitspace[], cursor: string) => void,
+  ): Promise<() => void> {
+    const subscriber: ChangeSubscriber = {
+      viewer,
+      known: new Map(cursor?.versions),
+      ...(cursor ? { unnamedSettled: cursor.settled } : {}),
+      ready: false,
+      deliver,
+    };
+    this.changeSubscribers.add(subscriber);
+    const unsubscribe = () => this.changeSubscribers.delete(subscriber);
+    try {
+      const versions = await this.store().gitspaceVersions(viewer.admin ? {} : { ownerIds: [viewer.userId] });
+      if (cursor) {
+        await this.giveChanges([subscriber], versions);
+      } else {
+        for (const version of versions) subscriber.known.set(version.id, versionOf(version));
+        subscriber.deliver([], encodeChangeCursor(subscriber.known));
+      }
+    } catch (error) {
+      unsubscribe();
+      throw error;
+    }
+    subscriber.ready = true;
+    this.schedule();
+    return unsubscribe;
+  }
+
   /** How many streams listen now (for tests and metrics). */
   get subscribers(): number {
-    let count = 0;
+    let count = this.changeSubscribers.size;
     for (const subscribers of this.watched.values()) count += subscribers.size;
     return count;
   }
@@ -70,7 +154,7 @@ export class EventFeed {
   }
 
   private schedule(): void {
-    if (this.timer || this.closed || this.watched.size === 0) return;
+    if (this.timer || this.closed || (this.watched.size === 0 && this.changeSubscribers.size === 0)) return;
     this.timer = setTimeout(() => {
       void this.tick().finally(() => {
         this.timer = undefined;
@@ -81,6 +165,10 @@ export class EventFeed {
   }
 
   private async tick(): Promise<void> {
+    await Promise.all([this.tickEvents(), this.tickChanges()]);
+  }
+
+  private async tickEvents(): Promise<void> {
     // A gitspace is read from the oldest position any of its ready streams has reached.
     const cursors: { gitspaceId: string; afterSeq: number }[] = [];
     for (const [gitspaceId, subscribers] of this.watched) {
@@ -112,6 +200,61 @@ export class EventFeed {
     }
   }
 
+  private async tickChanges(): Promise<void> {
+    // Only those ready when the read begins: one that became ready since has read newer versions itself.
+    const serving = [...this.changeSubscribers].filter((subscriber) => subscriber.ready);
+    if (serving.length === 0) return;
+    const members = serving.some((s) => s.viewer.admin) ? undefined : [...new Set(serving.map((s) => s.viewer.userId))];
+    try {
+      await this.giveChanges(serving, await this.store().gitspaceVersions(members ? { ownerIds: members } : {}));
+    } catch (error) {
+      this.options.logger.warn('the change feed could not read what changed; trying again', { error });
+    }
+  }
+
+  /**
+   * Sends each subscriber the gitspaces it may see whose version is not the one it knows, all read in one go, and
+   * records the versions it was given.
+   */
+  private async giveChanges(subscribers: ChangeSubscriber[], versions: GitspaceVersion[]): Promise<void> {
+    const changes = new Map<ChangeSubscriber, GitspaceVersion[]>();
+    for (const subscriber of subscribers) {
+      const changed = changedFor(subscriber, versions);
+      if (changed.length > 0) changes.set(subscriber, changed);
+    }
+    if (changes.size === 0) return;
+    const ids = new Set([...changes.values()].flatMap((changed) => changed.map((version) => version.id)));
+    const store = this.store();
+    const presented = new Map(
+      (await presentGitspaces(store, await store.gitspacesByIds([...ids]))).map((g) => [g.id, g]),
+    );
+    for (const [subscriber, changed] of changes) {
+      if (!this.changeSubscribers.has(subscriber)) continue;
+      const gitspaces: PresentedGitspace[] = [];
+      for (const version of changed) {
+        subscriber.known.set(version.id, versionOf(version));
+        const gitspace = presented.get(version.id);
+        if (gitspace) gitspaces.push(gitspace);
+      }
+      // Oldest first, so a list that puts each new one on top ends newest first.
+      gitspaces.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+      try {
+        subscriber.deliver(gitspaces, encodeChangeCursor(subscriber.known));
+      } catch (error) {
+        this.options.logger.warn('a change stream failed to take its changes', { error });
+      }
+    }
+  }
+
+  /** The store's reads for change streams (optional in the options, for event streams alone). */
+  private store(): Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations'> {
+    const { gitspaceVersions, gitspacesByIds, latestOperations } = this.options.store;
+    if (!gitspaceVersions || !gitspacesByIds || !latestOperations) {
+      throw new Error('this change feed was built without the store reads change streams need');
+    }
+    return { gitspaceVersions, gitspacesByIds, latestOperations };
+  }
+
   private give(subscriber: Subscriber, events: EventRow[]): void {
     const fresh = events.filter((event) => event.seq > subscriber.last);
     if (fresh.length === 0) return;
@@ -122,4 +265,84 @@ export class EventFeed {
       this.options.logger.warn('an event stream failed to take its events', { error });
     }
   }
+}
+
+/**
+ * A change stream's position: the version of each gitspace its client has (see `EventFeed`). A settled gitspace
+ * (deleted, its last operation over) never changes again, so it is only counted: the cursor stays the size of the
+ * gitspaces that can still change, not of the whole history.
+ */
+export interface ChangeCursor {
+  /** Version by gitspace id, of the gitspaces that can still change. */
+  versions: Map<string, string>;
+  /** How many settled gitspaces the client has. */
+  settled: number;
+}
+
+/** The version of a settled gitspace: it has no other. */
+const SETTLED = 'x';
+
+/**
+ * What a gitspace's version is made of: its last event, the status of its latest operation and how many it has had
+ * (`12s3`: event 12, the third operation succeeded).
+ */
+export function versionOf(version: GitspaceVersion): string {
+  if (version.state === 'deleted' && version.operationStatus !== 'running') return SETTLED;
+  return `${version.seq}${version.operationStatus?.[0] ?? 'n'}${version.operations}`;
+}
+
+/** The gitspaces the subscriber may see whose version is not the one it knows. */
+function changedFor(subscriber: ChangeSubscriber, versions: GitspaceVersion[]): GitspaceVersion[] {
+  const { viewer, known } = subscriber;
+  const resumed = subscriber.unnamedSettled !== undefined;
+  const visible = versions.filter((version) => viewer.admin || version.ownerId === viewer.userId);
+  // A cursor is the client's word: of the gitspaces it names, only those the viewer may see are kept.
+  if (resumed) {
+    const ids = new Set(visible.map((version) => version.id));
+    for (const id of known.keys()) if (!ids.has(id)) known.delete(id);
+  }
+  const changed: GitspaceVersion[] = [];
+  const unnamed: GitspaceVersion[] = [];
+  for (const version of visible) {
+    const current = versionOf(version);
+    const had = known.get(version.id);
+    if (had === undefined && current === SETTLED && resumed) unnamed.push(version);
+    else if (had !== current) changed.push(version);
+  }
+  // A resumed cursor counts the settled gitspaces its client has: as many settled ones as it does not name are those.
+  // More, and some settled since (created and deleted while the client was away): which, it cannot say, so all go.
+  if (unnamed.length > (subscriber.unnamedSettled ?? 0)) changed.push(...unnamed);
+  else for (const version of unnamed) known.set(version.id, SETTLED);
+  delete subscriber.unnamedSettled;
+  return changed;
+}
+
+/** Past this, a cursor names no gitspace (a resume then sends all that can change): a header must stay well under 16 KiB. */
+const MAX_CURSOR_LENGTH = 8 * 1024;
+const CURSOR_FORMAT = /^v1\.(\d{1,9})\.(.*)$/s;
+const CURSOR_ENTRY = /^([A-Za-z0-9][A-Za-z0-9_-]{0,127}):(\d{1,10}[nrsfc]\d{1,10})$/;
+
+/** `v1.<settled count>.<id>:<version>,…` */
+export function encodeChangeCursor(known: Map<string, string>): string {
+  let settled = 0;
+  const entries: string[] = [];
+  for (const [id, version] of known) {
+    if (version === SETTLED) settled++;
+    else entries.push(`${id}:${version}`);
+  }
+  const named = entries.join(',');
+  return `v1.${settled}.${named.length <= MAX_CURSOR_LENGTH ? named : ''}`;
+}
+
+/** The cursor a change stream gave out, or undefined for anything else. */
+export function parseChangeCursor(text: string): ChangeCursor | undefined {
+  const match = CURSOR_FORMAT.exec(text);
+  if (!match) return undefined;
+  const versions = new Map<string, string>();
+  for (const entry of match[2] ? match[2].split(',') : []) {
+    const parsed = CURSOR_ENTRY.exec(entry);
+    if (!parsed) return undefined;
+    versions.set(parsed[1]!, parsed[2]!);
+  }
+  return { versions, settled: Number(match[1]) };
 }

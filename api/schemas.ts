@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { GITSPACE_STATES, LIFECYCLE_ACTIONS, OPERATION_STATUSES, TOKEN_REF_PATTERN } from '../contracts/lifecycle';
+import {
+  GITSPACE_STATES,
+  LIFECYCLE_ACTIONS,
+  OPERATION_STATUSES,
+  TOKEN_REF_PATTERN,
+  type GitspaceState,
+} from '../contracts/lifecycle';
 import { IDE_KINDS, PROVIDER_NAMES } from '../contracts/provider';
 import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
 import { RunnerPublicKey } from '../common/sealed-secret';
@@ -97,7 +103,22 @@ export const CreateUserBody = z.strictObject({
     .min(1)
     .max(63)
     .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lowercase letters, digits, dots, dashes and underscores'),
+  /** Invites the user: their first OpenID Connect sign-in with this verified address becomes them. */
+  email: z.email('must be an e-mail address').max(254).optional(),
 });
+
+const userRole = z.enum(['admin', 'member']);
+
+export const UpdateUserBody = z
+  .strictObject({ disabled: z.boolean().optional(), role: userRole.optional() })
+  .refine((body) => body.disabled !== undefined || body.role !== undefined, 'give disabled, role or both');
+
+/** GET /users: `include=deleted` lists removed users too. */
+export const ListUsersQuery = z.strictObject({
+  include: z.enum(['deleted']).optional().describe('`deleted` also lists removed users'),
+});
+
+export const CreateTokenBody = z.strictObject({ name: displayName.optional() });
 
 /** Public keys of the infrastructure's runners (`x25519:…`, printed by a runner at start); tokens seal to the first. */
 const runnerPublicKeys = z
@@ -197,7 +218,46 @@ export const CreateGitspaceBody = z.strictObject({
   start: z.boolean().default(true),
 });
 
+/** What of a machine may change (not its name, part of its id); null clears an optional one. */
+export const UpdateMachineBody = z
+  .strictObject({
+    machineType: CreateMachineBody.shape.machineType.optional(),
+    diskSizeGb: CreateMachineBody.shape.diskSizeGb.optional(),
+    region: CreateMachineBody.shape.region.unwrap().nullable().optional(),
+    zone: CreateMachineBody.shape.zone.unwrap().nullable().optional(),
+    image: CreateMachineBody.shape.image.unwrap().nullable().optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, 'give machineType, diskSizeGb, region, zone or image');
+
 export const ActionBody = z.strictObject({ action: z.enum(['start', 'stop', 'retry']) });
+
+/** The largest page GET /gitspaces gives, and the one it gives when not asked for another. */
+export const MAX_PAGE_SIZE = 200;
+export const DEFAULT_PAGE_SIZE = 50;
+
+const STATE_LIST = new RegExp(`^(${GITSPACE_STATES.join('|')})(,(${GITSPACE_STATES.join('|')}))*$`);
+
+/** GET /gitspaces: which states, how many, and from where (the `nextCursor` of the page before). */
+export const ListGitspacesQuery = z.strictObject({
+  state: z
+    .string()
+    .regex(STATE_LIST, `must be one or more of ${GITSPACE_STATES.join(', ')}, separated by commas`)
+    .transform((list) => [...new Set(list.split(','))] as GitspaceState[])
+    .optional()
+    .describe('Only gitspaces in these states (comma-separated); every state when absent'),
+  limit: z
+    .preprocess(
+      (value) => (typeof value === 'string' && /^[0-9]{1,4}$/.test(value) ? Number(value) : value),
+      z
+        .number({ error: `must be a whole number from 1 to ${MAX_PAGE_SIZE}` })
+        .int()
+        .min(1)
+        .max(MAX_PAGE_SIZE),
+    )
+    .optional()
+    .describe(`How many gitspaces a page holds, 1 to ${MAX_PAGE_SIZE}; ${DEFAULT_PAGE_SIZE} when absent`),
+  cursor: z.string().min(1).max(200).optional().describe("Where the page starts: the previous page's nextCursor"),
+});
 
 // Resources as the API returns them.
 
@@ -212,10 +272,26 @@ export const ErrorResponse = z.object({
 export const User = z.object({
   id: z.string(),
   name: z.string(),
-  role: z.enum(['admin', 'member']),
+  role: userRole,
+  /** The address the user was invited with. */
+  email: z.string().optional(),
+  /** Refused everywhere until an administrator enables them again. */
+  disabled: z.boolean(),
+  /** Removed (listed only with `include=deleted`): refused everywhere, their gitspaces kept. */
+  deleted: z.boolean().optional(),
   createdAt: z.string(),
 });
 export const CreatedUser = z.object({ user: User, token: z.string() });
+
+/** One of a user's API tokens: never the token itself. */
+export const ApiToken = z.object({
+  id: z.string(),
+  name: z.string().optional(),
+  createdAt: z.string(),
+  lastUsedAt: z.string().optional(),
+});
+/** A new API token: `token` is shown this once. */
+export const CreatedToken = ApiToken.omit({ lastUsedAt: true }).extend({ token: z.string() });
 
 export const Infrastructure = z.object({
   id: z.string(),
@@ -299,6 +375,15 @@ export const Gitspace = z.object({
   updatedAt: z.string(),
 });
 
+/** DELETE /users/:id: the removed user, the gitspaces a stop was asked for, and those it could not be asked for. */
+export const RemovedUser = z.object({
+  user: User,
+  stopped: z.array(z.object({ id: z.string(), name: z.string(), operation: Operation })),
+  notStopped: z.array(
+    z.object({ id: z.string(), name: z.string(), state: z.enum(GITSPACE_STATES), reason: z.string() }),
+  ),
+});
+
 export const GitspaceWithOperation = z.object({ gitspace: Gitspace, operation: Operation.optional() });
 export const OperationResponse = z.object({ operation: Operation });
 
@@ -321,6 +406,9 @@ export const Event = z.object({
 });
 
 export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+/** A page of gitspaces, newest first; `nextCursor` (as `cursor`) asks for the next one, absent on the last page. */
+export const GitspacePage = z.object({ items: z.array(Gitspace), nextCursor: z.string().optional() });
 
 export const AccessGrant = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() });
 export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });

@@ -5,17 +5,21 @@ import { ConflictError, InputError, NotFoundError } from '../../common/errors';
 import { newId } from '../../common/ids';
 import { RunnerPublicKey } from '../../common/sealed-secret';
 import type { InfrastructureRow } from '../../db/schema';
+import type { GitspacePosition } from '../../db/stores/gitspaces';
 import { defineRoute } from '../route-table';
 import {
   AccessGrant,
   ActionBody,
   CreateGitspaceBody,
+  DEFAULT_PAGE_SIZE,
   Gitspace,
+  GitspacePage,
   GitspaceWithOperation,
+  ListGitspacesQuery,
   OperationResponse,
-  list,
 } from '../schemas';
 import { actorOf, userOf } from './caller';
+import { gitspaceChangesRoute } from './events';
 import { presentGitspaces, presentOperation } from './presenters';
 
 /** From a created gitspace to the operations on it, so API clients and fuzzers can follow the id. */
@@ -103,16 +107,27 @@ export const gitspaceRoutes = [
   defineRoute({
     method: 'get',
     path: '/gitspaces',
-    summary: 'List your gitspaces (an administrator sees all)',
+    summary:
+      'List your gitspaces (an administrator sees all), newest first, a page at a time: follow nextCursor for the next',
     access: 'user',
+    query: ListGitspacesQuery,
     status: 200,
-    response: list(Gitspace),
-    handle: async ({ req, services }) => {
+    response: GitspacePage,
+    handle: async ({ req, query, services }) => {
       const user = userOf(req);
-      const rows = await services.store.listGitspaces(user.role === 'admin' ? {} : { ownerId: user.id });
-      return { items: await presentGitspaces(services.store, rows) };
+      const { rows, next } = await services.store.pageGitspaces({
+        ...(user.role === 'admin' ? {} : { ownerId: user.id }),
+        ...(query.state ? { states: query.state } : {}),
+        ...(query.cursor ? { after: decodePageCursor(query.cursor) } : {}),
+        limit: query.limit ?? DEFAULT_PAGE_SIZE,
+      });
+      return {
+        items: await presentGitspaces(services.store, rows),
+        ...(next ? { nextCursor: encodePageCursor(next) } : {}),
+      };
     },
   }),
+  gitspaceChangesRoute,
   defineRoute({
     method: 'get',
     path: '/gitspaces/:id',
@@ -178,6 +193,26 @@ export const gitspaceRoutes = [
     },
   }),
 ];
+
+/** A page's end as the client holds it: opaque, so clients pass it back rather than build one. */
+function encodePageCursor(position: GitspacePosition): string {
+  return Buffer.from(`${position.createdAtMicros}:${position.id}`).toString('base64url');
+}
+
+/**
+ * The position a `nextCursor` names. Anything else is a 400: what it holds is checked as strictly as it is made, so
+ * a forged one cannot reach the database as anything but a time and an id (and it only ever pages through the
+ * gitspaces the caller may see).
+ */
+function decodePageCursor(cursor: string): GitspacePosition {
+  const match = /^([0-9]{1,17}):([A-Za-z0-9][A-Za-z0-9_-]{0,127})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match || Buffer.from(match[0]).toString('base64url') !== cursor) {
+    throw new InputError('cursor is not a nextCursor this API gave out', [
+      { path: 'query.cursor', message: 'is not a nextCursor this API gave out' },
+    ]);
+  }
+  return { createdAtMicros: match[1]!, id: match[2]! };
+}
 
 /**
  * Seals a repository token to the infrastructure's first runner key, bound to the gitspace: from here on only that

@@ -2,11 +2,30 @@
 import { infrastructureTaskQueue } from '../../contracts/lifecycle';
 import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../../db/schema';
 import type { Store } from '../../db/store';
+import type { TokenSummary } from '../../db/stores/tokens';
 
 const iso = (date: Date | string) => new Date(date).toISOString();
 
 export function presentUser(row: UserRow) {
-  return { id: row.id, name: row.name, role: row.role, createdAt: iso(row.createdAt) };
+  return {
+    id: row.id,
+    name: row.name,
+    role: row.role,
+    ...(row.email ? { email: row.email } : {}),
+    disabled: row.disabledAt !== null,
+    ...(row.deletedAt ? { deleted: true } : {}),
+    createdAt: iso(row.createdAt),
+  };
+}
+
+/** One of a user's API tokens: never the token or its hash. */
+export function presentToken(row: TokenSummary) {
+  return {
+    id: row.id,
+    ...(row.name ? { name: row.name } : {}),
+    createdAt: iso(row.createdAt),
+    ...(row.lastUsedAt ? { lastUsedAt: iso(row.lastUsedAt) } : {}),
+  };
 }
 
 export function presentInfrastructure(row: InfrastructureRow, sealedTokens: Record<string, number> = {}) {
@@ -52,7 +71,7 @@ export function presentOperation(row: OperationRow) {
 }
 
 /** Gitspaces with their latest operation each, read in one query. */
-export async function presentGitspaces(store: Store, rows: GitspaceRow[]) {
+export async function presentGitspaces(store: Pick<Store, 'latestOperations'>, rows: GitspaceRow[]) {
   const operations = await store.latestOperations(rows.map((r) => r.id));
   return rows.map((row) => presentGitspace(row, operations.get(row.id)));
 }

@@ -2,7 +2,20 @@ import { sql, type Transaction } from 'kysely';
 import { NotFoundError } from '../../common/errors';
 import type { Actor } from '../../contracts/lifecycle';
 import type { Db } from '../connect';
-import type { Database, EventRow, GitspaceRow } from '../schema';
+import type { Database, EventRow, GitspaceRow, OperationRow } from '../schema';
+
+/** Where a gitspace's record stands, for the change feed (see `gitspaceVersions`). */
+export interface GitspaceVersion {
+  id: string;
+  ownerId: string;
+  state: GitspaceRow['state'];
+  /** Its last event's number (0: none). */
+  seq: number;
+  /** How many operations it has had. */
+  operations: number;
+  /** The status of its latest operation; null before the first. */
+  operationStatus: OperationRow['status'] | null;
+}
 
 /**
  * Each gitspace's event log. An event is appended in the transaction of the change it records, under the gitspace
@@ -29,6 +42,51 @@ export function createEventStore(db: Db) {
         .where('seq', '>', afterSeq)
         .orderBy('seq')
         .execute();
+    },
+
+    /**
+     * Where each gitspace's record stands, in one query (the change feed's read, api/event-feed.ts): its owner, the
+     * number of its last event, how many operations it has had and the status of the latest. Everything GET
+     * /gitspaces/:id shows changes one of these: a state change or a step appends an event, and the two changes of an
+     * operation that append none (a new one recorded, one ending) change the count or the status. Every gitspace, or
+     * only those of `ownerIds`.
+     */
+    async gitspaceVersions(filter: { ownerIds?: readonly string[] } = {}): Promise<GitspaceVersion[]> {
+      if (filter.ownerIds?.length === 0) return [];
+      let query = db
+        .selectFrom('gitspaces as g')
+        .select(['g.id', 'g.ownerId', 'g.state'])
+        .select((eb) => [
+          // Each a read of the last entries of an index: (gitspace_id, seq) and (gitspace_id, created_at).
+          eb
+            .selectFrom('events as e')
+            .select((inner) => inner.fn.coalesce(inner.fn.max('e.seq'), sql<number>`0`).as('seq'))
+            .whereRef('e.gitspaceId', '=', 'g.id')
+            .as('seq'),
+          eb
+            .selectFrom('operations as o')
+            .select((inner) => inner.fn.countAll<string>().as('operations'))
+            .whereRef('o.gitspaceId', '=', 'g.id')
+            .as('operations'),
+          eb
+            .selectFrom('operations as o')
+            .select('o.status')
+            .whereRef('o.gitspaceId', '=', 'g.id')
+            .orderBy('o.createdAt', 'desc')
+            .orderBy('o.id', 'desc')
+            .limit(1)
+            .as('operationStatus'),
+        ]);
+      if (filter.ownerIds) query = query.where('g.ownerId', 'in', filter.ownerIds);
+      const rows = await query.execute();
+      return rows.map((row) => ({
+        id: row.id,
+        ownerId: row.ownerId,
+        state: row.state,
+        seq: Number(row.seq ?? 0),
+        operations: Number(row.operations ?? 0),
+        operationStatus: row.operationStatus ?? null,
+      }));
     },
 
     /**

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError, QuotaReachedError } from '../../common/errors';
 import type { Actor, GitspaceState } from '../../contracts/lifecycle';
 import type { Db } from '../connect';
@@ -15,6 +15,12 @@ export interface StateChange {
   data?: Record<string, unknown>;
   url?: string | null;
   lastError?: Record<string, unknown> | null;
+}
+
+/** Where a page of gitspaces ends: the last row's creation time (microseconds since the epoch, as text) and id. */
+export interface GitspacePosition {
+  createdAtMicros: string;
+  id: string;
 }
 
 /** Gitspaces and their state changes; each creation and change writes its event in the same transaction. */
@@ -73,6 +79,51 @@ export function createGitspaceStore(db: Db) {
       const row = await db.selectFrom('gitspaces').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw new NotFoundError('gitspace', id);
       return row;
+    },
+
+    /** The gitspaces with these ids (the change feed's read of what changed), in no particular order. */
+    async gitspacesByIds(ids: readonly string[]): Promise<GitspaceRow[]> {
+      if (ids.length === 0) return [];
+      return db.selectFrom('gitspaces').selectAll().where('id', 'in', ids).execute();
+    },
+
+    /**
+     * A page of gitspaces, newest first: by creation time, then id, both descending, from just after `after` (a
+     * position a page before gave out). Keyset paging: a row added between two pages does not shift the next one, so
+     * the pages cover each row that existed when paging began exactly once. `next` is the position after the last row,
+     * when there are more.
+     */
+    async pageGitspaces(filter: {
+      ownerId?: string;
+      states?: readonly GitspaceState[];
+      after?: GitspacePosition;
+      limit: number;
+    }): Promise<{ rows: GitspaceRow[]; next?: GitspacePosition }> {
+      let query = db
+        .selectFrom('gitspaces')
+        .selectAll()
+        // Microseconds since the epoch, exact: a Date would round the position to milliseconds.
+        .select(sql<string>`(extract(epoch from created_at) * 1000000)::bigint::text`.as('position'));
+      if (filter.ownerId) query = query.where('ownerId', '=', filter.ownerId);
+      if (filter.states) query = query.where('state', 'in', filter.states);
+      if (filter.after) {
+        const { createdAtMicros, id } = filter.after;
+        query = query.where(({ eb, refTuple, tuple }) =>
+          eb(
+            refTuple('createdAt', 'id'),
+            '<',
+            tuple(sql<Date>`timestamptz 'epoch' + ${createdAtMicros}::bigint * interval '1 microsecond'`, id),
+          ),
+        );
+      }
+      const found = await query
+        .orderBy('createdAt', 'desc')
+        .orderBy('id', 'desc')
+        .limit(filter.limit + 1)
+        .execute();
+      const rows = found.slice(0, filter.limit).map(({ position: _position, ...row }) => row);
+      const last = found.length > filter.limit ? found[filter.limit - 1] : undefined;
+      return { rows, ...(last ? { next: { createdAtMicros: last.position, id: last.id } } : {}) };
     },
 
     async listGitspaces(filter: {
