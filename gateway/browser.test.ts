@@ -65,12 +65,14 @@ describe('a user in a real browser', () => {
     await page.close();
   });
 
-  it('shows the 401 explanation to a browser that comes without a token', async () => {
+  it('shows a browser that comes without a token a page that says to sign in, not JSON', async () => {
     await context.clearCookies();
     const page = await context.newPage();
     const response = await page.goto(`${h.publicUrl}/gitspaces/${ID}/`);
     expect(response?.status()).toBe(401);
-    expect(await page.textContent('body')).toContain('needs an access token');
+    expect(await page.getByRole('heading').textContent()).toBe('Sign in to open this gitspace');
+    expect(await page.textContent('body')).toContain(`You are not signed in to gitspace ${ID}.`);
+    await page.screenshot({ path: path.join(TEST_ARTIFACTS, 'gateway-sign-in.png') });
     await page.close();
   });
 });

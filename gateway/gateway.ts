@@ -76,6 +76,11 @@ export interface GatewayOptions {
   timeouts?: ListenerTimeouts;
   /** Whether `GET /metrics` on the admin listener includes the process's own metrics (prom-client's defaults); yes. */
   processMetrics?: boolean;
+  /**
+   * The dashboard's base URL (`https://gitspaces.example.com`): a browser that opens a gitspace without a valid
+   * session is sent to its `/open/<gitspace id>` to sign in (sign-in-page.ts).
+   */
+  dashboardUrl?: string;
 }
 
 export interface ListenOptions {
@@ -116,7 +121,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     routes,
     sessions: createSessions({ verifier, trusted, authFailureLimit: options.authFailureLimit, now: options.now }),
     connections,
-    refusals: createRefusals(metrics),
+    refusals: createRefusals(metrics, options.dashboardUrl?.replace(/\/+$/, '')),
     metrics,
     trusted,
     targets: new TargetUrls(),

@@ -10,6 +10,7 @@ import { TrustedProxies } from '../common/client-address';
 import { DEFAULT_UPSTREAM_TIMEOUT_MS, createGateway } from './gateway';
 import { DEFAULT_MAX_CONNECTIONS_PER_CLIENT } from './limits';
 import { createFileRoutesStore } from './routes-store';
+import { parseDashboardUrl } from './sign-in-page';
 
 /** File (in the data dir) holding the admin secret when GITSPACES_GATEWAY_ADMIN_TOKEN is not set. */
 
@@ -40,6 +41,10 @@ async function main(): Promise<{ stop(): Promise<void> }> {
   );
   // Comma-separated IPs and CIDRs of reverse proxies whose X-Forwarded-* headers are believed; none by default.
   const trustedProxies = config.parsed('GITSPACES_GATEWAY_TRUSTED_PROXIES', TrustedProxies.parse);
+  // Where a browser that opens a gitspace without a session goes to sign in (the dashboard's /open/<id>).
+  const dashboardUrl = config.parsed('GITSPACES_DASHBOARD_URL', (raw) =>
+    raw === undefined ? undefined : parseDashboardUrl(raw),
+  );
   const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
   await preparePrivateDataDir(dataDir);
@@ -77,6 +82,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     upstreamTimeoutMs,
     trustedProxies: trustedProxies!,
     maxConnectionsPerClient,
+    dashboardUrl,
   });
   const { publicUrl, adminUrl } = await gateway.listen({ host, port, adminHost, adminPort });
   logger.info('gateway listening', {
@@ -87,6 +93,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     domain,
     trustedProxies: trustedProxies!.entries,
     maxConnectionsPerClient,
+    dashboardUrl,
     adminTokenFrom: configuredAdminToken
       ? 'from GITSPACES_GATEWAY_ADMIN_TOKEN'
       : path.join(dataDir, GATEWAY_ADMIN_TOKEN_FILE),

@@ -5,6 +5,7 @@ import { writeRawResponse } from '../common/http1';
 import type { Logger } from '../common/logger';
 import { markClosing } from './connections';
 import type { ExchangeKind, GatewayMetrics } from './metrics';
+import { isBrowserNavigation, sendSignInPage, wantsSignIn } from './sign-in-page';
 
 /**
  * The answers the gateway gives itself instead of forwarding: what a refusal is, the common ones, and how it is sent —
@@ -30,15 +31,29 @@ const LINGER_MS = 2_000;
 export interface Refusals {
   /** Refuses an HTTP request. */
   refuse(req: IncomingMessage, res: ServerResponse, refusal: Refusal): void;
+  /**
+   * Refuses an HTTP request to a gitspace for its access token: a browser opening the page gets the sign-in page
+   * (sign-in-page.ts) for a 401, everything else the JSON error.
+   */
+  refuseToken(req: IncomingMessage, res: ServerResponse, refusal: Refusal, gitspaceId: string): void;
   /** Refuses on the raw socket (an upgrade, by default, or CONNECT and unparsable requests as `http`) and closes it. */
   refuseRaw(socket: Duplex, refusal: Refusal, kind?: ExchangeKind): void;
 }
 
-export function createRefusals(metrics: GatewayMetrics): Refusals {
+/**
+ * `dashboardUrl`: the dashboard's base URL, where the sign-in page sends a browser (its `/open/<gitspace id>`); without
+ * it the page says where to open the gitspace from.
+ */
+export function createRefusals(metrics: GatewayMetrics, dashboardUrl?: string): Refusals {
   return {
     refuse(req, res, refusal) {
       metrics.refused('http', refusal.code);
       sendRefusal(req, res, refusal);
+    },
+    refuseToken(req, res, refusal, gitspaceId) {
+      metrics.refused('http', refusal.code);
+      if (wantsSignIn(refusal) && isBrowserNavigation(req)) sendSignInPage(req, res, gitspaceId, refusal, dashboardUrl);
+      else sendRefusal(req, res, refusal);
     },
     refuseRaw(socket, refusal, kind = 'websocket') {
       metrics.refused(kind, refusal.code);

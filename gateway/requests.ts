@@ -31,7 +31,7 @@ export interface RequestHandlers {
 
 export function createRequestHandlers(parts: GatewayParts): RequestHandlers {
   const { logger, routes, sessions, connections, metrics, trusted, targets, pool, timeoutMs, domainSuffix } = parts;
-  const { refuse } = parts.refusals;
+  const { refuse, refuseToken } = parts.refusals;
 
   function onRequest(req: Request, res: ServerResponse): void | Promise<void> {
     // Pipelined behind an answer that ends the connection: never handled (the connection closes after that answer).
@@ -56,12 +56,14 @@ export function createRequestHandlers(parts: GatewayParts): RequestHandlers {
 
   /** The rest of a request once its token was checked: the cookie exchange, or the proxied exchange itself. */
   function forward(req: Request, res: ServerResponse, target: Resolved, auth: Authenticated | Refusal): void {
-    if ('status' in auth) return refuse(req, res, auth);
+    if ('status' in auth) return refuseToken(req, res, auth, target.gitspaceId);
     if (auth.source === 'cookie' && isCrossSiteSubresource(req)) {
       return refuse(req, res, { status: 403, code: 'cross_site', message: 'requests from other sites are refused' });
     }
     const route = routes.get(target.gitspaceId);
-    if (route && route.runId !== auth.claims.runId) return refuse(req, res, revoked(target.gitspaceId, auth));
+    if (route && route.runId !== auth.claims.runId) {
+      return refuseToken(req, res, revoked(target.gitspaceId, auth), target.gitspaceId);
+    }
     if (auth.source === 'query' && (req.method === 'GET' || req.method === 'HEAD')) {
       metrics.redirected();
       return sessions.exchangeForCookie(req, res, target, auth);

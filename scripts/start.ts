@@ -81,6 +81,8 @@ async function main(): Promise<void> {
     GITSPACES_GATEWAY_ADMIN_PORT: String(ports.gatewayAdmin),
     GITSPACES_GATEWAY_ADMIN_URL: `http://${host}:${ports.gatewayAdmin}`,
     GITSPACES_JWKS_URL: `${apiUrl}/api/v1/.well-known/jwks.json`,
+    // The gateway sends a browser that opens a gitspace without a session to sign in here (the dashboard's /open/<id>).
+    GITSPACES_DASHBOARD_URL: apiUrl,
     GITSPACES_INFRASTRUCTURE_ID: 'local',
     GITSPACES_CODEC_PORT: String(ports.codec),
     GITSPACES_CODEC_ALLOWED_ORIGINS: `http://${host}:${ports.temporalUi},http://localhost:${ports.temporalUi}`,

@@ -77,6 +77,7 @@ export async function startHarness(
       | 'authFailureLimit'
       | 'now'
       | 'timeouts'
+      | 'dashboardUrl'
     >
   > = {},
 ): Promise<Harness> {
