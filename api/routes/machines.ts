@@ -1,8 +1,36 @@
 /** The machine shapes an infrastructure offers its gitspaces. */
+import type { Request } from 'express';
+import { NotFoundError } from '../../common/errors';
+import type { MachineSpec } from '../../contracts/provider';
+import type { InfrastructureRow, MachineRow } from '../../db/schema';
+import type { Store } from '../../db/store';
 import { validateMachineSpec } from '../../providers/validation';
 import { defineRoute } from '../route-table';
-import { CreateMachineBody, Machine, list } from '../schemas';
+import { CreateMachineBody, Machine, UpdateMachineBody, list } from '../schemas';
 import { presentMachine } from './presenters';
+
+/** The infrastructure `:id` and its machine `:machineId` (a machine of another infrastructure is not found). */
+async function namedMachine(
+  req: Request,
+  store: Store,
+): Promise<{ infrastructure: InfrastructureRow; machine: MachineRow }> {
+  const infrastructure = await store.getInfrastructure(String(req.params.id));
+  const machineId = String(req.params.machineId);
+  const machine = await store.getMachine(machineId);
+  if (machine.infrastructureId !== infrastructure.id) throw new NotFoundError('machine', machineId);
+  return { infrastructure, machine };
+}
+
+/** A machine row's specification, as providers validate it. */
+function specOf(machine: Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image'>): MachineSpec {
+  return {
+    machineType: machine.machineType,
+    diskSizeGb: machine.diskSizeGb,
+    ...(machine.region ? { region: machine.region } : {}),
+    ...(machine.zone ? { zone: machine.zone } : {}),
+    ...(machine.image ? { image: machine.image } : {}),
+  };
+}
 
 export const machineRoutes = [
   defineRoute({
@@ -39,6 +67,34 @@ export const machineRoutes = [
     handle: async ({ req, services }) => {
       const infrastructure = await services.store.getInfrastructure(String(req.params.id));
       return { items: (await services.store.listMachines(infrastructure.id)).map(presentMachine) };
+    },
+  }),
+  defineRoute({
+    method: 'patch',
+    path: '/infrastructures/:id/machines/:machineId',
+    summary:
+      "Change a machine's type, disk or placement (validated like a new one); gitspaces get it at their next start",
+    access: 'admin',
+    body: UpdateMachineBody,
+    status: 200,
+    response: Machine,
+    handle: async ({ req, body, services }) => {
+      const { infrastructure, machine } = await namedMachine(req, services.store);
+      const changed = { ...machine, ...body };
+      validateMachineSpec(infrastructure.provider, infrastructure.config, specOf(changed));
+      const row = await services.store.updateMachine(machine.id, body);
+      return presentMachine(row);
+    },
+  }),
+  defineRoute({
+    method: 'delete',
+    path: '/infrastructures/:id/machines/:machineId',
+    summary: 'Remove a machine no gitspace uses (409 naming those that do; deleted gitspaces do not count)',
+    access: 'admin',
+    status: 204,
+    handle: async ({ req, services }) => {
+      const { machine } = await namedMachine(req, services.store);
+      await services.store.deleteMachine(machine.id);
     },
   }),
 ];

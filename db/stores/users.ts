@@ -36,38 +36,41 @@ export function createUserStore(db: Db) {
       role: UserRow['role'],
       email: string | null = null,
     ): Promise<{ user: UserRow; token: string }> {
-      return db.transaction().execute(async (trx) => {
-        if (email !== null) {
-          const invited = await trx
-            .selectFrom('users')
-            .select('name')
-            .where(sql<boolean>`lower(users.email) = lower(${email})`)
-            .where('deletedAt', 'is', null)
-            .executeTakeFirst();
-          if (invited) throw new ConflictError(`user '${invited.name}' already has the e-mail ${email}`);
-        }
-        // The unique name decides, also between two processes creating the same user at once.
-        const user = await trx
-          .insertInto('users')
-          .values({ id: newId('usr'), name, role, email })
-          .returningAll()
-          .executeTakeFirstOrThrow()
-          .catch(async (error: unknown) => {
-            const removed = await db
+      return db
+        .transaction()
+        .execute(async (trx) => {
+          if (email !== null) {
+            const invited = await trx
               .selectFrom('users')
-              .select('id')
-              .where('name', '=', name)
-              .where('deletedAt', 'is not', null)
-              .executeTakeFirst()
-              .catch(() => undefined);
-            return conflictOnDuplicate(
-              removed
-                ? `a removed user was named '${name}', and their gitspaces' records still name them; choose another name`
-                : `a user named '${name}' already exists`,
-            )(error);
-          });
-        return { user, token: (await issueToken(trx, user.id)).token };
-      });
+              .select('name')
+              .where(sql<boolean>`lower(users.email) = lower(${email})`)
+              .where('deletedAt', 'is', null)
+              .executeTakeFirst();
+            if (invited) throw new ConflictError(`user '${invited.name}' already has the e-mail ${email}`);
+          }
+          // The unique name decides, also between two processes creating the same user at once.
+          const user = await trx
+            .insertInto('users')
+            .values({ id: newId('usr'), name, role, email })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          return { user, token: (await issueToken(trx, user.id)).token };
+        })
+        .catch(async (error: unknown) => {
+          // Read after the failed transaction ended: PGlite has one connection, and the transaction is aborted.
+          const removed = await db
+            .selectFrom('users')
+            .select('id')
+            .where('name', '=', name)
+            .where('deletedAt', 'is not', null)
+            .executeTakeFirst()
+            .catch(() => undefined);
+          return conflictOnDuplicate(
+            removed
+              ? `a removed user was named '${name}', and their gitspaces' records still name them; choose another name`
+              : `a user named '${name}' already exists`,
+          )(error);
+        });
     },
 
     async findUserByName(name: string): Promise<UserRow | undefined> {
