@@ -10,6 +10,7 @@ import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
 import { createAccessTokenVerifier } from '../../gateway/auth';
 import { createGateway, type Gateway } from '../../gateway/gateway';
+import type { SignInSettings } from '../../api/auth/settings';
 import { createFileRoutesStore } from '../../gateway/routes-store';
 import { createLocalProvider, localMachinesRoot } from '../../providers/local/provider';
 import { startRunner, type RunningRunner } from '../../workers/runner-process';
@@ -72,6 +73,12 @@ export async function startTestStack(
     temporalUiCodecEndpoint?: string;
     /** Where every part logs, the dev server's output included (default nowhere). */
     logger?: Logger;
+    /** The API's port (default any free one): a dashboard's sign-in needs its callback URL up front. */
+    apiPort?: number;
+    /** Dashboard sign-in (the dashboard's browser test); API tokens only by default. */
+    signIn?: SignInSettings;
+    /** Where the gateway sends a browser that opens a gitspace without a session (none by default). */
+    dashboardUrl?: string;
   } = {},
 ): Promise<TestStack> {
   const logger = options.logger ?? silentLogger;
@@ -84,6 +91,7 @@ export async function startTestStack(
   const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
   let controlPlaneUrl = '';
   const gateway = createGateway({
+    ...(options.dashboardUrl ? { dashboardUrl: options.dashboardUrl } : {}),
     logger,
     routes,
     adminToken: GATEWAY_ADMIN_TOKEN,
@@ -97,7 +105,7 @@ export async function startTestStack(
     dataDir,
     database: options.database ?? ({ kind: 'pglite' } as DatabaseLocation),
     host: '127.0.0.1',
-    port: 0,
+    port: options.apiPort ?? 0,
     temporal: temporal.connection,
     embeddedDefaults: true,
     publicGatewayUrl: publicUrl,
@@ -107,6 +115,7 @@ export async function startTestStack(
     ...(options.orphanGraceSeconds ? { orphanGraceSeconds: options.orphanGraceSeconds } : {}),
     eventPollMs: 100,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
+    ...(options.signIn ? { signIn: options.signIn } : {}),
   };
   // A control plane that fails to start must not leave the dev server and gateway running after the test file.
   const controlPlane = await startControlPlane(controlPlaneConfig, logger).catch(async (error: unknown) => {

@@ -176,7 +176,8 @@ export function GitspaceDetailPage({ gitspaceId }: { gitspaceId: string }) {
             <dt>IDE</dt>
             <dd>{IDE_LABELS[current.ide]}</dd>
             <dt>Owner</dt>
-            <dd>{current.owner}</dd>
+            {/* The API gives the owner's id: the signed-in user is named, anyone else shown by id. */}
+            <dd>{current.owner === session.user.id ? `${session.user.name} (you)` : current.owner}</dd>
             <dt>Created</dt>
             <dd>
               <RelativeTime iso={current.createdAt} />
