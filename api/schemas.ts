@@ -97,6 +97,18 @@ const branch = z
     'must be a git branch name (letters, digits, . _ / -; not starting with a dash, no "..")',
   );
 
+/**
+ * An e-mail address as RFC 5321 limits it (a local part of at most 64 characters, a host name of dot-separated labels
+ * of at most 63), by one documented pattern, so clients can check it as the API does.
+ */
+const emailAddress = z
+  .string()
+  .max(254)
+  .regex(
+    /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/,
+    'must be an e-mail address (name@example.com)',
+  );
+
 export const CreateUserBody = z.strictObject({
   name: z
     .string()
@@ -104,7 +116,7 @@ export const CreateUserBody = z.strictObject({
     .max(63)
     .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lowercase letters, digits, dots, dashes and underscores'),
   /** Invites the user: their first OpenID Connect sign-in with this verified address becomes them. */
-  email: z.email('must be an e-mail address').max(254).optional(),
+  email: emailAddress.optional(),
 });
 
 const userRole = z.enum(['admin', 'member']);

@@ -51,6 +51,8 @@ describe('users and tokens', () => {
       ['PATCH', `/users/${ada.id}`, {}, ['(body)']],
       ['PATCH', `/users/${ada.id}`, { disabled: 'yes', role: 'root', extra: 1 }, ['disabled', 'role', 'extra']],
       ['POST', '/users', { name: 'eve', email: 'not-an-address' }, ['email']],
+      // RFC 5321: a local part of at most 64 characters.
+      ['POST', '/users', { name: 'eve', email: `${'e'.repeat(65)}@example.test` }, ['email']],
       ['POST', `/users/${ada.id}/tokens`, { name: '' }, ['name']],
       ['POST', `/users/${ada.id}/tokens`, { name: 'a/b', secret: 'x' }, ['name', 'secret']],
       ['GET', '/users?include=everyone', undefined, ['query.include']],
