@@ -203,19 +203,25 @@ describe('the dashboard in a real browser', () => {
     await ada.getByRole('link', { name: 'New gitspace' }).first().click();
     await shows(ada.getByRole('heading', { name: 'New gitspace' }));
     await expectLabelled(ada);
-    // The API's own field error, next to the field.
-    await ada.getByLabel('Repository URL').fill('not a url');
+    // The embedded infrastructure and its machine are chosen once they load.
+    const machine = ada.getByLabel('Machine', { exact: true });
+    await machine.locator('option[value=local-default]').waitFor({ state: 'attached' });
+    expect(await ada.getByLabel('Infrastructure').inputValue()).toBe('local');
+    expect(await machine.inputValue()).toBe('local-default');
+    // The API's own field error, next to the field and tied to it.
+    const repository = ada.getByLabel('Repository URL');
+    await repository.fill('not a url');
     await ada.getByLabel('Gitspace name').fill(name);
     await ada.getByLabel('Terminal in the browser').check();
     await ada.getByLabel('Gitspace name').press('Enter');
     await shows(ada.getByText('The gitspace was not created'));
+    await shows(ada.locator('.field-errors'), /must not contain spaces/);
+    expect(await repository.getAttribute('aria-invalid')).toBe('true');
     await screenshot(ada, 'create-field-error', { phone: true });
     // By keyboard: focus the field, type, Enter submits.
-    await ada.getByLabel('Repository URL').focus();
+    await repository.focus();
     await ada.keyboard.press('ControlOrMeta+A');
     await ada.keyboard.type(git.urlOf('hello'));
-    await ada.getByLabel('Infrastructure').locator('option[value=local]').waitFor({ state: 'attached' });
-    expect(await ada.getByLabel('Infrastructure').inputValue()).toBe('local');
     await screenshot(ada, 'create', { phone: true });
     await ada.keyboard.press('Enter');
     await shows(ada.getByRole('heading', { name }));
