@@ -73,7 +73,7 @@ export const machineRoutes = [
     method: 'patch',
     path: '/infrastructures/:id/machines/:machineId',
     summary:
-      "Change a machine's type, disk or placement (validated like a new one); gitspaces get it at their next start",
+      "Change a machine's type, disk or placement (validated like a new one): machines made from then on get it (a gitspace's first start); existing ones keep theirs",
     access: 'admin',
     body: UpdateMachineBody,
     status: 200,

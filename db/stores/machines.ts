@@ -50,7 +50,7 @@ export function createMachineStore(db: Db) {
       return row;
     },
 
-    /** Changes a machine's specification; gitspaces read it when they start, so it applies from their next start. */
+    /** Changes a machine's specification: a gitspace's machine is made from it when created, so existing ones keep theirs. */
     async updateMachine(id: string, changes: MachineChanges): Promise<MachineRow> {
       const row = await db
         .updateTable('machines')
