@@ -35,6 +35,14 @@ function signInFailed(res: Response, status: number, message: string, returnTo =
   });
 }
 
+function noIdentityProvider(res: Response) {
+  sendPage(res, 404, {
+    title: 'No identity provider',
+    message: 'Sign-in through an identity provider is not configured here: sign in with an API token.',
+    link: { href: '/', text: 'Back to the dashboard' },
+  });
+}
+
 export const authRoutes = [
   defineRoute({
     method: 'get',
@@ -54,14 +62,7 @@ export const authRoutes = [
     status: 303,
     handle: async ({ req, res, services }) => {
       const { oidc, key } = services.signIn;
-      if (!oidc) {
-        sendPage(res, 404, {
-          title: 'No identity provider',
-          message: 'Sign-in through an identity provider is not configured here: sign in with an API token.',
-          link: { href: '/', text: 'Back to the dashboard' },
-        });
-        return;
-      }
+      if (!oidc) return noIdentityProvider(res);
       const returnTo = safeReturnTo(req.query.return_to);
       let started: Awaited<ReturnType<typeof oidc.startLogin>>;
       try {
@@ -85,9 +86,10 @@ export const authRoutes = [
     status: 303,
     handle: async ({ req, res, services }) => {
       const { oidc, key, sessions, settings } = services.signIn;
+      if (!oidc) return noIdentityProvider(res);
       const login = openLoginState(key, cookieOf(req, LOGIN_COOKIE), Date.now());
       clearCookie(res, LOGIN_COOKIE, loginCookieScope(services.signIn));
-      if (!oidc || !login) {
+      if (!login) {
         signInFailed(res, 400, 'this sign-in expired or was started in another browser');
         return;
       }
