@@ -9,11 +9,13 @@ import type { Database } from './schema';
 import { createStore, hashToken, type Store } from './store';
 import { createEventStore } from './stores/events';
 import { createGitspaceStore } from './stores/gitspaces';
+import { createIdentityStore } from './stores/identities';
 import { createInfrastructureStore } from './stores/infrastructures';
 import { createMachineStore } from './stores/machines';
 import { createMetricsStore } from './stores/metrics';
 import { createOperationStore } from './stores/operations';
 import { createReconciliationStore } from './stores/reconciliation';
+import { createSessionStore } from './stores/sessions';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
 import { testDatabases } from '../test/support/databases';
@@ -350,6 +352,8 @@ describe('createStore', () => {
       createOperationStore,
       createReconciliationStore,
       createMetricsStore,
+      createIdentityStore,
+      createSessionStore,
     ].map((createPart) => Object.keys(createPart(db)));
     const names = parts.flat();
     expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
