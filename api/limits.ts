@@ -18,6 +18,9 @@ export interface ApiLimits {
   maxEventStreamsPerUser: number;
 }
 
+/** The user of an API token, and which of their tokens it was (a session made from it ends with it). */
+export type TokenUser = UserRow & { tokenId: string };
+
 export const DEFAULT_API_LIMITS: ApiLimits = {
   requestsPerMinute: 600,
   authFailuresPerMinute: 20,
@@ -36,14 +39,14 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 export function createAuthenticator(options: {
   limits: Pick<ApiLimits, 'requestsPerMinute' | 'authFailuresPerMinute'>;
   /** The token's user; `active: false` (db/stores/users.ts activeUser) when that user is disabled or removed. */
-  findUserByToken(token: string): Promise<(UserRow & { active?: boolean }) | undefined>;
+  findUserByToken(token: string): Promise<(TokenUser & { active?: boolean }) | undefined>;
   hashToken(token: string): string;
   now?: () => number;
 }) {
   const now = options.now ?? Date.now;
   const failures = new TokenBuckets({ max: options.limits.authFailuresPerMinute, windowMs: 60_000, now });
   const requests = new TokenBuckets({ max: options.limits.requestsPerMinute, windowMs: 60_000, now });
-  const lookups = new Map<string, Promise<(UserRow & { active?: boolean }) | undefined>>();
+  const lookups = new Map<string, Promise<(TokenUser & { active?: boolean }) | undefined>>();
 
   const slowDown = (address: string, wait: number) =>
     new TooManyRequestsError(`too many failed authentications from ${address}; try again in ${wait} s`, wait);
@@ -58,7 +61,7 @@ export function createAuthenticator(options: {
     }
   };
 
-  async function checkToken(token: string, address: string): Promise<UserRow> {
+  async function checkToken(token: string, address: string): Promise<TokenUser> {
     const key = options.hashToken(token);
     let lookup = lookups.get(key);
     let joined = true;
@@ -98,7 +101,7 @@ export function createAuthenticator(options: {
     },
 
     /** The user of an API token sent another way (POST /auth/token's body), with the same slow-down as the header. */
-    checkToken: (token: string, remoteAddress: string | undefined): Promise<UserRow> =>
+    checkToken: (token: string, remoteAddress: string | undefined): Promise<TokenUser> =>
       checkToken(token, clientAddressKey(remoteAddress)),
 
     /** A dashboard session's request spends one of its own per minute, like a token's (`key` names the session). */

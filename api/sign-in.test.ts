@@ -353,6 +353,21 @@ describe('dashboard sessions and the dashboard itself (no identity provider)', (
           .execute();
       }
     });
+
+    it('ends a session made from an API token when that token is revoked, and only that one', async () => {
+      const { user } = await store.createUser('finn', 'member');
+      const revoked = await store.createToken(user.id, 'laptop');
+      const kept = await store.createToken(user.id, 'desktop');
+      const ofRevoked = await signIn(revoked.token);
+      const ofKept = await signIn(kept.token);
+      const revoke = await call(`/api/v1/users/me/tokens/${revoked.id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${kept.token}` },
+      });
+      expect(revoke.status).toBe(204);
+      expect((await call('/api/v1/gitspaces', { headers: { cookie: ofRevoked.cookie } })).status).toBe(401);
+      expect((await call('/api/v1/gitspaces', { headers: { cookie: ofKept.cookie } })).status).toBe(200);
+    });
   });
 
   describe('POST /auth/logout', () => {

@@ -220,6 +220,15 @@ export const migrations: Record<string, Migration> = {
       await db.schema.alterTable('machines').addColumn('deleted_at', 'timestamptz').execute();
     },
   },
+  '0011_session_api_token': {
+    async up(db: Kysely<unknown>) {
+      // The API token a session was made from: revoking a token deletes its row, and its sessions go with it.
+      await db.schema
+        .alterTable('sessions')
+        .addColumn('api_token_id', 'text', (c) => c.references('api_tokens.id').onDelete('cascade'))
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -54,6 +54,8 @@ export interface SessionsTable {
   refreshTokenSealed: string | null;
   /** When the provider last confirmed the user. */
   checkedAt: Date | null;
+  /** The API token the session was made from (POST /auth/token), which ends it when revoked; null for OIDC. */
+  apiTokenId: string | null;
 }
 
 export interface InfrastructuresTable {

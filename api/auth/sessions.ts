@@ -5,6 +5,7 @@ import type { Logger } from '../../common/logger';
 import type { SessionRow, UserRow } from '../../db/schema';
 import type { Store } from '../../db/store';
 import { inactiveUserMessage } from '../../db/stores/users';
+import type { TokenUser } from '../limits';
 import { clearCookie, cookieOf, setCookie, type CookieScope } from './cookies';
 import { IdentityProviderUnavailableError, SignInRefusedError, type OidcRelyingParty } from './oidc';
 import type { SessionKey } from './session-key';
@@ -31,8 +32,11 @@ export class SessionRefusal extends Error {
 export interface SessionService {
   /** Whether the request carries a session cookie (else it is a bearer request, or nobody's). */
   hasCookie(req: Request): boolean;
-  /** Starts a session for the user and sets its cookie on the answer; `provider` for an OpenID Connect sign-in. */
-  start(res: Response, user: UserRow, provider?: { issuer: string; refreshToken?: string }): Promise<void>;
+  /**
+   * Starts a session for the user and sets its cookie on the answer: `provider` for an OpenID Connect sign-in, or a
+   * user found by an API token (api/limits.ts), whose session ends when that token is revoked.
+   */
+  start(res: Response, user: UserRow | TokenUser, provider?: { issuer: string; refreshToken?: string }): Promise<void>;
   /**
    * The user of the request's session: refused (401) when it ended, idle, its user disabled or removed, or no longer
    * confirmed by the provider; 403 `csrf` for a state-changing request without the session's CSRF token or from
@@ -152,6 +156,7 @@ export function createSessionService(options: {
         issuer: provider?.issuer ?? null,
         refreshTokenSealed: provider?.refreshToken ? key.seal('refresh-token', provider.refreshToken, idHash) : null,
         checkedAt: provider ? new Date(at) : null,
+        apiTokenId: 'tokenId' in user ? user.tokenId : null,
       });
       setCookie(res, SESSION_COOKIE, cookie, scope, lifetime);
     },

@@ -2,8 +2,8 @@ import type { Db } from '../connect';
 import type { SessionRow, UserRow } from '../schema';
 import { activeUser } from './users';
 
-/** A session as it is written: the cookie's hash, never the cookie. */
-export type NewSession = Omit<SessionRow, 'createdAt'>;
+/** A session as it is written: the cookie's hash, never the cookie; `apiTokenId` only when made from a token. */
+export type NewSession = Omit<SessionRow, 'createdAt' | 'apiTokenId'> & Partial<Pick<SessionRow, 'apiTokenId'>>;
 
 /** A session with its user, and whether that user may act (db/stores/users.ts activeUser). */
 export interface FoundSession {
@@ -36,6 +36,7 @@ export function createSessionStore(db: Db) {
           'sessions.issuer',
           'sessions.refreshTokenSealed',
           'sessions.checkedAt',
+          'sessions.apiTokenId',
         ])
         .where('sessions.idHash', '=', idHash)
         .executeTakeFirst();
@@ -49,6 +50,7 @@ export function createSessionStore(db: Db) {
         issuer,
         refreshTokenSealed,
         checkedAt,
+        apiTokenId,
         ...user
       } = row;
       return {
@@ -62,6 +64,7 @@ export function createSessionStore(db: Db) {
           issuer,
           refreshTokenSealed,
           checkedAt,
+          apiTokenId,
         },
         user,
       };

@@ -30,11 +30,11 @@ export function createTokenStore(db: Db) {
     },
 
     /**
-     * The user a token belongs to, with `active` false when that user may not act (disabled or removed: the caller
-     * refuses them), or undefined for a token nobody has. Notes when an active user's token was used, at most once a
-     * minute per token.
+     * The user a token belongs to and the token's id, with `active` false when that user may not act (disabled or
+     * removed: the caller refuses them), or undefined for a token nobody has. Notes when an active user's token was
+     * used, at most once a minute per token.
      */
-    async findUserByToken(token: string): Promise<(UserRow & { active: boolean }) | undefined> {
+    async findUserByToken(token: string): Promise<(UserRow & { active: boolean; tokenId: string }) | undefined> {
       const row = await db
         .selectFrom('apiTokens')
         .innerJoin('users', 'users.id', 'apiTokens.userId')
@@ -44,7 +44,8 @@ export function createTokenStore(db: Db) {
         .where('apiTokens.tokenHash', '=', hashToken(token))
         .executeTakeFirst();
       if (!row) return undefined;
-      const { tokenId, tokenLastUsedAt, ...user } = row;
+      const { tokenLastUsedAt, ...user } = row;
+      const { tokenId } = user;
       if (user.active && !(tokenLastUsedAt && Date.now() - tokenLastUsedAt.getTime() < LAST_USED_RESOLUTION_MS)) {
         // Conditional, so requests that raced here (or another replica) write it once.
         await db
