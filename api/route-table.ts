@@ -11,6 +11,7 @@ import type { Logger } from '../common/logger';
 import type { GitspaceRow } from '../db/schema';
 import type { Store } from '../db/store';
 import type { AccessTokenIssuer } from './access-tokens';
+import type { SignIn } from './auth/sign-in';
 import type { EventFeed } from './event-feed';
 import { checkPathId, handle, parseBody } from './http';
 import type { LifecycleService } from './lifecycle-requests';
@@ -42,6 +43,8 @@ export interface RouteServices {
   openApiDocument(): object;
   /** Event streams open per user id, counted against `limits.maxEventStreamsPerUser` (api/routes/events.ts). */
   openEventStreams: Map<string, number>;
+  /** Sign-in and sessions (api/auth/sign-in.ts), made by createApp from its `signIn` settings. */
+  signIn: SignIn;
 }
 
 /** One request to a route, as its handler sees it. */

@@ -23,13 +23,6 @@ export interface SignIn {
   consumeLogin(state: string): boolean;
 }
 
-declare module '../route-table' {
-  interface RouteServices {
-    /** Sign-in and sessions (api/auth/sign-in.ts). */
-    signIn: SignIn;
-  }
-}
-
 /** What createApp is given: the settings main read, and the key main loaded (a key of its own when absent). */
 export interface SignInConfig {
   settings: SignInSettings;
