@@ -1,14 +1,32 @@
 import { z } from 'zod';
+import { SESSION_COOKIE } from './auth/sessions';
 import type { RouteDefinition } from './route-table';
 import { ErrorResponse } from './schemas';
 
+/** What each error status means; 403's depends on the route (forbiddenDescription). */
 const ERROR_STATUSES: Record<number, string> = {
   400: 'The request is invalid; `fields` names each problem',
-  401: 'No valid API token',
-  403: 'Not allowed for this user, or a quota reached (`quota_exceeded`, naming the limit)',
+  401: 'No valid API token or session',
   404: 'No such resource',
   409: 'Conflicts with the current state or a running operation',
   429: 'Too many requests for this token, too many failed authentications from this address, or too many open event streams; try again after Retry-After seconds',
+};
+
+/** Why a state-changing request is refused with a session cookie (api/auth/sessions.ts). */
+const CSRF_REFUSAL =
+  '`csrf` when sent with a session cookie but without its X-CSRF-Token header (GET /session gives it) or from another origin';
+
+/** Bearer API tokens, or the dashboard's session cookie (POST /auth/token or the identity provider's sign-in). */
+const SECURITY_SCHEMES = {
+  bearer: { type: 'http', scheme: 'bearer' },
+  session: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: SESSION_COOKIE,
+    description:
+      "The dashboard's session; a request that changes something also needs the session's X-CSRF-Token header and " +
+      "the API's own origin, else 403 `csrf`",
+  },
 };
 
 const RETRY_AFTER_HEADER = {
@@ -55,6 +73,7 @@ function build(routes: readonly RouteDefinition[]): object {
           }
         : { description: route.status === 204 ? 'Done' : 'OK' },
     };
+    const changesState = route.method !== 'get';
     const errors =
       route.access === 'public'
         ? []
@@ -62,13 +81,13 @@ function build(routes: readonly RouteDefinition[]): object {
             400,
             401,
             404,
-            ...(route.access === 'admin' || route.quota ? [403] : []),
-            ...(route.method !== 'get' ? [409] : []),
+            ...(route.access === 'admin' || route.quota || changesState ? [403] : []),
+            ...(changesState ? [409] : []),
             429,
           ];
     for (const status of errors) {
       responses[status] = {
-        description: ERROR_STATUSES[status],
+        description: status === 403 ? forbiddenDescription(route) : ERROR_STATUSES[status],
         ...(status === 429 ? { headers: RETRY_AFTER_HEADER } : {}),
         content: errorContent,
       };
@@ -97,10 +116,21 @@ function build(routes: readonly RouteDefinition[]): object {
       description: 'Self-hosted cloud development environments, orchestrated by Temporal.',
     },
     servers: [{ url: '/api/v1' }],
-    security: [{ bearer: [] }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    security: [{ bearer: [] }, { session: [] }],
+    components: { securitySchemes: SECURITY_SCHEMES },
     paths,
   };
+}
+
+/** What a route's 403 means: the admin check, a quota, and for a state-changing request the session's CSRF check. */
+function forbiddenDescription(route: RouteDefinition): string {
+  const reasons = [
+    ...(route.access === 'admin' ? ['Not allowed for this user'] : []),
+    ...(route.quota ? ['a quota reached (`quota_exceeded`, naming the limit)'] : []),
+    ...(route.method !== 'get' ? [CSRF_REFUSAL] : []),
+  ];
+  const text = reasons.join('; or ');
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** A query schema's properties as the operation's query parameters, each with its own description. */

@@ -69,6 +69,7 @@ function servedRoutes(router: Lister, prefix = ''): string[] {
   });
 }
 
+const named = (route: RouteDefinition) => `${route.method.toUpperCase()} ${route.path}`;
 const routeNames = (routes: readonly RouteDefinition[], prefix = '') =>
   routes.map((route) => `${route.method.toUpperCase()} ${prefix}${openApiPath(route.path)}`);
 
@@ -112,6 +113,27 @@ describe('the route table', () => {
     for (const operationId of linked) expect(ids).toContain(operationId);
   });
 
+  it('documents the session cookie beside bearer tokens, and its 403 `csrf` on every state-changing operation', () => {
+    const full = document as OpenApiDocument & {
+      security: object[];
+      components: { securitySchemes: Record<string, object> };
+    };
+    expect(full.security).toEqual([{ bearer: [] }, { session: [] }]);
+    expect(full.components.securitySchemes.session).toEqual(
+      expect.objectContaining({ type: 'apiKey', in: 'cookie', name: 'gitspaces_session' }),
+    );
+    const changing = API_ROUTES.filter((route) => route.access !== 'public' && route.method !== 'get');
+    expect(changing.length).toBeGreaterThan(0);
+    for (const route of changing) {
+      const forbidden = document.paths[openApiPath(route.path)]![route.method]!.responses['403'] as
+        { description?: string } | undefined;
+      expect({ route: named(route), csrf: forbidden?.description?.includes('`csrf`') }).toEqual({
+        route: named(route),
+        csrf: true,
+      });
+    }
+  });
+
   describe('over HTTP', () => {
     let server: Server;
     let origin: string;
@@ -147,7 +169,6 @@ describe('the route table', () => {
       ...API_ROUTES.map((route) => ({ route, prefix: base })),
       ...SERVICE_ROUTES.map((route) => ({ route, prefix: '' })),
     ];
-    const named = (route: RouteDefinition) => `${route.method.toUpperCase()} ${route.path}`;
 
     it('answers 401 without a token on every route that is not public, and public routes without one', async () => {
       for (const { route, prefix } of everyRoute) {
