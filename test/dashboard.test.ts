@@ -344,8 +344,14 @@ describe('the dashboard in a real browser', () => {
     await grace.getByRole('button', { name: '+ New user' }).click();
     await expectLabelled(grace);
     await grace.getByLabel('User name').fill('hopper');
+    await grace.getByLabel('E-mail (optional)').fill('hopper@example.test');
     await grace.getByRole('button', { name: 'Create user' }).click();
     await shows(grace.getByLabel('API token of hopper'));
+    // The invitation an OpenID Connect sign-in of hopper's will have to match.
+    const listed = (await (await grace.request.get(`${apiUrl}/api/v1/users`)).json()) as {
+      items: { name: string; email?: string }[];
+    };
+    expect(listed.items.find((user) => user.name === 'hopper')?.email).toBe('hopper@example.test');
     await screenshot(grace, 'admin-user-created', { dialog: true });
     await grace.getByRole('button', { name: 'Done' }).click();
     await shows(grace.getByRole('rowheader', { name: 'hopper' }));

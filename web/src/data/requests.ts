@@ -115,7 +115,9 @@ export const infrastructures = {
 
 export const users = {
   list: (signal?: AbortSignal) => api<Items<User>>('/api/v1/users', { signal }),
-  create: (name: string) => api<CreatedUser>('/api/v1/users', { method: 'POST', body: { name } }),
+  /** `email`: the invitation an OpenID Connect sign-in must match (GITSPACES_OIDC_SIGNUP=invite). */
+  create: (name: string, email?: string) =>
+    api<CreatedUser>('/api/v1/users', { method: 'POST', body: email ? { name, email } : { name } }),
   update: (userId: string, body: { disabled?: boolean; role?: User['role'] }) =>
     api<User>(`/api/v1/users/${id(userId)}`, { method: 'PATCH', body }),
   remove: (userId: string) => api<void>(`/api/v1/users/${id(userId)}`, { method: 'DELETE' }),

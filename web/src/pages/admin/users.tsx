@@ -182,6 +182,7 @@ export function AdminUsersPage() {
 /** Name a new user; then show their first API token, once. */
 function CreateUserDialog({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState('');
+  const [email, setEmail] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
   const [created, setCreated] = useState<{ name: string; token: string }>();
@@ -206,7 +207,7 @@ function CreateUserDialog({ onClose }: { onClose: () => void }) {
     setBusy(true);
     setError(undefined);
     try {
-      const result = await users.create(name.trim());
+      const result = await users.create(name.trim(), email.trim() || undefined);
       setCreated({ name: result.user.name, token: result.token });
     } catch (failure) {
       setError(failure);
@@ -238,6 +239,22 @@ function CreateUserDialog({ onClose }: { onClose: () => void }) {
             autoComplete="off"
             value={name}
             onChange={(event) => setName(event.target.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="E-mail (optional)"
+        hint="Invites them to sign in with your identity provider under this verified address."
+        errors={fieldErrors(error, 'email')}
+      >
+        {(props) => (
+          <input
+            {...props}
+            type="email"
+            spellCheck={false}
+            autoComplete="off"
+            value={email}
+            onChange={(event) => setEmail(event.target.value)}
           />
         )}
       </Field>
