@@ -92,22 +92,16 @@ export class EventFeed {
       current?.delete(subscriber);
       if (current?.size === 0) this.watched.delete(gitspaceId);
     };
-    try {
-      this.give(subscriber, await this.options.store.listEvents(gitspaceId, afterSeq));
-    } catch (error) {
-      unsubscribe();
-      throw error;
-    }
-    subscriber.ready = true;
-    this.schedule();
-    return unsubscribe;
+    return this.admit(subscriber, unsubscribe, async () =>
+      this.give(subscriber, await this.options.store.listEvents(gitspaceId, afterSeq)),
+    );
   }
 
   /**
    * Gives `deliver` every gitspace the viewer may see that changes from now on, as GET /gitspaces/:id presents it, with
    * the stream's cursor after it; or, resuming from `cursor`, first every one whose version is not the one the cursor
-   * names. Nothing comes in the cursor that the viewer may not see: it only decides which of theirs are sent. The
-   * first `deliver` (before this resolves) gives the cursor to start from, with the gitspaces a resumed stream missed.
+   * names. Nothing comes in the cursor that the viewer may not see: it only decides which of theirs are sent. Before
+   * this resolves, a new stream is given the cursor it starts from (and no gitspace), a resumed one what it missed.
    */
   async subscribeChanges(
     viewer: Viewer,
@@ -122,15 +116,26 @@ export class EventFeed {
       deliver,
     };
     this.changeSubscribers.add(subscriber);
-    const unsubscribe = () => this.changeSubscribers.delete(subscriber);
-    try {
-      const versions = await this.store().gitspaceVersions(viewer.admin ? {} : { ownerIds: [viewer.userId] });
-      if (cursor) {
-        await this.giveChanges([subscriber], versions);
-      } else {
+    return this.admit(
+      subscriber,
+      () => this.changeSubscribers.delete(subscriber),
+      async () => {
+        const versions = await this.store().gitspaceVersions(viewer.admin ? {} : { ownerIds: [viewer.userId] });
+        if (cursor) return this.giveChanges([subscriber], versions);
         for (const version of versions) subscriber.known.set(version.id, versionOf(version));
         subscriber.deliver([], encodeChangeCursor(subscriber.known));
-      }
+      },
+    );
+  }
+
+  /** Makes a new subscriber's first read, then leaves it to the ticks; one whose first read fails is dropped. */
+  private async admit(
+    subscriber: { ready: boolean },
+    unsubscribe: () => void,
+    firstRead: () => Promise<void>,
+  ): Promise<() => void> {
+    try {
+      await firstRead();
     } catch (error) {
       unsubscribe();
       throw error;
