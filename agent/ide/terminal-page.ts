@@ -2,6 +2,7 @@
  * The browser side of the terminal IDE. Every URL is relative, so the page works wherever it is served: at `/` on the
  * agent, at `/gitspaces/<id>/` behind the gateway, or at `terminal/` beside VS Code.
  */
+import { escapeHtml } from '../../common/html';
 
 /** The HTML page; the gitspace id and workspace are shown in the title only. */
 export function terminalPage(gitspaceId: string, workspaceDir: string): string {
@@ -65,7 +66,3 @@ export const TERMINAL_CLIENT_SCRIPT = `'use strict';
   window.addEventListener('resize', resize);
 })();
 `;
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
-}

@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../common/html';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -256,8 +257,4 @@ function killGroup(child: ChildProcess | undefined): void {
   } catch {
     child.kill('SIGTERM');
   }
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 }

@@ -1,3 +1,4 @@
+import { escapeHtml } from '../../common/html';
 import type { Response } from 'express';
 
 /** The only policy a page of the API itself needs: no scripts, styles, frames or forms of any kind. */
@@ -35,10 +36,4 @@ export function sendPage(
         '</html>',
       ].join('\n'),
     );
-}
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
