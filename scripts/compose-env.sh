@@ -39,6 +39,7 @@ declare -A value=(
   [GITSPACES_RUNNER_PUBLIC_KEYS]="$runner_public"
   [GITSPACES_GATEWAY_ADMIN_TOKEN]="$(hex 32)"
   [GITSPACES_CODEC_TOKEN]="$(hex 32)"
+  [GITSPACES_SESSION_KEY]="$(openssl rand -base64 32)"
 )
 
 echo "# Written by scripts/compose-env.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Secrets: keep this file at mode 0600."

@@ -431,6 +431,18 @@ export function buildPackages(options: PackageOptions): BuiltArtifact[] {
       '--outDir',
       dist,
     ]);
+    // The dashboard the API serves at `/` (api/static-dashboard.ts finds it at dist/web); no source maps shipped.
+    options.log('bundling the dashboard (vite build web)');
+    run(process.execPath, [
+      path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'),
+      'build',
+      path.join(ROOT, 'web'),
+      '--outDir',
+      path.join(dist, 'web'),
+      '--emptyOutDir',
+      '--sourcemap',
+      'false',
+    ]);
     const payload: Payload = {
       dist,
       modules,

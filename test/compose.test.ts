@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { PayloadKeyRing } from '../common/payload-codec';
 import { RunnerKeyRing, RunnerPublicKey } from '../common/sealed-secret';
 import { SEARCH_ATTRIBUTE_NAMES } from '../engine/search-attributes';
+import { SessionKey } from '../api/auth/session-key';
 
 const ROOT = path.resolve(__dirname, '..');
 /** What docker-compose.yml reads besides itself: the image's Dockerfile, the mounted files, the example env. */
@@ -127,6 +128,10 @@ describe('docker-compose.yml on the production pattern (tools/compose-check)', (
     expect(() => PayloadKeyRing.parse(api.GITSPACES_PAYLOAD_KEYS!)).not.toThrow();
     expect(services['codec-server']!.environment.GITSPACES_PAYLOAD_KEYS).toBe(api.GITSPACES_PAYLOAD_KEYS);
     expect(services['api-2']!.environment.GITSPACES_ACCESS_TOKEN_KEY).toBe(api.GITSPACES_ACCESS_TOKEN_KEY);
+    // One session key for both replicas, in the form the API reads it.
+    expect(() => SessionKey.parse(api.GITSPACES_SESSION_KEY!)).not.toThrow();
+    expect(services['api-2']!.environment.GITSPACES_SESSION_KEY).toBe(api.GITSPACES_SESSION_KEY);
+    expect(services.gateway!.environment.GITSPACES_DASHBOARD_URL).toBe(api.GITSPACES_PUBLIC_URL);
   });
 
   test('an .env with a blank secret does not start: Compose names the variable', async () => {

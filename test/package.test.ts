@@ -82,6 +82,17 @@ const sh = (command: string, args: string[], options: { input?: string } = {}) =
     expect(JSON.parse(readFileSync(path.join(out, 'packages.json'), 'utf8'))).toEqual(built);
   });
 
+  it('gitspaces-api.deb carries the dashboard it serves at /, bundled, without source maps', () => {
+    const files = sh('dpkg-deb', ['-c', debOf('api')])
+      .stdout.trim()
+      .split('\n')
+      .map((line) => line.split(/\s+/).slice(5).join(' '));
+    const web = './usr/lib/gitspaces-api/dist/web/';
+    expect(files).toContain(`${web}index.html`);
+    expect(files.filter((file) => file.startsWith(`${web}assets/`) && file.endsWith('.js')).length).toBeGreaterThan(0);
+    expect(files.filter((file) => file.startsWith(web) && file.endsWith('.map'))).toEqual([]);
+  });
+
   it.each(Object.keys(DEB_PARTS) as DebPart[])(
     'gitspaces-%s.deb: control data, maintainer scripts, the bundled Node.js, the unit; all owned by root',
     (part) => {
