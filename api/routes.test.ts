@@ -1,127 +1,29 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { silentLogger } from '../common/logger';
-import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
-import { openDatabase, type Db } from '../db/connect';
-import { createStore, type Store } from '../db/store';
-import type { AccessTokenIssuer } from './access-tokens';
-import { createApp } from './app';
-import { ensureEmbeddedDefaults } from './server';
-import { EventFeed } from './event-feed';
-import { createLifecycleService, type LifecycleTemporal, type LifecycleWorkflowHandle } from './lifecycle-requests';
+import { startRouteHarness, type RouteHarness } from '../test/support/route-harness';
 
 /**
- * The REST API's routes without Temporal: the real app, store (PGlite in memory) and lifecycle service, with a fake at
- * the one edge where the service talks to Temporal (LifecycleTemporal). It records every workflow started and
- * cancelled; a test plays the workflow's part by changing the gitspace's state in the store.
+ * The REST API's routes without Temporal (test/support/route-harness.ts): the real app, store and lifecycle service,
+ * with a fake at the one edge where the service talks to Temporal; a test plays the workflow's part through the store.
  */
-interface FakeRun {
-  workflowId: string;
-  type: string;
-  runId: string;
-  args: unknown[];
-  status: 'RUNNING' | 'COMPLETED' | 'CANCELLED';
-}
-
-function fakeTemporal() {
-  const runs: FakeRun[] = [];
-  const cancelled: string[] = [];
-  let next = 0;
-  const latest = (workflowId: string) => runs.filter((r) => r.workflowId === workflowId).at(-1);
-  const temporal: LifecycleTemporal = {
-    workflow: {
-      async start(workflowType, options) {
-        expect(options.taskQueue).toBe(CONTROL_PLANE_TASK_QUEUE);
-        expect(options.workflowIdConflictPolicy).toBe('FAIL');
-        if (latest(options.workflowId)?.status === 'RUNNING')
-          throw new WorkflowExecutionAlreadyStartedError('already started', options.workflowId, workflowType);
-        const run: FakeRun = {
-          workflowId: options.workflowId,
-          type: workflowType,
-          runId: `run-${++next}`,
-          args: options.args as unknown[],
-          status: 'RUNNING',
-        };
-        runs.push(run);
-        return { firstExecutionRunId: run.runId };
-      },
-      getHandle(workflowId): LifecycleWorkflowHandle {
-        const run = () => {
-          const found = latest(workflowId);
-          if (!found) throw new WorkflowNotFoundError('not found', workflowId, undefined);
-          return found;
-        };
-        return {
-          describe: async () => ({ status: { name: run().status }, type: run().type, runId: run().runId }),
-          cancel: async () => {
-            cancelled.push(workflowId);
-            run().status = 'CANCELLED';
-          },
-          result: async () => undefined,
-        };
-      },
-    },
-  };
-  return { temporal, runs, cancelled, finish: (workflowId: string) => (latest(workflowId)!.status = 'COMPLETED') };
-}
-
 describe('REST API routes (no Temporal)', () => {
-  let db: Db;
-  let store: Store;
-  let server: Server;
-  let feed: EventFeed;
-  let base: string;
+  let harness: RouteHarness;
+  let store: RouteHarness['store'];
+  let fake: RouteHarness['fake'];
   let adminToken: string;
   let ada: { id: string; token: string };
   let bob: { id: string; token: string };
-  const fake = fakeTemporal();
 
   beforeAll(async () => {
-    db = await openDatabase({ kind: 'pglite' });
-    store = createStore(db);
-    adminToken = (await store.createUser('admin', 'admin')).token;
-    await ensureEmbeddedDefaults(store, 'http://127.0.0.1:1', silentLogger);
-    const member = async (name: string) => {
-      const { user, token } = await store.createUser(name, 'member');
-      return { id: user.id, token };
-    };
-    ada = await member('ada');
-    bob = await member('bob');
-    feed = new EventFeed({ store, pollMs: 50, logger: silentLogger });
-    const app = createApp({
-      store,
-      accessTokens: {} as AccessTokenIssuer,
-      lifecycle: createLifecycleService({ client: fake.temporal, store, logger: silentLogger, cancelWaitMs: 1000 }),
-      logger: silentLogger,
-      onInfrastructureCreated: () => Promise.resolve(),
-      ready: () => Promise.resolve(),
-      eventFeed: feed,
-    });
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+    harness = await startRouteHarness();
+    ({ store, fake, adminToken } = harness);
+    ada = await harness.member('ada');
+    bob = await harness.member('bob');
   });
   afterAll(async () => {
-    feed?.close();
-    server?.closeAllConnections();
-    await new Promise((resolve) => server?.close(resolve));
-    await db?.destroy();
+    await harness?.close();
   });
 
-  const call = async (method: string, route: string, token: string | undefined, body?: unknown) => {
-    const response = await fetch(`${base}${route}`, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await response.text();
-    return { status: response.status, body: text ? JSON.parse(text) : undefined };
-  };
+  const call = (method: string, route: string, token: string | undefined, body?: unknown) =>
+    harness.call(method, route, token, body);
   const gitspace = (name: string, extra: Record<string, unknown> = {}) => ({
     name,
     repository: { url: 'https://git.example.test/org/repo.git' },

@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { freeLoopbackPort } from '../common/net';
+import { startEntryProcess } from './support/entry-process';
 import { formOf, TestBrowser } from './support/test-browser';
 
 /**
@@ -23,34 +21,10 @@ interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts a TypeScript entry point in its own process group and waits for its `<marker> <url>` line. */
+/** A process of test/support (test/support/entry-process.ts) and the URL its ready line names. */
 async function startProcess(script: string, env: Record<string, string>, marker: string): Promise<Running> {
-  const tsx = pathToFileURL(require.resolve('tsx')).href;
-  const child: ChildProcess = spawn(process.execPath, ['--import', tsx, path.join(__dirname, 'support', script)], {
-    env: { ...process.env, NODE_OPTIONS: '', GITSPACES_LOG_LEVEL: 'warn', GITSPACES_LOG_FORMAT: 'json', ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  const deadline = Date.now() + 60_000;
-  let url: string | undefined;
-  while (!(url = new RegExp(`${marker} (\\S+)`).exec(output)?.[1])) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${script} did not start:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return {
-    url,
-    async stop() {
-      if (child.exitCode !== null || !child.pid) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      process.kill(-child.pid, 'SIGTERM');
-      const killed = setTimeout(() => child.pid && process.kill(-child.pid, 'SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(killed);
-    },
-  };
+  const started = await startEntryProcess(script, env, marker);
+  return { url: started.line, stop: () => started.stop() };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -16,6 +16,7 @@ import {
 } from '../../api/lifecycle-requests';
 import { ensureEmbeddedDefaults } from '../../api/server';
 import { silentLogger } from '../../common/logger';
+import { CONTROL_PLANE_TASK_QUEUE } from '../../contracts/lifecycle';
 import { openDatabase, type Db } from '../../db/connect';
 import { createStore, type Store } from '../../db/store';
 
@@ -36,6 +37,9 @@ export function fakeTemporal() {
   const temporal: LifecycleTemporal = {
     workflow: {
       async start(workflowType, options) {
+        // What the real server would need for the API's one-run-per-gitspace rule to hold.
+        expect(options.taskQueue).toBe(CONTROL_PLANE_TASK_QUEUE);
+        expect(options.workflowIdConflictPolicy).toBe('FAIL');
         if (latest(options.workflowId)?.status === 'RUNNING')
           throw new WorkflowExecutionAlreadyStartedError('already started', options.workflowId, workflowType);
         const run: FakeRun = {
