@@ -1,7 +1,7 @@
 import { ConflictError } from '../common/errors';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import http from 'node:http';
+import { listen } from '../common/net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
@@ -183,12 +183,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       await client.workflowService.getSystemInfo({});
     },
   });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  const url = `http://${config.host}:${port}`;
+  // Node's own server rather than app.listen: Express 5 hands a listen error to the callback, which would then run as
+  // if listening had worked.
+  const server = http.createServer(app);
+  const url = await listen(server, config.port, config.host);
   logger.info('control plane listening', { url });
 
   return {

@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { listen } from '../common/net';
 
 /**
  * The Web UI with its write actions off. The dev server's embedded UI server (`temporal server start-dev`) builds its
@@ -44,16 +45,8 @@ export async function startUiGuard(options: { host: string; port: number; upstre
   });
   // The UI uses no WebSockets; an upgrade is refused by closing the socket.
   server.on('upgrade', (_req, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    url: `http://${host}:${options.port}`,
+    url: await listen(server, options.port, options.host),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { TrustedProxies } from '../common/client-address';
 import type { RateLimit } from '../common/rate-limit';
 import type { Logger } from '../common/logger';
@@ -15,7 +14,8 @@ import { createRefusals } from './refusals';
 import { createRequestHandlers } from './requests';
 import type { RoutesStore } from './routes-store';
 import { domainSuffixOf } from './routing';
-import { closeServer, createPublicServer, listenOn, urlOf, type ListenerTimeouts } from './servers';
+import { listen } from '../common/net';
+import { closeServer, createPublicServer, type ListenerTimeouts } from './servers';
 import { createSessions } from './session';
 import { createUpgradeHandler } from './upgrade';
 
@@ -149,12 +149,9 @@ export function createGateway(options: GatewayOptions): Gateway {
 
   return {
     async listen({ host, port, adminHost, adminPort }) {
-      await listenOn(publicServer, port, host);
-      await listenOn(adminServer, adminPort, adminHost ?? host);
-      return {
-        publicUrl: urlOf((publicServer.address() as AddressInfo).port, host),
-        adminUrl: urlOf((adminServer.address() as AddressInfo).port, adminHost ?? host),
-      };
+      const publicUrl = await listen(publicServer, port, host);
+      const adminUrl = await listen(adminServer, adminPort, adminHost ?? host);
+      return { publicUrl, adminUrl };
     },
     closeConnections: connections.closeGitspace,
     connectionCount: connections.countOf,

@@ -77,21 +77,6 @@ export function createPublicServer(options: PublicServerOptions): http.Server {
   return server;
 }
 
-export function listenOn(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** The base URL of a listener (an IPv6 host in brackets). */
-export function urlOf(port: number, host: string): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
 /** Stops a listener and ends its connections; at once when it is not listening. */
 export function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => {

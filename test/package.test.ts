@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPort, freeLoopbackPorts } from '../common/net';
 import { NODE_RUNTIME } from '../providers/node-runtime';
 import {
   ALL_PARTS,
@@ -171,7 +171,7 @@ const sh = (command: string, args: string[], options: { input?: string } = {}) =
   it('runs the gateway from its extracted .deb on the bundled Node.js: it answers its health check', async () => {
     const dir = path.join(extracted('gateway'), 'usr/lib/gitspaces-gateway');
     expect(sh(path.join(dir, 'node/bin/node'), ['--version']).stdout.trim()).toBe(`v${NODE_RUNTIME.version}`);
-    const [port, admin] = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const { port, admin, jwks } = await freeLoopbackPorts(['port', 'admin', 'jwks']);
     const data = mkdtempSync(path.join(work, 'gateway-data-'));
     const { body } = await startPart(
       dir,
@@ -180,7 +180,7 @@ const sh = (command: string, args: string[], options: { input?: string } = {}) =
         GITSPACES_DATA_DIR: data,
         GITSPACES_GATEWAY_PORT: String(port),
         GITSPACES_GATEWAY_ADMIN_PORT: String(admin),
-        GITSPACES_JWKS_URL: `http://127.0.0.1:${await freeLoopbackPort()}/api/v1/.well-known/jwks.json`,
+        GITSPACES_JWKS_URL: `http://127.0.0.1:${jwks}/api/v1/.well-known/jwks.json`,
       },
       `http://127.0.0.1:${port}/healthz`,
     );

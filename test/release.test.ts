@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPorts } from '../common/net';
 import type { DevServer } from '../engine/dev-server';
 import { openThroughGateway } from './support/gateway-client';
 import { startGitServer, type GitServer } from './support/git-server';
@@ -121,11 +121,7 @@ describe('the compiled release', () => {
       git = await startGitServer();
       await git.createRepository('released', { 'README.md': '# released\n' });
       dataDir = path.join(await mkdtemp(path.join(os.tmpdir(), 'gitspaces-release-')), 'data');
-      const [api, gateway, gatewayAdmin] = await Promise.all([
-        freeLoopbackPort(),
-        freeLoopbackPort(),
-        freeLoopbackPort(),
-      ]);
+      const { api, gateway, gatewayAdmin } = await freeLoopbackPorts(['api', 'gateway', 'gatewayAdmin']);
       const env = {
         TEMPORAL_ADDRESS: temporal.address,
         GITSPACES_DATA_DIR: dataDir,

@@ -9,7 +9,7 @@ import { ensureAdmin, ensureEmbeddedDefaults } from '../api/server';
 import { openDatabase } from '../db/connect';
 import { createStore } from '../db/store';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPorts } from '../common/net';
 import { PayloadKeyRing } from '../common/payload-codec';
 import { RunnerKeyRing } from '../common/sealed-secret';
 import { connectionOptions, embeddedTemporalEnv } from '../common/temporal-connection';
@@ -148,12 +148,7 @@ describeWithPostgres('two API replicas and two runners on one queue, as separate
     accessTokenKeyPem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     const workOrder = generateKeyPairSync('ed25519');
     const runnerKeys = RunnerKeyRing.generateKey();
-    const ports = {
-      a: await freeLoopbackPort(),
-      b: await freeLoopbackPort(),
-      gateway: await freeLoopbackPort(),
-      admin: await freeLoopbackPort(),
-    };
+    const ports = await freeLoopbackPorts(['a', 'b', 'gateway', 'admin']);
     urls.a = `http://127.0.0.1:${ports.a}`;
     urls.b = `http://127.0.0.1:${ports.b}`;
     urls.gateway = `http://127.0.0.1:${ports.gateway}`;

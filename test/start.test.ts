@@ -4,7 +4,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { freeLoopbackPort } from '../common/net';
+import { freeStackPortsEnv } from '../scripts/stack-ports';
 import { localMachinesRoot } from '../providers/local/provider';
 
 /** Every entry under `dir` (symbolic links not followed), with its mode. */
@@ -38,21 +38,14 @@ describe('npm start', () => {
     await mkdir(dataDir, { mode: 0o755 });
     // What an older version left: a world-readable data dir and secrets key. The admin token is generated now.
     await writeFile(path.join(dataDir, 'secrets-key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o644 });
-    const ports = {
-      GITSPACES_API_PORT: await freeLoopbackPort(),
-      GITSPACES_GATEWAY_PORT: await freeLoopbackPort(),
-      GITSPACES_GATEWAY_ADMIN_PORT: await freeLoopbackPort(),
-      GITSPACES_TEMPORAL_PORT: await freeLoopbackPort(),
-      GITSPACES_TEMPORAL_UI_PORT: await freeLoopbackPort(),
-      GITSPACES_CODEC_PORT: await freeLoopbackPort(),
-    };
-    codecPort = ports.GITSPACES_CODEC_PORT;
-    uiPort = ports.GITSPACES_TEMPORAL_UI_PORT;
+    const ports = await freeStackPortsEnv();
+    codecPort = Number(ports.GITSPACES_CODEC_PORT);
+    uiPort = Number(ports.GITSPACES_TEMPORAL_UI_PORT);
     const tsx = pathToFileURL(require.resolve('tsx')).href;
     child = spawn(process.execPath, ['--import', tsx, path.join(__dirname, '..', 'scripts', 'start.ts')], {
       env: {
         ...process.env,
-        ...Object.fromEntries(Object.entries(ports).map(([name, port]) => [name, String(port)])),
+        ...ports,
         GITSPACES_DATA_DIR: dataDir,
         NODE_OPTIONS: '',
       },

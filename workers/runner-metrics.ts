@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen as listenOn } from '../common/net';
 import { performance } from 'node:perf_hooks';
 import { CancelledFailure, type Context } from '@temporalio/activity';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
@@ -166,16 +166,8 @@ export async function serveRunnerMetrics(
       () => answer(500, 'the metrics could not be rendered\n'),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`,
+    url: await listenOn(server, listen.port, listen.host),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
