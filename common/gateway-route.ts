@@ -75,3 +75,40 @@ export function isAgentPrivatePath(decoded: string): boolean {
   while (decoded.charCodeAt(start) === 47 /* / */) start++;
   return decoded.slice(start, start + AGENT_PRIVATE_SEGMENT.length).toLowerCase() === AGENT_PRIVATE_SEGMENT;
 }
+
+/**
+ * SSH to a gitspace goes over a WebSocket the gateway admits on this reserved path under the gitspace's prefix, with an
+ * access token of scope `ssh` as a bearer (never a cookie or `?token=`). The agent serves SSH only there: nothing on
+ * the machine listens for SSH.
+ */
+export const SSH_TUNNEL_PATH = '/_gitspaces/ssh';
+
+/** Where `gitspaces ssh --stdio` renews an open tunnel's token; the gateway answers it itself, never forwarding it. */
+export const SSH_RENEW_PATH = '/_gitspaces/ssh/renew';
+
+/**
+ * Header the gateway adds to an SSH upgrade: the `SHA256:` fingerprints (comma-separated) of the keys the verified
+ * token names, after removing any such header a client sent. The agent admits a key only when it is listed here.
+ */
+export const SSH_KEYS_HEADER = 'x-gitspaces-ssh-keys';
+
+/** Header of the gateway's 101 answer to an SSH upgrade: the tunnel's id, for renewing it. */
+export const TUNNEL_ID_HEADER = 'x-gitspaces-tunnel-id';
+
+/** First path segment reserved for the gateway's own paths under a gitspace (SSH today); never an IDE path. */
+const GATEWAY_RESERVED_SEGMENT = '_gitspaces';
+
+/**
+ * What a decoded path under a gitspace's prefix is, however it is spelt (`/_GITSPACES/SSH`, `//_gitspaces/ssh/`): the
+ * gateway and the agent both classify with this, so no spelling is SSH on one side and an IDE path on the other.
+ */
+export function gatewayPathKind(decoded: string): 'ssh' | 'ssh-renew' | 'reserved' | 'ide' {
+  const segments = decoded
+    .split('/')
+    .filter((segment) => segment !== '')
+    .map((segment) => segment.toLowerCase());
+  if (segments[0] !== GATEWAY_RESERVED_SEGMENT) return 'ide';
+  if (segments[1] === 'ssh' && segments.length === 2) return 'ssh';
+  if (segments[1] === 'ssh' && segments[2] === 'renew' && segments.length === 3) return 'ssh-renew';
+  return 'reserved';
+}
