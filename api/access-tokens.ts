@@ -7,6 +7,7 @@ import {
   ACCESS_TOKEN_CLAIMS,
   ACCESS_TOKEN_ISSUER,
   GITSPACE_ID_PATTERN,
+  type AccessTokenScope,
 } from '../contracts/access-token';
 import { readOrCreateSecretFile } from '../common/secret-file';
 
@@ -40,7 +41,14 @@ export interface Jwks {
 /** Signs gateway access tokens and publishes the key to verify them. */
 export interface AccessTokenIssuer {
   /** `runId`: the start workflow run that made the gitspace running (common/gateway-route.ts). */
-  issue(subject: { userId: string; gitspaceId: string; runId: string }): Promise<IssuedAccessToken>;
+  issue(subject: {
+    userId: string;
+    gitspaceId: string;
+    runId: string;
+    /** `browser` unless said; an `ssh` token names the fingerprints of the user's SSH keys. */
+    scope?: AccessTokenScope;
+    sshKeys?: string[];
+  }): Promise<IssuedAccessToken>;
   jwks(): Jwks;
 }
 
@@ -93,7 +101,7 @@ export async function createAccessTokenIssuer(options: AccessTokenIssuerOptions)
   const now = options.now ?? Date.now;
 
   return {
-    async issue({ userId, gitspaceId, runId }) {
+    async issue({ userId, gitspaceId, runId, scope = 'browser', sshKeys }) {
       if (!userId) throw new InvalidAccessTokenOptionsError('userId', 'is required');
       if (!GITSPACE_ID_PATTERN.test(gitspaceId)) {
         throw new InvalidAccessTokenOptionsError('gitspaceId', `'${gitspaceId}' is not a gitspace id`);
@@ -101,9 +109,14 @@ export async function createAccessTokenIssuer(options: AccessTokenIssuerOptions)
       const issuedAt = Math.floor(now() / 1000);
       const expiresAt = issuedAt + options.ttlSeconds;
       if (!runId) throw new InvalidAccessTokenOptionsError('runId', 'is required');
+      if ((scope === 'ssh') !== (sshKeys !== undefined)) {
+        throw new InvalidAccessTokenOptionsError('sshKeys', 'are given with scope ssh, and only then');
+      }
       const token = await new SignJWT({
         [ACCESS_TOKEN_CLAIMS.gitspaceId]: gitspaceId,
         [ACCESS_TOKEN_CLAIMS.runId]: runId,
+        [ACCESS_TOKEN_CLAIMS.scope]: scope,
+        ...(sshKeys ? { [ACCESS_TOKEN_CLAIMS.sshKeys]: sshKeys } : {}),
       })
         .setProtectedHeader({ alg: ACCESS_TOKEN_ALGORITHM, kid, typ: 'JWT' })
         .setSubject(userId)

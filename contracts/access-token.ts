@@ -20,7 +20,17 @@ export const ACCESS_TOKEN_CLAIMS = {
   user: 'sub',
   gitspaceId: 'gitspace_id',
   runId: 'run_id',
+  scope: 'scope',
+  sshKeys: 'ssh_keys',
 } as const;
+
+/**
+ * What a token opens. `browser` (the default, and what a token without the claim means): the IDE's pages, by query
+ * parameter, cookie or bearer. `ssh`: only the SSH tunnel (common/gateway-route.ts SSH_TUNNEL_PATH), only as a bearer,
+ * never exchanged for a cookie; it names the fingerprints of the keys its user had registered when it was issued.
+ */
+export const ACCESS_TOKEN_SCOPES = ['browser', 'ssh'] as const;
+export type AccessTokenScope = (typeof ACCESS_TOKEN_SCOPES)[number];
 
 /** The query parameter that carries a token on the first visit (exchanged for a cookie by the gateway). */
 export const ACCESS_TOKEN_QUERY_PARAM = 'token';
@@ -33,6 +43,9 @@ export interface AccessTokenClaims {
   runId: string;
   /** Expiry, seconds since the epoch. */
   expiresAt: number;
+  scope: AccessTokenScope;
+  /** For scope `ssh`: the `SHA256:` fingerprints of the user's registered SSH keys (common/ssh-public-key.ts). */
+  sshKeys?: string[];
 }
 
 /**

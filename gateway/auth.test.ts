@@ -94,6 +94,41 @@ describe('access token verifier against the control plane JWKS endpoint', () => 
     await expect(verifier.verify(await sign({ run_id: 7 }), 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
   });
 
+  it('reads the scope and the SSH keys a token was issued for; no scope claim means browser; a bad one is refused', async () => {
+    const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl) });
+    const browser = await issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1' });
+    await expect(verifier.verify(browser.token, 'gs-a')).resolves.toMatchObject({ scope: 'browser' });
+    const ssh = await issuer.issue({
+      userId: 'u',
+      gitspaceId: 'gs-a',
+      runId: 'run-1',
+      scope: 'ssh',
+      sshKeys: ['SHA256:a'],
+    });
+    await expect(verifier.verify(ssh.token, 'gs-a')).resolves.toMatchObject({ scope: 'ssh', sshKeys: ['SHA256:a'] });
+    await expect(issuer.issue({ userId: 'u', gitspaceId: 'gs-a', runId: 'run-1', scope: 'ssh' })).rejects.toThrow(
+      /sshKeys/,
+    );
+
+    const key = await importPKCS8(await readFile(path.join(dataDir, ACCESS_TOKEN_KEY_FILE), 'utf8'), 'EdDSA');
+    const payload = {
+      sub: 'u',
+      gitspace_id: 'gs-a',
+      run_id: 'run-1',
+      aud: ACCESS_TOKEN_AUDIENCE,
+      iss: ACCESS_TOKEN_ISSUER,
+    };
+    const sign = (extra: Record<string, unknown>) =>
+      new SignJWT({ ...payload, ...extra })
+        .setProtectedHeader({ alg: 'EdDSA', kid: issuer.jwks().keys[0]!.kid })
+        .setExpirationTime('10m')
+        .sign(key);
+    await expect(verifier.verify(await sign({}), 'gs-a')).resolves.toMatchObject({ scope: 'browser' });
+    for (const bad of [{ scope: 'admin' }, { scope: 1 }, { scope: 'ssh', ssh_keys: 'SHA256:a' }, { ssh_keys: [1] }]) {
+      await expect(verifier.verify(await sign(bad), 'gs-a')).rejects.toBeInstanceOf(InvalidAccessTokenError);
+    }
+  });
+
   it('answers at once for a token verified before, with the same checks of gitspace and expiry', async () => {
     let now = Date.now();
     const verifier = createAccessTokenVerifier({ keys: createRemoteJWKSet(jwksUrl), now: () => now });

@@ -3,6 +3,8 @@ import {
   ACCESS_TOKEN_ALGORITHM,
   ACCESS_TOKEN_AUDIENCE,
   ACCESS_TOKEN_CLAIMS,
+  ACCESS_TOKEN_SCOPES,
+  type AccessTokenScope,
   ACCESS_TOKEN_ISSUER,
   type AccessTokenClaims,
 } from '../contracts/access-token';
@@ -162,16 +164,28 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
     }
     const gitspaceId = payload[ACCESS_TOKEN_CLAIMS.gitspaceId];
     const runId = payload[ACCESS_TOKEN_CLAIMS.runId];
+    // A token from before scopes existed opens what every token did then: the browser's pages.
+    const scope = payload[ACCESS_TOKEN_CLAIMS.scope] ?? 'browser';
+    const sshKeys = payload[ACCESS_TOKEN_CLAIMS.sshKeys];
     if (
       typeof gitspaceId !== 'string' ||
       typeof runId !== 'string' ||
       runId === '' ||
       typeof payload.sub !== 'string' ||
-      typeof payload.exp !== 'number'
+      typeof payload.exp !== 'number' ||
+      !ACCESS_TOKEN_SCOPES.includes(scope as AccessTokenScope) ||
+      (sshKeys !== undefined && !(Array.isArray(sshKeys) && sshKeys.every((key) => typeof key === 'string')))
     ) {
       throw new InvalidAccessTokenError('claims of the wrong type');
     }
-    return { userId: payload.sub, gitspaceId, runId, expiresAt: payload.exp };
+    return {
+      userId: payload.sub,
+      gitspaceId,
+      runId,
+      expiresAt: payload.exp,
+      scope: scope as AccessTokenScope,
+      ...(sshKeys ? { sshKeys: sshKeys as string[] } : {}),
+    };
   }
 
   return {
