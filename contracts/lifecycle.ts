@@ -40,15 +40,19 @@ export const STEPS = {
 } as const;
 export type StepName = keyof typeof STEPS;
 
+/** Why the auto-stop stopped a gitspace: nobody used it, or it ran as long as it may. */
+export type AutoStopReason = 'idle' | 'max-lifetime';
+
 /**
  * Who asked for a change; every event names one (DESIGN.md §8). A user (through the API), the reconciler, the
- * auto-stop (reserved), or `unknown` with the reason: a workflow started outside the API (`temporal workflow start`
- * by hand, whose input names no actor), or an event recorded before events named their actor.
+ * auto-stop (with its reason; in a stop workflow's input also the id of its recorded request, which is what makes the
+ * claim believable), or `unknown` with the reason: a workflow started outside the API (`temporal workflow start` by
+ * hand, whose input names no actor), or an event recorded before events named their actor.
  */
 export type Actor =
   | { type: 'user'; id: string; name: string }
   | { type: 'reconciler' }
-  | { type: 'auto-stop' }
+  | { type: 'auto-stop'; reason?: AutoStopReason; requestId?: string }
   | { type: 'unknown'; reason: string };
 
 export const RECONCILER: Actor = { type: 'reconciler' };
@@ -97,3 +101,46 @@ export interface GitspaceSpec {
 
 /** A repository token reference: a name in the owner's scope (`github`) or in the shared scope (`shared/github`). */
 export const TOKEN_REF_PATTERN = /^(shared\/)?[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+
+/** The auto-stop watcher of a gitspace (workflows/auto-stop.ts): one per gitspace, whatever its runs. */
+export function autoStopWorkflowId(gitspaceId: string): string {
+  return `gitspace-${gitspaceId}-auto-stop`;
+}
+
+/** Signals of the auto-stop watcher: `armed` (a start succeeded, with its run) and `recheck` (look again now). */
+export const AUTO_STOP_SIGNALS = { armed: 'armed', recheck: 'recheck' } as const;
+
+/** The effective auto-stop policy of a gitspace (null: that rule is off). */
+export interface AutoStopPolicy {
+  idleSeconds: number | null;
+  maxLifetimeSeconds: number | null;
+}
+
+/** The watcher's input, carried across continue-as-new. */
+export interface AutoStopInput {
+  gitspaceId: string;
+  /** The start run it watches (set by `armed`). */
+  startRunId?: string;
+  /** The warning already given, `<reason>@<deadline ms>`, so a new run does not give it again. */
+  warnedFor?: string;
+}
+
+/** What the watcher reads at each decision (activities/auto-stop.ts). */
+export interface AutoStopStatus {
+  running: boolean;
+  startRunId: string | null;
+  infrastructureId: string;
+  /** Milliseconds since the epoch when the start succeeded; null when not running. */
+  runningSinceMs: number | null;
+  policy: AutoStopPolicy;
+  /** How long before a stop the warning is given (GITSPACES_AUTO_STOP_WARNING_SECONDS). */
+  warningSeconds: number;
+}
+
+/** What the gateway has seen of a gitspace (GET /routes/:id/activity on its admin listener). */
+export interface GatewayActivity {
+  /** Seconds since the last request, the last tunnel closed or the gateway started, whichever is latest; 0 while a tunnel is open. */
+  idleSeconds: number;
+  openWebSockets: number;
+  openSshSessions: number;
+}

@@ -229,6 +229,79 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0012_ssh': {
+    async up(db: Kysely<unknown>) {
+      // Users' SSH public keys: an ssh access token names their fingerprints, and the agent admits only those keys.
+      await db.schema
+        .createTable('ssh_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('last_used_at', 'timestamptz')
+        .addUniqueConstraint('ssh_keys_user_fingerprint', ['user_id', 'fingerprint'])
+        .execute();
+      // The gitspace's SSH host key (an OpenSSH public key line), published by its agent at each start.
+      await db.schema.alterTable('gitspaces').addColumn('ssh_host_key', 'text').execute();
+    },
+  },
+  '0013_auto_stop': {
+    async up(db: Kysely<unknown>) {
+      // Auto-stop policy in columns, not in `config`, so the work-order digest is untouched. An infrastructure's values
+      // are the default of its gitspaces (null: off); existing ones stay off, new ones idle-stop after an hour.
+      await db.schema
+        .alterTable('infrastructures')
+        .addColumn('auto_stop_idle_seconds', 'integer')
+        .addColumn('auto_stop_max_lifetime_seconds', 'integer')
+        .execute();
+      await db.schema
+        .alterTable('infrastructures')
+        .alterColumn('auto_stop_idle_seconds', (c) => c.setDefault(3600))
+        .execute();
+      // A gitspace's own values (null: its infrastructure's; 0: never) and the warning already given for a deadline,
+      // so a restarted watcher does not warn twice.
+      await db.schema
+        .alterTable('gitspaces')
+        .addColumn('auto_stop_idle_seconds', 'integer')
+        .addColumn('auto_stop_max_lifetime_seconds', 'integer')
+        .addColumn('auto_stop_warned', 'jsonb')
+        .execute();
+      // The stops the watcher asked for: the stop workflow believes an auto-stop actor only with one of these.
+      await db.schema
+        .createTable('auto_stop_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('gitspace_id', 'text', (c) => c.notNull().references('gitspaces.id').onDelete('cascade'))
+        .addColumn('start_run_id', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull().check(sql`reason in ('idle', 'max-lifetime')`))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+    },
+  },
+  '0014_cli_authorizations': {
+    async up(db: Kysely<unknown>) {
+      // One-time codes of `gitspaces login --web`: the code's hash, never the code; the PKCE challenge and redirect the
+      // exchange must match; when it was used and the token it gave, so a replay revokes that token.
+      await db.schema
+        .createTable('cli_authorizations')
+        .addColumn('code_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('challenge', 'text', (c) => c.notNull())
+        .addColumn('redirect_uri', 'text', (c) => c.notNull())
+        .addColumn('client_name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
+        .addColumn('used_at', 'timestamptz')
+        .addColumn('token_id', 'text', (c) => c.references('api_tokens.id').onDelete('set null'))
+        .execute();
+      await db.schema
+        .createIndex('cli_authorizations_expires_at')
+        .on('cli_authorizations')
+        .column('expires_at')
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

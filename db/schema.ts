@@ -5,6 +5,8 @@ import type { Actor } from '../contracts/lifecycle';
 type CreatedAt = ColumnType<Date, never, never>;
 type UpdatedAt = ColumnType<Date, Date | undefined, Date>;
 type Json<T> = ColumnType<T, T, T>;
+/** A column added later with a default: reads always have it, inserts may leave it out. */
+type OptionalColumn<T> = ColumnType<T, T | undefined, T>;
 
 export interface UsersTable {
   id: string;
@@ -31,6 +33,19 @@ export interface ApiTokensTable {
 }
 
 /** Who a user is at an OpenID Connect provider: issuer and subject (never the e-mail, which can change hands). */
+/** A user's SSH public key (migration 0012): ssh access tokens name the fingerprints of their user's keys. */
+export interface SshKeysTable {
+  id: string;
+  userId: string;
+  name: string;
+  /** The key as one OpenSSH line: `<type> <base64> [comment]`. */
+  publicKey: string;
+  /** `SHA256:…` of the key's wire format (common/ssh-public-key.ts), unique per user. */
+  fingerprint: string;
+  createdAt: CreatedAt;
+  lastUsedAt: OptionalColumn<Date | null>;
+}
+
 export interface UserIdentitiesTable {
   issuer: string;
   subject: string;
@@ -76,6 +91,10 @@ export interface InfrastructuresTable {
    * the API no longer lists or serves it. Null while it is in use.
    */
   deletedAt: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The default idle timeout of its gitspaces (null: none; migration 0013 defaults new rows to 3600). */
+  autoStopIdleSeconds: OptionalColumn<number | null>;
+  /** The default maximum lifetime of a running gitspace (null: none). */
+  autoStopMaxLifetimeSeconds: OptionalColumn<number | null>;
 }
 
 export interface MachinesTable {
@@ -110,6 +129,30 @@ export interface GitspacesTable {
   lastError: Json<Record<string, unknown> | null>;
   createdAt: CreatedAt;
   updatedAt: UpdatedAt;
+  /** Its own idle timeout (null: the infrastructure's; 0: never) (migration 0013). */
+  autoStopIdleSeconds: OptionalColumn<number | null>;
+  /** Its own maximum lifetime (null: the infrastructure's; 0: never). */
+  autoStopMaxLifetimeSeconds: OptionalColumn<number | null>;
+  /** The auto-stop warning already given (its start run, kind and deadline), so a restart does not give it twice. */
+  autoStopWarned: OptionalColumn<AutoStopWarned | null>;
+  /** The OpenSSH public key line of its SSH host key, as its agent published it at start; null before (migration 0012). */
+  sshHostKey: OptionalColumn<string | null>;
+}
+
+/** The auto-stop warning given for one deadline of one running period. */
+export interface AutoStopWarned {
+  startRunId: string;
+  reason: 'idle' | 'max-lifetime';
+  deadline: string;
+}
+
+/** A stop the auto-stop watcher asked for (migration 0013): the only way an auto-stop actor is believed. */
+export interface AutoStopRequestsTable {
+  id: string;
+  gitspaceId: string;
+  startRunId: string;
+  reason: 'idle' | 'max-lifetime';
+  createdAt: CreatedAt;
 }
 
 export interface OperationsTable {
@@ -176,9 +219,27 @@ export const RECONCILE_OUTCOMES = [
 ] as const;
 export type ReconcileOutcome = (typeof RECONCILE_OUTCOMES)[number];
 
+/** A one-time code of `gitspaces login --web` (migration 0014); only its SHA-256 is stored. */
+export interface CliAuthorizationsTable {
+  codeHash: string;
+  userId: string;
+  /** The PKCE S256 challenge the command line sent. */
+  challenge: string;
+  /** The command line's loopback address the code was sent to; the exchange must name the same. */
+  redirectUri: string;
+  /** What the command line called its machine (its host name), for the token's name. */
+  clientName: string;
+  createdAt: CreatedAt;
+  expiresAt: Date;
+  usedAt: ColumnType<Date | null, never, Date>;
+  /** The API token the exchange issued (revoked if the code comes again). */
+  tokenId: ColumnType<string | null, never, string>;
+}
+
 export interface Database {
   users: UsersTable;
   apiTokens: ApiTokensTable;
+  sshKeys: SshKeysTable;
   userIdentities: UserIdentitiesTable;
   sessions: SessionsTable;
   infrastructures: InfrastructuresTable;
@@ -190,10 +251,13 @@ export interface Database {
   orphanMachines: OrphanMachinesTable;
   reconcileTotals: ReconcileTotalsTable;
   reconcileRuns: ReconcileRunsTable;
+  cliAuthorizations: CliAuthorizationsTable;
+  autoStopRequests: AutoStopRequestsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
 export type ApiTokenRow = Selectable<ApiTokensTable>;
+export type SshKeyRow = Selectable<SshKeysTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type InfrastructureRow = Selectable<InfrastructuresTable>;
 export type MachineRow = Selectable<MachinesTable>;

@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Db } from './connect';
+import { createCliAuthorizationStore } from './stores/cli-authorizations';
+import { createAutoStopStore } from './stores/auto-stop';
 import { createEventStore } from './stores/events';
 import { createGitspaceStore } from './stores/gitspaces';
 import { createIdentityStore } from './stores/identities';
@@ -9,6 +11,7 @@ import { createMetricsStore } from './stores/metrics';
 import { createOperationStore } from './stores/operations';
 import { createReconciliationStore } from './stores/reconciliation';
 import { createSessionStore } from './stores/sessions';
+import { createSshKeyStore } from './stores/ssh-keys';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
 
@@ -25,8 +28,10 @@ export function createStore(db: Db) {
     db,
     ...createUserStore(db),
     ...createTokenStore(db),
+    ...createSshKeyStore(db),
     ...createIdentityStore(db),
     ...createSessionStore(db),
+    ...createCliAuthorizationStore(db),
     ...createInfrastructureStore(db),
     ...createMachineStore(db),
     ...createGitspaceStore(db),
@@ -34,6 +39,7 @@ export function createStore(db: Db) {
     ...createOperationStore(db),
     ...createReconciliationStore(db),
     ...createMetricsStore(db),
+    ...createAutoStopStore(db),
 
     async ping(): Promise<void> {
       await sql`select 1`.execute(db);

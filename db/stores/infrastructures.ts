@@ -4,6 +4,9 @@ import type { Db } from '../connect';
 import type { Database, InfrastructureRow } from '../schema';
 import { conflictOnDuplicate } from './duplicate-key';
 
+/** The auto-stop policy columns (migration 0013): left out on create, the database's defaults apply. */
+type AutoStopColumn = 'autoStopIdleSeconds' | 'autoStopMaxLifetimeSeconds';
+
 /**
  * Infrastructures: a removed one whose deleted gitspaces still name it stays as their history (`deletedAt` set) and
  * is invisible to every read here.
@@ -11,9 +14,8 @@ import { conflictOnDuplicate } from './duplicate-key';
 export function createInfrastructureStore(db: Db) {
   return {
     async createInfrastructure(
-      values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys' | 'deletedAt'> & {
-        runnerPublicKeys?: string[];
-      },
+      values: Omit<InfrastructureRow, 'createdAt' | 'updatedAt' | 'runnerPublicKeys' | 'deletedAt' | AutoStopColumn> &
+        Partial<Pick<InfrastructureRow, AutoStopColumn>> & { runnerPublicKeys?: string[] },
     ): Promise<InfrastructureRow> {
       return db
         .insertInto('infrastructures')
@@ -59,7 +61,7 @@ export function createInfrastructureStore(db: Db) {
 
     async updateInfrastructure(
       id: string,
-      patch: Partial<Pick<InfrastructureRow, 'config' | 'gatewayUrl' | 'runnerPublicKeys'>>,
+      patch: Partial<Pick<InfrastructureRow, 'config' | 'gatewayUrl' | 'runnerPublicKeys' | AutoStopColumn>>,
     ): Promise<InfrastructureRow> {
       const { runnerPublicKeys, ...rest } = patch;
       const row = await db

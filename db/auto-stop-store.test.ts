@@ -1,0 +1,104 @@
+import { testDatabases } from '../test/support/databases';
+import { openDatabase, type Db } from './connect';
+import { createStore, type Store } from './store';
+
+/** The auto-stop's records (migration 0013, db/stores/auto-stop.ts). */
+describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
+  let db: Db;
+  let store: Store;
+  let ownerId: string;
+  const actor = { type: 'auto-stop' as const, reason: 'idle' as const };
+
+  beforeAll(async () => {
+    db = await openDatabase(await location());
+    store = createStore(db);
+    ownerId = (await store.createUser('owner', 'member')).user.id;
+    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
+    await store.createMachine({
+      id: 'inf-m',
+      infrastructureId: 'inf',
+      name: 'm',
+      machineType: 'local',
+      diskSizeGb: 10,
+      region: null,
+      zone: null,
+      image: null,
+    });
+  });
+  afterAll(async () => {
+    await db?.destroy();
+  });
+
+  const runningGitspace = async (id: string, runId: string) => {
+    await store.createGitspace({
+      id,
+      name: id,
+      ownerId,
+      repositoryUrl: 'https://example.test/r.git',
+      repositoryBranch: null,
+      repositoryTokenSealed: null,
+      repositoryTokenRef: null,
+      infrastructureId: 'inf',
+      machineId: 'inf-m',
+      ide: 'terminal',
+    });
+    await store.recordOperation({ gitspaceId: id, action: 'start', workflowId: `gitspace-${id}`, runId });
+    await store.updateOperation(runId, { status: 'succeeded' });
+    await store.changeState(id, { to: 'running', actor: { type: 'reconciler' }, message: 'running' });
+  };
+
+  it('gives new infrastructures an hour of idle time, and gitspaces their own values over it (0: never)', async () => {
+    const infrastructure = await store.getInfrastructure('inf');
+    expect(infrastructure.autoStopIdleSeconds).toBe(3600);
+    expect(infrastructure.autoStopMaxLifetimeSeconds).toBeNull();
+    await runningGitspace('gs-policy', 'run-1');
+    let facts = await store.autoStopFacts('gs-policy');
+    expect(facts).toEqual(
+      expect.objectContaining({
+        state: 'running',
+        startRunId: 'run-1',
+        idle: { seconds: 3600, source: 'infrastructure' },
+        maxLifetime: { seconds: null, source: 'none' },
+        warned: null,
+      }),
+    );
+    expect(facts?.runningSince).toBeInstanceOf(Date);
+    await store.setGitspaceAutoStop('gs-policy', { idleTimeoutSeconds: 0, maxLifetimeSeconds: 7200 });
+    facts = await store.autoStopFacts('gs-policy');
+    expect(facts?.idle).toEqual({ seconds: null, source: 'gitspace' });
+    expect(facts?.maxLifetime).toEqual({ seconds: 7200, source: 'gitspace' });
+    // A field left out keeps its value; null gives the infrastructure's back.
+    await store.setGitspaceAutoStop('gs-policy', { idleTimeoutSeconds: null });
+    facts = await store.autoStopFacts('gs-policy');
+    expect(facts?.idle).toEqual({ seconds: 3600, source: 'infrastructure' });
+    expect(facts?.maxLifetime).toEqual({ seconds: 7200, source: 'gitspace' });
+  });
+
+  it('records a warning once per deadline, with its event', async () => {
+    await runningGitspace('gs-warn', 'run-w');
+    const marker = { startRunId: 'run-w', reason: 'idle' as const, deadline: '2030-01-01T00:00:00.000Z' };
+    const event = { message: 'stops soon', actor, data: {} };
+    const given = await Promise.all([1, 2, 3].map(() => store.recordAutoStopWarning('gs-warn', marker, event)));
+    expect(given.filter(Boolean)).toHaveLength(1);
+    expect(
+      await store.recordAutoStopWarning('gs-warn', { ...marker, deadline: '2030-01-01T01:00:00.000Z' }, event),
+    ).toBe(true);
+    const warnings = (await store.listEvents('gs-warn')).filter((e) => e.type === 'auto-stop-warning');
+    expect(warnings.map((e) => e.actor)).toEqual([actor, actor]);
+  });
+
+  it('records a stop request only for the run the gitspace is running under', async () => {
+    await runningGitspace('gs-stop', 'run-a');
+    expect(await store.recordAutoStopRequest({ gitspaceId: 'gs-stop', startRunId: 'run-old', reason: 'idle' })).toBe(
+      undefined,
+    );
+    const id = await store.recordAutoStopRequest({ gitspaceId: 'gs-stop', startRunId: 'run-a', reason: 'idle' });
+    expect(id).toMatch(/^asr-/);
+    expect(await store.findAutoStopRequest('gs-stop', id!)).toEqual({ id, reason: 'idle' });
+    expect(await store.findAutoStopRequest('gs-policy', id!)).toBeUndefined();
+    await store.changeState('gs-stop', { to: 'stopping', actor, message: 'stop requested' });
+    expect(await store.recordAutoStopRequest({ gitspaceId: 'gs-stop', startRunId: 'run-a', reason: 'idle' })).toBe(
+      undefined,
+    );
+  });
+});
