@@ -27,12 +27,19 @@ export interface IdeOptions {
   env?: Record<string, string>;
   /** Where to look for a VS Code server (the machine's PATH); default: the PATH in `env`. */
   searchPath?: string;
+  /** How long the VS Code server may take to become healthy (default 60 s). */
+  vscodeStartTimeoutMs?: number;
   /** Decides whether an upgrade may reach the IDE at all (the agent lets only the gateway's through). */
   authorizeUpgrade?: (req: IncomingMessage) => boolean;
 }
 
-/** Stops what the IDE started (shells, the VS Code server). */
 export interface IdeHandle {
+  /**
+   * Resolves once the IDE can serve its page: at once for the terminal; for VS Code once its server is healthy, else
+   * rejects with VscodeNotInstalledError or VscodeStartError. Called after the workspace is prepared.
+   */
+  ready(): Promise<void>;
+  /** Stops what the IDE started (shells, the VS Code server). */
   close(): void;
 }
 
@@ -62,6 +69,7 @@ export function mountIde(app: express.Express, server: http.Server, options: Ide
       command: options.vscodeCommand,
       searchPath: options.searchPath ?? env.PATH ?? '',
       env,
+      ...(options.vscodeStartTimeoutMs !== undefined ? { startTimeoutMs: options.vscodeStartTimeoutMs } : {}),
       terminalPath: VSCODE_TERMINAL_BASE.slice(1),
     });
     // `/terminal` without its slash would break the page's relative URLs (routing ignores trailing slashes).
@@ -76,6 +84,7 @@ export function mountIde(app: express.Express, server: http.Server, options: Ide
       if (!terminal.handleUpgrade(req, socket, head, VSCODE_TERMINAL_BASE)) vscode.handleUpgrade(req, socket, head);
     };
     handle = {
+      ready: () => vscode.ready(),
       close: () => {
         terminal.close();
         vscode.close();
@@ -87,7 +96,7 @@ export function mountIde(app: express.Express, server: http.Server, options: Ide
       if (!terminal.handleUpgrade(req, socket, head, '/'))
         socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
     };
-    handle = { close: () => terminal.close() };
+    handle = { ready: () => Promise.resolve(), close: () => terminal.close() };
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../../common/logger';
 import { serveAgent } from '../../test/support/agent';
+import { installBrokenCodeServer, installFakeCodeServer } from '../../test/support/fake-code-server';
+import { VscodeNotInstalledError, VscodeStartError, createVscodeIde } from './vscode';
 
 const FAKE_SERVER = path.join(__dirname, '..', '..', 'test', 'support', 'fake-vscode-server.js');
 
@@ -78,6 +80,71 @@ describe('vscode-web IDE', () => {
       expect(await response.text()).toMatch(/did not start: exited with code 127/);
     } finally {
       await agent.close();
+    }
+  });
+});
+
+describe('vscode-web readiness (what a start waits for)', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-ready-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const ideWith = (options: { searchPath?: string; command?: string; startTimeoutMs?: number }) =>
+    createVscodeIde({
+      workspaceDir: root,
+      logger: silentLogger,
+      searchPath: options.searchPath ?? '',
+      env: { PATH: '/usr/bin:/bin' },
+      ...(options.command ? { command: options.command } : {}),
+      startTimeoutMs: options.startTimeoutMs ?? 20_000,
+    });
+
+  it('rejects VscodeNotInstalledError when no server is on the PATH, or the configured one does not exist', async () => {
+    const none = ideWith({ searchPath: root });
+    await expect(none.ready()).rejects.toThrow(VscodeNotInstalledError);
+    await expect(none.ready()).rejects.toThrow(/looked for code-server and openvscode-server/);
+    none.close();
+    const missing = ideWith({ command: `${root}/nowhere/code-server --bind-addr 127.0.0.1:{port} {workspace}` });
+    await expect(missing.ready()).rejects.toThrow(VscodeNotInstalledError);
+    missing.close();
+  });
+
+  it('rejects VscodeStartError with the tail of its output when the server exits before it is healthy', async () => {
+    await installBrokenCodeServer(root, "Error: Cannot find module './build/Release/kerberos.node'", 3);
+    const ide = ideWith({ searchPath: root });
+    const error = (await ide.ready().catch((e: unknown) => e)) as VscodeStartError;
+    expect(error).toBeInstanceOf(VscodeStartError);
+    expect(error.message).toMatch(/did not start: exited with code 3; its last output: .*kerberos\.node/);
+    ide.close();
+  });
+
+  it("resolves once code-server's /healthz answers, 'expired' included (a fresh server's word until first use)", async () => {
+    await installFakeCodeServer(root);
+    const ide = ideWith({ searchPath: root });
+    try {
+      await expect(ide.ready()).resolves.toBeUndefined();
+      // Ready twice is the same running server.
+      await expect(ide.ready()).resolves.toBeUndefined();
+    } finally {
+      ide.close();
+    }
+  });
+
+  it("is not ready while code-server's /healthz says anything else, and says so when the start timeout passes", async () => {
+    await installFakeCodeServer(root, { healthz: 'starting' });
+    const ide = ideWith({ searchPath: root, startTimeoutMs: 1500 });
+    try {
+      const error = (await ide.ready().catch((e: unknown) => e)) as VscodeStartError;
+      expect(error).toBeInstanceOf(VscodeStartError);
+      expect(error.message).toMatch(
+        /not healthy \(GET \/healthz\) within 1500 ms \(last: HTTP 200 status 'starting'\)/,
+      );
+    } finally {
+      ide.close();
     }
   });
 });
