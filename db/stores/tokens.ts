@@ -74,26 +74,9 @@ export function createTokenStore(db: Db) {
         .execute();
     },
 
-    /**
-     * A new token for a user, returned once (QuotaReachedError past MAX_TOKENS_PER_USER). The user's row is locked
-     * while counting, so concurrent requests cannot pass the limit together.
-     */
+    /** A new token for a user, returned once (QuotaReachedError past MAX_TOKENS_PER_USER). */
     async createToken(userId: string, name: string | null): Promise<TokenSummary & { token: string }> {
-      return db.transaction().execute(async (trx) => {
-        await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirstOrThrow();
-        const { count } = await trx
-          .selectFrom('apiTokens')
-          .select((eb) => eb.fn.countAll<string>().as('count'))
-          .where('userId', '=', userId)
-          .executeTakeFirstOrThrow();
-        if (Number(count) >= MAX_TOKENS_PER_USER) {
-          throw new QuotaReachedError(
-            `a user may hold ${MAX_TOKENS_PER_USER} API tokens and this one holds ${count}; revoke one first`,
-          );
-        }
-        const created = await issueToken(trx, userId, name);
-        return { ...created, lastUsedAt: null };
-      });
+      return db.transaction().execute((trx) => createTokenWithinQuota(trx, userId, name));
     },
 
     /** Revokes one of a user's tokens at once (NotFoundError when the user has no such token). */
@@ -106,4 +89,28 @@ export function createTokenStore(db: Db) {
       if (Number(result.numDeletedRows) === 0) throw new NotFoundError('token', tokenId);
     },
   };
+}
+
+/**
+ * A new token for a user within a transaction the caller holds, returned once (QuotaReachedError past
+ * MAX_TOKENS_PER_USER). The user's row is locked while counting, so concurrent requests cannot pass the limit together.
+ */
+export async function createTokenWithinQuota(
+  trx: Db,
+  userId: string,
+  name: string | null,
+): Promise<TokenSummary & { token: string }> {
+  await trx.selectFrom('users').select('id').where('id', '=', userId).forUpdate().executeTakeFirstOrThrow();
+  const { count } = await trx
+    .selectFrom('apiTokens')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('userId', '=', userId)
+    .executeTakeFirstOrThrow();
+  if (Number(count) >= MAX_TOKENS_PER_USER) {
+    throw new QuotaReachedError(
+      `a user may hold ${MAX_TOKENS_PER_USER} API tokens and this one holds ${count}; revoke one first`,
+    );
+  }
+  const created = await issueToken(trx, userId, name);
+  return { ...created, lastUsedAt: null };
 }
