@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { bearerMatches } from '../common/bearer';
 import type { Logger } from '../common/logger';
+import { serveActivity, type GatewayActivity } from './activity';
 import type { GatewayMetrics } from './metrics';
 import {
   InvalidGitspaceIdError,
@@ -27,6 +28,8 @@ export interface AdminHandlerOptions {
   onRouteGone: (gitspaceId: string) => void;
   /** What `GET /metrics` reports; without it there is no such endpoint. */
   metrics?: Pick<GatewayMetrics, 'render'>;
+  /** What `GET /routes/:gitspaceId/activity` reports (gateway/activity.ts); without it there is no such endpoint. */
+  activity?: GatewayActivity;
 }
 
 /** Thrown when an admin request body is not a JSON object of acceptable size (400/413). */
@@ -42,8 +45,9 @@ class BadAdminBodyError extends Error {
 
 /**
  * The gateway's admin API, on its own listener (the runner calls it; users never reach it): `GET /routes` (without
- * secrets), `PUT /routes/:gitspaceId { target, secret, runId }` (common/gateway-route.ts), `DELETE /routes/:gitspaceId`
- * and `GET /metrics` (Prometheus text), all with the bearer secret. Route secrets go in and never come out.
+ * secrets), `PUT /routes/:gitspaceId { target, secret, runId }` (common/gateway-route.ts), `DELETE /routes/:gitspaceId`,
+ * `GET /routes/:gitspaceId/activity` (gateway/activity.ts) and `GET /metrics` (Prometheus text), all with the bearer
+ * secret. Route secrets go in and never come out.
  */
 export function createAdminHandler(options: AdminHandlerOptions): RequestListener {
   const { routes, logger } = options;
@@ -75,6 +79,7 @@ export function createAdminHandler(options: AdminHandlerOptions): RequestListene
       if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
       return send(res, 200, { routes: routes.list() });
     }
+    if (options.activity && serveActivity(options.activity, req, res, url)) return;
     const match = /^\/routes\/([^/?#]+)$/.exec(url);
     if (!match) return send(res, 404, { error: { code: 'not_found', message: `no admin endpoint ${url}` } });
     // Not decoded: a gitspace id has no characters that need escaping, so an escaped one is refused as it stands.
