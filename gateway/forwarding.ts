@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { bearerToken } from '../common/bearer';
 import type { TrustedProxies } from '../common/client-address';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, SSH_KEYS_HEADER, TUNNEL_ID_HEADER } from '../common/gateway-route';
 import { endToEndHeaders, type RawHeaders } from '../common/http-proxy';
 import { isHeaderNamed } from '../common/http1';
 import { unmapped } from '../common/rate-limit';
@@ -31,6 +31,9 @@ const REPLACED_REQUEST_HEADERS: readonly string[] = [
   'forwarded',
   'x-real-ip',
   ROUTE_SECRET_HEADER,
+  // Only the gateway says which keys may open an SSH session (from the verified token) and which tunnel this is.
+  SSH_KEYS_HEADER,
+  TUNNEL_ID_HEADER,
 ];
 
 /** Route targets parsed once, not per request (they are validated origins). */
@@ -47,12 +50,13 @@ export class TargetUrls {
   }
 }
 
-/** The headers forwarded to the machine. */
+/** The headers forwarded to the machine; an SSH upgrade's add the key fingerprints its verified token names. */
 export function forwardHeaders(
   req: IncomingMessage,
   target: Resolved,
   route: GatewayRoute,
   trusted: TrustedProxies,
+  sshKeys?: readonly string[],
 ): RawHeaders {
   // Gateway credentials stop here: the bearer header, our cookie (other cookies are the IDE's) and, via the path
   // rewrite, the token query parameter. The forwarding headers and the route secret are ours, whatever the client
@@ -76,12 +80,14 @@ export function forwardHeaders(
   );
   if (priorHost || host) headers.push('x-forwarded-host', (priorHost || host)!);
   if (target.prefix) headers.push('x-forwarded-prefix', target.prefix);
+  if (sshKeys) headers.push(SSH_KEYS_HEADER, sshKeys.join(','));
   return headers;
 }
 
 /**
  * The machine's response headers, as the client gets them (and the exchange counted as answered): keeps the IDE's
- * redirects and cookies inside its own prefix, and never lets it set the gateway's cookie.
+ * redirects and cookies inside its own prefix, and never lets it set the gateway's cookie. An SSH tunnel's answer
+ * carries its id from the gateway (`tunnelId`), never one the machine made up.
  */
 export function rewriteResponse(
   target: Resolved,
@@ -89,6 +95,7 @@ export function rewriteResponse(
   kind: ExchangeKind,
   startedAt: number,
   metrics: GatewayMetrics,
+  tunnelId?: string,
 ) {
   return (headers: RawHeaders): RawHeaders => {
     metrics.answered(kind, startedAt);
@@ -104,12 +111,13 @@ export function rewriteResponse(
         } else if (target.prefix) {
           headers[i + 1] = cookie.replace(/;\s*path=\//i, `; Path=${target.prefix}/`);
         }
-      } else if (isHeaderNamed(name, ROUTE_SECRET_HEADER)) {
+      } else if (isHeaderNamed(name, ROUTE_SECRET_HEADER) || isHeaderNamed(name, TUNNEL_ID_HEADER)) {
         // An upstream that echoes the secret back does not get to show it to the client.
         headers.splice(i, 2);
         i -= 2;
       }
     }
+    if (tunnelId) headers.push(TUNNEL_ID_HEADER, tunnelId);
     return headers;
   };
 }

@@ -17,6 +17,7 @@ import { domainSuffixOf } from './routing';
 import { listen } from '../common/net';
 import { closeServer, createPublicServer, type ListenerTimeouts } from './servers';
 import { createSessions } from './session';
+import { createTunnels } from './tunnels';
 import { createUpgradeHandler } from './upgrade';
 
 export { GATEWAY_COOKIE } from './session';
@@ -32,6 +33,9 @@ export { GATEWAY_COOKIE } from './session';
  * never an address. Everything forwarded carries the route's secret (common/gateway-route.ts), which is how the agent
  * knows the gateway sent it.
  *
+ * SSH: `/gitspaces/<id>/_gitspaces/ssh` (any spelling) is a WebSocket the gateway admits only with an ssh-scope token as
+ * a bearer, forwarded to the agent's own SSH path with the token's key fingerprints; ssh tokens open nothing else.
+ *
  * The public listener is Node's own HTTP/1.1 server (llhttp, strict mode), with the checks it leaves to us on top: see
  * `checkRequestHead` (request-head.ts). Only WebSocket upgrades are tunnelled.
  *
@@ -46,6 +50,8 @@ export { GATEWAY_COOKIE } from './session';
  * - proxy-claims.ts: the client's address and scheme, as a trusted reverse proxy tells them;
  * - request-head.ts: what llhttp leaves to us about a request head; refusals.ts: the gateway's own answers;
  * - connections.ts: open connections, the per-client cap, and ending a gitspace's connections;
+ * - tunnels.ts: how long a WebSocket lives (its token's expiry), SSH tunnels' ids and renewals; ssh-requests.ts: the
+ *   plain requests on the SSH paths (the renewal);
  * - servers.ts: the public listener's settings and events, and starting and stopping a listener.
  */
 
@@ -111,8 +117,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     trusted,
     maxPerClient: options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
   });
+  const tunnels = createTunnels(logger);
   const metrics = new GatewayMetrics(
-    { openConnections: connections.total },
+    { openConnections: connections.total, openSshTunnels: tunnels.count },
     { defaultMetrics: options.processMetrics ?? true },
   );
   const pool = new UpstreamPool();
@@ -121,6 +128,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     routes,
     sessions: createSessions({ verifier, trusted, authFailureLimit: options.authFailureLimit, now: options.now }),
     connections,
+    tunnels,
     refusals: createRefusals(metrics, options.dashboardUrl?.replace(/\/+$/, '')),
     metrics,
     trusted,

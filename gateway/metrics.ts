@@ -8,6 +8,7 @@ const AUTH_REFUSALS = new Set([
   'token_invalid',
   'token_revoked',
   'token_other_gitspace',
+  'token_scope',
   'keys_unavailable',
   'too_many_failures',
   'cross_site',
@@ -44,7 +45,10 @@ export class GatewayMetrics {
     this.tunnels.open--;
   };
 
-  constructor(gauges: { openConnections(): number }, options: { defaultMetrics?: boolean } = {}) {
+  constructor(
+    gauges: { openConnections(): number; openSshTunnels(): number },
+    options: { defaultMetrics?: boolean } = {},
+  ) {
     const registers = [this.registry];
     const outcomes = <T extends Record<string, number>>(counter: Counter<'outcome'>, counts: T) => {
       counter.reset();
@@ -96,6 +100,14 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.set(tunnels.open);
+      },
+    });
+    new Gauge({
+      name: 'gitspaces_gateway_ssh_tunnels_open',
+      help: 'SSH tunnels (WebSockets of `gitspaces ssh`, counted among the open WebSockets too) open now.',
+      registers,
+      collect() {
+        this.set(gauges.openSshTunnels());
       },
     });
     this.upstreamSeconds = new Histogram({

@@ -7,6 +7,7 @@ import type { GatewayMetrics } from './metrics';
 import type { Refusals } from './refusals';
 import type { RoutesStore } from './routes-store';
 import type { Sessions } from './session';
+import type { Tunnels } from './tunnels';
 
 /** What the request and upgrade handlers of the public listener share, built once by `createGateway`. */
 export interface GatewayParts {
@@ -14,6 +15,7 @@ export interface GatewayParts {
   routes: RoutesStore;
   sessions: Sessions;
   connections: Connections;
+  tunnels: Tunnels;
   refusals: Refusals;
   metrics: GatewayMetrics;
   trusted: TrustedProxies;

@@ -10,10 +10,11 @@ import { checkRequestHead } from './request-head';
 import { rebuildQuery } from './request-target';
 import { isGitspaceHost, resolveTarget, upstreamTarget, type Resolved } from './routing';
 import { isCrossSiteSubresource, revoked, type Authenticated } from './session';
+import { createSshRequestHandler } from './ssh-requests';
 
 /**
- * HTTP requests on the public listener, in order: the head checks, `/healthz`, routing, the token, the cookie
- * exchange, then the exchange forwarded to the machine.
+ * HTTP requests on the public listener, in order: the head checks, `/healthz`, routing (the SSH paths go to
+ * ssh-requests.ts), the token, the cookie exchange, then the exchange forwarded to the machine.
  */
 
 /** Set on a request that waits for `100 Continue` (sent once it is authorised and forwarded). */
@@ -32,6 +33,7 @@ export interface RequestHandlers {
 export function createRequestHandlers(parts: GatewayParts): RequestHandlers {
   const { logger, routes, sessions, connections, metrics, trusted, targets, pool, timeoutMs, domainSuffix } = parts;
   const { refuse, refuseToken } = parts.refusals;
+  const sshRequest = createSshRequestHandler(parts);
 
   function onRequest(req: Request, res: ServerResponse): void | Promise<void> {
     // Pipelined behind an answer that ends the connection: never handled (the connection closes after that answer).
@@ -49,6 +51,7 @@ export function createRequestHandlers(parts: GatewayParts): RequestHandlers {
       res.writeHead(308, ['location', location, 'content-length', '0']);
       return void res.end();
     }
+    if (target.kind !== 'ide') return sshRequest(req, res, target);
     const auth = sessions.authenticate(req, target);
     if (auth instanceof Promise) return auth.then((checked) => forward(req, res, target, checked));
     forward(req, res, target, auth);

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { GITSPACE_ID_PATTERN } from '../contracts/access-token';
-import { isAgentPrivatePath } from '../common/gateway-route';
+import { SSH_TUNNEL_PATH, gatewayPathKind, isAgentPrivatePath } from '../common/gateway-route';
 import { notIdePath, type Refusal } from './refusals';
 import { decodePath, gitspaceOfHost, splitToken } from './request-target';
 
@@ -13,9 +13,17 @@ import { decodePath, gitspaceOfHost, splitToken } from './request-target';
 /** Path prefix of path routing. */
 export const GITSPACES_PATH_PREFIX = '/gitspaces/';
 
+/**
+ * The lanes under a gitspace: the IDE's paths (forwarded as they are, browser tokens), and the gateway's reserved SSH
+ * paths (common/gateway-route.ts): the tunnel, forwarded to the agent's own SSH path, and its renewal, answered by the
+ * gateway. Both take only ssh-scope bearer tokens (session.ts).
+ */
+export type PathKind = 'ide' | 'ssh' | 'ssh-renew';
+
 /** Where a request goes, once its request target and Host are understood. */
 export interface Resolved {
   gitspaceId: string;
+  kind: PathKind;
   /** Path sent upstream, starting with `/`. */
   upstreamPath: string;
   /** Query without the token parameter (may be empty). */
@@ -66,8 +74,9 @@ export function resolveTarget(req: IncomingMessage, domainSuffix: string | undef
 
   const hostId = domainSuffix ? gitspaceOfHost(req.headers.host, domainSuffix) : undefined;
   if (hostId) {
-    if (isAgentPrivatePath(decoded)) return notIdePath();
-    return { gitspaceId: hostId, upstreamPath: path, query, queryToken, prefix: '', publicPath: path };
+    const kind = pathKindOf(decoded);
+    if (kind === undefined) return notIdePath();
+    return laned({ gitspaceId: hostId, kind, upstreamPath: path, query, queryToken, prefix: '', publicPath: path });
   }
 
   if (!path.startsWith(GITSPACES_PATH_PREFIX)) {
@@ -84,11 +93,35 @@ export function resolveTarget(req: IncomingMessage, domainSuffix: string | undef
   }
   const prefix = GITSPACES_PATH_PREFIX + gitspaceId;
   // The prefix has no escapes, so the decoded path is the prefix followed by the decoded upstream path.
-  if (isAgentPrivatePath(decoded.slice(prefix.length))) return notIdePath();
+  const kind = pathKindOf(decoded.slice(prefix.length));
+  if (kind === undefined) return notIdePath();
   // `/gitspaces/<id>` has no trailing slash: send the browser to `/gitspaces/<id>/` so relative URLs and the cookie
   // path line up (handled by the caller as a redirect).
   const upstreamPath = slash < 0 ? '' : path.slice(slash);
-  return { gitspaceId, upstreamPath, query, queryToken, prefix, publicPath: path };
+  return laned({ gitspaceId, kind, upstreamPath, query, queryToken, prefix, publicPath: path });
+}
+
+/**
+ * The lane of a decoded path under a gitspace, however it is spelt (`/%5Fgitspaces/SSH`, `//_GITSPACES/ssh`); undefined
+ * for a path that is neither the IDE's nor a gateway lane: the agent's private API, other reserved paths.
+ */
+function pathKindOf(decoded: string): PathKind | undefined {
+  if (isAgentPrivatePath(decoded)) return undefined;
+  let start = 0;
+  while (decoded.charCodeAt(start) === 47 /* / */) start++;
+  // Only a path whose first segment starts with `_` can be reserved: every other one is spared the split.
+  if (decoded.charCodeAt(start) !== 95 /* _ */) return 'ide';
+  const kind = gatewayPathKind(decoded);
+  return kind === 'reserved' ? undefined : kind;
+}
+
+/** The SSH tunnel reaches the agent at its own path, whatever the spelling asked for, with no query. */
+function laned(target: Resolved): Resolved {
+  if (target.kind === 'ssh') {
+    target.upstreamPath = SSH_TUNNEL_PATH;
+    target.query = '';
+  }
+  return target;
 }
 
 /** The request target sent upstream: the upstream path and the query without the token. */

@@ -16,12 +16,16 @@ import { DEFAULT_AUTH_FAILURE_LIMIT } from './limits';
 import { clientAddress, schemeOf } from './proxy-claims';
 import type { Refusal } from './refusals';
 import { readCookie } from './request-target';
-import type { Resolved } from './routing';
+import type { PathKind, Resolved } from './routing';
 
 /**
  * A user's session at the gateway (DESIGN.md §4): every request needs an access token for the very gitspace it asks
  * for and the run its route was registered by — `?token=` on first visit (exchanged for a cookie), then the cookie, or
  * `Authorization: Bearer`. A cookie is good only for requests of the gitspace's own site.
+ *
+ * Tokens have lanes (contracts/access-token.ts): a browser-scope token opens the IDE's paths; an ssh-scope token opens
+ * only the SSH paths, only as a bearer, so it never becomes a cookie. Either refused in the other's lane: 403
+ * `token_scope`.
  */
 
 /** Name of the gateway's session cookie; stripped from every forwarded request and upstream `Set-Cookie`. */
@@ -36,9 +40,9 @@ export interface Authenticated {
 
 export interface Sessions {
   /**
-   * Finds the token (query, then `Authorization: Bearer`, then the cookie) and checks it for this gitspace: at once
-   * for a token seen before (no promise on the hot path), else after verifying its signature — unless this client has
-   * used up its failed checks, which gets 429 without any verifying.
+   * Finds the token (query, then `Authorization: Bearer`, then the cookie; the bearer only on an SSH path) and checks
+   * it for this gitspace and the path's lane: at once for a token seen before (no promise on the hot path), else after
+   * verifying its signature — unless this client has used up its failed checks, which gets 429 without any verifying.
    */
   authenticate(req: IncomingMessage, target: Resolved): Authenticated | Refusal | Promise<Authenticated | Refusal>;
   /**
@@ -66,11 +70,15 @@ export function createSessions(options: {
     authenticate(req, target) {
       const headerToken = bearerToken(req.headers.authorization);
       const cookieToken = readCookie(req.headers.cookie, GATEWAY_COOKIE);
-      const source = target.queryToken ? 'query' : headerToken ? 'header' : 'cookie';
-      const token = target.queryToken ?? headerToken ?? cookieToken;
+      // The SSH lane reads the bearer only: a token in a cookie or `?token=` there is refused, never used.
+      const ssh = target.kind !== 'ide';
+      if (ssh && !headerToken && (target.queryToken || cookieToken)) return bearerOnly();
+      const queryToken = ssh ? undefined : target.queryToken;
+      const source = queryToken ? 'query' : headerToken ? 'header' : 'cookie';
+      const token = queryToken ?? headerToken ?? (ssh ? undefined : cookieToken);
       try {
         const cached = verifier.verifyCached(token, target.gitspaceId);
-        if (cached) return { claims: cached, source, token: token! };
+        if (cached) return inLane(target.kind, { claims: cached, source, token: token! });
       } catch (error) {
         return refusalOfTokenError(error);
       }
@@ -85,7 +93,7 @@ export function createSessions(options: {
         };
       }
       return verifier.verify(token, target.gitspaceId).then(
-        (claims) => ({ claims, source, token: token! }),
+        (claims) => inLane(target.kind, { claims, source, token: token! }),
         (error: unknown) => {
           const refusal = refusalOfTokenError(error);
           if (refusal.code === 'token_invalid') authFailures.take(client);
@@ -140,6 +148,39 @@ export function sameOrigin(req: IncomingMessage): boolean {
   } catch {
     return false;
   }
+}
+
+/** A token checked for its lane: the IDE's paths take browser tokens, the SSH paths ssh tokens that name keys. */
+function inLane(kind: PathKind, auth: Authenticated): Authenticated | Refusal {
+  const { scope, sshKeys } = auth.claims;
+  if (kind === 'ide') {
+    if (scope === 'browser') return auth;
+    return {
+      status: 403,
+      code: 'token_scope',
+      message: 'this access token is for SSH only (gitspaces ssh); open the gitspace with a browser token',
+    };
+  }
+  if (scope !== 'ssh') {
+    return { status: 403, code: 'token_scope', message: 'SSH needs an access token of scope ssh: use `gitspaces ssh`' };
+  }
+  if (kind === 'ssh' && !sshKeys?.length) {
+    return {
+      status: 403,
+      code: 'no_ssh_keys',
+      message: 'the access token names no SSH keys: register one (gitspaces ssh-keys add) and ask for a new token',
+    };
+  }
+  return auth;
+}
+
+/** An SSH path asked with a token elsewhere than in `Authorization: Bearer` (a cookie, `?token=`). */
+function bearerOnly(): Refusal {
+  return {
+    status: 403,
+    code: 'token_scope',
+    message: 'SSH takes its access token only as `Authorization: Bearer`: use `gitspaces ssh`',
+  };
 }
 
 /** The answer to a failed token check; anything else than a token error is rethrown. */

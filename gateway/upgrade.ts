@@ -15,17 +15,15 @@ import { revoked, sameOrigin } from './session';
 /**
  * WebSocket upgrades on the public listener, the only protocol tunnelled: the same checks as a request (plus the
  * origin of a cookie-authenticated handshake), then the socket is spliced to the machine's until either side ends it,
- * or the route goes, or the token that opened it expires.
+ * or the route goes, or the token that opened it expires (tunnels.ts). An SSH tunnel also carries its token's key
+ * fingerprints up, and its id down (for renewals).
  */
-
-/** Longest delay a Node timer takes (about 24.8 days). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The server's `upgrade` listener. */
 export function createUpgradeHandler(
   parts: GatewayParts,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { logger, routes, sessions, connections, metrics, trusted, targets, timeoutMs, domainSuffix } = parts;
+  const { logger, routes, sessions, connections, tunnels, metrics, trusted, targets, timeoutMs, domainSuffix } = parts;
   const { refuseRaw } = parts.refusals;
 
   async function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -41,7 +39,7 @@ export function createUpgradeHandler(
     if (bad) return refuseRaw(socket, bad);
     const target = resolveTarget(req, domainSuffix);
     if ('status' in target) return refuseRaw(socket, target);
-    if (target.upstreamPath === '') return refuseRaw(socket, notIdePath());
+    if (target.upstreamPath === '' || target.kind === 'ssh-renew') return refuseRaw(socket, notIdePath());
     const auth = await sessions.authenticate(req, target);
     if ('status' in auth) return refuseRaw(socket, auth);
     // Cross-site WebSocket hijacking: a cookie-authenticated upgrade must come from the gitspace's own origin.
@@ -58,7 +56,9 @@ export function createUpgradeHandler(
     if (socket.destroyed) return;
     const upstream = targets.of(route.target);
     connections.track(target.gitspaceId, socket);
-    endAtExpiry(socket, auth.claims.expiresAt);
+    const ssh = target.kind === 'ssh';
+    const tunnelId = ssh ? tunnels.open(socket, auth.claims) : undefined;
+    if (!ssh) tunnels.endAtExpiry(socket, auth.claims);
     metrics.webSocketOpened();
     socket.once('close', metrics.webSocketClosed);
     proxyUpgrade(socket, head, {
@@ -66,23 +66,11 @@ export function createUpgradeHandler(
       protocol: 'websocket',
       target: upstream,
       path: upstreamTarget(target),
-      headers: forwardHeaders(req, target, route, trusted),
+      headers: forwardHeaders(req, target, route, trusted, ssh ? auth.claims.sshKeys : undefined),
       timeoutMs,
-      responseHeaders: rewriteResponse(target, originOf(upstream), 'websocket', performance.now(), metrics),
+      responseHeaders: rewriteResponse(target, originOf(upstream), 'websocket', performance.now(), metrics, tunnelId),
       onError: (error) => refuseRaw(socket, upstreamRefusal(error, target.gitspaceId, logger)),
     });
-  }
-
-  /** A token bounds the session it opened: the tunnel ends when the token expires. */
-  function endAtExpiry(socket: Duplex, expiresAt: number): void {
-    const timer = setTimeout(
-      () => {
-        logger.info('closing a WebSocket whose access token expired');
-        socket.destroy();
-      },
-      Math.min(Math.max(0, expiresAt * 1000 - Date.now()), MAX_TIMER_MS),
-    );
-    socket.once('close', () => clearTimeout(timer));
   }
 
   return (req, socket, head) => {
