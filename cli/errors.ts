@@ -107,6 +107,16 @@ export class LifecycleFailedError extends CliError {
   }
 }
 
+/**
+ * Thrown to end with the exit code of a program the command ran for the user (`gitspaces ssh` ends as ssh did), which
+ * has said what went wrong itself: nothing more is printed.
+ */
+export class ChildExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exited with ${exitCode}`);
+  }
+}
+
 /** Thrown when the user interrupts a wait: the operation itself goes on in the control plane. */
 export class InterruptedError extends CliError {
   readonly exitCode = EXIT_CODES.interrupted;

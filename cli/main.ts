@@ -5,7 +5,7 @@
  */
 import { createContext, type CliIo, type CliSettings } from './context';
 import { configDirectory } from './credentials';
-import { EXIT_CODES, type ExitCode } from './errors';
+import { ChildExit, EXIT_CODES, type ExitCode } from './errors';
 import { errorJson, formatError } from './format';
 import { buildProgram } from './program';
 
@@ -16,7 +16,7 @@ function browserOpener(env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-async function main(argv: string[]): Promise<ExitCode> {
+async function main(argv: string[]): Promise<number> {
   const env = process.env;
   const settings: CliSettings = {
     configDir: configDirectory(env),
@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<ExitCode> {
       // Commander has printed its message (or the help, or the version) already.
       return error.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
     }
+    if (error instanceof ChildExit) return error.exitCode;
     if (argv.includes('--json')) io.stdout.write(`${JSON.stringify(errorJson(error), null, 2)}\n`);
     for (const line of formatError(error)) io.stderr.write(`${line}\n`);
     return (error as { exitCode?: ExitCode }).exitCode ?? EXIT_CODES.api;

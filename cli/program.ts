@@ -7,6 +7,9 @@ import { parseSeconds, parseStates } from './args';
 import { loginCommand, logoutCommand } from './commands/auth';
 import { actionCommand, createCommand, deleteCommand } from './commands/lifecycle';
 import { listCommand, logsCommand, openCommand, showCommand } from './commands/inspect';
+import { configSshCommand } from './commands/config-ssh';
+import { sshCommand } from './commands/ssh';
+import { addSshKeyCommand, listSshKeysCommand, removeSshKeyCommand } from './commands/ssh-keys';
 import { completionScript, NAMES_COMMAND, SHELLS, type CompletionCommand, type CompletionSpec } from './completion';
 import type { CliContext } from './context';
 import { EXIT_CODES, UsageError } from './errors';
@@ -127,6 +130,38 @@ export async function buildProgram(context: CliContext) {
     .option('-f, --follow', 'keep following new events until the gitspace is deleted (or Ctrl-C)')
     .option('--timeout <seconds>', 'with --follow: stop after this many seconds', parser(parseSeconds))
     .action((gitspace, options, command) => logsCommand(context, gitspace, { ...options, json: json(command) }));
+
+  program
+    .command('ssh')
+    .description('a shell, or a command, in a running gitspace over SSH through the gateway (your keys: ssh-keys)')
+    .argument('<gitspace>', 'name or id')
+    .argument('[command...]', 'the command to run instead of a shell, after --')
+    .option('--start', 'start the gitspace first when it is stopped')
+    .option('--stdio', 'carry one SSH connection on stdin and stdout: the ProxyCommand end (config-ssh writes it)')
+    .action((gitspace, command, options) => sshCommand(context, gitspace, command, options));
+  const sshKeys = program.command('ssh-keys').description('the SSH public keys that open `gitspaces ssh`');
+  sshKeys
+    .command('add')
+    .description('register a public key (default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub)')
+    .argument('[file]', 'the .pub file')
+    .option('--name <name>', "the key's name (default: its comment)")
+    .action((file, options, command) => addSshKeyCommand(context, file, { ...options, json: json(command) }));
+  sshKeys
+    .command('list')
+    .description('your registered keys')
+    .action((_options, command) => listSshKeysCommand(context, { json: json(command) }));
+  sshKeys
+    .command('remove')
+    .description('remove a key: it opens no new SSH connection from then on')
+    .argument('<key>', 'its id or fingerprint (SHA256:…)')
+    .action((key, _options, command) => removeSshKeyCommand(context, key, { json: json(command) }));
+  program
+    .command('config-ssh')
+    .description('write a Host gitspace-<name> for each gitspace into your OpenSSH config, for ssh, scp and editors')
+    .option('--ssh-config <file>', 'the config to write (default: ~/.ssh/config)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--dry-run', 'only show the change')
+    .action((options, command) => configSshCommand(context, { ...options, json: json(command) }));
 
   program
     .command('completion')

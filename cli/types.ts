@@ -26,3 +26,12 @@ export interface Page<T> {
   items: T[];
   nextCursor?: string;
 }
+
+/** A registered SSH public key, as `GET /users/:id/ssh-keys` lists it. */
+export interface SshKey {
+  id: string;
+  name: string;
+  type: string;
+  fingerprint: string;
+  createdAt: string;
+}
