@@ -1,4 +1,5 @@
 import type { RouteRegistration } from '../common/gateway-route';
+import type { GatewayActivity } from '../contracts/lifecycle';
 
 /** Thrown when the gateway's admin API refused or failed a route change. */
 export class GatewayAdminError extends Error {
@@ -47,6 +48,22 @@ export function createGatewayAdminClient(options: GatewayAdminOptions) {
         signal,
       ),
     deleteRoute: (gitspaceId: string, signal?: AbortSignal) => call('DELETE', gitspaceId, undefined, signal),
+    /** What the gateway has seen of a gitspace's use (GET /routes/:id/activity). */
+    async activity(gitspaceId: string, signal?: AbortSignal): Promise<GatewayActivity> {
+      const response = await fetchImpl(`${options.url}/routes/${encodeURIComponent(gitspaceId)}/activity`, {
+        headers: { authorization: `Bearer ${options.token}` },
+        signal,
+      });
+      if (!response.ok) {
+        const text = await response.text().catch(() => '');
+        throw new GatewayAdminError(
+          `gateway GET activity of ${gitspaceId} answered ${response.status}: ${text.slice(0, 300)}`,
+          response.status,
+        );
+      }
+      const { idleSeconds, openWebSockets, openSshSessions } = (await response.json()) as GatewayActivity;
+      return { idleSeconds, openWebSockets, openSshSessions };
+    },
   };
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { repositoryNetworksSchema } from '../agent/repository-address';
 import type { Logger } from '../common/logger';
-import type { GitspaceSpec } from '../contracts/lifecycle';
+import type { GatewayActivity, GitspaceSpec } from '../contracts/lifecycle';
 import { LegacySecretsKey, SealedSecretError, type RunnerKeyRing } from '../common/sealed-secret';
 import {
   RunnerContractVersionError,
@@ -414,6 +414,20 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       infrastructure: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>;
     }): Promise<MachineInfo[]> {
       return providerFor(input.infrastructure).list(callOptions(`list-${input.infrastructure.infrastructureId}`));
+    },
+
+    /**
+     * What the gateway has seen of a gitspace's use (gateway/activity.ts), for the auto-stop. Read-only, like
+     * observeMachines: it needs no work order and reveals only counts and seconds.
+     */
+    async observeGatewayActivity(input: { infrastructureId: string; gitspaceId: string }): Promise<GatewayActivity> {
+      if (input.infrastructureId !== deps.infrastructureId) {
+        throw ApplicationFailure.nonRetryable(
+          `this runner serves infrastructure '${deps.infrastructureId}', not '${input.infrastructureId}'`,
+          'WrongInfrastructureError',
+        );
+      }
+      return deps.gateway.activity(input.gitspaceId, Context.current().cancellationSignal);
     },
   };
 }
