@@ -5,9 +5,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { arch as hostArch, networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
+import { CODE_SERVER } from '../agent/ide/code-server';
 import {
   AWS_DATA_DISK_DEVICES,
+  CODE_SERVER_VERSION,
   GCP_DATA_DISK_DEVICES,
+  PACKAGES_BEGIN,
+  PACKAGES_END,
   NODE_INSTALL_BEGIN,
   NODE_INSTALL_END,
   agentInstallConfigSchema,
@@ -104,6 +108,15 @@ describe('bootstrap script', () => {
     expect(script).toContain('no agent package configured (config.agent.packageUrl) and none on the image');
   });
 
+  it('never installs or starts an SSH server, for any IDE: SSH goes through the gateway only', () => {
+    for (const ide of ['ssh', 'terminal', 'vscode-web'] as const) {
+      const script = renderBootstrapScript({ ...input, bootstrap: { ...input.bootstrap, ide } });
+      // An sshd on port 22 would be a second door into the machine, past the gateway and its tokens.
+      expect([ide, script]).not.toEqual([ide, expect.stringMatching(/install[^\n]*\bopenssh-server\b/)]);
+      expect([ide, script]).not.toEqual([ide, expect.stringMatching(/systemctl[^\n]*\bsshd?\b/)]);
+    }
+  });
+
   it('validates the agent install config with field paths', () => {
     const paths = (value: unknown) =>
       agentInstallConfigSchema
@@ -119,6 +132,91 @@ describe('bootstrap script', () => {
     // The Node.js install is pinned: no free-form command replaces it.
     expect(paths({ nodeInstallCommand: 'apt-get install -y nodejs' })).toEqual(['']);
     expect(paths({ ...input.agent, nodeDistUrl: 'https://mirror.example/node' })).toBeUndefined();
+  });
+});
+
+describe('the IDE and package installs, run against stand-in package managers', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'gitspaces-packages-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  /**
+   * Runs the script's package part for `ide` with only the given stand-ins on the PATH (each logs its arguments, and
+   * npm the nodedir it was given), on a machine without sftp-server. Returns the log and the script's stderr.
+   */
+  const runPackages = (ide: 'ssh' | 'terminal' | 'vscode-web', tools: string[], codeServerVersion?: string) => {
+    const bin = mkdtempSync(path.join(work, 'bin-'));
+    const log = path.join(bin, 'calls.log');
+    for (const tool of tools) {
+      writeFileSync(
+        path.join(bin, tool),
+        `#!/bin/bash\necho "${tool} $* \${npm_config_nodedir:+(nodedir=$npm_config_nodedir)}" >> ${log}\n`,
+        { mode: 0o755 },
+      );
+    }
+    if (codeServerVersion) {
+      writeFileSync(path.join(bin, 'code-server'), `#!/bin/bash\necho "${codeServerVersion} abc123 with Code 1.0"\n`, {
+        mode: 0o755,
+      });
+    }
+    for (const tool of ['head', 'cut'])
+      execFileSync('ln', ['-s', execFileSync('which', [tool]).toString().trim(), bin]);
+    const script = renderBootstrapScript({ ...input, bootstrap: { ...input.bootstrap, ide } });
+    const part = script.slice(script.indexOf(PACKAGES_BEGIN), script.indexOf(PACKAGES_END));
+    const noSftp = part.replace(/for candidate in [^;]*;/, `for candidate in ${bin}/no-sftp-server;`);
+    expect(noSftp).not.toBe(part);
+    const run = spawnSync('/bin/bash', ['-c', `set -euo pipefail\n${noSftp}`], {
+      env: { PATH: bin },
+      encoding: 'utf8',
+    });
+    expect([run.status, run.error]).toEqual([0, undefined]);
+    return {
+      calls: existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => l.trim())
+        : [],
+      stderr: run.stderr,
+    };
+  };
+
+  it('pins code-server to the release that runs on the Node.js major the agent is pinned to', () => {
+    expect(CODE_SERVER_VERSION).toBe('4.117.0');
+    // CODE_SERVER.nodeMajor is the major of code-server 4.117.0's engines.node (its package.json says "22").
+    expect(Number(NODE_RUNTIME.version.split('.')[0])).toBe(CODE_SERVER.nodeMajor);
+  });
+
+  it('vscode-web on apt: build tools, then the pinned code-server built against the installed Node.js', () => {
+    const { calls } = runPackages('vscode-web', ['apt-get', 'npm']);
+    expect(calls).toEqual([
+      'apt-get update -q',
+      'apt-get install -y -q --no-install-recommends openssh-sftp-server',
+      'apt-get install -y -q --no-install-recommends python3 make g++ pkg-config libkrb5-dev',
+      'npm install -g --no-audit --no-fund code-server@4.117.0 (nodedir=/opt/gitspaces/node)',
+    ]);
+  });
+
+  it('vscode-web on dnf, with the pinned code-server already there: nothing to build', () => {
+    const { calls } = runPackages('vscode-web', ['dnf', 'npm'], '4.117.0');
+    expect(calls).toEqual([]);
+    const older = runPackages('vscode-web', ['dnf', 'npm'], '4.116.0');
+    expect(older.calls).toEqual([
+      'dnf install -y --setopt=install_weak_deps=False python3 make gcc-c++ pkgconfig krb5-devel',
+      'npm install -g --no-audit --no-fund code-server@4.117.0 (nodedir=/opt/gitspaces/node)',
+    ]);
+  });
+
+  it('ssh and terminal get sftp-server alone, never an SSH server, even where it comes only with one', () => {
+    for (const ide of ['ssh', 'terminal'] as const) {
+      expect(runPackages(ide, ['apt-get', 'npm']).calls).toEqual([
+        'apt-get update -q',
+        'apt-get install -y -q --no-install-recommends openssh-sftp-server',
+      ]);
+      // dnf has sftp-server only in openssh-server: the machine goes without, and says so.
+      const dnf = runPackages(ide, ['dnf', 'npm']);
+      expect(dnf.calls).toEqual([]);
+      expect(dnf.stderr).toContain('scp and sftp will not work');
+    }
   });
 });
 

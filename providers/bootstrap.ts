@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import type { AgentBootstrap } from '../contracts/provider';
+import { CODE_SERVER } from '../agent/ide/code-server';
 import { NODE_DIST_URL, NODE_RUNTIME } from './node-runtime';
 import { AGENT_PORT, DATA_DISK_DEVICE_NAME, DATA_MOUNT_DIR, WORKSPACE_DIR } from './naming';
 
@@ -32,7 +33,10 @@ export const agentInstallConfigSchema = z
      * internet access. The tarball's SHA-256 is pinned in the code, whatever serves it.
      */
     nodeDistUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional(),
-    /** Shell command that installs the browser IDE for `vscode-web` (default: code-server through npm). */
+    /**
+     * Shell command that installs the browser IDE for `vscode-web` (default: code-server CODE_SERVER_VERSION through
+     * npm, built for the agent's pinned Node.js).
+     */
     vscodeInstallCommand: z.string().min(1).optional(),
   })
   .strict()
@@ -67,6 +71,14 @@ const INSTALL_DIR = '/opt/gitspaces';
 const AGENT_DIR = `${INSTALL_DIR}/agent`;
 /** A symlink to the installed pinned Node.js, `${INSTALL_DIR}/node-v<version>-linux-<arch>`. */
 const NODE_LINK = `${INSTALL_DIR}/node`;
+/**
+ * The code-server release `vscode-web` machines get by default: it must run on the agent's pinned Node.js (the latest
+ * code-server wants a newer major than NODE_RUNTIME's).
+ */
+export const CODE_SERVER_VERSION = CODE_SERVER.version;
+/** Delimit the package installs (build tools, code-server, sftp-server) in the rendered script (a test runs them). */
+export const PACKAGES_BEGIN = '# --- gitspaces: packages ---';
+export const PACKAGES_END = '# --- gitspaces: end of packages ---';
 /** Delimit the Node.js install in the rendered script (a test runs exactly that part). */
 export const NODE_INSTALL_BEGIN = '# --- gitspaces: pinned Node.js install ---';
 export const NODE_INSTALL_END = '# --- gitspaces: end of pinned Node.js install ---';
@@ -88,10 +100,11 @@ export function renderBootstrapScript(input: BootstrapScriptInput): string {
     GITSPACE_IDE: bootstrap.ide,
     GITSPACE_AGENT_PORT: String(AGENT_PORT),
   };
+  // SSH reaches every kind through the gateway (the agent's own SSH server): no kind gets an sshd of its own.
   const ideInstall: Record<AgentBootstrap['ide'], string> = {
-    'vscode-web': agent.vscodeInstallCommand ?? 'command -v code-server >/dev/null || npm install -g code-server',
+    'vscode-web': agent.vscodeInstallCommand ?? 'install_code_server',
     terminal: 'true',
-    ssh: 'command -v sshd >/dev/null || (command -v dnf >/dev/null && dnf install -y openssh-server) || (apt-get update && apt-get install -y openssh-server)',
+    ssh: 'true',
   };
   // Without a package the image must carry the agent, unpacked: the check after the install says so.
   const agentInstall =
@@ -160,7 +173,11 @@ if [ ! -f ${AGENT_DIR}/dist/agent/main.js ]; then
   echo "gitspaces: no agent package configured (config.agent.packageUrl) and none on the image under ${AGENT_DIR}" >&2
   exit 1
 fi
+${PACKAGES_BEGIN}
+${renderPackageInstalls()}
+install_sftp_server || echo "gitspaces: sftp-server could not be installed: scp and sftp will not work" >&2
 ${ideInstall[bootstrap.ide]}
+${PACKAGES_END}
 
 # 3. The agent, as a service that restarts on failure.
 install -d -m 700 /etc/gitspaces
@@ -207,6 +224,55 @@ systemctl enable gitspaces-agent.service
 systemctl restart gitspaces-agent.service
 `;
 }
+
+/**
+ * The shell functions that install distribution packages and code-server. Packages come from apt or dnf, never with
+ * what they merely recommend: Debian's openssh-sftp-server recommends openssh-server, an sshd on port 22 that would be
+ * a second door into the machine past the gateway.
+ */
+function renderPackageInstalls(): string {
+  return `install_packages() { # "apt names" "dnf names"
+  if command -v apt-get >/dev/null; then
+    if [ -z "\${gitspaces_apt_updated:-}" ]; then DEBIAN_FRONTEND=noninteractive apt-get update -q; gitspaces_apt_updated=1; fi
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $1
+  elif command -v dnf >/dev/null; then
+    # shellcheck disable=SC2086
+    dnf install -y --setopt=install_weak_deps=False $2
+  else
+    echo "gitspaces: neither apt-get nor dnf is here to install $1" >&2; return 1
+  fi
+}
+
+install_sftp_server() { # OpenSSH's sftp-server, which the agent runs for scp and sftp over the gateway; never an sshd
+  local candidate
+  for candidate in ${SFTP_SERVER_PATHS.join(' ')}; do
+    if [ -x "$candidate" ]; then return 0; fi
+  done
+  if command -v apt-get >/dev/null; then
+    install_packages openssh-sftp-server ''
+  else
+    # Fedora and Amazon Linux ship it only inside openssh-server.
+    echo "gitspaces: no sftp-server on this image, and outside Debian it comes only with openssh-server, which gitspaces never installs" >&2
+    return 1
+  fi
+}
+
+install_code_server() { # code-server ${CODE_SERVER_VERSION} for the pinned Node.js, its native modules built offline
+  if [ "$(code-server --version 2>/dev/null | head -n 1 | cut -d ' ' -f 1 || true)" = "${CODE_SERVER_VERSION}" ]; then return 0; fi
+  install_packages 'python3 make g++ pkg-config libkrb5-dev' 'python3 make gcc-c++ pkgconfig krb5-devel'
+  # node-gyp takes the headers of the installed Node.js instead of downloading them.
+  npm_config_nodedir=${NODE_LINK} npm install -g --no-audit --no-fund code-server@${CODE_SERVER_VERSION}
+}`;
+}
+
+/** Where distributions put OpenSSH's sftp-server (Debian, Fedora and Amazon Linux, Arch, others). */
+const SFTP_SERVER_PATHS = [
+  '/usr/lib/openssh/sftp-server',
+  '/usr/libexec/openssh/sftp-server',
+  '/usr/lib/ssh/sftp-server',
+  '/usr/libexec/sftp-server',
+];
 
 /**
  * The shell function `install_node` of the bootstrap: installs the pinned Node.js from the official tarball (or the
