@@ -79,6 +79,8 @@ export async function startTestStack(
     signIn?: SignInSettings;
     /** Where the gateway sends a browser that opens a gitspace without a session (none by default). */
     dashboardUrl?: string;
+    /** How long access tokens live (default 600 s); short to see SSH tunnels outlive their first token. */
+    accessTokenTtlSeconds?: number;
   } = {},
 ): Promise<TestStack> {
   const logger = options.logger ?? silentLogger;
@@ -110,7 +112,7 @@ export async function startTestStack(
     embeddedDefaults: true,
     publicGatewayUrl: publicUrl,
     runnerPickupTimeoutSeconds: options.runnerPickupTimeoutSeconds ?? 30,
-    accessTokenTtlSeconds: 600,
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 600,
     reconcileEverySeconds: 3600,
     ...(options.orphanGraceSeconds ? { orphanGraceSeconds: options.orphanGraceSeconds } : {}),
     eventPollMs: 100,
