@@ -15,7 +15,7 @@ import {
   type AccessTokenScope,
 } from '../contracts/access-token';
 import { GATEWAY_COOKIE } from './gateway';
-import { DEFAULT_RUN_ID, startHarness, type Harness } from '../test/support/gateway-harness';
+import { DEFAULT_RUN_ID, rawRequest, startHarness, statusOf, type Harness } from '../test/support/gateway-harness';
 import { valueOf } from '../test/support/prometheus-text';
 import { openWebSocket, UpgradeRefusedError } from '../test/support/websocket';
 
@@ -469,5 +469,66 @@ describe('the gateway SSH lane', () => {
     tunnel.ws.close();
     await tunnel.closed;
     expect(await settledOpenTunnels(open)).toBe(open);
+  });
+});
+
+describe('the gateway SSH lane under host routing', () => {
+  let h: Harness;
+  let machine: Awaited<ReturnType<typeof echoMachine>>;
+  const host = `${ID}.gitspaces.test`;
+
+  beforeAll(async () => {
+    h = await startHarness({ domain: 'gitspaces.test' });
+    machine = await echoMachine();
+    await h.route(ID, machine.url);
+  });
+  afterAll(async () => {
+    await h.close();
+    await machine.close();
+  });
+
+  const sshToken = async () => {
+    const now = Math.floor(Date.now() / 1000);
+    return h.sign({
+      sub: 'user-1',
+      [ACCESS_TOKEN_CLAIMS.gitspaceId]: ID,
+      [ACCESS_TOKEN_CLAIMS.runId]: DEFAULT_RUN_ID,
+      [ACCESS_TOKEN_CLAIMS.scope]: 'ssh',
+      [ACCESS_TOKEN_CLAIMS.sshKeys]: KEYS,
+      aud: ACCESS_TOKEN_AUDIENCE,
+      iss: ACCESS_TOKEN_ISSUER,
+      iat: now,
+      exp: now + 600,
+    });
+  };
+
+  it.each(['/_gitspaces/ssh', '/%5FGITSPACES/Ssh', '/_gitspaces//ssh/'])(
+    '%s on <id>.<domain> is the SSH path: bearer ssh token only',
+    async (spelling) => {
+      const tunnel = await openTunnel(h.wsUrl(spelling), { host, authorization: `Bearer ${await sshToken()}` });
+      expect(tunnel.id).toBeDefined();
+      expect(machine.handshakes.at(-1)).toMatchObject({
+        url: SSH_TUNNEL_PATH,
+        headers: { [SSH_KEYS_HEADER]: KEYS.join(',') },
+      });
+      tunnel.ws.close();
+      await tunnel.closed;
+      const cookie = `${GATEWAY_COOKIE}=${await sshToken()}`;
+      expect(await refusalOf(openWebSocket(h.wsUrl(spelling), { host, cookie }))).toEqual({
+        status: 403,
+        code: 'token_scope',
+      });
+    },
+  );
+
+  it('refuses the ssh token on the IDE paths of <id>.<domain>, and other reserved paths', async () => {
+    const get = (path: string) =>
+      rawRequest(h.publicUrl, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    const page = await get(`/?token=${await sshToken()}`);
+    expect(statusOf(page)).toBe(403);
+    expect(page).toContain('token_scope');
+    expect(page).not.toMatch(/set-cookie/i);
+    expect(statusOf(await get('/_gitspaces/other'))).toBe(404);
+    expect(machine.requests).toEqual([]);
   });
 });
