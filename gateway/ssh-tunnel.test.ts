@@ -440,6 +440,22 @@ describe('the gateway SSH lane', () => {
         await goneMachine.close();
       }
     });
+
+    it("a restart (the route registered by another run) ends the tunnel, and the earlier run's tokens renew nothing", async () => {
+      const restarted = 'gs-ssh-restarted';
+      const restartedMachine = await echoMachine();
+      try {
+        await h.route(restarted, restartedMachine.url);
+        const tunnel = await openTunnel(sshUrl(restarted), bearer(await token(restarted)));
+        expect(await echo(tunnel.ws, 'before')).toBe('before');
+        expect((await h.route(restarted, restartedMachine.url, { runId: 'run-2' })).status).toBe(200);
+        expect(await settlesWithin(tunnel.closed, 2_000)).toBe(true);
+        expect((await renew(tunnel.id!, await token(restarted), restarted)).status).toBe(401);
+        expect((await renew(tunnel.id!, await token(restarted, { runId: 'run-2' }), restarted)).status).toBe(404);
+      } finally {
+        await restartedMachine.close();
+      }
+    });
   });
 
   it('counts open SSH tunnels and token_scope refusals in the metrics', async () => {
