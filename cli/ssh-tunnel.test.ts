@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { fakeToken, startStubServer, testCli, type StubServer } from '../test/support/cli-stub';
 import { createApiClient } from './api-client';
+import { sshCommand } from './commands/ssh';
 import { ApiError } from './errors';
 import { lifetimeMs, openSshTunnel, renewUrlOf, SshError } from './ssh-tunnel';
 
@@ -137,6 +138,17 @@ describe('the SSH tunnel (gitspaces ssh --stdio)', () => {
     );
     // Its stdin is let go of, so the ProxyCommand process can exit.
     expect(stdin.destroyed).toBe(true);
+  });
+
+  it('leaves a stopped gitspace stopped without --start, saying how to start it', async () => {
+    stub.answer = () => ({ status: 200, body: { ...GITSPACE, state: 'stopped' } });
+    const { context } = testCli({ url: stub.url, configDir });
+    const connecting = sshCommand(context, 'gs-abc', [], { stdio: true });
+    await expect(connecting).rejects.toThrow(
+      "gitspace 'api' is stopped: start it with `gitspaces start gs-abc`, or add --start",
+    );
+    await expect(connecting).rejects.toMatchObject({ exitCode: 3 });
+    expect(stub.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /api/v1/gitspaces/gs-abc']);
   });
 
   it("fails with the API's refusal (exit 3) before any upgrade", async () => {
