@@ -74,8 +74,9 @@ export function createApp(options: AppOptions): express.Express {
     );
     next();
   });
-  // POST /auth/token's body.
+  // POST /auth/token's body; the consent form of `gitspaces login --web` (api/routes/cli-login.ts).
   app.use('/auth', express.json({ limit: '64kb', strict: true }));
+  app.use('/auth/cli', express.urlencoded({ extended: false, limit: '8kb' }));
   addServiceRoutes(app, SERVICE_ROUTES, services, caller);
   app.use(
     '/api/v1',

@@ -16,6 +16,8 @@ export interface ApiLimits {
   maxGitspacesPerUser: number;
   /** Event streams (`text/event-stream`) a user may hold open at once (GITSPACES_MAX_EVENT_STREAMS_PER_USER). */
   maxEventStreamsPerUser: number;
+  /** SSH public keys a user may register (GITSPACES_MAX_SSH_KEYS_PER_USER). */
+  maxSshKeysPerUser: number;
 }
 
 /** The user of an API token, and which of their tokens it was (a session made from it ends with it). */
@@ -26,6 +28,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   authFailuresPerMinute: 20,
   maxGitspacesPerUser: 20,
   maxEventStreamsPerUser: 10,
+  maxSshKeysPerUser: 20,
 };
 
 /**
@@ -103,6 +106,17 @@ export function createAuthenticator(options: {
     /** The user of an API token sent another way (POST /auth/token's body), with the same slow-down as the header. */
     checkToken: (token: string, remoteAddress: string | undefined): Promise<TokenUser> =>
       checkToken(token, clientAddressKey(remoteAddress)),
+
+    /**
+     * A guess at a one-time secret other than an API token (a `gitspaces login --web` code): it spends one of the
+     * address's failure allowance first (429 when none is left), and the returned `refund` gives it back when right.
+     */
+    takeGuess(remoteAddress: string | undefined): { refund(): void } {
+      const address = clientAddressKey(remoteAddress);
+      const wait = failures.take(address);
+      if (wait > 0) throw slowDown(address, wait);
+      return { refund: () => failures.refund(address) };
+    },
 
     /** A dashboard session's request spends one of its own per minute, like a token's (`key` names the session). */
     spendRequest: (key: string): void => spendRequest(key, 'this session'),

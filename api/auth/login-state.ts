@@ -1,6 +1,9 @@
 import type { LoginState } from './oidc';
 import type { SessionKey } from './session-key';
 
+/** The consent page of `gitspaces login --web` (api/routes/cli-login.ts): a sign-in may land there. */
+export const CLI_CONSENT_PATH = '/auth/cli';
+
 /** The cookie that carries a sign-in from `/auth/login` to `/auth/callback`, sealed, for ten minutes at most. */
 export const LOGIN_COOKIE = 'gitspaces_login';
 export const LOGIN_COOKIE_PATH = '/auth/callback';
@@ -21,13 +24,15 @@ export function openLoginState(key: SessionKey, sealed: string | undefined, now:
 
 /**
  * Where a sign-in may land: a path of this site, starting with one `/`. Anything that a browser could read as another
- * site (`//evil`, `/\evil`, a scheme, a tab or newline it would drop) or that leads back into sign-in goes to `/`.
+ * site (`//evil`, `/\evil`, a scheme, a tab or newline it would drop) or that leads back into sign-in goes to `/`; of
+ * `/auth/`, only the consent page of `gitspaces login --web` (`/auth/cli`, which checks its own query).
  */
 export function safeReturnTo(value: unknown): string {
   // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
   if (typeof value !== 'string' || value.length > 2048 || !/^\/(?![/\\])[^\\\0-\x1f\x7f]*$/.test(value)) return '/';
   const base = new URL('http://gitspaces.invalid');
   const url = new URL(value, base);
-  if (url.origin !== base.origin || url.pathname.startsWith('/auth/')) return '/';
+  if (url.origin !== base.origin) return '/';
+  if (url.pathname.startsWith('/auth/') && url.pathname !== CLI_CONSENT_PATH) return '/';
   return `${url.pathname}${url.search}${url.hash}`;
 }

@@ -13,12 +13,29 @@ export function sendPage(
   status: number,
   page: { title: string; message: string; link: { href: string; text: string } },
 ): void {
+  sendHtml(res, status, {
+    title: page.title,
+    policy: PAGE_POLICY,
+    body: [
+      `<h1>${escapeHtml(page.title)}</h1>`,
+      `<p>${escapeHtml(page.message)}</p>`,
+      `<p><a href="${escapeHtml(page.link.href)}">${escapeHtml(page.link.text)}</a></p>`,
+    ],
+  });
+}
+
+/**
+ * An HTML page of the API, never cached, framed or sniffed, under its content security `policy`; `body` is HTML its
+ * caller has escaped.
+ */
+export function sendHtml(res: Response, status: number, page: { title: string; policy: string; body: string[] }) {
   res
     .status(status)
     .set({
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-store',
-      'content-security-policy': PAGE_POLICY,
+      'content-security-policy': page.policy,
+      'x-frame-options': 'DENY',
       'x-content-type-options': 'nosniff',
       'referrer-policy': 'no-referrer',
     })
@@ -29,9 +46,7 @@ export function sendPage(
         '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
         `<title>${escapeHtml(page.title)} · Gitspaces</title></head>`,
         '<body>',
-        `<h1>${escapeHtml(page.title)}</h1>`,
-        `<p>${escapeHtml(page.message)}</p>`,
-        `<p><a href="${escapeHtml(page.link.href)}">${escapeHtml(page.link.text)}</a></p>`,
+        ...page.body,
         '</body>',
         '</html>',
       ].join('\n'),

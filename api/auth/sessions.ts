@@ -43,6 +43,11 @@ export interface SessionService {
    * another origin. Nothing is changed for a refused request.
    */
   authenticate(req: Request, res: Response): Promise<UserRow>;
+  /**
+   * `authenticate` for a form a page of the API posts (the `gitspaces login --web` consent): the CSRF token comes in
+   * the form's `field` instead of the header, compared in constant time; the same 401s and 403s.
+   */
+  authenticateForm(req: Request, res: Response, field: unknown): Promise<UserRow>;
   /** The session `authenticate` found for this request; undefined for a request that came with an API token. */
   sessionOf(req: Request): SessionRow | undefined;
   /** Ends the session the request was authenticated by, if any, and clears the cookie. */
@@ -90,11 +95,17 @@ export function createSessionService(options: {
     }
   }
 
-  function checkCsrf(req: Request, session: SessionRow): void {
+  /** `sent` is the X-CSRF-Token header, or the form field of a page's form (`fromForm`). */
+  function checkCsrf(req: Request, session: SessionRow, sent: unknown, fromForm: boolean): void {
     if (!STATE_CHANGING.has(req.method)) return;
-    const sent = req.get('x-csrf-token');
-    if (sent === undefined || !sameSecret(sent, session.csrfToken)) {
-      throw new SessionRefusal(403, 'csrf', 'this request needs the X-CSRF-Token header GET /api/v1/session gives');
+    if (typeof sent !== 'string' || !sameSecret(sent, session.csrfToken)) {
+      throw new SessionRefusal(
+        403,
+        'csrf',
+        fromForm
+          ? 'this form is not the one this session was shown: open the page again'
+          : 'this request needs the X-CSRF-Token header GET /api/v1/session gives',
+      );
     }
     if (!sameOrigin(req)) {
       throw new SessionRefusal(403, 'csrf', `requests that change something must come from ${publicOrigin}`);
@@ -131,6 +142,30 @@ export function createSessionService(options: {
     }
   }
 
+  /** The session's user; `sentCsrf` from the X-CSRF-Token header, or from a form's field (`fromForm`). */
+  async function authenticate(req: Request, res: Response, sentCsrf: unknown, fromForm: boolean): Promise<UserRow> {
+    const idHash = hash(cookieOf(req, SESSION_COOKIE) ?? '');
+    const at = now();
+    const current = await store.findSession(idHash);
+    if (!current) {
+      clearCookie(res, SESSION_COOKIE, scope);
+      throw new AuthenticationError('your session has ended; sign in again');
+    }
+    const { session, user } = current;
+    if (session.expiresAt.getTime() <= at) return ended(res, idHash, 'your session has ended');
+    if (session.lastSeenAt.getTime() + settings.idleSeconds * 1000 <= at) {
+      return ended(res, idHash, 'your session ended after being idle');
+    }
+    if (!user.active) return ended(res, idHash, `your ${inactiveUserMessage(user)}`);
+    checkCsrf(req, session, sentCsrf, fromForm);
+    if (session.issuer !== null) await recheck(res, session, at);
+    options.spendRequest(`session:${idHash}`);
+    if (at - session.lastSeenAt.getTime() >= touchEveryMs) await store.touchSession(idHash, new Date(at));
+    found.set(req, session);
+    const { active: _active, ...row } = user;
+    return row;
+  }
+
   return {
     hasCookie: (req) => cookieOf(req, SESSION_COOKIE) !== undefined,
 
@@ -161,28 +196,9 @@ export function createSessionService(options: {
       setCookie(res, SESSION_COOKIE, cookie, scope, lifetime);
     },
 
-    async authenticate(req, res) {
-      const idHash = hash(cookieOf(req, SESSION_COOKIE) ?? '');
-      const at = now();
-      const current = await store.findSession(idHash);
-      if (!current) {
-        clearCookie(res, SESSION_COOKIE, scope);
-        throw new AuthenticationError('your session has ended; sign in again');
-      }
-      const { session, user } = current;
-      if (session.expiresAt.getTime() <= at) return ended(res, idHash, 'your session has ended');
-      if (session.lastSeenAt.getTime() + settings.idleSeconds * 1000 <= at) {
-        return ended(res, idHash, 'your session ended after being idle');
-      }
-      if (!user.active) return ended(res, idHash, `your ${inactiveUserMessage(user)}`);
-      checkCsrf(req, session);
-      if (session.issuer !== null) await recheck(res, session, at);
-      options.spendRequest(`session:${idHash}`);
-      if (at - session.lastSeenAt.getTime() >= touchEveryMs) await store.touchSession(idHash, new Date(at));
-      found.set(req, session);
-      const { active: _active, ...row } = user;
-      return row;
-    },
+    authenticate: (req, res) => authenticate(req, res, req.get('x-csrf-token'), false),
+
+    authenticateForm: (req, res, field) => authenticate(req, res, field, true),
 
     sessionOf: (req) => found.get(req),
 

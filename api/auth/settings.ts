@@ -45,6 +45,8 @@ export interface SignInSettings {
   session: SessionSettings;
   /** GITSPACES_SESSION_KEY: seals refresh tokens and the sign-in state (api/auth/session-key.ts); else in the data dir. */
   sessionKey?: string;
+  /** GITSPACES_CLI_LOGIN_CODE_TTL_SECONDS: how long `gitspaces login --web` has to exchange its one-time code. */
+  cliLoginCodeTtlSeconds?: number;
   /** GITSPACES_TEMPORAL_UI_URL: the Temporal Web UI, for the dashboard's links to a gitspace's workflow runs. */
   temporalUiUrl?: string;
   /** The Temporal namespace of those runs. */
@@ -53,6 +55,7 @@ export interface SignInSettings {
 
 export const DEFAULT_SESSION_SETTINGS: SessionSettings = { ttlSeconds: 12 * 3600, idleSeconds: 3600 };
 export const DEFAULT_OIDC_RECHECK_SECONDS = 300;
+export const DEFAULT_CLI_LOGIN_CODE_TTL_SECONDS = 60;
 
 /**
  * The sign-in settings, read in the API's `main` (every problem joins the others). `apiUrl` is where the API listens,
@@ -85,6 +88,10 @@ export function readSignInSettings(config: ConfigReader, apiUrl: string): SignIn
     if (!clientSecret) config.required('GITSPACES_OIDC_CLIENT_SECRET', why);
   }
   const temporalUiUrl = config.url('GITSPACES_TEMPORAL_UI_URL');
+  const cliLoginCodeTtlSeconds = config.positiveInt(
+    'GITSPACES_CLI_LOGIN_CODE_TTL_SECONDS',
+    DEFAULT_CLI_LOGIN_CODE_TTL_SECONDS,
+  );
   const sessionKey = config.parsed('GITSPACES_SESSION_KEY', (raw) =>
     raw === undefined ? undefined : (SessionKey.parse(raw), raw),
   );
@@ -92,6 +99,7 @@ export function readSignInSettings(config: ConfigReader, apiUrl: string): SignIn
     publicUrl,
     publicUrlConfigured: configuredPublicUrl !== undefined,
     session,
+    cliLoginCodeTtlSeconds,
     ...(oidc && clientId && clientSecret
       ? {
           oidc: {

@@ -19,6 +19,13 @@ export interface SignIn {
   options(): { oidc: boolean; token: boolean; providerName?: string };
   /** The user of an API token given to POST /auth/token, with the bearer check's slow-down (api/limits.ts). */
   userOfToken(req: Request, token: string): ReturnType<Authenticator['checkToken']>;
+  /**
+   * A guess at a `gitspaces login --web` code from this request's client, with the bearer check's slow-down: 429 when
+   * that client has no failure allowance left; `refund` when the guess was right.
+   */
+  takeGuess(req: Request): { refund(): void };
+  /** The clock sign-in runs on (tests move it). */
+  now(): number;
   /** True the first time a sign-in's state comes back, false after: a sign-in cookie is good for one callback. */
   consumeLogin(state: string): boolean;
 }
@@ -70,6 +77,8 @@ export function createSignIn(options: {
       ...(settings.oidc?.providerName ? { providerName: settings.oidc.providerName } : {}),
     }),
     userOfToken: (req, token) => options.authenticator.checkToken(token, options.clientAddress(req)),
+    now,
+    takeGuess: (req) => options.authenticator.takeGuess(options.clientAddress(req)),
     consumeLogin(state) {
       const at = now();
       for (const [seen, until] of consumed) if (until <= at) consumed.delete(seen);

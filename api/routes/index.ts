@@ -3,6 +3,7 @@
  * (api/route-table.ts) registers it, answers 405 for it and puts it in the OpenAPI document.
  */
 import { authRoutes } from './auth';
+import { cliLoginRoutes } from './cli-login';
 import { eventRoutes } from './events';
 import { gitspaceRoutes } from './gitspaces';
 import { infrastructureRoutes } from './infrastructures';
@@ -10,6 +11,7 @@ import { machineRoutes } from './machines';
 import { metaRoutes } from './meta';
 import { serviceRoutes } from './service';
 import { sessionRoutes } from './session';
+import { sshKeyRoutes } from './ssh-keys';
 import { userRoutes } from './users';
 
 /** The routes under /api/v1, in the order the OpenAPI document and the Allow header list them. */
@@ -17,11 +19,12 @@ export const API_ROUTES = [
   ...metaRoutes,
   ...sessionRoutes,
   ...userRoutes,
+  ...sshKeyRoutes,
   ...infrastructureRoutes,
   ...machineRoutes,
   ...gitspaceRoutes,
   ...eventRoutes,
 ];
 
-/** The routes at the root, outside the versioned API and its document (api/routes/service.ts, api/routes/auth.ts). */
-export const SERVICE_ROUTES = [...serviceRoutes, ...authRoutes];
+/** The routes at the root, outside the versioned API and its document (api/routes/service.ts, auth.ts, cli-login.ts). */
+export const SERVICE_ROUTES = [...serviceRoutes, ...authRoutes, ...cliLoginRoutes];

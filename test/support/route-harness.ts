@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { AccessTokenIssuer } from '../../api/access-tokens';
-import { createApp } from '../../api/app';
+import { createApp, type AppOptions } from '../../api/app';
 import { EventFeed } from '../../api/event-feed';
 import {
   createLifecycleService,
@@ -78,6 +78,8 @@ export interface RouteHarness {
   fake: ReturnType<typeof fakeTemporal>;
   /** The admin's API token. */
   adminToken: string;
+  /** Where the app listens (`http://127.0.0.1:<port>`), for the routes outside /api/v1. */
+  origin: string;
   /** Calls /api/v1`route` with a bearer token; the body parsed when there is one. */
   call(
     method: string,
@@ -90,8 +92,13 @@ export interface RouteHarness {
   close(): Promise<void>;
 }
 
-/** The app on a loopback port, over a fresh in-memory database with the embedded defaults and an admin. */
-export async function startRouteHarness(): Promise<RouteHarness> {
+/**
+ * The app on a loopback port, over a fresh in-memory database with the embedded defaults and an admin; `now` is the
+ * clock of its rate limits and sign-in (tests move it). Without `accessTokens`, no access token can be issued.
+ */
+export async function startRouteHarness(
+  options: { now?: () => number } & Partial<Pick<AppOptions, 'accessTokens' | 'limits'>> = {},
+): Promise<RouteHarness> {
   const db = await openDatabase({ kind: 'pglite' });
   const store = createStore(db);
   const adminToken = (await store.createUser('admin', 'admin')).token;
@@ -100,22 +107,26 @@ export async function startRouteHarness(): Promise<RouteHarness> {
   const feed = new EventFeed({ store, pollMs: 50, logger: silentLogger });
   const app = createApp({
     store,
-    accessTokens: {} as AccessTokenIssuer,
+    accessTokens: options.accessTokens ?? ({} as AccessTokenIssuer),
     lifecycle: createLifecycleService({ client: fake.temporal, store, logger: silentLogger, cancelWaitMs: 1000 }),
     logger: silentLogger,
     onInfrastructureCreated: () => Promise.resolve(),
     ready: () => Promise.resolve(),
     eventFeed: feed,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`;
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = `${origin}/api/v1`;
   return {
     db,
     store,
     fake,
     adminToken,
+    origin,
     async call(method, route, token, body) {
       const response = await fetch(`${base}${route}`, {
         method,
