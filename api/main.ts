@@ -68,6 +68,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
         'GITSPACES_MAX_EVENT_STREAMS_PER_USER',
         DEFAULT_API_LIMITS.maxEventStreamsPerUser,
       ),
+      maxSshKeysPerUser: config.positiveInt('GITSPACES_MAX_SSH_KEYS_PER_USER', DEFAULT_API_LIMITS.maxSshKeysPerUser),
     },
   };
   const logSettings = config.include(() => readLogSettings(process.env));

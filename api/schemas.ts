@@ -9,6 +9,13 @@ import {
 import { IDE_KINDS, PROVIDER_NAMES } from '../contracts/provider';
 import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
 import { RunnerPublicKey } from '../common/sealed-secret';
+import {
+  InvalidSshPublicKeyError,
+  MAX_SSH_PUBLIC_KEY_BYTES,
+  SSH_KEY_TYPES,
+  parseOpenSshPublicKey,
+} from '../common/ssh-public-key';
+import { ACCESS_TOKEN_SCOPES } from '../contracts/access-token';
 
 /**
  * One zod schema per request body and per resource: the API validates with them and the OpenAPI document is
@@ -131,6 +138,29 @@ export const ListUsersQuery = z.strictObject({
 });
 
 export const CreateTokenBody = z.strictObject({ name: displayName.optional() });
+
+/** An OpenSSH public key line, parsed (common/ssh-public-key.ts): the parser's reason is the field's message. */
+const sshPublicKey = z
+  .string()
+  .max(MAX_SSH_PUBLIC_KEY_BYTES, 'is longer than 8 KiB')
+  .transform((line, ctx) => {
+    try {
+      return parseOpenSshPublicKey(line);
+    } catch (error) {
+      if (!(error instanceof InvalidSshPublicKeyError)) throw error;
+      ctx.addIssue({ code: 'custom', message: error.message });
+      return z.NEVER;
+    }
+  })
+  .describe(
+    'One line of an OpenSSH public key file (~/.ssh/id_ed25519.pub): ed25519, ECDSA or RSA of 2048 bits or more',
+  );
+
+/** POST /users/:id/ssh-keys: `name` defaults to the key's comment. */
+export const AddSshKeyBody = z.strictObject({ name: displayName.optional(), publicKey: sshPublicKey });
+
+/** POST /gitspaces/:id/access: `browser` (no body) opens the IDE's pages; `ssh` the SSH tunnel. */
+export const AccessBody = z.strictObject({ scope: z.enum(ACCESS_TOKEN_SCOPES).default('browser') });
 
 /** Public keys of the infrastructure's runners (`x25519:…`, printed by a runner at start); tokens seal to the first. */
 const runnerPublicKeys = z
@@ -305,6 +335,18 @@ export const ApiToken = z.object({
 /** A new API token: `token` is shown this once. */
 export const CreatedToken = ApiToken.omit({ lastUsedAt: true }).extend({ token: z.string() });
 
+/** One of a user's SSH public keys. */
+export const SshKey = z.object({
+  id: z.string(),
+  name: z.string(),
+  type: z.enum(SSH_KEY_TYPES),
+  /** `SHA256:…`, as `ssh-keygen -l` prints it. */
+  fingerprint: z.string(),
+  /** The key as one OpenSSH line. */
+  publicKey: z.string(),
+  createdAt: z.string(),
+});
+
 export const Infrastructure = z.object({
   id: z.string(),
   name: z.string(),
@@ -383,6 +425,8 @@ export const Gitspace = z.object({
     .object({ action: z.enum(LIFECYCLE_ACTIONS), step: z.string(), message: z.string(), cause: z.string().optional() })
     .optional(),
   operation: Operation.optional(),
+  /** Its SSH host key (an OpenSSH public key line) for known_hosts; null until its agent published one at a start. */
+  sshHostKey: z.string().nullable().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -422,7 +466,16 @@ export const list = <T extends z.ZodType>(item: T) => z.object({ items: z.array(
 /** A page of gitspaces, newest first; `nextCursor` (as `cursor`) asks for the next one, absent on the last page. */
 export const GitspacePage = z.object({ items: z.array(Gitspace), nextCursor: z.string().optional() });
 
-export const AccessGrant = z.object({ url: z.string(), token: z.string(), expiresAt: z.string() });
+/**
+ * A gateway grant. Browser: `url` opens the IDE with the token. SSH: `url` is the tunnel's WebSocket (send the token as
+ * a bearer) and `hostKey` the gitspace's SSH host key for known_hosts.
+ */
+export const AccessGrant = z.object({
+  url: z.string(),
+  token: z.string(),
+  expiresAt: z.string(),
+  hostKey: z.string().optional(),
+});
 export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) });
 
 // Signing in to the dashboard (api/routes/auth.ts, api/routes/session.ts).

@@ -56,3 +56,15 @@ export async function visibleGitspace(req: Request, store: Store): Promise<Gitsp
   if (user.role !== 'admin' && gitspace.ownerId !== user.id) throw new NotFoundError('gitspace', String(req.params.id));
   return gitspace;
 }
+
+/**
+ * The user `:id` names (`me`: the caller) if the caller may manage what is theirs (SSH keys): themselves, or anyone
+ * for an administrator. Another member is answered 404 like an absent or removed user, so ids cannot be probed.
+ */
+export async function managedUser(req: Request, store: Store): Promise<UserRow> {
+  const caller = userOf(req);
+  const id = String(req.params.id);
+  if (id === 'me' || id === caller.id) return caller;
+  if (caller.role !== 'admin') throw new NotFoundError('user', id);
+  return store.getUser(id);
+}

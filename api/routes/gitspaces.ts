@@ -2,12 +2,15 @@
 import { createHash } from 'node:crypto';
 import { ACCESS_TOKEN_QUERY_PARAM } from '../../contracts/access-token';
 import { ConflictError, InputError, NotFoundError } from '../../common/errors';
+import { SSH_TUNNEL_PATH } from '../../common/gateway-route';
 import { newId } from '../../common/ids';
 import { RunnerPublicKey } from '../../common/sealed-secret';
 import type { InfrastructureRow } from '../../db/schema';
 import type { GitspacePosition } from '../../db/stores/gitspaces';
+import { parseBody } from '../http';
 import { defineRoute } from '../route-table';
 import {
+  AccessBody,
   AccessGrant,
   ActionBody,
   CreateGitspaceBody,
@@ -168,12 +171,15 @@ export const gitspaceRoutes = [
   defineRoute({
     method: 'post',
     path: '/gitspaces/:id/access',
-    summary: 'A short-lived gateway URL and token for a running gitspace',
+    summary:
+      'A short-lived gateway URL and token for a running gitspace: its IDE by default, its SSH tunnel with scope ssh',
     access: 'user',
     gitspace: true,
     status: 200,
     response: AccessGrant,
-    handle: async ({ req, gitspace, services }) => {
+    handle: async ({ req, res, gitspace, services }) => {
+      // The body is optional (no body: the browser grant), which the route table's `body` cannot say.
+      const { scope } = req.body === undefined ? { scope: 'browser' as const } : parseBody(AccessBody, req.body);
       if (gitspace.state !== 'running' || !gitspace.url) {
         throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
       }
@@ -182,17 +188,41 @@ export const gitspaceRoutes = [
       if (started?.action !== 'start' || started.status !== 'succeeded') {
         throw new ConflictError(`gitspace '${gitspace.name}' has no finished start to open`);
       }
-      const { token, expiresAt } = await services.accessTokens.issue({
-        userId: userOf(req).id,
-        gitspaceId: gitspace.id,
-        runId: started.runId,
-      });
-      const url = new URL(gitspace.url);
-      url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
-      return { url: url.toString(), token, expiresAt };
+      const subject = { userId: userOf(req).id, gitspaceId: gitspace.id, runId: started.runId };
+      if (scope === 'browser') {
+        const { token, expiresAt } = await services.accessTokens.issue(subject);
+        const url = new URL(gitspace.url);
+        url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
+        return { url: url.toString(), token, expiresAt };
+      }
+      // The caller's own keys, whoever owns the gitspace: the agent admits exactly these (DESIGN.md §4).
+      const sshKeys = await services.store.sshFingerprints(subject.userId);
+      if (sshKeys.length === 0) {
+        res.status(409).json({
+          error: {
+            code: 'no_ssh_keys',
+            message: 'you have no SSH key registered; add your public key with: gitspaces ssh-keys add',
+          },
+        });
+        return undefined;
+      }
+      if (!gitspace.sshHostKey) {
+        throw new ConflictError(
+          `gitspace '${gitspace.name}' has no SSH host key yet; restart it with an up-to-date runner`,
+        );
+      }
+      const { token, expiresAt } = await services.accessTokens.issue({ ...subject, scope: 'ssh', sshKeys });
+      return { url: sshTunnelUrl(gitspace.url), token, expiresAt, hostKey: gitspace.sshHostKey };
     },
   }),
 ];
+
+/** The SSH tunnel's WebSocket URL under a gitspace's gateway URL (`…/gitspaces/<id>/`): http becomes ws. */
+function sshTunnelUrl(gitspaceUrl: string): string {
+  const url = new URL(SSH_TUNNEL_PATH.slice(1), gitspaceUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
 
 /** A page's end as the client holds it: opaque, so clients pass it back rather than build one. */
 function encodePageCursor(position: GitspacePosition): string {

@@ -1,6 +1,15 @@
 /** How rows are shown to API clients (the `User`, `Infrastructure`, … schemas of api/schemas.ts). */
 import { infrastructureTaskQueue } from '../../contracts/lifecycle';
-import type { EventRow, GitspaceRow, InfrastructureRow, MachineRow, OperationRow, UserRow } from '../../db/schema';
+import type { SshKeyType } from '../../common/ssh-public-key';
+import type {
+  EventRow,
+  GitspaceRow,
+  InfrastructureRow,
+  MachineRow,
+  OperationRow,
+  SshKeyRow,
+  UserRow,
+} from '../../db/schema';
 import type { Store } from '../../db/store';
 import type { TokenSummary } from '../../db/stores/tokens';
 
@@ -25,6 +34,19 @@ export function presentToken(row: TokenSummary) {
     ...(row.name ? { name: row.name } : {}),
     createdAt: iso(row.createdAt),
     ...(row.lastUsedAt ? { lastUsedAt: iso(row.lastUsedAt) } : {}),
+  };
+}
+
+/** One of a user's SSH public keys. */
+export function presentSshKey(row: SshKeyRow) {
+  return {
+    id: row.id,
+    name: row.name,
+    // Stored as parsed (common/ssh-public-key.ts): its first word is its type.
+    type: row.publicKey.split(' ')[0] as SshKeyType,
+    fingerprint: row.fingerprint,
+    publicKey: row.publicKey,
+    createdAt: iso(row.createdAt),
   };
 }
 
@@ -94,6 +116,7 @@ function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
     ide: row.ide,
     ...(row.lastError ? { lastError: row.lastError } : {}),
     ...(operation ? { operation: presentOperation(operation) } : {}),
+    sshHostKey: row.sshHostKey,
     createdAt: iso(row.createdAt),
     updatedAt: iso(row.updatedAt),
   };
