@@ -14,6 +14,8 @@ import { validConfig } from './validation';
 export interface ProviderResolverOptions {
   /** Where the local provider keeps machine directories. */
   localRoot: string;
+  /** The VS Code server command of local `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND). */
+  localVscodeCommand?: string;
   installationId: string;
   logger: Logger;
   /** An emulator's Compute API base URL (GITSPACES_GCP_COMPUTE_ENDPOINT); AWS reads AWS_ENDPOINT_URL_EC2 itself. */
@@ -40,7 +42,11 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
     const { installationId, logger } = options;
     switch (infrastructure.provider) {
       case 'local':
-        provider = createLocalProvider({ rootDir: options.localRoot, logger: logger.child('local') });
+        provider = createLocalProvider({
+          rootDir: options.localRoot,
+          logger: logger.child('local'),
+          ...(options.localVscodeCommand ? { vscodeCommand: options.localVscodeCommand } : {}),
+        });
         break;
       case 'aws': {
         const config = validConfig(parseAwsInfrastructureConfig(infrastructure.providerConfig), 'aws');

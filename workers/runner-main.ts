@@ -6,6 +6,7 @@ import { createLogger, readLogSettings } from '../common/logger';
 import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { startRunner } from './runner-process';
+import { localVscodeCommand } from '../providers/local/provider';
 import { isLoopbackHost, type RunnerMetricsListen } from './runner-metrics';
 import { RunnerKeyRing } from '../common/sealed-secret';
 import { parseSecretStoreConfig } from '../activities/secret-store';
@@ -27,6 +28,10 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     gcpComputeEndpoint: config.url('GITSPACES_GCP_COMPUTE_ENDPOINT'),
     installationId: config.string('GITSPACES_INSTALLATION_ID', 'default'),
     localSandbox: config.oneOf('GITSPACES_LOCAL_SANDBOX', ['auto', 'required'], 'auto'),
+    // `<executable> <arguments with {port} and {workspace}>`, e.g. `code-server --bind-addr 127.0.0.1:{port} --auth none {workspace}`.
+    localVscodeCommand: config.parsed('GITSPACES_LOCAL_VSCODE_COMMAND', (raw) =>
+      raw?.trim() ? localVscodeCommand(raw, process.env.PATH ?? '') : undefined,
+    ),
   };
   const localMachinesDir = config.string('GITSPACES_LOCAL_MACHINES_DIR');
   const payloadKeys = config.string(PAYLOAD_KEYS_ENV);

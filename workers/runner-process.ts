@@ -54,6 +54,8 @@ export interface RunnerConfig {
   localMachinesDir?: string;
   /** `required`: refuse to start when local gitspaces cannot be sandboxed (GITSPACES_LOCAL_SANDBOX). */
   localSandbox?: 'auto' | 'required';
+  /** GITSPACES_LOCAL_VSCODE_COMMAND: the VS Code server command of local `vscode-web` gitspaces (none by default). */
+  localVscodeCommand?: string;
   /**
    * The runner contract version this runner speaks (common/work-order.ts), default RUNNER_CONTRACT_VERSION. Only tests
    * set it, to act as a runner that was not upgraded.
@@ -126,6 +128,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const metrics = config.metrics ? new RunnerMetrics() : undefined;
   const providers = createProviderResolver({
     localRoot,
+    ...(config.localVscodeCommand ? { localVscodeCommand: config.localVscodeCommand } : {}),
     installationId: config.installationId,
     logger,
     ...(config.gcpComputeEndpoint ? { gcpComputeEndpoint: config.gcpComputeEndpoint } : {}),

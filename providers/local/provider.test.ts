@@ -9,6 +9,7 @@ import {
   agentProcessesIn,
   createLocalProvider,
   localMachinePaths,
+  localVscodeCommand,
   migrateLegacyMachines,
 } from './provider';
 import {
@@ -320,5 +321,26 @@ describe('local provider', () => {
       { healthy: true, uid: 65534, secretInEnviron: false, nspid: true, seesState: false, seesHome: true },
       output,
     ]);
+  });
+});
+
+describe('the runner setting GITSPACES_LOCAL_VSCODE_COMMAND', () => {
+  it('names its executable by absolute path, found on the PATH when given by name; a missing one is refused', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-command-'));
+    try {
+      await writeFile(path.join(dir, 'code-server'), '#!/bin/sh\n', { mode: 0o755 });
+      await writeFile(path.join(dir, 'not-executable'), '', { mode: 0o644 });
+      expect(localVscodeCommand('code-server --bind-addr 127.0.0.1:{port}  {workspace}', `/nowhere:${dir}`)).toBe(
+        `${dir}/code-server --bind-addr 127.0.0.1:{port} {workspace}`,
+      );
+      expect(localVscodeCommand(`${dir}/code-server {port}`, '')).toBe(`${dir}/code-server {port}`);
+      expect(() => localVscodeCommand('code-server {port}', '/nowhere')).toThrow(
+        /'code-server' is not an executable file on the PATH/,
+      );
+      expect(() => localVscodeCommand(`${dir}/not-executable {port}`, '')).toThrow(/is not an executable file/);
+      expect(() => localVscodeCommand(`./code-server {port}`, dir)).toThrow(/is not an executable file/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, realpathSync, statSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../common/logger';
+import { findExecutable } from '../../common/executable';
 import { freeLoopbackPort } from '../../common/net';
 import { InstanceNotFoundError } from '../../contracts/provider-errors';
 import type {
@@ -32,6 +33,42 @@ export interface LocalProviderOptions {
   stopGraceMs?: number;
   /** How agents are isolated; detected once per process when absent (see ./sandbox). */
   sandbox?: SandboxSupport;
+  /**
+   * The VS Code server command of `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND, checked by localVscodeCommand):
+   * given to them as GITSPACE_VSCODE_COMMAND, its executable's directory readable in their sandbox.
+   */
+  vscodeCommand?: string;
+}
+
+/**
+ * Checks a VS Code server command template for local agents (`<executable> <args with {port} and {workspace}>`) and
+ * returns it with its executable as an absolute path, found on `searchPath` when given by name.
+ */
+export function localVscodeCommand(command: string, searchPath: string): string {
+  const [name, ...args] = command.trim().split(/\s+/) as [string, ...string[]];
+  const file = path.isAbsolute(name) ? name : name.includes('/') ? undefined : findExecutable(name, searchPath);
+  if (!file || !isExecutableFile(file)) {
+    throw new Error(
+      `'${name}' is not an executable file${name.includes('/') ? '' : ' on the PATH'} (an absolute path or a name on the PATH)`,
+    );
+  }
+  return [file, ...args].join(' ');
+}
+
+function isExecutableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** What of the host a local agent's VS Code command needs to read: its executable's directory (as named and real). */
+function vscodeReadOnlyPaths(command: string | undefined): string[] {
+  if (!command) return [];
+  const file = command.split(' ')[0]!;
+  return [...new Set([path.dirname(file), path.dirname(realpathSync(file))])];
 }
 
 /** Where the local provider keeps machines by default: beside the data dir, never inside it. */
@@ -168,7 +205,9 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       // The secret comes on the agent's stdin, never in an environment that /proc or a child could show.
       GITSPACE_AGENT_SECRET_FD: '0',
       SHELL: '/bin/bash',
+      ...(options.vscodeCommand ? { GITSPACE_VSCODE_COMMAND: options.vscodeCommand } : {}),
     });
+    const program = agentProgram();
     const launch = await launchCommand(support, {
       gitspaceId: record.gitspaceId,
       machineDir: files.dir,
@@ -176,7 +215,7 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       ...(record.uid !== undefined ? { uid: record.uid } : {}),
       etcDir: path.join(files.state, 'etc'),
       env,
-      program: agentProgram(),
+      program: { ...program, readOnlyPaths: [...program.readOnlyPaths, ...vscodeReadOnlyPaths(options.vscodeCommand)] },
     });
     const log = openSync(files.log, 'a', 0o600);
     let child: ChildProcess;

@@ -53,6 +53,8 @@ export interface TestRunnerOptions {
   contractVersion?: number;
   /** Serve the runner's `GET /metrics` here (workers/runner-metrics.ts); none by default. */
   metrics?: RunnerMetricsListen;
+  /** The VS Code server command of local `vscode-web` gitspaces (GITSPACES_LOCAL_VSCODE_COMMAND); none by default. */
+  localVscodeCommand?: string;
 }
 
 /**
@@ -162,6 +164,7 @@ export async function startTestStack(
           ...(runnerOptions.secretStore ? { secretStore: runnerOptions.secretStore } : {}),
           ...(runnerOptions.contractVersion !== undefined ? { contractVersion: runnerOptions.contractVersion } : {}),
           ...(runnerOptions.metrics ? { metrics: runnerOptions.metrics } : {}),
+          ...(runnerOptions.localVscodeCommand ? { localVscodeCommand: runnerOptions.localVscodeCommand } : {}),
         },
         logger,
       );
