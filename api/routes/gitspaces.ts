@@ -195,9 +195,10 @@ export const gitspaceRoutes = [
         url.searchParams.set(ACCESS_TOKEN_QUERY_PARAM, token);
         return { url: url.toString(), token, expiresAt };
       }
-      // The caller's own keys, whoever owns the gitspace: the agent admits exactly these (DESIGN.md §4).
+      // The caller's own keys, whoever owns the gitspace: the agent admits only the keys the token names.
       const sshKeys = await services.store.sshFingerprints(subject.userId);
       if (sshKeys.length === 0) {
+        // Answered here: a ConflictError's code is always `conflict`, and clients tell this one apart.
         res.status(409).json({
           error: {
             code: 'no_ssh_keys',
