@@ -29,6 +29,12 @@ export const sshKeyRoutes = [
     body: AddSshKeyBody,
     status: 201,
     response: SshKey,
+    links: {
+      RemoveSshKey: {
+        operationId: 'deleteUsersByIdSshKeysByKeyId',
+        parameters: { id: '$request.path.id', keyId: '$response.body#/id' },
+      },
+    },
     handle: async ({ req, body, services }) => {
       const owner = await managedUser(req, services.store);
       const { type, blob, comment, fingerprint } = body.publicKey;
