@@ -14,6 +14,9 @@ export class AgentRequestError extends Error {
   }
 }
 
+/** An OpenSSH public key line as the agent makes it (agent/ssh/host-key.ts): ed25519, no comment, nothing else. */
+const SSH_HOST_KEY_LINE = /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}$/;
+
 export interface AgentHealth {
   status: string;
   gitspaceId: string;
@@ -43,22 +46,37 @@ export function createAgentClient(fetchImpl: typeof fetch = fetch) {
       return true;
     },
 
-    /** Gives the agent this start's route secret: from now on it answers only requests the gateway forwards. */
-    async setRouteSecret(agentUrl: string, secret: string, routeSecret: string, signal: AbortSignal): Promise<void> {
+    /**
+     * Gives the agent this start's route secret: from now on it answers only requests the gateway forwards. Returns the
+     * gitspace's SSH host key (an agent from before SSH answers 204 and has none).
+     */
+    async setRouteSecret(
+      agentUrl: string,
+      secret: string,
+      routeSecret: string,
+      signal: AbortSignal,
+    ): Promise<{ sshHostKey?: string }> {
       const response = await fetchImpl(`${agentUrl}/_agent/route`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
         body: JSON.stringify({ secret: routeSecret }),
         signal,
       });
-      await response.body?.cancel();
       if (!response.ok) {
+        await response.body?.cancel();
         throw new AgentRequestError(
           'AgentRequestError',
           `agent refused the route secret (${response.status})`,
           response.status,
         );
       }
+      if (response.status === 204) return {};
+      const { sshHostKey } = (await response.json()) as { sshHostKey?: unknown };
+      // The machine is its user's: what it says ends up in known_hosts files, so only one plain key line is taken.
+      if (typeof sshHostKey !== 'string' || !SSH_HOST_KEY_LINE.test(sshHostKey)) {
+        throw new AgentRequestError('AgentRequestError', 'the agent answered with no valid SSH host key', 502);
+      }
+      return { sshHostKey };
     },
 
     /** Clones the repository (the agent checks its address against `repositoryNetworks`) and runs the commands. */

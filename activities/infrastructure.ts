@@ -364,17 +364,24 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     /**
      * Gives the agent a new random route secret, then registers the route with the same secret and this start's run
      * (common/gateway-route.ts): from here on only the gateway reaches the IDE, and only with tokens of this run. The
-     * route's target is the agent the provider reports, never an address from the input.
+     * route's target is the agent the provider reports, never an address from the input. Returns the gitspace's SSH
+     * host key, which the start passes on to the control plane (none from an agent older than SSH).
      */
-    async registerRoute(input: { spec: GitspaceSpec; order?: string }): Promise<void> {
+    async registerRoute(input: { spec: GitspaceSpec; order?: string }): Promise<{ sshHostKey?: string }> {
       await checkOrder('registerRoute', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
       const context = Context.current();
       const { gitspaceId } = input.spec;
       const target = await findAgent(input.spec);
       const secret = randomBytes(32).toString('base64url');
-      await deps.agents.setRouteSecret(target, agentSecret(gitspaceId), secret, context.cancellationSignal);
+      const { sshHostKey } = await deps.agents.setRouteSecret(
+        target,
+        agentSecret(gitspaceId),
+        secret,
+        context.cancellationSignal,
+      );
       const runId = workflowRun().runId;
       await deps.gateway.putRoute(gitspaceId, { target, secret, runId }, context.cancellationSignal);
+      return sshHostKey ? { sshHostKey } : {};
     },
 
     async removeRoute(input: { gitspaceId: string; order?: string }): Promise<void> {
