@@ -3,6 +3,7 @@
  * client made from the stored or overriding credentials. Nothing here reads process.env (main does).
  */
 import { createApiClient, type ApiClient } from './api-client';
+import type { BrowserOpener } from './browser';
 import { chooseCredentials, credentialsFile, type CredentialsFile, type CredentialsOverride } from './credentials';
 import { createProgress, type Progress } from './progress';
 
@@ -23,8 +24,8 @@ export interface CliSettings {
   configDir: string;
   /** GITSPACES_URL and GITSPACES_TOKEN. */
   override: CredentialsOverride;
-  /** The program that opens a URL in a browser (xdg-open, open), when there is a display to open it on. */
-  browserOpener?: string;
+  /** What opens a URL in a browser (xdg-open, open), when there is a display to open it on (cli/browser.ts). */
+  browserOpener?: BrowserOpener;
 }
 
 export interface CliContext {

@@ -55,8 +55,10 @@ export async function buildProgram(context: CliContext) {
 
   program
     .command('login')
-    .description('check an API token and keep it for the next commands')
+    .description('sign in through the browser (--web), or check an API token, and keep it for the next commands')
     .option('--url <api url>', 'the API, such as http://127.0.0.1:3000 (default: GITSPACES_URL, the last login)')
+    .option('--web', 'sign in through the browser: a new API token named after this machine')
+    .option('--no-browser', 'with --web: only print the link to open, on any machine')
     .option('--token <token>', 'the API token (it stays in your shell history: prefer --token-stdin)')
     .option('--token-stdin', 'read the API token from stdin')
     .action((options, command) => loginCommand(context, { ...options, json: json(command) }));

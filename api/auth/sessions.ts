@@ -1,6 +1,7 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { AuthenticationError } from '../../common/errors';
+import { sameSecret } from '../../common/same-secret';
 import type { Logger } from '../../common/logger';
 import type { SessionRow, UserRow } from '../../db/schema';
 import type { Store } from '../../db/store';
@@ -210,10 +211,4 @@ export function createSessionService(options: {
 
     sameOrigin,
   };
-}
-
-/** Compares two secrets in constant time, whatever their lengths. */
-function sameSecret(a: string, b: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest();
-  return timingSafeEqual(digest(a), digest(b));
 }

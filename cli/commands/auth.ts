@@ -1,30 +1,51 @@
-/** `login` and `logout`: the API URL and token kept in the credentials file. */
+/** `login` (with a token, or through the browser) and `logout`: the API URL and token kept in the credentials file. */
 import { text } from 'node:stream/consumers';
 import { DEFAULT_API_URL, normalizeApiUrl } from '../args';
 import { createApiClient } from '../api-client';
 import type { CliContext } from '../context';
 import { InterruptedError, UsageError } from '../errors';
+import type { User } from '../types';
+import { signInThroughBrowser } from '../web-login';
 
 export interface LoginOptions {
   url?: string;
   token?: string;
   tokenStdin?: boolean;
+  /** Sign in through the browser (cli/web-login.ts) instead of with a token. */
+  web?: boolean;
+  /** With --web: open the browser (`--no-browser` only prints the link). */
+  browser?: boolean;
+  /** With --web: how long to wait for the browser (5 minutes when absent). */
+  webTimeoutMs?: number;
   json?: boolean;
 }
 
 /**
  * Checks the token against the API (GET /users answers only a valid one) before storing anything, so a typo never
- * replaces working credentials.
+ * replaces working credentials; with --web, the token the browser sign-in gave.
  */
 export async function loginCommand(context: CliContext, options: LoginOptions): Promise<void> {
   if (options.token !== undefined && options.tokenStdin)
     throw new UsageError('give --token or --token-stdin, not both');
+  if (options.web && (options.token !== undefined || options.tokenStdin)) {
+    throw new UsageError('give --web or a token (--token, --token-stdin), not both');
+  }
+  if (options.browser === false && !options.web) throw new UsageError('--no-browser goes with --web');
   const url = normalizeApiUrl(
     options.url ?? context.settings.override.url ?? (await storedUrl(context)) ?? DEFAULT_API_URL,
   );
-  const token = (options.token ?? (await readToken(context, options.tokenStdin === true))).trim();
-  if (!token) throw new UsageError('the token is empty');
-  const user = await createApiClient({ url, token }).whoami();
+  let token: string;
+  let user: User | undefined;
+  if (options.web) {
+    ({ token, user } = await signInThroughBrowser(context, url, {
+      browser: options.browser !== false,
+      ...(options.webTimeoutMs !== undefined ? { timeoutMs: options.webTimeoutMs } : {}),
+    }));
+  } else {
+    token = (options.token ?? (await readToken(context, options.tokenStdin === true))).trim();
+    if (!token) throw new UsageError('the token is empty');
+    user = await createApiClient({ url, token }).whoami();
+  }
   await context.credentials.save({ url, token });
   if (options.json) return context.printJson({ url, user: user ?? null, credentials: context.credentials.path });
   context.print(

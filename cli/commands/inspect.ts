@@ -1,5 +1,5 @@
 /** `list`, `show`, `open` and `logs`: reading gitspaces, opening one, and its events. */
-import { spawn } from 'node:child_process';
+import { openInBrowser } from '../browser';
 import { GITSPACE_STATES, type GitspaceState } from '../../contracts/lifecycle';
 import { gitspacePath } from '../api-client';
 import type { CliContext } from '../context';
@@ -39,12 +39,7 @@ export async function openCommand(
   const grant = await client.post<AccessGrant>(gitspacePath(gitspace.id, '/access'));
   if (options.json) context.printJson(grant);
   else context.print(grant.url);
-  const opener = context.settings.browserOpener;
-  if (options.print || options.json || !opener) return;
-  // The browser outlives this command; its output is not ours to show.
-  const child = spawn(opener, [grant.url], { detached: true, stdio: 'ignore' });
-  child.on('error', (error) => context.note(`could not open a browser with ${opener}: ${error.message}`));
-  child.unref();
+  if (options.print || options.json || !openInBrowser(context, grant.url)) return;
   context.note(`opened gitspace '${gitspace.name}' in your browser (the link is valid until ${grant.expiresAt})`);
 }
 
