@@ -17,11 +17,11 @@ const RENEW_AT = 0.8;
 /** How long the gateway has to answer the upgrade. */
 const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** `POST /gitspaces/:id/access {scope:'ssh'}`: the gateway's SSH URL, an ssh-scope token and the host key. */
-export interface SshAccessGrant extends AccessGrant {
-  /** The gitspace's host key as an OpenSSH public key line (`ssh-ed25519 AAAA…`). */
-  hostKey: string;
-}
+/**
+ * `POST /gitspaces/:id/access {scope:'ssh'}`: the gateway's SSH URL, an ssh-scope token and the gitspace's host key
+ * as an OpenSSH public key line (`ssh-ed25519 AAAA…`), which an ssh grant always has.
+ */
+export type SshAccessGrant = AccessGrant & { hostKey: string };
 
 export function requestSshAccess(client: ApiClient, gitspaceId: string): Promise<SshAccessGrant> {
   return client.post<SshAccessGrant>(gitspacePath(gitspaceId, '/access'), { scope: 'ssh' });

@@ -10,6 +10,7 @@ import type {
   Infrastructure as InfrastructureSchema,
   Machine as MachineSchema,
   Operation as OperationSchema,
+  SshKey as SshKeySchema,
   User as UserSchema,
 } from '../api/schemas';
 
@@ -20,18 +21,10 @@ export type Infrastructure = z.infer<typeof InfrastructureSchema>;
 export type Machine = z.infer<typeof MachineSchema>;
 export type AccessGrant = z.infer<typeof AccessGrantSchema>;
 export type User = z.infer<typeof UserSchema>;
+export type SshKey = z.infer<typeof SshKeySchema>;
 
 /** A collection answer; GET /gitspaces adds `nextCursor` while more pages follow. */
 export interface Page<T> {
   items: T[];
   nextCursor?: string;
-}
-
-/** A registered SSH public key, as `GET /users/:id/ssh-keys` lists it. */
-export interface SshKey {
-  id: string;
-  name: string;
-  type: string;
-  fingerprint: string;
-  createdAt: string;
 }

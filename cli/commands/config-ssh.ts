@@ -16,9 +16,6 @@ import { knownHostsLine, proxyCommand, selfCommand, hostKeyAlias } from './ssh';
 export const BLOCK_START = '# --- gitspaces config-ssh: start ---';
 export const BLOCK_END = '# --- gitspaces config-ssh: end ---';
 
-/** A gitspace as the list gives it, with its SSH host key (null until it has run with an agent that serves SSH). */
-type GitspaceWithHostKey = Gitspace & { sshHostKey?: string | null };
-
 export interface ConfigSshOptions {
   /** The OpenSSH config to write (default: .ssh/config in the passwd entry's home, where OpenSSH reads it). */
   sshConfig?: string;
@@ -29,9 +26,7 @@ export interface ConfigSshOptions {
 
 export async function configSshCommand(context: CliContext, options: ConfigSshOptions): Promise<void> {
   const client = await context.connect();
-  const gitspaces = (await client.listGitspaces(
-    GITSPACE_STATES.filter((s) => s !== 'deleted'),
-  )) as GitspaceWithHostKey[];
+  const gitspaces = await client.listGitspaces(GITSPACE_STATES.filter((s) => s !== 'deleted'));
   const configFile = await followLink(options.sshConfig ?? path.join(os.userInfo().homedir, '.ssh', 'config'));
   const knownHostsFile = path.join(context.settings.configDir, 'known_hosts');
   const hosts = sshHosts(gitspaces);
