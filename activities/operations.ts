@@ -58,13 +58,23 @@ export interface BeginResult {
 /**
  * The actor a workflow's input claims, made safe to record: a user is looked up (its name is the database's, and a
  * user that does not exist is not believed), a workflow input without one was started outside the API. Only the API
- * starts lifecycle workflows, and always for a user: an input claiming the reconciler, the auto-stop or an unknown
- * actor with a reason of its own is not believed either. Temporal is a courier, not an authority: whoever can start
+ * starts lifecycle workflows, for a user or (a stop) for the auto-stop with the id of the request it recorded: an input
+ * claiming the reconciler, an unrecorded auto-stop or an unknown actor with a reason of its own is not believed. Temporal is a courier, not an authority: whoever can start
  * workflows can claim any user, and the event says only who the input named.
  */
-async function actorOf(store: Store, claimed: unknown): Promise<Actor> {
+async function actorOf(store: Store, claimed: unknown, gitspaceId: string, action: LifecycleAction): Promise<Actor> {
   if (claimed === undefined || claimed === null) return STARTED_OUTSIDE_THE_API;
-  const { type, id } = claimed as { type?: unknown; id?: unknown };
+  const { type, id, requestId } = claimed as { type?: unknown; id?: unknown; requestId?: unknown };
+  if (type === 'auto-stop') {
+    // Believed only with a stop the watcher recorded for this very gitspace (activities/auto-stop.ts).
+    const request =
+      action === 'stop' && typeof requestId === 'string'
+        ? await store.findAutoStopRequest(gitspaceId, requestId)
+        : undefined;
+    return request
+      ? { type: 'auto-stop', reason: request.reason }
+      : { type: 'unknown', reason: 'the workflow input names an auto-stop that was never requested' };
+  }
   if (type !== 'user') return { type: 'unknown', reason: 'the workflow input names an actor that is not a user' };
   const user = typeof id === 'string' ? await store.findUserById(id) : undefined;
   return user
@@ -133,7 +143,7 @@ export function createOperationActivities({
     /** Records the operation, moves the gitspace to its in-progress state and returns what the steps need. */
     async beginOperation(input: { gitspaceId: string; action: LifecycleAction; actor?: Actor }): Promise<BeginResult> {
       const { workflowId, runId } = currentWorkflowRun();
-      const actor = await actorOf(store, input.actor);
+      const actor = await actorOf(store, input.actor, input.gitspaceId, input.action);
       const gitspace = await store.getGitspace(input.gitspaceId);
       if (gitspace.state === 'deleted') {
         throw ApplicationFailure.nonRetryable(
@@ -188,7 +198,7 @@ export function createOperationActivities({
 
     /**
      * Marks the action done: running (with its URL), stopped or deleted. `warning`: what it could not do and left to
-     * reconciliation (a delete no runner picked up), on its event.
+     * reconciliation (a delete no runner picked up), on its event. `sshHostKey`: the machine's, from a start's route.
      */
     async completeOperation(input: {
       gitspaceId: string;
@@ -197,6 +207,7 @@ export function createOperationActivities({
       machine?: MachineInfo;
       actor?: Actor;
       warning?: string;
+      sshHostKey?: string;
     }): Promise<void> {
       const after = ACTION_STATES[input.action].after;
       await store.changeState(input.gitspaceId, {
@@ -205,6 +216,7 @@ export function createOperationActivities({
         message: input.warning ? `gitspace ${after}; ${input.warning}` : `gitspace ${after}`,
         url: input.action === 'start' ? (input.url ?? null) : null,
         lastError: null,
+        ...(input.sshHostKey ? { sshHostKey: input.sshHostKey } : {}),
         data: {
           ...(input.machine ? { machine: { providerId: input.machine.providerId, disks: input.machine.disks } } : {}),
           ...(input.warning ? { warning: input.warning } : {}),

@@ -71,6 +71,8 @@ export interface LifecycleServiceOptions {
   logger: Logger;
   /** How long a stop or delete waits for a cancelled start to finish its compensation. */
   cancelWaitMs?: number;
+  /** Told of every accepted operation (the auto-stop looks again at once after a stop or delete). */
+  onAccepted?: (gitspaceId: string, action: LifecycleAction) => void;
 }
 
 /**
@@ -250,7 +252,14 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
         await putBack(error instanceof Error ? error.message : String(error));
         throw error;
       }
-      return store.recordOperation({ gitspaceId: gitspace.id, action, workflowId, runId: handle.firstExecutionRunId });
+      const operation = await store.recordOperation({
+        gitspaceId: gitspace.id,
+        action,
+        workflowId,
+        runId: handle.firstExecutionRunId,
+      });
+      options.onAccepted?.(gitspace.id, action);
+      return operation;
     },
   };
 }

@@ -36,6 +36,7 @@ import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle-requests';
+import { createAutoStopArming, DEFAULT_AUTO_STOP_WARNING_SECONDS, ensureAutoStopWatchers } from './auto-stop';
 import { listRunners } from './runners';
 import { createApiMetrics } from './metrics';
 
@@ -81,6 +82,8 @@ export interface ControlPlaneConfig {
   versioning?: ControlPlaneVersioning;
   /** Dashboard sign-in and sessions (api/auth/settings.ts); API tokens only when absent. */
   signIn?: SignInSettings;
+  /** GITSPACES_AUTO_STOP_WARNING_SECONDS (default 300) and GITSPACES_AUTO_STOP_MIN_SECONDS (default 60). */
+  autoStop?: { warningSeconds?: number; minSeconds?: number };
 }
 
 export interface RunningControlPlane {
@@ -129,6 +132,14 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   });
   // One registry for the API's /metrics and the worker's lifecycle observations.
   const metrics = createApiMetrics(store);
+  // Before the worker: the auto-stop's activities ask the lifecycle service for their stops.
+  const autoStopArming = createAutoStopArming(client, logger.child('auto-stop'));
+  const lifecycle = createLifecycleService({
+    client,
+    store,
+    logger: logger.child('lifecycle'),
+    onAccepted: (gitspaceId, action) => void (action !== 'start' && autoStopArming.recheck(gitspaceId)),
+  });
   const worker = await createControlPlaneWorker({
     connection: workerConnection,
     lifecycleDuration: metrics.lifecycleDuration,
@@ -142,6 +153,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     workOrders,
     ...(config.versioning ? { versioning: config.versioning } : {}),
     isLifecycleRunning: lifecycleRunningCheck(client),
+    autoStop: {
+      warningSeconds: config.autoStop?.warningSeconds ?? DEFAULT_AUTO_STOP_WARNING_SECONDS,
+      arm: autoStopArming.arm,
+      requestStop: async (gitspaceId, actor) => void (await lifecycle.request(gitspaceId, 'stop', actor)),
+    },
   });
   const workerDone = worker.run();
   if (config.versioning?.promotion !== 'manual') await makeWorkerVersionCurrent(client, worker, { logger });
@@ -149,6 +165,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const reconcile = (infrastructureId: string, trigger: boolean) =>
     ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
   for (const infrastructure of await store.listInfrastructures()) await reconcile(infrastructure.id, true);
+  await ensureAutoStopWatchers(store, autoStopArming, logger.child('auto-stop'));
 
   const accessTokens = await createAccessTokenIssuer({
     dataDir: config.dataDir,
@@ -172,7 +189,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
     ...(signIn ? { signIn } : {}),
     accessTokens,
-    lifecycle: createLifecycleService({ client, store, logger: logger.child('lifecycle') }),
+    lifecycle,
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
     onInfrastructureDeleted: (infrastructureId) =>

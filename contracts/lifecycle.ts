@@ -123,6 +123,8 @@ export interface AutoStopInput {
   startRunId?: string;
   /** The warning already given, `<reason>@<deadline ms>`, so a new run does not give it again. */
   warnedFor?: string;
+  /** True when it already recorded that the gateway cannot be observed (it says so once, not every minute). */
+  unobserved?: boolean;
 }
 
 /** What the watcher reads at each decision (activities/auto-stop.ts). */

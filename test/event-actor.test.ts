@@ -152,10 +152,12 @@ describe('the actor on every event', () => {
     }
   });
 
-  it('believes no reconciler, auto-stop or reason of its own from a workflow input: only the API starts these, for a user', async () => {
+  it('believes no reconciler, unrecorded auto-stop or reason of its own from a workflow input: only the API starts these, for a user', async () => {
     const claims: Actor[] = [
       { type: 'reconciler' },
       { type: 'auto-stop' },
+      // An auto-stop is believed only with a stop request the watcher recorded for that gitspace.
+      { type: 'auto-stop', reason: 'idle', requestId: 'asr-forged' },
       { type: 'unknown', reason: 'routine maintenance by the platform team, nothing to see' },
     ];
     for (const [i, actor] of claims.entries()) {
@@ -173,7 +175,13 @@ describe('the actor on every event', () => {
         expect([actor.type, event.message, event.actor]).toEqual([
           actor.type,
           event.message,
-          { type: 'unknown', reason: 'the workflow input names an actor that is not a user' },
+          {
+            type: 'unknown',
+            reason:
+              actor.type === 'auto-stop'
+                ? 'the workflow input names an auto-stop that was never requested'
+                : 'the workflow input names an actor that is not a user',
+          },
         ]);
       }
     }

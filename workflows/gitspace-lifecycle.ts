@@ -13,6 +13,7 @@ import {
   patched,
   proxyActivities,
   setCurrentDetails,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { BeginResult, ControlPlaneActivities } from '../activities/bookkeeping';
 import type { InfrastructureActivities } from '../activities/infrastructure';
@@ -69,6 +70,8 @@ const PATCHES = {
   cancelledStopOrDelete: 'cancelled-stop-or-delete-recorded',
   /** A delete whose runner never picked up a step deletes the record and leaves the machine to reconciliation. */
   deleteWithoutRunner: 'delete-without-runner-completes',
+  /** A start that succeeded arms the gitspace's auto-stop watcher (workflows/auto-stop.ts). */
+  armAutoStop: 'arm-auto-stop',
 } as const;
 
 /** True when no runner picked the step up within the pickup timeout (its schedule-to-start timeout). */
@@ -225,10 +228,20 @@ export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Prom
       ...(run.begun.repositoryTokenSealed ? { repositoryTokenSealed: run.begun.repositoryTokenSealed } : {}),
     });
     routeTouched = true;
-    await run.run('registerRoute', { spec });
+    // The machine's SSH host key comes back with the route (none from an agent older than SSH, or in old histories).
+    const route = await run.run('registerRoute', { spec });
     const url = `${spec.gatewayUrl}/gitspaces/${gitspaceId}/`;
-    await controlPlane.completeOperation({ gitspaceId, action: 'start', url, machine, actor: run.actor });
+    const sshHostKey = route?.sshHostKey;
+    await controlPlane.completeOperation({
+      gitspaceId,
+      action: 'start',
+      url,
+      machine,
+      actor: run.actor,
+      ...(sshHostKey ? { sshHostKey } : {}),
+    });
     setCurrentDetails(`gitspace '${spec.name}' is running at ${url}`);
+    if (patched(PATCHES.armAutoStop)) await armAutoStop(gitspaceId);
     return { url };
   } catch (error) {
     // Compensation runs even when the start was cancelled (a stop or delete arrived): in reverse order of the steps.
@@ -307,6 +320,15 @@ export async function deleteGitspace({ gitspaceId, actor }: LifecycleInput): Pro
       return;
     }
     return fail(run, error);
+  }
+}
+
+/** Arms the auto-stop for this start; a failure leaves the gitspace running (the control plane re-arms at start). */
+async function armAutoStop(gitspaceId: string): Promise<void> {
+  try {
+    await controlPlane.armAutoStop({ gitspaceId, startRunId: workflowInfo().runId });
+  } catch (error) {
+    log.warn('could not arm the auto-stop', { gitspaceId, error: String(error) });
   }
 }
 

@@ -1,2 +1,3 @@
 export { startGitspace, stopGitspace, deleteGitspace } from './gitspace-lifecycle';
 export { reconcileInfrastructure } from './reconcile';
+export { autoStopGitspace } from './auto-stop';

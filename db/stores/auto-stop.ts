@@ -20,6 +20,7 @@ export interface AutoStopSetting {
 /** What the watcher needs to decide: the state, the latest successful start and the effective policy. */
 export interface AutoStopFacts {
   state: GitspaceState;
+  infrastructureId: string;
   /** The run of the latest start that succeeded, and when it did. */
   startRunId: string | null;
   runningSince: Date | null;
@@ -61,6 +62,7 @@ export function createAutoStopStore(db: Db) {
         .innerJoin('infrastructures as i', 'i.id', 'g.infrastructureId')
         .select([
           'g.state',
+          'g.infrastructureId',
           'g.autoStopIdleSeconds as ownIdle',
           'g.autoStopMaxLifetimeSeconds as ownLifetime',
           'g.autoStopWarned as warned',
@@ -73,6 +75,7 @@ export function createAutoStopStore(db: Db) {
       const start = await latestStart(db, gitspaceId);
       return {
         state: row.state,
+        infrastructureId: row.infrastructureId,
         startRunId: start?.runId ?? null,
         runningSince: start?.finishedAt ?? null,
         idle: effectiveSeconds(row.ownIdle, row.infraIdle),

@@ -125,6 +125,7 @@ export async function runWorkflow(
     completeOperation: done,
     failOperation: done,
     cancelOperation: done,
+    armAutoStop: done,
     ...options.controlPlane,
   };
   const workers: Worker[] = [

@@ -72,6 +72,20 @@ function expectCancelled(error: unknown): void {
 }
 
 describe('startGitspace', () => {
+  it('stays running when its auto-stop cannot be armed (the control plane arms it again when it starts)', async () => {
+    const run = await start({
+      runner: healthyRunner(),
+      controlPlane: {
+        armAutoStop: async () => {
+          throw ApplicationFailure.nonRetryable('Temporal refused the signal', 'ArmingFailedError');
+        },
+      },
+    });
+    expect(run.error).toBeUndefined();
+    expect(run.value).toEqual({ url: `https://gateway.example.test/gitspaces/${run.gitspaceId}/` });
+    expect(trace(run.calls).slice(-2)).toEqual(['completeOperation', 'armAutoStop']);
+  });
+
   it('runs every step in order with the work order, hands the cloud operation on, and records running with the url', async () => {
     const run = await start({ runner: healthyRunner(), begin: { repositoryTokenSealed: 'sealed-token' } });
     expect(run.error).toBeUndefined();
@@ -90,9 +104,14 @@ describe('startGitspace', () => {
       'recordStep registerRoute',
       'registerRoute',
       'completeOperation',
+      'armAutoStop',
     ]);
     expect(inputsOf(run.calls, 'beginOperation')).toEqual([
       { gitspaceId: run.gitspaceId, action: 'start', actor: ACTOR },
+    ]);
+    // Running: its auto-stop watcher is armed for this very start.
+    expect(inputsOf(run.calls, 'armAutoStop')).toEqual([
+      { gitspaceId: run.gitspaceId, startRunId: expect.stringMatching(/^[0-9a-f-]{36}$/) },
     ]);
     for (const call of run.calls.filter((c) => c.queue === 'runner')) expect(call.input.order).toBe(ORDER);
     expect(inputsOf(run.calls, 'waitForMachine')[0]).toMatchObject({ target: 'running', operation: OPERATION });
@@ -112,6 +131,13 @@ describe('startGitspace', () => {
       },
     ]);
     expect(inputsOf(run.calls, 'failOperation')).toEqual([]);
+  });
+
+  it('records the SSH host key the route step brings back with running (none from an agent before SSH, above)', async () => {
+    const sshHostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFVzbXNnCSQ2ZlJ3WmVoRUtlSFNTaHZ3ZnYycnFQWUlWZWE';
+    const run = await start({ runner: healthyRunner({ registerRoute: async () => ({ sshHostKey }) }) });
+    expect(run.error).toBeUndefined();
+    expect(inputsOf(run.calls, 'completeOperation')).toEqual([expect.objectContaining({ action: 'start', sshHostKey })]);
   });
 
   const stopAndWait = ['recordStep stopMachine', 'stopMachine', 'recordStep waitForMachine', 'waitForMachine'];
