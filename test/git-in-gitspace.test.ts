@@ -65,6 +65,15 @@ describe('git pull and push inside a gitspace', () => {
   const authorisedPushes = () =>
     git.requests.filter((r) => r.method === 'POST' && r.path === '/project/git-receive-pack' && r.authorized).length;
   const machineOf = (id: string) => localMachinePaths(localMachinesRoot(stack.dataDir), id);
+  /** Commits what is staged in the gitspace, pushes it, and checks the push was authorised and another clone has it. */
+  const commitAndPush = async (message: string, file: string, content: string) => {
+    expect(await terminal.run(`${IDENTITY} git commit --quiet -m "${message}"; echo exit=$?`)).toBe('exit=0');
+    const before = authorisedPushes();
+    expect(await terminal.run('git push --quiet origin HEAD:main; echo exit=$?')).toBe('exit=0');
+    expect(authorisedPushes()).toBeGreaterThan(before);
+    hostGit('pull', '--quiet', '--ff-only', 'origin', 'main');
+    expect(await readFile(path.join(hostWork, file), 'utf8')).toBe(content);
+  };
 
   beforeAll(async () => {
     bundle = await bundleLifecycleWorkflows();
@@ -107,12 +116,7 @@ describe('git pull and push inside a gitspace', () => {
     expect(await terminal.run('git commit --quiet -m "from the gitspace"; echo exit=$?')).toMatch(
       /Please tell me who you are[\s\S]*exit=128/,
     );
-    expect(await terminal.run(`${IDENTITY} git commit --quiet -m "from the gitspace"; echo exit=$?`)).toBe('exit=0');
-    const before = authorisedPushes();
-    expect(await terminal.run('git push --quiet origin HEAD:main; echo exit=$?')).toBe('exit=0');
-    expect(authorisedPushes()).toBeGreaterThan(before);
-    hostGit('pull', '--quiet', '--ff-only', 'origin', 'main');
-    expect(await readFile(path.join(hostWork, 'FROM_GITSPACE.md'), 'utf8')).toBe('from-the-gitspace\n');
+    await commitAndPush('from the gitspace', 'FROM_GITSPACE.md', 'from-the-gitspace\n');
     expect(hostGit('log', '-1', '--format=%an <%ae> %s').trim()).toBe('Alice <alice@example.test> from the gitspace');
   });
 
@@ -152,29 +156,17 @@ describe('git pull and push inside a gitspace', () => {
 
   it('push still works after the gitspace is stopped and started again', async () => {
     terminal.close();
-    const stop = await stack.api(
-      'POST',
-      `/api/v1/gitspaces/${alice.gitspaceId}/actions`,
-      { action: 'stop' },
-      alice.token,
-    );
-    expect(stop.status).toBe(202);
-    await waitForGitspace(stack, alice.gitspaceId, (g) => g.state === 'stopped');
-    const start = await stack.api(
-      'POST',
-      `/api/v1/gitspaces/${alice.gitspaceId}/actions`,
-      { action: 'start' },
-      alice.token,
-    );
-    expect(start.status).toBe(202);
+    for (const [action, state] of [
+      ['stop', 'stopped'],
+      ['start', 'running'],
+    ]) {
+      const route = `/api/v1/gitspaces/${alice.gitspaceId}/actions`;
+      expect((await stack.api('POST', route, { action }, alice.token)).status).toBe(202);
+      await waitForGitspace(stack, alice.gitspaceId, (g) => g.state === state || g.state === 'error');
+    }
     await running(alice.gitspaceId);
     terminal = await Terminal.open(stack, alice.gitspaceId, alice.token);
     await terminal.run('echo again > AGAIN.md && git add AGAIN.md');
-    expect(await terminal.run(`${IDENTITY} git commit --quiet -m "after a restart"; echo exit=$?`)).toBe('exit=0');
-    const before = authorisedPushes();
-    expect(await terminal.run('git push --quiet origin HEAD:main; echo exit=$?')).toBe('exit=0');
-    expect(authorisedPushes()).toBeGreaterThan(before);
-    hostGit('pull', '--quiet', '--ff-only', 'origin', 'main');
-    expect(await readFile(path.join(hostWork, 'AGAIN.md'), 'utf8')).toBe('again\n');
+    await commitAndPush('after a restart', 'AGAIN.md', 'again\n');
   });
 });
