@@ -3,6 +3,7 @@ import { decodeJwt } from 'jose';
 import { utils } from 'ssh2';
 import { sshFingerprint } from '../common/ssh-public-key';
 import { startRouteHarness, type RouteHarness } from '../test/support/route-harness';
+import { ed25519PublicKey, sshString } from '../test/support/ssh-keys';
 import { createAccessTokenIssuer } from './access-tokens';
 
 /** SSH keys (GET/POST/DELETE /users/:id/ssh-keys) and the ssh access grant, on PGlite with Temporal faked. */
@@ -25,7 +26,7 @@ describe('SSH keys and SSH access', () => {
     await api?.close();
   });
 
-  const ed25519 = (comment = 'ada@laptop') => utils.generateKeyPairSync('ed25519', { comment }).public;
+  const ed25519 = (comment = 'ada@laptop') => ed25519PublicKey(comment);
   const fingerprintOf = (line: string) => sshFingerprint(Buffer.from(line.split(' ')[1]!, 'base64'));
   const keysOf = async (userId: string) =>
     (await api.call('GET', `/users/${userId}/ssh-keys`, api.adminToken)).body.items as { id: string }[];
@@ -65,12 +66,9 @@ describe('SSH keys and SSH access', () => {
 
   const rsa1024 = utils.generateKeyPairSync('rsa', { bits: 1024 }).public;
   const skKey = `sk-ssh-ed25519@openssh.com ${Buffer.concat([
-    Buffer.from([0, 0, 0, 26]),
-    Buffer.from('sk-ssh-ed25519@openssh.com'),
-    Buffer.from([0, 0, 0, 32]),
-    Buffer.alloc(32, 7),
-    Buffer.from([0, 0, 0, 4]),
-    Buffer.from('ssh:'),
+    sshString('sk-ssh-ed25519@openssh.com'),
+    sshString(Buffer.alloc(32, 7)),
+    sshString('ssh:'),
   ]).toString('base64')} yubikey`;
 
   it.each([

@@ -3,21 +3,15 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { utils } from 'ssh2';
+import { ed25519PublicKey, sshString } from '../test/support/ssh-keys';
 import { MAX_SSH_PUBLIC_KEY_BYTES, parseOpenSshPublicKey, sshFingerprint } from './ssh-public-key';
 
-/** An SSH wire-format string (uint32 length, then the bytes). */
-const sshString = (value: Buffer | string) => {
-  const bytes = Buffer.from(value);
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return Buffer.concat([length, bytes]);
-};
 const line = (type: string, blob: Buffer, comment = '') => `${type} ${blob.toString('base64')}${comment}`;
 const blobOf = (publicLine: string) => Buffer.from(publicLine.split(' ')[1]!, 'base64');
 
 describe('parseOpenSshPublicKey', () => {
   it.each([
-    ['ssh-ed25519', utils.generateKeyPairSync('ed25519', { comment: 'ada@laptop' }).public, undefined],
+    ['ssh-ed25519', ed25519PublicKey('ada@laptop'), undefined],
     ['ecdsa-sha2-nistp256', utils.generateKeyPairSync('ecdsa', { bits: 256, comment: 'ada@laptop' }).public, undefined],
     ['ecdsa-sha2-nistp384', utils.generateKeyPairSync('ecdsa', { bits: 384, comment: 'ada@laptop' }).public, undefined],
     ['ecdsa-sha2-nistp521', utils.generateKeyPairSync('ecdsa', { bits: 521, comment: 'ada@laptop' }).public, undefined],
@@ -47,11 +41,11 @@ describe('parseOpenSshPublicKey', () => {
   });
 
   it('accepts a key without a comment', () => {
-    const [type, base64] = utils.generateKeyPairSync('ed25519').public.split(' ');
+    const [type, base64] = ed25519PublicKey().split(' ');
     expect(parseOpenSshPublicKey(`${type} ${base64}`).comment).toBe('');
   });
 
-  const ed25519 = blobOf(utils.generateKeyPairSync('ed25519').public);
+  const ed25519 = blobOf(ed25519PublicKey());
   const p384 = blobOf(utils.generateKeyPairSync('ecdsa', { bits: 384 }).public);
 
   it.each([
