@@ -138,6 +138,15 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     expect(await store.listEvents('gs-guard')).toHaveLength(1);
   });
 
+  it('keeps the SSH host key a start brought back until a later start brings another', async () => {
+    await newGitspace('gs-host-key');
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFVzbXNnCSQ2ZlJ3WmVoRUtlSFNTaHZ3ZnYycnFQWUlWZWE';
+    await store.changeState('gs-host-key', { to: 'running', message: 'running', actor: someone, sshHostKey: key });
+    expect((await store.getGitspace('gs-host-key')).sshHostKey).toBe(key);
+    await store.changeState('gs-host-key', { to: 'stopped', message: 'stopped', actor: someone });
+    expect((await store.getGitspace('gs-host-key')).sshHostKey).toBe(key);
+  });
+
   it('keeps names unique per owner among gitspaces that exist, but frees the name of a deleted one', async () => {
     await newGitspace('gs-name-1', 'shared');
     await expect(newGitspace('gs-name-2', 'shared')).rejects.toBeInstanceOf(ConflictError);

@@ -15,6 +15,8 @@ export interface StateChange {
   data?: Record<string, unknown>;
   url?: string | null;
   lastError?: Record<string, unknown> | null;
+  /** The machine's SSH host key (`ssh-ed25519 AAAA…`), as its agent reported it at this start; unset: kept as it is. */
+  sshHostKey?: string;
 }
 
 /** Where a page of gitspaces ends: the last row's creation time (microseconds since the epoch, as text) and id. */
@@ -152,6 +154,7 @@ export function createGitspaceStore(db: Db) {
             updatedAt: new Date(),
             ...(change.url !== undefined ? { url: change.url } : {}),
             ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
+            ...(change.sshHostKey !== undefined ? { sshHostKey: change.sshHostKey } : {}),
           })
           .where('id', '=', gitspaceId)
           .returningAll()
