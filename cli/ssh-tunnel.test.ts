@@ -86,6 +86,14 @@ describe('the SSH tunnel (gitspaces ssh --stdio)', () => {
     await expect(done).resolves.toBeUndefined();
   });
 
+  it('loses nothing the server sends at once, in the same packet as its 101 (an SSH server speaks first)', async () => {
+    stub.onSocket = (ws) => ws.send(Buffer.from('SSH-2.0-server\r\n'));
+    const { stdin, out, done } = tunnel();
+    await until(() => out() === 'SSH-2.0-server\r\n', 'the banner');
+    stdin.end();
+    await done;
+  });
+
   it('renews at 80 % of the token lifetime with a fresh ssh token and the tunnel id, again and again', async () => {
     lifetimeSeconds = 2;
     const { stdin, done } = tunnel();

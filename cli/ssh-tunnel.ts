@@ -4,7 +4,7 @@
  * fresh token before the one it was opened with expires.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { SSH_RENEW_PATH, SSH_TUNNEL_PATH, TUNNEL_ID_HEADER } from '../common/gateway-route';
@@ -66,17 +66,13 @@ export async function openSshTunnel(
   io: TunnelIo,
 ): Promise<void> {
   const grant = await requestSshAccess(client, gitspace.id);
-  const { ws, tunnelId } = await connect(grant);
+  const { socket, closed, tunnelId } = await connect(grant);
   // Whether ssh ended the connection (closed our stdin): then the tunnel's end is no news.
   let sshClosed = false;
   io.stdin.once('end', () => (sshClosed = true));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-  );
   const renewal = tunnelId
     ? keepRenewed(client, gitspace, { grant, tunnelId, gatewayUrl: grant.url }, io)
     : { expiresAt: () => Date.parse(grant.expiresAt), stop: () => undefined };
-  const socket = createWebSocketStream(ws);
   // Two pipelines, one per direction, so that the end of one (ssh closed its end, or the gateway its) is seen alone.
   const upstream = pipeline(io.stdin, socket);
   const downstream = pipeline(socket, io.stdout);
@@ -99,8 +95,15 @@ export async function openSshTunnel(
   );
 }
 
-/** The open WebSocket and the tunnel id the gateway answered the upgrade with (none from an older gateway). */
-function connect(grant: SshAccessGrant): Promise<{ ws: WebSocket; tunnelId?: string }> {
+/**
+ * The open tunnel as a stream, its close (code and reason), and the tunnel id the gateway answered the upgrade with
+ * (none from an older gateway).
+ */
+function connect(grant: SshAccessGrant): Promise<{
+  socket: Duplex;
+  closed: Promise<{ code: number; reason: string }>;
+  tunnelId?: string;
+}> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(grant.url, {
       headers: { authorization: `Bearer ${grant.token}` },
@@ -114,8 +117,13 @@ function connect(grant: SshAccessGrant): Promise<{ ws: WebSocket; tunnelId?: str
     });
     ws.once('open', () => {
       ws.off('error', failed);
-      // Later socket errors end the stream (and so the tunnel) through createWebSocketStream.
-      resolve({ ws, ...(tunnelId ? { tunnelId } : {}) });
+      // The stream takes the messages from here on, in this very tick: the SSH server speaks first (its banner), and
+      // a message that came before anyone listened would be lost.
+      const socket = createWebSocketStream(ws);
+      const closed = new Promise<{ code: number; reason: string }>((done) =>
+        ws.once('close', (code, reason) => done({ code, reason: reason.toString() })),
+      );
+      resolve({ socket, closed, ...(tunnelId ? { tunnelId } : {}) });
     });
     ws.once('unexpected-response', (_request, response: IncomingMessage) => {
       const chunks: Buffer[] = [];
