@@ -239,10 +239,15 @@ export function productionModules(nodeDir: string, arch: NodeArch, cacheDir: str
       node,
       [
         '-e',
-        `require('@temporalio/core-bridge'); require('node-pty').spawn('/bin/echo', ['pty-ok'], {}).onData((d) => { process.stdout.write(d); process.exit(0); })`,
+        // The agent's SSH server: ssh2 loads (its optional native parts may be missing; it falls back to JS).
+        `require('@temporalio/core-bridge'); ` +
+          `if (typeof require('ssh2').Server === 'function') process.stdout.write('ssh2-ok '); ` +
+          `require('node-pty').spawn('/bin/echo', ['pty-ok'], {}).onData((d) => { process.stdout.write(d); process.exit(0); })`,
       ],
       { cwd: tmp, encoding: 'utf8', timeout: 20_000 },
     );
+    if (!check.stdout.includes('ssh2-ok'))
+      throw new Error(`ssh2 does not load with Node.js ${NODE_RUNTIME.version}: ${check.stderr || check.stdout}`);
     if (!check.stdout.includes('pty-ok'))
       throw new Error(`node-pty does not work with Node.js ${NODE_RUNTIME.version}: ${check.stderr || check.stdout}`);
     writeFileSync(path.join(tmp, '.complete'), `${key}\n`);
