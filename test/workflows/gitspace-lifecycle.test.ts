@@ -137,7 +137,9 @@ describe('startGitspace', () => {
     const sshHostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFVzbXNnCSQ2ZlJ3WmVoRUtlSFNTaHZ3ZnYycnFQWUlWZWE';
     const run = await start({ runner: healthyRunner({ registerRoute: async () => ({ sshHostKey }) }) });
     expect(run.error).toBeUndefined();
-    expect(inputsOf(run.calls, 'completeOperation')).toEqual([expect.objectContaining({ action: 'start', sshHostKey })]);
+    expect(inputsOf(run.calls, 'completeOperation')).toEqual([
+      expect.objectContaining({ action: 'start', sshHostKey }),
+    ]);
   });
 
   const stopAndWait = ['recordStep stopMachine', 'stopMachine', 'recordStep waitForMachine', 'waitForMachine'];
