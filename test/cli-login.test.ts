@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { loginCommand } from '../cli/commands/auth';
 import { createContext } from '../cli/context';
 import { clientName } from '../cli/web-login';
 import { freeLoopbackPorts } from '../common/net';
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium';
 import { startEntryProcess, type EntryProcess } from './support/entry-process';
 import { formOf, TestBrowser, type Page } from './support/test-browser';
 
@@ -212,6 +214,38 @@ describe('gitspaces login --web through an OpenID Connect provider', () => {
     expect(replay.status).toBe(400);
     expect(((await replay.json()) as { error: { code: string } }).error.code).toBe('invalid_grant');
     expect((await tokensOf(token)).status).toBe(401);
+  });
+
+  it('works in a real browser: Chromium follows the consent form to the command line under the page’s CSP', async () => {
+    const chrome = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    try {
+      const page = await (await chrome.newContext()).newPage();
+      const violations: string[] = [];
+      page.on('console', (message) => {
+        if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+      });
+      let landing = '';
+      const cli = cliWith(async (link) => {
+        await page.goto(link);
+        await page.waitForURL((url) => url.origin === issuer);
+        await page.locator('input[name=login]').fill('alice');
+        await page.locator('input[name=password]').fill('any');
+        await page.locator('button[type=submit]').click();
+        await page.waitForURL((url) => url.origin === apiUrl || /consent|interaction/.test(url.pathname));
+        if (new URL(page.url()).origin === issuer) await page.locator('button[type=submit]').click();
+        await page.waitForURL((url) => url.origin === apiUrl && url.pathname === '/auth/cli');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.waitForURL((url) => url.hostname === '127.0.0.1' && url.pathname === '/callback');
+        landing = (await page.textContent('body')) ?? '';
+      });
+      await cli.login();
+      expect(cli.browserErrors).toEqual([]);
+      expect(landing).toContain('you can close this tab');
+      expect(violations).toEqual([]);
+      expect(cli.stdout()).toContain('as alice (member)');
+    } finally {
+      await chrome.close();
+    }
   });
 
   it('answers a redirect_uri that is not the loopback callback with a 400 page, never a redirect', async () => {

@@ -11,7 +11,7 @@ import { sendHtml } from './pages';
 
 /** What the command line asks for, as GET /auth/cli and its consent form carry it. */
 export interface CliLoginRequest {
-  /** `http://127.0.0.1:<port>/callback` or `http://[::1]:<port>/callback`: the command line's listener. */
+  /** `http://127.0.0.1:<port>/callback`: the command line's listener. */
   redirectUri: string;
   /** base64url(SHA-256(verifier)), 43 characters. */
   codeChallenge: string;
@@ -21,8 +21,11 @@ export interface CliLoginRequest {
   clientName: string;
 }
 
-/** Exactly the loopback callback: http, a loopback address, a port, the path /callback; no user, query or fragment. */
-const LOOPBACK_REDIRECT = /^http:\/\/(?:127\.0\.0\.1|\[::1\]):([1-9][0-9]{0,4})\/callback$/;
+/**
+ * Exactly the loopback callback: http, 127.0.0.1, a port, the path /callback; no user, query or fragment. Not [::1]:
+ * the consent page's form-action could not allow it (Chromium refuses an IPv6 address as a CSP source).
+ */
+const LOOPBACK_REDIRECT = /^http:\/\/127\.0\.0\.1:([1-9][0-9]{0,4})\/callback$/;
 const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 const STATE = /^[A-Za-z0-9._~-]{16,256}$/;
 const CLIENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -42,7 +45,7 @@ export function parseCliLoginRequest(
   if (!redirectUri || !port || Number(port) > 65535) {
     return {
       problem:
-        'redirect_uri must be http://127.0.0.1:<port>/callback or http://[::1]:<port>/callback: a sign-in code is only ever sent to the command line on your own machine',
+        'redirect_uri must be http://127.0.0.1:<port>/callback: a sign-in code is only ever sent to the command line on your own machine',
     };
   }
   if (text('code_challenge_method') !== 'S256') return { problem: 'code_challenge_method must be S256' };
@@ -86,7 +89,7 @@ export function callbackUrl(request: CliLoginRequest, answer: { code: string } |
  * that follows its form, to a loopback listener (Chromium applies form-action to that redirect).
  */
 export const CONSENT_PAGE_POLICY =
-  "default-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' http://127.0.0.1:* http://[::1]:*";
+  "default-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' http://127.0.0.1:*";
 
 /** "Sign in the command line on <client> as <user>?", with a form that posts the request back with the CSRF token. */
 export function sendConsentPage(
@@ -100,6 +103,8 @@ export function sendConsentPage(
   sendHtml(res, 200, {
     title: 'Sign in the command line',
     policy: CONSENT_PAGE_POLICY,
+    // With no referrer at all, Chromium sends `Origin: null` with the form, which the Origin check must refuse.
+    referrerPolicy: 'same-origin',
     body: [
       `<h1>Sign in the command line on ${escapeHtml(request.clientName)} as ${escapeHtml(user.name)}?</h1>`,
       '<p>Continue only if you just ran <code>gitspaces login --web</code> yourself. The command line gets an API',

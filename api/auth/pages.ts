@@ -26,9 +26,13 @@ export function sendPage(
 
 /**
  * An HTML page of the API, never cached, framed or sniffed, under its content security `policy`; `body` is HTML its
- * caller has escaped.
+ * caller has escaped. No referrer is sent from it unless a form on it needs its Origin sent (`same-origin`).
  */
-export function sendHtml(res: Response, status: number, page: { title: string; policy: string; body: string[] }) {
+export function sendHtml(
+  res: Response,
+  status: number,
+  page: { title: string; policy: string; body: string[]; referrerPolicy?: 'no-referrer' | 'same-origin' },
+) {
   res
     .status(status)
     .set({
@@ -37,7 +41,7 @@ export function sendHtml(res: Response, status: number, page: { title: string; p
       'content-security-policy': page.policy,
       'x-frame-options': 'DENY',
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      'referrer-policy': page.referrerPolicy ?? 'no-referrer',
     })
     .send(
       [
