@@ -10,6 +10,7 @@ import { readTemporalConnection } from '../common/temporal-connection';
 import { PAYLOAD_KEYS_ENV, PayloadKeyRing } from '../common/payload-codec';
 import { readSignInSettings } from './auth/settings';
 import { startControlPlane } from './server';
+import { DEFAULT_AUTO_STOP_MIN_SECONDS, DEFAULT_AUTO_STOP_WARNING_SECONDS } from './auto-stop';
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 
@@ -49,6 +50,10 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),
     },
     trustedProxies: config.parsed('GITSPACES_API_TRUSTED_PROXIES', TrustedProxies.parse),
+    autoStop: {
+      warningSeconds: config.positiveInt('GITSPACES_AUTO_STOP_WARNING_SECONDS', DEFAULT_AUTO_STOP_WARNING_SECONDS),
+      minSeconds: config.positiveInt('GITSPACES_AUTO_STOP_MIN_SECONDS', DEFAULT_AUTO_STOP_MIN_SECONDS),
+    },
     // GITSPACES_PUBLIC_URL, GITSPACES_OIDC_*, GITSPACES_SESSION_*, GITSPACES_TEMPORAL_UI_URL.
     signIn: readSignInSettings(config, `http://${host}:${port}`),
     limits: {

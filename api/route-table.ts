@@ -45,6 +45,8 @@ export interface RouteServices {
   openEventStreams: Map<string, number>;
   /** Sign-in and sessions (api/auth/sign-in.ts), made by createApp from its `signIn` settings. */
   signIn: SignIn;
+  /** The shortest auto-stop accepted, and the watcher's nudge after a change (api/auto-stop.ts); minimum 60 s without. */
+  autoStop?: { minSeconds: number; recheck(gitspaceId: string): Promise<void> };
 }
 
 /** One request to a route, as its handler sees it. */

@@ -186,12 +186,30 @@ const runnerPublicKeys = z
   .max(8)
   .refine((keys) => new Set(keys).size === keys.length, 'must not name a key twice');
 
+/** An idle timeout or maximum lifetime in seconds (0: never; the API also holds it to GITSPACES_AUTO_STOP_MIN_SECONDS). */
+const autoStopSeconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(365 * 86400)
+  .nullable();
+
+/**
+ * An auto-stop policy. On an infrastructure, the default of its gitspaces (null or 0: off). On a gitspace, its own
+ * values: null gives back its infrastructure's, 0 means never. A field left out is unchanged.
+ */
+export const AutoStopSetting = z.strictObject({
+  idleTimeoutSeconds: autoStopSeconds.optional(),
+  maxLifetimeSeconds: autoStopSeconds.optional(),
+});
+
 export const CreateInfrastructureBody = z.strictObject({
   name: slug('name'),
   provider: z.enum(PROVIDER_NAMES),
   config: z.record(z.string(), z.unknown()).default({}),
   gatewayUrl: httpUrl,
   runnerPublicKeys: runnerPublicKeys.optional(),
+  autoStop: AutoStopSetting.optional(),
 });
 
 export const UpdateInfrastructureBody = z
@@ -199,10 +217,11 @@ export const UpdateInfrastructureBody = z
     config: z.record(z.string(), z.unknown()).optional(),
     gatewayUrl: httpUrl.optional(),
     runnerPublicKeys: runnerPublicKeys.optional(),
+    autoStop: AutoStopSetting.optional(),
   })
   .refine(
-    (body) => body.config !== undefined || body.gatewayUrl !== undefined || body.runnerPublicKeys !== undefined,
-    'give config, gatewayUrl, runnerPublicKeys or several',
+    (body) => Object.values(body).some((value) => value !== undefined),
+    'give config, gatewayUrl, runnerPublicKeys, autoStop or several',
   );
 
 export const CreateMachineBody = z.strictObject({
@@ -258,7 +277,11 @@ export const CreateGitspaceBody = z.strictObject({
   machineId: z.string().min(1).max(200),
   ide: z.enum(IDE_KINDS).default('terminal'),
   start: z.boolean().default(true),
+  autoStop: AutoStopSetting.optional(),
 });
+
+/** PATCH /gitspaces/:id: what of a gitspace may change after its creation. */
+export const UpdateGitspaceBody = z.strictObject({ autoStop: AutoStopSetting });
 
 /** What of a machine may change (not its name, part of its id); null clears an optional one. */
 export const UpdateMachineBody = z
@@ -356,6 +379,10 @@ export const Infrastructure = z.object({
   runnerPublicKeys: z.array(z.string()),
   /** How many live gitspaces hold a token sealed to each runner key (by key id): retire a key when its count is 0. */
   sealedTokens: z.record(z.string(), z.number()),
+  /** The default auto-stop of its gitspaces (null: off). */
+  autoStop: z
+    .object({ idleTimeoutSeconds: z.number().nullable(), maxLifetimeSeconds: z.number().nullable() })
+    .optional(),
   taskQueue: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -406,6 +433,11 @@ export const Operation = z.object({
   finishedAt: z.string().optional(),
 });
 
+const effectiveSeconds = z.object({
+  seconds: z.number().nullable(),
+  source: z.enum(['gitspace', 'infrastructure', 'none']),
+});
+
 export const Gitspace = z.object({
   id: z.string(),
   name: z.string(),
@@ -427,6 +459,8 @@ export const Gitspace = z.object({
   operation: Operation.optional(),
   /** Its SSH host key (an OpenSSH public key line) for known_hosts; null until its agent published one at a start. */
   sshHostKey: z.string().nullable().optional(),
+  /** Its effective auto-stop (seconds, null: never) and where each value comes from (absent from older servers). */
+  autoStop: z.object({ idleTimeout: effectiveSeconds, maxLifetime: effectiveSeconds }).optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -447,7 +481,7 @@ export const OperationResponse = z.object({ operation: Operation });
 export const Actor = z.discriminatedUnion('type', [
   z.object({ type: z.literal('user'), id: z.string(), name: z.string() }),
   z.object({ type: z.literal('reconciler') }),
-  z.object({ type: z.literal('auto-stop') }),
+  z.object({ type: z.literal('auto-stop'), reason: z.enum(['idle', 'max-lifetime']).optional() }),
   z.object({ type: z.literal('unknown'), reason: z.string() }),
 ]);
 

@@ -36,7 +36,12 @@ import { EventFeed } from './event-feed';
 import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle-requests';
-import { createAutoStopArming, DEFAULT_AUTO_STOP_WARNING_SECONDS, ensureAutoStopWatchers } from './auto-stop';
+import {
+  createAutoStopArming,
+  DEFAULT_AUTO_STOP_MIN_SECONDS,
+  DEFAULT_AUTO_STOP_WARNING_SECONDS,
+  ensureAutoStopWatchers,
+} from './auto-stop';
 import { listRunners } from './runners';
 import { createApiMetrics } from './metrics';
 
@@ -190,6 +195,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ...(signIn ? { signIn } : {}),
     accessTokens,
     lifecycle,
+    autoStop: {
+      minSeconds: config.autoStop?.minSeconds ?? DEFAULT_AUTO_STOP_MIN_SECONDS,
+      recheck: autoStopArming.recheck,
+    },
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
     onInfrastructureDeleted: (infrastructureId) =>

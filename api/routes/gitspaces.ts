@@ -23,6 +23,7 @@ import {
 } from '../schemas';
 import { actorOf, userOf } from './caller';
 import { gitspaceChangesRoute } from './events';
+import { autoStopColumns } from './auto-stop';
 import { presentGitspaces, presentOperation } from './presenters';
 
 /** From a created gitspace to the operations on it, so API clients and fuzzers can follow the id. */
@@ -93,6 +94,7 @@ export const gitspaceRoutes = [
           infrastructureId: infrastructure.id,
           machineId: machine.id,
           ide: body.ide,
+          ...autoStopColumns(body.autoStop, services, 'autoStop'),
         },
         idempotencyKey === undefined
           ? undefined

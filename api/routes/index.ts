@@ -3,6 +3,7 @@
  * (api/route-table.ts) registers it, answers 405 for it and puts it in the OpenAPI document.
  */
 import { authRoutes } from './auth';
+import { autoStopRoutes } from './auto-stop';
 import { cliLoginRoutes } from './cli-login';
 import { eventRoutes } from './events';
 import { gitspaceRoutes } from './gitspaces';
@@ -23,6 +24,7 @@ export const API_ROUTES = [
   ...infrastructureRoutes,
   ...machineRoutes,
   ...gitspaceRoutes,
+  ...autoStopRoutes,
   ...eventRoutes,
 ];
 

@@ -9,6 +9,7 @@ import {
   UpdateInfrastructureBody,
   list,
 } from '../schemas';
+import { autoStopColumns } from './auto-stop';
 import { presentInfrastructure } from './presenters';
 
 export const infrastructureRoutes = [
@@ -29,6 +30,7 @@ export const infrastructureRoutes = [
         config,
         gatewayUrl: body.gatewayUrl,
         ...(body.runnerPublicKeys ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
+        ...autoStopColumns(body.autoStop, services, 'autoStop'),
       });
       await services.onInfrastructureCreated(row.id);
       return presentInfrastructure(row);
@@ -94,6 +96,7 @@ export const infrastructureRoutes = [
         ...(config !== undefined ? { config } : {}),
         ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),
         ...(body.runnerPublicKeys !== undefined ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
+        ...autoStopColumns(body.autoStop, services, 'autoStop'),
       });
       return presentInfrastructure(row, (await store.countSealedTokens(row.id)).get(row.id));
     },

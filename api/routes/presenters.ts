@@ -11,6 +11,7 @@ import type {
   UserRow,
 } from '../../db/schema';
 import type { Store } from '../../db/store';
+import { effectiveSeconds } from '../../db/stores/auto-stop';
 import type { TokenSummary } from '../../db/stores/tokens';
 
 const iso = (date: Date | string) => new Date(date).toISOString();
@@ -59,6 +60,7 @@ export function presentInfrastructure(row: InfrastructureRow, sealedTokens: Reco
     gatewayUrl: row.gatewayUrl,
     runnerPublicKeys: row.runnerPublicKeys,
     sealedTokens,
+    autoStop: { idleTimeoutSeconds: row.autoStopIdleSeconds, maxLifetimeSeconds: row.autoStopMaxLifetimeSeconds },
     taskQueue: infrastructureTaskQueue(row.id),
     createdAt: iso(row.createdAt),
     updatedAt: iso(row.updatedAt),
@@ -93,12 +95,27 @@ export function presentOperation(row: OperationRow) {
 }
 
 /** Gitspaces with their latest operation each, read in one query. */
-export async function presentGitspaces(store: Pick<Store, 'latestOperations'>, rows: GitspaceRow[]) {
-  const operations = await store.latestOperations(rows.map((r) => r.id));
-  return rows.map((row) => presentGitspace(row, operations.get(row.id)));
+export async function presentGitspaces(
+  store: Pick<Store, 'latestOperations'> & Partial<Pick<Store, 'listInfrastructures'>>,
+  rows: GitspaceRow[],
+) {
+  const [operations, infrastructures] = await Promise.all([
+    store.latestOperations(rows.map((r) => r.id)),
+    rows.length > 0 ? store.listInfrastructures?.() : undefined,
+  ]);
+  // Without the infrastructures (the change feed reads less), the effective auto-stop is left out.
+  const byId = infrastructures && new Map(infrastructures.map((infrastructure) => [infrastructure.id, infrastructure]));
+  return rows.map((row) =>
+    presentGitspace(row, operations.get(row.id), byId && { infrastructure: byId.get(row.infrastructureId) }),
+  );
 }
 
-function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
+function presentGitspace(
+  row: GitspaceRow,
+  operation?: OperationRow,
+  policy?: { infrastructure: InfrastructureRow | undefined },
+) {
+  const infrastructure = policy?.infrastructure;
   return {
     id: row.id,
     name: row.name,
@@ -117,6 +134,17 @@ function presentGitspace(row: GitspaceRow, operation?: OperationRow) {
     ...(row.lastError ? { lastError: row.lastError } : {}),
     ...(operation ? { operation: presentOperation(operation) } : {}),
     sshHostKey: row.sshHostKey,
+    ...(policy
+      ? {
+          autoStop: {
+            idleTimeout: effectiveSeconds(row.autoStopIdleSeconds, infrastructure?.autoStopIdleSeconds ?? null),
+            maxLifetime: effectiveSeconds(
+              row.autoStopMaxLifetimeSeconds,
+              infrastructure?.autoStopMaxLifetimeSeconds ?? null,
+            ),
+          },
+        }
+      : {}),
     createdAt: iso(row.createdAt),
     updatedAt: iso(row.updatedAt),
   };
