@@ -1,11 +1,12 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, SSH_KEYS_HEADER } from '../common/gateway-route';
 import { rawRequest, statusOf } from '../test/support/gateway-harness';
 import { silentLogger } from '../common/logger';
 import { serveAgent, type ServedAgent } from '../test/support/agent';
 import { upgradeStatus } from '../test/support/websocket';
+import { installFakeCodeServer } from '../test/support/fake-code-server';
 
 const AGENT_SECRET = 'agent-secret-of-this-start';
 const ROUTE_SECRET = 'r'.repeat(43);
@@ -20,6 +21,7 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
       gitspaceId: 'gs-door',
       secret: AGENT_SECRET,
       workspaceDir: path.join(root, 'workspace'),
+      homeDir: path.join(root, 'home'),
       ide: 'terminal',
       logger: silentLogger,
       ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
@@ -54,7 +56,12 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
     expect((await giveRouteSecret('Bearer wrong')).status).toBe(401);
     expect((await giveRouteSecret('')).status).toBe(401);
     expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`, 'short')).status).toBe(400);
-    expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`)).status).toBe(204);
+    const given = await giveRouteSecret(`Bearer ${AGENT_SECRET}`);
+    // The answer carries the gitspace's SSH host key, for the runner to hand to the control plane.
+    expect([given.status, await given.json()]).toEqual([
+      200,
+      { sshHostKey: expect.stringMatching(/^ssh-ed25519 AAAA/) },
+    ]);
   });
 
   it('a shell or page without the route secret, or with a wrong one, is refused; with it, served', async () => {
@@ -139,9 +146,84 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
     expect(hookEnv).not.toContain(AGENT_SECRET);
   });
 
+  it('the SSH path, however it is spelled, is SSH: never the IDE, and only with the gateway’s key list', async () => {
+    const ws = url.replace('http', 'ws');
+    for (const spelling of ['/_GITSPACES/SSH', '/%5Fgitspaces/ssh', '//_gitspaces/Ssh/']) {
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`)]).toEqual([spelling, 401]);
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`, { [ROUTE_SECRET_HEADER]: ROUTE_SECRET })]).toEqual([
+        spelling,
+        403,
+      ]);
+      const withKeys = { [ROUTE_SECRET_HEADER]: ROUTE_SECRET, [SSH_KEYS_HEADER]: 'SHA256:x' };
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`, withKeys)]).toEqual([spelling, 101]);
+      const page = await fetch(`${url}${spelling}`, { headers: { [ROUTE_SECRET_HEADER]: ROUTE_SECRET } });
+      expect([spelling, page.status]).toEqual([spelling, 404]);
+    }
+  });
+
   it('tells the runner whether it holds this start’s agent secret', async () => {
     expect((await fetch(`${url}/_agent/session`, { headers: { authorization: 'Bearer old' } })).status).toBe(401);
     const ok = await fetch(`${url}/_agent/session`, { headers: { authorization: `Bearer ${AGENT_SECRET}` } });
     expect(await ok.json()).toEqual({ gitspaceId: 'gs-door', routeSecretSet: true });
+  });
+});
+
+describe('a vscode-web start waits for VS Code (issue 15, part 3)', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-agent-vscode-'));
+    await mkdir(path.join(root, 'workspace', '.git'), { recursive: true }); // A clone that is present.
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const agentWith = (searchPath: string) =>
+    serveAgent({
+      gitspaceId: 'gs-vscode',
+      secret: AGENT_SECRET,
+      workspaceDir: path.join(root, 'workspace'),
+      ide: 'vscode-web',
+      logger: silentLogger,
+      ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' }, searchPath },
+    });
+  const prepare = (agent: ServedAgent) =>
+    fetch(`${agent.url}/_agent/workspace`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${AGENT_SECRET}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ repository: { url: 'https://git.example.com/org/repo.git' } }),
+    });
+  const health = async (agent: ServedAgent) => (await fetch(`${agent.url}/_agent/healthz`)).json();
+
+  it('with no VS Code server, preparing the workspace answers 422 saying what to install; health says unavailable', async () => {
+    const agent = await agentWith(path.join(root, 'empty-path'));
+    try {
+      expect(await health(agent)).toMatchObject({ ide: 'vscode-web' });
+      const response = await prepare(agent);
+      expect(response.status).toBe(422);
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      expect(error.code).toBe('VscodeNotInstalledError');
+      expect(error.message).toContain('no VS Code server is installed on this machine');
+      expect(error.message).toContain('`npm install -g code-server@4.117.0` with Node.js 22');
+      expect(error.message).toContain('config.agent.vscodeInstallCommand');
+      expect(error.message).toContain('`--ide terminal`');
+      expect(await health(agent)).toMatchObject({ workspace: 'failed', ide: 'unavailable' });
+    } finally {
+      await agent.close();
+    }
+  });
+
+  it('with a healthy VS Code server, preparing the workspace succeeds and health names the IDE', async () => {
+    const bin = path.join(root, 'bin');
+    await mkdir(bin);
+    await installFakeCodeServer(bin);
+    const agent = await agentWith(bin);
+    try {
+      const response = await prepare(agent);
+      expect([response.status, await response.json()]).toEqual([200, { clone: 'present', ranCommands: [] }]);
+      expect(await health(agent)).toMatchObject({ workspace: 'ready', ide: 'vscode-web' });
+    } finally {
+      await agent.close();
+    }
   });
 });

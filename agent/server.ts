@@ -9,6 +9,7 @@ import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositoryS
 import { repositoryNetworksSchema, type RepositoryNetworks } from './repository-address';
 import { LifecycleCommandError, readLifecycleCommands, runLifecycleCommand } from './devcontainer';
 import { mountIde, type IdeOptions } from './ide';
+import { VSCODE_REMEDY, VscodeNotInstalledError, VscodeStartError } from './ide/vscode';
 
 export interface AgentOptions {
   gitspaceId: string;
@@ -21,7 +22,7 @@ export interface AgentOptions {
   logger: Logger;
   lifecycleCommandTimeoutMs?: number;
   /** How the IDE runs: VS Code command, shell, the environment it gets (see agent/ide). */
-  ideHost?: Pick<IdeOptions, 'vscodeCommand' | 'shell' | 'env' | 'searchPath'>;
+  ideHost?: Pick<IdeOptions, 'vscodeCommand' | 'shell' | 'env' | 'searchPath' | 'vscodeStartTimeoutMs'>;
 }
 
 export type WorkspaceStatus = 'empty' | 'preparing' | 'ready' | 'failed';
@@ -38,6 +39,8 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   let preparing: Promise<PrepareResult> | undefined;
   // Set by the runner on every start (PUT /_agent/route); until then nothing but the health check answers.
   let routeSecret: string | undefined;
+  // Whether the IDE failed its last readiness check (health then says `ide: 'unavailable'`).
+  let ideUnavailable = false;
 
   // The one door check, before any route: the health check is open; the private API wants the runner's agent secret;
   // everything else (the IDE) wants the route secret that only the gateway adds (common/gateway-route.ts).
@@ -62,7 +65,12 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   });
 
   app.get('/_agent/healthz', (_req, res) => {
-    res.json({ status: 'ok', gitspaceId: options.gitspaceId, workspace: status, ide: options.ide });
+    res.json({
+      status: 'ok',
+      gitspaceId: options.gitspaceId,
+      workspace: status,
+      ide: ideUnavailable ? 'unavailable' : options.ide,
+    });
   });
 
   // The runner's proof that it talks to an agent of this start (its secret is rotated on every start).
@@ -98,9 +106,21 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
       return;
     }
     // Concurrent calls (a retried activity) share one preparation instead of cloning twice.
-    preparing ??= prepareWorkspace(body.repository, networks.data, options).finally(() => {
-      preparing = undefined;
-    });
+    // The IDE is started (and waited for) once the workspace exists: a start whose IDE cannot run fails here.
+    preparing ??= prepareWorkspace(body.repository, networks.data, options)
+      .then(async (result) => {
+        await ide.ready().then(
+          () => (ideUnavailable = false),
+          (error: unknown) => {
+            ideUnavailable = true;
+            throw error;
+          },
+        );
+        return result;
+      })
+      .finally(() => {
+        preparing = undefined;
+      });
     status = 'preparing';
     preparing.then(
       (result) => {
@@ -109,19 +129,21 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
       },
       (error: unknown) => {
         status = 'failed';
-        const known = error instanceof CloneFailedError || error instanceof LifecycleCommandError;
+        const vscode = error instanceof VscodeNotInstalledError || error instanceof VscodeStartError;
+        const known = vscode || error instanceof CloneFailedError || error instanceof LifecycleCommandError;
         logger.warn('workspace preparation failed', { error });
+        const message = error instanceof Error ? error.message : String(error);
         res.status(known ? 422 : 500).json({
           error: {
             code: known ? error.name : 'internal',
-            message: error instanceof Error ? error.message : String(error),
+            message: vscode ? `VS Code cannot run on this gitspace: ${message}. To fix it: ${VSCODE_REMEDY}` : message,
           },
         });
       },
     );
   });
 
-  mountIde(app, server, {
+  const ide = mountIde(app, server, {
     authorizeUpgrade: (req) =>
       doorOf(req.method ?? 'GET', req.url ?? '/') === 'ide' &&
       routeSecret !== undefined &&
