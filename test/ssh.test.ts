@@ -38,6 +38,8 @@ describe('SSH to a gitspace with OpenSSH', () => {
   let knownHosts: string;
   let adaToken: string;
   let gitspaceId: string;
+  /** An ssh-agent holding ada's key, for `gitspaces ssh`, which runs ssh as a user would (no -i). */
+  let agentSocket: string;
   const children = new Set<ChildProcess>();
 
   /** Starts a program with the test's home and ada's API credentials; `done` resolves once it has exited. */
@@ -116,6 +118,10 @@ describe('SSH to a gitspace with OpenSSH', () => {
     expect(ada.status).toBe(201);
     adaToken = ada.body.token;
     for (const name of ['ada', 'laptop', 'stranger']) await keygen(name);
+    agentSocket = path.join(home, 'agent.sock');
+    start('ssh-agent', ['-D', '-a', agentSocket]);
+    await until(() => existsSync(agentSocket), 'ssh-agent');
+    await promisify(execFile)('ssh-add', [path.join(home, 'ada')], { env: { SSH_AUTH_SOCK: agentSocket } });
     const added = await gitspaces(['ssh-keys', 'add', path.join(home, 'ada.pub')]);
     expect(added.stderr).toBe('');
     expect(added.stdout).toContain(await fingerprintOf('ada'));
@@ -151,18 +157,8 @@ describe('SSH to a gitspace with OpenSSH', () => {
   });
 
   it('gitspaces ssh runs the system ssh itself, trusting the host key the API gave', async () => {
-    // No -i here: gitspaces ssh runs ssh as a user would, so the key comes from an agent.
-    const socket = path.join(home, 'agent.sock');
-    const agent = start('ssh-agent', ['-D', '-a', socket]);
-    await until(() => existsSync(socket), 'ssh-agent');
-    await promisify(execFile)('ssh-add', [path.join(home, 'ada')], { env: { SSH_AUTH_SOCK: socket } });
-    try {
-      const run = await gitspaces(['ssh', 'api', '--', 'cat README.md; exit 4'], { SSH_AUTH_SOCK: socket });
-      expect(run).toMatchObject({ code: 4, stdout: '# hello\n' });
-    } finally {
-      agent.child.kill('SIGTERM');
-      await agent.done;
-    }
+    const run = await gitspaces(['ssh', 'api', '--', 'cat README.md; exit 4'], { SSH_AUTH_SOCK: agentSocket });
+    expect(run).toMatchObject({ code: 4, stdout: '# hello\n' });
   });
 
   it('copies files both ways with scp, over SFTP and with the old protocol (scp -O)', async () => {
@@ -268,7 +264,7 @@ describe('SSH to a gitspace with OpenSSH', () => {
     expect(run.stdout.trim().split('\n')).toHaveLength(seconds);
   }, 120_000);
 
-  it('ends an open session within seconds of `gitspaces stop`, and tokens from before a restart are refused', async () => {
+  it('ends an open session within seconds of `gitspaces stop`; ssh --start starts it again, refusing older tokens', async () => {
     const grant = await stack.api('POST', `/api/v1/gitspaces/${gitspaceId}/access`, { scope: 'ssh' }, adaToken);
     expect(grant.status).toBe(200);
     const session = ssh(['gitspace-api', 'echo ready; exec sleep 600']);
@@ -283,8 +279,16 @@ describe('SSH to a gitspace with OpenSSH', () => {
       stderr: expect.stringContaining("the SSH tunnel to gitspace 'api' was closed"),
     });
 
-    const restarted = await gitspaces(['start', 'api']);
-    expect(restarted.code).toBe(0);
+    // A stopped gitspace is started only when asked.
+    const refused = await gitspaces(['ssh', 'api', '--', 'echo back'], { SSH_AUTH_SOCK: agentSocket });
+    expect(refused).toMatchObject({
+      code: 3,
+      stdout: '',
+      stderr: `error: gitspace 'api' is stopped: start it with \`gitspaces start ${gitspaceId}\`, or add --start\n`,
+    });
+    const restarted = await gitspaces(['ssh', '--start', 'api', '--', 'echo back'], { SSH_AUTH_SOCK: agentSocket });
+    expect(restarted).toMatchObject({ code: 0, stdout: 'back\n' });
+    expect(restarted.stderr).toContain("gitspace 'api' is stopped; starting it\n");
     expect(await upgradeStatus(grant.body.url, { authorization: `Bearer ${grant.body.token}` })).toBe(401);
     // The host key survived the restart: the same known_hosts entry still works.
     expect(await ssh(['gitspace-api', 'echo back']).done).toMatchObject({ code: 0, stdout: 'back\n' });
