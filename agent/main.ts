@@ -18,6 +18,7 @@ function main(): void {
   const port = config.port('GITSPACE_AGENT_PORT', 8089);
   const vscodeCommand = config.string('GITSPACE_VSCODE_COMMAND');
   const shell = config.string('GITSPACE_SHELL', config.string('SHELL', '/bin/bash'));
+  const sftpServer = config.string('GITSPACE_SFTP_SERVER');
   const logSettings = config.include(() => readLogSettings(process.env));
   config.done();
 
@@ -28,7 +29,7 @@ function main(): void {
   }
 
   const logger = createLogger(`agent:${gitspaceId}`, logSettings);
-  const { server } = createAgentApp({
+  const { server, closeSsh } = createAgentApp({
     gitspaceId,
     secret: secret!,
     workspaceDir,
@@ -36,10 +37,12 @@ function main(): void {
     ide,
     logger,
     ideHost: { vscodeCommand, shell, env: ideEnv, searchPath: ideEnv.PATH },
+    sftpServer,
   });
   server.listen(port, host, () => logger.info('agent listening', { host, port, ide }));
   const shutdown = () => {
     closeIde(server);
+    closeSsh();
     server.close(() => process.exit(0));
     server.closeAllConnections();
   };

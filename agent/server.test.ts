@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, SSH_KEYS_HEADER } from '../common/gateway-route';
 import { rawRequest, statusOf } from '../test/support/gateway-harness';
 import { silentLogger } from '../common/logger';
 import { serveAgent, type ServedAgent } from '../test/support/agent';
@@ -21,6 +21,7 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
       gitspaceId: 'gs-door',
       secret: AGENT_SECRET,
       workspaceDir: path.join(root, 'workspace'),
+      homeDir: path.join(root, 'home'),
       ide: 'terminal',
       logger: silentLogger,
       ideHost: { shell: '/bin/sh', env: { PATH: '/usr/bin:/bin' } },
@@ -55,7 +56,12 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
     expect((await giveRouteSecret('Bearer wrong')).status).toBe(401);
     expect((await giveRouteSecret('')).status).toBe(401);
     expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`, 'short')).status).toBe(400);
-    expect((await giveRouteSecret(`Bearer ${AGENT_SECRET}`)).status).toBe(204);
+    const given = await giveRouteSecret(`Bearer ${AGENT_SECRET}`);
+    // The answer carries the gitspace's SSH host key, for the runner to hand to the control plane.
+    expect([given.status, await given.json()]).toEqual([
+      200,
+      { sshHostKey: expect.stringMatching(/^ssh-ed25519 AAAA/) },
+    ]);
   });
 
   it('a shell or page without the route secret, or with a wrong one, is refused; with it, served', async () => {
@@ -138,6 +144,21 @@ describe('the agent answers only the gateway (DESIGN.md §8)', () => {
     const hookEnv = await readFile(path.join(workspace, 'hook-env.txt'), 'utf8');
     expect(hookEnv).toContain('PATH=/usr/bin:/bin');
     expect(hookEnv).not.toContain(AGENT_SECRET);
+  });
+
+  it('the SSH path, however it is spelled, is SSH: never the IDE, and only with the gateway’s key list', async () => {
+    const ws = url.replace('http', 'ws');
+    for (const spelling of ['/_GITSPACES/SSH', '/%5Fgitspaces/ssh', '//_gitspaces/Ssh/']) {
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`)]).toEqual([spelling, 401]);
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`, { [ROUTE_SECRET_HEADER]: ROUTE_SECRET })]).toEqual([
+        spelling,
+        403,
+      ]);
+      const withKeys = { [ROUTE_SECRET_HEADER]: ROUTE_SECRET, [SSH_KEYS_HEADER]: 'SHA256:x' };
+      expect([spelling, await upgradeStatus(`${ws}${spelling}`, withKeys)]).toEqual([spelling, 101]);
+      const page = await fetch(`${url}${spelling}`, { headers: { [ROUTE_SECRET_HEADER]: ROUTE_SECRET } });
+      expect([spelling, page.status]).toEqual([spelling, 404]);
+    }
   });
 
   it('tells the runner whether it holds this start’s agent secret', async () => {

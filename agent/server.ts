@@ -2,12 +2,21 @@ import express from 'express';
 import http from 'node:http';
 import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
-import { ROUTE_SECRET_HEADER, decodePathFully, isAgentPrivatePath } from '../common/gateway-route';
+import type { Duplex } from 'node:stream';
+import {
+  ROUTE_SECRET_HEADER,
+  SSH_KEYS_HEADER,
+  decodePathFully,
+  gatewayPathKind,
+  isAgentPrivatePath,
+} from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../contracts/provider';
 import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
 import { repositoryNetworksSchema, type RepositoryNetworks } from './repository-address';
 import { LifecycleCommandError, readLifecycleCommands, runLifecycleCommand } from './devcontainer';
+import { loadOrCreateHostKey, type HostKey } from './ssh/host-key';
+import { createSshServer, type SshServer } from './ssh/server';
 import { mountIde, type IdeOptions } from './ide';
 import { VSCODE_REMEDY, VscodeNotInstalledError, VscodeStartError } from './ide/vscode';
 
@@ -21,6 +30,8 @@ export interface AgentOptions {
   ide: IdeKind;
   logger: Logger;
   lifecycleCommandTimeoutMs?: number;
+  /** OpenSSH's sftp-server for SSH sessions (GITSPACE_SFTP_SERVER); default: the first installed one. */
+  sftpServer?: string;
   /** How the IDE runs: VS Code command, shell, the environment it gets (see agent/ide). */
   ideHost?: Pick<IdeOptions, 'vscodeCommand' | 'shell' | 'env' | 'searchPath' | 'vscodeStartTimeoutMs'>;
 }
@@ -31,7 +42,12 @@ export type WorkspaceStatus = 'empty' | 'preparing' | 'ready' | 'failed';
  * The gitspace agent: runs inside the gitspace machine, prepares the workspace when the runner asks, and reports its
  * health. The private API lives under `/_agent/`; every other path belongs to the IDE.
  */
-export function createAgentApp(options: AgentOptions): { app: express.Express; server: http.Server } {
+export function createAgentApp(options: AgentOptions): {
+  app: express.Express;
+  server: http.Server;
+  /** Ends every SSH connection (the agent is stopping). */
+  closeSsh(): void;
+} {
   const { logger } = options;
   const app = express();
   const server = http.createServer(app);
@@ -39,6 +55,8 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
   let preparing: Promise<PrepareResult> | undefined;
   // Set by the runner on every start (PUT /_agent/route); until then nothing but the health check answers.
   let routeSecret: string | undefined;
+  // Made with the host key when the first route is set: SSH is reachable only through a route.
+  let ssh: SshServer | undefined;
   // Whether the IDE failed its last readiness check (health then says `ide: 'unavailable'`).
   let ideUnavailable = false;
 
@@ -51,6 +69,10 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
       door === 'private'
         ? isAuthorized(req.headers.authorization, `Bearer ${options.secret}`)
         : routeSecret !== undefined && isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret);
+    if (allowed && door === 'gateway') {
+      res.status(404).json({ error: { code: 'not_found', message: 'SSH goes over a WebSocket: use `gitspaces ssh`' } });
+      return;
+    }
     if (allowed) return next();
     res.status(401).set('cache-control', 'no-store');
     res.json({
@@ -78,14 +100,31 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
     res.json({ gitspaceId: options.gitspaceId, routeSecretSet: routeSecret !== undefined });
   });
 
-  app.put('/_agent/route', express.json({ limit: '4kb' }), (req, res) => {
+  // Answers with the gitspace's SSH host key, which the runner passes on to the control plane.
+  app.put('/_agent/route', express.json({ limit: '4kb' }), async (req, res) => {
     const secret = (req.body as { secret?: unknown } | undefined)?.secret;
     if (typeof secret !== 'string' || !ROUTE_SECRET_PATTERN.test(secret)) {
       res.status(400).json({ error: { code: 'invalid_request', message: 'secret must be 43+ base64url characters' } });
       return;
     }
+    let hostKey: HostKey;
+    try {
+      hostKey = await loadOrCreateHostKey(options.homeDir ?? os.homedir(), options.gitspaceId);
+    } catch (error) {
+      logger.error('the SSH host key cannot be loaded or created', { error });
+      res.status(500).json({ error: { code: 'ssh_host_key', message: (error as Error).message } });
+      return;
+    }
+    ssh ??= createSshServer({
+      hostKey,
+      shell: options.ideHost?.shell ?? '/bin/bash',
+      env: options.ideHost?.env ?? {},
+      workspaceDir: options.workspaceDir,
+      sftpServer: options.sftpServer,
+      logger: logger.child('ssh'),
+    });
     routeSecret = secret;
-    res.status(204).end();
+    res.json({ sshHostKey: hostKey.publicKey });
   });
 
   app.post('/_agent/workspace', express.json({ limit: '64kb' }), (req, res) => {
@@ -154,7 +193,38 @@ export function createAgentApp(options: AgentOptions): { app: express.Express; s
     logger,
     ...options.ideHost,
   });
-  return { app, server };
+  // SSH upgrades go to the SSH server, never the IDE: one listener decides, so the IDE's (which mountIde put on the
+  // server) sees only the others.
+  const ideUpgrade = server.listeners('upgrade');
+  server.removeAllListeners('upgrade');
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (doorOf(req.method ?? 'GET', req.url ?? '/') !== 'gateway') {
+      for (const listener of ideUpgrade) listener.call(server, req, socket, head);
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    const keys = req.headers[SSH_KEYS_HEADER];
+    if (routeSecret === undefined || !isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret)) {
+      refuseUpgrade(socket, '401 Unauthorized');
+    } else if (gatewayPathKind(decodePathFully((req.url ?? '').split('?', 1)[0]!) ?? '') !== 'ssh' || !ssh) {
+      refuseUpgrade(socket, '404 Not Found');
+    } else if (typeof keys !== 'string' || keys.trim() === '') {
+      // Only the gateway adds the key list, from a verified token: an upgrade without one is not the gateway's.
+      refuseUpgrade(socket, '403 Forbidden');
+    } else {
+      ssh.handleUpgrade(
+        req,
+        socket,
+        head,
+        keys.split(',').map((key) => key.trim()),
+      );
+    }
+  });
+  return { app, server, closeSsh: () => ssh?.close() };
+}
+
+function refuseUpgrade(socket: Duplex, status: string): void {
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
 }
 
 interface PrepareResult {
@@ -188,8 +258,11 @@ async function prepareWorkspace(
   return { clone, ranCommands };
 }
 
-/** Which credential a request needs: none (the health check), the agent secret (private API) or the route secret. */
-function doorOf(method: string, url: string): 'health' | 'private' | 'ide' {
+/**
+ * Which credential a request needs: none (the health check), the agent secret (private API) or the route secret (the
+ * IDE, and the gateway's own paths: SSH).
+ */
+function doorOf(method: string, url: string): 'health' | 'private' | 'ide' | 'gateway' {
   // A target in absolute form (`GET http://host/_agent/session`) is routed by the path inside it: rather than parse it
   // a second way, it gets the strictest door (the gateway always sends a path).
   if (!url.startsWith('/')) return 'private';
@@ -197,7 +270,8 @@ function doorOf(method: string, url: string): 'health' | 'private' | 'ide' {
   if (path === undefined) return 'private'; // Undecodable: the strictest door.
   if (path.toLowerCase() === '/_agent/healthz' && (method === 'GET' || method === 'HEAD')) return 'health';
   // The same reading of the private path as the gateway's, so neither lets through what the other keeps out.
-  return isAgentPrivatePath(path) ? 'private' : 'ide';
+  if (isAgentPrivatePath(path)) return 'private';
+  return gatewayPathKind(path) === 'ide' ? 'ide' : 'gateway';
 }
 
 /** Route secrets are 32 random bytes in base64url (43 characters) or longer. */

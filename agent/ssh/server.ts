@@ -49,7 +49,7 @@ export function createSshServer(options: SshServerOptions): SshServer {
         logger.info('ssh client authenticated');
       });
       client.on('session', (accept) => serveSession(accept(), options));
-      client.on('tcpip', forwardToLoopback);
+      client.on('tcpip', forwardToLoopback); // direct-streamlocal (sockets) has no handler: ssh2 refuses it.
       // Remote forwarding (tcpip-forward) and streamlocal: the gitspace never listens on the client's behalf.
       client.on('request', (_accept, reject) => reject?.());
       client.on('error', (error) => logger.debug('ssh connection error', { error: error.message }));

@@ -13,13 +13,13 @@ export interface ServedAgent {
    * headers the gateway would add, which let a test talk to the IDE directly.
    */
   route(): Promise<Record<string, string>>;
-  /** Stops the agent's IDE (shells, VS Code) and every connection, then the listener. */
+  /** Stops the agent's IDE (shells, VS Code), its SSH connections and every other connection, then the listener. */
   close(): Promise<void>;
 }
 
 /** A real agent on loopback, as a machine runs it: on `port`, or a free one (0). */
 export async function serveAgent(options: AgentOptions, port = 0): Promise<ServedAgent> {
-  const { server } = createAgentApp(options);
+  const { server, closeSsh } = createAgentApp(options);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
@@ -34,6 +34,7 @@ export async function serveAgent(options: AgentOptions, port = 0): Promise<Serve
     },
     async close() {
       closeIde(server);
+      closeSsh();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
