@@ -41,9 +41,9 @@ export class SshError extends CliError {
   ) {
     super(message);
   }
-  /** Whether asking again later may work: the gateway was busy or away, or did not answer at all. */
+  /** Whether asking again later may work: the gateway did not answer, or was busy or away. */
   get transient(): boolean {
-    return this.status === undefined || this.status === 429 || this.status >= 500;
+    return this.code === 'unreachable' || this.status === 429 || (this.status ?? 0) >= 500;
   }
 }
 
@@ -71,7 +71,7 @@ export async function openSshTunnel(
   let sshClosed = false;
   io.stdin.once('end', () => (sshClosed = true));
   const renewal = tunnelId
-    ? keepRenewed(client, gitspace, { grant, tunnelId, gatewayUrl: grant.url }, io)
+    ? keepRenewed(client, gitspace, grant, tunnelId, io)
     : { expiresAt: () => Date.parse(grant.expiresAt), stop: () => undefined };
   // Two pipelines, one per direction, so that the end of one (ssh closed its end, or the gateway its) is seen alone.
   const upstream = pipeline(io.stdin, socket);
@@ -160,11 +160,12 @@ function gatewayRefusal(status: number, statusText: string, body: Buffer): SshEr
 function keepRenewed(
   client: ApiClient,
   gitspace: Pick<Gitspace, 'id' | 'name'>,
-  tunnel: { grant: SshAccessGrant; tunnelId: string; gatewayUrl: string },
+  first: SshAccessGrant,
+  tunnelId: string,
   io: Pick<TunnelIo, 'note'>,
 ) {
-  const renewUrl = renewUrlOf(tunnel.gatewayUrl);
-  let expiresAt = Date.parse(tunnel.grant.expiresAt);
+  const renewUrl = renewUrlOf(first.url);
+  let expiresAt = Date.parse(first.expiresAt);
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const schedule = (delayMs: number) => {
@@ -176,7 +177,7 @@ function keepRenewed(
       const grant = await requestSshAccess(client, gitspace.id);
       const response = await fetch(renewUrl, {
         method: 'POST',
-        headers: { authorization: `Bearer ${grant.token}`, [TUNNEL_ID_HEADER]: tunnel.tunnelId },
+        headers: { authorization: `Bearer ${grant.token}`, [TUNNEL_ID_HEADER]: tunnelId },
       }).catch((error: unknown) => {
         throw new SshError('unreachable', `cannot reach the gateway at ${hostOf(renewUrl)}: ${reasonOf(error)}`);
       });
@@ -196,7 +197,7 @@ function keepRenewed(
       );
     }
   };
-  schedule(lifetimeMs(tunnel.grant) * RENEW_AT);
+  schedule(lifetimeMs(first) * RENEW_AT);
   return {
     expiresAt: () => expiresAt,
     stop() {
