@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { createAgentClient } from '../../activities/agent-client';
 import { closeIde } from '../../agent/ide';
 import { createAgentApp, type AgentOptions } from '../../agent/server';
@@ -17,9 +20,13 @@ export interface ServedAgent {
   close(): Promise<void>;
 }
 
-/** A real agent on loopback, as a machine runs it: on `port`, or a free one (0). */
+/**
+ * A real agent on loopback, as a machine runs it: on `port`, or a free one (0). Without `homeDir`, the gitspace's home
+ * (git credentials, the SSH host key) is a temporary directory, never the home of whoever runs the tests.
+ */
 export async function serveAgent(options: AgentOptions, port = 0): Promise<ServedAgent> {
-  const { server, closeSsh } = createAgentApp(options);
+  const temporaryHome = options.homeDir ? undefined : await mkdtemp(path.join(os.tmpdir(), 'gitspaces-agent-home-'));
+  const { server, closeSsh } = createAgentApp({ ...options, homeDir: options.homeDir ?? temporaryHome });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
@@ -37,6 +44,7 @@ export async function serveAgent(options: AgentOptions, port = 0): Promise<Serve
       closeSsh();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (temporaryHome) await rm(temporaryHome, { recursive: true, force: true });
     },
   };
 }
