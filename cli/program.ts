@@ -140,6 +140,11 @@ export async function buildProgram(context: CliContext) {
     .argument('[command...]', 'the command to run instead of a shell, after --')
     .option('--start', 'start the gitspace first when it is stopped')
     .option('--stdio', 'carry one SSH connection on stdin and stdout: the ProxyCommand end (config-ssh writes it)')
+    .addHelpText(
+      'after',
+      "\nIt ends with ssh's exit code: the command's, or 255 when ssh itself failed. Your key must be registered\n" +
+        '(gitspaces ssh-keys add); `gitspaces config-ssh` lets plain ssh, scp and editors connect too.',
+    )
     .action((gitspace, command, options) => sshCommand(context, gitspace, command, options));
   const sshKeys = program.command('ssh-keys').description('the SSH public keys that open `gitspaces ssh`');
   sshKeys
