@@ -147,6 +147,21 @@ describe('SSH into a gitspace, over the agent door (issue 15, part 1)', () => {
     expect((await run(client, 'tty', { pty: true })).stdout).toMatch(/^\/dev\/pts\/\d+/);
   });
 
+  it('a terminal gets the bytes typed, even a character split across two packets', async () => {
+    const client = await connect(asAlice(), { privateKey: alice.privateKey });
+    const typed = await new Promise<string>((resolve, reject) => {
+      client.exec('stty -echo; echo ready; head -c 2 | od -An -tx1', { pty: true }, (error, channel) => {
+        if (error) return reject(error);
+        collect(channel).then((result) => resolve(result.stdout), reject);
+        channel.once('data', () => {
+          channel.write(Buffer.from([0xc3])); // The first byte of é, then the second on its own.
+          setTimeout(() => channel.write(Buffer.from([0xa9, 0x0a])), 100);
+        });
+      });
+    });
+    expect(typed).toMatch(/ready\r?\n c3 a9\r?\n/);
+  });
+
   it('a signal from the client reaches the command, and its end is reported as that signal', async () => {
     const client = await connect(asAlice(), { privateKey: alice.privateKey });
     const ended = await new Promise<{ code?: number; signal?: string }>((resolve, reject) => {

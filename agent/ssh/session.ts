@@ -142,7 +142,7 @@ function runInTerminal(
       channel.once('drain', () => child.resume());
     }
   });
-  channel.on('data', (data: Buffer) => child.write(data.toString('utf8')));
+  channel.on('data', (data: Buffer) => child.write(data)); // Bytes: a character split across packets stays whole.
   child.onExit(({ exitCode, signal }) => finish(channel, exitCode, signal ? signalName(signal) : undefined));
   return {
     resize: (cols, rows) => child.resize(cols, rows),
