@@ -7,7 +7,10 @@ import { openDatabase, migrate, type Db } from './connect';
 import { migrationProvider } from './migrations';
 import type { Database } from './schema';
 import { createStore, hashToken, type Store } from './store';
+import { createAutoStopStore } from './stores/auto-stop';
+import { createCliAuthorizationStore } from './stores/cli-authorizations';
 import { createEventStore } from './stores/events';
+import { createSshKeyStore } from './stores/ssh-keys';
 import { createGitspaceStore } from './stores/gitspaces';
 import { createIdentityStore } from './stores/identities';
 import { createInfrastructureStore } from './stores/infrastructures';
@@ -363,6 +366,9 @@ describe('createStore', () => {
       createMetricsStore,
       createIdentityStore,
       createSessionStore,
+      createSshKeyStore,
+      createAutoStopStore,
+      createCliAuthorizationStore,
     ].map((createPart) => Object.keys(createPart(db)));
     const names = parts.flat();
     expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);
