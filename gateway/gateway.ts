@@ -3,6 +3,7 @@ import { TrustedProxies } from '../common/client-address';
 import type { RateLimit } from '../common/rate-limit';
 import type { Logger } from '../common/logger';
 import { UpstreamPool } from '../common/upstream-client';
+import { createGatewayActivity } from './activity';
 import { createAdminHandler } from './admin';
 import type { AccessTokenVerifier } from './auth';
 import { createConnections } from './connections';
@@ -50,6 +51,7 @@ export { GATEWAY_COOKIE } from './session';
  * - proxy-claims.ts: the client's address and scheme, as a trusted reverse proxy tells them;
  * - request-head.ts: what llhttp leaves to us about a request head; refusals.ts: the gateway's own answers;
  * - connections.ts: open connections, the per-client cap, and ending a gitspace's connections;
+ * - activity.ts: what the auto-stop reads of each gitspace's use (forwarded requests, open tunnels);
  * - tunnels.ts: how long a WebSocket lives (its token's expiry), SSH tunnels' ids and renewals; ssh-requests.ts: the
  *   plain requests on the SSH paths (the renewal);
  * - servers.ts: the public listener's settings and events, and starting and stopping a listener.
@@ -129,6 +131,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     sessions: createSessions({ verifier, trusted, authFailureLimit: options.authFailureLimit, now: options.now }),
     connections,
     tunnels,
+    activity: createGatewayActivity(),
     refusals: createRefusals(metrics, options.dashboardUrl?.replace(/\/+$/, '')),
     metrics,
     trusted,
@@ -152,6 +155,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       logger: logger.child('admin'),
       onRouteGone: connections.closeGitspace,
       metrics,
+      activity: parts.activity,
     }),
   );
 

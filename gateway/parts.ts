@@ -1,4 +1,5 @@
 import type { TrustedProxies } from '../common/client-address';
+import type { GatewayActivity } from './activity';
 import type { Logger } from '../common/logger';
 import type { UpstreamPool } from '../common/upstream-client';
 import type { Connections } from './connections';
@@ -16,6 +17,8 @@ export interface GatewayParts {
   sessions: Sessions;
   connections: Connections;
   tunnels: Tunnels;
+  /** What the auto-stop reads of each gitspace's use (activity.ts). */
+  activity: GatewayActivity;
   refusals: Refusals;
   metrics: GatewayMetrics;
   trusted: TrustedProxies;

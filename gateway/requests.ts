@@ -75,6 +75,7 @@ export function createRequestHandlers(parts: GatewayParts): RequestHandlers {
 
     const upstream = targets.of(route.target);
     connections.track(target.gitspaceId, req.socket);
+    parts.activity.request(target.gitspaceId, res);
     // Only now, authorised and on its way: the client may send the body it held back.
     if (req[EXPECTS_CONTINUE]) res.writeContinue();
     proxyHttp(nodeClient(req, res), {

@@ -57,6 +57,7 @@ export function createUpgradeHandler(
     const upstream = targets.of(route.target);
     connections.track(target.gitspaceId, socket);
     const ssh = target.kind === 'ssh';
+    parts.activity.tunnel(target.gitspaceId, socket, ssh ? 'ssh' : 'websocket');
     const tunnelId = ssh ? tunnels.open(socket, auth.claims) : undefined;
     if (!ssh) tunnels.endAtExpiry(socket, auth.claims);
     metrics.webSocketOpened();

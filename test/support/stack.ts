@@ -32,6 +32,8 @@ export interface TestStack {
   startRunner(options?: TestRunnerOptions): Promise<RunningRunner>;
   /** Stops the control plane and starts it again on the same database and data dir. */
   restartControlPlane(): Promise<RunningControlPlane>;
+  /** Stops the gateway and starts a new one on the same ports and routes file (it has seen nothing yet). */
+  restartGateway(): Promise<Gateway>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,8 @@ export async function startTestStack(
     dashboardUrl?: string;
     /** How long access tokens live (default 600 s); short to see SSH tunnels outlive their first token. */
     accessTokenTtlSeconds?: number;
+    /** The auto-stop's warning lead and minimum (api/auto-stop.ts); the defaults where absent. */
+    autoStop?: { warningSeconds?: number; minSeconds?: number };
   } = {},
 ): Promise<TestStack> {
   const logger = options.logger ?? silentLogger;
@@ -94,16 +98,18 @@ export async function startTestStack(
   });
   const routes = await createFileRoutesStore(path.join(dataDir, 'gateway'));
   let controlPlaneUrl = '';
-  const gateway = createGateway({
-    ...(options.dashboardUrl ? { dashboardUrl: options.dashboardUrl } : {}),
-    logger,
-    routes,
-    adminToken: GATEWAY_ADMIN_TOKEN,
-    verifier: createAccessTokenVerifier({
-      keys: (header, token) =>
-        createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
-    }),
-  });
+  const newGateway = () =>
+    createGateway({
+      ...(options.dashboardUrl ? { dashboardUrl: options.dashboardUrl } : {}),
+      logger,
+      routes,
+      adminToken: GATEWAY_ADMIN_TOKEN,
+      verifier: createAccessTokenVerifier({
+        keys: (header, token) =>
+          createRemoteJWKSet(new URL(`${controlPlaneUrl}/api/v1/.well-known/jwks.json`))(header, token),
+      }),
+    });
+  let gateway = newGateway();
   const { publicUrl, adminUrl } = await gateway.listen({ host: '127.0.0.1', port: 0, adminPort: 0 });
   const controlPlaneConfig = {
     dataDir,
@@ -120,6 +126,7 @@ export async function startTestStack(
     eventPollMs: 100,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
     ...(options.signIn ? { signIn: options.signIn } : {}),
+    ...(options.autoStop ? { autoStop: options.autoStop } : {}),
   };
   // A control plane that fails to start must not leave the dev server and gateway running after the test file.
   const controlPlane = await startControlPlane(controlPlaneConfig, logger).catch(async (error: unknown) => {
@@ -176,6 +183,17 @@ export async function startTestStack(
       };
       runners.push(stack.runner);
       return stack.runner;
+    },
+    async restartGateway() {
+      await gateway.close();
+      gateway = newGateway();
+      await gateway.listen({
+        host: '127.0.0.1',
+        port: Number(new URL(publicUrl).port),
+        adminPort: Number(new URL(adminUrl).port),
+      });
+      stack.gateway = gateway;
+      return gateway;
     },
     async restartControlPlane() {
       await stack.controlPlane.stop();
