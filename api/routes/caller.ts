@@ -58,7 +58,7 @@ export async function visibleGitspace(req: Request, store: Store): Promise<Gitsp
 }
 
 /**
- * The user `:id` names (`me`: the caller) if the caller may manage what is theirs (SSH keys): themselves, or anyone
+ * The user `:id` names (`me`: the caller) if the caller may manage what is theirs (tokens, SSH keys): themselves, or anyone
  * for an administrator. Another member is answered 404 like an absent or removed user, so ids cannot be probed.
  */
 export async function managedUser(req: Request, store: Store): Promise<UserRow> {

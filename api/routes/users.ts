@@ -1,6 +1,5 @@
 /** Users and their API tokens. Under /users/:id, `me` names the caller. */
 import type { Request } from 'express';
-import { NotFoundError } from '../../common/errors';
 import type { GitspaceState } from '../../contracts/lifecycle';
 import type { UserRow } from '../../db/schema';
 import type { Store } from '../../db/store';
@@ -17,7 +16,7 @@ import {
   User,
   list,
 } from '../schemas';
-import { actorOf, userOf } from './caller';
+import { actorOf, managedUser, userOf } from './caller';
 import { presentOperation, presentToken, presentUser } from './presenters';
 
 /** The states in which a removed user's gitspace may still hold a machine, so a stop is asked for. */
@@ -28,17 +27,6 @@ async function namedUser(req: Request, store: Store): Promise<UserRow> {
   const caller = userOf(req);
   const id = String(req.params.id);
   return id === 'me' || id === caller.id ? caller : store.getUser(id);
-}
-
-/**
- * The user whose tokens `:id` names, if the caller may manage them: their own, or anyone's for an administrator.
- * Another user's are answered 404 like an absent user's, so ids cannot be probed.
- */
-async function tokenOwner(req: Request, store: Store): Promise<UserRow> {
-  const caller = userOf(req);
-  const id = String(req.params.id);
-  if (id !== 'me' && id !== caller.id && caller.role !== 'admin') throw new NotFoundError('user', id);
-  return namedUser(req, store);
 }
 
 /** Asks for a stop of each of the user's gitspaces that may hold a machine, as `req`'s caller; none is lost. */
@@ -129,7 +117,7 @@ export const userRoutes = [
     status: 200,
     response: list(ApiToken),
     handle: async ({ req, services }) => {
-      const owner = await tokenOwner(req, services.store);
+      const owner = await managedUser(req, services.store);
       return { items: (await services.store.listTokens(owner.id)).map(presentToken) };
     },
   }),
@@ -143,7 +131,7 @@ export const userRoutes = [
     status: 201,
     response: CreatedToken,
     handle: async ({ req, body, services }) => {
-      const owner = await tokenOwner(req, services.store);
+      const owner = await managedUser(req, services.store);
       const { token, ...created } = await services.store.createToken(owner.id, body.name ?? null);
       return { ...presentToken(created), token };
     },
@@ -155,7 +143,7 @@ export const userRoutes = [
     access: 'user',
     status: 204,
     handle: async ({ req, services }) => {
-      const owner = await tokenOwner(req, services.store);
+      const owner = await managedUser(req, services.store);
       await services.store.revokeToken(owner.id, String(req.params.tokenId));
     },
   }),
