@@ -100,7 +100,7 @@ function build(routes: readonly RouteDefinition[]): object {
       ...(route.body
         ? {
             requestBody: {
-              required: true,
+              required: !route.bodyOptional,
               content: { 'application/json': { schema: jsonSchema(route.body, 'input') } },
             },
           }

@@ -95,6 +95,8 @@ export interface RouteDefinition<
   gitspace?: LoadsGitspace;
   /** The request body's schema: a body it does not accept is a 400 before the handler runs. */
   body?: Body;
+  /** The body may be left out, and is then read as `{}` (so the schema's defaults apply). */
+  bodyOptional?: true;
   /**
    * The query parameters' schema (an object of strings in, documented as the operation's query parameters): a query it
    * does not accept is a 400 naming each `query.<name>` before the handler runs.
@@ -147,7 +149,9 @@ function addRoute(
     }
     const gitspace = route.gitspace ? await visibleGitspace(req, services.store) : undefined;
     const query = route.query ? parseQuery(route.query, req.query) : undefined;
-    const body = route.body ? parseBody(route.body, req.body) : undefined;
+    const body = route.body
+      ? parseBody(route.body, req.body === undefined && route.bodyOptional ? {} : req.body)
+      : undefined;
     const result = await route.handle({ req, res, services, body, query, gitspace });
     if (res.headersSent) return;
     res.status(route.status);

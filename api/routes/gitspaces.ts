@@ -7,7 +7,6 @@ import { newId } from '../../common/ids';
 import { RunnerPublicKey } from '../../common/sealed-secret';
 import type { InfrastructureRow } from '../../db/schema';
 import type { GitspacePosition } from '../../db/stores/gitspaces';
-import { parseBody } from '../http';
 import { defineRoute } from '../route-table';
 import {
   AccessBody,
@@ -177,11 +176,11 @@ export const gitspaceRoutes = [
       'A short-lived gateway URL and token for a running gitspace: its IDE by default, its SSH tunnel with scope ssh',
     access: 'user',
     gitspace: true,
+    body: AccessBody,
+    bodyOptional: true,
     status: 200,
     response: AccessGrant,
-    handle: async ({ req, res, gitspace, services }) => {
-      // The body is optional (no body: the browser grant), which the route table's `body` cannot say.
-      const { scope } = req.body === undefined ? { scope: 'browser' as const } : parseBody(AccessBody, req.body);
+    handle: async ({ req, res, gitspace, services, body: { scope } }) => {
       if (gitspace.state !== 'running' || !gitspace.url) {
         throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
       }
