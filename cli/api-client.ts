@@ -12,6 +12,7 @@ export interface ApiClient {
   get<T>(route: string, signal?: AbortSignal): Promise<T>;
   post<T>(route: string, body?: unknown, headers?: Record<string, string>): Promise<T>;
   delete<T>(route: string): Promise<T>;
+  patch<T>(route: string, body: unknown): Promise<T>;
   /** A response that answered 2xx, its body unread (an event stream); ApiError otherwise. */
   open(route: string, headers: Record<string, string>, signal: AbortSignal): Promise<Response>;
   /** Every gitspace the caller sees, in `states` when given, following `nextCursor` page after page. */
@@ -63,6 +64,7 @@ export function createApiClient(options: { url: string; token: string }): ApiCli
     post: async (route, body, headers) =>
       json(await send('POST', route, { ...(body !== undefined ? { body } : {}), ...(headers ? { headers } : {}) })),
     delete: async (route) => json(await send('DELETE', route)),
+    patch: async (route, body) => json(await send('PATCH', route, { body })),
     open: (route, headers, signal) => send('GET', route, { headers, signal }),
     async listGitspaces(states) {
       const all: Gitspace[] = [];

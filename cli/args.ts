@@ -68,3 +68,39 @@ export function gitspaceNameFromRepository(repositoryUrl: string): string {
   if (!name) throw new UsageError(`cannot make a gitspace name from '${repositoryUrl}'; give one with --name`);
   return name;
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/**
+ * An auto-stop duration: `90s`, `30m`, `8h`, `1h30m`, `2d` or plain seconds; `never` is 0 and `default` is null (the
+ * infrastructure's value), as the API takes them.
+ */
+export function parseDuration(value: string): number | null {
+  const text = value.trim().toLowerCase();
+  if (text === 'never') return 0;
+  if (text === 'default') return null;
+  if (/^\d+$/.test(text)) return Number(text);
+  const parts = [...text.matchAll(/(\d+)([smhd])/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== text) {
+    throw new UsageError(`'${value}' is not a duration: give one such as 90s, 30m, 8h or 1h30m, or never or default`);
+  }
+  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * DURATION_UNITS[unit!]!, 0);
+}
+
+/** A number of seconds as `parseDuration` reads it back: `1h30m`, `45s`. */
+export function formatDuration(seconds: number): string {
+  const parts: string[] = [];
+  let rest = seconds;
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0 || parts.length === 0) parts.push(`${rest}s`);
+  return parts.join('');
+}

@@ -1,5 +1,6 @@
 /** How the CLI shows gitspaces, events and errors to a person. Pure: unit-tested in the fast set. */
 import type { Actor } from '../contracts/lifecycle';
+import { formatDuration } from './args';
 import { CliError } from './errors';
 import { stepWords } from './operation-events';
 import type { Gitspace, GitspaceEvent } from './types';
@@ -23,6 +24,9 @@ export function formatTime(iso: string): string {
         .replace('T', ' ')
         .replace(/\.\d+Z$/, 'Z');
 }
+
+/** Short words for event types longer than the WHAT column. */
+const EVENT_WORDS: Record<string, string> = { 'auto-stop-warning': 'warning', 'auto-stop-unobserved': 'unobserved' };
 
 export function actorLabel(actor: Actor): string {
   switch (actor.type) {
@@ -80,6 +84,7 @@ export function formatGitspace(gitspace: Gitspace): string[] {
     ['infrastructure', gitspace.infrastructureId],
     ['machine', gitspace.machineId],
     ['owner', gitspace.owner],
+    ['auto-stop', autoStopLabel(gitspace.autoStop)],
     [
       'operation',
       operation
@@ -100,6 +105,14 @@ export function formatGitspace(gitspace: Gitspace): string[] {
   return shown.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`);
 }
 
+/** `idle 30m (gitspace), max lifetime 8h (infrastructure)`: the effective policy, as `show` prints it. */
+export function autoStopLabel(autoStop: Gitspace['autoStop']): string | undefined {
+  if (!autoStop) return undefined;
+  const one = (label: string, value: { seconds: number | null; source: string }) =>
+    `${label} ${value.seconds === null ? 'never' : formatDuration(value.seconds)}${value.source === 'none' ? '' : ` (${value.source})`}`;
+  return `${one('idle', autoStop.idleTimeout)}, ${one('max lifetime', autoStop.maxLifetime)}`;
+}
+
 function repositoryLabel(url: string, branch: string | undefined): string {
   return branch ? `${url} (${branch})` : url;
 }
@@ -110,7 +123,11 @@ function repositoryLabel(url: string, branch: string | undefined): string {
  */
 export function formatEvent(event: GitspaceEvent): string[] {
   const what =
-    event.type === 'step' ? 'step' : event.type === 'state' && event.state ? event.state : event.type.slice(0, 9);
+    event.type === 'step'
+      ? 'step'
+      : event.type === 'state' && event.state
+        ? event.state
+        : (EVENT_WORDS[event.type] ?? event.type.slice(0, 9));
   const line = `${formatTime(event.createdAt)}  ${actorLabel(event.actor).padEnd(12)}  ${what.padEnd(9)}  ${event.message}`;
   const cause = event.state === 'error' && typeof event.data.cause === 'string' ? event.data.cause : undefined;
   return cause ? [line, `${' '.repeat(22)}cause: ${cause}`] : [line];

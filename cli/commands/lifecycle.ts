@@ -2,6 +2,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { IdeKind } from '../../contracts/provider';
 import { gitspaceNameFromRepository } from '../args';
+import { autoStopBody } from './autostop';
 import { gitspacePath, type ApiClient } from '../api-client';
 import type { CliContext } from '../context';
 import { UsageError } from '../errors';
@@ -16,6 +17,9 @@ export interface CreateOptions {
   machine?: string;
   ide?: IdeKind;
   tokenRef?: string;
+  /** Seconds (0: never; null: the infrastructure's), from --idle-timeout and --max-lifetime. */
+  idleTimeout?: number | null;
+  maxLifetime?: number | null;
   start: boolean;
   wait: boolean;
   json?: boolean;
@@ -35,6 +39,7 @@ export async function createCommand(context: CliContext, repositoryUrl: string, 
     infrastructureId,
     machineId,
     ...(options.ide ? { ide: options.ide } : {}),
+    ...autoStopBody(options.idleTimeout, options.maxLifetime),
     start: options.start,
   };
   const created = await client.post<{ gitspace: Gitspace; operation?: Operation }>('/gitspaces', body);
