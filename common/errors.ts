@@ -57,8 +57,11 @@ export class NotFoundError extends Error {
 /** Thrown when the request conflicts with the current state: an operation under way, an invalid transition (409). */
 export class ConflictError extends Error {
   readonly status = 409;
-  readonly code = 'conflict';
-  constructor(message: string) {
+  /** `conflict`, or a more precise code a client tells apart (`no_ssh_keys`). */
+  constructor(
+    message: string,
+    readonly code = 'conflict',
+  ) {
     super(message);
     this.name = 'ConflictError';
   }

@@ -180,7 +180,7 @@ export const gitspaceRoutes = [
     bodyOptional: true,
     status: 200,
     response: AccessGrant,
-    handle: async ({ req, res, gitspace, services, body: { scope } }) => {
+    handle: async ({ req, gitspace, services, body: { scope } }) => {
       if (gitspace.state !== 'running' || !gitspace.url) {
         throw new ConflictError(`gitspace '${gitspace.name}' is ${gitspace.state}; start it before opening it`);
       }
@@ -199,14 +199,10 @@ export const gitspaceRoutes = [
       // The caller's own keys, whoever owns the gitspace: the agent admits only the keys the token names.
       const sshKeys = await services.store.sshFingerprints(subject.userId);
       if (sshKeys.length === 0) {
-        // Answered here: a ConflictError's code is always `conflict`, and clients tell this one apart.
-        res.status(409).json({
-          error: {
-            code: 'no_ssh_keys',
-            message: 'you have no SSH key registered; add your public key with: gitspaces ssh-keys add',
-          },
-        });
-        return undefined;
+        throw new ConflictError(
+          'you have no SSH key registered; add your public key with: gitspaces ssh-keys add',
+          'no_ssh_keys',
+        );
       }
       if (!gitspace.sshHostKey) {
         throw new ConflictError(
