@@ -9,7 +9,15 @@ import { Link } from '../router';
 import { useSignedIn } from '../session';
 import { allows, useGitspaceActions } from './gitspace-actions';
 import { DeleteWarning } from './gitspace-list';
-import { actorLabel, capitalize, IDE_LABELS, repositoryLabel, stepLabel } from './labels';
+import {
+  actorLabel,
+  autoStopLabel,
+  capitalize,
+  EVENT_TYPE_LABELS,
+  IDE_LABELS,
+  repositoryLabel,
+  stepLabel,
+} from './labels';
 
 /** The states an operation passes through while it runs, and how its progress is titled. */
 const VERBS: Partial<Record<Gitspace['state'], string>> = {
@@ -178,6 +186,12 @@ export function GitspaceDetailPage({ gitspaceId }: { gitspaceId: string }) {
             <dt>Owner</dt>
             {/* The API gives the owner's id: the signed-in user is named, anyone else shown by id. */}
             <dd>{current.owner === session.user.id ? `${session.user.name} (you)` : current.owner}</dd>
+            {current.autoStop && (
+              <>
+                <dt>Auto-stop</dt>
+                <dd>{autoStopLabel(current.autoStop)}</dd>
+              </>
+            )}
             <dt>Created</dt>
             <dd>
               <RelativeTime iso={current.createdAt} />
@@ -336,12 +350,6 @@ function Timeline({
     </ol>
   );
 }
-
-const EVENT_TYPE_LABELS: Record<string, string> = {
-  created: 'Created',
-  step: 'Step',
-  reconcile: 'Reconciliation',
-};
 
 /** `run` at most once per `ms`, after the last call (state events come in bursts when a stream replays). */
 function useDebounced(run: () => void, ms: number): () => void {

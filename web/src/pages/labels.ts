@@ -1,6 +1,7 @@
 /** The words the pages use for the API's values. */
 import { STEPS, type Actor } from '../../../contracts/lifecycle';
 import type { IdeKind } from '../../../contracts/provider';
+import type { Gitspace } from '../data/types';
 
 export const IDE_LABELS: Record<IdeKind, string> = {
   'vscode-web': 'VS Code in the browser',
@@ -27,6 +28,38 @@ export function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+const AUTO_STOP_REASONS = { idle: 'idle', 'max-lifetime': 'maximum lifetime' } as const;
+
+/** Kinds of events besides state changes, as the event list names them. */
+export const EVENT_TYPE_LABELS: Record<string, string> = {
+  created: 'Created',
+  step: 'Step',
+  reconcile: 'Reconciliation',
+  'auto-stop-warning': 'Auto-stop warning',
+  'auto-stop-unobserved': 'Auto-stop: use unknown',
+};
+
+/** "after 30 min idle (its own), after 8 h running (infrastructure's)", or that it never stops by itself. */
+export function autoStopLabel(autoStop: NonNullable<Gitspace['autoStop']>): string {
+  const source = { gitspace: 'its own', infrastructure: "the infrastructure's", none: '' } as const;
+  const rule = (words: string, value: { seconds: number | null; source: keyof typeof source }) =>
+    value.seconds === null
+      ? undefined
+      : `${words.replace('%', durationLabel(value.seconds))} (${source[value.source]})`;
+  const rules = [rule('after % idle', autoStop.idleTimeout), rule('after % running', autoStop.maxLifetime)];
+  const given = rules.filter((text): text is string => text !== undefined);
+  return given.length > 0 ? given.join(', ') : 'never stops by itself';
+}
+
+/** 5400 → "1 h 30 min". */
+function durationLabel(seconds: number): string {
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const rest = seconds % 60;
+  const parts = [hours && `${hours} h`, minutes && `${minutes} min`, rest && `${rest} s`].filter(Boolean);
+  return parts.join(' ') || '0 s';
+}
+
 export function actorLabel(actor: Actor): string {
   switch (actor.type) {
     case 'user':
@@ -34,7 +67,7 @@ export function actorLabel(actor: Actor): string {
     case 'reconciler':
       return 'reconciliation';
     case 'auto-stop':
-      return 'auto-stop';
+      return actor.reason ? `auto-stop (${AUTO_STOP_REASONS[actor.reason]})` : 'auto-stop';
     case 'unknown':
       return 'unknown';
   }
