@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { format } from 'prettier';
-import { CONTROL_PLANE_TASK_QUEUE, lifecycleWorkflowId } from '../contracts/lifecycle';
+import { CONTROL_PLANE_TASK_QUEUE, autoStopWorkflowId, lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createLogger, silentLogger } from '../common/logger';
 import { PAYLOAD_KEYS_FILE } from '../common/payload-codec';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
@@ -31,27 +31,40 @@ import {
  *
  * The histories are recorded from the committed code (HEAD, exported to a temporary folder), not from uncommitted
  * changes in the working tree: a golden history stands for what released code wrote. `--here` records from the working
- * tree instead (to try a change out); `--out DIR` writes elsewhere.
+ * tree instead (to try a change out); `--out DIR` writes elsewhere. `--paths a,b` records only those paths, with the
+ * key ring already in the output folder, so the histories recorded before (which prove the patches) stay as they are.
  */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string' }, here: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: { out: { type: 'string' }, here: { type: 'boolean' }, paths: { type: 'string' } },
+  });
   const out = path.resolve(values.out ?? GOLDEN_DIR);
+  const only = values.paths?.split(',').map((name) => name.trim());
+  const unknown = only?.filter((name) => !(GOLDEN_PATHS as readonly string[]).includes(name)) ?? [];
+  if (unknown.length > 0) throw new Error(`unknown golden path(s) ${unknown.join(', ')}: ${GOLDEN_PATHS.join(', ')}`);
+  const paths = GOLDEN_PATHS.filter((name) => !only || only.includes(name));
   const logger = createLogger('golden');
   process.env.TEMPORAL_CLI_PATH = await findOrBuildTemporalCli({
     explicitPath: process.env.TEMPORAL_CLI_PATH,
     searchPath: process.env.PATH,
     logger,
   });
-  if (!values.here) return recordFromHead(out);
+  if (!values.here) return recordFromHead(out, values.paths);
   const bundle = await bundleLifecycleWorkflows();
   const git = await startGitHttpServer();
-  const stack = await startTestStack({ workflowBundle: bundle });
+  const keptKeys = only ? await readFile(path.join(out, GOLDEN_KEYS_FILE), 'utf8') : undefined;
+  const stack = await startTestStack({
+    workflowBundle: bundle,
+    // The auto-stop path warns a gitspace after two seconds of idling and stops it a second later.
+    autoStop: { warningSeconds: 1, minSeconds: 1 },
+    ...(keptKeys ? { payloadKeysText: keptKeys } : {}),
+  });
   try {
-    const recorded = await drive(stack, git);
+    const recorded = await drive(stack, git, paths);
     await mkdir(out, { recursive: true });
     const buildId = controlPlaneVersion(bundle).buildId;
-    for (const name of GOLDEN_PATHS) {
-      const handle = recorded[name];
+    for (const name of paths) {
+      const handle = recorded[name]!;
       const description = await handle.describe();
       const golden: GoldenHistory = {
         path: name,
@@ -65,8 +78,10 @@ async function main(): Promise<void> {
       await writeFile(path.join(out, `${name}.json`), text);
       logger.info('recorded', { path: name, workflowType: golden.workflowType, status: golden.status });
     }
-    const keys = await readFile(path.join(stack.dataDir, PAYLOAD_KEYS_FILE), 'utf8');
-    await writeFile(path.join(out, GOLDEN_KEYS_FILE), `${keys.trim()}\n`);
+    if (!keptKeys) {
+      const keys = await readFile(path.join(stack.dataDir, PAYLOAD_KEYS_FILE), 'utf8');
+      await writeFile(path.join(out, GOLDEN_KEYS_FILE), `${keys.trim()}\n`);
+    }
     process.stdout.write(`golden histories of build ${buildId} written to ${out}\n`);
   } finally {
     await stack.stop();
@@ -75,7 +90,7 @@ async function main(): Promise<void> {
 }
 
 /** Exports HEAD to a temporary folder (with this checkout's node_modules) and records there, writing into `out`. */
-async function recordFromHead(out: string): Promise<void> {
+async function recordFromHead(out: string, paths: string | undefined): Promise<void> {
   const root = path.resolve(__dirname, '..');
   const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-golden-'));
@@ -84,7 +99,8 @@ async function recordFromHead(out: string): Promise<void> {
     await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     process.stdout.write(`recording from HEAD ${head.slice(0, 12)} (uncommitted changes are not in it)\n`);
     const script = path.join(dir, 'scripts', 'record-golden-histories.ts');
-    const child = spawn(process.execPath, [require.resolve('tsx/cli'), script, '--here', '--out', out], {
+    const args = ['--here', '--out', out, ...(paths ? ['--paths', paths] : [])];
+    const child = spawn(process.execPath, [require.resolve('tsx/cli'), script, ...args], {
       cwd: dir,
       stdio: 'inherit',
     });
@@ -95,11 +111,12 @@ async function recordFromHead(out: string): Promise<void> {
   }
 }
 
-/** Runs each path and returns the handle of the run that took it (pinned to its run id). */
+/** Runs each of `paths` and returns the handle of the run that took it (pinned to its run id). */
 async function drive(
   stack: TestStack,
   git: Awaited<ReturnType<typeof startGitHttpServer>>,
-): Promise<Record<GoldenPath, WorkflowHandle>> {
+  paths: readonly GoldenPath[],
+): Promise<Partial<Record<GoldenPath, WorkflowHandle>>> {
   const { client } = stack.controlPlane;
   await git.createRepository('hello', { 'README.md': '# hello\n' });
   await git.createRepository('slow', {
@@ -110,12 +127,13 @@ async function drive(
     await handle.result().catch(() => undefined);
     return handle;
   };
-  const create = async (name: string, repository: string) => {
+  const create = async (name: string, repository: string, autoStop?: Record<string, number>) => {
     const response = await stack.api('POST', '/api/v1/gitspaces', {
       name,
       repository: { url: repository },
       infrastructureId: 'local',
       machineId: 'local-default',
+      ...(autoStop ? { autoStop } : {}),
     });
     if (response.status !== 201) throw new Error(`creating ${name}: ${JSON.stringify(response.body)}`);
     return { id: response.body.gitspace.id as string, runId: response.body.operation.runId as string };
@@ -129,6 +147,20 @@ async function drive(
     const seen = await waitForGitspace(stack, id, (g) => g.state === state || g.state === 'error', 120_000);
     if (seen.state !== state) throw new Error(`gitspace ${id} is ${seen.state}, not ${state}: ${JSON.stringify(seen)}`);
   };
+
+  const recorded: Partial<Record<GoldenPath, WorkflowHandle>> = {};
+  // A start that arms the auto-stop, and the watcher that warns, then stops the gitspace once it idled for 3 s.
+  if (paths.includes('start-armed') || paths.includes('auto-stop')) {
+    const armed = await create('armed', git.urlOf('hello'), { idleTimeoutSeconds: 3 });
+    await expectState(armed.id, 'running');
+    recorded['start-armed'] = await closed(run(armed.id, armed.runId));
+    await expectState(armed.id, 'stopped');
+    const watcher = client.workflow.getHandle(autoStopWorkflowId(armed.id));
+    recorded['auto-stop'] = await closed(
+      client.workflow.getHandle(watcher.workflowId, (await watcher.describe()).runId),
+    );
+  }
+  if (!paths.some((name) => !(name in recorded))) return recorded;
 
   // Start succeeded, then stop and delete of the same gitspace.
   const ok = await create('golden', git.urlOf('hello'));
@@ -167,6 +199,7 @@ async function drive(
   await reconcile.result();
 
   return {
+    ...recorded,
     'start-succeeded': startSucceeded,
     'start-compensated': startCompensated,
     'start-cancelled': startCancelled,

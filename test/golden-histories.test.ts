@@ -10,7 +10,12 @@ import {
   type GoldenHistory,
   type GoldenPath,
 } from './support/golden';
-import { START_WITH_PATCHED_PAUSE, START_WITH_PAUSE, bundleWorkflowVariant } from './support/workflow-variant';
+import {
+  START_ARMING_UNGUARDED,
+  START_WITH_PATCHED_PAUSE,
+  START_WITH_PAUSE,
+  bundleWorkflowVariant,
+} from './support/workflow-variant';
 
 /** How each path's run ended, and which workflow took it. */
 const EXPECTED: Record<GoldenPath, { workflowType: string; status: string }> = {
@@ -21,6 +26,8 @@ const EXPECTED: Record<GoldenPath, { workflowType: string; status: string }> = {
   delete: { workflowType: 'deleteGitspace', status: 'COMPLETED' },
   reconcile: { workflowType: 'reconcileInfrastructure', status: 'COMPLETED' },
   retry: { workflowType: 'startGitspace', status: 'COMPLETED' },
+  'start-armed': { workflowType: 'startGitspace', status: 'COMPLETED' },
+  'auto-stop': { workflowType: 'autoStopGitspace', status: 'COMPLETED' },
 };
 const START_PATHS = GOLDEN_PATHS.filter((name) => EXPECTED[name].workflowType === 'startGitspace');
 
@@ -74,6 +81,13 @@ describe('golden workflow histories', () => {
     const errors = await replay(await bundleWorkflowVariant([START_WITH_PAUSE]));
     expect(Object.keys(errors).sort()).toEqual([...START_PATHS].sort());
     for (const name of START_PATHS) expect(errors[name]?.name).toBe('DeterminismViolationError');
+  });
+
+  it('fails the auto-stop arming without its patched() guard on the starts that completed before it', async () => {
+    const errors = await replay(await bundleWorkflowVariant([START_ARMING_UNGUARDED]));
+    // The starts recorded before the arming never sent it; the armed start's marker needs the patched() call too.
+    expect(Object.keys(errors).sort()).toEqual(['retry', 'start-armed', 'start-succeeded']);
+    for (const error of Object.values(errors)) expect(error?.name).toBe('DeterminismViolationError');
   });
 
   it('passes the same change guarded by patched()', async () => {

@@ -16,6 +16,9 @@ export const GOLDEN_PATHS = [
   'delete',
   'reconcile',
   'retry',
+  // Issue 15: a start that arms its auto-stop (patched), and the watcher that stopped that gitspace.
+  'start-armed',
+  'auto-stop',
 ] as const;
 export type GoldenPath = (typeof GOLDEN_PATHS)[number];
 

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -6,6 +6,7 @@ import { createRemoteJWKSet } from 'jose';
 import { startControlPlane, type RunningControlPlane } from '../../api/server';
 import { lifecycleWorkflowId } from '../../contracts/lifecycle';
 import { silentLogger, type Logger } from '../../common/logger';
+import { PAYLOAD_KEYS_FILE } from '../../common/payload-codec';
 import type { DatabaseLocation } from '../../db/connect';
 import type { DevServer } from '../../engine/dev-server';
 import { createAccessTokenVerifier } from '../../gateway/auth';
@@ -85,12 +86,16 @@ export async function startTestStack(
     dashboardUrl?: string;
     /** How long access tokens live (default 600 s); short to see SSH tunnels outlive their first token. */
     accessTokenTtlSeconds?: number;
+    /** The payload key ring's text for every part (the golden recorder reuses the recorded ring); new when absent. */
+    payloadKeysText?: string;
     /** The auto-stop's warning lead and minimum (api/auto-stop.ts); the defaults where absent. */
     autoStop?: { warningSeconds?: number; minSeconds?: number };
   } = {},
 ): Promise<TestStack> {
   const logger = options.logger ?? silentLogger;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-stack-'));
+  if (options.payloadKeysText)
+    await writeFile(path.join(dataDir, PAYLOAD_KEYS_FILE), options.payloadKeysText, { mode: 0o600 });
   const temporal = await startTestTemporal({
     logger,
     ...(options.temporalDbFile ? { dbFile: options.temporalDbFile } : {}),

@@ -62,3 +62,17 @@ export const START_WITH_PATCHED_PAUSE: SourceChange = {
   ],
   append: "import { patched as variantPatched, sleep as variantSleep } from '@temporalio/workflow';",
 };
+
+/**
+ * The auto-stop arming of `startGitspace` without its `patched()` guard: a start recorded before the arming replays its
+ * completion into a command it never sent.
+ */
+export const START_ARMING_UNGUARDED: SourceChange = {
+  file: 'workflows/gitspace-lifecycle.ts',
+  replacements: [
+    {
+      find: 'if (patched(PATCHES.armAutoStop)) await armAutoStop(gitspaceId);',
+      replace: 'await armAutoStop(gitspaceId);',
+    },
+  ],
+};
