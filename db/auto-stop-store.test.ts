@@ -1,5 +1,10 @@
+import { PGlite } from '@electric-sql/pglite';
+import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
 import { testDatabases } from '../test/support/databases';
-import { openDatabase, type Db } from './connect';
+import { migrate, openDatabase, type Db } from './connect';
+import { migrationProvider, migrations } from './migrations';
+import type { Database } from './schema';
 import { createStore, type Store } from './store';
 
 /** The auto-stop's records (migration 0013, db/stores/auto-stop.ts). */
@@ -100,5 +105,34 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
     expect(await store.recordAutoStopRequest({ gitspaceId: 'gs-stop', startRunId: 'run-a', reason: 'idle' })).toBe(
       undefined,
     );
+  });
+});
+
+describe('migration 0013_auto_stop', () => {
+  it('leaves the infrastructures of before without an auto-stop, and their gitspaces on their default', async () => {
+    const db: Db = new Kysely<Database>({ dialect: new PGliteDialect(new PGlite()), plugins: [new CamelCasePlugin()] });
+    try {
+      const names = Object.keys(migrations).sort();
+      const before = names[names.indexOf('0013_auto_stop') - 1]!;
+      expect((await new Migrator({ db, provider: migrationProvider }).migrateTo(before)).error).toBeUndefined();
+      await sql`insert into infrastructures (id, name, provider, gateway_url) values ('old', 'old', 'local', 'http://g')`.execute(
+        db,
+      );
+      await migrate(db);
+      const store = createStore(db);
+      expect(await store.getInfrastructure('old')).toEqual(
+        expect.objectContaining({ autoStopIdleSeconds: null, autoStopMaxLifetimeSeconds: null }),
+      );
+      await store.createInfrastructure({
+        id: 'new',
+        name: 'new',
+        provider: 'local',
+        config: {},
+        gatewayUrl: 'http://g',
+      });
+      expect((await store.getInfrastructure('new')).autoStopIdleSeconds).toBe(3600);
+    } finally {
+      await db.destroy();
+    }
   });
 });
