@@ -5,10 +5,10 @@ import { UsageError } from './errors';
 
 /**
  * Whether the person answered yes to `question` (on stderr; Ctrl-C is a no). Without a terminal there is no one to
- * ask: a usage error saying to add `flag`.
+ * ask: a usage error, `withoutTerminal` (which says what flag a script adds).
  */
-export async function confirm(context: CliContext, question: string, flag: string): Promise<boolean> {
-  if (!context.io.stdinIsTerminal) throw new UsageError(`not asking without a terminal: add ${flag}`);
+export async function confirm(context: CliContext, question: string, withoutTerminal: string): Promise<boolean> {
+  if (!context.io.stdinIsTerminal) throw new UsageError(withoutTerminal);
   const prompt = createInterface({ input: context.io.stdin, output: context.io.stderr as NodeJS.WritableStream });
   const answered = prompt.question(`${question} [y/N] `);
   const interrupted = new Promise<string>((resolve) => prompt.once('SIGINT', () => resolve('')));

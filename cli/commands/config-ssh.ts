@@ -47,7 +47,13 @@ export async function configSshCommand(context: CliContext, options: ConfigSshOp
     if (knownHostsChange) context.print(`host keys change in ${knownHostsFile}`);
   }
   if (written && !options.yes) {
-    if (!(await confirm(context, `Write ${configFile} and ${knownHostsFile}?`, '--yes'))) {
+    if (
+      !(await confirm(
+        context,
+        `Write ${configFile} and ${knownHostsFile}?`,
+        `not writing ${configFile} without confirmation: add --yes`,
+      ))
+    ) {
       throw new UsageError(`${configFile} was not changed`);
     }
   }

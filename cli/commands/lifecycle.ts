@@ -1,9 +1,9 @@
 /** `create`, `start`, `stop`, `retry` and `delete`: ask for the operation, then follow it to its end unless --no-wait. */
-import { createInterface } from 'node:readline/promises';
 import type { IdeKind } from '../../contracts/provider';
 import { gitspaceNameFromRepository } from '../args';
 import { autoStopBody } from './autostop';
 import { gitspacePath, type ApiClient } from '../api-client';
+import { confirm } from '../confirm';
 import type { CliContext } from '../context';
 import { UsageError } from '../errors';
 import { resolveGitspace } from '../resolve';
@@ -111,17 +111,12 @@ export async function deleteCommand(context: CliContext, nameOrId: string, optio
 
 /** A person at a terminal is asked; a script must say --yes. */
 async function confirmDelete(context: CliContext, gitspace: Gitspace): Promise<void> {
-  if (!context.io.stdinIsTerminal) {
-    throw new UsageError(`not deleting gitspace '${gitspace.name}' without confirmation: add --yes`);
-  }
-  const prompt = createInterface({ input: context.io.stdin, output: context.io.stderr as NodeJS.WritableStream });
-  const answered = prompt.question(
-    `Delete gitspace '${gitspace.name}' (${gitspace.id})? Its machine and disks are removed, its events kept. [y/N] `,
+  const yes = await confirm(
+    context,
+    `Delete gitspace '${gitspace.name}' (${gitspace.id})? Its machine and disks are removed, its events kept.`,
+    `not deleting gitspace '${gitspace.name}' without confirmation: add --yes`,
   );
-  // Ctrl-C at the question is a no.
-  const interrupted = new Promise<string>((resolve) => prompt.once('SIGINT', () => resolve('')));
-  const answer = await Promise.race([answered, interrupted]).finally(() => prompt.close());
-  if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError(`gitspace '${gitspace.name}' was not deleted`);
+  if (!yes) throw new UsageError(`gitspace '${gitspace.name}' was not deleted`);
 }
 
 async function finish(
