@@ -16,8 +16,7 @@ export interface AutoStopServices {
 export interface AutoStopActivityDeps {
   store: Store;
   logger: Logger;
-  /** Without it (tests of other parts), the auto-stop activities refuse to run. */
-  autoStop?: AutoStopServices;
+  autoStop: AutoStopServices;
 }
 
 /** The actor of every auto-stop event. */
@@ -42,11 +41,6 @@ function readableTime(ms: number, now = Date.now()): string {
  * the stop it asks for. Registered with the bookkeeping activities.
  */
 export function createAutoStopActivities({ store, logger, autoStop }: AutoStopActivityDeps) {
-  const services = (): AutoStopServices => {
-    if (!autoStop) throw new Error('the auto-stop is not configured in this control plane');
-    return autoStop;
-  };
-
   return {
     /** The gitspace's state, latest successful start and effective policy. */
     async autoStopStatus(input: { gitspaceId: string }): Promise<AutoStopStatus> {
@@ -57,7 +51,7 @@ export function createAutoStopActivities({ store, logger, autoStop }: AutoStopAc
         infrastructureId: facts?.infrastructureId ?? '',
         runningSinceMs: facts?.runningSince?.getTime() ?? null,
         policy: { idleSeconds: facts?.idle.seconds ?? null, maxLifetimeSeconds: facts?.maxLifetime.seconds ?? null },
-        warningSeconds: services().warningSeconds,
+        warningSeconds: autoStop.warningSeconds,
       };
     },
 
@@ -105,7 +99,7 @@ export function createAutoStopActivities({ store, logger, autoStop }: AutoStopAc
       const requestId = await store.recordAutoStopRequest(input);
       if (!requestId) return 'stale';
       try {
-        await services().requestStop(input.gitspaceId, { type: 'auto-stop', reason: input.reason, requestId });
+        await autoStop.requestStop(input.gitspaceId, { type: 'auto-stop', reason: input.reason, requestId });
       } catch (error) {
         if (error instanceof NotFoundError) return 'stale';
         if (!(error instanceof ConflictError)) throw error;
@@ -118,7 +112,7 @@ export function createAutoStopActivities({ store, logger, autoStop }: AutoStopAc
 
     /** Arms the gitspace's watcher for this start (called by the start workflow once it is running). */
     async armAutoStop(input: { gitspaceId: string; startRunId: string }): Promise<void> {
-      await services().arm(input.gitspaceId, input.startRunId);
+      await autoStop.arm(input.gitspaceId, input.startRunId);
     },
   };
 }

@@ -6,7 +6,9 @@ import {
   autoStopWorkflowId,
   type AutoStopInput,
 } from '../contracts/lifecycle';
+import type { AutoStopServices } from '../activities/auto-stop';
 import type { Store } from '../db/store';
+import type { LifecycleService } from './lifecycle-requests';
 
 /** How long before an auto-stop its warning event comes (capped at half the timeout by the watcher). */
 export const DEFAULT_AUTO_STOP_WARNING_SECONDS = 300;
@@ -42,6 +44,19 @@ export function createAutoStopArming(client: Client, logger: Logger): AutoStopAr
           logger.warn('could not ask the auto-stop to look again', { gitspaceId, error });
       }
     },
+  };
+}
+
+/** What the auto-stop activities need of the control plane (activities/auto-stop.ts), from its arming and lifecycle. */
+export function createAutoStopServices(options: {
+  arming: AutoStopArming;
+  lifecycle: Pick<LifecycleService, 'request'>;
+  warningSeconds?: number;
+}): AutoStopServices {
+  return {
+    warningSeconds: options.warningSeconds ?? DEFAULT_AUTO_STOP_WARNING_SECONDS,
+    arm: options.arming.arm,
+    requestStop: async (gitspaceId, actor) => void (await options.lifecycle.request(gitspaceId, 'stop', actor)),
   };
 }
 

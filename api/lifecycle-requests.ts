@@ -180,13 +180,16 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
       // retry shows starting, not the old error). The workflow's first step finds it so; should the workflow not
       // start, the gitspace goes back to where it was.
       const before = gitspace;
+      // The auto-stop's request id is for the stop workflow to check (activities/operations.ts), not for the event.
+      const recordedActor: Actor =
+        actor.type === 'auto-stop' ? { type: 'auto-stop', ...(actor.reason ? { reason: actor.reason } : {}) } : actor;
       const during = DURING[action];
       const moved = before.state !== during;
       if (moved) {
         await store
           .changeState(gitspace.id, {
             to: during,
-            actor,
+            actor: recordedActor,
             allowedFrom: [before.state],
             message: `${action} requested`,
             data: { action, workflowId },
@@ -203,7 +206,7 @@ export function createLifecycleService(options: LifecycleServiceOptions) {
         await store
           .changeState(gitspace.id, {
             to: before.state,
-            actor,
+            actor: recordedActor,
             allowedFrom: [during],
             message: `${action} not started: ${reason}`,
             url: before.url,

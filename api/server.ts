@@ -38,8 +38,8 @@ import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle-requests';
 import {
   createAutoStopArming,
+  createAutoStopServices,
   DEFAULT_AUTO_STOP_MIN_SECONDS,
-  DEFAULT_AUTO_STOP_WARNING_SECONDS,
   ensureAutoStopWatchers,
 } from './auto-stop';
 import { listRunners } from './runners';
@@ -158,11 +158,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     workOrders,
     ...(config.versioning ? { versioning: config.versioning } : {}),
     isLifecycleRunning: lifecycleRunningCheck(client),
-    autoStop: {
-      warningSeconds: config.autoStop?.warningSeconds ?? DEFAULT_AUTO_STOP_WARNING_SECONDS,
-      arm: autoStopArming.arm,
-      requestStop: async (gitspaceId, actor) => void (await lifecycle.request(gitspaceId, 'stop', actor)),
-    },
+    autoStop: createAutoStopServices({
+      arming: autoStopArming,
+      lifecycle,
+      ...(config.autoStop?.warningSeconds ? { warningSeconds: config.autoStop.warningSeconds } : {}),
+    }),
   });
   const workerDone = worker.run();
   if (config.versioning?.promotion !== 'manual') await makeWorkerVersionCurrent(client, worker, { logger });

@@ -74,7 +74,7 @@ describe('auto-stop', () => {
     expect(warnings[0].actor).toMatchObject({ type: 'auto-stop', reason: 'idle' });
     expect(warnings[0].message).toMatch(/^idle: stops at .* UTC unless used/);
     expect(stops).toHaveLength(1);
-    expect(stops[0].actor).toMatchObject({ type: 'auto-stop', reason: 'idle' });
+    expect(stops[0].actor).toEqual({ type: 'auto-stop', reason: 'idle' });
     expect(stoppedEvent.actor).toEqual({ type: 'auto-stop', reason: 'idle' });
     expect(events.indexOf(warnings[0])).toBeLessThan(events.indexOf(stops[0]));
     // The warning came about 2 s before the stop, the stop about 6 s after the gitspace was last used (its start).

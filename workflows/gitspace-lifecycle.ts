@@ -323,10 +323,17 @@ export async function deleteGitspace({ gitspaceId, actor }: LifecycleInput): Pro
   }
 }
 
+/** The arming's own stub: tried for a minute at most, so the start closes soon even when Temporal refuses it. */
+const arming = proxyActivities<ControlPlaneActivities>({
+  taskQueue: CONTROL_PLANE_TASK_QUEUE,
+  startToCloseTimeout: '30s',
+  scheduleToCloseTimeout: '1m',
+});
+
 /** Arms the auto-stop for this start; a failure leaves the gitspace running (the control plane re-arms at start). */
 async function armAutoStop(gitspaceId: string): Promise<void> {
   try {
-    await controlPlane.armAutoStop({ gitspaceId, startRunId: workflowInfo().runId });
+    await arming.armAutoStop({ gitspaceId, startRunId: workflowInfo().runId });
   } catch (error) {
     log.warn('could not arm the auto-stop', { gitspaceId, error: String(error) });
   }

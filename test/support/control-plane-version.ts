@@ -6,6 +6,8 @@ import { silentLogger } from '../../common/logger';
 import { payloadDataConverter } from '../../common/payload-codec';
 import { createWorkOrderSigner } from '../../common/work-order';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from '../../api/reconciliation';
+import { createAutoStopArming, createAutoStopServices } from '../../api/auto-stop';
+import { createLifecycleService } from '../../api/lifecycle-requests';
 import {
   createControlPlaneWorker,
   makeWorkerVersionCurrent,
@@ -43,6 +45,10 @@ export async function startControlPlaneWorkerVersion(
     orphanGraceSeconds: DEFAULT_ORPHAN_GRACE_SECONDS,
     workOrders: await createWorkOrderSigner({ dataDir: stack.dataDir }),
     isLifecycleRunning: lifecycleRunningCheck(client),
+    autoStop: createAutoStopServices({
+      arming: createAutoStopArming(client, silentLogger),
+      lifecycle: createLifecycleService({ client, store, logger: silentLogger }),
+    }),
   });
   const running = worker.run();
   return {
