@@ -69,7 +69,7 @@ export class EventFeed {
   constructor(
     private readonly options: {
       store: Pick<Store, 'listEvents' | 'eventsAfter'> &
-        Partial<Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations'>>;
+        Partial<Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations' | 'listInfrastructures'>>;
       pollMs: number;
       logger: Logger;
       heartbeatMs?: number;
@@ -252,12 +252,19 @@ export class EventFeed {
   }
 
   /** The store's reads for change streams (optional in the options, for event streams alone). */
-  private store(): Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations'> {
-    const { gitspaceVersions, gitspacesByIds, latestOperations } = this.options.store;
+  private store(): Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations'> &
+    Partial<Pick<Store, 'listInfrastructures'>> {
+    const { gitspaceVersions, gitspacesByIds, latestOperations, listInfrastructures } = this.options.store;
     if (!gitspaceVersions || !gitspacesByIds || !latestOperations) {
       throw new Error('this change feed was built without the store reads change streams need');
     }
-    return { gitspaceVersions, gitspacesByIds, latestOperations };
+    // The infrastructures give each gitspace its effective auto-stop, as GET /gitspaces/:id shows it.
+    return {
+      gitspaceVersions,
+      gitspacesByIds,
+      latestOperations,
+      ...(listInfrastructures ? { listInfrastructures } : {}),
+    };
   }
 
   private give(subscriber: Subscriber, events: EventRow[]): void {
