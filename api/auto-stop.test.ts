@@ -96,5 +96,13 @@ describe('auto-stop policy', () => {
       seconds: 7200,
       source: 'gitspace',
     });
+    // Each change is an event naming who made it; the refused ones left none.
+    const events = (await api.call('GET', `/gitspaces/${id}/events`, ada.token)).body.items;
+    expect(
+      events.filter((e: { type: string }) => e.type === 'auto-stop-policy').map((e: any) => [e.actor.name, e.message]),
+    ).toEqual([
+      ['ada', "auto-stop changed: idle timeout the infrastructure's"],
+      ['admin', 'auto-stop changed: maximum lifetime 7200 s'],
+    ]);
   });
 });

@@ -26,7 +26,11 @@ export function formatTime(iso: string): string {
 }
 
 /** Short words for event types longer than the WHAT column. */
-const EVENT_WORDS: Record<string, string> = { 'auto-stop-warning': 'warning', 'auto-stop-unobserved': 'unobserved' };
+const EVENT_WORDS: Record<string, string> = {
+  'auto-stop-warning': 'warning',
+  'auto-stop-unobserved': 'unobserved',
+  'auto-stop-policy': 'auto-stop',
+};
 
 export function actorLabel(actor: Actor): string {
   switch (actor.type) {

@@ -4,6 +4,7 @@ import { InputError } from '../../common/errors';
 import { DEFAULT_AUTO_STOP_MIN_SECONDS } from '../auto-stop';
 import { defineRoute, type RouteServices } from '../route-table';
 import { Gitspace, UpdateGitspaceBody, type AutoStopSetting } from '../schemas';
+import { actorOf } from './caller';
 import { presentGitspaces } from './presenters';
 
 /**
@@ -40,13 +41,12 @@ export const autoStopRoutes = [
     body: UpdateGitspaceBody,
     status: 200,
     response: Gitspace,
-    handle: async ({ body, gitspace, services }) => {
-      const columns = autoStopColumns(body.autoStop, services, 'autoStop');
-      await services.store.setGitspaceAutoStop(gitspace.id, {
-        ...(columns.autoStopIdleSeconds !== undefined ? { idleTimeoutSeconds: columns.autoStopIdleSeconds } : {}),
-        ...(columns.autoStopMaxLifetimeSeconds !== undefined
-          ? { maxLifetimeSeconds: columns.autoStopMaxLifetimeSeconds }
-          : {}),
+    handle: async ({ req, body, gitspace, services }) => {
+      autoStopColumns(body.autoStop, services, 'autoStop');
+      // An event, so the change has its actor and the change streams see it.
+      await services.store.setGitspaceAutoStop(gitspace.id, body.autoStop, {
+        message: `auto-stop changed: ${settingWords(body.autoStop)}`,
+        actor: actorOf(req),
       });
       // A running gitspace's watcher takes the new deadlines at once.
       if (gitspace.state === 'running') await services.autoStop?.recheck(gitspace.id);
@@ -54,3 +54,15 @@ export const autoStopRoutes = [
     },
   }),
 ];
+
+/** "idle timeout 1800 s, maximum lifetime: the infrastructure's": what a change set, for its event. */
+function settingWords(setting: z.output<typeof AutoStopSetting>): string {
+  const value = (seconds: number | null) =>
+    seconds === null ? "the infrastructure's" : seconds === 0 ? 'never' : `${seconds} s`;
+  return [
+    setting.idleTimeoutSeconds !== undefined ? `idle timeout ${value(setting.idleTimeoutSeconds)}` : undefined,
+    setting.maxLifetimeSeconds !== undefined ? `maximum lifetime ${value(setting.maxLifetimeSeconds)}` : undefined,
+  ]
+    .filter(Boolean)
+    .join(', ');
+}

@@ -84,14 +84,26 @@ export function createAutoStopStore(db: Db) {
       };
     },
 
-    /** Sets a gitspace's own policy; a field left out keeps its value. */
-    async setGitspaceAutoStop(gitspaceId: string, setting: AutoStopSetting): Promise<void> {
+    /**
+     * Sets a gitspace's own policy (a field left out keeps its value) and, with `event`, records who changed it, in the
+     * same transaction.
+     */
+    async setGitspaceAutoStop(
+      gitspaceId: string,
+      setting: AutoStopSetting,
+      event?: { message: string; actor: Actor },
+    ): Promise<void> {
       const values = {
         ...(setting.idleTimeoutSeconds !== undefined ? { autoStopIdleSeconds: setting.idleTimeoutSeconds } : {}),
         ...(setting.maxLifetimeSeconds !== undefined ? { autoStopMaxLifetimeSeconds: setting.maxLifetimeSeconds } : {}),
       };
       if (Object.keys(values).length === 0) return;
-      await db.updateTable('gitspaces').set(values).where('id', '=', gitspaceId).execute();
+      await db.transaction().execute(async (trx) => {
+        await lockGitspace(trx, gitspaceId);
+        await trx.updateTable('gitspaces').set(values).where('id', '=', gitspaceId).execute();
+        if (event)
+          await appendEvent(trx, gitspaceId, { type: 'auto-stop-policy', state: null, data: { ...setting }, ...event });
+      });
     },
 
     /**

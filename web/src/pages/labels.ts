@@ -37,6 +37,7 @@ export const EVENT_TYPE_LABELS: Record<string, string> = {
   reconcile: 'Reconciliation',
   'auto-stop-warning': 'Auto-stop warning',
   'auto-stop-unobserved': 'Auto-stop: use unknown',
+  'auto-stop-policy': 'Auto-stop changed',
 };
 
 /** "after 30 min idle (its own), after 8 h running (infrastructure's)", or that it never stops by itself. */
