@@ -1,0 +1,776 @@
+import { randomBytes } from 'node:crypto';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client } from '@temporalio/client';
+import type { temporal as proto } from '@temporalio/proto';
+import { createLogger } from '../common/logger';
+import { freeLoopbackPorts } from '../common/net';
+import { loadPayloadKeyRing } from '../common/payload-codec';
+import { connectClient, embeddedTemporalEnv } from '../common/temporal-connection';
+import { startDevServer, type DevServer } from '../engine/dev-server';
+import { findOrBuildTemporalCli } from '../engine/temporal-cli';
+import {
+  agentProcessesIn,
+  createLocalProvider,
+  localMachinePaths,
+  localMachinesRoot,
+} from '../providers/local/provider';
+import { startGitServer, type GitServer } from '../test/support/git-server';
+import { Part, waitFor } from './processes';
+
+/**
+ * `npm run bench:lifecycle`: the lifecycle's speed at scale (issue 16) beside the issue's reference figures. The real
+ * parts, each in its own process as `npm start` runs them (API with PGlite and the control-plane worker, runner,
+ * gateway, the Temporal dev server), the embedded `local` provider and a small repository on a loopback git server:
+ * sequential create → running → stop → delete, then many created at once, the RSS of every process, and where one
+ * start's time went according to its Temporal history. Figures only: it fails only when a gitspace does not converge.
+ *
+ *   npm run bench:lifecycle -- [--sequential 20] [--concurrent 50] [--timeout 300] [--json]
+ */
+
+/**
+ * The "Now" and "Goal" columns of the table in issue 16 ("Speed at scale"), measured there on a fresh clone on a 2-core
+ * machine (load ≈ 3) with 20 sequential and 50 concurrent gitspaces. Kept as text: they are quoted, not computed.
+ */
+const ISSUE_16 = {
+  sequential: { now: '1.98 / 2.31 / – / 2.50 s', goal: 'p50 ≤ 1.0 s, p99 ≤ 2.5 s' },
+  stopDelete: { now: '0.41 / 0.39 s (p50)', goal: '≤ 0.5 s (keep it)' },
+  postLatency: { now: '1.37 / – / 4.87 s', goal: 'p99 ≤ 200 ms' },
+  firstLastRunning: { now: '21.2 / 39.4 s (1.3 starts/s)', goal: '≥ 50 starts/s' },
+  agentRss: { now: '74 MB', goal: '≤ 40 MB' },
+  apiRss: { now: '755 → 876 MB after 50 lifecycles', goal: 'steady, and explained' },
+} as const;
+
+const SEQUENTIAL_POLL_MS = 100;
+const CONCURRENT_POLL_MS = 500;
+
+interface Options {
+  sequential: number;
+  concurrent: number;
+  timeoutMs: number;
+  json: boolean;
+}
+
+/** One gitspace's lifecycle, in ms from the request that began each step to the state's event. */
+interface SequentialRun {
+  id: string;
+  name: string;
+  startRunId: string;
+  runningMs?: number;
+  stopMs?: number;
+  deleteMs?: number;
+  failure?: string;
+}
+
+interface StackProcesses {
+  api: Part;
+  runner: Part;
+  gateway: Part;
+  temporal: DevServer;
+}
+
+/** RSS in MB of each part, and of the agents running then (one figure per gitspace). */
+interface RssSample {
+  parts: Record<'api' | 'runner' | 'gateway' | 'temporal', number | undefined>;
+  agents: number[];
+}
+
+/** What the benchmark reads of a gitspace as the API presents it. */
+interface GitspaceView {
+  id: string;
+  state: string;
+  lastError?: unknown;
+  operation?: { runId: string; status: string };
+}
+
+class Api {
+  constructor(
+    readonly url: string,
+    private readonly token: string,
+  ) {}
+
+  /** Calls the REST API; a 409 (an operation still running) is retried until the deadline, as a user would. */
+  async call<T = unknown>(method: string, route: string, body?: unknown, deadline = Date.now() + 60_000): Promise<T> {
+    for (;;) {
+      const response = await fetch(`${this.url}/api/v1${route}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await response.text();
+      if (response.ok) return (text ? JSON.parse(text) : undefined) as T;
+      if (response.status !== 409 || Date.now() > deadline) {
+        throw new Error(`${method} ${route}: ${response.status} ${text.slice(0, 300)}`);
+      }
+      await sleep(100);
+    }
+  }
+}
+
+async function main(): Promise<number> {
+  const options = readOptions();
+  const logger = createLogger('bench', 'warn');
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-bench-lifecycle-'));
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
+  let git: GitServer | undefined;
+  let stack: StackProcesses | undefined;
+  // The parts' last output lines, shown when something does not converge.
+  const recentOutput: string[] = [];
+  try {
+    git = await startGitServer();
+    await git.createRepository('small', {
+      'README.md': '# small\n',
+      'src/index.js': 'console.log("hello");\n',
+      'package.json': '{ "name": "small", "version": "1.0.0" }\n',
+    });
+    const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
+    const cliPath = await findOrBuildTemporalCli({
+      explicitPath: process.env.TEMPORAL_CLI_PATH,
+      searchPath: process.env.PATH,
+      logger,
+    });
+    const temporal = await startDevServer({
+      cliPath,
+      host: '127.0.0.1',
+      port: ports.temporal,
+      namespace: 'default',
+      dbFile: path.join(dataDir, 'temporal.sqlite'),
+      logger,
+      onOutput: () => undefined,
+    });
+    // Written once before the parts start, as npm start does, so they do not race to create it.
+    await loadPayloadKeyRing({ dataDir });
+    const adminToken = randomBytes(24).toString('base64url');
+    const apiUrl = `http://127.0.0.1:${ports.api}`;
+    const env: NodeJS.ProcessEnv = {
+      ...embeddedTemporalEnv(process.env, temporal.connection).env,
+      GITSPACES_DATA_DIR: dataDir,
+      GITSPACES_API_PORT: String(ports.api),
+      GITSPACES_ADMIN_TOKEN: adminToken,
+      GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
+      GITSPACES_GATEWAY_PORT: String(ports.gateway),
+      GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
+      GITSPACES_GATEWAY_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
+      GITSPACES_GATEWAY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
+      GITSPACES_JWKS_URL: `${apiUrl}/api/v1/.well-known/jwks.json`,
+      GITSPACES_INFRASTRUCTURE_ID: 'local',
+      // The benchmark's own polling and its burst of creates are not what the API's per-user limits are for.
+      GITSPACES_API_RATE_LIMIT_PER_MINUTE: '1000000',
+      GITSPACES_MAX_GITSPACES_PER_USER: String(options.concurrent + 10),
+    };
+    const output = (line: string) => {
+      recentOutput.push(line);
+      if (recentOutput.length > 40) recentOutput.shift();
+    };
+    const part = (name: string, entry: string) => new Part(name, entry, env, { restartOnExit: false, output });
+    stack = {
+      api: part('api', 'api/main.ts'),
+      runner: part('runner', 'workers/runner-main.ts'),
+      gateway: part('gateway', 'gateway/main.ts'),
+      temporal,
+    };
+    const started = Date.now();
+    for (const p of [stack.api, stack.runner, stack.gateway]) p.start();
+    await waitFor(`${apiUrl}/readyz`, 180_000);
+    await waitFor(`http://127.0.0.1:${ports.gateway}/healthz`, 60_000);
+    const apiReadySeconds = (Date.now() - started) / 1000;
+    progress(`stack ready in ${apiReadySeconds.toFixed(1)} s (API, runner, gateway, Temporal on loopback)`);
+
+    const api = new Api(apiUrl, adminToken);
+    const machinesRoot = localMachinesRoot(dataDir);
+    const createBody = (name: string) => ({
+      name,
+      repository: { url: git!.urlOf('small') },
+      infrastructureId: 'local',
+      machineId: 'local-default',
+    });
+    const rssBefore = await sampleRss(stack, machinesRoot, []);
+
+    // The first start pays for cold caches (the runner's first poll, the agent's first compile): shown, not counted.
+    progress('warm-up lifecycle');
+    const warmUp = await sequentialLifecycle(api, createBody('bench-warm-up'), options.timeoutMs);
+    const sequential: SequentialRun[] = [];
+    const agentRssSequential: number[] = [];
+    for (let i = 1; i <= options.sequential; i++) {
+      const run = await sequentialLifecycle(api, createBody(`bench-seq-${i}`), options.timeoutMs, async (id) => {
+        agentRssSequential.push(...(await sampleRss(stack!, machinesRoot, [id])).agents);
+      });
+      sequential.push(run);
+      progress(
+        `sequential ${i}/${options.sequential}: ${run.failure ?? `running ${ms(run.runningMs)}, stop ${ms(run.stopMs)}, delete ${ms(run.deleteMs)}`}`,
+      );
+    }
+
+    const connection = await connectClient(temporal.connection);
+    const breakdown = await (async () => {
+      try {
+        const median = pickMedianStart(sequential.length > 0 ? sequential : [warmUp]);
+        if (!median) return undefined;
+        const client = new Client({ connection, namespace: temporal.connection.namespace });
+        const history = await client.workflow.getHandle(`gitspace-${median.id}`, median.startRunId).fetchHistory();
+        return { gitspace: median.name, runningMs: median.runningMs, ...breakDownHistory(history) };
+      } finally {
+        await connection.close();
+      }
+    })();
+
+    progress(`${options.concurrent} created at once`);
+    const concurrent = await concurrentStarts(api, createBody, options);
+    const rssPeak = await sampleRss(
+      stack,
+      machinesRoot,
+      concurrent.gitspaces.filter((g) => g.runningMs !== undefined).map((g) => g.id),
+    );
+    progress(`deleting the ${concurrent.gitspaces.length} gitspaces`);
+    const deleteFailures = await deleteAll(
+      api,
+      concurrent.gitspaces.map((g) => g.id),
+      options.timeoutMs,
+    );
+    const rssAfter = await sampleRss(stack, machinesRoot, []);
+
+    const failures = [
+      ...(warmUp.failure ? [`${warmUp.name}: ${warmUp.failure}`] : []),
+      ...sequential.filter((r) => r.failure).map((r) => `${r.name} (${r.id}): ${r.failure}`),
+      ...concurrent.failures,
+      ...deleteFailures,
+    ];
+    const figures = {
+      machine: { cpus: os.cpus().length, loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))) },
+      stackReadySeconds: apiReadySeconds,
+      warmUp: { runningMs: warmUp.runningMs, stopMs: warmUp.stopMs, deleteMs: warmUp.deleteMs },
+      sequential: {
+        count: options.sequential,
+        runningMs: percentiles(sequential.map((r) => r.runningMs)),
+        stopMs: percentiles(sequential.map((r) => r.stopMs)),
+        deleteMs: percentiles(sequential.map((r) => r.deleteMs)),
+      },
+      concurrent: {
+        count: options.concurrent,
+        postMs: percentiles(concurrent.gitspaces.map((g) => g.postMs)),
+        firstRunningMs: min(concurrent.gitspaces.map((g) => g.runningMs)),
+        lastRunningMs: max(concurrent.gitspaces.map((g) => g.runningMs)),
+        converged: concurrent.gitspaces.filter((g) => g.runningMs !== undefined).length,
+      },
+      rss: { before: rssBefore, peak: rssPeak, after: rssAfter, agentsSequential: agentRssSequential },
+      breakdown,
+      failures,
+    };
+    if (options.json) process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+    else printReport(figures);
+    if (failures.length > 0) {
+      process.stderr.write(`\n${failures.length} did not converge:\n  ${failures.join('\n  ')}\n`);
+      process.stderr.write(`last output of the parts:\n  ${recentOutput.join('\n  ')}\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    // Agents outlive the runner by design: remove every machine left (their agents are ended by their pids).
+    const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger });
+    const cleanup = { idempotencyKey: 'bench-cleanup', signal: AbortSignal.timeout(120_000) };
+    for (const machine of await machines.list(cleanup).catch(() => [])) {
+      await machines.delete(machine.gitspaceId, cleanup).catch(() => undefined);
+    }
+    if (stack) {
+      await Promise.all([stack.api, stack.runner, stack.gateway].map((p) => p.stop()));
+      await stack.temporal.stop();
+    }
+    await git?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
+  }
+}
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      sequential: { type: 'string', default: '20' },
+      concurrent: { type: 'string', default: '50' },
+      timeout: { type: 'string', default: '300' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const options = {
+    sequential: Number(values.sequential),
+    concurrent: Number(values.concurrent),
+    timeoutMs: Number(values.timeout) * 1000,
+    json: values.json,
+  };
+  if (
+    !Number.isInteger(options.sequential) ||
+    options.sequential < 0 ||
+    !Number.isInteger(options.concurrent) ||
+    options.concurrent < 1 ||
+    !(options.timeoutMs > 0)
+  ) {
+    process.stderr.write(
+      'usage: npm run bench:lifecycle -- [--sequential N] [--concurrent N] [--timeout S] [--json]\n',
+    );
+    process.exit(2);
+  }
+  return options;
+}
+
+/**
+ * Create (which starts), wait for running, stop, wait for stopped, delete, wait for deleted. Each figure runs from the
+ * moment the request was sent to the time of the event that recorded the state (the server's clock, the same host),
+ * so the polling interval does not count. `whileRunning` runs once it is running (to sample its agent).
+ */
+async function sequentialLifecycle(
+  api: Api,
+  body: { name: string },
+  timeoutMs: number,
+  whileRunning?: (id: string) => Promise<void>,
+): Promise<SequentialRun> {
+  const sentAt = Date.now();
+  const created = await api.call<{ gitspace: GitspaceView; operation?: { runId: string } }>('POST', '/gitspaces', body);
+  const run: SequentialRun = { id: created.gitspace.id, name: body.name, startRunId: created.operation?.runId ?? '' };
+  try {
+    run.runningMs = (await untilState(api, run.id, 'running', sentAt, timeoutMs)) - sentAt;
+    await whileRunning?.(run.id);
+    // The start records `running` a moment before its workflow closes; stop once it has, so stop does not cancel it.
+    await untilOperationFinished(api, run.id, timeoutMs);
+    const stopAt = Date.now();
+    await api.call('POST', `/gitspaces/${run.id}/actions`, { action: 'stop' });
+    run.stopMs = (await untilState(api, run.id, 'stopped', stopAt, timeoutMs)) - stopAt;
+    await untilOperationFinished(api, run.id, timeoutMs);
+    const deleteAt = Date.now();
+    await api.call('DELETE', `/gitspaces/${run.id}`);
+    run.deleteMs = (await untilState(api, run.id, 'deleted', deleteAt, timeoutMs)) - deleteAt;
+  } catch (error) {
+    run.failure = error instanceof Error ? error.message : String(error);
+  }
+  return run;
+}
+
+/** Polls the gitspace until it is in `state`; returns when its event says it got there (ms since the epoch). */
+async function untilState(api: Api, id: string, state: string, since: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'unknown';
+  while (Date.now() < deadline) {
+    const gitspace = await api.call<GitspaceView>('GET', `/gitspaces/${id}`);
+    last = gitspace.state;
+    if (last === state) return stateReachedAt(api, id, state, since);
+    if (last === 'error') throw new Error(`ended in error: ${JSON.stringify(gitspace.lastError ?? null)}`);
+    await sleep(SEQUENTIAL_POLL_MS);
+  }
+  throw new Error(`still ${last} after ${timeoutMs / 1000} s, expected ${state}`);
+}
+
+/** The time of the first event since `since` that put the gitspace in `state`. */
+async function stateReachedAt(api: Api, id: string, state: string, since: number): Promise<number> {
+  const { items } = await api.call<{ items: { state?: string; createdAt: string }[] }>(
+    'GET',
+    `/gitspaces/${id}/events`,
+  );
+  const times = items
+    .filter((e) => e.state === state)
+    .map((e) => Date.parse(e.createdAt))
+    // The server's clock may round the event a millisecond before the request was sent.
+    .filter((t) => t >= since - 5);
+  if (times.length === 0) throw new Error(`${id} is ${state} but has no event saying so`);
+  return Math.min(...times);
+}
+
+async function untilOperationFinished(api: Api, id: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const gitspace = await api.call<GitspaceView>('GET', `/gitspaces/${id}`);
+    if (gitspace.operation?.status !== 'running') return;
+    await sleep(SEQUENTIAL_POLL_MS);
+  }
+  throw new Error(`its operation was still running after ${timeoutMs / 1000} s`);
+}
+
+interface ConcurrentGitspace {
+  id: string;
+  name: string;
+  postMs: number;
+  /** From the moment every create was sent to the event that recorded `running`. */
+  runningMs?: number;
+}
+
+/** Creates `concurrent` gitspaces at once and waits until every one is running (or in error, or the timeout). */
+async function concurrentStarts(
+  api: Api,
+  createBody: (name: string) => { name: string },
+  options: Options,
+): Promise<{ gitspaces: ConcurrentGitspace[]; failures: string[] }> {
+  const failures: string[] = [];
+  const sentAt = Date.now();
+  const posted = await Promise.all(
+    Array.from({ length: options.concurrent }, async (_, i) => {
+      const name = `bench-at-once-${i + 1}`;
+      const before = Date.now();
+      try {
+        const created = await api.call<{ gitspace: GitspaceView }>('POST', '/gitspaces', createBody(name));
+        return { id: created.gitspace.id, name, postMs: Date.now() - before };
+      } catch (error) {
+        failures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+        return undefined;
+      }
+    }),
+  );
+  const gitspaces = posted.filter((g): g is ConcurrentGitspace => g !== undefined);
+  const waiting = new Map(gitspaces.map((g) => [g.id, g]));
+  const lastSeen = new Map<string, { state: string; lastError?: unknown }>();
+  const deadline = sentAt + options.timeoutMs;
+  while (waiting.size > 0 && Date.now() < deadline) {
+    for (const gitspace of await listAll(api).catch(() => [])) {
+      lastSeen.set(gitspace.id, gitspace);
+      if (waiting.has(gitspace.id) && (gitspace.state === 'running' || gitspace.state === 'error')) {
+        waiting.delete(gitspace.id);
+      }
+    }
+    if (waiting.size > 0) await sleep(CONCURRENT_POLL_MS);
+  }
+  for (const gitspace of gitspaces) {
+    const seen = lastSeen.get(gitspace.id);
+    if (seen?.state === 'running') {
+      gitspace.runningMs = (await stateReachedAt(api, gitspace.id, 'running', sentAt)) - sentAt;
+    } else {
+      failures.push(
+        `${gitspace.name} (${gitspace.id}): ${seen?.state ?? 'unseen'} after ${options.timeoutMs / 1000} s${seen?.lastError ? ` — ${JSON.stringify(seen.lastError)}` : ''}`,
+      );
+    }
+  }
+  return { gitspaces, failures };
+}
+
+/** Every gitspace, following the list's pages. */
+async function listAll(api: Api): Promise<GitspaceView[]> {
+  const all: GitspaceView[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.call<{ items: GitspaceView[]; nextCursor?: string }>(
+      'GET',
+      `/gitspaces?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    all.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return all;
+}
+
+/** Deletes them all at once and waits until they are; names those that are not. */
+async function deleteAll(api: Api, ids: string[], timeoutMs: number): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const failures: string[] = [];
+  await Promise.all(
+    ids.map((id) =>
+      api.call('DELETE', `/gitspaces/${id}`, undefined, deadline).catch((error: unknown) => {
+        failures.push(`delete ${id}: ${error instanceof Error ? error.message : String(error)}`);
+      }),
+    ),
+  );
+  const waiting = new Set(ids);
+  let lastSeen = new Map<string, string>();
+  while (waiting.size > 0 && Date.now() < deadline) {
+    lastSeen = new Map((await listAll(api).catch(() => [])).map((g) => [g.id, g.state]));
+    for (const id of waiting) if (lastSeen.get(id) === 'deleted') waiting.delete(id);
+    if (waiting.size > 0) await sleep(CONCURRENT_POLL_MS);
+  }
+  for (const id of waiting) failures.push(`${id}: ${lastSeen.get(id) ?? 'unseen'}, not deleted`);
+  return failures;
+}
+
+/** VmRSS of /proc/<pid>/status in MB; undefined once the process is gone. */
+async function rssMb(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  return kb === undefined ? undefined : Number(kb) / 1024;
+}
+
+/** The parts by the pids this run started, and the agents of these gitspaces as the local provider finds them. */
+async function sampleRss(stack: StackProcesses, machinesRoot: string, gitspaceIds: string[]): Promise<RssSample> {
+  const agents: number[] = [];
+  for (const id of gitspaceIds) {
+    const processes = await agentProcessesIn(localMachinePaths(machinesRoot, id).dir);
+    const sizes = await Promise.all(processes.map((p) => rssMb(p.pid)));
+    if (processes.length > 0) agents.push(sizes.reduce((sum: number, size) => sum + (size ?? 0), 0));
+  }
+  return {
+    parts: {
+      api: await rssMb(stack.api.pid),
+      runner: await rssMb(stack.runner.pid),
+      gateway: await rssMb(stack.gateway.pid),
+      temporal: await rssMb(stack.temporal.process.pid),
+    },
+    agents,
+  };
+}
+
+function pickMedianStart(runs: SequentialRun[]): SequentialRun | undefined {
+  const measured = runs.filter((r) => r.runningMs !== undefined && r.startRunId);
+  measured.sort((a, b) => a.runningMs! - b.runningMs!);
+  return measured[Math.floor((measured.length - 1) / 2)];
+}
+
+interface Breakdown {
+  totalMs: number;
+  activities: { name: string; attempt: number; queuedMs: number; runMs: number; outcome: string }[];
+  workflowTasks: { count: number; queuedMs: number; runMs: number; maxQueuedMs: number; maxRunMs: number };
+  /** The workflow's time outside every activity (from scheduled to closed): what would be left if they were instant. */
+  leftIfActivitiesInstantMs: number;
+}
+
+/** Where one workflow's time went, from its history's event times. */
+function breakDownHistory(history: proto.api.history.v1.IHistory): Breakdown {
+  const events = history.events ?? [];
+  const time = (e: proto.api.history.v1.IHistoryEvent) =>
+    Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const id = (value: unknown) => String(value);
+  const activities = new Map<
+    string,
+    { name: string; scheduled: number; started?: number; closed?: number; attempt: number; outcome: string }
+  >();
+  const tasks = new Map<string, { scheduled: number; started?: number; closed?: number }>();
+  for (const event of events) {
+    const at = time(event);
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      activities.set(id(event.eventId), {
+        name: scheduled.activityType?.name ?? '?',
+        scheduled: at,
+        attempt: 1,
+        outcome: 'open',
+      });
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    const activity = (scheduledEventId: unknown) => activities.get(id(scheduledEventId));
+    if (started) {
+      const a = activity(started.scheduledEventId);
+      if (a) Object.assign(a, { started: at, attempt: started.attempt ?? 1 });
+    }
+    const closings = [
+      ['completed', event.activityTaskCompletedEventAttributes],
+      ['failed', event.activityTaskFailedEventAttributes],
+      ['timed out', event.activityTaskTimedOutEventAttributes],
+      ['cancelled', event.activityTaskCanceledEventAttributes],
+    ] as const;
+    for (const [outcome, attributes] of closings) {
+      const a = attributes ? activity(attributes.scheduledEventId) : undefined;
+      if (a) Object.assign(a, { closed: at, outcome });
+    }
+    if (event.workflowTaskScheduledEventAttributes) tasks.set(id(event.eventId), { scheduled: at });
+    const taskStarted = event.workflowTaskStartedEventAttributes;
+    if (taskStarted) {
+      const task = tasks.get(id(taskStarted.scheduledEventId));
+      if (task) task.started = at;
+    }
+    for (const attributes of [
+      event.workflowTaskCompletedEventAttributes,
+      event.workflowTaskFailedEventAttributes,
+      event.workflowTaskTimedOutEventAttributes,
+    ]) {
+      const task = attributes ? tasks.get(id(attributes.scheduledEventId)) : undefined;
+      if (task) task.closed = at;
+    }
+  }
+  const first = events[0] ? time(events[0]) : 0;
+  const last = events.length > 0 ? time(events[events.length - 1]!) : 0;
+  // Activities may overlap: count the time covered by any of them once.
+  const spans = [...activities.values()]
+    .map((a) => [a.scheduled, a.closed ?? last] as const)
+    .sort((x, y) => x[0] - y[0]);
+  let covered = 0;
+  let reach = -Infinity;
+  for (const [from, to] of spans) {
+    if (to > reach) covered += to - Math.max(from, reach);
+    reach = Math.max(reach, to);
+  }
+  const taskList = [...tasks.values()];
+  const queued = taskList.map((t) => (t.started ?? t.scheduled) - t.scheduled);
+  const ran = taskList.map((t) => (t.closed ?? t.started ?? t.scheduled) - (t.started ?? t.scheduled));
+  return {
+    totalMs: last - first,
+    activities: [...activities.values()].map((a) => ({
+      name: a.name,
+      attempt: a.attempt,
+      queuedMs: (a.started ?? a.scheduled) - a.scheduled,
+      runMs: (a.closed ?? last) - (a.started ?? a.scheduled),
+      outcome: a.outcome,
+    })),
+    workflowTasks: {
+      count: taskList.length,
+      queuedMs: sum(queued),
+      runMs: sum(ran),
+      maxQueuedMs: Math.max(0, ...queued),
+      maxRunMs: Math.max(0, ...ran),
+    },
+    leftIfActivitiesInstantMs: last - first - covered,
+  };
+}
+
+interface Figures {
+  machine: { cpus: number; loadAverage: number[] };
+  stackReadySeconds: number;
+  warmUp: { runningMs?: number; stopMs?: number; deleteMs?: number };
+  sequential: { count: number; runningMs: Percentiles; stopMs: Percentiles; deleteMs: Percentiles };
+  concurrent: {
+    count: number;
+    postMs: Percentiles;
+    firstRunningMs?: number;
+    lastRunningMs?: number;
+    converged: number;
+  };
+  rss: { before: RssSample; peak: RssSample; after: RssSample; agentsSequential: number[] };
+  breakdown?: Breakdown & { gitspace: string; runningMs?: number };
+  failures: string[];
+}
+
+function printReport(f: Figures): void {
+  const s = (value: number | undefined) => (value === undefined ? '–' : (value / 1000).toFixed(2));
+  const mb = (value: number | undefined) => (value === undefined ? '–' : value.toFixed(0));
+  const { sequential: seq, concurrent: con } = f;
+  const startsPerSecond =
+    con.lastRunningMs && con.converged > 0
+      ? ` (${(con.converged / (con.lastRunningMs / 1000)).toFixed(1)} starts/s)`
+      : '';
+  const agents = [...f.rss.agentsSequential, ...f.rss.peak.agents];
+  const summary = [
+    [
+      `create → running, ${seq.count} sequential (p50 / p90 / p99 / max)`,
+      `${s(seq.runningMs.p50)} / ${s(seq.runningMs.p90)} / ${s(seq.runningMs.p99)} / ${s(seq.runningMs.max)} s`,
+      ISSUE_16.sequential.now,
+      ISSUE_16.sequential.goal,
+    ],
+    [
+      'stop / delete (p50; p90)',
+      `${s(seq.stopMs.p50)} / ${s(seq.deleteMs.p50)} s; ${s(seq.stopMs.p90)} / ${s(seq.deleteMs.p90)} s`,
+      ISSUE_16.stopDelete.now,
+      ISSUE_16.stopDelete.goal,
+    ],
+    [
+      `${con.count} created at once: POST latency (p50 / p99 / max)`,
+      `${s(con.postMs.p50)} / ${s(con.postMs.p99)} / ${s(con.postMs.max)} s`,
+      ISSUE_16.postLatency.now,
+      ISSUE_16.postLatency.goal,
+    ],
+    [
+      `${con.count} created at once: first / last running`,
+      `${s(con.firstRunningMs)} / ${s(con.lastRunningMs)} s${startsPerSecond}`,
+      ISSUE_16.firstLastRunning.now,
+      ISSUE_16.firstLastRunning.goal,
+    ],
+    [`${con.count} created at once: running within the timeout`, `${con.converged} of ${con.count}`, '', 'all'],
+    [
+      `RSS of one local gitspace's agent (average / max of ${agents.length})`,
+      `${mb(average(agents))} / ${mb(max(agents))} MB`,
+      ISSUE_16.agentRss.now,
+      ISSUE_16.agentRss.goal,
+    ],
+    [
+      'RSS of the API process: before → all running → after',
+      `${mb(f.rss.before.parts.api)} → ${mb(f.rss.peak.parts.api)} → ${mb(f.rss.after.parts.api)} MB`,
+      ISSUE_16.apiRss.now,
+      ISSUE_16.apiRss.goal,
+    ],
+  ];
+  const out: string[] = [];
+  out.push(
+    `\nLifecycle benchmark (issue 16) — ${f.machine.cpus} CPUs, load average ${f.machine.loadAverage.join(' ')}, ` +
+      `stack ready in ${f.stackReadySeconds.toFixed(1)} s; warm-up start ${s(f.warmUp.runningMs)} s (not counted)\n`,
+  );
+  out.push(table(['measure', 'this run', 'Now (issue 16)', 'Goal (issue 16)'], summary));
+
+  const parts = ['api', 'runner', 'gateway', 'temporal'] as const;
+  const rssRows: string[][] = parts.map((name) => [
+    name === 'api' ? 'api (control plane + worker, PGlite)' : name,
+    mb(f.rss.before.parts[name]),
+    mb(f.rss.peak.parts[name]),
+    mb(f.rss.after.parts[name]),
+  ]);
+  rssRows.push([
+    'agent, average / max',
+    '',
+    `${mb(average(f.rss.peak.agents))} / ${mb(max(f.rss.peak.agents))} (${f.rss.peak.agents.length} running)`,
+    '',
+  ]);
+  out.push(`\nRSS (MB) of every process, from /proc/<pid>/status VmRSS\n`);
+  out.push(table(['process', 'before', `${con.count} running`, 'after'], rssRows));
+
+  const b = f.breakdown;
+  if (b) {
+    out.push(
+      `\nOne start (${b.gitspace}, the sequential median: ${s(b.runningMs)} s to running) from its Temporal history: ` +
+        `${b.activities.length} activities, ${b.workflowTasks.count} workflow tasks, ${b.totalMs.toFixed(0)} ms from start to close\n`,
+    );
+    out.push(
+      table(
+        ['activity', 'queued (scheduled → started) ms', 'ran (started → closed) ms', 'outcome'],
+        b.activities.map((a) => [
+          a.attempt > 1 ? `${a.name} (attempt ${a.attempt})` : a.name,
+          a.queuedMs.toFixed(0),
+          a.runMs.toFixed(0),
+          a.outcome,
+        ]),
+      ),
+    );
+    const t = b.workflowTasks;
+    out.push(
+      `\nworkflow tasks: ${t.count}, queued ${t.queuedMs.toFixed(0)} ms in all (max ${t.maxQueuedMs.toFixed(0)}), ` +
+        `ran ${t.runMs.toFixed(0)} ms in all (max ${t.maxRunMs.toFixed(0)})\n` +
+        `left if every activity were instant: ${b.leftIfActivitiesInstantMs.toFixed(0)} ms of ${b.totalMs.toFixed(0)} ms\n`,
+    );
+  }
+  if (f.failures.length > 0) out.push(`\nnot converged (${f.failures.length}):\n  ${f.failures.join('\n  ')}\n`);
+  process.stdout.write(`${out.join('')}\n`);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join(' | ')
+      .trimEnd();
+  return `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`;
+}
+
+interface Percentiles {
+  count: number;
+  p50?: number;
+  p90?: number;
+  p99?: number;
+  max?: number;
+}
+
+/** Nearest-rank percentiles of the figures that were measured (a failed step has none). */
+function percentiles(values: (number | undefined)[]): Percentiles {
+  const sorted = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
+  return { count: sorted.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99), max: sorted[sorted.length - 1] };
+}
+
+const defined = (values: (number | undefined)[]) => values.filter((v): v is number => v !== undefined);
+const min = (values: (number | undefined)[]) => (defined(values).length ? Math.min(...defined(values)) : undefined);
+const max = (values: (number | undefined)[]) => (defined(values).length ? Math.max(...defined(values)) : undefined);
+const sum = (values: number[]) => values.reduce((total, v) => total + v, 0);
+const average = (values: number[]) => (values.length ? sum(values) / values.length : undefined);
+const ms = (value: number | undefined) => (value === undefined ? '–' : `${value} ms`);
+
+/** Ctrl-C: every wait ends at its next pause, and the run still ends every process it started. */
+let interrupted = false;
+process.once('SIGINT', () => {
+  interrupted = true;
+  process.stderr.write('\ninterrupted: stopping everything this run started\n');
+});
+async function sleep(milliseconds: number): Promise<void> {
+  if (interrupted) throw new Error('interrupted');
+  await new Promise((r) => setTimeout(r, milliseconds));
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
