@@ -9,7 +9,7 @@ import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createLogger } from '../common/logger';
 import { freeLoopbackPorts } from '../common/net';
 import { loadPayloadKeyRing } from '../common/payload-codec';
-import { connectClient, embeddedTemporalEnv } from '../common/temporal-connection';
+import { connectClient } from '../common/temporal-connection';
 import { startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
 import {
@@ -19,7 +19,7 @@ import {
   localMachinesRoot,
 } from '../providers/local/provider';
 import { startGitServer, type GitServer } from '../test/support/git-server';
-import { Part, waitFor } from './processes';
+import { Part, loopbackStackEnv, waitFor } from './processes';
 
 /**
  * `npm run bench:lifecycle`: the lifecycle's speed at scale (issue 16) beside the issue's reference figures. The real
@@ -150,22 +150,19 @@ async function main(): Promise<number> {
     await loadPayloadKeyRing({ dataDir });
     const adminToken = randomBytes(24).toString('base64url');
     const apiUrl = `http://127.0.0.1:${ports.api}`;
-    const env: NodeJS.ProcessEnv = {
-      ...embeddedTemporalEnv(process.env, temporal.connection).env,
-      GITSPACES_DATA_DIR: dataDir,
-      GITSPACES_API_PORT: String(ports.api),
-      GITSPACES_ADMIN_TOKEN: adminToken,
-      GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
-      GITSPACES_GATEWAY_PORT: String(ports.gateway),
-      GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
-      GITSPACES_GATEWAY_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
-      GITSPACES_GATEWAY_ADMIN_TOKEN: randomBytes(24).toString('base64url'),
-      GITSPACES_JWKS_URL: `${apiUrl}/api/v1/.well-known/jwks.json`,
-      GITSPACES_INFRASTRUCTURE_ID: 'local',
-      // The benchmark's own polling and its burst of creates are not what the API's per-user limits are for.
-      GITSPACES_API_RATE_LIMIT_PER_MINUTE: '1000000',
-      GITSPACES_MAX_GITSPACES_PER_USER: String(options.concurrent + 10),
-    };
+    const env = loopbackStackEnv({
+      dataDir,
+      ports,
+      temporalConnection: temporal.connection,
+      adminToken,
+      gatewayAdminToken: randomBytes(24).toString('base64url'),
+      extra: {
+        GITSPACES_INFRASTRUCTURE_ID: 'local',
+        // The benchmark's own polling and its burst of creates are not what the API's per-user limits are for.
+        GITSPACES_API_RATE_LIMIT_PER_MINUTE: '1000000',
+        GITSPACES_MAX_GITSPACES_PER_USER: String(options.concurrent + 10),
+      },
+    });
     const output = (line: string) => {
       recentOutput.push(line);
       if (recentOutput.length > 40) recentOutput.shift();

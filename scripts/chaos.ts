@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/logger';
-import { embeddedTemporalEnv } from '../common/temporal-connection';
 import { freeLoopbackPorts } from '../common/net';
 import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
 import { findOrBuildTemporalCli } from '../engine/temporal-cli';
@@ -15,7 +14,7 @@ import {
   localMachinesRoot,
 } from '../providers/local/provider';
 import { startGitServer } from '../test/support/git-server';
-import { Part, waitFor } from './processes';
+import { Part, loopbackStackEnv, waitFor } from './processes';
 
 /**
  * `npm run chaos`: many lifecycles (start, stop, start, delete) on the local provider while one part of the stack —
@@ -86,21 +85,14 @@ async function main(): Promise<number> {
   let temporal: DevServer = await startTemporal();
 
   const api = `http://127.0.0.1:${ports.api}`;
-  const env: NodeJS.ProcessEnv = {
-    // The parts use this run's dev server in plaintext on loopback, whatever Temporal settings the shell has.
-    ...embeddedTemporalEnv(process.env, temporal.connection).env,
-    GITSPACES_DATA_DIR: dataDir,
-    GITSPACES_API_PORT: String(ports.api),
-    GITSPACES_ADMIN_TOKEN: ADMIN_TOKEN,
-    GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
-    GITSPACES_GATEWAY_PORT: String(ports.gateway),
-    GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
-    GITSPACES_GATEWAY_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
-    GITSPACES_GATEWAY_ADMIN_TOKEN: GATEWAY_ADMIN_TOKEN,
-    GITSPACES_JWKS_URL: `${api}/api/v1/.well-known/jwks.json`,
-    GITSPACES_RECONCILE_EVERY_SECONDS: '15',
-    GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS: '120',
-  };
+  const env = loopbackStackEnv({
+    dataDir,
+    ports,
+    temporalConnection: temporal.connection,
+    adminToken: ADMIN_TOKEN,
+    gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
+    extra: { GITSPACES_RECONCILE_EVERY_SECONDS: '15', GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS: '120' },
+  });
   const quiet = { restartOnExit: false, output: () => undefined };
   const parts: Record<Exclude<Victim, 'temporal'>, Part> = {
     api: new Part('api', 'api/main.ts', env, quiet),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { signalGroup } from '../engine/dev-server';
 import { PROJECT_ROOT } from '../engine/temporal-cli';
+import { embeddedTemporalEnv } from '../common/temporal-connection';
 
 /** One part of the stack in its own process group, so it can be stopped (or killed) with its children. */
 export class Part {
@@ -85,4 +86,33 @@ export async function waitFor(url: string, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`${url} did not answer within ${timeoutMs / 1000}s; see the output above`);
+}
+
+/**
+ * The environment of an API, a runner and a gateway started as processes on loopback against one dev server (chaos,
+ * benchmarks): each part's ports, its view of the others, and the shared data dir; `extra` adds a script's own.
+ */
+export function loopbackStackEnv(options: {
+  dataDir: string;
+  ports: { api: number; gateway: number; admin: number };
+  temporalConnection: Parameters<typeof embeddedTemporalEnv>[1];
+  adminToken: string;
+  gatewayAdminToken: string;
+  extra?: NodeJS.ProcessEnv;
+}): NodeJS.ProcessEnv {
+  const { ports } = options;
+  return {
+    // The parts use this run's dev server in plaintext on loopback, whatever Temporal settings the shell has.
+    ...embeddedTemporalEnv(process.env, options.temporalConnection).env,
+    GITSPACES_DATA_DIR: options.dataDir,
+    GITSPACES_API_PORT: String(ports.api),
+    GITSPACES_ADMIN_TOKEN: options.adminToken,
+    GITSPACES_PUBLIC_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
+    GITSPACES_GATEWAY_PORT: String(ports.gateway),
+    GITSPACES_GATEWAY_ADMIN_PORT: String(ports.admin),
+    GITSPACES_GATEWAY_ADMIN_URL: `http://127.0.0.1:${ports.admin}`,
+    GITSPACES_GATEWAY_ADMIN_TOKEN: options.gatewayAdminToken,
+    GITSPACES_JWKS_URL: `http://127.0.0.1:${ports.api}/api/v1/.well-known/jwks.json`,
+    ...options.extra,
+  };
 }
