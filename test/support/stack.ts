@@ -207,11 +207,12 @@ export async function startTestStack(
       return stack.controlPlane;
     },
     async stop() {
-      // Agents outlive runners by design; a test run must not leave any behind.
+      // Agents outlive runners by design; a test run must not leave any behind. The runners stop first (a worker
+      // finishes its activities as it stops), so no start still making a machine can add one after the list.
+      for (const runner of runners) await runner.stop();
       const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger: silentLogger });
       const options = { idempotencyKey: 'test-cleanup', signal: AbortSignal.timeout(30_000) };
       for (const machine of await machines.list(options)) await machines.delete(machine.gitspaceId, options);
-      for (const runner of runners) await runner.stop();
       await stack.controlPlane.stop();
       await gateway.close();
       await temporal.stop();
