@@ -76,6 +76,8 @@ describe('gitspaces login --web through an OpenID Connect provider', () => {
   function cliWith(browser: (consentLink: string) => Promise<void>) {
     let stdout = '';
     const browserErrors: unknown[] = [];
+    // The browser's last steps (reading the landing page) may still run when the command line has its token.
+    let browsing: Promise<unknown> = Promise.resolve();
     const context = createContext(
       {
         stdin: process.stdin,
@@ -88,11 +90,16 @@ describe('gitspaces login --web through an OpenID Connect provider', () => {
       {
         configDir,
         override: {},
-        browserOpener: (url) => void browser(url).catch((error: unknown) => browserErrors.push(error)),
+        browserOpener: (url) => {
+          browsing = browser(url).catch((error: unknown) => browserErrors.push(error));
+        },
       },
     );
     return {
-      login: () => loginCommand(context, { url: apiUrl, web: true, webTimeoutMs: 30_000 }),
+      login: async () => {
+        await loginCommand(context, { url: apiUrl, web: true, webTimeoutMs: 30_000 });
+        await browsing;
+      },
       stdout: () => stdout,
       browserErrors,
     };
