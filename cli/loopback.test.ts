@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { listenForCallback, type LoopbackListener } from './loopback';
 
 /** The listener `login --web` waits on (cli/loopback.ts): only GET /callback with this sign-in's state gets through. */
@@ -49,6 +50,32 @@ describe('the login --web loopback listener', () => {
     expect(await response.text()).toContain('you can close this tab');
     await expect(listener.answer).resolves.toEqual({ code: 'the-code_1' });
     expect((await get(`/callback?code=another&state=${state}`)).status).toBe(410);
+  });
+
+  it('refuses a request naming another host (DNS rebinding), even with the right state, and goes on waiting', async () => {
+    const { port } = new URL(listener.redirectUri);
+    /** GET with a Host header of the test's choosing, as a page whose name now resolves to 127.0.0.1 sends. */
+    const withHost = (host: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const request = http.get(
+          { host: '127.0.0.1', port, path: `/callback?code=the-code&state=${state}`, headers: { host } },
+          (response) => {
+            let body = '';
+            response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          },
+        );
+        request.on('error', reject);
+      });
+    for (const host of [`evil.example:${port}`, `localhost:${port}`, '127.0.0.1', `127.0.0.1:${port}.evil.example`]) {
+      const answer = await withHost(host);
+      expect({ host, status: answer.status }).toEqual({ host, status: 421 });
+      expect(answer.body).not.toContain('Signed in');
+    }
+    expect(refused).toHaveLength(4);
+    expect(await settled(listener.answer)).toBe(false);
+    expect((await withHost(`127.0.0.1:${port}`)).status).toBe(200);
+    await expect(listener.answer).resolves.toEqual({ code: 'the-code' });
   });
 
   it("passes on the user's refusal", async () => {

@@ -1,7 +1,8 @@
 /**
  * The listener `gitspaces login --web` waits on for the browser to come back (RFC 8252 §7.3, a loopback redirect): on
  * 127.0.0.1 at a port the system picks, it accepts only `GET /callback` carrying the state this command line made, and
- * answers a static page. Anything else, a forged callback with another state included, is refused and waited past.
+ * answers a static page. Anything else, a forged callback with another state included, is refused and waited past; so
+ * is a request naming another host (a page that rebound its DNS name to 127.0.0.1), whatever it carries.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,12 +30,14 @@ export async function listenForCallback(
   let settle!: (answer: CallbackAnswer) => void;
   const answer = new Promise<CallbackAnswer>((resolve) => (settle = resolve));
   let answered = false;
+  let host = '';
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const refuse = (status: number, why: string) => {
       onRefused(why);
       page(res, status, 'Not this sign-in', why);
     };
+    if (req.headers.host !== host) return refuse(421, `only ${host} is answered here`);
     if (req.method !== 'GET' || url.pathname !== '/callback') return refuse(404, 'only GET /callback is answered here');
     if (answered) return refuse(410, 'this sign-in is over');
     const params = url.searchParams;
@@ -59,9 +62,9 @@ export async function listenForCallback(
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
+  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
-    redirectUri: `http://127.0.0.1:${port}/callback`,
+    redirectUri: `http://${host}/callback`,
     answer,
     close: () =>
       new Promise<void>((resolve) => {
