@@ -3,13 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import {
-  ROUTE_SECRET_HEADER,
-  SSH_KEYS_HEADER,
-  decodePathFully,
-  gatewayPathKind,
-  isAgentPrivatePath,
-} from '../common/gateway-route';
+import { ROUTE_SECRET_HEADER, SSH_KEYS_HEADER, decodePathFully, gatewayPathKind } from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../contracts/provider';
 import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
@@ -69,7 +63,7 @@ export function createAgentApp(options: AgentOptions): {
       door === 'private'
         ? isAuthorized(req.headers.authorization, `Bearer ${options.secret}`)
         : routeSecret !== undefined && isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret);
-    if (allowed && door === 'gateway') {
+    if (allowed && isGatewayDoor(door)) {
       res.status(404).json({ error: { code: 'not_found', message: 'SSH goes over a WebSocket: use `gitspaces ssh`' } });
       return;
     }
@@ -198,7 +192,8 @@ export function createAgentApp(options: AgentOptions): {
   const ideUpgrade = server.listeners('upgrade');
   server.removeAllListeners('upgrade');
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (doorOf(req.method ?? 'GET', req.url ?? '/') !== 'gateway') {
+    const door = doorOf(req.method ?? 'GET', req.url ?? '/');
+    if (!isGatewayDoor(door)) {
       for (const listener of ideUpgrade) listener.call(server, req, socket, head);
       return;
     }
@@ -206,7 +201,7 @@ export function createAgentApp(options: AgentOptions): {
     const keys = req.headers[SSH_KEYS_HEADER];
     if (routeSecret === undefined || !isAuthorized(req.headers[ROUTE_SECRET_HEADER], routeSecret)) {
       refuseUpgrade(socket, '401 Unauthorized');
-    } else if (gatewayPathKind(decodePathFully((req.url ?? '').split('?', 1)[0]!) ?? '') !== 'ssh' || !ssh) {
+    } else if (door !== 'ssh' || !ssh) {
       refuseUpgrade(socket, '404 Not Found');
     } else if (typeof keys !== 'string' || keys.trim() === '') {
       // Only the gateway adds the key list, from a verified token: an upgrade without one is not the gateway's.
@@ -260,18 +255,26 @@ async function prepareWorkspace(
 
 /**
  * Which credential a request needs: none (the health check), the agent secret (private API) or the route secret (the
- * IDE, and the gateway's own paths: SSH).
+ * IDE, and the gateway's own paths: the SSH tunnel and the other reserved ones).
  */
-function doorOf(method: string, url: string): 'health' | 'private' | 'ide' | 'gateway' {
+type Door = 'health' | 'private' | 'ide' | 'ssh' | 'reserved';
+
+function doorOf(method: string, url: string): Door {
   // A target in absolute form (`GET http://host/_agent/session`) is routed by the path inside it: rather than parse it
   // a second way, it gets the strictest door (the gateway always sends a path).
   if (!url.startsWith('/')) return 'private';
   const path = decodePathFully(url.split('?', 1)[0]!);
   if (path === undefined) return 'private'; // Undecodable: the strictest door.
   if (path.toLowerCase() === '/_agent/healthz' && (method === 'GET' || method === 'HEAD')) return 'health';
-  // The same reading of the private path as the gateway's, so neither lets through what the other keeps out.
-  if (isAgentPrivatePath(path)) return 'private';
-  return gatewayPathKind(path) === 'ide' ? 'ide' : 'gateway';
+  // The same reading of the path as the gateway's, so neither lets through what the other keeps out.
+  const kind = gatewayPathKind(path);
+  if (kind === 'agent-private') return 'private';
+  return kind === 'ssh-renew' ? 'reserved' : kind; // The gateway answers renewals itself.
+}
+
+/** The gateway's own paths: never the IDE's, whatever the IDE would make of them. */
+function isGatewayDoor(door: Door): boolean {
+  return door === 'ssh' || door === 'reserved';
 }
 
 /** Route secrets are 32 random bytes in base64url (43 characters) or longer. */

@@ -21,6 +21,11 @@ describe('gatewayPathKind', () => {
     ['/ssh', 'ide'],
     ['/x/_gitspaces/ssh', 'ide'],
     ['/_gitspacesx/ssh', 'ide'],
+    ['/_x/ssh', 'ide'],
+    ['/_agent/route', 'agent-private'],
+    ['//_AGENT', 'agent-private'],
+    ['/_agentx', 'agent-private'],
+    ['/x/_agent/route', 'ide'],
   ])('%s is %s', (decoded, kind) => {
     expect(gatewayPathKind(decoded)).toBe(kind);
   });
@@ -28,6 +33,7 @@ describe('gatewayPathKind', () => {
   it('classifies escaped spellings once decoded', () => {
     expect(gatewayPathKind(decodePathFully('/%5Fgitspaces/%53SH')!)).toBe('ssh');
     expect(gatewayPathKind(decodePathFully('/%255fgitspaces/ssh')!)).toBe('ssh');
+    expect(gatewayPathKind(decodePathFully('/%255Fagent/route')!)).toBe('agent-private');
   });
 });
 

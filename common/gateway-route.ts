@@ -66,17 +66,6 @@ export function decodePathFully(path: string): string | undefined {
 const AGENT_PRIVATE_SEGMENT = '_agent';
 
 /**
- * Whether a decoded path (see {@link decodePathFully}) is the agent's private API however it is spelt: `/_agent/`,
- * `/_Agent/`, `//_agent` (from `/%5Fagent/`, `/%255fagent/`...). The gateway never forwards such a path, and the
- * agent wants its own secret for it, whoever sends it.
- */
-export function isAgentPrivatePath(decoded: string): boolean {
-  let start = 0;
-  while (decoded.charCodeAt(start) === 47 /* / */) start++;
-  return decoded.slice(start, start + AGENT_PRIVATE_SEGMENT.length).toLowerCase() === AGENT_PRIVATE_SEGMENT;
-}
-
-/**
  * SSH to a gitspace goes over a WebSocket the gateway admits on this reserved path under the gitspace's prefix, with an
  * access token of scope `ssh` as a bearer (never a cookie or `?token=`). The agent serves SSH only there: nothing on
  * the machine listens for SSH.
@@ -99,10 +88,20 @@ export const TUNNEL_ID_HEADER = 'x-gitspaces-tunnel-id';
 const GATEWAY_RESERVED_SEGMENT = '_gitspaces';
 
 /**
- * What a decoded path under a gitspace's prefix is, however it is spelt (`/_GITSPACES/SSH`, `//_gitspaces/ssh/`): the
- * gateway and the agent both classify with this, so no spelling is SSH on one side and an IDE path on the other.
+ * What a decoded path (see {@link decodePathFully}) under a gitspace's prefix is, however it is spelt: the agent's
+ * private API (`/_agent/`, `/_Agent/`, `//_agent`, from `/%5Fagent/`, `/%255fagent/`...), which the gateway never
+ * forwards and the agent wants its own secret for, whoever sends it; the gateway's SSH paths (`/_GITSPACES/SSH`,
+ * `//_gitspaces/ssh/`); another reserved path; or the IDE's. The gateway and the agent both classify with this, so no
+ * spelling is one thing on one side and another on the other.
  */
-export function gatewayPathKind(decoded: string): 'ssh' | 'ssh-renew' | 'reserved' | 'ide' {
+export function gatewayPathKind(decoded: string): 'agent-private' | 'ssh' | 'ssh-renew' | 'reserved' | 'ide' {
+  let start = 0;
+  while (decoded.charCodeAt(start) === 47 /* / */) start++;
+  // Every reserved first segment starts with `_`: the IDE's paths (nearly every request) are known without more work.
+  if (decoded.charCodeAt(start) !== 95 /* _ */) return 'ide';
+  if (decoded.slice(start, start + AGENT_PRIVATE_SEGMENT.length).toLowerCase() === AGENT_PRIVATE_SEGMENT) {
+    return 'agent-private';
+  }
   const segments = decoded
     .split('/')
     .filter((segment) => segment !== '')

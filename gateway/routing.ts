@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { GITSPACE_ID_PATTERN } from '../contracts/access-token';
-import { SSH_TUNNEL_PATH, gatewayPathKind, isAgentPrivatePath } from '../common/gateway-route';
+import { SSH_TUNNEL_PATH, gatewayPathKind } from '../common/gateway-route';
 import { notIdePath, type Refusal } from './refusals';
 import { decodePath, gitspaceOfHost, splitToken } from './request-target';
 
@@ -106,13 +106,8 @@ export function resolveTarget(req: IncomingMessage, domainSuffix: string | undef
  * for a path that is neither the IDE's nor a gateway lane: the agent's private API, other reserved paths.
  */
 function pathKindOf(decoded: string): PathKind | undefined {
-  if (isAgentPrivatePath(decoded)) return undefined;
-  let start = 0;
-  while (decoded.charCodeAt(start) === 47 /* / */) start++;
-  // Only a path whose first segment starts with `_` can be reserved: every other one is spared the split.
-  if (decoded.charCodeAt(start) !== 95 /* _ */) return 'ide';
   const kind = gatewayPathKind(decoded);
-  return kind === 'reserved' ? undefined : kind;
+  return kind === 'agent-private' || kind === 'reserved' ? undefined : kind;
 }
 
 /** The SSH tunnel reaches the agent at its own path, whatever the spelling asked for, with no query. */
