@@ -7,15 +7,15 @@ import { parseAwsInfrastructureConfig } from './aws/config';
 import { createAwsProvider, createEc2Client } from './aws/provider';
 import { parseGcpInfrastructureConfig } from './gcp/config';
 import { createGcpClients, createGcpProvider, type GcpClients } from './gcp/provider';
-import { createLocalProvider } from './local/provider';
+import { createLocalProvider, type LocalVscode } from './local/provider';
 import type { Provider, ProviderName } from '../contracts/provider';
 import { validConfig } from './validation';
 
 export interface ProviderResolverOptions {
   /** Where the local provider keeps machine directories. */
   localRoot: string;
-  /** The VS Code server command of local `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND). */
-  localVscodeCommand?: string;
+  /** The VS Code server of local `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND). */
+  localVscode?: LocalVscode;
   installationId: string;
   logger: Logger;
   /** An emulator's Compute API base URL (GITSPACES_GCP_COMPUTE_ENDPOINT); AWS reads AWS_ENDPOINT_URL_EC2 itself. */
@@ -45,7 +45,7 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
         provider = createLocalProvider({
           rootDir: options.localRoot,
           logger: logger.child('local'),
-          ...(options.localVscodeCommand ? { vscodeCommand: options.localVscodeCommand } : {}),
+          ...(options.localVscode ? { vscode: options.localVscode } : {}),
         });
         break;
       case 'aws': {

@@ -1,5 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
 import { installWorkerRuntime } from './runtime';
 import { NativeConnection } from '@temporalio/worker';
 import { createAgentClient } from '../activities/agent-client';
@@ -16,7 +17,7 @@ import {
   type PayloadKeyRing,
 } from '../common/payload-codec';
 import { createProviderResolver } from '../providers/resolver';
-import { localMachinesRoot, migrateLegacyMachines } from '../providers/local/provider';
+import { localMachinesRoot, localVscode, migrateLegacyMachines } from '../providers/local/provider';
 import { isSandboxed, localSandbox } from '../providers/local/sandbox';
 import { createRunnerWorker } from './runner';
 import { PACKAGE_VERSION } from '../common/package-version';
@@ -112,6 +113,10 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     // A gitspace's machine must never be where the control plane keeps its secrets.
     throw new Error(`the local machines dir ${localRoot} must not be inside the data dir ${config.dataDir}`);
   }
+  // Its directory is readable in every local gitspace: never one that holds what the runner keeps to itself.
+  const vscode = config.localVscodeCommand
+    ? localVscode(config.localVscodeCommand, [config.dataDir, localRoot, os.userInfo().homedir])
+    : undefined;
   // Machines an older version kept inside the data dir move out of it (their unsandboxed agents are stopped).
   await migrateLegacyMachines(path.join(config.dataDir, 'machines'), localRoot, logger.child('local'));
   // Found (and, when gitspaces are not sandboxed, said loudly) once, at start, by runners of the local
@@ -128,7 +133,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
   const metrics = config.metrics ? new RunnerMetrics() : undefined;
   const providers = createProviderResolver({
     localRoot,
-    ...(config.localVscodeCommand ? { localVscodeCommand: config.localVscodeCommand } : {}),
+    ...(vscode ? { localVscode: vscode } : {}),
     installationId: config.installationId,
     logger,
     ...(config.gcpComputeEndpoint ? { gcpComputeEndpoint: config.gcpComputeEndpoint } : {}),

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../common/logger';
@@ -9,6 +9,7 @@ import {
   agentProcessesIn,
   createLocalProvider,
   localMachinePaths,
+  localVscode,
   localVscodeCommand,
   migrateLegacyMachines,
 } from './provider';
@@ -342,5 +343,67 @@ describe('the runner setting GITSPACES_LOCAL_VSCODE_COMMAND', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the directory a local VS Code command makes readable in every gitspace (attacks)', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-vscode-dir-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const executable = async (file: string) => {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, '#!/bin/sh\n', { mode: 0o755 });
+    return `${file} --bind-addr 127.0.0.1:{port} {workspace}`;
+  };
+
+  it('is the executable’s own directory, as named and real, when it holds nothing of the runner', async () => {
+    const real = path.join(dir, 'code-server-4', 'bin', 'code-server');
+    await executable(real);
+    await mkdir(path.join(dir, 'bin'));
+    await symlink(real, path.join(dir, 'bin', 'code-server'));
+    const command = `${dir}/bin/code-server {port}`;
+    expect(localVscode(command, [path.join(dir, 'data')])).toEqual({
+      command,
+      readOnlyPaths: [path.join(dir, 'bin'), path.dirname(real)],
+    });
+  });
+
+  it('is refused when it holds the data dir, the machines dir or the home of the runner', async () => {
+    const command = await executable(path.join(dir, 'code-server'));
+    for (const held of ['data', 'data-machines', 'home/runner']) {
+      expect(() => localVscode(command, [path.join(dir, held)])).toThrow(
+        `every local gitspace would read ${dir}, which holds ${path.join(dir, held)}`,
+      );
+    }
+  });
+
+  it('is refused when only its real directory holds them (a symlink from a clean directory)', async () => {
+    const real = path.join(dir, 'runner', 'code-server');
+    await executable(real);
+    await mkdir(path.join(dir, 'clean'));
+    await symlink(real, path.join(dir, 'clean', 'code-server'));
+    expect(() => localVscode(`${dir}/clean/code-server {port}`, [path.join(dir, 'runner', '.gitspaces')])).toThrow(
+      `would read ${path.join(dir, 'runner')}, which holds ${path.join(dir, 'runner', '.gitspaces')}`,
+    );
+  });
+
+  it('is refused when it would lie over what the sandbox makes its own (/tmp), or show the whole host (/)', async () => {
+    // A file directly in /tmp: its directory is the host's /tmp, laid over the sandbox's private one.
+    const inTmp = path.join('/tmp', `${path.basename(dir)}-code-server`);
+    try {
+      expect(() => localVscode(`${inTmp} {port}`, [])).toThrow(/ENOENT/);
+      await writeFile(inTmp, '#!/bin/sh\n', { mode: 0o755 });
+      expect(() => localVscode(`${inTmp} {port}`, [])).toThrow('would read /tmp, which holds /tmp');
+    } finally {
+      await rm(inTmp, { force: true });
+    }
+    // Whatever sits directly in / (here /usr stands for such a file), named or reached through a symlink.
+    expect(() => localVscode('/usr {port}', [])).toThrow('would read /, which holds /etc');
+    await symlink('/usr', path.join(dir, 'code-server'));
+    expect(() => localVscode(`${dir}/code-server {port}`, [])).toThrow('would read /, which holds /etc');
   });
 });

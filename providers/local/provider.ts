@@ -16,9 +16,11 @@ import type {
 } from '../../contracts/provider';
 import {
   SANDBOX_UID_FIRST,
+  SANDBOX_OWN_DIRS,
   SANDBOX_UID_LAST,
   agentProgram,
   hasOwnUsers,
+  isWithin,
   launchCommand,
   localSandbox,
   ensureMachinesRoot,
@@ -33,11 +35,15 @@ export interface LocalProviderOptions {
   stopGraceMs?: number;
   /** How agents are isolated; detected once per process when absent (see ./sandbox). */
   sandbox?: SandboxSupport;
-  /**
-   * The VS Code server command of `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND, checked by localVscodeCommand):
-   * given to them as GITSPACE_VSCODE_COMMAND, its executable's directory readable in their sandbox.
-   */
-  vscodeCommand?: string;
+  /** The VS Code server of `vscode-web` agents (GITSPACES_LOCAL_VSCODE_COMMAND, checked by localVscode). */
+  vscode?: LocalVscode;
+}
+
+/** A local agent's VS Code server: its command (GITSPACE_VSCODE_COMMAND) and what of the host its sandbox reads. */
+export interface LocalVscode {
+  command: string;
+  /** Its executable's directory, as named and real. */
+  readOnlyPaths: string[];
 }
 
 /**
@@ -64,11 +70,33 @@ function isExecutableFile(file: string): boolean {
   }
 }
 
-/** What of the host a local agent's VS Code command needs to read: its executable's directory (as named and real). */
-function vscodeReadOnlyPaths(command: string | undefined): string[] {
-  if (!command) return [];
+function realPathIfThere(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return path.resolve(file);
+  }
+}
+
+/**
+ * The VS Code server of local agents, from a command checked by localVscodeCommand: its executable's directory (as
+ * named and real) becomes readable in every sandbox, so it must not hold more than the server. A directory that holds
+ * one of `privateDirs` (the runner's data dir, machines dir, home) or a directory the sandbox keeps to itself (`/`
+ * holds them all) is refused.
+ */
+export function localVscode(command: string, privateDirs: string[]): LocalVscode {
   const file = command.split(' ')[0]!;
-  return [...new Set([path.dirname(file), path.dirname(realpathSync(file))])];
+  const readOnlyPaths = [...new Set([path.dirname(file), path.dirname(realpathSync(file))])];
+  const hidden = [...privateDirs, ...SANDBOX_OWN_DIRS].flatMap((p) => [path.resolve(p), realPathIfThere(p)]);
+  for (const dir of readOnlyPaths) {
+    const held = hidden.find((p) => isWithin(p, dir));
+    if (held) {
+      throw new Error(
+        `GITSPACES_LOCAL_VSCODE_COMMAND: every local gitspace would read ${dir}, which holds ${held}: put the VS Code server in a directory of its own`,
+      );
+    }
+  }
+  return { command, readOnlyPaths };
 }
 
 /** Where the local provider keeps machines by default: beside the data dir, never inside it. */
@@ -205,7 +233,7 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       // The secret comes on the agent's stdin, never in an environment that /proc or a child could show.
       GITSPACE_AGENT_SECRET_FD: '0',
       SHELL: '/bin/bash',
-      ...(options.vscodeCommand ? { GITSPACE_VSCODE_COMMAND: options.vscodeCommand } : {}),
+      ...(options.vscode ? { GITSPACE_VSCODE_COMMAND: options.vscode.command } : {}),
     });
     const program = agentProgram();
     const launch = await launchCommand(support, {
@@ -215,7 +243,7 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
       ...(record.uid !== undefined ? { uid: record.uid } : {}),
       etcDir: path.join(files.state, 'etc'),
       env,
-      program: { ...program, readOnlyPaths: [...program.readOnlyPaths, ...vscodeReadOnlyPaths(options.vscodeCommand)] },
+      program: { ...program, readOnlyPaths: [...program.readOnlyPaths, ...(options.vscode?.readOnlyPaths ?? [])] },
     });
     const log = openSync(files.log, 'a', 0o600);
     let child: ChildProcess;

@@ -109,6 +109,9 @@ export interface LaunchCommand {
 /** System directories mounted read-only into every sandbox (those that exist; symlinks are recreated). */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
+/** The directories a sandbox makes of its own (below): no host directory may be laid over them. */
+export const SANDBOX_OWN_DIRS = ['/etc', '/proc', '/dev', '/tmp', '/var/tmp'];
+
 /** What of the host's /etc a sandbox sees: name resolution, TLS roots, shell and tool defaults. No secrets. */
 const ETC_ENTRIES = [
   'hosts',
@@ -326,8 +329,9 @@ function readlinkRelative(link: string): string {
   return path.relative(path.dirname(link), realpathSync(link));
 }
 
-function isWithin(p: string, dir: string): boolean {
-  return p === dir || p.startsWith(`${dir}/`);
+/** Whether `p` is `dir` or inside it. */
+export function isWithin(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
 /**
