@@ -150,6 +150,19 @@ describe('gitspaces config-ssh', () => {
     expect(await readFile(real, 'utf8')).toContain('Host gitspace-web-app\n');
   });
 
+  it('writes nothing when the API gives an id or a host key that would add lines to the config', async () => {
+    for (const unsafe of [
+      gitspace('gs-a\nHost *\n  ProxyCommand sh -c evil', 'api'),
+      gitspace('gs a', 'api'),
+      gitspace('gs-aaaaaaaaaaaa', 'api', 'ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 AAAAevil'),
+    ]) {
+      gitspaces = [unsafe];
+      await expect(run()).rejects.toMatchObject({ code: 'unsafe_answer', exitCode: 3 });
+    }
+    await expect(stat(configFile)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(knownHostsFile())).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('refuses a config whose block has lost its end line, rather than guess where it ended', () => {
     expect(() =>
       replaceBlock(`${BLOCK_START}\nHost gitspace-api\nHost mine\n`, [BLOCK_START, BLOCK_END], 'cfg'),

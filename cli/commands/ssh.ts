@@ -81,12 +81,24 @@ async function runningGitspace(
   return waitForOperation(context, client, { gitspace, action: 'start', after });
 }
 
-/** The name OpenSSH knows a gitspace's host key by (HostKeyAlias), whatever Host the user typed. */
-export const hostKeyAlias = (gitspaceId: string) => `gitspace-${gitspaceId}`;
+/**
+ * The name OpenSSH knows a gitspace's host key by (HostKeyAlias), whatever Host the user typed. The id comes from the
+ * API and goes into ssh's config as a word: anything but letters, digits, `-` and `_` (a line break adding a
+ * ProxyCommand of its own) is refused.
+ */
+export function hostKeyAlias(gitspaceId: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(gitspaceId)) throw unsafeAnswer('gitspace id', gitspaceId);
+  return `gitspace-${gitspaceId}`;
+}
 
-/** A known_hosts line trusting `hostKey` for the gitspace. */
-export const knownHostsLine = (gitspaceId: string, hostKey: string) =>
-  `${hostKeyAlias(gitspaceId)} ${hostKey.trim()}\n`;
+/** A known_hosts line trusting `hostKey` for the gitspace: one line, as a line break would trust more than it. */
+export function knownHostsLine(gitspaceId: string, hostKey: string): string {
+  if (/[\r\n]/.test(hostKey.trim())) throw unsafeAnswer('host key', hostKey);
+  return `${hostKeyAlias(gitspaceId)} ${hostKey.trim()}\n`;
+}
+
+const unsafeAnswer = (what: string, value: string) =>
+  new SshError('unsafe_answer', `the API gave a ${what} that cannot go into an SSH config: ${JSON.stringify(value)}`);
 
 /**
  * This very program as a command line: node, its options (tsx's loader when run from source) and the script, so the
