@@ -147,7 +147,20 @@ describe('gitspaces config-ssh', () => {
     await symlink(real, configFile);
     await run();
     expect((await lstat(configFile)).isSymbolicLink()).toBe(true);
-    expect(await readFile(real, 'utf8')).toContain('Host gitspace-web-app\n');
+    const written = await readFile(real, 'utf8');
+    expect(written.startsWith(`${USER_CONTENT}\n${BLOCK_START}\n`)).toBe(true);
+    expect(written).toContain('Host gitspace-web-app\n');
+  });
+
+  it('writes through a link to a file not made yet, making that file (0600) and keeping the link', async () => {
+    await mkdir(path.dirname(configFile));
+    await symlink('../dotfiles/ssh_config', configFile);
+    await mkdir(path.join(dir, 'dotfiles'));
+    await run();
+    expect((await lstat(configFile)).isSymbolicLink()).toBe(true);
+    const real = path.join(dir, 'dotfiles', 'ssh_config');
+    expect(await readFile(real, 'utf8')).toContain('Host gitspace-api\n');
+    expect((await stat(real)).mode & 0o777).toBe(0o600);
   });
 
   it('writes nothing when the API gives an id or a host key that would add lines to the config', async () => {
@@ -163,10 +176,13 @@ describe('gitspaces config-ssh', () => {
     await expect(stat(knownHostsFile())).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('refuses a config whose block has lost its end line, rather than guess where it ended', () => {
+  it('refuses a config whose block has lost its start or end line, rather than guess where it was', () => {
     expect(() =>
       replaceBlock(`${BLOCK_START}\nHost gitspace-api\nHost mine\n`, [BLOCK_START, BLOCK_END], 'cfg'),
     ).toThrow("cfg has the gitspaces block's start line but not its end line; mend it by hand");
+    expect(() => replaceBlock(`Host mine\nHost gitspace-api\n${BLOCK_END}\n`, [BLOCK_START, BLOCK_END], 'cfg')).toThrow(
+      "cfg has the gitspaces block's end line but not its start line; mend it by hand",
+    );
   });
 });
 

@@ -3,7 +3,7 @@
  * and editors' remote SSH reach gitspaces through `gitspaces ssh --stdio`. Only its own marked block is rewritten;
  * the host keys it trusts go to a known_hosts file of its own.
  */
-import { chmod, mkdir, readFile, realpath, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readlink, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { GITSPACE_STATES } from '../../contracts/lifecycle';
@@ -42,7 +42,7 @@ export async function configSshCommand(context: CliContext, options: ConfigSshOp
   const changed = after !== before || knownHostsChange;
   const written = changed && !options.dryRun;
   if (!options.json) {
-    if (after !== before) context.print(lineDiff(blockOf(before), block, configFile));
+    if (after !== before) context.print(lineDiff(blockOf(before, configFile), block, configFile));
     else context.print(`${configFile} is up to date (${hosts.length} gitspace${hosts.length === 1 ? '' : 's'})`);
     if (knownHostsChange) context.print(`host keys change in ${knownHostsFile}`);
   }
@@ -135,22 +135,29 @@ function configWord(value: string): string {
 /** The config with its marked block replaced by `block` (appended when there is none); everything else as it was. */
 export function replaceBlock(config: string, block: readonly string[], file: string): string {
   const lines = config.split('\n');
-  const start = lines.findIndex((line) => line.trim() === BLOCK_START);
-  const end = lines.findIndex((line, i) => i > start && line.trim() === BLOCK_END);
-  if (start >= 0 && end < 0) {
-    throw new UsageError(`${file} has the gitspaces block's start line but not its end line; mend it by hand`);
-  }
-  if (start >= 0) return [...lines.slice(0, start), ...block, ...lines.slice(end + 1)].join('\n');
+  const found = findBlock(lines, file);
+  if (found) return [...lines.slice(0, found.start), ...block, ...lines.slice(found.end + 1)].join('\n');
   const kept = config === '' || config.endsWith('\n') ? config : `${config}\n`;
   return `${kept}${kept === '' ? '' : '\n'}${block.join('\n')}\n`;
 }
 
 /** The marked block's lines in a config (none when it has none). */
-function blockOf(config: string): string[] {
+function blockOf(config: string, file: string): string[] {
   const lines = config.split('\n');
+  const found = findBlock(lines, file);
+  return found ? lines.slice(found.start, found.end + 1) : [];
+}
+
+/** Where the marked block is (its start and end lines); half a block is refused rather than guessed at. */
+function findBlock(lines: readonly string[], file: string): { start: number; end: number } | undefined {
   const start = lines.findIndex((line) => line.trim() === BLOCK_START);
   const end = lines.findIndex((line, i) => i > start && line.trim() === BLOCK_END);
-  return start >= 0 && end > start ? lines.slice(start, end + 1) : [];
+  if (start < 0 && end < 0) return undefined;
+  if (start < 0 || end < 0) {
+    const [has, lacks] = start < 0 ? ['end', 'start'] : ['start', 'end'];
+    throw new UsageError(`${file} has the gitspaces block's ${has} line but not its ${lacks} line; mend it by hand`);
+  }
+  return { start, end };
 }
 
 /** A unified-style diff of two line lists (`-` removed, `+` added, two-space kept), by longest common subsequence. */
@@ -181,7 +188,12 @@ export function lineDiff(before: readonly string[], after: readonly string[], fi
 
 /** The file the path names, through a symbolic link (a dotfiles repository's), so the link itself is kept. */
 async function followLink(file: string): Promise<string> {
-  return realpath(file).catch(() => path.resolve(file));
+  const absolute = path.resolve(file);
+  const real = await realpath(absolute).catch(() => undefined);
+  if (real) return real;
+  // A link to a file not made yet: that file is the one to write.
+  const target = await readlink(absolute).catch(() => undefined);
+  return target === undefined ? absolute : path.resolve(path.dirname(absolute), target);
 }
 
 async function readOrEmpty(file: string): Promise<string> {
