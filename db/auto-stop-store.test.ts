@@ -106,6 +106,22 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
       undefined,
     );
   });
+
+  it('believes a stop request only while the gitspace runs under the start it was recorded for', async () => {
+    await runningGitspace('gs-again', 'run-1st');
+    const id = await store.recordAutoStopRequest({ gitspaceId: 'gs-again', startRunId: 'run-1st', reason: 'idle' });
+    expect(await store.findAutoStopRequest('gs-again', id!)).toEqual({ id, reason: 'idle' });
+    // Stopped, then started again: the old request, named by a later stop's input, is not believed.
+    await store.changeState('gs-again', { to: 'stopped', actor, message: 'stopped' });
+    await store.recordOperation({
+      gitspaceId: 'gs-again',
+      action: 'start',
+      workflowId: 'gitspace-gs-again',
+      runId: 'run-2nd',
+    });
+    await store.updateOperation('run-2nd', { status: 'succeeded' });
+    expect(await store.findAutoStopRequest('gs-again', id!)).toBeUndefined();
+  });
 });
 
 describe('migration 0013_auto_stop', () => {

@@ -160,10 +160,15 @@ describe('the actor on every event', () => {
       { type: 'auto-stop', reason: 'idle', requestId: 'asr-forged' },
       { type: 'unknown', reason: 'routine maintenance by the platform team, nothing to see' },
     ];
-    for (const [i, actor] of claims.entries()) {
+    // The auto-stop only ever stops: a stop with a request id that was never recorded is the claim to refuse.
+    const runs: [Actor, 'deleteGitspace' | 'stopGitspace'][] = [
+      ...claims.map((actor): [Actor, 'deleteGitspace'] => [actor, 'deleteGitspace']),
+      [{ type: 'auto-stop', reason: 'max-lifetime', requestId: 'asr-forged' }, 'stopGitspace'],
+    ];
+    for (const [i, [actor, workflow]] of runs.entries()) {
       const id = await create(`claimed-${i}`, false);
       await (
-        await stack.controlPlane.client.workflow.start('deleteGitspace', {
+        await stack.controlPlane.client.workflow.start(workflow, {
           workflowId: lifecycleWorkflowId(id),
           taskQueue: CONTROL_PLANE_TASK_QUEUE,
           args: [{ gitspaceId: id, actor } satisfies LifecycleInput],

@@ -155,17 +155,24 @@ export function createAutoStopStore(db: Db) {
       });
     },
 
-    /** The request with this id for this gitspace, if it was recorded. */
+    /**
+     * The request with this id for this gitspace, if it was recorded for the start the gitspace still runs under: an
+     * old request named again after a later start is not the watcher's word for this stop.
+     */
     async findAutoStopRequest(
       gitspaceId: string,
       requestId: string,
     ): Promise<{ id: string; reason: AutoStopReason } | undefined> {
-      return db
-        .selectFrom('autoStopRequests')
-        .select(['id', 'reason'])
-        .where('id', '=', requestId)
-        .where('gitspaceId', '=', gitspaceId)
-        .executeTakeFirst();
+      const [request, start] = await Promise.all([
+        db
+          .selectFrom('autoStopRequests')
+          .select(['id', 'reason', 'startRunId'])
+          .where('id', '=', requestId)
+          .where('gitspaceId', '=', gitspaceId)
+          .executeTakeFirst(),
+        latestStart(db, gitspaceId),
+      ]);
+      return request && request.startRunId === start?.runId ? { id: request.id, reason: request.reason } : undefined;
     },
   };
 }
