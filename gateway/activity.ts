@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { GatewayActivity as ActivityReport } from '../contracts/lifecycle';
@@ -25,6 +25,8 @@ interface Seen {
   lastAt: number;
   openWebSockets: number;
   openSshSessions: number;
+  /** Marks it used now: made once per gitspace, so that a request's `close` listener costs no allocation. */
+  touch: () => void;
 }
 
 /** `now`: a monotonic clock in milliseconds (tests give a fake one). */
@@ -34,28 +36,27 @@ export function createGatewayActivity(now: () => number = () => performance.now(
   const entry = (gitspaceId: string): Seen => {
     let found = seen.get(gitspaceId);
     if (!found) {
-      found = { lastAt: now(), openWebSockets: 0, openSshSessions: 0 };
-      seen.set(gitspaceId, found);
+      const created: Seen = { lastAt: 0, openWebSockets: 0, openSshSessions: 0, touch: () => (created.lastAt = now()) };
+      seen.set(gitspaceId, (found = created));
     }
     return found;
-  };
-  const touch = (gitspaceId: string) => {
-    entry(gitspaceId).lastAt = now();
   };
 
   return {
     request(gitspaceId, res) {
-      touch(gitspaceId);
-      res.once('close', () => touch(gitspaceId));
+      const found = entry(gitspaceId);
+      found.touch();
+      // `on`, not `once`: a response closes once, and `once` would wrap the listener anew for every request.
+      res.on('close', found.touch);
     },
     tunnel(gitspaceId, socket, kind) {
       const found = entry(gitspaceId);
-      found.lastAt = now();
+      found.touch();
       const field = kind === 'ssh' ? 'openSshSessions' : 'openWebSockets';
       found[field] += 1;
       socket.once('close', () => {
         found[field] -= 1;
-        found.lastAt = now();
+        found.touch();
       });
     },
     of(gitspaceId) {
@@ -69,30 +70,4 @@ export function createGatewayActivity(now: () => number = () => performance.now(
       };
     },
   };
-}
-
-const ACTIVITY_PATH = /^\/routes\/([^/?#]+)\/activity$/;
-
-/**
- * The admin route `GET /routes/:gitspaceId/activity` (the caller checked the admin token): true when it answered.
- */
-export function serveActivity(
-  activity: GatewayActivity,
-  req: IncomingMessage,
-  res: ServerResponse,
-  url: string,
-): boolean {
-  const match = ACTIVITY_PATH.exec(url);
-  if (!match) return false;
-  const status = req.method === 'GET' ? 200 : 405;
-  const body = JSON.stringify(
-    status === 200 ? activity.of(match[1]!) : { error: { code: 'method_not_allowed', message: 'use GET' } },
-  );
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...(status === 405 ? { allow: 'GET' } : {}),
-  });
-  res.end(body);
-  return true;
 }

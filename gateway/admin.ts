@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { bearerMatches } from '../common/bearer';
 import type { Logger } from '../common/logger';
-import { serveActivity, type GatewayActivity } from './activity';
+import type { GatewayActivity } from './activity';
 import type { GatewayMetrics } from './metrics';
 import {
   InvalidGitspaceIdError,
@@ -17,6 +17,8 @@ import {
 const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 /** Largest admin request body accepted: a route is a few dozen bytes. */
 const MAX_BODY_BYTES = 16 * 1024;
+/** `GET /routes/:gitspaceId/activity`. */
+const ACTIVITY_PATH = /^\/routes\/([^/?#]+)\/activity$/;
 const EXAMPLE_BODY = '{"target":"http://10.0.0.5:8089","secret":"<43+ base64url characters>","runId":"<run id>"}';
 
 export interface AdminHandlerOptions {
@@ -79,7 +81,11 @@ export function createAdminHandler(options: AdminHandlerOptions): RequestListene
       if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
       return send(res, 200, { routes: routes.list() });
     }
-    if (options.activity && serveActivity(options.activity, req, res, url)) return;
+    const activity = options.activity && ACTIVITY_PATH.exec(url);
+    if (activity) {
+      if (req.method !== 'GET') return methodNotAllowed(res, 'GET');
+      return send(res, 200, options.activity!.of(activity[1]!));
+    }
     const match = /^\/routes\/([^/?#]+)$/.exec(url);
     if (!match) return send(res, 404, { error: { code: 'not_found', message: `no admin endpoint ${url}` } });
     // Not decoded: a gitspace id has no characters that need escaping, so an escaped one is refused as it stands.
