@@ -4,8 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { silentLogger } from '../common/logger';
 import { listen } from '../common/net';
+import type { GatewayActivity as ActivityReport } from '../contracts/lifecycle';
+import { startRouted, type Routed } from '../test/support/gateway-harness';
+import { openWebSocket, upgradeStatus } from '../test/support/websocket';
 import { createGatewayActivity } from './activity';
 import { createAdminHandler } from './admin';
 import { createFileRoutesStore } from './routes-store';
@@ -94,6 +98,55 @@ describe('gateway activity', () => {
         headers: { authorization: 'Bearer admin-secret' },
       });
       expect(post.status).toBe(405);
+    });
+  });
+
+  describe('as the gateway counts it', () => {
+    const ID = 'gs-used';
+    let routed: Routed;
+    const read = async (gitspaceId = ID) =>
+      (await routed.h.admin('GET', `/routes/${gitspaceId}/activity`)).body as ActivityReport;
+    const page = (headers: Record<string, string> = {}, gitspaceId = ID) =>
+      fetch(`${routed.h.publicUrl}/gitspaces/${gitspaceId}/page`, { headers });
+
+    beforeAll(async () => {
+      routed = await startRouted(ID);
+      // The recorder refuses upgrades: this upstream takes WebSockets instead.
+      routed.upstream.server.removeAllListeners('upgrade');
+      new WebSocketServer({ server: routed.upstream.server });
+    });
+    afterAll(() => routed.close());
+
+    it('refused requests and upgrades are no use: an anonymous client cannot keep a gitspace running', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const ws = routed.h.wsUrl(`/gitspaces/${ID}/pty`);
+      expect((await page()).status).toBe(401);
+      expect((await page({ authorization: 'Bearer forged' })).status).toBe(401);
+      expect((await page({ authorization: `Bearer ${await routed.h.token('gs-other')}` })).status).toBe(403);
+      expect((await page({ authorization: `Bearer ${await routed.h.token(ID, { runId: 'run-0' })}` })).status).toBe(
+        401,
+      );
+      expect(await upgradeStatus(ws)).toBe(401);
+      expect(await upgradeStatus(ws, { authorization: `Bearer ${await routed.h.token('gs-other')}` })).toBe(403);
+      expect(routed.upstream.heads).toEqual([]);
+      expect((await read()).idleSeconds).toBeGreaterThanOrEqual(1);
+    });
+
+    it('a forwarded request is use, and an open WebSocket keeps the gitspace in use until it closes', async () => {
+      const bearer = { authorization: `Bearer ${routed.token}` };
+      expect((await page(bearer)).status).toBe(200);
+      expect((await read()).idleSeconds).toBeLessThan(0.5);
+      const socket = await openWebSocket(routed.h.wsUrl(`/gitspaces/${ID}/pty`), bearer);
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await read()).toEqual({ idleSeconds: 0, openWebSockets: 1, openSshSessions: 0 });
+      socket.close();
+      let after = await read();
+      for (let i = 0; i < 50 && after.openWebSockets > 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        after = await read();
+      }
+      expect(after.openWebSockets).toBe(0);
+      expect(after.idleSeconds).toBeLessThan(0.5);
     });
   });
 });

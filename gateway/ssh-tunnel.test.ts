@@ -458,7 +458,7 @@ describe('the gateway SSH lane', () => {
     });
   });
 
-  it('counts open SSH tunnels and token_scope refusals in the metrics', async () => {
+  it('counts open SSH tunnels and token_scope refusals in the metrics, and the tunnel as use', async () => {
     const scrape = async () => (await fetch(`${h.adminUrl}/metrics`, { headers: bearer(h.adminToken) })).text();
     const refusals = (text: string) =>
       valueOf(text, 'gitspaces_gateway_auth_refusals_total', { reason: 'token_scope' }) ?? 0;
@@ -482,6 +482,12 @@ describe('the gateway SSH lane', () => {
     const during = await scrape();
     expect(valueOf(during, 'gitspaces_gateway_ssh_tunnels_open')).toBe(open + 1);
     expect(refusals(during) - refusals(before)).toBe(1);
+    // The auto-stop sees it as use too (gateway/activity.ts); the refused upgrade is none.
+    expect((await h.admin('GET', `/routes/${ID}/activity`)).body).toEqual({
+      idleSeconds: 0,
+      openWebSockets: 0,
+      openSshSessions: open + 1,
+    });
     tunnel.ws.close();
     await tunnel.closed;
     expect(await settledOpenTunnels(open)).toBe(open);
