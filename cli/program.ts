@@ -3,9 +3,9 @@
 import type { Command, Option } from '@commander-js/extra-typings' with { 'resolution-mode': 'import' };
 import { PACKAGE_VERSION } from '../common/package-version';
 import { IDE_KINDS } from '../contracts/provider';
-import { parseSeconds, parseStates } from './args';
+import { parseDuration, parseSeconds, parseStates } from './args';
 import { loginCommand, logoutCommand } from './commands/auth';
-import { addAutostopCommand, DURATION_HELP, durationOption } from './commands/autostop';
+import { autostopCommand, DURATION_HELP } from './commands/autostop';
 import { actionCommand, createCommand, deleteCommand } from './commands/lifecycle';
 import { listCommand, logsCommand, openCommand, showCommand } from './commands/inspect';
 import { configSshCommand } from './commands/config-ssh';
@@ -78,16 +78,8 @@ export async function buildProgram(context: CliContext) {
     .option('--machine <id or name>', 'its machine size (default: the only one of the infrastructure)')
     .addOption(new Option('--ide <kind>', 'the IDE it serves (default: terminal)').choices(IDE_KINDS))
     .option('--token-ref <name>', "a repository token by name in the runner's secret store (shared/<name> for shared)")
-    .option(
-      '--idle-timeout <duration>',
-      `stop it after this long unused: ${DURATION_HELP}`,
-      durationOption(InvalidArgumentError),
-    )
-    .option(
-      '--max-lifetime <duration>',
-      `stop it after this long running: ${DURATION_HELP}`,
-      durationOption(InvalidArgumentError),
-    )
+    .option('--idle-timeout <duration>', `stop it after this long unused: ${DURATION_HELP}`, parser(parseDuration))
+    .option('--max-lifetime <duration>', `stop it after this long running: ${DURATION_HELP}`, parser(parseDuration))
     .option('--no-start', 'only create it, stopped')
     .addOption(noWait())
     .action((repositoryUrl, options, command) =>
@@ -181,7 +173,13 @@ export async function buildProgram(context: CliContext) {
     .option('--dry-run', 'only show the change')
     .action((options, command) => configSshCommand(context, { ...options, json: json(command) }));
 
-  addAutostopCommand(program, context, InvalidArgumentError);
+  program
+    .command('autostop')
+    .description("show or change a gitspace's auto-stop: its idle timeout and maximum lifetime")
+    .argument('<gitspace>', 'name or id')
+    .option('--idle-timeout <duration>', DURATION_HELP, parser(parseDuration))
+    .option('--max-lifetime <duration>', DURATION_HELP, parser(parseDuration))
+    .action((gitspace, options, command) => autostopCommand(context, gitspace, { ...options, json: json(command) }));
   program
     .command('completion')
     .description('print a shell completion script')

@@ -1,9 +1,6 @@
 /** `autostop` and the auto-stop flags of `create`: a gitspace's idle timeout and maximum lifetime. */
-import type { Command } from '@commander-js/extra-typings' with { 'resolution-mode': 'import' };
-import { parseDuration } from '../args';
 import { gitspacePath } from '../api-client';
 import type { CliContext } from '../context';
-import { UsageError } from '../errors';
 import { autoStopLabel } from '../format';
 import { resolveGitspace } from '../resolve';
 import type { Gitspace } from '../types';
@@ -36,32 +33,5 @@ export async function autostopCommand(
   context.print([`${gitspace.name}: ${autoStopLabel(gitspace.autoStop) ?? 'auto-stop not reported by this API'}`]);
 }
 
-/** The commander parser of a duration flag (a usage error as commander's own). */
-export function durationOption(invalid: new (message: string) => Error) {
-  return (value: string): number | null => {
-    try {
-      return parseDuration(value);
-    } catch (error) {
-      throw new invalid(error instanceof UsageError ? error.message : String(error));
-    }
-  };
-}
-
-/** Adds `gitspaces autostop <gitspace> [--idle-timeout D] [--max-lifetime D]` to the program. */
-export function addAutostopCommand(
-  program: Command<[], { json?: true }>,
-  context: CliContext,
-  invalid: new (message: string) => Error,
-): void {
-  program
-    .command('autostop')
-    .description("show or change a gitspace's auto-stop: its idle timeout and maximum lifetime")
-    .argument('<gitspace>', 'name or id')
-    .option('--idle-timeout <duration>', DURATION_HELP, durationOption(invalid))
-    .option('--max-lifetime <duration>', DURATION_HELP, durationOption(invalid))
-    .action((gitspace, options, command) =>
-      autostopCommand(context, gitspace, { ...options, json: command.optsWithGlobals().json === true }),
-    );
-}
-
+/** How the duration flags are given, for their help. */
 export const DURATION_HELP = '30m, 8h, 1h30m, never, or default (the infrastructure’s)';
