@@ -31,27 +31,18 @@ export function createApiClient(options: { url: string; token: string }): ApiCli
     method: string,
     route: string,
     init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {},
-  ) => {
-    let response: Response;
-    try {
-      response = await fetch(`${url}/api/v1${route}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          accept: 'application/json',
-          ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...init.headers,
-        },
-        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-        ...(init.signal ? { signal: init.signal } : {}),
-      });
-    } catch (error) {
-      if (init.signal?.aborted) throw error;
-      throw new ApiUnreachableError(url, reasonOf(error));
-    }
-    if (!response.ok) throw await apiErrorOf(response);
-    return response;
-  };
+  ) =>
+    requestApi(url, `/api/v1${route}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        accept: 'application/json',
+        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...init.headers,
+      },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      ...(init.signal ? { signal: init.signal } : {}),
+    });
 
   const json = async <T>(response: Response): Promise<T> => {
     const text = await response.text();
@@ -90,6 +81,22 @@ export function createApiClient(options: { url: string; token: string }): ApiCli
     },
   };
   return client;
+}
+
+/**
+ * One request to the API at `url` (its base, for messages) and `path`: ApiUnreachableError when it cannot be reached
+ * (an abort is rethrown as it is), ApiError when it answers other than 2xx.
+ */
+export async function requestApi(url: string, path: string, init: RequestInit): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(`${url}${path}`, init);
+  } catch (error) {
+    if (init.signal?.aborted) throw error;
+    throw new ApiUnreachableError(url, reasonOf(error));
+  }
+  if (!response.ok) throw await apiErrorOf(response);
+  return response;
 }
 
 /** The API's error body (`{ error: { code, message, fields } }`), or what can be said of an answer without one. */

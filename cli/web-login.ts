@@ -6,10 +6,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { apiErrorOf, reasonOf } from './api-client';
+import { requestApi } from './api-client';
 import { openInBrowser } from './browser';
 import type { CliContext } from './context';
-import { ApiUnreachableError, CliError, EXIT_CODES, InterruptedError } from './errors';
+import { CliError, EXIT_CODES, InterruptedError } from './errors';
 import { listenForCallback } from './loopback';
 import type { User } from './types';
 
@@ -84,17 +84,11 @@ async function exchange(
   url: string,
   body: { code: string; code_verifier: string; redirect_uri: string },
 ): Promise<{ token: string; user: User }> {
-  let response: Response;
-  try {
-    response = await fetch(`${url}/auth/cli/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch (error) {
-    throw new ApiUnreachableError(url, reasonOf(error));
-  }
-  if (!response.ok) throw await apiErrorOf(response);
+  const response = await requestApi(url, '/auth/cli/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(body),
+  });
   return (await response.json()) as { token: string; user: User };
 }
 
