@@ -1,25 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client } from '@temporalio/client';
 import type { temporal as proto } from '@temporalio/proto';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { createLogger } from '../common/logger';
-import { freeLoopbackPorts } from '../common/net';
-import { loadPayloadKeyRing } from '../common/payload-codec';
 import { connectClient } from '../common/temporal-connection';
-import { startDevServer, type DevServer } from '../engine/dev-server';
-import { findOrBuildTemporalCli } from '../engine/temporal-cli';
-import {
-  agentProcessesIn,
-  createLocalProvider,
-  localMachinePaths,
-  localMachinesRoot,
-} from '../providers/local/provider';
+import type { DevServer } from '../engine/dev-server';
+import { agentProcessesIn, localMachinePaths } from '../providers/local/provider';
 import { startGitServer, type GitServer } from '../test/support/git-server';
-import { Part, loopbackStackEnv, waitFor } from './processes';
+import { startLoopbackStack, type LoopbackStack } from './processes';
 
 /**
  * `npm run bench:lifecycle`: the lifecycle's speed at scale (issue 16) beside the issue's reference figures. The real
@@ -63,13 +54,6 @@ interface SequentialRun {
   stopMs?: number;
   deleteMs?: number;
   failure?: string;
-}
-
-interface StackProcesses {
-  api: Part;
-  runner: Part;
-  gateway: Part;
-  temporal: DevServer;
 }
 
 /** RSS in MB of each part, and of the agents running then (one figure per gitspace). */
@@ -118,10 +102,9 @@ async function main(): Promise<number> {
   // The machine's load before this run adds its own.
   const loadAverage = os.loadavg().map((l) => Number(l.toFixed(2)));
   const logger = createLogger('bench', 'warn');
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-bench-lifecycle-'));
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   let git: GitServer | undefined;
-  let stack: StackProcesses | undefined;
+  let stack: LoopbackStack | undefined;
   // The parts' last output lines, shown when something does not converge.
   const recentOutput: string[] = [];
   try {
@@ -131,59 +114,28 @@ async function main(): Promise<number> {
       'src/index.js': 'console.log("hello");\n',
       'package.json': '{ "name": "small", "version": "1.0.0" }\n',
     });
-    const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
-    const cliPath = await findOrBuildTemporalCli({
-      explicitPath: process.env.TEMPORAL_CLI_PATH,
-      searchPath: process.env.PATH,
-      logger,
-    });
-    const temporal = await startDevServer({
-      cliPath,
-      host: '127.0.0.1',
-      port: ports.temporal,
-      namespace: 'default',
-      dbFile: path.join(dataDir, 'temporal.sqlite'),
-      logger,
-      onOutput: () => undefined,
-    });
-    // Written once before the parts start, as npm start does, so they do not race to create it.
-    await loadPayloadKeyRing({ dataDir });
     const adminToken = randomBytes(24).toString('base64url');
-    const apiUrl = `http://127.0.0.1:${ports.api}`;
-    const env = loopbackStackEnv({
-      dataDir,
-      ports,
-      temporalConnection: temporal.connection,
+    stack = await startLoopbackStack({
+      name: 'bench-lifecycle',
+      logger,
       adminToken,
       gatewayAdminToken: randomBytes(24).toString('base64url'),
       extra: {
-        GITSPACES_INFRASTRUCTURE_ID: 'local',
         // The benchmark's own polling and its burst of creates are not what the API's per-user limits are for.
         GITSPACES_API_RATE_LIMIT_PER_MINUTE: '1000000',
         GITSPACES_MAX_GITSPACES_PER_USER: String(options.concurrent + 10),
       },
+      output: (line) => {
+        recentOutput.push(line);
+        if (recentOutput.length > 40) recentOutput.shift();
+      },
     });
-    const output = (line: string) => {
-      recentOutput.push(line);
-      if (recentOutput.length > 40) recentOutput.shift();
-    };
-    const part = (name: string, entry: string) => new Part(name, entry, env, { restartOnExit: false, output });
-    stack = {
-      api: part('api', 'api/main.ts'),
-      runner: part('runner', 'workers/runner-main.ts'),
-      gateway: part('gateway', 'gateway/main.ts'),
-      temporal,
-    };
     // From a ready Temporal to a ready API (the issue: 12–22 s, the workflow bundle built at start).
-    const started = Date.now();
-    for (const p of [stack.api, stack.runner, stack.gateway]) p.start();
-    await waitFor(`${apiUrl}/readyz`, 180_000);
-    await waitFor(`http://127.0.0.1:${ports.gateway}/healthz`, 60_000);
-    const apiReadySeconds = (Date.now() - started) / 1000;
+    const apiReadySeconds = stack.partsReadyMs / 1000;
     progress(`API ready ${apiReadySeconds.toFixed(1)} s after Temporal (API, runner, gateway on loopback)`);
 
-    const api = new Api(apiUrl, adminToken);
-    const machinesRoot = localMachinesRoot(dataDir);
+    const api = new Api(stack.apiUrl, adminToken);
+    const { machinesRoot } = stack;
     const createBody = (name: string) => ({
       name,
       repository: { url: git!.urlOf('small') },
@@ -207,7 +159,7 @@ async function main(): Promise<number> {
       );
     }
 
-    const breakdown = await breakDownMedianStart(temporal, sequential.length > 0 ? sequential : [warmUp]);
+    const breakdown = await breakDownMedianStart(stack.temporal, sequential.length > 0 ? sequential : [warmUp]);
 
     progress(`${options.concurrent} created at once`);
     const concurrent = await concurrentStarts(api, createBody, options);
@@ -263,19 +215,9 @@ async function main(): Promise<number> {
     process.stderr.write(`last output of the parts:\n  ${recentOutput.join('\n  ')}\n`);
     throw error;
   } finally {
-    // Agents outlive the runner by design: remove every machine left (their agents are ended by their pids).
-    const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger });
-    const cleanup = { idempotencyKey: 'bench-cleanup', signal: AbortSignal.timeout(120_000) };
-    for (const machine of await machines.list(cleanup).catch(() => [])) {
-      await machines.delete(machine.gitspaceId, cleanup).catch(() => undefined);
-    }
-    if (stack) {
-      await Promise.all([stack.api, stack.runner, stack.gateway].map((p) => p.stop()));
-      await stack.temporal.stop();
-    }
+    // Also removes every machine left: agents outlive the runner by design.
+    await stack?.stop();
     await git?.stop();
-    await rm(dataDir, { recursive: true, force: true });
-    await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
   }
 }
 
@@ -348,16 +290,33 @@ async function sequentialLifecycle(
 
 /** Polls the gitspace until it is in `state`; returns when its event says it got there (ms since the epoch). */
 async function untilState(api: Api, id: string, state: string, since: number, timeoutMs: number): Promise<number> {
+  await untilGitspace(api, id, timeoutMs, state, (gitspace) => gitspace.state === state);
+  return stateReachedAt(api, id, state, since);
+}
+
+/** Waits until the gitspace's operation has finished (its workflow closed), whatever state it recorded. */
+function untilOperationFinished(api: Api, id: string, timeoutMs: number): Promise<void> {
+  return untilGitspace(api, id, timeoutMs, 'its operation to finish', (g) => g.operation?.status !== 'running');
+}
+
+/** Polls the gitspace until `done`; an `error` state ends the wait. */
+async function untilGitspace(
+  api: Api,
+  id: string,
+  timeoutMs: number,
+  expected: string,
+  done: (gitspace: GitspaceView) => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'unknown';
   while (Date.now() < deadline) {
     const gitspace = await api.call<GitspaceView>('GET', `/gitspaces/${id}`);
+    if (done(gitspace)) return;
     last = gitspace.state;
-    if (last === state) return stateReachedAt(api, id, state, since);
     if (last === 'error') throw new Error(`ended in error: ${JSON.stringify(gitspace.lastError ?? null)}`);
     await sleep(SEQUENTIAL_POLL_MS);
   }
-  throw new Error(`still ${last} after ${timeoutMs / 1000} s, expected ${state}`);
+  throw new Error(`still ${last} after ${timeoutMs / 1000} s, expected ${expected}`);
 }
 
 /** The time of the first event since `since` that put the gitspace in `state`. */
@@ -373,16 +332,6 @@ async function stateReachedAt(api: Api, id: string, state: string, since: number
     .filter((t) => t >= since - 5);
   if (times.length === 0) throw new Error(`${id} is ${state} but has no event saying so`);
   return Math.min(...times);
-}
-
-async function untilOperationFinished(api: Api, id: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const gitspace = await api.call<GitspaceView>('GET', `/gitspaces/${id}`);
-    if (gitspace.operation?.status !== 'running') return;
-    await sleep(SEQUENTIAL_POLL_MS);
-  }
-  throw new Error(`its operation was still running after ${timeoutMs / 1000} s`);
 }
 
 interface ConcurrentGitspace {
@@ -415,18 +364,12 @@ async function concurrentStarts(
     }),
   );
   const gitspaces = posted.filter((g): g is ConcurrentGitspace => g !== undefined);
-  const waiting = new Map(gitspaces.map((g) => [g.id, g]));
-  const lastSeen = new Map<string, { state: string; lastError?: unknown }>();
-  const deadline = sentAt + options.timeoutMs;
-  while (waiting.size > 0 && Date.now() < deadline) {
-    for (const gitspace of await listAll(api).catch(() => [])) {
-      lastSeen.set(gitspace.id, gitspace);
-      if (waiting.has(gitspace.id) && (gitspace.state === 'running' || gitspace.state === 'error')) {
-        waiting.delete(gitspace.id);
-      }
-    }
-    if (waiting.size > 0) await sleep(CONCURRENT_POLL_MS);
-  }
+  const lastSeen = await untilAll(
+    api,
+    gitspaces.map((g) => g.id),
+    sentAt + options.timeoutMs,
+    (g) => g.state === 'running' || g.state === 'error',
+  );
   for (const gitspace of gitspaces) {
     const seen = lastSeen.get(gitspace.id);
     if (seen?.state === 'running') {
@@ -466,15 +409,31 @@ async function deleteAll(api: Api, ids: string[], timeoutMs: number): Promise<st
       }),
     ),
   );
+  const lastSeen = await untilAll(api, ids, deadline, (g) => g.state === 'deleted');
+  for (const id of ids) {
+    const state = lastSeen.get(id)?.state;
+    if (state !== 'deleted') failures.push(`${id}: ${state ?? 'unseen'}, not deleted`);
+  }
+  return failures;
+}
+
+/** Polls the list until each of `ids` is `done` or the deadline passes; returns what was last seen of each. */
+async function untilAll(
+  api: Api,
+  ids: string[],
+  deadline: number,
+  done: (gitspace: GitspaceView) => boolean,
+): Promise<Map<string, GitspaceView>> {
   const waiting = new Set(ids);
-  let lastSeen = new Map<string, string>();
+  const lastSeen = new Map<string, GitspaceView>();
   while (waiting.size > 0 && Date.now() < deadline) {
-    lastSeen = new Map((await listAll(api).catch(() => [])).map((g) => [g.id, g.state]));
-    for (const id of waiting) if (lastSeen.get(id) === 'deleted') waiting.delete(id);
+    for (const gitspace of await listAll(api).catch(() => [])) {
+      lastSeen.set(gitspace.id, gitspace);
+      if (done(gitspace)) waiting.delete(gitspace.id);
+    }
     if (waiting.size > 0) await sleep(CONCURRENT_POLL_MS);
   }
-  for (const id of waiting) failures.push(`${id}: ${lastSeen.get(id) ?? 'unseen'}, not deleted`);
-  return failures;
+  return lastSeen;
 }
 
 /** VmRSS of /proc/<pid>/status in MB; undefined once the process is gone. */
@@ -486,7 +445,7 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
 }
 
 /** The parts by the pids this run started, and the agents of these gitspaces as the local provider finds them. */
-async function sampleRss(stack: StackProcesses, machinesRoot: string, gitspaceIds: string[]): Promise<RssSample> {
+async function sampleRss(stack: LoopbackStack, machinesRoot: string, gitspaceIds: string[]): Promise<RssSample> {
   const agents: number[] = [];
   for (const id of gitspaceIds) {
     const processes = await agentProcessesIn(localMachinePaths(machinesRoot, id).dir);
@@ -495,9 +454,9 @@ async function sampleRss(stack: StackProcesses, machinesRoot: string, gitspaceId
   }
   return {
     parts: {
-      api: await rssMb(stack.api.pid),
-      runner: await rssMb(stack.runner.pid),
-      gateway: await rssMb(stack.gateway.pid),
+      api: await rssMb(stack.parts.api.pid),
+      runner: await rssMb(stack.parts.runner.pid),
+      gateway: await rssMb(stack.parts.gateway.pid),
       temporal: await rssMb(stack.temporal.process.pid),
     },
     agents,

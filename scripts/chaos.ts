@@ -1,20 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../common/logger';
-import { freeLoopbackPorts } from '../common/net';
-import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
-import { findOrBuildTemporalCli } from '../engine/temporal-cli';
-import {
-  agentProcessesIn,
-  createLocalProvider,
-  localMachinePaths,
-  localMachinesRoot,
-} from '../providers/local/provider';
+import { signalGroup } from '../engine/dev-server';
+import { agentProcessesIn, localMachinePaths } from '../providers/local/provider';
 import { startGitServer } from '../test/support/git-server';
-import { Part, loopbackStackEnv, waitFor } from './processes';
+import { startLoopbackStack } from './processes';
 
 /**
  * `npm run chaos`: many lifecycles (start, stop, start, delete) on the local provider while one part of the stack —
@@ -59,64 +49,36 @@ async function main(): Promise<number> {
   process.stdout.write(`chaos: ${trials} trial(s) per victim (${victims.join(', ')}), seed ${values.seed ?? seed}\n`);
 
   const logger = createLogger('chaos', 'warn');
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gitspaces-chaos-'));
   const git = await startGitServer();
   await git.createRepository('chaos', {
     'README.md': 'chaos\n',
     // A setup step that takes a moment widens the window in which a kill lands mid-start.
     '.devcontainer/devcontainer.json': '{ "postCreateCommand": "sleep 1" }\n',
   });
-  const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
-  const cliPath = await findOrBuildTemporalCli({
-    explicitPath: process.env.TEMPORAL_CLI_PATH,
-    searchPath: process.env.PATH,
+  const stack = await startLoopbackStack({
+    name: 'chaos',
     logger,
-  });
-  const startTemporal = () =>
-    startDevServer({
-      cliPath,
-      host: '127.0.0.1',
-      port: ports.temporal,
-      namespace: 'default',
-      dbFile: path.join(dataDir, 'temporal.sqlite'),
-      logger,
-      onOutput: () => undefined,
-    });
-  let temporal: DevServer = await startTemporal();
-
-  const api = `http://127.0.0.1:${ports.api}`;
-  const env = loopbackStackEnv({
-    dataDir,
-    ports,
-    temporalConnection: temporal.connection,
     adminToken: ADMIN_TOKEN,
     gatewayAdminToken: GATEWAY_ADMIN_TOKEN,
     extra: { GITSPACES_RECONCILE_EVERY_SECONDS: '15', GITSPACES_RUNNER_PICKUP_TIMEOUT_SECONDS: '120' },
+  }).catch(async (error: unknown) => {
+    await git.stop();
+    throw error;
   });
-  const quiet = { restartOnExit: false, output: () => undefined };
-  const parts: Record<Exclude<Victim, 'temporal'>, Part> = {
-    api: new Part('api', 'api/main.ts', env, quiet),
-    gateway: new Part('gateway', 'gateway/main.ts', env, quiet),
-    runner: new Part('runner', 'workers/runner-main.ts', env, quiet),
-  };
-  for (const part of Object.values(parts)) part.start();
-  await waitFor(`${api}/readyz`, 120_000);
-  await waitFor(`http://127.0.0.1:${ports.gateway}/healthz`, 60_000);
 
   const kill = async (victim: Victim) => {
     if (victim === 'temporal') {
-      signalGroup(temporal.process, 'SIGKILL');
+      const { process: temporal } = stack.temporal;
+      signalGroup(temporal, 'SIGKILL');
       await new Promise<void>((resolve) =>
-        temporal.process.exitCode !== null || temporal.process.signalCode !== null
-          ? resolve()
-          : temporal.process.once('exit', () => resolve()),
+        temporal.exitCode !== null || temporal.signalCode !== null ? resolve() : temporal.once('exit', () => resolve()),
       );
       await sleep(200 + random() * 1500);
-      temporal = await startTemporal();
+      await stack.restartTemporal();
     } else {
-      await parts[victim].kill();
+      await stack.parts[victim].kill();
       await sleep(200 + random() * 1500);
-      parts[victim].start();
+      stack.parts[victim].start();
     }
   };
 
@@ -132,10 +94,10 @@ async function main(): Promise<number> {
       for (const victim of victims) {
         if (interrupted) break;
         const result = await runTrial(victim, trial, {
-          api,
-          dataDir,
+          api: stack.apiUrl,
+          machinesRoot: stack.machinesRoot,
           gitUrl: git.urlOf('chaos'),
-          adminUrl: `http://127.0.0.1:${ports.admin}`,
+          adminUrl: stack.gatewayAdminUrl,
           kill,
           random,
         });
@@ -147,15 +109,9 @@ async function main(): Promise<number> {
       }
     }
   } finally {
-    // Agents outlive the runner by design: remove the machines a failed trial may have left.
-    const machines = createLocalProvider({ rootDir: localMachinesRoot(dataDir), logger });
-    const cleanup = { idempotencyKey: 'chaos-cleanup', signal: AbortSignal.timeout(60_000) };
-    for (const machine of await machines.list(cleanup)) await machines.delete(machine.gitspaceId, cleanup);
-    await Promise.all(Object.values(parts).map((part) => part.stop()));
-    await temporal.stop();
+    // Also removes the machines a failed trial may have left.
+    await stack.stop();
     await git.stop();
-    await rm(dataDir, { recursive: true, force: true });
-    await rm(localMachinesRoot(dataDir), { recursive: true, force: true });
   }
 
   printTable(results, victims);
@@ -166,7 +122,7 @@ async function main(): Promise<number> {
 
 interface TrialContext {
   api: string;
-  dataDir: string;
+  machinesRoot: string;
   gitUrl: string;
   adminUrl: string;
   kill(victim: Victim): Promise<void>;
@@ -208,7 +164,7 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       await killing;
       await until(ctx.api, id, step.target, CONVERGE_TIMEOUT_MS - (Date.now() - accepted));
       result.worstConvergeMs = Math.max(result.worstConvergeMs, Date.now() - accepted);
-      const agents = await agentProcessesIn(localMachinePaths(localMachinesRoot(ctx.dataDir), id).dir);
+      const agents = await agentProcessesIn(localMachinePaths(ctx.machinesRoot, id).dir);
       if (step.target === 'running' && agents.length !== 1) result.duplicates += Math.max(0, agents.length - 1);
       if (step.target !== 'running' && agents.length > 0) result.orphans += agents.length;
     }
@@ -217,7 +173,7 @@ async function runTrial(victim: Victim, trial: number, ctx: TrialContext): Promi
       routes: { gitspaceId: string }[];
     };
     if (routes.routes.some((r) => r.gitspaceId === id)) result.orphans++;
-    if (existsSync(localMachinePaths(localMachinesRoot(ctx.dataDir), id).dir)) result.orphans++;
+    if (existsSync(localMachinePaths(ctx.machinesRoot, id).dir)) result.orphans++;
     const { items: events } = (await request(ctx.api, 'GET', `/api/v1/gitspaces/${id}/events`)) as {
       items: { seq: number }[];
     };

@@ -1,9 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { signalGroup } from '../engine/dev-server';
-import { PROJECT_ROOT } from '../engine/temporal-cli';
+import type { Logger } from '../common/logger';
+import { freeLoopbackPorts } from '../common/net';
+import { loadPayloadKeyRing } from '../common/payload-codec';
+import { signalGroup, startDevServer, type DevServer } from '../engine/dev-server';
+import { PROJECT_ROOT, findOrBuildTemporalCli } from '../engine/temporal-cli';
 import { embeddedTemporalEnv } from '../common/temporal-connection';
+import { createLocalProvider, localMachinesRoot } from '../providers/local/provider';
 
 /** One part of the stack in its own process group, so it can be stopped (or killed) with its children. */
 export class Part {
@@ -88,11 +94,124 @@ export async function waitFor(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`${url} did not answer within ${timeoutMs / 1000}s; see the output above`);
 }
 
+/** An API, a runner (of the `local` infrastructure) and a gateway as processes on loopback, with a dev server. */
+export interface LoopbackStack {
+  dataDir: string;
+  /** Where the local provider keeps this stack's machines. */
+  machinesRoot: string;
+  apiUrl: string;
+  gatewayUrl: string;
+  gatewayAdminUrl: string;
+  parts: { api: Part; runner: Part; gateway: Part };
+  /** The dev server; restartTemporal replaces it. */
+  readonly temporal: DevServer;
+  /** From the parts' start to an API that is ready and a gateway that answers, in ms. */
+  partsReadyMs: number;
+  /** Starts the dev server again on its port and database (after a kill). */
+  restartTemporal(): Promise<void>;
+  /** Stops every process it started, removes the machines left and its data. */
+  stop(): Promise<void>;
+}
+
 /**
- * The environment of an API, a runner and a gateway started as processes on loopback against one dev server (chaos,
- * benchmarks): each part's ports, its view of the others, and the shared data dir; `extra` adds a script's own.
+ * Starts a LoopbackStack for a script (chaos, benchmarks) in a new data dir, and waits until it serves. `extra` adds
+ * the script's own settings; `output` takes the parts' output lines.
  */
-export function loopbackStackEnv(options: {
+export async function startLoopbackStack(options: {
+  name: string;
+  logger: Logger;
+  adminToken: string;
+  gatewayAdminToken: string;
+  extra?: NodeJS.ProcessEnv;
+  output?: (line: string) => void;
+}): Promise<LoopbackStack> {
+  const { logger } = options;
+  const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
+  const cliPath = await findOrBuildTemporalCli({
+    explicitPath: process.env.TEMPORAL_CLI_PATH,
+    searchPath: process.env.PATH,
+    logger,
+  });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `gitspaces-${options.name}-`));
+  const machinesRoot = localMachinesRoot(dataDir);
+  const startTemporal = () =>
+    startDevServer({
+      cliPath,
+      host: '127.0.0.1',
+      port: ports.temporal,
+      namespace: 'default',
+      dbFile: path.join(dataDir, 'temporal.sqlite'),
+      logger,
+      onOutput: () => undefined,
+    });
+  let temporal: DevServer | undefined;
+  let parts: LoopbackStack['parts'] | undefined;
+  const stop = async () => {
+    // The runner stops first (its worker finishes its activities), so no start adds a machine after the list.
+    await Promise.all(Object.values(parts ?? {}).map((part) => part.stop()));
+    // Agents outlive the runner by design: remove every machine left (their agents are ended by their pids).
+    const machines = createLocalProvider({ rootDir: machinesRoot, logger });
+    const cleanup = { idempotencyKey: `${options.name}-cleanup`, signal: AbortSignal.timeout(120_000) };
+    for (const machine of await machines.list(cleanup).catch(() => [])) {
+      await machines.delete(machine.gitspaceId, cleanup).catch((error: unknown) => {
+        logger.warn('a machine could not be removed', { gitspaceId: machine.gitspaceId, error });
+      });
+    }
+    await temporal?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+    await rm(machinesRoot, { recursive: true, force: true });
+  };
+  try {
+    temporal = await startTemporal();
+    // Written once before the parts start, as npm start does, so they do not race to create it.
+    await loadPayloadKeyRing({ dataDir });
+    const env = loopbackStackEnv({
+      dataDir,
+      ports,
+      temporalConnection: temporal.connection,
+      adminToken: options.adminToken,
+      gatewayAdminToken: options.gatewayAdminToken,
+      extra: { GITSPACES_INFRASTRUCTURE_ID: 'local', ...options.extra },
+    });
+    const partOptions = { restartOnExit: false, output: options.output ?? (() => undefined) };
+    parts = {
+      api: new Part('api', 'api/main.ts', env, partOptions),
+      runner: new Part('runner', 'workers/runner-main.ts', env, partOptions),
+      gateway: new Part('gateway', 'gateway/main.ts', env, partOptions),
+    };
+    const started = Date.now();
+    for (const part of Object.values(parts)) part.start();
+    const apiUrl = `http://127.0.0.1:${ports.api}`;
+    const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+    await waitFor(`${apiUrl}/readyz`, 180_000);
+    await waitFor(`${gatewayUrl}/healthz`, 60_000);
+    return {
+      dataDir,
+      machinesRoot,
+      apiUrl,
+      gatewayUrl,
+      gatewayAdminUrl: `http://127.0.0.1:${ports.admin}`,
+      parts,
+      get temporal() {
+        return temporal!;
+      },
+      partsReadyMs: Date.now() - started,
+      async restartTemporal() {
+        temporal = await startTemporal();
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * The environment of an API, a runner and a gateway started as processes on loopback against one dev server: each
+ * part's ports, its view of the others, and the shared data dir; `extra` adds a script's own.
+ */
+function loopbackStackEnv(options: {
   dataDir: string;
   ports: { api: number; gateway: number; admin: number };
   temporalConnection: Parameters<typeof embeddedTemporalEnv>[1];
