@@ -215,6 +215,27 @@ describe('gitspaces login --web: the consent page and the code exchange', () => 
     expect(await codesStored()).toBe(0);
   });
 
+  it('refuses a consent form whose request was changed to a foreign redirect or no S256 challenge, CSRF right: 400, no code', async () => {
+    const browser = await signedIn(ada.token);
+    const { form } = await consentPage(browser, request());
+    const changes: Record<string, string>[] = [
+      { redirect_uri: 'http://evil.example/callback' },
+      { redirect_uri: 'http://127.0.0.1.evil.example:1/callback' },
+      { redirect_uri: 'https://127.0.0.1:41234/callback' },
+      { code_challenge_method: 'plain' },
+      { code_challenge: 'too-short' },
+    ];
+    for (const changed of changes) {
+      const response = await postConsent(browser, { ...form.fields, ...changed, decision: 'allow' });
+      expect({ changed, status: response.status, location: response.headers.get('location') }).toEqual({
+        changed,
+        status: 400,
+        location: null,
+      });
+    }
+    expect(await codesStored()).toBe(0);
+  });
+
   it('sends the browser back with access_denied and no code when the user cancels', async () => {
     const browser = await signedIn(ada.token);
     const flow = pkce();
