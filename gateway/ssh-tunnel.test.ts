@@ -36,7 +36,10 @@ interface Handshake {
   headers: http.IncomingHttpHeaders;
 }
 
-/** A gitspace machine that echoes WebSocket messages and records each handshake (and every plain request). */
+/**
+ * A gitspace machine that echoes WebSocket messages and records each handshake (and every plain request). Its 101
+ * names a tunnel id of its own, which no client may ever see: the id is the gateway's.
+ */
 async function echoMachine(): Promise<{
   url: string;
   handshakes: Handshake[];
@@ -50,6 +53,7 @@ async function echoMachine(): Promise<{
     res.end('machine');
   });
   const wss = new WebSocketServer({ server });
+  wss.on('headers', (headers) => headers.push(`${TUNNEL_ID_HEADER}: chosen-by-the-machine`));
   wss.on('connection', (ws, req) => {
     handshakes.push({ url: req.url ?? '', headers: req.headers });
     ws.on('message', (data, binary) => ws.send(data, { binary }));
@@ -183,6 +187,7 @@ describe('the gateway SSH lane', () => {
       [SSH_KEYS_HEADER]: `SHA256:${'z'.repeat(43)}`,
       [TUNNEL_ID_HEADER]: 'chosen-by-the-client',
     });
+    // The gateway's id alone: neither the client's nor the machine's.
     expect(tunnel.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Buffer.from(tunnel.id!, 'base64url')).toHaveLength(32);
     expect(await echo(tunnel.ws, 'SSH-2.0-OpenSSH_9.2')).toBe('SSH-2.0-OpenSSH_9.2');
