@@ -8,7 +8,6 @@ import path from 'node:path';
 import { CODE_SERVER } from '../agent/ide/code-server';
 import {
   AWS_DATA_DISK_DEVICES,
-  CODE_SERVER_VERSION,
   GCP_DATA_DISK_DEVICES,
   PACKAGES_BEGIN,
   PACKAGES_END,
@@ -181,7 +180,7 @@ describe('the IDE and package installs, run against stand-in package managers', 
   };
 
   it('pins code-server to the release that runs on the Node.js major the agent is pinned to', () => {
-    expect(CODE_SERVER_VERSION).toBe('4.117.0');
+    expect(CODE_SERVER.version).toBe('4.117.0');
     // CODE_SERVER.nodeMajor is the major of code-server 4.117.0's engines.node (its package.json says "22").
     expect(Number(NODE_RUNTIME.version.split('.')[0])).toBe(CODE_SERVER.nodeMajor);
   });

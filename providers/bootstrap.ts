@@ -34,7 +34,7 @@ export const agentInstallConfigSchema = z
      */
     nodeDistUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).optional(),
     /**
-     * Shell command that installs the browser IDE for `vscode-web` (default: code-server CODE_SERVER_VERSION through
+     * Shell command that installs the browser IDE for `vscode-web` (default: code-server CODE_SERVER.version through
      * npm, built for the agent's pinned Node.js).
      */
     vscodeInstallCommand: z.string().min(1).optional(),
@@ -71,11 +71,6 @@ const INSTALL_DIR = '/opt/gitspaces';
 const AGENT_DIR = `${INSTALL_DIR}/agent`;
 /** A symlink to the installed pinned Node.js, `${INSTALL_DIR}/node-v<version>-linux-<arch>`. */
 const NODE_LINK = `${INSTALL_DIR}/node`;
-/**
- * The code-server release `vscode-web` machines get by default: it must run on the agent's pinned Node.js (the latest
- * code-server wants a newer major than NODE_RUNTIME's).
- */
-export const CODE_SERVER_VERSION = CODE_SERVER.version;
 /** Delimit the package installs (build tools, code-server, sftp-server) in the rendered script (a test runs them). */
 export const PACKAGES_BEGIN = '# --- gitspaces: packages ---';
 export const PACKAGES_END = '# --- gitspaces: end of packages ---';
@@ -258,11 +253,11 @@ install_sftp_server() { # OpenSSH's sftp-server, which the agent runs for scp an
   fi
 }
 
-install_code_server() { # code-server ${CODE_SERVER_VERSION} for the pinned Node.js, its native modules built offline
-  if [ "$(code-server --version 2>/dev/null | head -n 1 | cut -d ' ' -f 1 || true)" = "${CODE_SERVER_VERSION}" ]; then return 0; fi
+install_code_server() { # code-server ${CODE_SERVER.version} for the pinned Node.js, its native modules built offline
+  if [ "$(code-server --version 2>/dev/null | head -n 1 | cut -d ' ' -f 1 || true)" = "${CODE_SERVER.version}" ]; then return 0; fi
   install_packages 'python3 make g++ pkg-config libkrb5-dev' 'python3 make gcc-c++ pkgconfig krb5-devel'
   # node-gyp takes the headers of the installed Node.js instead of downloading them.
-  npm_config_nodedir=${NODE_LINK} npm install -g --no-audit --no-fund code-server@${CODE_SERVER_VERSION}
+  npm_config_nodedir=${NODE_LINK} npm install -g --no-audit --no-fund code-server@${CODE_SERVER.version}
 }`;
 }
 
