@@ -64,12 +64,17 @@ export function createAutoStopServices(options: {
  * At control-plane start, arms the watcher of every running gitspace: gitspaces started by code before the auto-stop,
  * or whose start could not arm it. Nothing is duplicated: the watcher's workflow id is fixed.
  */
-export async function ensureAutoStopWatchers(store: Store, arming: AutoStopArming, logger: Logger): Promise<void> {
-  for (const gitspace of await store.listGitspaces({ states: ['running'] })) {
-    const facts = await store.autoStopFacts(gitspace.id);
-    if (!facts?.startRunId) continue;
-    await arming
-      .arm(gitspace.id, facts.startRunId)
-      .catch((error: unknown) => logger.warn('could not arm the auto-stop', { gitspaceId: gitspace.id, error }));
-  }
+export async function ensureAutoStopWatchers(
+  store: Pick<Store, 'runningStarts'>,
+  arming: AutoStopArming,
+  logger: Logger,
+): Promise<void> {
+  // One read for all of them, then the armings side by side: this runs before the API listens.
+  await Promise.all(
+    (await store.runningStarts()).map(({ gitspaceId, startRunId }) =>
+      arming
+        .arm(gitspaceId, startRunId)
+        .catch((error: unknown) => logger.warn('could not arm the auto-stop', { gitspaceId, error })),
+    ),
+  );
 }

@@ -122,6 +122,32 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
     await store.updateOperation('run-2nd', { status: 'succeeded' });
     expect(await store.findAutoStopRequest('gs-again', id!)).toBeUndefined();
   });
+
+  it('lists the latest successful start of each running gitspace, and of no other, for the watchers to arm', async () => {
+    await runningGitspace('gs-armed', 'run-early');
+    await store.recordOperation({
+      gitspaceId: 'gs-armed',
+      action: 'start',
+      workflowId: 'gitspace-gs-armed',
+      runId: 'run-late',
+    });
+    await store.updateOperation('run-late', { status: 'succeeded' });
+    await store.recordOperation({
+      gitspaceId: 'gs-armed',
+      action: 'start',
+      workflowId: 'gitspace-gs-armed',
+      runId: 'run-failed',
+    });
+    await store.updateOperation('run-failed', { status: 'failed' });
+    await runningGitspace('gs-stopping', 'run-s');
+    await store.changeState('gs-stopping', { to: 'stopping', actor, message: 'stop requested' });
+    const starts = new Map((await store.runningStarts()).map((row) => [row.gitspaceId, row.startRunId]));
+    expect(starts.get('gs-armed')).toBe('run-late');
+    expect(starts.has('gs-stopping')).toBe(false);
+    // Every running gitspace of this file has its one entry.
+    const running = await store.listGitspaces({ states: ['running'] });
+    expect([...starts.keys()].sort()).toEqual(running.map((g) => g.id).sort());
+  });
 });
 
 describe('migration 0013_auto_stop', () => {

@@ -85,6 +85,25 @@ export function createAutoStopStore(db: Db) {
     },
 
     /**
+     * The latest successful start of every running gitspace, in one query: the watchers the control plane arms when
+     * it starts.
+     */
+    async runningStarts(): Promise<{ gitspaceId: string; startRunId: string }[]> {
+      return db
+        .selectFrom('operations as o')
+        .innerJoin('gitspaces as g', 'g.id', 'o.gitspaceId')
+        .select(['o.gitspaceId', 'o.runId as startRunId'])
+        .distinctOn('o.gitspaceId')
+        .where('g.state', '=', 'running')
+        .where('o.action', '=', 'start')
+        .where('o.status', '=', 'succeeded')
+        .orderBy('o.gitspaceId')
+        .orderBy('o.createdAt', 'desc')
+        .orderBy('o.id', 'desc')
+        .execute();
+    },
+
+    /**
      * Sets a gitspace's own policy (a field left out keeps its value) and, with `event`, records who changed it, in the
      * same transaction.
      */
