@@ -56,13 +56,17 @@ export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gon
 export function createInfrastructureActivities(deps: InfrastructureActivityDeps) {
   const pollIntervalMs = deps.pollIntervalMs ?? 1000;
 
-  const providerFor = (spec: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>): Provider => {
-    if (spec.infrastructureId !== deps.infrastructureId) {
+  /** Refuses a task for another infrastructure than this runner's. */
+  const checkServed = (infrastructureId: string): void => {
+    if (infrastructureId !== deps.infrastructureId) {
       throw ApplicationFailure.nonRetryable(
-        `this runner serves infrastructure '${deps.infrastructureId}', not '${spec.infrastructureId}'`,
+        `this runner serves infrastructure '${deps.infrastructureId}', not '${infrastructureId}'`,
         'WrongInfrastructureError',
       );
     }
+  };
+  const providerFor = (spec: Pick<GitspaceSpec, 'infrastructureId' | 'provider' | 'providerConfig'>): Provider => {
+    checkServed(spec.infrastructureId);
     return deps.resolveProvider(spec);
   };
   /**
@@ -428,12 +432,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
      * observeMachines: it needs no work order and reveals only counts and seconds.
      */
     async observeGatewayActivity(input: { infrastructureId: string; gitspaceId: string }): Promise<GatewayActivity> {
-      if (input.infrastructureId !== deps.infrastructureId) {
-        throw ApplicationFailure.nonRetryable(
-          `this runner serves infrastructure '${deps.infrastructureId}', not '${input.infrastructureId}'`,
-          'WrongInfrastructureError',
-        );
-      }
+      checkServed(input.infrastructureId);
       return deps.gateway.activity(input.gitspaceId, Context.current().cancellationSignal);
     },
   };
