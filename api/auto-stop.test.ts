@@ -10,8 +10,13 @@ describe('auto-stop policy', () => {
   let ada: { id: string; token: string };
   let bob: { id: string; token: string };
 
+  /** The gitspaces whose watcher was asked to look again. */
+  const rechecked: string[] = [];
+
   beforeAll(async () => {
-    api = await startRouteHarness();
+    api = await startRouteHarness({
+      autoStop: { minSeconds: 60, recheck: async (gitspaceId) => void rechecked.push(gitspaceId) },
+    });
     admin = api.adminToken;
     ada = await api.member('ada');
     bob = await api.member('bob');
@@ -104,5 +109,29 @@ describe('auto-stop policy', () => {
       ['ada', "auto-stop changed: idle timeout the infrastructure's"],
       ['admin', 'auto-stop changed: maximum lifetime 7200 s'],
     ]);
+  });
+
+  it("has a running gitspace's watcher look again when its own or its infrastructure's policy changes", async () => {
+    const running = (await create(ada.token, 'watched')).body.gitspace.id as string;
+    const stopped = (await create(ada.token, 'asleep')).body.gitspace.id as string;
+    await api.store.changeState(running, { to: 'running', actor: { type: 'reconciler' }, message: 'running' });
+    rechecked.length = 0;
+    expect(
+      (await api.call('PATCH', `/gitspaces/${running}`, ada.token, { autoStop: { idleTimeoutSeconds: 600 } })).status,
+    ).toBe(200);
+    expect(
+      (await api.call('PATCH', `/gitspaces/${stopped}`, ada.token, { autoStop: { idleTimeoutSeconds: 600 } })).status,
+    ).toBe(200);
+    expect(rechecked).toEqual([running]);
+    rechecked.length = 0;
+    // A new default of the infrastructure reaches the watchers of its running gitspaces; other changes do not.
+    expect(
+      (await api.call('PATCH', '/infrastructures/local', admin, { gatewayUrl: 'http://127.0.0.1:1' })).status,
+    ).toBe(200);
+    expect(rechecked).toEqual([]);
+    expect(
+      (await api.call('PATCH', '/infrastructures/local', admin, { autoStop: { maxLifetimeSeconds: 7200 } })).status,
+    ).toBe(200);
+    expect(rechecked).toEqual([running]);
   });
 });

@@ -98,6 +98,11 @@ export const infrastructureRoutes = [
         ...(body.runnerPublicKeys !== undefined ? { runnerPublicKeys: body.runnerPublicKeys } : {}),
         ...autoStopColumns(body.autoStop, services, 'autoStop'),
       });
+      // Its running gitspaces' watchers take a new default at once, as after a gitspace's own change.
+      if (body.autoStop && services.autoStop) {
+        const running = await store.listGitspaces({ infrastructureId: row.id, states: ['running'] });
+        await Promise.all(running.map((gitspace) => services.autoStop!.recheck(gitspace.id)));
+      }
       return presentInfrastructure(row, (await store.countSealedTokens(row.id)).get(row.id));
     },
   }),

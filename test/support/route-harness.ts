@@ -97,7 +97,7 @@ export interface RouteHarness {
  * clock of its rate limits and sign-in (tests move it). Without `accessTokens`, no access token can be issued.
  */
 export async function startRouteHarness(
-  options: { now?: () => number } & Partial<Pick<AppOptions, 'accessTokens' | 'limits'>> = {},
+  options: { now?: () => number } & Partial<Pick<AppOptions, 'accessTokens' | 'limits' | 'autoStop'>> = {},
 ): Promise<RouteHarness> {
   const db = await openDatabase({ kind: 'pglite' });
   const store = createStore(db);
@@ -115,6 +115,7 @@ export async function startRouteHarness(
     eventFeed: feed,
     ...(options.now ? { now: options.now } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.autoStop ? { autoStop: options.autoStop } : {}),
   });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
