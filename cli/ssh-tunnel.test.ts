@@ -137,6 +137,56 @@ describe('the SSH tunnel (gitspaces ssh --stdio)', () => {
     await done;
   });
 
+  it('tries a renewal the gateway was too busy for again at half the time left; a refusal is not tried again', async () => {
+    // The renewal's timers and clock are the test's to move (a token lives 10 minutes here); the network is real.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'performance', 'hrtime'] });
+    /** `until` for fake timers: the real time is performance's. */
+    const ticks = async (condition: () => boolean, what: string) => {
+      const deadline = performance.now() + 5_000;
+      while (!condition()) {
+        if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    /** Real time for a renewal the timers started to reach the stand-in, if one was started. */
+    const settle = () => {
+      const end = performance.now() + 300;
+      return ticks(() => performance.now() > end, 'time');
+    };
+    try {
+      const renewAnswers = [503, 401];
+      const answer = stub.answer;
+      stub.answer = (request) =>
+        request.path.endsWith('/renew')
+          ? { status: renewAnswers.shift() ?? 204, body: { error: { code: 'x', message: 'not now' } } }
+          : answer(request);
+      const { stdin, notes, done } = tunnel();
+      const renewals = () => stub.requests.filter((r) => r.path.endsWith('/renew'));
+      await ticks(() => stub.upgrades.length === 1, 'upgrade');
+      await jest.advanceTimersByTimeAsync(480_000 - 1_000);
+      await settle();
+      expect(renewals()).toHaveLength(0);
+      await jest.advanceTimersByTimeAsync(1_000);
+      await ticks(() => renewals().length === 1, 'first renewal');
+      // Busy (503): about 120 s were left, so again in about 60 s.
+      await jest.advanceTimersByTimeAsync(55_000);
+      await settle();
+      expect(renewals()).toHaveLength(1);
+      await jest.advanceTimersByTimeAsync(10_000);
+      await ticks(() => renewals().length === 2, 'second renewal');
+      // Refused (401): said once, never tried again.
+      await ticks(() => notes.length === 1, 'the note');
+      expect(notes[0]).toMatch(/could not renew the SSH tunnel to gitspace 'api' \(not now\)/);
+      await jest.advanceTimersByTimeAsync(600_000);
+      await settle();
+      expect(renewals()).toHaveLength(2);
+      stdin.end();
+      await done;
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('tells ssh the tunnel was cut when the gateway closes it first (a stop), and ends', async () => {
     stub.onSocket = (ws) => setTimeout(() => ws.terminate(), 100);
     const { stdin, done } = tunnel();
