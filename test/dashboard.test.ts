@@ -4,7 +4,7 @@ import { existsSync, statSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import { freeLoopbackPort } from '../common/net';
+import { freeLoopbackPorts } from '../common/net';
 import { CHROMIUM, CHROMIUM_ARGS, TEST_ARTIFACTS } from './support/chromium';
 import { startEntryProcess, type EntryProcess } from './support/entry-process';
 import { startGitServer, type GitServer } from './support/git-server';
@@ -65,7 +65,7 @@ describe('the dashboard in a real browser', () => {
     await ensureDashboardBuilt();
     git = await startGitServer();
     await git.createRepository('hello', { 'README.md': '# hello\n' });
-    const [providerPort, apiPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const { providerPort, apiPort } = await freeLoopbackPorts(['providerPort', 'apiPort']);
     issuer = `http://127.0.0.1:${providerPort}`;
     const callback = `http://127.0.0.1:${apiPort}/auth/callback`;
     [provider, stackProcess] = await Promise.all([
