@@ -134,4 +134,16 @@ export async function appendEvent(
     .insertInto('events')
     .values({ gitspaceId, seq: Number(next), ...event })
     .execute();
+  await notifyChange(trx, gitspaceId);
+}
+
+/** The channel on which each committed change names its gitspace, for the change feeds that listen (api/event-feed.ts). */
+export const CHANGES_CHANNEL = 'gitspace_changes';
+
+/**
+ * Names the gitspace on `CHANGES_CHANNEL` when `trx` commits (never if it rolls back), so a listening change feed reads
+ * it at once instead of at its next poll. PostgreSQL sends one notification per transaction for the same gitspace.
+ */
+export async function notifyChange(trx: Transaction<Database>, gitspaceId: string): Promise<void> {
+  await sql`select pg_notify(${CHANGES_CHANNEL}, ${gitspaceId})`.execute(trx);
 }

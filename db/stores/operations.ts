@@ -2,6 +2,7 @@ import { newId } from '../../common/ids';
 import type { LifecycleAction, OperationStatus } from '../../contracts/lifecycle';
 import type { Db } from '../connect';
 import type { OperationRow } from '../schema';
+import { notifyChange } from './events';
 
 /** Lifecycle operations: one row per workflow run, with its status and current step. */
 export function createOperationStore(db: Db) {
@@ -13,12 +14,15 @@ export function createOperationStore(db: Db) {
       workflowId: string;
       runId: string;
     }): Promise<OperationRow> {
-      await db
-        .insertInto('operations')
-        .values({ id: newId('op'), ...values, status: 'running', step: null, finishedAt: null })
-        .onConflict((oc) => oc.column('runId').doNothing())
-        .execute();
-      return db.selectFrom('operations').selectAll().where('runId', '=', values.runId).executeTakeFirstOrThrow();
+      return db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('operations')
+          .values({ id: newId('op'), ...values, status: 'running', step: null, finishedAt: null })
+          .onConflict((oc) => oc.column('runId').doNothing())
+          .execute();
+        await notifyChange(trx, values.gitspaceId);
+        return trx.selectFrom('operations').selectAll().where('runId', '=', values.runId).executeTakeFirstOrThrow();
+      });
     },
 
     async findOperation(runId: string): Promise<OperationRow | undefined> {
@@ -31,17 +35,20 @@ export function createOperationStore(db: Db) {
       patch: { status?: OperationStatus; step?: string | null },
     ): Promise<Pick<OperationRow, 'action' | 'createdAt'> | undefined> {
       const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
-      const update = () =>
-        db
-          .updateTable('operations')
-          .set({ ...patch, ...finished })
-          .where('runId', '=', runId);
-      // In one statement, so of two calls (a retried activity) only the one that ended the operation hears it.
-      const ended = finished
-        ? await update().where('status', '=', 'running').returning(['action', 'createdAt']).executeTakeFirst()
-        : undefined;
-      if (!ended) await update().execute();
-      return ended;
+      return db.transaction().execute(async (trx) => {
+        const update = () =>
+          trx
+            .updateTable('operations')
+            .set({ ...patch, ...finished })
+            .where('runId', '=', runId)
+            .returning(['action', 'createdAt', 'gitspaceId']);
+        // In one statement, so of two calls (a retried activity) only the one that ended the operation hears it.
+        const ended = finished ? await update().where('status', '=', 'running').executeTakeFirst() : undefined;
+        const updated = ended ?? (await update().executeTakeFirst());
+        // A status is what the change feed sees of an operation (a step comes with its own event).
+        if (patch.status && updated) await notifyChange(trx, updated.gitspaceId);
+        return ended && { action: ended.action, createdAt: ended.createdAt };
+      });
     },
 
     /** The latest operation of each gitspace: one row each from the database, however long its history. */
