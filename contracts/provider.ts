@@ -3,8 +3,14 @@
  * wait for a machine to change state: waiting is done by heartbeating activities that call `describe`.
  */
 
+/** The providers an installation offers. */
 export const PROVIDER_NAMES = ['local', 'gcp', 'aws'] as const;
-export type ProviderName = (typeof PROVIDER_NAMES)[number];
+/**
+ * Machines with a boot time and no process (providers/simulated), for benchmarks and tests only: not one of
+ * PROVIDER_NAMES, and a runner serves it only when started with GITSPACES_ENABLE_SIMULATED_PROVIDER=1.
+ */
+export const SIMULATED_PROVIDER = 'simulated';
+export type ProviderName = (typeof PROVIDER_NAMES)[number] | typeof SIMULATED_PROVIDER;
 
 /** Every call takes an idempotency key (derived from the gitspace and the operation) and an abort signal. */
 export interface ProviderCallOptions {

@@ -8,6 +8,9 @@ import { createAwsProvider, createEc2Client } from './aws/provider';
 import { parseGcpInfrastructureConfig } from './gcp/config';
 import { createGcpClients, createGcpProvider, type GcpClients } from './gcp/provider';
 import { createLocalProvider, type LocalVscode } from './local/provider';
+import { parseSimulatedInfrastructureConfig } from './simulated/config';
+import { createSimulatedCloud, type SimulatedCloud } from './simulated/provider';
+import { ProviderAuthError } from '../contracts/provider-errors';
 import type { Provider, ProviderName } from '../contracts/provider';
 import { validConfig } from './validation';
 
@@ -20,6 +23,8 @@ export interface ProviderResolverOptions {
   logger: Logger;
   /** An emulator's Compute API base URL (GITSPACES_GCP_COMPUTE_ENDPOINT); AWS reads AWS_ENDPOINT_URL_EC2 itself. */
   gcpComputeEndpoint?: string;
+  /** Serve the `simulated` provider (GITSPACES_ENABLE_SIMULATED_PROVIDER=1): benchmarks and tests only. */
+  simulatedProvider?: boolean;
 }
 
 export interface ProviderResolver {
@@ -35,6 +40,7 @@ export interface ProviderResolver {
 export function createProviderResolver(options: ProviderResolverOptions): ProviderResolver {
   const cache = new Map<string, Provider>();
   let gcpClients: GcpClients | undefined;
+  let simulatedCloud: SimulatedCloud | undefined;
   const resolve = (infrastructure: { provider: ProviderName; providerConfig: Record<string, unknown> }): Provider => {
     const key = `${infrastructure.provider}:${JSON.stringify(infrastructure.providerConfig)}`;
     let provider = cache.get(key);
@@ -64,6 +70,18 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
         provider = createGcpProvider({ config, installationId, clients: gcpClients, logger: logger.child('gcp') });
         break;
       }
+      case 'simulated': {
+        if (!options.simulatedProvider) {
+          throw new ProviderAuthError(
+            "this runner does not serve the 'simulated' provider (benchmarks and tests only): start it with GITSPACES_ENABLE_SIMULATED_PROVIDER=1",
+            'simulated',
+          );
+        }
+        const config = validConfig(parseSimulatedInfrastructureConfig(infrastructure.providerConfig), 'simulated');
+        simulatedCloud ??= createSimulatedCloud({ logger: logger.child('simulated') });
+        provider = simulatedCloud.provider(config);
+        break;
+      }
     }
     cache.set(key, provider);
     return provider;
@@ -71,6 +89,7 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
   return Object.assign(resolve, {
     close: async () => {
       await gcpClients?.close();
+      await simulatedCloud?.close();
     },
   });
 }

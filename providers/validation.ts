@@ -8,11 +8,22 @@ import type { MachineSpec, ProviderName } from '../contracts/provider';
 import { parseAwsInfrastructureConfig, validateAwsMachineSpec } from './aws/config';
 import { parseWithProblems, type ParseResult } from './config-problems';
 import { parseGcpInfrastructureConfig, validateGcpMachineSpec } from './gcp/config';
+import { parseSimulatedInfrastructureConfig } from './simulated/config';
+
+export interface ProviderValidationOptions {
+  /** Accept the `simulated` provider (GITSPACES_ENABLE_SIMULATED_PROVIDER=1): benchmarks and tests only. */
+  simulatedProvider?: boolean;
+}
+
+/** What an API that was not started for benchmarks says to an infrastructure of the `simulated` provider. */
+export const SIMULATED_PROVIDER_REFUSED =
+  "the 'simulated' provider is for benchmarks and tests only: this API accepts it only when started with GITSPACES_ENABLE_SIMULATED_PROVIDER=1";
 
 /** Validates an infrastructure's `config` for its provider; problems carry paths under `config.`. */
 export function validateInfrastructureConfig(
   provider: ProviderName,
   config: Record<string, unknown>,
+  options: ProviderValidationOptions = {},
 ): Record<string, unknown> {
   switch (provider) {
     case 'local': {
@@ -33,6 +44,11 @@ export function validateInfrastructureConfig(
       return validConfig(parseAwsInfrastructureConfig(config), 'aws');
     case 'gcp':
       return validConfig(parseGcpInfrastructureConfig(config), 'gcp');
+    case 'simulated':
+      if (!options.simulatedProvider) {
+        throw new InputError(SIMULATED_PROVIDER_REFUSED, [{ path: 'provider', message: SIMULATED_PROVIDER_REFUSED }]);
+      }
+      return validConfig(parseSimulatedInfrastructureConfig(config), 'simulated');
   }
 }
 
