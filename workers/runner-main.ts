@@ -28,6 +28,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     gcpComputeEndpoint: config.url('GITSPACES_GCP_COMPUTE_ENDPOINT'),
     installationId: config.string('GITSPACES_INSTALLATION_ID', 'default'),
     localSandbox: config.oneOf('GITSPACES_LOCAL_SANDBOX', ['auto', 'required'], 'auto'),
+    simulatedProvider: config.oneOf('GITSPACES_ENABLE_SIMULATED_PROVIDER', ['0', '1'], '0') === '1',
     // `<executable> <arguments with {port} and {workspace}>`, e.g. `code-server --bind-addr 127.0.0.1:{port} --auth none {workspace}`.
     localVscodeCommand: config.parsed('GITSPACES_LOCAL_VSCODE_COMMAND', (raw) =>
       raw?.trim() ? localVscodeCommand(raw, process.env.PATH ?? '') : undefined,

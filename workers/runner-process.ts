@@ -58,6 +58,11 @@ export interface RunnerConfig {
   /** GITSPACES_LOCAL_VSCODE_COMMAND: the VS Code server command of local `vscode-web` gitspaces (none by default). */
   localVscodeCommand?: string;
   /**
+   * GITSPACES_ENABLE_SIMULATED_PROVIDER=1: serve infrastructures of the `simulated` provider (providers/simulated),
+   * whose machines are answered by this runner. Benchmarks and tests only; off by default.
+   */
+  simulatedProvider?: boolean;
+  /**
    * The runner contract version this runner speaks (common/work-order.ts), default RUNNER_CONTRACT_VERSION. Only tests
    * set it, to act as a runner that was not upgraded.
    */
@@ -137,7 +142,13 @@ export async function startRunner(config: RunnerConfig, logger: Logger): Promise
     installationId: config.installationId,
     logger,
     ...(config.gcpComputeEndpoint ? { gcpComputeEndpoint: config.gcpComputeEndpoint } : {}),
+    ...(config.simulatedProvider ? { simulatedProvider: true } : {}),
   });
+  if (config.simulatedProvider) {
+    logger.warn(
+      'the simulated provider is enabled (GITSPACES_ENABLE_SIMULATED_PROVIDER): for benchmarks and tests only',
+    );
+  }
   const worker = await createRunnerWorker({
     connection,
     namespace: config.temporal.namespace,
