@@ -16,6 +16,12 @@ export interface Viewer {
 /** When a stream that nothing is sent on gets a comment, so proxies keep it open. */
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
+/** How often the feed reads everything when nothing is notified: a lost notification is found by then. */
+export const DEFAULT_EVENT_POLL_MS = 30_000;
+
+/** How long a notified change waits for others to be read with it. */
+export const DEFAULT_EVENT_COALESCE_MS = 100;
+
 interface Subscriber {
   gitspaceId: string;
   /** The last event this subscriber has been given. */
@@ -39,11 +45,16 @@ interface ChangeSubscriber {
 }
 
 /**
- * One change feed for every event stream of this process: while anyone listens, one query every `pollMs` reads what
- * changed, and hands each stream its share. So the database sees one query a tick however many streams are open (one
- * for the gitspaces' event streams, one for the change streams), plus one per stream as it opens, and a tick that
- * finds changes reads them. Plain queries, so it works the same on PGlite and on PostgreSQL, and with several API
- * processes on one database.
+ * One change feed for every event stream of this process: a read hands each stream its share of what changed, so the
+ * database sees one query a read however many streams are open (one for the gitspaces' event streams, one for the
+ * change streams), plus one per stream as it opens, and a read that finds changes reads them.
+ *
+ * When to read: the stores name each changed gitspace in a database notification sent when its transaction commits
+ * (`notifyChange` in db/stores/events.ts), and the process's one listener (db/change-listener.ts) passes it to
+ * `changed`. The feed reads within `coalesceMs`, together with whatever else is notified meanwhile (a burst is one
+ * read); for event streams only the notified gitspaces. While anyone listens it also reads everything every `pollMs`,
+ * so a notification lost, or missed while the listener reconnected (it calls `resync` when it listens again), is read
+ * then at the latest. Without a listener the poll alone serves. Notifications reach every API process on the database.
  *
  * There is no global order to follow. A gitspace's events are numbered 1, 2, 3… without gaps under its row lock, so
  * they commit in that order; but across gitspaces, transactions commit in any order, and a serial id or a timestamp
@@ -52,9 +63,9 @@ interface ChangeSubscriber {
  * - an event stream (`subscribe`) follows one gitspace from its last event number on;
  * - a change stream (`subscribeChanges`) keeps, for each gitspace its viewer may see, the version it was last given:
  *   the gitspace's last event number, how many operations it has had and the latest one's status
- *   (`Store.gitspaceVersions`, which covers everything GET /gitspaces/:id shows). Each tick reads every version in one
+ *   (`Store.gitspaceVersions`, which covers everything GET /gitspaces/:id shows). Each read takes every version in one
  *   query and sends a gitspace whose version differs, as it is then. A change committed late is a version that differs
- *   at the next tick: nothing is passed over. Changes within one tick come as one message with the latest state.
+ *   at the next read: nothing is passed over. Changes within one read come as one message with the latest state.
  *   Its cursor (`id:`, resumed through Last-Event-ID) is those versions (`ChangeCursor`), so a stream resumed on any
  *   API process, or after a restart, sends exactly the gitspaces whose version is not the one its client had.
  */
@@ -62,7 +73,19 @@ export class EventFeed {
   private readonly watched = new Map<string, Set<Subscriber>>();
   private readonly changeSubscribers = new Set<ChangeSubscriber>();
   private timer: NodeJS.Timeout | undefined;
+  /** When the armed timer fires. */
+  private timerDue = Infinity;
+  private reading = false;
   private closed = false;
+  /** When the next read of everything is due; a resync makes it now. */
+  private nextPollAt: number;
+  private pollRequested = false;
+  /** Notified gitspaces that event streams watch, not read since. */
+  private readonly notifiedGitspaces = new Set<string>();
+  /** Whether a change was notified, not read since by the change streams. */
+  private changesNotified = false;
+  /** How many changes have been notified: a stream whose first read saw this move may have missed one. */
+  private notifications = 0;
   /** How often a stream with nothing to send gets a comment (so proxies keep it open). */
   readonly heartbeatMs: number;
 
@@ -70,12 +93,30 @@ export class EventFeed {
     private readonly options: {
       store: Pick<Store, 'listEvents' | 'eventsAfter'> &
         Partial<Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations' | 'listInfrastructures'>>;
+      /** How often everything is read; with a listener this is only the safety net (`DEFAULT_EVENT_POLL_MS`). */
       pollMs: number;
+      /** How long a notified change waits for others (`DEFAULT_EVENT_COALESCE_MS`). */
+      coalesceMs?: number;
       logger: Logger;
       heartbeatMs?: number;
     },
   ) {
     this.heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    this.nextPollAt = Date.now() + options.pollMs;
+  }
+
+  /** A change to this gitspace committed (the listener's notification): streams that may see it get it soon. */
+  changed(gitspaceId: string): void {
+    this.notifications++;
+    if (this.watched.has(gitspaceId)) this.notifiedGitspaces.add(gitspaceId);
+    if (this.changeSubscribers.size > 0) this.changesNotified = true;
+    this.schedule();
+  }
+
+  /** Changes may have gone unnotified (the listener listens again): everything is read soon. */
+  resync(): void {
+    this.pollRequested = true;
+    this.schedule();
   }
 
   /**
@@ -92,8 +133,11 @@ export class EventFeed {
       current?.delete(subscriber);
       if (current?.size === 0) this.watched.delete(gitspaceId);
     };
-    return this.admit(subscriber, unsubscribe, async () =>
-      this.give(subscriber, await this.options.store.listEvents(gitspaceId, afterSeq)),
+    return this.admit(
+      subscriber,
+      unsubscribe,
+      async () => this.give(subscriber, await this.options.store.listEvents(gitspaceId, afterSeq)),
+      () => this.notifiedGitspaces.add(gitspaceId),
     );
   }
 
@@ -125,15 +169,22 @@ export class EventFeed {
         for (const version of versions) subscriber.known.set(version.id, versionOf(version));
         subscriber.deliver([], encodeChangeCursor(subscriber.known));
       },
+      () => (this.changesNotified = true),
     );
   }
 
-  /** Makes a new subscriber's first read, then leaves it to the ticks; one whose first read fails is dropped. */
+  /**
+   * Makes a new subscriber's first read, then leaves it to the feed's reads; one whose first read fails is dropped. A
+   * change notified during its first read may be newer than that read, and the feed's read of it passed this subscriber
+   * over (not ready): `readAgain` marks what it watches to be read once more.
+   */
   private async admit(
     subscriber: { ready: boolean },
     unsubscribe: () => void,
     firstRead: () => Promise<void>,
+    readAgain: () => void,
   ): Promise<() => void> {
+    const notifications = this.notifications;
     try {
       await firstRead();
     } catch (error) {
@@ -141,6 +192,7 @@ export class EventFeed {
       throw error;
     }
     subscriber.ready = true;
+    if (this.notifications !== notifications) readAgain();
     this.schedule();
     return unsubscribe;
   }
@@ -158,25 +210,47 @@ export class EventFeed {
     this.timer = undefined;
   }
 
+  /** Arms the next read, one at a time: soon when a change was notified or a resync asked, else at the poll. */
   private schedule(): void {
-    if (this.timer || this.closed || (this.watched.size === 0 && this.changeSubscribers.size === 0)) return;
-    this.timer = setTimeout(() => {
-      void this.tick().finally(() => {
-        this.timer = undefined;
-        this.schedule();
-      });
-    }, this.options.pollMs);
+    if (this.closed || this.reading || (this.watched.size === 0 && this.changeSubscribers.size === 0)) return;
+    const now = Date.now();
+    const notified = this.notifiedGitspaces.size > 0 || this.changesNotified;
+    const due = this.pollRequested
+      ? now
+      : Math.min(this.nextPollAt, notified ? now + (this.options.coalesceMs ?? DEFAULT_EVENT_COALESCE_MS) : Infinity);
+    if (this.timer && this.timerDue <= due) return;
+    clearTimeout(this.timer);
+    this.timerDue = due;
+    this.timer = setTimeout(() => void this.read(), Math.max(0, due - now));
     this.timer.unref();
   }
 
-  private async tick(): Promise<void> {
-    await Promise.all([this.tickEvents(), this.tickChanges()]);
+  /** Reads everything when the poll is due, else what was notified. */
+  private async read(): Promise<void> {
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    this.reading = true;
+    const poll = this.pollRequested || Date.now() >= this.nextPollAt;
+    const gitspaces = poll ? undefined : new Set(this.notifiedGitspaces);
+    const changes = poll || this.changesNotified;
+    this.pollRequested = false;
+    this.notifiedGitspaces.clear();
+    this.changesNotified = false;
+    try {
+      await Promise.all([this.readEvents(gitspaces), changes ? this.readChanges() : undefined]);
+    } finally {
+      if (poll) this.nextPollAt = Date.now() + this.options.pollMs;
+      this.reading = false;
+      this.schedule();
+    }
   }
 
-  private async tickEvents(): Promise<void> {
+  /** New events of the watched gitspaces, or of those of them in `only`. */
+  private async readEvents(only: Set<string> | undefined): Promise<void> {
     // A gitspace is read from the oldest position any of its ready streams has reached.
     const cursors: { gitspaceId: string; afterSeq: number }[] = [];
     for (const [gitspaceId, subscribers] of this.watched) {
+      if (only && !only.has(gitspaceId)) continue;
       let afterSeq = Infinity;
       for (const subscriber of subscribers) if (subscriber.ready) afterSeq = Math.min(afterSeq, subscriber.last);
       if (afterSeq !== Infinity) cursors.push({ gitspaceId, afterSeq });
@@ -199,13 +273,14 @@ export class EventFeed {
       const events = byGitspace.get(gitspaceId);
       if (!events) continue;
       for (const subscriber of this.watched.get(gitspaceId) ?? []) {
-        // One that became ready during the read may be behind what was read: the next tick serves it, without a gap.
+        // One that became ready during the read may be behind what was read: a later read serves it, without a gap
+        // (a change newer than its first read was notified during it, or after, and is read again).
         if (subscriber.ready && subscriber.last >= afterSeq) this.give(subscriber, events);
       }
     }
   }
 
-  private async tickChanges(): Promise<void> {
+  private async readChanges(): Promise<void> {
     // Only those ready when the read begins: one that became ready since has read newer versions itself.
     const serving = [...this.changeSubscribers].filter((subscriber) => subscriber.ready);
     if (serving.length === 0) return;

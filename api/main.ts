@@ -12,6 +12,7 @@ import { readSignInSettings } from './auth/settings';
 import { startControlPlane } from './server';
 import { DEFAULT_AUTO_STOP_MIN_SECONDS, DEFAULT_AUTO_STOP_WARNING_SECONDS } from './auto-stop';
 import { DEFAULT_API_LIMITS } from './limits';
+import { DEFAULT_EVENT_COALESCE_MS, DEFAULT_EVENT_POLL_MS } from './event-feed';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 
 /** `npm run api`: the REST API and the control-plane worker. */
@@ -50,6 +51,8 @@ async function main(): Promise<{ stop(): Promise<void> }> {
       promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),
     },
     trustedProxies: config.parsed('GITSPACES_API_TRUSTED_PROXIES', TrustedProxies.parse),
+    eventPollMs: config.positiveInt('GITSPACES_EVENT_POLL_MS', DEFAULT_EVENT_POLL_MS),
+    eventCoalesceMs: config.positiveInt('GITSPACES_EVENT_COALESCE_MS', DEFAULT_EVENT_COALESCE_MS),
     autoStop: {
       warningSeconds: config.positiveInt('GITSPACES_AUTO_STOP_WARNING_SECONDS', DEFAULT_AUTO_STOP_WARNING_SECONDS),
       minSeconds: config.positiveInt('GITSPACES_AUTO_STOP_MIN_SECONDS', DEFAULT_AUTO_STOP_MIN_SECONDS),

@@ -32,7 +32,8 @@ import { createWorkOrderSigner } from '../common/work-order';
 import { createApp } from './app';
 import { SessionKey } from './auth/session-key';
 import type { SignInSettings } from './auth/settings';
-import { EventFeed } from './event-feed';
+import { DEFAULT_EVENT_POLL_MS, EventFeed } from './event-feed';
+import { listenForChanges } from '../db/change-listener';
 import type { ApiLimits } from './limits';
 import type { TrustedProxies } from '../common/client-address';
 import { createLifecycleService } from './lifecycle-requests';
@@ -77,8 +78,13 @@ export interface ControlPlaneConfig {
   workOrderKeyPem?: string;
   /** Reuse a workflow bundle (tests bundle once per file). */
   workflowBundle?: WorkflowBundleWithSourceMap;
-  /** How often the event streams' one shared change feed reads new events; default one second. */
+  /**
+   * GITSPACES_EVENT_POLL_MS: how often the event streams' one shared change feed reads everything; changes come sooner
+   * through database notifications, so this only catches a lost one (default 30 s).
+   */
   eventPollMs?: number;
+  /** GITSPACES_EVENT_COALESCE_MS: how long a notified change waits for others to be read with it (default 100 ms). */
+  eventCoalesceMs?: number;
   /** Rate limits, gitspace quota and event stream cap (README: configuration); the defaults where absent. */
   limits?: Partial<ApiLimits>;
   /** Reverse proxies whose `X-Forwarded-For` the limits believe (`GITSPACES_API_TRUSTED_PROXIES`); none by default. */
@@ -177,7 +183,13 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ttlSeconds: config.accessTokenTtlSeconds,
     ...(config.accessTokenKeyPem ? { privateKeyPem: config.accessTokenKeyPem } : {}),
   });
-  const eventFeed = new EventFeed({ store, pollMs: config.eventPollMs ?? 1000, logger: logger.child('events') });
+  const eventFeed = new EventFeed({
+    store,
+    pollMs: config.eventPollMs ?? DEFAULT_EVENT_POLL_MS,
+    ...(config.eventCoalesceMs ? { coalesceMs: config.eventCoalesceMs } : {}),
+    logger: logger.child('events'),
+  });
+  const changeListener = await listenForChanges(config.database, db, eventFeed, logger.child('events'));
   // The key that seals the provider's refresh tokens and the sign-in state: every API replica must share it.
   const signIn = config.signIn && {
     settings: { ...config.signIn, temporalNamespace: config.temporal.namespace },
@@ -225,6 +237,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ...(admin.file ? { adminTokenFile: admin.file } : {}),
     async stop() {
       eventFeed.close();
+      await changeListener.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       worker.shutdown();

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CamelCasePlugin, Kysely, Migrator, PostgresDialect } from 'kysely';
+import { CamelCasePlugin, Kysely, Migrator, PostgresDialect, type Dialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
@@ -17,7 +17,9 @@ export type DatabaseLocation =
 
 /** Opens the control-plane database and applies pending migrations. Only the control plane calls this. */
 export async function openDatabase(location: DatabaseLocation): Promise<Db> {
-  const db = new Kysely<Database>({ dialect: await dialectFor(location), plugins: [new CamelCasePlugin()] });
+  const { dialect, pglite } = await dialectFor(location);
+  const db = new Kysely<Database>({ dialect, plugins: [new CamelCasePlugin()] });
+  if (pglite) embedded.set(db, pglite);
   try {
     await migrate(db);
   } catch (error) {
@@ -27,13 +29,22 @@ export async function openDatabase(location: DatabaseLocation): Promise<Db> {
   return db;
 }
 
-async function dialectFor(location: DatabaseLocation) {
+/** The embedded PGlite behind each database opened on one (db/change-listener.ts listens on it). */
+const embedded = new WeakMap<Db, PGlite>();
+
+/** The PGlite instance `db` runs on; undefined for a PostgreSQL server. */
+export function embeddedPglite(db: Db): PGlite | undefined {
+  return embedded.get(db);
+}
+
+async function dialectFor(location: DatabaseLocation): Promise<{ dialect: Dialect; pglite?: PGlite }> {
   if (location.kind === 'postgres') {
     // Timestamps as Date, bigint counts as numbers where they fit: the defaults of node-postgres are kept otherwise.
-    return new PostgresDialect({ pool: new pg.Pool({ connectionString: location.url, max: 10 }) });
+    return { dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: location.url, max: 10 }) }) };
   }
   if (location.dir) await mkdir(path.dirname(location.dir), { recursive: true, mode: 0o700 });
-  return new PGliteDialect(new PGlite(location.dir));
+  const pglite = new PGlite(location.dir);
+  return { dialect: new PGliteDialect(pglite), pglite };
 }
 
 export async function migrate(db: Db): Promise<void> {
