@@ -115,6 +115,8 @@ export class EventFeed {
 
   /** Changes may have gone unnotified (the listener listens again): everything is read soon. */
   resync(): void {
+    // A stream that opens later reads everything new itself.
+    if (this.subscribers === 0) return;
     this.pollRequested = true;
     this.schedule();
   }
