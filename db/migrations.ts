@@ -302,6 +302,40 @@ export const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0015_list_and_lookup_indexes': {
+    async up(db: Kysely<unknown>) {
+      // Each serves the query named beside it (db/stores/); the events' (gitspace_id, seq) key, the operations'
+      // (gitspace_id, created_at) and the cli_authorizations' expires_at indexes already serve theirs.
+      const indexes: [name: string, table: string, columns: string, where?: string][] = [
+        // GET /gitspaces as the admin (pageGitspaces): newest first, read backwards from a cursor.
+        ['gitspaces_created', 'gitspaces', 'created_at, id'],
+        // A member's pages (pageGitspaces by owner), the change feed of an owner (gitspaceVersions), the quota count.
+        ['gitspaces_owner_created', 'gitspaces', 'owner_id, created_at, id'],
+        // Pages of one state (pageGitspaces ?state=), the running gitspaces (runningStarts, listGitspaces by state).
+        ['gitspaces_state_created', 'gitspaces', 'state, created_at, id'],
+        // Whether a machine is still used by a gitspace (deleteMachine).
+        ['gitspaces_machine', 'gitspaces', 'machine_id'],
+        // Finished operations past their retention (pruneRecords, db/stores/pruning.ts).
+        ['operations_finished', 'operations', 'finished_at', "status <> 'running'"],
+        // Idempotency keys past their retention (pruneRecords).
+        ['idempotency_keys_created', 'idempotency_keys', 'created_at'],
+        // Reconcile runs past their retention (pruneRecords).
+        ['reconcile_runs_recorded', 'reconcile_runs', 'recorded_at'],
+        // A user's tokens (listTokens, the token quota, removeUser).
+        ['api_tokens_user', 'api_tokens', 'user_id, created_at, id'],
+        // Sessions past their absolute or idle end (deleteEndedSessions at each sign-in, pruneRecords).
+        ['sessions_expires', 'sessions', 'expires_at'],
+        ['sessions_last_seen', 'sessions', 'last_seen_at'],
+        // A user's identity at an issuer (bindIdentity, findInvitedUser).
+        ['user_identities_user', 'user_identities', 'user_id, issuer'],
+        // The invited user with an e-mail (findInvitedUser, createUser's check).
+        ['users_email', 'users', 'lower(email)', 'deleted_at is null'],
+      ];
+      for (const [name, table, columns, where] of indexes) {
+        await sql.raw(`create index ${name} on ${table} (${columns})${where ? ` where ${where}` : ''}`).execute(db);
+      }
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -9,6 +9,7 @@ import { createInfrastructureStore } from './stores/infrastructures';
 import { createMachineStore } from './stores/machines';
 import { createMetricsStore } from './stores/metrics';
 import { createOperationStore } from './stores/operations';
+import { createPruningStore } from './stores/pruning';
 import { createReconciliationStore } from './stores/reconciliation';
 import { createSessionStore } from './stores/sessions';
 import { createSshKeyStore } from './stores/ssh-keys';
@@ -40,6 +41,7 @@ export function createStore(db: Db) {
     ...createReconciliationStore(db),
     ...createMetricsStore(db),
     ...createAutoStopStore(db),
+    ...createPruningStore(db),
 
     async ping(): Promise<void> {
       await sql`select 1`.execute(db);

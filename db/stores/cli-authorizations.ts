@@ -25,7 +25,7 @@ export type CliCodeRedemption =
   | { outcome: 'refused'; reason: 'unknown' | 'replayed' | 'expired' | 'mismatch' | 'inactive' };
 
 /** Used codes are kept this long after they expire, so a replay still finds (and revokes) the token they gave. */
-const KEEP_EXPIRED_MS = 24 * 3600_000;
+export const KEEP_EXPIRED_MS = 24 * 3600_000;
 
 /** The one-time codes of `gitspaces login --web` (api/auth/cli-login.ts): each exchanged at most once. */
 export function createCliAuthorizationStore(db: Db) {
