@@ -14,6 +14,8 @@ import { DEFAULT_AUTO_STOP_MIN_SECONDS, DEFAULT_AUTO_STOP_WARNING_SECONDS } from
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_EVENT_COALESCE_MS, DEFAULT_EVENT_POLL_MS } from './event-feed';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
+import { DEFAULT_PRUNE_EVERY_SECONDS } from './schedules';
+import { DEFAULT_RETENTION } from '../activities/pruning';
 
 /** `npm run api`: the REST API and the control-plane worker. */
 async function main(): Promise<{ stop(): Promise<void> }> {
@@ -46,6 +48,18 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     workOrderKeyPem: config.string('GITSPACES_WORK_ORDER_KEY'),
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
     orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
+    pruneEverySeconds: config.positiveInt('GITSPACES_PRUNE_EVERY_SECONDS', DEFAULT_PRUNE_EVERY_SECONDS),
+    retention: {
+      operationDays: config.positiveInt('GITSPACES_OPERATION_RETENTION_DAYS', DEFAULT_RETENTION.operationDays),
+      idempotencyKeyDays: config.positiveInt(
+        'GITSPACES_IDEMPOTENCY_KEY_RETENTION_DAYS',
+        DEFAULT_RETENTION.idempotencyKeyDays,
+      ),
+      reconcileRunDays: config.positiveInt(
+        'GITSPACES_RECONCILE_RUN_RETENTION_DAYS',
+        DEFAULT_RETENTION.reconcileRunDays,
+      ),
+    },
     versioning: {
       ...(buildId ? { buildId } : {}),
       promotion: config.oneOf('GITSPACES_VERSION_PROMOTION', ['auto', 'manual'], 'auto'),

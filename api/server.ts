@@ -5,6 +5,8 @@ import { listen } from '../common/net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
+import { DEFAULT_PRUNE_EVERY_SECONDS, ensurePruneSchedule } from './schedules';
+import type { Retention } from '../activities/pruning';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from '../common/logger';
@@ -72,6 +74,9 @@ export interface ControlPlaneConfig {
   reconcileEverySeconds: number;
   /** How long a machine of an unknown gitspace is kept (stopped) before it is deleted; default one hour. */
   orphanGraceSeconds?: number;
+  /** How long old records are kept (activities/pruning.ts DEFAULT_RETENTION where absent) and how often they are pruned. */
+  retention?: Partial<Retention>;
+  pruneEverySeconds?: number;
   /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
   accessTokenKeyPem?: string;
   /** An Ed25519 private key (PKCS#8 PEM) for work orders; when absent one is kept in the data dir. */
@@ -161,6 +166,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     logger: logger.child('worker'),
     runnerPickupTimeoutSeconds: config.runnerPickupTimeoutSeconds,
     orphanGraceSeconds: config.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS,
+    ...(config.retention ? { retention: config.retention } : {}),
     workOrders,
     ...(config.versioning ? { versioning: config.versioning } : {}),
     isLifecycleRunning: lifecycleRunningCheck(client),
@@ -177,6 +183,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
   for (const infrastructure of await store.listInfrastructures()) await reconcile(infrastructure.id, true);
   await ensureAutoStopWatchers(store, autoStopArming, logger.child('auto-stop'));
+  await ensurePruneSchedule(client, { everySeconds: config.pruneEverySeconds ?? DEFAULT_PRUNE_EVERY_SECONDS, logger });
 
   const accessTokens = await createAccessTokenIssuer({
     dataDir: config.dataDir,

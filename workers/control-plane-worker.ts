@@ -3,6 +3,7 @@ import { isGrpcServiceError, type Client } from '@temporalio/client';
 import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common';
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/bookkeeping';
+import { createPruningActivities, type PruningActivityDeps } from '../activities/pruning';
 import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 import type { Logger } from '../common/logger';
 import { workflowBundleBuildId } from './workflow-bundle';
@@ -30,7 +31,7 @@ export interface ControlPlaneVersioning {
   promotion?: 'auto' | 'manual';
 }
 
-export interface ControlPlaneWorkerOptions extends ControlPlaneActivityDeps {
+export interface ControlPlaneWorkerOptions extends ControlPlaneActivityDeps, PruningActivityDeps {
   connection: NativeConnection;
   namespace: string;
   /** The payload codec (common/payload-codec.ts): required, so no worker reads plaintext payloads. */
@@ -68,7 +69,7 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
     dataConverter: options.dataConverter,
     taskQueue: options.taskQueue ?? CONTROL_PLANE_TASK_QUEUE,
     workflowBundle: options.workflowBundle,
-    activities: createControlPlaneActivities(options),
+    activities: { ...createControlPlaneActivities(options), ...createPruningActivities(options) },
     workerDeploymentOptions: {
       version,
       useWorkerVersioning: true,

@@ -1,3 +1,4 @@
 export { startGitspace, stopGitspace, deleteGitspace } from './gitspace-lifecycle';
 export { reconcileInfrastructure } from './reconcile';
 export { autoStopGitspace } from './auto-stop';
+export { pruneRecords } from './prune';
