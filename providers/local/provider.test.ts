@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import {
 import {
   SANDBOX_UID_FIRST,
   SANDBOX_UID_LAST,
+  agentProgram,
   detectSandbox,
   isSandboxed,
   sandboxWarning,
@@ -141,6 +142,11 @@ describe('local provider', () => {
     const two = localMachinePaths(root, 'gs-two');
     const [agentOne] = await agentProcessesIn(one.dir);
     const [agentTwo] = await agentProcessesIn(two.dir);
+
+    // Compiled JavaScript, run by node itself: no TypeScript compiler loads in every agent.
+    const argv = (await readFile(`/proc/${agentOne!.pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+    expect(argv).toEqual([realpathSync(process.execPath), expect.stringMatching(/\/agent\/main\.js$/)]);
+    expect(argv[1]).toBe(agentProgram().command[1]);
 
     const environ = await readFile(`/proc/${agentOne!.pid}/environ`, 'utf8');
     expect(environ).not.toContain(bootstrap.agentSecret);
