@@ -48,6 +48,9 @@ export type MachineRef = Pick<GitspaceSpec, 'gitspaceId' | 'infrastructureId' | 
 /** What waitForMachine waits for: a status, or the machine being gone. */
 export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gone';
 
+/** The agent wait's first interval: a local agent answers ~0.3–0.5 s after it starts, a fixed second would add half. */
+const AGENT_FIRST_POLL_MS = 50;
+
 /**
  * Infrastructure activities: they run on the infrastructure's own task queue, inside the runner, which alone holds
  * the cloud credentials. Each is idempotent: names and keys derive from the gitspace id, so a Temporal retry or a
@@ -191,14 +194,26 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
   };
 
-  /** Polls until `check` returns a value, heartbeating so a dead runner is noticed and cancellation arrives. */
-  const pollUntil = async <T>(check: () => Promise<T | undefined>, describeWait: () => string): Promise<T> => {
+  /**
+   * Polls until `check` returns a value, heartbeating so a dead runner is noticed and cancellation arrives. Every
+   * `pollIntervalMs`, or, from `firstIntervalMs`, at intervals growing by a quarter up to it: for a check that is cheap
+   * and whose answer comes in well under a second (an agent starting), so the wait ends soon after the answer does.
+   */
+  const pollUntil = async <T>(
+    check: () => Promise<T | undefined>,
+    describeWait: () => string,
+    firstIntervalMs = pollIntervalMs,
+  ): Promise<T> => {
     const context = Context.current();
-    for (;;) {
+    for (
+      let interval = Math.min(firstIntervalMs, pollIntervalMs);
+      ;
+      interval = Math.min(interval * 1.25, pollIntervalMs)
+    ) {
       const result = await check();
       if (result !== undefined) return result;
       context.heartbeat(describeWait());
-      await context.sleep(pollIntervalMs);
+      await context.sleep(interval);
     }
   };
 
@@ -313,6 +328,7 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
           return undefined;
         },
         () => `agent at ${agentUrl}: ${lastProblem}`,
+        AGENT_FIRST_POLL_MS,
       );
     },
 
