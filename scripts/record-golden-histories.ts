@@ -160,6 +160,12 @@ async function drive(
       client.workflow.getHandle(watcher.workflowId, (await watcher.describe()).runId),
     );
   }
+  // A start whose steps were recorded by a local activity.
+  if (paths.includes('start-local-steps')) {
+    const local = await create('local-steps', git.urlOf('hello'));
+    await expectState(local.id, 'running');
+    recorded['start-local-steps'] = await closed(run(local.id, local.runId));
+  }
   if (!paths.some((name) => !(name in recorded))) return recorded;
 
   // Start succeeded, then stop and delete of the same gitspace.

@@ -19,6 +19,8 @@ export const GOLDEN_PATHS = [
   // Issue 15: a start that arms its auto-stop (patched), and the watcher that stopped that gitspace.
   'start-armed',
   'auto-stop',
+  // Issue 16: a start whose steps are recorded by a local activity (patched).
+  'start-local-steps',
 ] as const;
 export type GoldenPath = (typeof GOLDEN_PATHS)[number];
 
