@@ -19,8 +19,14 @@ export const DEFAULT_HEARTBEAT_MS = 15_000;
 /** How often the feed reads everything when nothing is notified: a lost notification is found by then. */
 export const DEFAULT_EVENT_POLL_MS = 30_000;
 
-/** How long a notified change waits for others to be read with it. */
-export const DEFAULT_EVENT_COALESCE_MS = 100;
+/**
+ * The least time between two reads that notifications bring: changes notified meanwhile wait and are read together,
+ * so however fast changes come, this bounds the reads (4 a second).
+ */
+export const DEFAULT_EVENT_COALESCE_MS = 250;
+
+/** How long a change notified after a quiet spell waits for the rest of its burst. */
+const GATHER_MS = 10;
 
 interface Subscriber {
   gitspaceId: string;
@@ -51,10 +57,12 @@ interface ChangeSubscriber {
  *
  * When to read: the stores name each changed gitspace in a database notification sent when its transaction commits
  * (`notifyChange` in db/stores/events.ts), and the process's one listener (db/change-listener.ts) passes it to
- * `changed`. The feed reads within `coalesceMs`, together with whatever else is notified meanwhile (a burst is one
- * read); for event streams only the notified gitspaces. While anyone listens it also reads everything every `pollMs`,
- * so a notification lost, or missed while the listener reconnected (it calls `resync` when it listens again), is read
- * then at the latest. Without a listener the poll alone serves. Notifications reach every API process on the database.
+ * `changed`. The feed reads it at once (after a few milliseconds that gather the rest of its burst), or, if it last
+ * read less than `coalesceMs` ago, `coalesceMs` after that read, with whatever else was notified meanwhile: a burst is
+ * one read, and however fast changes come, notifications bring at most one read per `coalesceMs`; for event streams, of
+ * the notified gitspaces only. While anyone listens it also reads everything every `pollMs`, so a notification lost, or
+ * missed while the listener reconnected (it calls `resync` when it listens again), is read then at the latest. Without
+ * a listener the poll alone serves. Notifications reach every API process on the database.
  *
  * There is no global order to follow. A gitspace's events are numbered 1, 2, 3… without gaps under its row lock, so
  * they commit in that order; but across gitspaces, transactions commit in any order, and a serial id or a timestamp
@@ -80,6 +88,8 @@ export class EventFeed {
   /** When the next read of everything is due; a resync makes it now. */
   private nextPollAt: number;
   private pollRequested = false;
+  /** When the last read ended. */
+  private lastReadAt = 0;
   /** Notified gitspaces that event streams watch, not read since. */
   private readonly notifiedGitspaces = new Set<string>();
   /** Whether a change was notified, not read since by the change streams. */
@@ -95,7 +105,7 @@ export class EventFeed {
         Partial<Pick<Store, 'gitspaceVersions' | 'gitspacesByIds' | 'latestOperations' | 'listInfrastructures'>>;
       /** How often everything is read; with a listener this is only the safety net (`DEFAULT_EVENT_POLL_MS`). */
       pollMs: number;
-      /** How long a notified change waits for others (`DEFAULT_EVENT_COALESCE_MS`). */
+      /** The least time between two reads that notifications bring (`DEFAULT_EVENT_COALESCE_MS`). */
       coalesceMs?: number;
       logger: Logger;
       heartbeatMs?: number;
@@ -217,14 +227,17 @@ export class EventFeed {
     if (this.closed || this.reading || (this.watched.size === 0 && this.changeSubscribers.size === 0)) return;
     const now = Date.now();
     const notified = this.notifiedGitspaces.size > 0 || this.changesNotified;
-    const due = this.pollRequested
-      ? now
-      : Math.min(this.nextPollAt, notified ? now + (this.options.coalesceMs ?? DEFAULT_EVENT_COALESCE_MS) : Infinity);
+    const due = this.pollRequested ? now : Math.min(this.nextPollAt, notified ? this.notifiedReadAt(now) : Infinity);
     if (this.timer && this.timerDue <= due) return;
     clearTimeout(this.timer);
     this.timerDue = due;
     this.timer = setTimeout(() => void this.read(), Math.max(0, due - now));
     this.timer.unref();
+  }
+
+  /** When to read a notified change: at once after a quiet spell (its burst gathered), else `coalesceMs` after the last. */
+  private notifiedReadAt(now: number): number {
+    return Math.max(now + GATHER_MS, this.lastReadAt + (this.options.coalesceMs ?? DEFAULT_EVENT_COALESCE_MS));
   }
 
   /** Reads everything when the poll is due, else what was notified. */
@@ -241,7 +254,8 @@ export class EventFeed {
     try {
       await Promise.all([this.readEvents(gitspaces), changes ? this.readChanges() : undefined]);
     } finally {
-      if (poll) this.nextPollAt = Date.now() + this.options.pollMs;
+      this.lastReadAt = Date.now();
+      if (poll) this.nextPollAt = this.lastReadAt + this.options.pollMs;
       this.reading = false;
       this.schedule();
     }

@@ -88,7 +88,7 @@ export interface ControlPlaneConfig {
    * through database notifications, so this only catches a lost one (default 30 s).
    */
   eventPollMs?: number;
-  /** GITSPACES_EVENT_COALESCE_MS: how long a notified change waits for others to be read with it (default 100 ms). */
+  /** GITSPACES_EVENT_COALESCE_MS: the least time between two reads that notifications bring (default 250 ms). */
   eventCoalesceMs?: number;
   /** Rate limits, gitspace quota and event stream cap (README: configuration); the defaults where absent. */
   limits?: Partial<ApiLimits>;
