@@ -14,6 +14,7 @@ import {
   START_ARMING_UNGUARDED,
   START_WITH_PATCHED_PAUSE,
   START_WITH_PAUSE,
+  STEP_RECORDING_UNGUARDED,
   bundleWorkflowVariant,
 } from './support/workflow-variant';
 
@@ -28,6 +29,7 @@ const EXPECTED: Record<GoldenPath, { workflowType: string; status: string }> = {
   retry: { workflowType: 'startGitspace', status: 'COMPLETED' },
   'start-armed': { workflowType: 'startGitspace', status: 'COMPLETED' },
   'auto-stop': { workflowType: 'autoStopGitspace', status: 'COMPLETED' },
+  'start-local-steps': { workflowType: 'startGitspace', status: 'COMPLETED' },
 };
 const START_PATHS = GOLDEN_PATHS.filter((name) => EXPECTED[name].workflowType === 'startGitspace');
 
@@ -86,7 +88,16 @@ describe('golden workflow histories', () => {
   it('fails the auto-stop arming without its patched() guard on the starts that completed before it', async () => {
     const errors = await replay(await bundleWorkflowVariant([START_ARMING_UNGUARDED]));
     // The starts recorded before the arming never sent it; the armed start's marker needs the patched() call too.
-    expect(Object.keys(errors).sort()).toEqual(['retry', 'start-armed', 'start-succeeded']);
+    expect(Object.keys(errors).sort()).toEqual(['retry', 'start-armed', 'start-local-steps', 'start-succeeded']);
+    for (const error of Object.values(errors)) expect(error?.name).toBe('DeterminismViolationError');
+  });
+
+  it('fails the local step recording without its patched() guard on every start, stop and delete before it', async () => {
+    const errors = await replay(await bundleWorkflowVariant([STEP_RECORDING_UNGUARDED]));
+    const recordedBefore = GOLDEN_PATHS.filter(
+      (name) => /^(start|stop|delete)Gitspace$/.test(EXPECTED[name].workflowType) && name !== 'start-local-steps',
+    );
+    expect(Object.keys(errors).sort()).toEqual([...recordedBefore].sort());
     for (const error of Object.values(errors)) expect(error?.name).toBe('DeterminismViolationError');
   });
 

@@ -76,3 +76,17 @@ export const START_ARMING_UNGUARDED: SourceChange = {
     },
   ],
 };
+
+/**
+ * Steps recorded by a local activity whatever the history says (the patch still marked, so new runs replay): a start
+ * recorded when each step was a queued activity replays into a local activity it never ran.
+ */
+export const STEP_RECORDING_UNGUARDED: SourceChange = {
+  file: 'workflows/gitspace-lifecycle.ts',
+  replacements: [
+    {
+      find: 'patched(PATCHES.recordStepLocally) ? localControlPlane : controlPlane',
+      replace: '(patched(PATCHES.recordStepLocally) || true) ? localControlPlane : controlPlane',
+    },
+  ],
+};
