@@ -9,6 +9,7 @@ import { appendEvent, lockGitspace } from '../db/stores/events';
 import { testDatabases } from '../test/support/databases';
 import { until } from '../test/support/api-on-pglite';
 import { EventFeed, type PresentedGitspace } from './event-feed';
+import { ensureEmbeddedDefaults } from './server';
 
 /**
  * The change feed wakes on the database's notifications (issue 16): its poll is set to a minute here, so within the
@@ -39,23 +40,7 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
     writerDb = location.kind === 'postgres' ? await openDatabase(location) : db;
     writer = createStore(writerDb);
     ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({
-      id: 'inf',
-      name: 'inf',
-      provider: 'local',
-      config: {},
-      gatewayUrl: 'http://127.0.0.1:1',
-    });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    await ensureEmbeddedDefaults(store, 'http://127.0.0.1:1', silentLogger);
     // The feed's own reads are counted: what the database sees from it, whatever the streams.
     const counted: Store = {
       ...store,
@@ -90,8 +75,8 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
         repositoryUrl: 'https://example.test/r.git',
         repositoryBranch: null,
         repositoryTokenSealed: null,
-        infrastructureId: 'inf',
-        machineId: 'inf-m',
+        infrastructureId: 'local',
+        machineId: 'local-default',
         ide: 'terminal',
       })
     ).gitspace.id;
