@@ -34,7 +34,12 @@ export function createOperationStore(db: Db) {
       runId: string,
       patch: { status?: OperationStatus; step?: string | null },
     ): Promise<Pick<OperationRow, 'action' | 'createdAt'> | undefined> {
-      const finished = patch.status && patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
+      // A step alone is one statement: the change feed hears of it through the step's own event.
+      if (!patch.status) {
+        await db.updateTable('operations').set(patch).where('runId', '=', runId).execute();
+        return undefined;
+      }
+      const finished = patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
       return db.transaction().execute(async (trx) => {
         const update = () =>
           trx
@@ -45,8 +50,8 @@ export function createOperationStore(db: Db) {
         // In one statement, so of two calls (a retried activity) only the one that ended the operation hears it.
         const ended = finished ? await update().where('status', '=', 'running').executeTakeFirst() : undefined;
         const updated = ended ?? (await update().executeTakeFirst());
-        // A status is what the change feed sees of an operation (a step comes with its own event).
-        if (patch.status && updated) await notifyChange(trx, updated.gitspaceId);
+        // A status is what the change feed sees of an operation.
+        if (updated) await notifyChange(trx, updated.gitspaceId);
         return ended && { action: ended.action, createdAt: ended.createdAt };
       });
     },
