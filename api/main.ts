@@ -38,6 +38,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     adminToken: config.string('GITSPACES_ADMIN_TOKEN'),
     payloadKeys: config.string(PAYLOAD_KEYS_ENV),
     embeddedDefaults: config.oneOf('GITSPACES_EMBEDDED_DEFAULTS', ['true', 'false'], 'true') === 'true',
+    simulatedProvider: config.oneOf('GITSPACES_ENABLE_SIMULATED_PROVIDER', ['0', '1'], '0') === '1',
     localRunnerPublicKeys: config.parsed('GITSPACES_LOCAL_RUNNER_PUBLIC_KEYS', (raw) =>
       raw?.split(',').map((key) => RunnerPublicKey.parse(key.trim()).toString()),
     ),

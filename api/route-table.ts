@@ -47,6 +47,8 @@ export interface RouteServices {
   signIn: SignIn;
   /** The shortest auto-stop accepted, and the watcher's nudge after a change (api/auto-stop.ts); minimum 60 s without. */
   autoStop?: { minSeconds: number; recheck(gitspaceId: string): Promise<void> };
+  /** Accept infrastructures of the `simulated` provider (GITSPACES_ENABLE_SIMULATED_PROVIDER=1): benchmarks only. */
+  simulatedProvider?: boolean;
 }
 
 /** One request to a route, as its handler sees it. */

@@ -6,7 +6,7 @@ import {
   TOKEN_REF_PATTERN,
   type GitspaceState,
 } from '../contracts/lifecycle';
-import { IDE_KINDS, PROVIDER_NAMES } from '../contracts/provider';
+import { IDE_KINDS, PROVIDER_NAMES, SIMULATED_PROVIDER } from '../contracts/provider';
 import { ALLOWED_REPOSITORY_SCHEMES } from '../agent/git';
 import { RunnerPublicKey } from '../common/sealed-secret';
 import {
@@ -205,7 +205,8 @@ export const AutoStopSetting = z.strictObject({
 
 export const CreateInfrastructureBody = z.strictObject({
   name: slug('name'),
-  provider: z.enum(PROVIDER_NAMES),
+  // `simulated` passes here and is refused by the config's validation unless the API was started for it.
+  provider: z.enum([...PROVIDER_NAMES, SIMULATED_PROVIDER]),
   config: z.record(z.string(), z.unknown()).default({}),
   gatewayUrl: httpUrl,
   runnerPublicKeys: runnerPublicKeys.optional(),
@@ -373,7 +374,7 @@ export const SshKey = z.object({
 export const Infrastructure = z.object({
   id: z.string(),
   name: z.string(),
-  provider: z.enum(PROVIDER_NAMES),
+  provider: z.enum([...PROVIDER_NAMES, SIMULATED_PROVIDER]),
   config: z.record(z.string(), z.unknown()),
   gatewayUrl: z.string(),
   runnerPublicKeys: z.array(z.string()),

@@ -100,6 +100,8 @@ export interface ControlPlaneConfig {
   signIn?: SignInSettings;
   /** GITSPACES_AUTO_STOP_WARNING_SECONDS (default 300) and GITSPACES_AUTO_STOP_MIN_SECONDS (default 60). */
   autoStop?: { warningSeconds?: number; minSeconds?: number };
+  /** GITSPACES_ENABLE_SIMULATED_PROVIDER=1: accept infrastructures of the `simulated` provider (benchmarks only). */
+  simulatedProvider?: boolean;
 }
 
 export interface RunningControlPlane {
@@ -218,6 +220,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       minSeconds: config.autoStop?.minSeconds ?? DEFAULT_AUTO_STOP_MIN_SECONDS,
       recheck: autoStopArming.recheck,
     },
+    ...(config.simulatedProvider ? { simulatedProvider: true } : {}),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
     onInfrastructureDeleted: (infrastructureId) =>

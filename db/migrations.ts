@@ -334,6 +334,16 @@ export const migrations: Record<string, Migration> = {
       for (const [name, table, columns, where] of indexes) {
         await sql.raw(`create index ${name} on ${table} (${columns})${where ? ` where ${where}` : ''}`).execute(db);
       }
+      // Its prefix: operations_gitspace_latest serves every query it served.
+      await db.schema.dropIndex('operations_gitspace').execute();
+    },
+  },
+  '0016_simulated_provider': {
+    async up(db: Kysely<unknown>) {
+      // Infrastructures of the `simulated` provider (benchmarks and tests; the API takes them only when opted in).
+      await sql`alter table infrastructures drop constraint if exists infrastructures_provider_check`.execute(db);
+      await sql`alter table infrastructures add constraint infrastructures_provider_check
+        check (provider in ('local', 'gcp', 'aws', 'simulated'))`.execute(db);
     },
   },
 };

@@ -1,3 +1,4 @@
+import type { ProviderName } from '../contracts/provider';
 import type { ColumnType, Insertable, Selectable } from 'kysely';
 import type { Actor } from '../contracts/lifecycle';
 
@@ -76,7 +77,7 @@ export interface SessionsTable {
 export interface InfrastructuresTable {
   id: string;
   name: string;
-  provider: 'local' | 'gcp' | 'aws';
+  provider: ProviderName;
   config: Json<Record<string, unknown>>;
   gatewayUrl: string;
   /**

@@ -22,7 +22,7 @@ export const infrastructureRoutes = [
     status: 201,
     response: Infrastructure,
     handle: async ({ body, services }) => {
-      const config = validateInfrastructureConfig(body.provider, body.config);
+      const config = validateInfrastructureConfig(body.provider, body.config, services);
       const row = await services.store.createInfrastructure({
         id: body.name,
         name: body.name,
@@ -91,7 +91,7 @@ export const infrastructureRoutes = [
       const { store } = services;
       const current = await store.getInfrastructure(String(req.params.id));
       const config =
-        body.config === undefined ? undefined : validateInfrastructureConfig(current.provider, body.config);
+        body.config === undefined ? undefined : validateInfrastructureConfig(current.provider, body.config, services);
       const row = await store.updateInfrastructure(current.id, {
         ...(config !== undefined ? { config } : {}),
         ...(body.gatewayUrl !== undefined ? { gatewayUrl: body.gatewayUrl } : {}),

@@ -202,6 +202,25 @@ describe('simulated provider config and opt-in', () => {
     }
   });
 
+  it('is taken by an API started for it, with its config checked', async () => {
+    const api = await startApiOnPglite({ simulatedProvider: true });
+    try {
+      const infrastructure = (config: unknown) =>
+        api.call('POST', '/infrastructures', api.adminToken, {
+          name: 'bench',
+          provider: 'simulated',
+          config,
+          gatewayUrl: 'http://127.0.0.1:3001',
+        });
+      expect((await infrastructure({ bootSeconds: -1 })).status).toBe(400);
+      const created = await infrastructure({ bootSeconds: 0 });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ provider: 'simulated', config: { bootSeconds: 0 } });
+    } finally {
+      await api.close();
+    }
+  });
+
   it('attack: a normal API answers 400 to an infrastructure of the simulated provider and creates nothing', async () => {
     const api = await startApiOnPglite();
     try {

@@ -43,6 +43,8 @@ export async function startApiOnPglite(
     limits?: Partial<ApiLimits>;
     /** Another API process on that one's database (which stays open when this one closes). */
     sameDatabaseAs?: ApiOnPglite;
+    /** Accept infrastructures of the `simulated` provider (GITSPACES_ENABLE_SIMULATED_PROVIDER=1). */
+    simulatedProvider?: boolean;
   } = {},
 ): Promise<ApiOnPglite> {
   const shared = options.sameDatabaseAs;
@@ -66,6 +68,7 @@ export async function startApiOnPglite(
     onInfrastructureCreated: () => Promise.resolve(),
     ready: () => Promise.resolve(),
     eventFeed: feed,
+    ...(options.simulatedProvider ? { simulatedProvider: true } : {}),
     limits: {
       requestsPerMinute: 100_000,
       authFailuresPerMinute: 100_000,
