@@ -304,8 +304,8 @@ export const migrations: Record<string, Migration> = {
   },
   '0015_list_and_lookup_indexes': {
     async up(db: Kysely<unknown>) {
-      // Each serves the query named beside it (db/stores/); the events' (gitspace_id, seq) key, the operations'
-      // (gitspace_id, created_at) and the cli_authorizations' expires_at indexes already serve theirs.
+      // Each serves the query named beside it (db/stores/); the events' (gitspace_id, seq) key and the
+      // cli_authorizations' expires_at index already serve theirs.
       const indexes: [name: string, table: string, columns: string, where?: string][] = [
         // GET /gitspaces as the admin (pageGitspaces): newest first, read backwards from a cursor.
         ['gitspaces_created', 'gitspaces', 'created_at, id'],
@@ -315,6 +315,9 @@ export const migrations: Record<string, Migration> = {
         ['gitspaces_state_created', 'gitspaces', 'state, created_at, id'],
         // Whether a machine is still used by a gitspace (deleteMachine).
         ['gitspaces_machine', 'gitspaces', 'machine_id'],
+        // A gitspace's latest operation, in the order it is picked (latestOperations, the lateral join of
+        // pageGitspaces, latestStart, runningStarts, pruning's later operations): no sort after the index.
+        ['operations_gitspace_latest', 'operations', 'gitspace_id, created_at desc, id desc'],
         // Finished operations past their retention (pruneRecords, db/stores/pruning.ts).
         ['operations_finished', 'operations', 'finished_at', "status <> 'running'"],
         // Idempotency keys past their retention (pruneRecords).

@@ -9,6 +9,7 @@ import type { Database } from './schema';
 import { createStore, hashToken, type Store } from './store';
 import { createAutoStopStore } from './stores/auto-stop';
 import { createCliAuthorizationStore } from './stores/cli-authorizations';
+import { createPruningStore } from './stores/pruning';
 import { createEventStore } from './stores/events';
 import { createSshKeyStore } from './stores/ssh-keys';
 import { createGitspaceStore } from './stores/gitspaces';
@@ -201,6 +202,12 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
       ['gs-ops', 'stop', 'run-3'],
       ['gs-ops-2', 'start', 'run-5'],
     ]);
+    // A page of gitspaces brings the same latest operation of each of its rows.
+    const page = await store.pageGitspaces({ limit: 200 });
+    expect([...page.latestOperations.values()].filter((op) => op.gitspaceId.startsWith('gs-ops'))).toEqual(
+      [...both.values()].sort((a, b) => b.gitspaceId.localeCompare(a.gitspaceId)),
+    );
+    expect(page.rows.filter((row) => !page.latestOperations.has(row.id)).length).toBeGreaterThan(0);
   });
 
   it('remembers when an orphan machine was first seen, forgets it when gone, and adds up reconciliation totals', async () => {
@@ -369,6 +376,7 @@ describe('createStore', () => {
       createSshKeyStore,
       createAutoStopStore,
       createCliAuthorizationStore,
+      createPruningStore,
     ].map((createPart) => Object.keys(createPart(db)));
     const names = parts.flat();
     expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);

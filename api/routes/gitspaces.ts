@@ -119,14 +119,18 @@ export const gitspaceRoutes = [
     response: GitspacePage,
     handle: async ({ req, query, services }) => {
       const user = userOf(req);
-      const { rows, next } = await services.store.pageGitspaces({
-        ...(user.role === 'admin' ? {} : { ownerId: user.id }),
-        ...(query.state ? { states: query.state } : {}),
-        ...(query.cursor ? { after: decodePageCursor(query.cursor) } : {}),
-        limit: query.limit ?? DEFAULT_PAGE_SIZE,
-      });
+      // Side by side: the page with each row's latest operation, and the infrastructures (their auto-stop defaults).
+      const [{ rows, latestOperations, next }, infrastructures] = await Promise.all([
+        services.store.pageGitspaces({
+          ...(user.role === 'admin' ? {} : { ownerId: user.id }),
+          ...(query.state ? { states: query.state } : {}),
+          ...(query.cursor ? { after: decodePageCursor(query.cursor) } : {}),
+          limit: query.limit ?? DEFAULT_PAGE_SIZE,
+        }),
+        services.store.listInfrastructures(),
+      ]);
       return {
-        items: await presentGitspaces(services.store, rows),
+        items: await presentGitspaces(services.store, rows, { latestOperations, infrastructures }),
         ...(next ? { nextCursor: encodePageCursor(next) } : {}),
       };
     },

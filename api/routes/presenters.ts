@@ -94,14 +94,18 @@ export function presentOperation(row: OperationRow) {
   };
 }
 
-/** Gitspaces with their latest operation each, read in one query. */
+/**
+ * Gitspaces with their latest operation each, read in one query unless `known` has them already (a page of
+ * gitspaces reads them with its rows), and with their effective auto-stop from their infrastructures.
+ */
 export async function presentGitspaces(
   store: Pick<Store, 'latestOperations'> & Partial<Pick<Store, 'listInfrastructures'>>,
   rows: GitspaceRow[],
+  known: { latestOperations?: Map<string, OperationRow>; infrastructures?: InfrastructureRow[] } = {},
 ) {
   const [operations, infrastructures] = await Promise.all([
-    store.latestOperations(rows.map((r) => r.id)),
-    rows.length > 0 ? store.listInfrastructures?.() : undefined,
+    known.latestOperations ?? store.latestOperations(rows.map((r) => r.id)),
+    known.infrastructures ?? (rows.length > 0 ? store.listInfrastructures?.() : undefined),
   ]);
   // Without the infrastructures (the change feed reads less), the effective auto-stop is left out.
   const byId = infrastructures && new Map(infrastructures.map((infrastructure) => [infrastructure.id, infrastructure]));

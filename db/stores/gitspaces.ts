@@ -2,7 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError, QuotaReachedError } from '../../common/errors';
 import type { Actor, GitspaceState } from '../../contracts/lifecycle';
 import type { Db } from '../connect';
-import type { Database, GitspaceRow, NewGitspace } from '../schema';
+import type { Database, GitspaceRow, NewGitspace, OperationRow } from '../schema';
 import { appendEvent, lockGitspace } from './events';
 
 export interface StateChange {
@@ -93,39 +93,91 @@ export function createGitspaceStore(db: Db) {
      * A page of gitspaces, newest first: by creation time, then id, both descending, from just after `after` (a
      * position a page before gave out). Keyset paging: a row added between two pages does not shift the next one, so
      * the pages cover each row that existed when paging began exactly once. `next` is the position after the last row,
-     * when there are more.
+     * when there are more. Each row's latest operation comes in the same statement (what the list shows of it), read
+     * from the end of the operations' (gitspace_id, created_at) index.
      */
     async pageGitspaces(filter: {
       ownerId?: string;
       states?: readonly GitspaceState[];
       after?: GitspacePosition;
       limit: number;
-    }): Promise<{ rows: GitspaceRow[]; next?: GitspacePosition }> {
+    }): Promise<{ rows: GitspaceRow[]; latestOperations: Map<string, OperationRow>; next?: GitspacePosition }> {
       let query = db
-        .selectFrom('gitspaces')
-        .selectAll()
+        .selectFrom('gitspaces as g')
+        .leftJoinLateral(
+          (eb) =>
+            eb
+              .selectFrom('operations')
+              .selectAll()
+              .whereRef('operations.gitspaceId', '=', 'g.id')
+              .orderBy('operations.createdAt', 'desc')
+              .orderBy('operations.id', 'desc')
+              .limit(1)
+              .as('o'),
+          (join) => join.onTrue(),
+        )
+        .selectAll('g')
+        .select([
+          'o.id as operationId',
+          'o.action as operationAction',
+          'o.workflowId as operationWorkflowId',
+          'o.runId as operationRunId',
+          'o.status as operationStatus',
+          'o.step as operationStep',
+          'o.createdAt as operationCreatedAt',
+          'o.finishedAt as operationFinishedAt',
+        ])
         // Microseconds since the epoch, exact: a Date would round the position to milliseconds.
-        .select(sql<string>`(extract(epoch from created_at) * 1000000)::bigint::text`.as('position'));
-      if (filter.ownerId) query = query.where('ownerId', '=', filter.ownerId);
-      if (filter.states) query = query.where('state', 'in', filter.states);
+        .select(sql<string>`(extract(epoch from g.created_at) * 1000000)::bigint::text`.as('position'));
+      if (filter.ownerId) query = query.where('g.ownerId', '=', filter.ownerId);
+      if (filter.states) query = query.where('g.state', 'in', filter.states);
       if (filter.after) {
         const { createdAtMicros, id } = filter.after;
         query = query.where(({ eb, refTuple, tuple }) =>
           eb(
-            refTuple('createdAt', 'id'),
+            refTuple('g.createdAt', 'g.id'),
             '<',
             tuple(sql<Date>`timestamptz 'epoch' + ${createdAtMicros}::bigint * interval '1 microsecond'`, id),
           ),
         );
       }
       const found = await query
-        .orderBy('createdAt', 'desc')
-        .orderBy('id', 'desc')
+        .orderBy('g.createdAt', 'desc')
+        .orderBy('g.id', 'desc')
         .limit(filter.limit + 1)
         .execute();
-      const rows = found.slice(0, filter.limit).map(({ position: _position, ...row }) => row);
+      const rows: GitspaceRow[] = [];
+      const latestOperations = new Map<string, OperationRow>();
+      for (const entry of found.slice(0, filter.limit)) {
+        const {
+          position: _position,
+          operationId,
+          operationAction,
+          operationWorkflowId,
+          operationRunId,
+          operationStatus,
+          operationStep,
+          operationCreatedAt,
+          operationFinishedAt,
+          ...row
+        } = entry;
+        rows.push(row);
+        if (operationId !== null) {
+          latestOperations.set(row.id, {
+            id: operationId,
+            gitspaceId: row.id,
+            action: operationAction!,
+            workflowId: operationWorkflowId!,
+            runId: operationRunId!,
+            status: operationStatus!,
+            step: operationStep,
+            createdAt: operationCreatedAt!,
+            finishedAt: operationFinishedAt,
+          });
+        }
+      }
       const last = found.length > filter.limit ? found[filter.limit - 1] : undefined;
-      return { rows, ...(last ? { next: { createdAtMicros: last.position, id: last.id } } : {}) };
+      return { rows, latestOperations, ...(last ? { next: { createdAtMicros: last.position, id: last.id } } : {}) };
     },
 
     async listGitspaces(filter: {
