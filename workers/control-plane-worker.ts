@@ -70,6 +70,9 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
     taskQueue: options.taskQueue ?? CONTROL_PLANE_TASK_QUEUE,
     workflowBundle: options.workflowBundle,
     activities: { ...createControlPlaneActivities(options), ...createPruningActivities(options) },
+    // Pollers scale with the backlog (the SDK's autoscaling) instead of a fixed handful, for bursts of creates.
+    workflowTaskPollerBehavior: { type: 'autoscaling' },
+    activityTaskPollerBehavior: { type: 'autoscaling' },
     workerDeploymentOptions: {
       version,
       useWorkerVersioning: true,

@@ -16,6 +16,9 @@ export interface RunnerWorkerOptions extends InfrastructureActivityDeps {
   activityInterceptors?: ActivityInterceptorsFactory[];
 }
 
+/** Infrastructure steps one runner runs at once. */
+const RUNNER_ACTIVITY_SLOTS = 1000;
+
 /**
  * The runner (delegate + VM runner): polls only its infrastructure's task queue and runs the infrastructure
  * activities. It connects out to Temporal and to nothing in the control plane.
@@ -31,6 +34,10 @@ export function createRunnerWorker(options: RunnerWorkerOptions): Promise<Worker
       contractVersion: options.contractVersion ?? RUNNER_CONTRACT_VERSION,
     }),
     activities: createInfrastructureActivities(options),
+    // A start's steps mostly wait (for a cloud, a booting machine, an agent): a slot is a pending promise, so hundreds
+    // of gitspaces starting at once each hold one instead of queueing behind the SDK's default hundred.
+    maxConcurrentActivityTaskExecutions: RUNNER_ACTIVITY_SLOTS,
+    activityTaskPollerBehavior: { type: 'autoscaling' },
     ...(options.activityInterceptors ? { interceptors: { activity: options.activityInterceptors } } : {}),
   });
 }
