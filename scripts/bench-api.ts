@@ -4,6 +4,7 @@
  * loopback, without Temporal: the records are written through the store, each with a created event and a finished
  * operation, in a mix of states. Three reads, each BENCH_REQUESTS times by BENCH_CLIENTS clients at once, as the
  * admin (who sees every record): the first page, the first page of one state, and a deep page (a cursor near the end).
+ * The clients run in a worker thread beside the API's.
  *
  * Database: a fresh database on the PostgreSQL server of GITSPACES_BENCH_DATABASE_URL (dropped afterwards), else
  * PGlite in memory. Env: BENCH_GITSPACES (2000), BENCH_CLIENTS (20), BENCH_REQUESTS (1000 per read), BENCH_PAGE_SIZE
@@ -11,6 +12,8 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import { sql } from 'kysely';
 import pg from 'pg';
 import type { AccessTokenIssuer } from '../api/access-tokens';
 import { createApp } from '../api/app';
@@ -47,6 +50,8 @@ async function main(): Promise<number> {
   await ensureEmbeddedDefaults(store, 'http://127.0.0.1:1', silentLogger);
   const seeding = Date.now();
   await seed(store);
+  // The statistics autovacuum would have gathered by now in a database that grew over time.
+  await sql`analyze`.execute(db);
   process.stdout.write(
     `seeded ${GITSPACES} gitspaces (${OWNERS} owners) on ${database.name} in ${Date.now() - seeding} ms\n`,
   );
@@ -67,8 +72,9 @@ async function main(): Promise<number> {
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/gitspaces`;
   const limit = PAGE_SIZE ? `limit=${PAGE_SIZE}` : '';
+  const urlOf = (query: string) => `${base}?${[limit, query].filter(Boolean).join('&')}`;
   const get = async (query: string) => {
-    const response = await fetch(`${base}?${[limit, query].filter(Boolean).join('&')}`, {
+    const response = await fetch(urlOf(query), {
       headers: { authorization: `Bearer ${adminToken}` },
     });
     const body = (await response.json()) as { items: unknown[]; nextCursor?: string };
@@ -88,7 +94,7 @@ async function main(): Promise<number> {
     for (const read of reads) {
       await get(read.query); // warm
       const started = Date.now();
-      const times = await measure(() => get(read.query));
+      const times = await measure(urlOf(read.query), adminToken);
       const [p50, p95, p99] = [0.5, 0.95, 0.99].map((p) => nearestRank(times, p)) as [number, number, number];
       const perSecond = Math.round((times.length * 1000) / (Date.now() - started));
       if (p95 > GOAL_P95_MS) code = 1;
@@ -187,21 +193,38 @@ async function cursorNearTheEnd(get: (query: string) => Promise<{ nextCursor?: s
   return cursor;
 }
 
-/** Runs `request` REQUESTS times from CLIENTS loops at once; each request's duration in milliseconds. */
-async function measure(request: () => Promise<unknown>): Promise<number[]> {
-  const times: number[] = [];
-  let remaining = REQUESTS;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (remaining-- > 0) {
-        const started = performance.now();
-        await request();
-        times.push(performance.now() - started);
-      }
-    }),
-  );
-  return times;
+/**
+ * The clients: CLIENTS loops at once sending REQUESTS GETs of `url` in all, from a worker thread, so reading the
+ * answers does not take the API's own thread as it would in one process. Each request's duration in milliseconds.
+ */
+function measure(url: string, token: string): Promise<number[]> {
+  const worker = new Worker(CLIENTS_SOURCE, {
+    eval: true,
+    workerData: { url, token, clients: CLIENTS, requests: REQUESTS },
+  });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (times: number[]) => resolve(times));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the clients' thread ended with ${code}`)));
+  });
 }
+
+const CLIENTS_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { url, token, clients, requests } = workerData;
+let remaining = requests;
+const times = [];
+async function client() {
+  while (remaining-- > 0) {
+    const started = performance.now();
+    const response = await fetch(url, { headers: { authorization: 'Bearer ' + token } });
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(url + ' answered ' + response.status);
+    times.push(performance.now() - started);
+  }
+}
+Promise.all(Array.from({ length: clients }, client)).then(() => parentPort.postMessage(times));
+`;
 
 /** The nearest-rank percentile `p` (0 to 1) of `values`. */
 function nearestRank(values: number[], p: number): number | undefined {

@@ -102,8 +102,32 @@ export function createGitspaceStore(db: Db) {
       after?: GitspacePosition;
       limit: number;
     }): Promise<{ rows: GitspaceRow[]; latestOperations: Map<string, OperationRow>; next?: GitspacePosition }> {
-      let query = db
-        .selectFrom('gitspaces as g')
+      let page = db
+        .selectFrom('gitspaces')
+        .selectAll()
+        // Microseconds since the epoch, exact: a Date would round the position to milliseconds.
+        .select(sql<string>`(extract(epoch from created_at) * 1000000)::bigint::text`.as('position'));
+      if (filter.ownerId) page = page.where('ownerId', '=', filter.ownerId);
+      if (filter.states) page = page.where('state', 'in', filter.states);
+      if (filter.after) {
+        const { createdAtMicros, id } = filter.after;
+        page = page.where(({ eb, refTuple, tuple }) =>
+          eb(
+            refTuple('createdAt', 'id'),
+            '<',
+            tuple(sql<Date>`timestamptz 'epoch' + ${createdAtMicros}::bigint * interval '1 microsecond'`, id),
+          ),
+        );
+      }
+      // The page first, then the latest operation of its rows only, whatever plan the page gets.
+      const found = await db
+        .selectFrom(
+          page
+            .orderBy('createdAt', 'desc')
+            .orderBy('id', 'desc')
+            .limit(filter.limit + 1)
+            .as('g'),
+        )
         .leftJoinLateral(
           (eb) =>
             eb
@@ -127,24 +151,8 @@ export function createGitspaceStore(db: Db) {
           'o.createdAt as operationCreatedAt',
           'o.finishedAt as operationFinishedAt',
         ])
-        // Microseconds since the epoch, exact: a Date would round the position to milliseconds.
-        .select(sql<string>`(extract(epoch from g.created_at) * 1000000)::bigint::text`.as('position'));
-      if (filter.ownerId) query = query.where('g.ownerId', '=', filter.ownerId);
-      if (filter.states) query = query.where('g.state', 'in', filter.states);
-      if (filter.after) {
-        const { createdAtMicros, id } = filter.after;
-        query = query.where(({ eb, refTuple, tuple }) =>
-          eb(
-            refTuple('g.createdAt', 'g.id'),
-            '<',
-            tuple(sql<Date>`timestamptz 'epoch' + ${createdAtMicros}::bigint * interval '1 microsecond'`, id),
-          ),
-        );
-      }
-      const found = await query
         .orderBy('g.createdAt', 'desc')
         .orderBy('g.id', 'desc')
-        .limit(filter.limit + 1)
         .execute();
       const rows: GitspaceRow[] = [];
       const latestOperations = new Map<string, OperationRow>();
