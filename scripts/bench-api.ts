@@ -92,9 +92,9 @@ async function main(): Promise<number> {
     ];
     const rows: string[][] = [];
     for (const read of reads) {
-      await get(read.query); // warm
+      await measure(urlOf(read.query), adminToken, CLIENTS * 5); // warm: connections, plans, the JIT
       const started = Date.now();
-      const times = await measure(urlOf(read.query), adminToken);
+      const times = await measure(urlOf(read.query), adminToken, REQUESTS);
       const [p50, p95, p99] = [0.5, 0.95, 0.99].map((p) => nearestRank(times, p)) as [number, number, number];
       const perSecond = Math.round((times.length * 1000) / (Date.now() - started));
       if (p95 > GOAL_P95_MS) code = 1;
@@ -194,14 +194,11 @@ async function cursorNearTheEnd(get: (query: string) => Promise<{ nextCursor?: s
 }
 
 /**
- * The clients: CLIENTS loops at once sending REQUESTS GETs of `url` in all, from a worker thread, so reading the
+ * The clients: CLIENTS loops at once sending `requests` GETs of `url` in all, from a worker thread, so reading the
  * answers does not take the API's own thread as it would in one process. Each request's duration in milliseconds.
  */
-function measure(url: string, token: string): Promise<number[]> {
-  const worker = new Worker(CLIENTS_SOURCE, {
-    eval: true,
-    workerData: { url, token, clients: CLIENTS, requests: REQUESTS },
-  });
+function measure(url: string, token: string, requests: number): Promise<number[]> {
+  const worker = new Worker(CLIENTS_SOURCE, { eval: true, workerData: { url, token, clients: CLIENTS, requests } });
   return new Promise((resolve, reject) => {
     worker.once('message', (times: number[]) => resolve(times));
     worker.once('error', reject);
