@@ -57,6 +57,11 @@ interface Options {
   sweep: number[];
   timeoutMs: number;
   json: boolean;
+  /**
+   * The dev server keeps its state in memory: its SQLite file (npm start's) is a limit of its own, about half the
+   * starts per second here, that a production Temporal's database is not.
+   */
+  temporalInMemory: boolean;
 }
 
 /** The infrastructure and catalogue machine the benchmark's gitspaces run on. */
@@ -81,6 +86,9 @@ interface RssSample {
   parts: Record<'api' | 'runner' | 'gateway' | 'temporal', number | undefined>;
   agents: number[];
 }
+
+/** CPU seconds (user + system, all threads) each part used, and this benchmark's own process. */
+type CpuSample = Record<'api' | 'runner' | 'gateway' | 'temporal' | 'benchmark', number | undefined>;
 
 /** What the benchmark reads of a gitspace as the API presents it. */
 interface GitspaceView {
@@ -140,6 +148,7 @@ async function main(): Promise<number> {
       logger,
       adminToken,
       gatewayAdminToken: randomBytes(24).toString('base64url'),
+      temporalInMemory: options.temporalInMemory,
       extra: {
         // The benchmark's own polling and its burst of creates are not what the API's per-user limits are for.
         GITSPACES_API_RATE_LIMIT_PER_MINUTE: '1000000',
@@ -204,6 +213,7 @@ async function main(): Promise<number> {
     const figures: Figures = {
       machine: { cpus: os.cpus().length, loadAverageBefore: loadAverage },
       provider: options.provider === SIMULATED_PROVIDER ? `simulated, ${options.bootSeconds} s boot` : 'local',
+      temporalStore: options.temporalInMemory ? 'in memory' : 'SQLite file',
       apiReadyAfterTemporalSeconds: apiReadySeconds,
       warmUp: { runningMs: warmUp.runningMs, stopMs: warmUp.stopMs, deleteMs: warmUp.deleteMs },
       sequential: {
@@ -245,6 +255,7 @@ function readOptions(): Options {
       sweep: { type: 'string' },
       timeout: { type: 'string', default: '300' },
       json: { type: 'boolean', default: false },
+      'temporal-in-memory': { type: 'boolean', default: false },
     },
   });
   const options: Options = {
@@ -254,6 +265,7 @@ function readOptions(): Options {
     sweep: (values.sweep ?? values.concurrent ?? '50').split(',').map(Number),
     timeoutMs: Number(values.timeout) * 1000,
     json: values.json,
+    temporalInMemory: values['temporal-in-memory'],
   };
   if (
     !['local', SIMULATED_PROVIDER].includes(options.provider) ||
@@ -266,7 +278,7 @@ function readOptions(): Options {
   ) {
     process.stderr.write(
       'usage: npm run bench:lifecycle -- [--provider local|simulated] [--boot-seconds S] [--sequential N] ' +
-        '[--concurrent N | --sweep N,N,...] [--timeout S] [--json]\n',
+        '[--concurrent N | --sweep N,N,...] [--timeout S] [--temporal-in-memory] [--json]\n',
     );
     process.exit(2);
   }
@@ -401,6 +413,8 @@ interface SweepLevel {
   stuck: string[];
   deleteFailures: string[];
   rss: { before: RssSample; peak: RssSample; after: RssSample };
+  /** CPU seconds each process used from the creates until all were running: where the orchestration's time goes. */
+  cpu: CpuSample;
   /** The start whose time to running was the level's median, from its history. */
   breakdown?: StartBreakdown;
 }
@@ -414,7 +428,15 @@ async function sweepLevel(
   options: Options,
 ): Promise<SweepLevel> {
   const before = await sampleRss(stack, stack.machinesRoot, []);
+  const cpuBefore = await sampleCpu(stack);
   const { gitspaces, postFailures, errored, stuck } = await concurrentStarts(api, createBody, count, options);
+  const cpuAfter = await sampleCpu(stack);
+  const cpu = Object.fromEntries(
+    Object.entries(cpuAfter).map(([name, after]) => {
+      const from = cpuBefore[name as keyof CpuSample];
+      return [name, after === undefined || from === undefined ? undefined : after - from];
+    }),
+  ) as CpuSample;
   const running = gitspaces.filter((g) => g.runningMs !== undefined);
   // Simulated machines have no agent process: nothing to look for in /proc.
   const peak = await sampleRss(stack, stack.machinesRoot, options.provider === 'local' ? running.map((g) => g.id) : []);
@@ -437,6 +459,7 @@ async function sweepLevel(
     stuck,
     deleteFailures,
     rss: { before, peak, after: await sampleRss(stack, stack.machinesRoot, []) },
+    cpu,
     ...(breakdown ? { breakdown } : {}),
   };
 }
@@ -555,6 +578,30 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
   return kb === undefined ? undefined : Number(kb) / 1024;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's times: USER_HZ, 100 on every Linux this runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** utime + stime of /proc/<pid>/stat in seconds; undefined once the process is gone. */
+async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SECOND : undefined;
+}
+
+async function sampleCpu(stack: LoopbackStack): Promise<CpuSample> {
+  const own = process.cpuUsage();
+  return {
+    api: await cpuSeconds(stack.parts.api.pid),
+    runner: await cpuSeconds(stack.parts.runner.pid),
+    gateway: await cpuSeconds(stack.parts.gateway.pid),
+    temporal: await cpuSeconds(stack.temporal.process.pid),
+    benchmark: (own.user + own.system) / 1e6,
+  };
 }
 
 /** The parts by the pids this run started, and the agents of these gitspaces as the local provider finds them. */
@@ -701,6 +748,8 @@ interface Figures {
   machine: { cpus: number; loadAverageBefore: number[] };
   /** `local`, or `simulated, 2 s boot`. */
   provider: string;
+  /** Where the dev server kept its state (--temporal-in-memory). */
+  temporalStore: string;
   apiReadyAfterTemporalSeconds: number;
   warmUp: { runningMs?: number; stopMs?: number; deleteMs?: number };
   sequential: { count: number; runningMs: Percentiles; stopMs: Percentiles; deleteMs: Percentiles };
@@ -795,7 +844,8 @@ function printReport(f: Figures): void {
   }
   const out: string[] = [];
   out.push(
-    `\nLifecycle benchmark (issue 16) — provider ${f.provider}; ${f.machine.cpus} CPUs, load average ` +
+    `\nLifecycle benchmark (issue 16) — provider ${f.provider}; Temporal dev server: ${f.temporalStore}; ` +
+      `${f.machine.cpus} CPUs, load average ` +
       `${f.machine.loadAverageBefore.join(' ')} before; API ready ${f.apiReadyAfterTemporalSeconds.toFixed(1)} s after ` +
       `Temporal; warm-up start ${s(f.warmUp.runningMs)} s (not counted)\n`,
   );
@@ -828,6 +878,25 @@ function printReport(f: Figures): void {
   out.push(
     table(['process', 'before', ...f.sweep.map((level) => `${level.count} running → deleted`), 'at the end'], rssRows),
   );
+
+  if (f.sweep.length > 0) {
+    const names = ['api', 'runner', 'gateway', 'temporal', 'benchmark'] as const;
+    out.push(`\nCPU seconds of every process from the creates until all were running (ms per start)\n`);
+    out.push(
+      table(
+        ['process', ...f.sweep.map((level) => `${level.count} at once`)],
+        names.map((name) => [
+          name === 'benchmark' ? 'benchmark (its clients and polls)' : name,
+          ...f.sweep.map((level) => {
+            const seconds = level.cpu[name];
+            return seconds === undefined
+              ? '–'
+              : `${seconds.toFixed(1)} (${((seconds * 1000) / level.count).toFixed(0)})`;
+          }),
+        ]),
+      ),
+    );
+  }
 
   if (f.breakdown) out.push(breakdownText(f.breakdown, 'the sequential median'));
   for (const level of f.sweep) {

@@ -124,6 +124,8 @@ export async function startLoopbackStack(options: {
   gatewayAdminToken: string;
   extra?: NodeJS.ProcessEnv;
   output?: (line: string) => void;
+  /** The dev server keeps its state in memory, not in a SQLite file (restartTemporal then starts it empty). */
+  temporalInMemory?: boolean;
 }): Promise<LoopbackStack> {
   const { logger } = options;
   const ports = await freeLoopbackPorts(['api', 'gateway', 'admin', 'temporal']);
@@ -140,7 +142,7 @@ export async function startLoopbackStack(options: {
       host: '127.0.0.1',
       port: ports.temporal,
       namespace: 'default',
-      dbFile: path.join(dataDir, 'temporal.sqlite'),
+      ...(options.temporalInMemory ? {} : { dbFile: path.join(dataDir, 'temporal.sqlite') }),
       logger,
       onOutput: () => undefined,
     });
