@@ -488,7 +488,9 @@ async function concurrentStarts(
         const postMs = Date.now() - before;
         return { id: created.gitspace.id, name, startRunId: created.operation?.runId ?? '', postMs };
       } catch (error) {
-        postFailures.push(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+        // fetch says only "fetch failed": the reason (a connect timeout, a reset) is its cause.
+        const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+        postFailures.push(`${name}: ${error instanceof Error ? error.message : String(error)}${cause}`);
         return undefined;
       }
     }),
