@@ -185,6 +185,34 @@ describe('local provider', () => {
     }
   });
 
+  it('ends at a stop everything the gitspace runs, also what left the agent’s process group', async () => {
+    const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
+    await provider.create(machine('gs-strays'), options());
+    const [agent] = await agentProcessesIn(localMachinePaths(root, 'gs-strays').dir);
+    // As a server started over SSH is: in the sandbox, as the gitspace's user, in a session of its own.
+    const marker = `${30_000 + Math.floor(Math.random() * 1000)}`;
+    const enter = isRoot
+      ? ['nsenter', `--target=${agent!.pid}`, '--pid', '--mount', `--setuid=${agent!.uid}`, `--setgid=${agent!.uid}`]
+      : ['nsenter', `--target=${agent!.pid}`, '--pid', '--mount', '--user', '--preserve-credentials'];
+    await new Promise<void>((resolve, reject) =>
+      spawn(enter[0]!, [...enter.slice(1), '--', 'setsid', '-f', 'sleep', marker], { stdio: 'ignore' })
+        .once('error', reject)
+        .once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`nsenter exited ${code}`)))),
+    );
+    const strays = async () => {
+      const found: number[] = [];
+      for (const entry of await readdir('/proc')) {
+        const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline === `sleep\0${marker}\0`) found.push(Number(entry));
+      }
+      return found;
+    };
+    await waitUntil(async () => (await strays()).length === 1);
+    await provider.stop('gs-strays', options());
+    expect(await strays()).toEqual([]);
+    await provider.delete('gs-strays', options());
+  });
+
   it('stops the agent but keeps the workspace; stopping or deleting what is gone succeeds', async () => {
     const provider = createLocalProvider({ rootDir: root, logger: silentLogger, sandbox });
     await provider.create(machine('gs-stop'), options());

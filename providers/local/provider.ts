@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, closeSync, constants, openSync, realpathSync, statSync } from 'node:fs';
-import { chmod, chown, cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, readFile, readdir, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../common/logger';
 import { findExecutable } from '../../common/executable';
@@ -306,13 +306,28 @@ export function createLocalProvider(options: LocalProviderOptions): Provider {
     while (await isSameProcess(pid, startTicks)) await sleep(20);
   };
 
-  /** Stops the recorded agent and any unrecorded one of the same machine (left by a runner that died). */
+  /**
+   * Stops the recorded agent and any unrecorded one of the same machine (left by a runner that died), then everything
+   * else the gitspace still runs: a background job or a server started over SSH lives in a session of its own, which
+   * the agent's process group does not reach, and would keep running (on the host's network) after the stop.
+   */
   const killAgent = async (record: MachineRecord): Promise<void> => {
     const agents: { pid: number; startTicks: string }[] = await agentsOf(record);
     if (record.agent && !agents.some((a) => a.pid === record.agent?.pid)) agents.push(record.agent);
+    // The sandbox's pid namespace, read while its agent still runs.
+    const namespaces = new Set(
+      (await Promise.all(agents.map((a) => pidNamespaceOf(a.pid)))).filter((ns): ns is string => ns !== undefined),
+    );
     for (const agent of agents) await killProcess(agent.pid, agent.startTicks);
-    if (agents.length > 0)
-      logger.info('local agent stopped', { gitspaceId: record.gitspaceId, pids: agents.map((a) => a.pid) });
+    const left = await gitspaceProcesses(record.uid, namespaces);
+    await Promise.all(left.map((stray) => killProcess(stray.pid, stray.startTicks)));
+    if (agents.length + left.length > 0) {
+      logger.info('local agent stopped', {
+        gitspaceId: record.gitspaceId,
+        pids: agents.map((a) => a.pid),
+        ...(left.length > 0 ? { othersStopped: left.map((p) => p.pid) } : {}),
+      });
+    }
   };
 
   return {
@@ -578,6 +593,33 @@ export async function agentProcessesIn(dir: string): Promise<AgentProcess[]> {
     if (startTicks !== null && Number.isInteger(port)) {
       found.push({ pid: Number(entry), port, startTicks, uid, ...(instance ? { instance } : {}) });
     }
+  }
+  return found;
+}
+
+/** The pid namespace of a process (`pid:[inode]`); undefined once it is gone. */
+async function pidNamespaceOf(pid: number): Promise<string | undefined> {
+  return readlink(`/proc/${pid}/ns/pid`).catch(() => undefined);
+}
+
+/**
+ * The processes of one gitspace still running on the host: every process of its own user id (given only to it), and
+ * every process in its sandbox's pid namespace. Never this runner's: its namespace is not one a sandbox gets.
+ */
+async function gitspaceProcesses(
+  uid: number | undefined,
+  namespaces: Set<string>,
+): Promise<{ pid: number; startTicks: string }[]> {
+  namespaces.delete((await pidNamespaceOf(process.pid)) ?? '');
+  if (uid === undefined && namespaces.size === 0) return [];
+  const found: { pid: number; startTicks: string }[] = [];
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+    const owned = uid !== undefined && Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1) === uid;
+    if (!owned && !namespaces.has((await pidNamespaceOf(Number(entry))) ?? '')) continue;
+    const startTicks = await processStartTicks(Number(entry));
+    if (startTicks !== null) found.push({ pid: Number(entry), startTicks });
   }
   return found;
 }
