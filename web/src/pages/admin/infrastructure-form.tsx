@@ -23,6 +23,8 @@ const CONFIG_EXAMPLES: Record<ProviderName, Record<string, unknown>> = {
     securityGroupIds: ['sg-0123456789abcdef0'],
     amiLookup: { owners: ['136693071363'], namePattern: 'debian-12-amd64-*' },
   },
+  // Not offered here (benchmarks only), but an existing one can be edited.
+  simulated: { bootSeconds: 2 },
 };
 
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
