@@ -3,6 +3,7 @@ import { silentLogger } from '../common/logger';
 import { openDatabase, type Db } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import { createPruningActivities, DEFAULT_RETENTION } from './pruning';
+import { seedStore } from '../test/support/databases';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -17,18 +18,7 @@ describe('pruning activities', () => {
   beforeAll(async () => {
     db = await openDatabase({ kind: 'pglite' });
     store = createStore(db);
-    ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    ({ ownerId } = await seedStore(store));
   });
   afterAll(async () => {
     await db?.destroy();

@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
-import { testDatabases } from '../test/support/databases';
+import { seedStore, testDatabases } from '../test/support/databases';
 import { migrate, openDatabase, type Db } from './connect';
 import { migrationProvider, migrations } from './migrations';
 import type { Database } from './schema';
@@ -17,18 +17,7 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
   beforeAll(async () => {
     db = await openDatabase(await location());
     store = createStore(db);
-    ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    ({ ownerId } = await seedStore(store));
   });
   afterAll(async () => {
     await db?.destroy();

@@ -1,5 +1,5 @@
 import { CompiledQuery, createQueryId, sql, type KyselyPlugin, type RootOperationNode } from 'kysely';
-import { testDatabases } from '../test/support/databases';
+import { seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import { createStore, type Store } from './store';
 
@@ -25,18 +25,7 @@ describe.each(testDatabases())('query plans on %s', (_name, location) => {
       transformResult: async ({ result }) => result,
     };
     store = createStore(db.withPlugin(capture));
-    ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    ({ ownerId } = await seedStore(store));
     for (let i = 0; i < 60; i++) {
       const id = `gs-${i.toString().padStart(3, '0')}`;
       await store.createGitspace({

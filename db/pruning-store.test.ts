@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { testDatabases } from '../test/support/databases';
+import { seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import type { OperationsTable } from './schema';
 import { createStore, type Store } from './store';
@@ -18,18 +18,7 @@ describe.each(testDatabases())('pruning on %s', (_name, location) => {
   beforeAll(async () => {
     db = await openDatabase(await location());
     store = createStore(db);
-    ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    ({ ownerId } = await seedStore(store));
   });
   afterAll(async () => {
     await db?.destroy();

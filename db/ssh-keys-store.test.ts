@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
-import { testDatabases } from '../test/support/databases';
+import { seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import { createStore, type Store } from './store';
 
@@ -87,18 +87,7 @@ describe.each(testDatabases())('SSH keys on %s', (_name, location) => {
   });
 
   it('gives each gitspace a host key that is null until its agent publishes one', async () => {
-    const owner = await newUser('gus');
-    await store.createInfrastructure({ id: 'inf', name: 'inf', provider: 'local', config: {}, gatewayUrl: 'http://x' });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    const { ownerId: owner } = await seedStore(store);
     const { gitspace } = await store.createGitspace({
       id: 'gs-hostkey',
       name: 'hostkey',

@@ -22,7 +22,7 @@ import { createReconciliationStore } from './stores/reconciliation';
 import { createSessionStore } from './stores/sessions';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
-import { testDatabases } from '../test/support/databases';
+import { seedStore, testDatabases } from '../test/support/databases';
 
 describe.each(testDatabases())('control-plane store on %s', (_name, location) => {
   let db: Db;
@@ -33,24 +33,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   beforeAll(async () => {
     db = await openDatabase(await location());
     store = createStore(db);
-    ownerId = (await store.createUser('owner', 'member')).user.id;
-    await store.createInfrastructure({
-      id: 'inf',
-      name: 'inf',
-      provider: 'local',
-      config: {},
-      gatewayUrl: 'http://127.0.0.1:1',
-    });
-    await store.createMachine({
-      id: 'inf-m',
-      infrastructureId: 'inf',
-      name: 'm',
-      machineType: 'local',
-      diskSizeGb: 10,
-      region: null,
-      zone: null,
-      image: null,
-    });
+    ({ ownerId } = await seedStore(store));
   });
   afterAll(async () => {
     await db?.destroy();

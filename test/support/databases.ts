@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import type { DatabaseLocation } from '../../db/connect';
+import type { Store } from '../../db/store';
 
 /**
  * The databases the database tests run on: PGlite always, and the real PostgreSQL server named by
@@ -26,4 +27,30 @@ async function freshPostgresDatabase(url: string): Promise<DatabaseLocation> {
   const target = new URL(url);
   target.pathname = `/${name}`;
   return { kind: 'postgres', url: target.toString() };
+}
+
+/**
+ * What the store tests start from: a member to own their gitspaces, and the infrastructure `inf` with the catalogue
+ * machine `inf-m` their gitspaces run on.
+ */
+export async function seedStore(store: Store): Promise<{ ownerId: string }> {
+  const ownerId = (await store.createUser('owner', 'member')).user.id;
+  await store.createInfrastructure({
+    id: 'inf',
+    name: 'inf',
+    provider: 'local',
+    config: {},
+    gatewayUrl: 'http://127.0.0.1:1',
+  });
+  await store.createMachine({
+    id: 'inf-m',
+    infrastructureId: 'inf',
+    name: 'm',
+    machineType: 'local',
+    diskSizeGb: 10,
+    region: null,
+    zone: null,
+    image: null,
+  });
+  return { ownerId };
 }
