@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** The checkout's (or the installed package's) root: the folder above common/, in the sources or in dist/. */
@@ -23,12 +23,31 @@ export function codeCacheDir(): string {
   return path.join(nodeModules, '.cache', 'gitspaces');
 }
 
+/**
+ * Makes a directory of the code cache, readable and searchable by every user whatever the umask (npm start runs with
+ * 077): sandboxed agents run as users of their own and read their program from here.
+ */
+export function ensureCacheDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const cacheRoot = path.dirname(codeCacheDir());
+  for (let at = dir; at === cacheRoot || at.startsWith(`${cacheRoot}${path.sep}`); at = path.dirname(at)) {
+    try {
+      chmodSync(at, 0o755);
+    } catch (error) {
+      // Another user's folder (a shared node_modules/.cache) is theirs to keep readable.
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    }
+    if (at === cacheRoot) break;
+  }
+}
+
 /** Writes a cache file whole, by rename: a process starting beside this one sees the old file or the new, never a part. */
 export function replaceCacheFile(file: string, content: string | Uint8Array): void {
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
+  ensureCacheDir(path.dirname(file));
   const partial = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
-    writeFileSync(partial, content, { mode: 0o644, flag: 'wx' });
+    writeFileSync(partial, content, { flag: 'wx' });
+    chmodSync(partial, 0o644);
     renameSync(partial, file);
   } finally {
     rmSync(partial, { force: true });

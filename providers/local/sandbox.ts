@@ -4,7 +4,7 @@ import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { buildSync } from 'esbuild';
-import { codeCacheDir, nodeModulesDir, replaceCacheFile } from '../../common/code-cache';
+import { codeCacheDir, ensureCacheDir, nodeModulesDir, replaceCacheFile } from '../../common/code-cache';
 import { findExecutable } from '../../common/executable';
 import type { Logger } from '../../common/logger';
 
@@ -109,6 +109,8 @@ function compileAgent(entry: string): string {
   const digest = createHash('sha256').update(output!.contents).digest('hex').slice(0, 16);
   // Named agent/main.js like the source, which is how the provider knows its agents' processes (agentProcessesIn).
   const file = path.join(codeCacheDir(), `agent-${digest}`, 'agent', 'main.js');
+  // Its folders are made readable every time: a cache made under another umask must not turn the sandbox off.
+  ensureCacheDir(path.dirname(file));
   if (!existsSync(file)) replaceCacheFile(file, output!.contents);
   return file;
 }
