@@ -3,7 +3,7 @@ import { silentLogger } from '../common/logger';
 import { openDatabase, type Db } from '../db/connect';
 import { createStore, type Store } from '../db/store';
 import { createPruningActivities, DEFAULT_RETENTION } from './pruning';
-import { seedStore } from '../test/support/databases';
+import { gitspaceRow, seedStore } from '../test/support/databases';
 
 const HOUR_MS = 3600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -26,21 +26,7 @@ describe('pruning activities', () => {
 
   /** A gitspace created with an idempotency key `age` ago, with a finished stop that old and a later start. */
   async function gitspaceAged(id: string, age: number) {
-    await store.createGitspace(
-      {
-        id,
-        name: id,
-        ownerId,
-        repositoryUrl: 'https://example.test/r.git',
-        repositoryBranch: null,
-        repositoryTokenSealed: null,
-        repositoryTokenRef: null,
-        infrastructureId: 'inf',
-        machineId: 'inf-m',
-        ide: 'terminal',
-      },
-      { key: `key-${id}`, requestHash: 'h' },
-    );
+    await store.createGitspace(gitspaceRow(id, ownerId), { key: `key-${id}`, requestHash: 'h' });
     await sql`update idempotency_keys set created_at = ${ago(age)} where key = ${`key-${id}`}`.execute(db);
     await store.recordOperation({ gitspaceId: id, action: 'stop', workflowId: `gitspace-${id}`, runId: `stop-${id}` });
     await sql`update operations set status = 'succeeded', created_at = ${ago(age)}, finished_at = ${ago(age)}

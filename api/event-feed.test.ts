@@ -6,7 +6,7 @@ import { openDatabase, type DatabaseLocation, type Db } from '../db/connect';
 import type { EventRow } from '../db/schema';
 import { createStore, type Store } from '../db/store';
 import { appendEvent, lockGitspace } from '../db/stores/events';
-import { testDatabases } from '../test/support/databases';
+import { gitspaceRow, testDatabases } from '../test/support/databases';
 import { until } from '../test/support/api-on-pglite';
 import { EventFeed, type PresentedGitspace } from './event-feed';
 import { ensureEmbeddedDefaults } from './server';
@@ -67,19 +67,8 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
   });
 
   const newGitspace = async (id: string) =>
-    (
-      await store.createGitspace({
-        id,
-        name: id,
-        ownerId,
-        repositoryUrl: 'https://example.test/r.git',
-        repositoryBranch: null,
-        repositoryTokenSealed: null,
-        infrastructureId: 'local',
-        machineId: 'local-default',
-        ide: 'terminal',
-      })
-    ).gitspace.id;
+    (await store.createGitspace(gitspaceRow(id, ownerId, { infrastructureId: 'local', machineId: 'local-default' })))
+      .gitspace.id;
 
   /** An event stream on the feed from the gitspace's first event on: what it has been given. */
   const follow = async (gitspaceId: string) => {

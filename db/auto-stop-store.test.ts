@@ -1,7 +1,7 @@
 import { PGlite } from '@electric-sql/pglite';
 import { CamelCasePlugin, Kysely, Migrator, sql } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
-import { seedStore, testDatabases } from '../test/support/databases';
+import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 import { migrate, openDatabase, type Db } from './connect';
 import { migrationProvider, migrations } from './migrations';
 import type { Database } from './schema';
@@ -24,18 +24,7 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
   });
 
   const runningGitspace = async (id: string, runId: string) => {
-    await store.createGitspace({
-      id,
-      name: id,
-      ownerId,
-      repositoryUrl: 'https://example.test/r.git',
-      repositoryBranch: null,
-      repositoryTokenSealed: null,
-      repositoryTokenRef: null,
-      infrastructureId: 'inf',
-      machineId: 'inf-m',
-      ide: 'terminal',
-    });
+    await store.createGitspace(gitspaceRow(id, ownerId));
     await store.recordOperation({ gitspaceId: id, action: 'start', workflowId: `gitspace-${id}`, runId });
     await store.updateOperation(runId, { status: 'succeeded' });
     await store.changeState(id, { to: 'running', actor: { type: 'reconciler' }, message: 'running' });

@@ -1,5 +1,5 @@
 import { CompiledQuery, createQueryId, sql, type KyselyPlugin, type RootOperationNode } from 'kysely';
-import { seedStore, testDatabases } from '../test/support/databases';
+import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import { createStore, type Store } from './store';
 
@@ -28,18 +28,7 @@ describe.each(testDatabases())('query plans on %s', (_name, location) => {
     ({ ownerId } = await seedStore(store));
     for (let i = 0; i < 60; i++) {
       const id = `gs-${i.toString().padStart(3, '0')}`;
-      await store.createGitspace({
-        id,
-        name: id,
-        ownerId,
-        repositoryUrl: 'https://example.test/r.git',
-        repositoryBranch: null,
-        repositoryTokenSealed: null,
-        repositoryTokenRef: null,
-        infrastructureId: 'inf',
-        machineId: 'inf-m',
-        ide: 'terminal',
-      });
+      await store.createGitspace(gitspaceRow(id, ownerId));
       await store.recordOperation({
         gitspaceId: id,
         action: 'start',

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { seedStore, testDatabases } from '../test/support/databases';
+import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import type { OperationsTable } from './schema';
 import { createStore, type Store } from './store';
@@ -26,18 +26,7 @@ describe.each(testDatabases())('pruning on %s', (_name, location) => {
 
   const gitspace = async (id: string, idempotencyKey?: string) => {
     await store.createGitspace(
-      {
-        id,
-        name: id,
-        ownerId,
-        repositoryUrl: 'https://example.test/r.git',
-        repositoryBranch: null,
-        repositoryTokenSealed: null,
-        repositoryTokenRef: null,
-        infrastructureId: 'inf',
-        machineId: 'inf-m',
-        ide: 'terminal',
-      },
+      gitspaceRow(id, ownerId),
       idempotencyKey ? { key: idempotencyKey, requestHash: 'h' } : undefined,
     );
   };

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { ConflictError, NotFoundError, QuotaReachedError } from '../common/errors';
-import { seedStore, testDatabases } from '../test/support/databases';
+import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import { createStore, type Store } from './store';
 
@@ -88,18 +88,7 @@ describe.each(testDatabases())('SSH keys on %s', (_name, location) => {
 
   it('gives each gitspace a host key that is null until its agent publishes one', async () => {
     const { ownerId: owner } = await seedStore(store);
-    const { gitspace } = await store.createGitspace({
-      id: 'gs-hostkey',
-      name: 'hostkey',
-      ownerId: owner,
-      repositoryUrl: 'https://example.test/r.git',
-      repositoryBranch: null,
-      repositoryTokenSealed: null,
-      repositoryTokenRef: null,
-      infrastructureId: 'inf',
-      machineId: 'inf-m',
-      ide: 'terminal',
-    });
+    const { gitspace } = await store.createGitspace(gitspaceRow('gs-hostkey', owner, { name: 'hostkey' }));
     expect(gitspace.sshHostKey).toBeNull();
     await db
       .updateTable('gitspaces')

@@ -22,7 +22,7 @@ import { createReconciliationStore } from './stores/reconciliation';
 import { createSessionStore } from './stores/sessions';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
-import { seedStore, testDatabases } from '../test/support/databases';
+import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 
 describe.each(testDatabases())('control-plane store on %s', (_name, location) => {
   let db: Db;
@@ -40,17 +40,7 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
   });
 
   /** A gitspace's values on the test infrastructure, for `createGitspace`. */
-  const gitspaceValues = (id: string, name = id, owner = ownerId) => ({
-    id,
-    name,
-    ownerId: owner,
-    repositoryUrl: 'https://example.test/r.git',
-    repositoryBranch: null,
-    repositoryTokenSealed: null,
-    infrastructureId: 'inf',
-    machineId: 'inf-m',
-    ide: 'terminal' as const,
-  });
+  const gitspaceValues = (id: string, name = id, owner = ownerId) => gitspaceRow(id, owner, { name });
   const newGitspace = async (id: string, name = id) => (await store.createGitspace(gitspaceValues(id, name))).gitspace;
 
   it('applies migrations once: a second run changes nothing', async () => {

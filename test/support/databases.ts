@@ -54,3 +54,23 @@ export async function seedStore(store: Store): Promise<{ ownerId: string }> {
   });
   return { ownerId };
 }
+
+/** A gitspace's values for `Store.createGitspace`, on `seedStore`'s machine unless told another. */
+export function gitspaceRow(
+  id: string,
+  ownerId: string,
+  options: { name?: string; infrastructureId?: string; machineId?: string } = {},
+) {
+  return {
+    id,
+    name: options.name ?? id,
+    ownerId,
+    repositoryUrl: 'https://example.test/r.git',
+    repositoryBranch: null,
+    repositoryTokenSealed: null,
+    repositoryTokenRef: null,
+    infrastructureId: options.infrastructureId ?? 'inf',
+    machineId: options.machineId ?? 'inf-m',
+    ide: 'terminal' as const,
+  };
+}
