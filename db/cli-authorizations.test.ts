@@ -19,17 +19,14 @@ describe.each(testDatabases())('CLI sign-in codes on %s', (_name, location) => {
 
   async function authorize(userName: string, code: string) {
     const { user } = await store.createUser(userName, 'member');
-    await store.createCliAuthorization(
-      {
-        codeHash: hashToken(code),
-        userId: user.id,
-        challenge: `challenge-${code}`,
-        redirectUri,
-        clientName: 'laptop',
-        expiresAt: new Date(at.getTime() + 60_000),
-      },
-      at,
-    );
+    await store.createCliAuthorization({
+      codeHash: hashToken(code),
+      userId: user.id,
+      challenge: `challenge-${code}`,
+      redirectUri,
+      clientName: 'laptop',
+      expiresAt: new Date(at.getTime() + 60_000),
+    });
     return user;
   }
   /** The names of a user's tokens but the first, which createUser gives. */

@@ -127,17 +127,14 @@ describe.each(testDatabases())('pruning on %s', (_name, location) => {
 
   it('deletes CLI login codes and sessions past their expiry, and keeps the others', async () => {
     const code = (codeHash: string, expiresAt: Date) =>
-      store.createCliAuthorization(
-        {
-          codeHash,
-          userId: ownerId,
-          challenge: 'c',
-          redirectUri: 'http://127.0.0.1:1/cb',
-          clientName: 'cli',
-          expiresAt,
-        },
-        new Date(expiresAt.getTime() - 60_000),
-      );
+      store.createCliAuthorization({
+        codeHash,
+        userId: ownerId,
+        challenge: 'c',
+        redirectUri: 'http://127.0.0.1:1/cb',
+        clientName: 'cli',
+        expiresAt,
+      });
     // In this order: making a code deletes those long expired at its own time.
     await code('code-new', daysAgo(0.5));
     await code('code-old', daysAgo(3));

@@ -112,17 +112,14 @@ export const cliLoginRoutes = [
       const code = newCliCode();
       const at = services.signIn.now();
       const ttlSeconds = services.signIn.settings.cliLoginCodeTtlSeconds ?? DEFAULT_CLI_LOGIN_CODE_TTL_SECONDS;
-      await services.store.createCliAuthorization(
-        {
-          codeHash: hashToken(code),
-          userId: user.id,
-          challenge: request.codeChallenge,
-          redirectUri: request.redirectUri,
-          clientName: request.clientName,
-          expiresAt: new Date(at + ttlSeconds * 1000),
-        },
-        new Date(at),
-      );
+      await services.store.createCliAuthorization({
+        codeHash: hashToken(code),
+        userId: user.id,
+        challenge: request.codeChallenge,
+        redirectUri: request.redirectUri,
+        clientName: request.clientName,
+        expiresAt: new Date(at + ttlSeconds * 1000),
+      });
       services.logger.info('a command line sign-in was allowed', { userId: user.id, client: request.clientName });
       res.redirect(303, callbackUrl(request, { code }));
     },

@@ -30,11 +30,8 @@ export const KEEP_EXPIRED_MS = 24 * 3600_000;
 /** The one-time codes of `gitspaces login --web` (api/auth/cli-login.ts): each exchanged at most once. */
 export function createCliAuthorizationStore(db: Db) {
   return {
-    async createCliAuthorization(authorization: NewCliAuthorization, now: Date): Promise<void> {
-      await db
-        .deleteFrom('cliAuthorizations')
-        .where('expiresAt', '<', new Date(now.getTime() - KEEP_EXPIRED_MS))
-        .execute();
+    /** Old codes are deleted by the pruning schedule (db/stores/pruning.ts), KEEP_EXPIRED_MS after they expire. */
+    async createCliAuthorization(authorization: NewCliAuthorization): Promise<void> {
       await db.insertInto('cliAuthorizations').values(authorization).execute();
     },
 
