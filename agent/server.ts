@@ -3,7 +3,13 @@ import http from 'node:http';
 import os from 'node:os';
 import { timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { ROUTE_SECRET_HEADER, SSH_KEYS_HEADER, decodePathFully, gatewayPathKind } from '../common/gateway-route';
+import {
+  ROUTE_SECRET_HEADER,
+  ROUTE_SECRET_PATTERN,
+  SSH_KEYS_HEADER,
+  decodePathFully,
+  gatewayPathKind,
+} from '../common/gateway-route';
 import type { Logger } from '../common/logger';
 import type { IdeKind } from '../contracts/provider';
 import { CloneFailedError, cloneRepository, gitCredentialsFile, type RepositorySource } from './git';
@@ -276,9 +282,6 @@ function doorOf(method: string, url: string): Door {
 function isGatewayDoor(door: Door): boolean {
   return door === 'ssh' || door === 'reserved';
 }
-
-/** Route secrets are 32 random bytes in base64url (43 characters) or longer. */
-const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
 
 /** Constant-time comparison of a header with the expected value. */
 function isAuthorized(header: string | string[] | undefined, expected: string): boolean {

@@ -17,6 +17,9 @@ import { readOrCreateSecretFile } from './secret-file';
 /** Header the gateway adds to each forwarded request and upgrade; nothing else knows its value. */
 export const ROUTE_SECRET_HEADER = 'x-gitspaces-route-secret';
 
+/** A route secret as the agent and the gateway take one: 32 random bytes or more, base64url (43 characters). */
+export const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
+
 /** Where the gateway admin token is kept when GITSPACES_GATEWAY_ADMIN_TOKEN does not give it. */
 export const GATEWAY_ADMIN_TOKEN_FILE = 'gateway-admin-token';
 

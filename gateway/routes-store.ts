@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GITSPACE_ID_PATTERN } from '../contracts/access-token';
+import { ROUTE_SECRET_PATTERN } from '../common/gateway-route';
 
 /**
  * One gateway route: where a gitspace's IDE endpoint (its agent) answers, the secret the gateway adds to everything it
@@ -22,8 +23,6 @@ export interface GatewayRoute {
 /** A route as the admin API shows it: without its secret. */
 export type ListedRoute = Omit<GatewayRoute, 'secret'>;
 
-/** Route secrets: at least 32 random bytes, base64url (common/gateway-route.ts). */
-const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
 /** Run ids: printable ASCII without spaces (Temporal's are UUIDs). */
 const RUN_ID_PATTERN = /^[\x21-\x7e]{1,256}$/;
 

@@ -5,7 +5,7 @@
  */
 import type http from 'node:http';
 import { bearerMatches } from '../../common/bearer';
-import { ROUTE_SECRET_HEADER } from '../../common/gateway-route';
+import { ROUTE_SECRET_HEADER, ROUTE_SECRET_PATTERN } from '../../common/gateway-route';
 import { sameSecret } from '../../common/same-secret';
 import { repositoryNetworksSchema } from '../../agent/repository-address';
 import type { IdeKind, MachineStatus } from '../../contracts/provider';
@@ -24,9 +24,6 @@ export interface SimulatedMachine {
   /** Set by the runner on every start (PUT /_agent/route); forgotten when the machine stops. */
   routeSecret?: string;
 }
-
-/** Route secrets are 32 random bytes in base64url (43 characters) or longer, as the real agent checks. */
-const ROUTE_SECRET_PATTERN = /^[A-Za-z0-9_-]{43,256}$/;
 
 /** Answers one request to the agent of `machine`. */
 export function answerAsAgent(machine: SimulatedMachine, req: http.IncomingMessage, res: http.ServerResponse): void {
