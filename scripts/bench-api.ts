@@ -24,6 +24,7 @@ import { silentLogger } from '../common/logger';
 import type { GitspaceState, LifecycleAction } from '../contracts/lifecycle';
 import { openDatabase, type DatabaseLocation } from '../db/connect';
 import { createStore, type Store } from '../db/store';
+import { nearestRank, table } from './bench-figures';
 
 const GITSPACES = Number(process.env.BENCH_GITSPACES ?? 2000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
@@ -223,23 +224,7 @@ async function client() {
 Promise.all(Array.from({ length: clients }, client)).then(() => parentPort.postMessage(times));
 `;
 
-/** The nearest-rank percentile `p` (0 to 1) of `values`. */
-function nearestRank(values: number[], p: number): number | undefined {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
-}
-
 const ms = (value: number) => `${value.toFixed(1)} ms`;
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join(' | ')
-      .trimEnd();
-  return `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`;
-}
 
 main().then(
   (code) => process.exit(code),

@@ -11,7 +11,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,10 +19,10 @@ import path from 'node:path';
 import { WebSocket } from 'ws';
 import { createAccessTokenIssuer } from '../api/access-tokens';
 import { GATEWAY_COOKIE } from '../gateway/gateway';
+import { cpuSeconds } from './bench-figures';
 
 const ROOT = path.resolve(__dirname, '..');
 /** USER_HZ: /proc reports CPU time in these ticks (100 on Linux). */
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -273,9 +272,9 @@ interface LoadResult {
 
 async function load(url: string, extra: string[], pid: number | undefined): Promise<LoadResult> {
   await run('wrk', ['-t1', `-c${CONNECTIONS}`, '-d2s', ...extra, url]);
-  const cpuBefore = cpuSeconds(pid);
+  const cpuBefore = cpuSeconds(pid) ?? NaN;
   const output = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', ...extra, url]);
-  const cpu = cpuSeconds(pid) - cpuBefore;
+  const cpu = (cpuSeconds(pid) ?? NaN) - cpuBefore;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(output)?.[1]);
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1];
@@ -283,17 +282,6 @@ async function load(url: string, extra: string[], pid: number | undefined): Prom
   const socketErrors = /Socket errors:.*/.exec(output)?.[0];
   if (socketErrors) throw new Error(`wrk saw ${socketErrors} on ${url}`);
   return { rps, p50: latency(output, '50%'), p99: latency(output, '99%'), cpuUsPerRequest: (cpu / requests) * 1e6 };
-}
-
-/** User + system CPU seconds a process has used so far (Linux /proc; NaN elsewhere). */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
 }
 
 /** The median run by requests/s (its latencies come with it, so a row is one real measurement). */

@@ -12,6 +12,7 @@ import type { DevServer } from '../engine/dev-server';
 import { agentProcessesIn, localMachinePaths } from '../providers/local/provider';
 import { startGitServer, type GitServer } from '../test/support/git-server';
 import { startLoopbackStack, type LoopbackStack } from './processes';
+import { cpuSeconds, nearestRank, table } from './bench-figures';
 
 /**
  * `npm run bench:lifecycle`: the lifecycle's speed at scale (issue 16) beside the issue's reference figures. The real
@@ -428,9 +429,9 @@ async function sweepLevel(
   options: Options,
 ): Promise<SweepLevel> {
   const before = await sampleRss(stack, stack.machinesRoot, []);
-  const cpuBefore = await sampleCpu(stack);
+  const cpuBefore = sampleCpu(stack);
   const { gitspaces, postFailures, errored, stuck } = await concurrentStarts(api, createBody, count, options);
-  const cpuAfter = await sampleCpu(stack);
+  const cpuAfter = sampleCpu(stack);
   const cpu = Object.fromEntries(
     Object.entries(cpuAfter).map(([name, after]) => {
       const from = cpuBefore[name as keyof CpuSample];
@@ -582,26 +583,13 @@ async function rssMb(pid: number | undefined): Promise<number | undefined> {
   return kb === undefined ? undefined : Number(kb) / 1024;
 }
 
-/** Clock ticks per second of /proc/<pid>/stat's times: USER_HZ, 100 on every Linux this runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-/** utime + stime of /proc/<pid>/stat in seconds; undefined once the process is gone. */
-async function cpuSeconds(pid: number | undefined): Promise<number | undefined> {
-  if (pid === undefined) return undefined;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // The fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SECOND : undefined;
-}
-
-async function sampleCpu(stack: LoopbackStack): Promise<CpuSample> {
+function sampleCpu(stack: LoopbackStack): CpuSample {
   const own = process.cpuUsage();
   return {
-    api: await cpuSeconds(stack.parts.api.pid),
-    runner: await cpuSeconds(stack.parts.runner.pid),
-    gateway: await cpuSeconds(stack.parts.gateway.pid),
-    temporal: await cpuSeconds(stack.temporal.process.pid),
+    api: cpuSeconds(stack.parts.api.pid),
+    runner: cpuSeconds(stack.parts.runner.pid),
+    gateway: cpuSeconds(stack.parts.gateway.pid),
+    temporal: cpuSeconds(stack.temporal.process.pid),
     benchmark: (own.user + own.system) / 1e6,
   };
 }
@@ -935,16 +923,6 @@ const definedMet = (met: boolean | undefined) => (met === undefined ? {} : { met
 const s = (value: number | undefined) => (value === undefined ? '–' : (value / 1000).toFixed(2));
 const mb = (value: number | undefined) => (value === undefined ? '–' : value.toFixed(0));
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join(' | ')
-      .trimEnd();
-  return `${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n${rows.map(line).join('\n')}\n`;
-}
-
 interface Percentiles {
   count: number;
   p50?: number;
@@ -955,9 +933,9 @@ interface Percentiles {
 
 /** Nearest-rank percentiles of the figures that were measured (a failed step has none). */
 function percentiles(values: (number | undefined)[]): Percentiles {
-  const sorted = values.filter((v): v is number => v !== undefined).sort((a, b) => a - b);
-  const rank = (p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
-  return { count: sorted.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99), max: sorted[sorted.length - 1] };
+  const measured = values.filter((v): v is number => v !== undefined);
+  const rank = (p: number) => nearestRank(measured, p);
+  return { count: measured.length, p50: rank(0.5), p90: rank(0.9), p99: rank(0.99), max: rank(1) };
 }
 
 const defined = (values: (number | undefined)[]) => values.filter((v): v is number => v !== undefined);
