@@ -5,7 +5,7 @@ import { listenForChanges, LISTENER_APPLICATION_NAME, type ChangeListener } from
 import { openDatabase, type DatabaseLocation, type Db } from '../db/connect';
 import type { EventRow } from '../db/schema';
 import { createStore, type Store } from '../db/store';
-import { appendEvent, lockGitspace } from '../db/stores/events';
+import { appendEvent, CHANGES_CHANNEL, lockGitspace } from '../db/stores/events';
 import { gitspaceRow, testDatabases } from '../test/support/databases';
 import { until } from '../test/support/api-on-pglite';
 import { EventFeed, type PresentedGitspace } from './event-feed';
@@ -157,6 +157,33 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
       streams.every((events) => events.some((event) => event.message === 'together')),
     );
     expect(reads.eventsAfter - start.eventsAfter).toBeLessThan(ids.length);
+  });
+
+  it("attack: a notification, real or forged, brings a member nothing of another member's gitspace", async () => {
+    const mallory = (await store.createUser('mallory', 'member')).user.id;
+    const own = (
+      await store.createGitspace(
+        gitspaceRow('mallory-own', mallory, { infrastructureId: 'local', machineId: 'local-default' }),
+      )
+    ).gitspace.id;
+    const theirs = await newGitspace('not-mallorys');
+    const seen: PresentedGitspace[] = [];
+    unsubscribes.push(
+      await feed.subscribeChanges({ userId: mallory, admin: false }, undefined, (gitspaces) => seen.push(...gitspaces)),
+    );
+    await settle();
+    seen.length = 0;
+    // The owner's real change, then notifications anyone who can reach the database could send: another's id,
+    // a made-up one, an empty and an oversized payload.
+    await step(theirs, 'private step');
+    for (const payload of [theirs, 'gs-made-up', '', 'x'.repeat(7000)]) {
+      await sql`select pg_notify(${CHANGES_CHANNEL}, ${payload})`.execute(writerDb);
+    }
+    // Mallory's own change still comes: the feed went on reading, and gave her only hers.
+    await step(own, 'her step');
+    await until("mallory's own change", () => seen.some((g) => g.id === own));
+    await settle();
+    expect(seen.map((g) => g.id).filter((id) => id !== own)).toEqual([]);
   });
 
   if (name === 'PostgreSQL') {
