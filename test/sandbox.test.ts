@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ROUTE_SECRET_HEADER } from '../common/gateway-route';
+import { agentProgram } from '../providers/local/sandbox';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
@@ -140,6 +141,20 @@ describe('a local gitspace is a cell', () => {
     expect(shown).not.toContain(runnerKeys);
     expect(shown).not.toContain('runner-keys\n');
     expect(shown).toMatch(/No such file or directory|Permission denied/);
+  });
+
+  it('cannot change the agent program every gitspace runs, nor add one beside it', async () => {
+    const program = agentProgram().command[1]!;
+    const before = await readFile(program, 'utf8');
+    const cache = path.dirname(path.dirname(path.dirname(program)));
+    const shown = await terminal.run(
+      `echo 'process.exit(7)' >> ${program}; mkdir -p ${cache}/planted && echo planted; ` +
+        `cp ${program} /tmp/main.js && mv -f /tmp/main.js ${program} && echo replaced; echo done`,
+    );
+    expect(shown).toMatch(/Read-only file system|Permission denied/);
+    expect(shown).not.toMatch(/^planted$|^replaced$/m);
+    expect(shown).toMatch(/^done$/m);
+    expect(await readFile(program, 'utf8')).toBe(before);
   });
 
   it("cannot read another member's workspace", async () => {
