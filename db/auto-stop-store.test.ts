@@ -23,10 +23,14 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
     await db?.destroy();
   });
 
+  /** A start of the gitspace that ended `status`. */
+  const start = async (id: string, runId: string, status: 'succeeded' | 'failed' = 'succeeded') => {
+    await store.recordOperation({ gitspaceId: id, action: 'start', workflowId: `gitspace-${id}`, runId });
+    await store.updateOperation(runId, { status });
+  };
   const runningGitspace = async (id: string, runId: string) => {
     await store.createGitspace(gitspaceRow(id, ownerId));
-    await store.recordOperation({ gitspaceId: id, action: 'start', workflowId: `gitspace-${id}`, runId });
-    await store.updateOperation(runId, { status: 'succeeded' });
+    await start(id, runId);
     await store.changeState(id, { to: 'running', actor: { type: 'reconciler' }, message: 'running' });
   };
 
@@ -91,32 +95,14 @@ describe.each(testDatabases())('auto-stop records on %s', (_name, location) => {
     expect(await store.findAutoStopRequest('gs-again', id!)).toEqual({ id, reason: 'idle' });
     // Stopped, then started again: the old request, named by a later stop's input, is not believed.
     await store.changeState('gs-again', { to: 'stopped', actor, message: 'stopped' });
-    await store.recordOperation({
-      gitspaceId: 'gs-again',
-      action: 'start',
-      workflowId: 'gitspace-gs-again',
-      runId: 'run-2nd',
-    });
-    await store.updateOperation('run-2nd', { status: 'succeeded' });
+    await start('gs-again', 'run-2nd');
     expect(await store.findAutoStopRequest('gs-again', id!)).toBeUndefined();
   });
 
   it('lists the latest successful start of each running gitspace, and of no other, for the watchers to arm', async () => {
     await runningGitspace('gs-armed', 'run-early');
-    await store.recordOperation({
-      gitspaceId: 'gs-armed',
-      action: 'start',
-      workflowId: 'gitspace-gs-armed',
-      runId: 'run-late',
-    });
-    await store.updateOperation('run-late', { status: 'succeeded' });
-    await store.recordOperation({
-      gitspaceId: 'gs-armed',
-      action: 'start',
-      workflowId: 'gitspace-gs-armed',
-      runId: 'run-failed',
-    });
-    await store.updateOperation('run-failed', { status: 'failed' });
+    await start('gs-armed', 'run-late');
+    await start('gs-armed', 'run-failed', 'failed');
     await runningGitspace('gs-stopping', 'run-s');
     await store.changeState('gs-stopping', { to: 'stopping', actor, message: 'stop requested' });
     const starts = new Map((await store.runningStarts()).map((row) => [row.gitspaceId, row.startRunId]));
