@@ -66,8 +66,23 @@ export interface WorkflowHarness {
   teardown(): Promise<void>;
 }
 
+/** Starts the file's harness before its tests and tears it down after them; the harness, once started. */
+export function useWorkflowHarness(): () => WorkflowHarness {
+  let harness: WorkflowHarness | undefined;
+  beforeAll(async () => {
+    harness = await startWorkflowHarness();
+  }, 120_000);
+  afterAll(async () => {
+    await harness?.teardown();
+  });
+  return () => {
+    if (!harness) throw new Error('the workflow harness has not started (use it inside a test)');
+    return harness;
+  };
+}
+
 /** The test server and the bundle, once per test file (the environment's clock is shared: run tests one at a time). */
-export async function startWorkflowHarness(): Promise<WorkflowHarness> {
+async function startWorkflowHarness(): Promise<WorkflowHarness> {
   installWorkerRuntime();
   const codec = new EncryptionCodec(new PayloadKeyRing([{ id: 'unit', key: randomBytes(32) }]));
   const dataConverter = payloadDataConverter(codec);

@@ -2,11 +2,10 @@ import {
   UNIT_INFRASTRUCTURE,
   inputsOf,
   runWorkflow,
-  startWorkflowHarness,
+  useWorkflowHarness,
   trace,
   type ActivityMock,
   type RunOptions,
-  type WorkflowHarness,
 } from '../support/workflow-harness';
 import { AUTO_STOP_SIGNALS, type AutoStopPolicy } from '../../contracts/lifecycle';
 
@@ -14,16 +13,10 @@ import { AUTO_STOP_SIGNALS, type AutoStopPolicy } from '../../contracts/lifecycl
  * The auto-stop watcher's unit tests (workflows/auto-stop.ts): the real workflow on the time-skipping test server, with
  * a gitspace and a gateway made of plain functions on the server's clock. An hour of idling takes a moment.
  */
-let harness: WorkflowHarness;
-beforeAll(async () => {
-  harness = await startWorkflowHarness();
-}, 120_000);
-afterAll(async () => {
-  await harness?.teardown();
-});
+const harness = useWorkflowHarness();
 
 const HOUR = 3600_000;
-const now = () => harness.env.currentTimeMs();
+const now = () => harness().env.currentTimeMs();
 
 interface Gitspace {
   policy: AutoStopPolicy;
@@ -46,7 +39,7 @@ async function watch(gitspace: Gitspace, options: RunOptions & { input?: Record<
       return fn(input);
     };
   const run = await runWorkflow(
-    harness,
+    harness(),
     'autoStopGitspace',
     (gitspaceId) => ({ gitspaceId, startRunId: 'run-1', ...options.input }),
     {

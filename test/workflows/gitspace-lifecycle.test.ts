@@ -10,11 +10,10 @@ import {
   machineFor,
   runWorkflow,
   signal,
-  startWorkflowHarness,
+  useWorkflowHarness,
   trace,
   type ActivityMock,
   type RunOptions,
-  type WorkflowHarness,
 } from '../support/workflow-harness';
 
 /**
@@ -22,18 +21,12 @@ import {
  * functions (test/support/workflow-harness.ts). Every branch of start's compensation, every timeout's words, the
  * cancellations and the runner that never answers, asserted on the bookkeeping calls the workflow makes.
  */
-let harness: WorkflowHarness;
-beforeAll(async () => {
-  harness = await startWorkflowHarness();
-}, 120_000);
-afterAll(async () => {
-  await harness?.teardown();
-});
+const harness = useWorkflowHarness();
 
 const input = (gitspaceId: string) => ({ gitspaceId, actor: ACTOR });
-const start = (options: RunOptions = {}) => runWorkflow(harness, 'startGitspace', input, options);
-const stop = (options: RunOptions = {}) => runWorkflow(harness, 'stopGitspace', input, options);
-const remove = (options: RunOptions = {}) => runWorkflow(harness, 'deleteGitspace', input, options);
+const start = (options: RunOptions = {}) => runWorkflow(harness(), 'startGitspace', input, options);
+const stop = (options: RunOptions = {}) => runWorkflow(harness(), 'stopGitspace', input, options);
+const remove = (options: RunOptions = {}) => runWorkflow(harness(), 'deleteGitspace', input, options);
 
 const OPERATION = { kind: 'zone', name: 'op-1', zone: 'z' };
 

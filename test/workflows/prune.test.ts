@@ -1,18 +1,12 @@
 import { MAX_BATCHES_PER_RUN } from '../../workflows/prune';
-import { inputsOf, runWorkflow, startWorkflowHarness, type WorkflowHarness } from '../support/workflow-harness';
+import { inputsOf, runWorkflow, useWorkflowHarness } from '../support/workflow-harness';
 
 /** The pruning workflow's unit tests: the real workflow on the time-skipping test server, a counting activity. */
-let harness: WorkflowHarness;
-beforeAll(async () => {
-  harness = await startWorkflowHarness();
-}, 120_000);
-afterAll(async () => {
-  await harness?.teardown();
-});
+const harness = useWorkflowHarness();
 
 /** Runs pruneRecords with a pruneBatch that has `left[kind]` records to delete, `batch` at a time. */
 function prune(left: Record<string, number>, batch = 3) {
-  return runWorkflow(harness, 'pruneRecords', () => undefined, {
+  return runWorkflow(harness(), 'pruneRecords', () => undefined, {
     runner: false,
     controlPlane: {
       pruneBatch: async ({ kind }: { kind: string }) => {

@@ -5,27 +5,20 @@ import {
   inputsOf,
   machineFor,
   runWorkflow,
-  startWorkflowHarness,
+  useWorkflowHarness,
   trace,
   type ActivityMock,
   type RunOptions,
-  type WorkflowHarness,
 } from '../support/workflow-harness';
 
 /** The reconcile workflow's unit tests: the real workflow on the time-skipping test server, plain activities. */
-let harness: WorkflowHarness;
-beforeAll(async () => {
-  harness = await startWorkflowHarness();
-}, 120_000);
-afterAll(async () => {
-  await harness?.teardown();
-});
+const harness = useWorkflowHarness();
 
 const infrastructure = { infrastructureId: UNIT_INFRASTRUCTURE, provider: 'local', providerConfig: { zone: 'z' } };
 const machines = ['gs-a', 'gs-b', 'gs-c', 'gs-d'].map((id) => machineFor(id, 'running'));
 
 function reconcile(plan: Record<string, unknown>, runner: Record<string, ActivityMock> = {}, options: RunOptions = {}) {
-  return runWorkflow(harness, 'reconcileInfrastructure', () => ({ infrastructureId: UNIT_INFRASTRUCTURE }), {
+  return runWorkflow(harness(), 'reconcileInfrastructure', () => ({ infrastructureId: UNIT_INFRASTRUCTURE }), {
     controlPlane: {
       describeInfrastructure: async () => infrastructure,
       reconcile: async () => plan,

@@ -8,10 +8,9 @@ import {
   inputsOf,
   machineFor,
   runWorkflow,
-  startWorkflowHarness,
+  useWorkflowHarness,
   trace,
   type ActivityMock,
-  type WorkflowHarness,
 } from '../support/workflow-harness';
 
 /**
@@ -26,13 +25,7 @@ import {
  * is held, as in a real run. (A sleep over the deadline would have the timeout release a lock the sleep had already
  * released: the lock count ends one too high, and retry backoffs take real time for the rest of the file.)
  */
-let harness: WorkflowHarness;
-beforeAll(async () => {
-  harness = await startWorkflowHarness();
-}, 120_000);
-afterAll(async () => {
-  await harness?.teardown();
-});
+const harness = useWorkflowHarness();
 
 type InfraStep = keyof InfrastructureActivities & StepName;
 const ACTION_OF = { startGitspace: 'start', stopGitspace: 'stop', deleteGitspace: 'delete' } as const;
@@ -89,7 +82,7 @@ function limitWords(ms: number): string {
 /** How many attempts the workflow allows the step: the retry policy it scheduled the activity with. */
 async function maximumAttemptsOf(info: Context['info']): Promise<number | undefined> {
   const { workflowId, runId } = info.workflowExecution!;
-  const history = await harness.env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+  const history = await harness().env.client.workflow.getHandle(workflowId, runId).fetchHistory();
   const scheduled = history.events?.find((e) => e.activityTaskScheduledEventAttributes?.activityId === info.activityId);
   return scheduled?.activityTaskScheduledEventAttributes?.retryPolicy?.maximumAttempts ?? undefined;
 }
@@ -107,7 +100,7 @@ function outlasting(limit: 'startToClose' | 'heartbeat', healthy: ActivityMock) 
     seen.info ??= info;
     if (info.activityId !== seen.info.activityId) return healthy(input);
     // The server's clock when this attempt started, give or take the milliseconds it took to get here.
-    const startedAt = await harness.env.currentTimeMs();
+    const startedAt = await harness().env.currentTimeMs();
     seen.attempts = info.attempt;
     seen.maximumAttempts ??= await maximumAttemptsOf(info);
     if (!seen.maximumAttempts)
@@ -123,10 +116,10 @@ function outlasting(limit: 'startToClose' | 'heartbeat', healthy: ActivityMock) 
         context.heartbeat();
         await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_DELIVERY_MS));
       }
-      const now = await harness.env.currentTimeMs();
+      const now = await harness().env.currentTimeMs();
       if (now >= stopAt) break;
       const untilNextHeartbeat = heartbeats && info.heartbeatTimeoutMs ? info.heartbeatTimeoutMs - 1000 : Infinity;
-      await harness.env.sleep(Math.min(stopAt - now, untilNextHeartbeat));
+      await harness().env.sleep(Math.min(stopAt - now, untilNextHeartbeat));
     }
     // The server times the attempt out now; the activity hears of it on a heartbeat, or is cancelled at shutdown.
     for (;;) {
@@ -145,7 +138,7 @@ async function expectStepTimeout(
 ): Promise<void> {
   const runner = healthyRunner();
   const { activity, seen } = outlasting(limit, runner[step]);
-  const run = await runWorkflow(harness, workflow, (gitspaceId) => ({ gitspaceId, actor: ACTOR }), {
+  const run = await runWorkflow(harness(), workflow, (gitspaceId) => ({ gitspaceId, actor: ACTOR }), {
     runner: { ...runner, [step]: activity },
   });
   const limitMs = limit === 'startToClose' ? seen.info?.startToCloseTimeoutMs : seen.info?.heartbeatTimeoutMs;
@@ -197,7 +190,7 @@ it('the tables above name every infrastructure step the workflows run, and every
     ]),
   );
   for (const workflow of Object.keys(ACTION_OF) as LifecycleWorkflow[]) {
-    const run = await runWorkflow(harness, workflow, (gitspaceId) => ({ gitspaceId, actor: ACTOR }), { runner });
+    const run = await runWorkflow(harness(), workflow, (gitspaceId) => ({ gitspaceId, actor: ACTOR }), { runner });
     expect(run.error).toBeUndefined();
   }
   expect([...heartbeatLimits.keys()].sort()).toEqual(STEPS_BY_WORKFLOW.map(([step]) => step).sort());
