@@ -349,6 +349,49 @@ export const migrations: Record<string, Migration> = {
         check (provider in ('local', 'gcp', 'aws', 'simulated'))`.execute(db);
     },
   },
+  '0017_warm_pools': {
+    async up(db: Kysely<unknown>) {
+      // A machine shape's warm pool (workflows/warm-pool.ts): its size, and the backoff after pooled machines failed.
+      await db.schema
+        .alterTable('machines')
+        .addColumn('warm_pool_size', 'integer', (c) =>
+          c
+            .notNull()
+            .defaultTo(0)
+            .check(sql`warm_pool_size >= 0`),
+        )
+        .addColumn('warm_pool_failures', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('warm_pool_retry_at', 'timestamptz')
+        .execute();
+      // Every pooled machine from the moment it is ordered until it is deleted or adopted: reconciliation leaves the
+      // machines named here alone, and the pool deletes every one it no longer needs, so none is ever lost track of.
+      await db.schema
+        .createTable('warm_machines')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('infrastructure_id', 'text', (c) => c.notNull().references('infrastructures.id'))
+        .addColumn('machine_id', 'text', (c) => c.notNull().references('machines.id'))
+        .addColumn('state', 'text', (c) =>
+          c.notNull().check(sql`state in ('preparing', 'ready', 'claimed', 'retiring')`),
+        )
+        .addColumn('claimed_by', 'text', (c) => c.references('gitspaces.id').onDelete('set null'))
+        .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+        .execute();
+      // Claiming at a start: the oldest ready machine of a shape.
+      await sql`create index warm_machines_ready on warm_machines (machine_id, updated_at) where state = 'ready'`.execute(
+        db,
+      );
+      // A start's own claim, found again by a retried beginOperation.
+      await sql`create unique index warm_machines_claimed_by on warm_machines (claimed_by) where state = 'claimed'`.execute(
+        db,
+      );
+      await db.schema
+        .createIndex('warm_machines_infrastructure')
+        .on('warm_machines')
+        .column('infrastructure_id')
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -110,7 +110,28 @@ export interface MachinesTable {
   createdAt: CreatedAt;
   /** When it was removed while records of deleted gitspaces still named it: kept as their history (migration 0010). */
   deletedAt: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** How many stopped machines of this shape its warm pool keeps ready (migration 0017; 0: no pool). */
+  warmPoolSize: OptionalColumn<number>;
+  /** Pooled machines that failed in a row, and when the pool may try again (exponential backoff). */
+  warmPoolFailures: OptionalColumn<number>;
+  warmPoolRetryAt: OptionalColumn<Date | null>;
 }
+
+/**
+ * A pooled machine (migration 0017), named by its warm key where a gitspace's machine is named by the gitspace id:
+ * `preparing` (being made), `ready` (made, agent checked, stopped), `claimed` (by a start, which adopts it), `retiring`
+ * (to be deleted: surplus, failed, stale, or a claim whose start is over; deleting a machine already adopted is a no-op).
+ */
+export interface WarmMachinesTable {
+  key: string;
+  infrastructureId: string;
+  machineId: string;
+  state: WarmMachineState;
+  claimedBy: string | null;
+  createdAt: CreatedAt;
+  updatedAt: UpdatedAt;
+}
+export type WarmMachineState = 'preparing' | 'ready' | 'claimed' | 'retiring';
 
 export interface GitspacesTable {
   id: string;
@@ -254,6 +275,7 @@ export interface Database {
   reconcileRuns: ReconcileRunsTable;
   cliAuthorizations: CliAuthorizationsTable;
   autoStopRequests: AutoStopRequestsTable;
+  warmMachines: WarmMachinesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -262,6 +284,7 @@ export type SshKeyRow = Selectable<SshKeysTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type InfrastructureRow = Selectable<InfrastructuresTable>;
 export type MachineRow = Selectable<MachinesTable>;
+export type WarmMachineRow = Selectable<WarmMachinesTable>;
 export type GitspaceRow = Selectable<GitspacesTable>;
 export type OperationRow = Selectable<OperationsTable>;
 export type EventRow = Selectable<EventsTable>;

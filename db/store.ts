@@ -15,6 +15,7 @@ import { createSessionStore } from './stores/sessions';
 import { createSshKeyStore } from './stores/ssh-keys';
 import { createTokenStore } from './stores/tokens';
 import { createUserStore } from './stores/users';
+import { createWarmPoolStore } from './stores/warm-pool';
 
 export { hashToken } from './stores/tokens';
 export type { StateChange } from './stores/gitspaces';
@@ -42,6 +43,7 @@ export function createStore(db: Db) {
     ...createMetricsStore(db),
     ...createAutoStopStore(db),
     ...createPruningStore(db),
+    ...createWarmPoolStore(db),
 
     async ping(): Promise<void> {
       await sql`select 1`.execute(db);

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { ConflictError, NotFoundError } from '../../common/errors';
+import { refuseWhileWarmPoolHolds } from './warm-pool';
 import type { Db } from '../connect';
 import type { Database, InfrastructureRow } from '../schema';
 import { conflictOnDuplicate } from './duplicate-key';
@@ -119,6 +120,7 @@ export function createInfrastructureStore(db: Db) {
             `infrastructure '${id}' is used by ${inUse.length} gitspace(s) (${names}); delete them first`,
           );
         }
+        await refuseWhileWarmPoolHolds(trx, 'infrastructureId', id, `infrastructure '${id}'`);
         // Deleted gitspaces keep their records and events, so their infrastructure row stays as history too.
         const history = await trx
           .selectFrom('gitspaces')
@@ -140,7 +142,7 @@ export function createInfrastructureStore(db: Db) {
   };
 }
 
-async function lockInfrastructure(trx: Transaction<Database>, id: string): Promise<void> {
+export async function lockInfrastructure(trx: Transaction<Database>, id: string): Promise<void> {
   const row = await trx
     .selectFrom('infrastructures')
     .select('id')

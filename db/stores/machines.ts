@@ -2,9 +2,18 @@ import type { Transaction } from 'kysely';
 import { ConflictError, NotFoundError } from '../../common/errors';
 import type { Db } from '../connect';
 import type { Database, MachineRow } from '../schema';
+import { refuseWhileWarmPoolHolds } from './warm-pool';
 
 /** What of a machine an administrator may change after creating it (not its name, which is part of its id). */
-export type MachineChanges = Partial<Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image'>>;
+export type MachineChanges = Partial<
+  Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image' | 'warmPoolSize'>
+>;
+
+/** A new machine shape: no warm pool unless given one. */
+export type NewMachine = Omit<
+  MachineRow,
+  'createdAt' | 'deletedAt' | 'warmPoolSize' | 'warmPoolFailures' | 'warmPoolRetryAt'
+> & { warmPoolSize?: number };
 
 /**
  * Machines: the named machine specifications (type, disk, placement) an infrastructure offers its gitspaces. A removed
@@ -13,7 +22,7 @@ export type MachineChanges = Partial<Pick<MachineRow, 'machineType' | 'diskSizeG
  */
 export function createMachineStore(db: Db) {
   return {
-    async createMachine(values: Omit<MachineRow, 'createdAt' | 'deletedAt'>): Promise<MachineRow> {
+    async createMachine(values: NewMachine): Promise<MachineRow> {
       const existing = await db
         .selectFrom('machines')
         .select(['id', 'deletedAt'])
@@ -87,6 +96,7 @@ export function createMachineStore(db: Db) {
             `machine '${id}' is used by ${users.length} gitspace(s) that are not deleted: ${named}${more}; delete them first`,
           );
         }
+        await refuseWhileWarmPoolHolds(trx, 'machineId', id, `machine '${id}'`);
         const history = await trx.selectFrom('gitspaces').select('id').where('machineId', '=', id).executeTakeFirst();
         if (history) {
           await trx.updateTable('machines').set({ deletedAt: new Date() }).where('id', '=', id).execute();
