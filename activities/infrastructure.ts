@@ -7,12 +7,15 @@ import { LegacySecretsKey, SealedSecretError, type RunnerKeyRing } from '../comm
 import {
   RunnerContractVersionError,
   WorkOrderRefusedError,
+  type InfrastructurePart,
   type OrderedStep,
   type WorkOrderVerifier,
 } from '../common/work-order';
 import {
   OperationFailedError,
+  type IdeKind,
   type MachineInfo,
+  type MachineSpec,
   type MachineStatus,
   type Provider,
   type ProviderCallOptions,
@@ -47,6 +50,9 @@ export type MachineRef = Pick<GitspaceSpec, 'gitspaceId' | 'infrastructureId' | 
 
 /** What waitForMachine waits for: a status, or the machine being gone. */
 export type MachineTarget = Extract<MachineStatus, 'running' | 'stopped'> | 'gone';
+
+/** A pooled machine's agent runs no IDE until a start adopts it and boots it with the gitspace's own. */
+const WARM_MACHINE_IDE: IdeKind = 'terminal';
 
 /** The agent wait's first interval: a local agent answers ~0.3–0.5 s after it starts, a fixed second would add half. */
 const AGENT_FIRST_POLL_MS = 50;
@@ -96,9 +102,11 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     order: unknown,
     target: {
       gitspaceId: string;
-      infrastructure?: MachineRef;
+      infrastructure?: InfrastructurePart;
       spec?: GitspaceSpec;
       repositoryTokenSealed?: string | null;
+      warmMachine?: string | null;
+      machine?: MachineSpec;
     },
   ): Promise<void> => {
     const { workflowId, runId } = workflowRun();
@@ -112,6 +120,8 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
         ...(target.infrastructure || target.spec ? { infrastructure: target.infrastructure ?? target.spec } : {}),
         ...(target.spec ? { spec: target.spec } : {}),
         ...(target.repositoryTokenSealed !== undefined ? { repositoryTokenSealed: target.repositoryTokenSealed } : {}),
+        ...(target.warmMachine !== undefined ? { warmMachine: target.warmMachine } : {}),
+        ...(target.machine ? { machine: target.machine } : {}),
       });
     } catch (error) {
       if (error instanceof RunnerContractVersionError) {
@@ -217,11 +227,16 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
   };
 
-  const ensureMachine = async (spec: GitspaceSpec): Promise<MachineInfo> => {
+  const ensureMachine = async (spec: GitspaceSpec, warmMachine?: string): Promise<MachineInfo> => {
     const provider = providerFor(spec);
     const options = callOptions(`create-${spec.gitspaceId}`);
     const bootstrap = { agentSecret: agentSecret(spec.gitspaceId), ide: spec.ide };
-    const existing = await provider.describe(spec.gitspaceId, options);
+    let existing = await provider.describe(spec.gitspaceId, options);
+    if (!existing && warmMachine && provider.adopt) {
+      // The pooled machine the control plane gave this start (signed into its order): made and checked ahead, stopped.
+      existing = await provider.adopt(warmMachine, spec.gitspaceId, callOptions(`adopt-${spec.gitspaceId}`));
+      if (existing) deps.logger.info('adopted a pooled machine', { gitspaceId: spec.gitspaceId, warmMachine });
+    }
     if (!existing || existing.status === 'deleting') {
       deps.logger.info('creating machine', { gitspaceId: spec.gitspaceId, provider: spec.provider });
       return provider.create({ gitspaceId: spec.gitspaceId, spec: spec.machine, bootstrap }, options);
@@ -246,9 +261,75 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
 
   return {
     /** Creates the machine on first start, boots it when stopped, adopts it when it already runs. */
-    async ensureMachine(input: { spec: GitspaceSpec; order?: string }): Promise<MachineInfo> {
-      await checkOrder('ensureMachine', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
-      return withHeartbeat('ensuring the machine', () => ensureMachine(input.spec));
+    async ensureMachine(input: { spec: GitspaceSpec; warmMachine?: string; order?: string }): Promise<MachineInfo> {
+      await checkOrder('ensureMachine', input.order, {
+        gitspaceId: input.spec.gitspaceId,
+        spec: input.spec,
+        warmMachine: input.warmMachine ?? null,
+      });
+      return withHeartbeat('ensuring the machine', () => ensureMachine(input.spec, input.warmMachine));
+    },
+
+    /**
+     * Makes one pooled machine of a warm pool (workflows/warm-pool.ts) under its warm key: boots it, waits until its
+     * agent answers for that key, and stops it, so a start that adopts it only boots it. A retry boots what an earlier
+     * attempt made and checks it again: the machine is ready only once this has run to the end.
+     */
+    async prepareWarmMachine(input: {
+      infrastructure: InfrastructurePart;
+      key: string;
+      machine: MachineSpec;
+      order?: string;
+    }): Promise<void> {
+      const { key, infrastructure, machine } = input;
+      await checkOrder('prepareWarmMachine', input.order, { gitspaceId: key, infrastructure, machine });
+      const provider = providerFor(infrastructure);
+      if (!provider.adopt) {
+        throw ApplicationFailure.nonRetryable(
+          `provider '${provider.name}' offers no warm pools`,
+          'WarmPoolUnsupportedError',
+        );
+      }
+      const bootstrap = { agentSecret: agentSecret(key), ide: WARM_MACHINE_IDE };
+      const describe = () => provider.describe(key, callOptions(`describe-${key}`));
+      const made = await withHeartbeat('making a pooled machine', async () => {
+        const existing = await describe();
+        if (!existing || existing.status === 'deleting')
+          return provider.create({ gitspaceId: key, spec: machine, bootstrap }, callOptions(`create-${key}`));
+        return existing.status === 'stopped' ? provider.start(key, bootstrap, callOptions(`start-${key}`)) : existing;
+      });
+      let status = made.status;
+      const reaches = (target: MachineStatus) => async () => {
+        const found = await describe();
+        if (!found)
+          throw ApplicationFailure.nonRetryable(`pooled machine '${key}' disappeared`, 'InstanceNotFoundError');
+        status = found.status;
+        return found.status === target ? found : undefined;
+      };
+      const running = await pollUntil(reaches('running'), () => `pooled machine is ${status}, waiting for running`);
+      const agentUrl = agentUrlOf(running);
+      if (!agentUrl) {
+        throw ApplicationFailure.nonRetryable(`pooled machine '${key}' has no address`, 'MachineAddressMissingError');
+      }
+      let lastProblem = 'no answer yet';
+      await pollUntil(
+        async () => {
+          try {
+            const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(5000)]);
+            const health = await deps.agents.health(agentUrl, signal);
+            if (health.gitspaceId !== key) lastProblem = `the agent at ${agentUrl} serves '${health.gitspaceId}'`;
+            else if (await deps.agents.acceptsSecret(agentUrl, bootstrap.agentSecret, signal)) return true;
+            else lastProblem = "the agent does not take this run's secret";
+          } catch (error) {
+            lastProblem = error instanceof Error ? error.message : String(error);
+          }
+          return undefined;
+        },
+        () => `pooled machine's agent at ${agentUrl}: ${lastProblem}`,
+        AGENT_FIRST_POLL_MS,
+      );
+      await withHeartbeat('stopping the pooled machine', () => provider.stop(key, callOptions(`stop-${key}`)));
+      await pollUntil(reaches('stopped'), () => `pooled machine is ${status}, waiting for stopped`);
     },
 
     /**

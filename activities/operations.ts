@@ -13,6 +13,7 @@ import {
 } from '../contracts/lifecycle';
 import type { MachineInfo, ProviderName } from '../contracts/provider';
 import type { Store } from '../db/store';
+import { machineSpecOf } from '../db/stores/machines';
 import { currentWorkflowRun } from './workflow-run';
 
 export interface OperationActivityDeps {
@@ -53,6 +54,11 @@ export interface BeginResult {
    * acts only on it. Absent in histories recorded before work orders.
    */
   order?: string;
+  /**
+   * A start's claimed pooled machine (its warm key), signed into its order: the runner adopts it instead of making a
+   * machine (db/stores/warm-pool.ts). Absent when the shape has no pool, none was ready, or the gitspace ran before.
+   */
+  warmMachine?: string;
 }
 
 /**
@@ -102,13 +108,7 @@ function specOf(
     provider: infrastructure.provider as ProviderName,
     providerConfig: infrastructure.config,
     gatewayUrl: infrastructure.gatewayUrl,
-    machine: {
-      machineType: machine.machineType,
-      diskSizeGb: machine.diskSizeGb,
-      ...(machine.region ? { region: machine.region } : {}),
-      ...(machine.zone ? { zone: machine.zone } : {}),
-      ...(machine.image ? { image: machine.image } : {}),
-    },
+    machine: machineSpecOf(machine),
     ide: gitspace.ide,
     repository: {
       url: gitspace.repositoryUrl,
@@ -167,6 +167,11 @@ export function createOperationActivities({
         });
       }
       const spec = specOf(gitspace, infrastructure, machine);
+      // Claimed after the gitspace is `starting`: the pool keeps a claim while its start runs.
+      const warmMachine =
+        input.action === 'start' && machine.warmPoolSize > 0
+          ? await store.claimWarmMachine(gitspace.id, machine.id, new Date())
+          : null;
       const order = await workOrders.sign({
         action: input.action,
         workflowId,
@@ -175,10 +180,12 @@ export function createOperationActivities({
         infrastructure: spec,
         spec,
         ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
+        ...(warmMachine ? { warmMachine } : {}),
       });
       return {
         spec,
         order,
+        ...(warmMachine ? { warmMachine } : {}),
         ...(gitspace.repositoryTokenSealed ? { repositoryTokenSealed: gitspace.repositoryTokenSealed } : {}),
         runnerPickupTimeoutSeconds,
         actor,

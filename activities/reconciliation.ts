@@ -106,8 +106,10 @@ export function createReconciliationActivities({
             .catch(() => undefined);
         }
       }
-      // A machine without a gitspace id cannot be acted on by id; it is not one of ours to touch.
-      const machines = [...observed.values()].filter((m) => m.gitspaceId !== '');
+      // A machine without a gitspace id cannot be acted on by id; it is not one of ours to touch. A pooled machine the
+      // warm pool keeps track of is the pool's (workflows/warm-pool.ts); one it does not is an orphan like any other.
+      const pooled = new Set((await store.listWarmMachines(input.infrastructureId)).map((row) => row.key));
+      const machines = [...observed.values()].filter((m) => m.gitspaceId !== '' && !pooled.has(m.gitspaceId));
       const now = new Date();
       const unknown = machines.filter((m) => !byId.has(m.gitspaceId)).map((m) => m.gitspaceId);
       const firstSeen = await store.trackOrphanMachines(input.infrastructureId, unknown, now);

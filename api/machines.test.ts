@@ -98,6 +98,8 @@ describe('machines: change and removal', () => {
       machineType: 'n2-standard-8',
       diskSizeGb: 100,
       zone: 'europe-west1-c',
+      warmPoolSize: 0,
+      warmPool: { ready: 0, preparing: 0 },
       createdAt: expect.any(String),
     });
     // null clears an optional setting.

@@ -15,6 +15,7 @@ import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_EVENT_COALESCE_MS, DEFAULT_EVENT_POLL_MS } from './event-feed';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
 import { DEFAULT_PRUNE_EVERY_SECONDS } from './schedules';
+import { DEFAULT_WARM_POOL_EVERY_SECONDS } from './warm-pools';
 import { DEFAULT_RETENTION } from '../activities/pruning';
 
 /** `npm run api`: the REST API and the control-plane worker. */
@@ -50,6 +51,7 @@ async function main(): Promise<{ stop(): Promise<void> }> {
     reconcileEverySeconds: config.positiveInt('GITSPACES_RECONCILE_EVERY_SECONDS', 120),
     orphanGraceSeconds: config.positiveInt('GITSPACES_ORPHAN_GRACE_SECONDS', DEFAULT_ORPHAN_GRACE_SECONDS),
     pruneEverySeconds: config.positiveInt('GITSPACES_PRUNE_EVERY_SECONDS', DEFAULT_PRUNE_EVERY_SECONDS),
+    warmPoolEverySeconds: config.positiveInt('GITSPACES_WARM_POOL_EVERY_SECONDS', DEFAULT_WARM_POOL_EVERY_SECONDS),
     retention: {
       operationDays: config.positiveInt('GITSPACES_OPERATION_RETENTION_DAYS', DEFAULT_RETENTION.operationDays),
       idempotencyKeyDays: config.positiveInt(

@@ -30,6 +30,8 @@ export interface RouteServices {
   onInfrastructureCreated(infrastructureId: string): Promise<void>;
   /** Removes what a removed infrastructure had beyond its record (its reconciliation schedule). */
   onInfrastructureDeleted?(infrastructureId: string): Promise<void>;
+  /** Brings an infrastructure's warm pools to their new sizes now (api/warm-pools.ts); without it, pools are refused. */
+  onWarmPoolChanged?(infrastructureId: string): Promise<void>;
   /** Checks that the database and Temporal answer, for /readyz. */
   ready: () => Promise<void>;
   /** The change feed the event streams share (its owner closes it). */

@@ -225,6 +225,9 @@ export const UpdateInfrastructureBody = z
     'give config, gatewayUrl, runnerPublicKeys, autoStop or several',
   );
 
+/** The largest warm pool a machine shape may have: each pooled machine is a stopped machine (and its disk) paid for. */
+export const MAX_WARM_POOL_SIZE = 50;
+
 export const CreateMachineBody = z.strictObject({
   name: slug('name'),
   machineType: z
@@ -251,6 +254,8 @@ export const CreateMachineBody = z.strictObject({
     .max(300)
     .regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]*$/, 'must be an image name or id')
     .optional(),
+  /** Stopped machines of this shape kept ready for first starts (workflows/warm-pool.ts); 0, the default: none. */
+  warmPoolSize: z.number().int().min(0).max(MAX_WARM_POOL_SIZE).optional(),
 });
 
 export const CreateGitspaceBody = z.strictObject({
@@ -292,8 +297,9 @@ export const UpdateMachineBody = z
     region: CreateMachineBody.shape.region.unwrap().nullable().optional(),
     zone: CreateMachineBody.shape.zone.unwrap().nullable().optional(),
     image: CreateMachineBody.shape.image.unwrap().nullable().optional(),
+    warmPoolSize: CreateMachineBody.shape.warmPoolSize,
   })
-  .refine((body) => Object.keys(body).length > 0, 'give machineType, diskSizeGb, region, zone or image');
+  .refine((body) => Object.keys(body).length > 0, 'give machineType, diskSizeGb, region, zone, image or warmPoolSize');
 
 export const ActionBody = z.strictObject({ action: z.enum(['start', 'stop', 'retry']) });
 
@@ -420,6 +426,9 @@ export const Machine = z.object({
   region: z.string().optional(),
   zone: z.string().optional(),
   image: z.string().optional(),
+  warmPoolSize: z.number(),
+  /** Its pooled machines now: ready to claim, and being made. */
+  warmPool: z.object({ ready: z.number(), preparing: z.number() }),
   createdAt: z.string(),
 });
 

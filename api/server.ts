@@ -5,6 +5,7 @@ import { listen } from '../common/net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
 import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
+import { DEFAULT_WARM_POOL_EVERY_SECONDS, ensureWarmPoolSchedule, removeWarmPoolSchedule } from './warm-pools';
 import { DEFAULT_PRUNE_EVERY_SECONDS, ensurePruneSchedule } from './schedules';
 import type { Retention } from '../activities/pruning';
 import { installWorkerRuntime } from '../workers/runtime';
@@ -77,6 +78,8 @@ export interface ControlPlaneConfig {
   /** How long old records are kept (activities/pruning.ts DEFAULT_RETENTION where absent) and how often they are pruned. */
   retention?: Partial<Retention>;
   pruneEverySeconds?: number;
+  /** How often each infrastructure's warm pools are brought back to their size (default 60 s). */
+  warmPoolEverySeconds?: number;
   /** An Ed25519 private key (PKCS#8 PEM) for access tokens; when absent one is kept in the data dir. */
   accessTokenKeyPem?: string;
   /** An Ed25519 private key (PKCS#8 PEM) for work orders; when absent one is kept in the data dir. */
@@ -183,7 +186,16 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   // Make every gitspace's recorded state true again (after a crash or a host restart), now and on a schedule.
   const reconcile = (infrastructureId: string, trigger: boolean) =>
     ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
-  for (const infrastructure of await store.listInfrastructures()) await reconcile(infrastructure.id, true);
+  const warmPool = (infrastructureId: string, trigger: boolean) =>
+    ensureWarmPoolSchedule(client, infrastructureId, {
+      everySeconds: config.warmPoolEverySeconds ?? DEFAULT_WARM_POOL_EVERY_SECONDS,
+      trigger,
+      logger,
+    });
+  for (const infrastructure of await store.listInfrastructures()) {
+    await reconcile(infrastructure.id, true);
+    if (await store.hasWarmPool(infrastructure.id)) await warmPool(infrastructure.id, true);
+  }
   await ensureAutoStopWatchers(store, autoStopArming, logger.child('auto-stop'));
   await ensurePruneSchedule(client, { everySeconds: config.pruneEverySeconds ?? DEFAULT_PRUNE_EVERY_SECONDS, logger });
 
@@ -223,8 +235,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     ...(config.simulatedProvider ? { simulatedProvider: true } : {}),
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
-    onInfrastructureDeleted: (infrastructureId) =>
-      removeReconcileSchedule(client, infrastructureId, logger.child('reconciliation')),
+    onInfrastructureDeleted: async (infrastructureId) => {
+      await removeReconcileSchedule(client, infrastructureId, logger.child('reconciliation'));
+      await removeWarmPoolSchedule(client, infrastructureId, logger.child('warm-pool'));
+    },
+    onWarmPoolChanged: (infrastructureId) => warmPool(infrastructureId, true),
     logger,
     ready: async () => {
       await store.ping();

@@ -246,6 +246,67 @@ describe('work orders', () => {
     );
   });
 
+  it('attack: a start adopts only the pooled machine its order names, and an order naming one needs an input that does', async () => {
+    const ensure = (warmMachine: string | null) => expectation({ step: 'ensureMachine', warmMachine });
+    const claimed = await startOrder({ warmMachine: 'warm-aaaaaaaaaaaa' });
+    await verifier.verify(claimed, ensure('warm-aaaaaaaaaaaa'));
+    expect(await refusal(claimed, ensure('warm-bbbbbbbbbbbb'))).toMatch(
+      /does not give pooled machine 'warm-bbbbbbbbbbbb' to this start/,
+    );
+    expect(await refusal(claimed, ensure(null))).toMatch(/names a pooled machine the input does not/);
+    const unclaimed = await startOrder();
+    await verifier.verify(unclaimed, ensure(null));
+    expect(await refusal(unclaimed, ensure('warm-aaaaaaaaaaaa'))).toMatch(/does not give pooled machine/);
+  });
+
+  it('attack: a warm-pool order makes the machine it names, of its shape, and never acts on a gitspace', async () => {
+    const machine = { machineType: 'e2-small', diskSizeGb: 20 };
+    const pool = { workflowId: 'warm-pool-local', runId: 'p1', infrastructureId: 'local', infrastructure: spec };
+    const order = await signer.sign({
+      action: 'warm-pool',
+      workflowId: 'warm-pool-local',
+      runId: 'p1',
+      infrastructure: spec,
+      gitspaceId: 'warm-aaaaaaaaaaaa',
+      machine,
+    });
+    const claims = await verifier.verify(order, {
+      ...pool,
+      step: 'prepareWarmMachine',
+      gitspaceId: 'warm-aaaaaaaaaaaa',
+      machine,
+    });
+    expect(claims.contractVersion).toBe(CONTRACT_VERSION_NEEDED['warm-pool']);
+    await verifier.verify(order, { ...pool, step: 'deleteMachine', gitspaceId: 'warm-aaaaaaaaaaaa' });
+    expect(
+      await refusal(order, {
+        ...pool,
+        step: 'prepareWarmMachine',
+        gitspaceId: 'warm-aaaaaaaaaaaa',
+        machine: { ...machine, image: 'attacker/image' },
+      }),
+    ).toMatch(/machine in the input is not the one/);
+    expect(await refusal(order, { ...pool, step: 'deleteMachine', gitspaceId: 'warm-bbbbbbbbbbbb' })).toMatch(
+      /for gitspace 'warm-aaaaaaaaaaaa'/,
+    );
+    for (const step of ['ensureMachine', 'stopMachine', 'prepareWorkspace', 'registerRoute'] as const) {
+      expect(await refusal(order, { ...pool, step, gitspaceId: 'warm-aaaaaaaaaaaa' })).toMatch(/does not allow/);
+    }
+    // The control plane signs warm-pool orders for warm keys only; an order for a gitspace is refused by the runner too.
+    await expect(
+      signer.sign({ action: 'warm-pool', workflowId: 'w', runId: 'p1', infrastructure: spec, gitspaceId: 'gs1' }),
+    ).rejects.toThrow(/names a warm key/);
+    const [header, payload] = order.split('.');
+    const forgedClaims = { ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), gs: 'gs1' };
+    const forSigning = JSON.parse(Buffer.from(header!, 'base64url').toString());
+    const resigned = await new SignJWT(forgedClaims)
+      .setProtectedHeader(forSigning)
+      .sign(createPrivateKey(await readFile(path.join(dataDir, WORK_ORDER_KEY_FILE), 'utf8')));
+    expect(await refusal(resigned, { ...pool, step: 'deleteMachine', gitspaceId: 'gs1' })).toMatch(
+      /acts on warm keys only, not on 'gs1'/,
+    );
+  });
+
   it('refuses everything without the public key, and never takes a gateway access token for an order', async () => {
     const empty = await mkdtemp(path.join(os.tmpdir(), 'work-order-empty-'));
     try {

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { SignJWT, decodeProtectedHeader, errors, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import type { GitspaceSpec, LifecycleAction } from '../contracts/lifecycle';
+import { WARM_KEY_PATTERN, type MachineSpec } from '../contracts/provider';
 import { readOrCreateSecretFile, replaceSecretFile } from './secret-file';
 
 /**
@@ -47,14 +48,16 @@ export const LIFECYCLE_ORDER_TTL_SECONDS = 12 * 3600;
 /** A reconciliation run's repairs: each may wait 5 minutes for a runner and take three 3-minute attempts. */
 export const RECONCILE_ORDER_TTL_SECONDS = 6 * 3600;
 
-export type WorkOrderAction = LifecycleAction | 'reconcile';
+/** `warm-pool`: one pooled machine of a warm pool's maintenance run (workflows/warm-pool.ts), by its warm key. */
+export type WorkOrderAction = LifecycleAction | 'reconcile' | 'warm-pool';
 
 /**
  * The runner contract (activity names, inputs, outputs between the control plane and a runner) this code speaks.
  * Version 1 is every runner before contract versions; 2 passes the cloud operation a step started (the GCP zone
- * operation) from step to step through the workflow's history. A runner speaks every version up to its own.
+ * operation) from step to step through the workflow's history; 3 makes and adopts warm pools' machines. A runner speaks
+ * every version up to its own.
  */
-export const RUNNER_CONTRACT_VERSION = 2;
+export const RUNNER_CONTRACT_VERSION = 3;
 
 /**
  * The contract version each kind of operation needs, signed into its work order (`cv`): a runner that speaks an older
@@ -66,6 +69,8 @@ export const CONTRACT_VERSION_NEEDED: Record<WorkOrderAction, number> = {
   stop: 2,
   delete: 2,
   reconcile: 1,
+  // A start that claimed a pooled machine still runs on a version 2 runner: it ignores the claim and makes a machine.
+  'warm-pool': 3,
 };
 
 const RUNNER_IDENTITY_TAG = 'gitspaces-runner';
@@ -107,7 +112,8 @@ export type OrderedStep =
   | 'registerRoute'
   | 'removeRoute'
   | 'stopMachine'
-  | 'deleteMachine';
+  | 'deleteMachine'
+  | 'prepareWarmMachine';
 
 /** Which steps each kind of order allows: a start's compensation removes its route and stops its machine. */
 export const STEPS_ALLOWED: Record<WorkOrderAction, readonly OrderedStep[]> = {
@@ -123,6 +129,7 @@ export const STEPS_ALLOWED: Record<WorkOrderAction, readonly OrderedStep[]> = {
   stop: ['removeRoute', 'stopMachine', 'waitForMachine'],
   delete: ['removeRoute', 'deleteMachine', 'waitForMachine'],
   reconcile: ['removeRoute', 'stopMachine', 'deleteMachine'],
+  'warm-pool': ['prepareWarmMachine', 'deleteMachine'],
 };
 
 /** The repairs a reconcile order allows, by gitspace id. */
@@ -149,6 +156,10 @@ export interface WorkOrderRequest {
   repositoryTokenSealed?: string;
   /** Reconcile orders: the repairs of this run. */
   targets?: ReconcileTargets;
+  /** Start orders: the pooled machine (its warm key) the start claimed, the only one its runner may adopt. */
+  warmMachine?: string;
+  /** Warm-pool orders that make a machine: its shape. */
+  machine?: MachineSpec;
 }
 
 /** What a verified order says. */
@@ -163,6 +174,10 @@ export interface WorkOrderClaims {
   specDigest?: string;
   tokenDigest?: string;
   targets?: ReconcileTargets;
+  /** Start orders: the warm key of the pooled machine the start may adopt. */
+  warmMachine?: string;
+  /** Warm-pool orders that make a machine: the digest of its shape. */
+  machineDigest?: string;
   /** The runner contract version the operation needs (1 for orders signed before contract versions). */
   contractVersion: number;
   expiresAt: number;
@@ -182,6 +197,10 @@ export interface WorkOrderExpectation {
   spec?: WorkPart;
   /** Checked for prepareWorkspace: the sealed token in its input (or its absence). */
   repositoryTokenSealed?: string | null;
+  /** Checked for ensureMachine: the pooled machine its input names for adoption (or its absence). */
+  warmMachine?: string | null;
+  /** Checked for prepareWarmMachine: the shape in its input. */
+  machine?: MachineSpec;
 }
 
 /** Thrown when an order is missing, forged, expired, replayed from another run or does not match the input. */
@@ -231,6 +250,7 @@ export const infrastructureDigest = (i: InfrastructurePart): string =>
 export const specDigest = (s: WorkPart): string =>
   digestOf({ machine: s.machine, ide: s.ide, repository: s.repository });
 export const tokenDigest = (sealed: string | undefined | null): string => digestOf({ sealed: sealed ?? null });
+export const machineDigest = (machine: MachineSpec): string => digestOf({ machine });
 
 export interface WorkOrderSigner {
   sign(request: WorkOrderRequest): Promise<string>;
@@ -315,7 +335,9 @@ export async function createWorkOrderSigner(options: {
     async sign(request) {
       const issuedAt = Math.floor(now() / 1000);
       const ttl = request.action === 'reconcile' ? RECONCILE_ORDER_TTL_SECONDS : LIFECYCLE_ORDER_TTL_SECONDS;
-      if (request.action !== 'reconcile' && (!request.gitspaceId || !request.spec)) {
+      if (request.action === 'warm-pool') {
+        if (!WARM_KEY_PATTERN.test(request.gitspaceId ?? '')) throw new Error('a warm-pool order names a warm key');
+      } else if (request.action !== 'reconcile' && (!request.gitspaceId || !request.spec)) {
         throw new Error('a lifecycle work order names its gitspace and spec');
       }
       const claims: Record<string, unknown> = {
@@ -327,6 +349,8 @@ export async function createWorkOrderSigner(options: {
         cv: CONTRACT_VERSION_NEEDED[request.action],
         ...(request.gitspaceId ? { gs: request.gitspaceId } : {}),
         ...(request.spec ? { spec: specDigest(request.spec), tok: tokenDigest(request.repositoryTokenSealed) } : {}),
+        ...(request.warmMachine ? { warm: request.warmMachine } : {}),
+        ...(request.machine ? { mach: machineDigest(request.machine) } : {}),
         ...(request.action === 'reconcile'
           ? { targets: request.targets ?? { removeRoute: [], stopMachine: [], deleteMachine: [] } }
           : {}),
@@ -472,6 +496,8 @@ export function createWorkOrderVerifier(options: {
         ...(typeof payload.spec === 'string' ? { specDigest: payload.spec } : {}),
         ...(typeof payload.tok === 'string' ? { tokenDigest: payload.tok } : {}),
         ...(payload.targets ? { targets: payload.targets as ReconcileTargets } : {}),
+        ...(typeof payload.warm === 'string' ? { warmMachine: payload.warm } : {}),
+        ...(typeof payload.mach === 'string' ? { machineDigest: payload.mach } : {}),
         contractVersion: typeof payload.cv === 'number' ? payload.cv : 1,
         expiresAt: Number(payload.exp),
       };
@@ -498,6 +524,10 @@ export function createWorkOrderVerifier(options: {
       } else if (claims.gitspaceId !== expected.gitspaceId) {
         refuse(`the work order is for gitspace '${claims.gitspaceId}'`);
       }
+      // A warm-pool order acts on pooled machines only, never on a gitspace's.
+      if (claims.action === 'warm-pool' && !WARM_KEY_PATTERN.test(expected.gitspaceId)) {
+        refuse(`a warm-pool order acts on warm keys only, not on '${expected.gitspaceId}'`);
+      }
       if (expected.infrastructure && infrastructureDigest(expected.infrastructure) !== claims.infrastructureDigest) {
         refuse('the infrastructure in the input is not the one the work order was signed for');
       }
@@ -505,6 +535,16 @@ export function createWorkOrderVerifier(options: {
         if (claims.action === 'reconcile' || specDigest(expected.spec) !== claims.specDigest) {
           refuse('the spec in the input is not the one the work order was signed for');
         }
+      }
+      if (expected.warmMachine !== undefined && (claims.warmMachine ?? null) !== expected.warmMachine) {
+        refuse(
+          expected.warmMachine === null
+            ? 'the work order names a pooled machine the input does not'
+            : `the work order does not give pooled machine '${expected.warmMachine}' to this start`,
+        );
+      }
+      if (expected.machine !== undefined && machineDigest(expected.machine) !== claims.machineDigest) {
+        refuse('the machine in the input is not the one the work order was signed for');
       }
       if (expected.repositoryTokenSealed !== undefined) {
         if (tokenDigest(expected.repositoryTokenSealed) !== claims.tokenDigest) {

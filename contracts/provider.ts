@@ -12,6 +12,15 @@ export const PROVIDER_NAMES = ['local', 'gcp', 'aws'] as const;
 export const SIMULATED_PROVIDER = 'simulated';
 export type ProviderName = (typeof PROVIDER_NAMES)[number] | typeof SIMULATED_PROVIDER;
 
+/**
+ * A warm key, `warm-…`: a pooled machine's name where a gitspace's machine has the gitspace id (`gs-…`). Made by the
+ * control plane's warm pool (db/stores/warm-pool.ts); a runner acts on a warm key only under a warm-pool order.
+ */
+export const WARM_KEY_PATTERN = /^warm-[a-z0-9]{12}$/;
+
+/** The providers whose machines can change owner (`adopt`), so their infrastructures may have warm pools. */
+export const WARM_POOL_PROVIDERS: readonly ProviderName[] = ['aws', SIMULATED_PROVIDER];
+
 /** Every call takes an idempotency key (derived from the gitspace and the operation) and an abort signal. */
 export interface ProviderCallOptions {
   idempotencyKey: string;
@@ -106,4 +115,11 @@ export interface Provider {
   delete(gitspaceId: string, options: ProviderCallOptions): Promise<ProviderOperation | void>;
   /** Every machine this installation created on the infrastructure (for reconciliation). */
   list(options: ProviderCallOptions): Promise<MachineInfo[]>;
+  /**
+   * Warm pools (optional; a provider without it offers none): gives the pooled machine made under `warmKey` (created
+   * with `create({ gitspaceId: warmKey })`, then stopped) to the gitspace, so that every call naming the gitspace finds
+   * it from then on and none naming `warmKey` does. Idempotent: when the gitspace already has a machine, returns it
+   * unchanged. Returns null when there is neither (the pooled machine is gone; the caller creates one instead).
+   */
+  adopt?(warmKey: string, gitspaceId: string, options: ProviderCallOptions): Promise<MachineInfo | null>;
 }

@@ -10,6 +10,7 @@ import { createStore, hashToken, type Store } from './store';
 import { createAutoStopStore } from './stores/auto-stop';
 import { createCliAuthorizationStore } from './stores/cli-authorizations';
 import { createPruningStore } from './stores/pruning';
+import { createWarmPoolStore } from './stores/warm-pool';
 import { createEventStore } from './stores/events';
 import { createSshKeyStore } from './stores/ssh-keys';
 import { createGitspaceStore } from './stores/gitspaces';
@@ -350,6 +351,7 @@ describe('createStore', () => {
       createAutoStopStore,
       createCliAuthorizationStore,
       createPruningStore,
+      createWarmPoolStore,
     ].map((createPart) => Object.keys(createPart(db)));
     const names = parts.flat();
     expect(names.filter((name, i) => names.indexOf(name) !== i)).toEqual([]);

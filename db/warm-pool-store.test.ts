@@ -1,7 +1,8 @@
 import { gitspaceRow, seedStore, testDatabases } from '../test/support/databases';
 import { openDatabase, type Db } from './connect';
 import { createStore, type Store } from './store';
-import { WARM_KEY_PATTERN, warmPoolBackoffMs } from './stores/warm-pool';
+import { WARM_KEY_PATTERN } from '../contracts/provider';
+import { warmPoolBackoffMs } from './stores/warm-pool';
 
 const STALE_MS = 45 * 60_000;
 
@@ -79,7 +80,7 @@ describe.each(testDatabases())('warm pools on %s', (_name, location) => {
     await fill(1);
     const gitspaceId = await newGitspace();
     await store.recordOperation({ gitspaceId, action: 'start', workflowId: 'w', runId: 'r1' });
-    await store.updateOperation('r1', { status: 'succeeded', finishedAt: now });
+    await store.updateOperation('r1', { status: 'succeeded' });
     expect(await store.claimWarmMachine(gitspaceId, 'inf-m', now)).toBeNull();
   });
 
@@ -107,7 +108,7 @@ describe.each(testDatabases())('warm pools on %s', (_name, location) => {
 
   it('a machine still being made is not retired for surplus, but is once stale (its run died)', async () => {
     await store.updateMachine('inf-m', { warmPoolSize: 1 });
-    const [{ key }] = (await plan()).prepare as [{ key: string }];
+    const { key } = (await plan()).prepare[0]!;
     await store.updateMachine('inf-m', { warmPoolSize: 0 });
     expect((await plan()).retire).toEqual([]);
     now = new Date(+now + STALE_MS + 1000);
@@ -117,7 +118,7 @@ describe.each(testDatabases())('warm pools on %s', (_name, location) => {
 
   it('a failed machine retires and its shape backs off, doubling, until one is ready', async () => {
     await store.updateMachine('inf-m', { warmPoolSize: 1 });
-    const [{ key }] = (await plan()).prepare as [{ key: string }];
+    const { key } = (await plan()).prepare[0]!;
     await store.warmMachineFailed(key, now);
     const backingOff = await plan();
     expect(backingOff).toEqual({ prepare: [], retire: [key] });

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
-import { RUNNER_CONTRACT_VERSION } from '../common/work-order';
+import { CONTRACT_VERSION_NEEDED, RUNNER_CONTRACT_VERSION } from '../common/work-order';
 import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import { PACKAGE_VERSION } from '../common/package-version';
@@ -9,6 +9,8 @@ import { startGitServer, type GitServer } from './support/git-server';
 import { startTestStack, waitForGitspace, type TestStack } from './support/stack';
 
 const PICKUP_SECONDS = 8;
+/** The contract version a start needs. */
+const START_NEEDS = CONTRACT_VERSION_NEEDED.start;
 
 /**
  * Runners that are older than the control plane, gone, or never there; and what the API says right after it accepted
@@ -61,7 +63,8 @@ describe('runners and the truth after a 202', () => {
   const eventsOf = async (id: string) => (await stack.api('GET', `/api/v1/gitspaces/${id}/events`)).body.items as any[];
 
   it('fails a start fast on a runner older than the contract it needs, naming both versions, on the gitspace and its events', async () => {
-    const old = await stack.startRunner({ contractVersion: RUNNER_CONTRACT_VERSION - 1 });
+    // Older than a start needs (warm pools need a newer one still, RUNNER_CONTRACT_VERSION).
+    const old = await stack.startRunner({ contractVersion: START_NEEDS - 1 });
     try {
       const began = Date.now();
       const { gitspace } = await create('too-old', {});
@@ -75,22 +78,20 @@ describe('runners and the truth after a 202', () => {
       });
       expect(failed.lastError.message).toMatch(
         new RegExp(
-          `^runner for infrastructure 'local' is version ${RUNNER_CONTRACT_VERSION - 1}, needs ${RUNNER_CONTRACT_VERSION}; upgrade it`,
+          `^runner for infrastructure 'local' is version ${START_NEEDS - 1}, needs ${START_NEEDS}; upgrade it`,
         ),
       );
       expect(failed.lastError.message.match(/upgrade it/g)).toHaveLength(1);
       const events = await eventsOf(gitspace.id);
       expect(events.at(-1)).toMatchObject({ type: 'state', state: 'error' });
-      expect(events.at(-1).message).toContain(
-        `is version ${RUNNER_CONTRACT_VERSION - 1}, needs ${RUNNER_CONTRACT_VERSION}`,
-      );
+      expect(events.at(-1).message).toContain(`is version ${START_NEEDS - 1}, needs ${START_NEEDS}`);
 
       const listed = await stack.api('GET', '/api/v1/infrastructures/local');
       expect(listed.status).toBe(200);
       expect(listed.body.runnerContractVersion).toBe(RUNNER_CONTRACT_VERSION);
       expect(listed.body.runners).toContainEqual(
         expect.objectContaining({
-          contractVersion: RUNNER_CONTRACT_VERSION - 1,
+          contractVersion: START_NEEDS - 1,
           version: PACKAGE_VERSION,
           upToDate: false,
         }),

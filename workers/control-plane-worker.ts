@@ -4,6 +4,7 @@ import type { DataConverter, WorkerDeploymentVersion } from '@temporalio/common'
 import { type NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createControlPlaneActivities, type ControlPlaneActivityDeps } from '../activities/bookkeeping';
 import { createPruningActivities, type PruningActivityDeps } from '../activities/pruning';
+import { createWarmPoolActivities } from '../activities/warm-pool';
 import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 import type { Logger } from '../common/logger';
 import { workflowBundleBuildId } from './workflow-bundle';
@@ -69,7 +70,11 @@ export function createControlPlaneWorker(options: ControlPlaneWorkerOptions): Pr
     dataConverter: options.dataConverter,
     taskQueue: options.taskQueue ?? CONTROL_PLANE_TASK_QUEUE,
     workflowBundle: options.workflowBundle,
-    activities: { ...createControlPlaneActivities(options), ...createPruningActivities(options) },
+    activities: {
+      ...createControlPlaneActivities(options),
+      ...createPruningActivities(options),
+      ...createWarmPoolActivities(options),
+    },
     // Pollers scale with the backlog (the SDK's autoscaling) instead of a fixed handful, for bursts of creates.
     workflowTaskPollerBehavior: { type: 'autoscaling' },
     activityTaskPollerBehavior: { type: 'autoscaling' },

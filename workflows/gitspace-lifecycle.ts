@@ -225,7 +225,11 @@ export async function startGitspace({ gitspaceId, actor }: LifecycleInput): Prom
   let routeTouched = false;
   try {
     machineTouched = true;
-    const ensured = await run.run('ensureMachine', { spec });
+    // A claimed pooled machine rides in the input (and its order): replaying older histories sends the same command.
+    const ensured = await run.run('ensureMachine', {
+      spec,
+      ...(run.begun.warmMachine ? { warmMachine: run.begun.warmMachine } : {}),
+    });
     // The cloud operation ensureMachine started travels in history to whichever runner waits for it.
     const machine = await run.run('waitForMachine', {
       spec,

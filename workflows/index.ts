@@ -2,3 +2,4 @@ export { startGitspace, stopGitspace, deleteGitspace } from './gitspace-lifecycl
 export { reconcileInfrastructure } from './reconcile';
 export { autoStopGitspace } from './auto-stop';
 export { pruneRecords } from './prune';
+export { maintainWarmPool } from './warm-pool';

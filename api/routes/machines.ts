@@ -1,11 +1,12 @@
 /** The machine shapes an infrastructure offers its gitspaces. */
 import type { Request } from 'express';
-import { NotFoundError } from '../../common/errors';
-import type { MachineSpec } from '../../contracts/provider';
+import { NotFoundError, InputError } from '../../common/errors';
+import { WARM_POOL_PROVIDERS, type ProviderName } from '../../contracts/provider';
 import type { InfrastructureRow, MachineRow } from '../../db/schema';
 import type { Store } from '../../db/store';
+import { machineSpecOf } from '../../db/stores/machines';
 import { validateMachineSpec } from '../../providers/validation';
-import { defineRoute } from '../route-table';
+import { defineRoute, type RouteServices } from '../route-table';
 import { CreateMachineBody, Machine, UpdateMachineBody, list } from '../schemas';
 import { presentMachine } from './presenters';
 
@@ -21,15 +22,16 @@ async function namedMachine(
   return { infrastructure, machine };
 }
 
-/** A machine row's specification, as providers validate it. */
-function specOf(machine: Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image'>): MachineSpec {
-  return {
-    machineType: machine.machineType,
-    diskSizeGb: machine.diskSizeGb,
-    ...(machine.region ? { region: machine.region } : {}),
-    ...(machine.zone ? { zone: machine.zone } : {}),
-    ...(machine.image ? { image: machine.image } : {}),
-  };
+/** A warm pool needs a provider whose machines can change owner, and a control plane that keeps pools. */
+function checkWarmPool(infrastructure: InfrastructureRow, size: number | undefined, services: RouteServices): void {
+  if (!size) return;
+  if (!WARM_POOL_PROVIDERS.includes(infrastructure.provider as ProviderName)) {
+    throw new InputError(
+      `warm pools are offered on ${WARM_POOL_PROVIDERS.join(' and ')} infrastructures, not on '${infrastructure.provider}': its machines cannot be given to another gitspace`,
+      [{ path: 'warmPoolSize', message: `not offered by the '${infrastructure.provider}' provider` }],
+    );
+  }
+  if (!services.onWarmPoolChanged) throw new InputError('this control plane keeps no warm pools', []);
 }
 
 export const machineRoutes = [
@@ -44,6 +46,7 @@ export const machineRoutes = [
     handle: async ({ req, body, services }) => {
       const infrastructure = await services.store.getInfrastructure(String(req.params.id));
       validateMachineSpec(infrastructure.provider, infrastructure.config, body);
+      checkWarmPool(infrastructure, body.warmPoolSize, services);
       const row = await services.store.createMachine({
         id: `${infrastructure.id}-${body.name}`,
         infrastructureId: infrastructure.id,
@@ -53,7 +56,9 @@ export const machineRoutes = [
         region: body.region ?? null,
         zone: body.zone ?? null,
         image: body.image ?? null,
+        ...(body.warmPoolSize ? { warmPoolSize: body.warmPoolSize } : {}),
       });
+      if (row.warmPoolSize > 0) await services.onWarmPoolChanged!(infrastructure.id);
       return presentMachine(row);
     },
   }),
@@ -66,7 +71,9 @@ export const machineRoutes = [
     response: list(Machine),
     handle: async ({ req, services }) => {
       const infrastructure = await services.store.getInfrastructure(String(req.params.id));
-      return { items: (await services.store.listMachines(infrastructure.id)).map(presentMachine) };
+      const machines = await services.store.listMachines(infrastructure.id);
+      const pools = await services.store.countWarmMachines(machines.map((m) => m.id));
+      return { items: machines.map((machine) => presentMachine(machine, pools.get(machine.id))) };
     },
   }),
   defineRoute({
@@ -81,9 +88,11 @@ export const machineRoutes = [
     handle: async ({ req, body, services }) => {
       const { infrastructure, machine } = await namedMachine(req, services.store);
       const changed = { ...machine, ...body };
-      validateMachineSpec(infrastructure.provider, infrastructure.config, specOf(changed));
+      validateMachineSpec(infrastructure.provider, infrastructure.config, machineSpecOf(changed));
+      checkWarmPool(infrastructure, body.warmPoolSize, services);
       const row = await services.store.updateMachine(machine.id, body);
-      return presentMachine(row);
+      if (body.warmPoolSize !== undefined) await services.onWarmPoolChanged!(infrastructure.id);
+      return presentMachine(row, (await services.store.countWarmMachines([row.id])).get(row.id));
     },
   }),
   defineRoute({

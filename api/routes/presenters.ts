@@ -1,5 +1,6 @@
 /** How rows are shown to API clients (the `User`, `Infrastructure`, … schemas of api/schemas.ts). */
 import { infrastructureTaskQueue } from '../../contracts/lifecycle';
+import type { WarmPoolCount } from '../../db/stores/warm-pool';
 import type { SshKeyType } from '../../common/ssh-public-key';
 import type {
   EventRow,
@@ -67,7 +68,7 @@ export function presentInfrastructure(row: InfrastructureRow, sealedTokens: Reco
   };
 }
 
-export function presentMachine(row: MachineRow) {
+export function presentMachine(row: MachineRow, warmPool: WarmPoolCount = { ready: 0, preparing: 0 }) {
   return {
     id: row.id,
     infrastructureId: row.infrastructureId,
@@ -77,6 +78,8 @@ export function presentMachine(row: MachineRow) {
     ...(row.region ? { region: row.region } : {}),
     ...(row.zone ? { zone: row.zone } : {}),
     ...(row.image ? { image: row.image } : {}),
+    warmPoolSize: row.warmPoolSize,
+    warmPool,
     createdAt: iso(row.createdAt),
   };
 }

@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import { ConflictError, NotFoundError } from '../../common/errors';
+import type { MachineSpec } from '../../contracts/provider';
 import type { Db } from '../connect';
 import type { Database, MachineRow } from '../schema';
 import { refuseWhileWarmPoolHolds } from './warm-pool';
@@ -8,6 +9,19 @@ import { refuseWhileWarmPoolHolds } from './warm-pool';
 export type MachineChanges = Partial<
   Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image' | 'warmPoolSize'>
 >;
+
+/** A machine row's specification, as providers take it and validate it. */
+export function machineSpecOf(
+  machine: Pick<MachineRow, 'machineType' | 'diskSizeGb' | 'region' | 'zone' | 'image'>,
+): MachineSpec {
+  return {
+    machineType: machine.machineType,
+    diskSizeGb: machine.diskSizeGb,
+    ...(machine.region ? { region: machine.region } : {}),
+    ...(machine.zone ? { zone: machine.zone } : {}),
+    ...(machine.image ? { image: machine.image } : {}),
+  };
+}
 
 /** A new machine shape: no warm pool unless given one. */
 export type NewMachine = Omit<

@@ -5,9 +5,6 @@ import type { Db } from '../connect';
 import type { Database, MachineRow, WarmMachineRow } from '../schema';
 import { lockInfrastructure } from './infrastructures';
 
-/** A warm key, `warm-…`: where a gitspace's machine is named by its id (`gs-…`), a pooled one is named by this. */
-export const WARM_KEY_PATTERN = /^warm-[a-z0-9]{12}$/;
-
 /** After a pooled machine failed: 30 s, doubling with every failure in a row, at most an hour. */
 export function warmPoolBackoffMs(failures: number): number {
   return Math.min(30_000 * 2 ** Math.max(0, failures - 1), 3600_000);
@@ -216,6 +213,21 @@ export function createWarmPoolStore(db: Db) {
           .executeTakeFirst();
         return claimed?.key ?? null;
       });
+    },
+
+    /** Whether any shape of the infrastructure has a pool, or any pooled machine is still there to delete. */
+    async hasWarmPool(infrastructureId: string): Promise<boolean> {
+      const [sized, held] = await Promise.all([
+        db
+          .selectFrom('machines')
+          .select('id')
+          .where('infrastructureId', '=', infrastructureId)
+          .where('warmPoolSize', '>', 0)
+          .where('deletedAt', 'is', null)
+          .executeTakeFirst(),
+        db.selectFrom('warmMachines').select('key').where('infrastructureId', '=', infrastructureId).executeTakeFirst(),
+      ]);
+      return sized !== undefined || held !== undefined;
     },
 
     /** Every pooled machine of an infrastructure, whatever its state: reconciliation leaves these alone. */

@@ -58,6 +58,8 @@ export interface TestRunnerOptions {
   metrics?: RunnerMetricsListen;
   /** The VS Code server command of local `vscode-web` gitspaces (GITSPACES_LOCAL_VSCODE_COMMAND); none by default. */
   localVscodeCommand?: string;
+  /** Serve `simulated` infrastructures (GITSPACES_ENABLE_SIMULATED_PROVIDER=1). */
+  simulatedProvider?: boolean;
 }
 
 /**
@@ -90,6 +92,10 @@ export async function startTestStack(
     payloadKeysText?: string;
     /** The auto-stop's warning lead and minimum (api/auto-stop.ts); the defaults where absent. */
     autoStop?: { warningSeconds?: number; minSeconds?: number };
+    /** The API takes `simulated` infrastructures (GITSPACES_ENABLE_SIMULATED_PROVIDER=1). */
+    simulatedProvider?: boolean;
+    /** How often warm pools are maintained (default 60 s). */
+    warmPoolEverySeconds?: number;
   } = {},
 ): Promise<TestStack> {
   const logger = options.logger ?? silentLogger;
@@ -132,6 +138,8 @@ export async function startTestStack(
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : {}),
     ...(options.signIn ? { signIn: options.signIn } : {}),
     ...(options.autoStop ? { autoStop: options.autoStop } : {}),
+    ...(options.simulatedProvider ? { simulatedProvider: true } : {}),
+    ...(options.warmPoolEverySeconds ? { warmPoolEverySeconds: options.warmPoolEverySeconds } : {}),
   };
   // A control plane that fails to start must not leave the dev server and gateway running after the test file.
   const controlPlane = await startControlPlane(controlPlaneConfig, logger).catch(async (error: unknown) => {
@@ -177,6 +185,7 @@ export async function startTestStack(
           ...(runnerOptions.contractVersion !== undefined ? { contractVersion: runnerOptions.contractVersion } : {}),
           ...(runnerOptions.metrics ? { metrics: runnerOptions.metrics } : {}),
           ...(runnerOptions.localVscodeCommand ? { localVscodeCommand: runnerOptions.localVscodeCommand } : {}),
+          ...(runnerOptions.simulatedProvider ? { simulatedProvider: true } : {}),
         },
         logger,
       );
