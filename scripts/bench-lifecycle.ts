@@ -28,6 +28,11 @@ import { cpuSeconds, nearestRank, table } from './bench-figures';
  *
  *   npm run bench:lifecycle -- [--provider local|simulated] [--boot-seconds 2] [--sequential 20]
  *     [--concurrent 50 | --sweep 50,200,1000] [--timeout 300] [--json]
+ *     [--warm-pool 10 --resume-seconds 0.5]
+ *
+ * `--warm-pool N` (simulated only) then gives the machine a warm pool of N, waits until it is ready, and runs N more
+ * sequential lifecycles: each first start adopts a pooled machine and boots it in `--resume-seconds` (a stopped,
+ * prepared machine) instead of making one in `--boot-seconds`. Both figures are printed side by side.
  */
 
 /**
@@ -53,6 +58,10 @@ const SIMULATED_INFRASTRUCTURE = 'bench-simulated';
 interface Options {
   provider: 'local' | typeof SIMULATED_PROVIDER;
   bootSeconds: number;
+  /** How long a stopped simulated machine takes to boot; the boot time when absent. */
+  resumeSeconds?: number;
+  /** After the sequential runs, this many more with a warm pool of this size (simulated only; 0: none). */
+  warmPool: number;
   sequential: number;
   /** How many are created at once, level after level (`--sweep`, or the one `--concurrent`). */
   sweep: number[];
@@ -192,6 +201,20 @@ async function main(): Promise<number> {
       );
     }
 
+    const pooled: SequentialRun[] = [];
+    if (options.warmPool > 0) {
+      progress(`warm pool of ${options.warmPool}: filling`);
+      await fillWarmPool(api, target, options.warmPool, options.timeoutMs);
+      for (let i = 1; i <= options.warmPool; i++) {
+        const run = await sequentialLifecycle(api, createBody(`bench-pooled-${i}`), options.timeoutMs);
+        pooled.push(run);
+        progress(`from the pool ${i}/${options.warmPool}: ${run.failure ?? `running ${ms(run.runningMs)}`}`);
+      }
+      await api.call('PATCH', `/infrastructures/${target.infrastructureId}/machines/${target.machineId}`, {
+        warmPoolSize: 0,
+      });
+    }
+
     const breakdown = await breakDownMedianStart(stack.temporal, sequential.length > 0 ? sequential : [warmUp]);
 
     const sweep: SweepLevel[] = [];
@@ -208,12 +231,15 @@ async function main(): Promise<number> {
 
     const failures = [
       ...(warmUp.failure ? [`${warmUp.name}: ${warmUp.failure}`] : []),
-      ...sequential.filter((r) => r.failure).map((r) => `${r.name} (${r.id}): ${r.failure}`),
+      ...[...sequential, ...pooled].filter((r) => r.failure).map((r) => `${r.name} (${r.id}): ${r.failure}`),
       ...sweep.flatMap((level) => [...level.postFailures, ...level.errored, ...level.stuck, ...level.deleteFailures]),
     ];
     const figures: Figures = {
       machine: { cpus: os.cpus().length, loadAverageBefore: loadAverage },
-      provider: options.provider === SIMULATED_PROVIDER ? `simulated, ${options.bootSeconds} s boot` : 'local',
+      provider:
+        options.provider === SIMULATED_PROVIDER
+          ? `simulated, ${options.bootSeconds} s boot${options.resumeSeconds !== undefined ? `, ${options.resumeSeconds} s resume` : ''}`
+          : 'local',
       temporalStore: options.temporalInMemory ? 'in memory' : 'SQLite file',
       apiReadyAfterTemporalSeconds: apiReadySeconds,
       warmUp: { runningMs: warmUp.runningMs, stopMs: warmUp.stopMs, deleteMs: warmUp.deleteMs },
@@ -223,6 +249,9 @@ async function main(): Promise<number> {
         stopMs: percentiles(sequential.map((r) => r.stopMs)),
         deleteMs: percentiles(sequential.map((r) => r.deleteMs)),
       },
+      ...(options.warmPool > 0
+        ? { warmPool: { size: options.warmPool, runningMs: percentiles(pooled.map((r) => r.runningMs)) } }
+        : {}),
       sweep,
       rss: { before: rssBefore, after: rssAfter, agentsSequential: agentRssSequential },
       breakdown,
@@ -251,6 +280,8 @@ function readOptions(): Options {
     options: {
       provider: { type: 'string', default: 'local' },
       'boot-seconds': { type: 'string', default: '2' },
+      'resume-seconds': { type: 'string' },
+      'warm-pool': { type: 'string', default: '0' },
       sequential: { type: 'string', default: '20' },
       concurrent: { type: 'string' },
       sweep: { type: 'string' },
@@ -262,6 +293,8 @@ function readOptions(): Options {
   const options: Options = {
     provider: values.provider as Options['provider'],
     bootSeconds: Number(values['boot-seconds']),
+    ...(values['resume-seconds'] !== undefined ? { resumeSeconds: Number(values['resume-seconds']) } : {}),
+    warmPool: Number(values['warm-pool']),
     sequential: Number(values.sequential),
     sweep: (values.sweep ?? values.concurrent ?? '50').split(',').map(Number),
     timeoutMs: Number(values.timeout) * 1000,
@@ -271,6 +304,9 @@ function readOptions(): Options {
   if (
     !['local', SIMULATED_PROVIDER].includes(options.provider) ||
     !(options.bootSeconds >= 0) ||
+    !(options.resumeSeconds === undefined || options.resumeSeconds >= 0) ||
+    !(Number.isInteger(options.warmPool) && options.warmPool >= 0) ||
+    (options.warmPool > 0 && options.provider !== SIMULATED_PROVIDER) ||
     (values.sweep !== undefined && values.concurrent !== undefined) ||
     !Number.isInteger(options.sequential) ||
     options.sequential < 0 ||
@@ -279,7 +315,8 @@ function readOptions(): Options {
   ) {
     process.stderr.write(
       'usage: npm run bench:lifecycle -- [--provider local|simulated] [--boot-seconds S] [--sequential N] ' +
-        '[--concurrent N | --sweep N,N,...] [--timeout S] [--temporal-in-memory] [--json]\n',
+        '[--concurrent N | --sweep N,N,...] [--timeout S] [--temporal-in-memory] [--json] ' +
+        '[--warm-pool N (simulated) --resume-seconds S]\n',
     );
     process.exit(2);
   }
@@ -295,7 +332,10 @@ async function prepareTarget(api: Api, stack: LoopbackStack, options: Options): 
   await api.call('POST', '/infrastructures', {
     name: SIMULATED_INFRASTRUCTURE,
     provider: SIMULATED_PROVIDER,
-    config: { bootSeconds: options.bootSeconds },
+    config: {
+      bootSeconds: options.bootSeconds,
+      ...(options.resumeSeconds !== undefined ? { resumeSeconds: options.resumeSeconds } : {}),
+    },
     gatewayUrl: stack.gatewayUrl,
   });
   const machine = await api.call<{ id: string }>('POST', `/infrastructures/${SIMULATED_INFRASTRUCTURE}/machines`, {
@@ -304,6 +344,19 @@ async function prepareTarget(api: Api, stack: LoopbackStack, options: Options): 
     diskSizeGb: 10,
   });
   return { infrastructureId: SIMULATED_INFRASTRUCTURE, machineId: machine.id };
+}
+
+/** Gives the machine a warm pool of `size` and waits until all of it is ready (made, checked and stopped). */
+async function fillWarmPool(api: Api, target: Target, size: number, timeoutMs: number): Promise<void> {
+  const route = `/infrastructures/${target.infrastructureId}/machines`;
+  await api.call('PATCH', `${route}/${target.machineId}`, { warmPoolSize: size });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { items } = await api.call<{ items: { id: string; warmPool: { ready: number } }[] }>('GET', route);
+    if (items.find((m) => m.id === target.machineId)!.warmPool.ready >= size) return;
+    if (Date.now() > deadline) throw new Error(`the warm pool did not fill to ${size} in ${timeoutMs / 1000} s`);
+    await sleep(CONCURRENT_POLL_MS);
+  }
 }
 
 /**
@@ -743,6 +796,8 @@ interface Figures {
   apiReadyAfterTemporalSeconds: number;
   warmUp: { runningMs?: number; stopMs?: number; deleteMs?: number };
   sequential: { count: number; runningMs: Percentiles; stopMs: Percentiles; deleteMs: Percentiles };
+  /** First starts that adopted a pooled machine (--warm-pool). */
+  warmPool?: { size: number; runningMs: Percentiles };
   sweep: SweepLevel[];
   rss: { before: RssSample; after: RssSample; agentsSequential: number[] };
   breakdown?: StartBreakdown;
@@ -783,6 +838,18 @@ function printReport(f: Figures): void {
       ),
     },
   ];
+  if (f.warmPool) {
+    const { runningMs: pool } = f.warmPool;
+    rows.push({
+      measure: `create → running from a warm pool of ${f.warmPool.size}, sequential (p50 / p90 / p99 / max)`,
+      value: `${s(pool.p50)} / ${s(pool.p90)} / ${s(pool.p99)} / ${s(pool.max)} s`,
+      now: `${s(seq.runningMs.p50)} / ${s(seq.runningMs.p90)} / ${s(seq.runningMs.p99)} / ${s(seq.runningMs.max)} s without`,
+      goal: 'faster than without',
+      ...definedMet(
+        pool.p50 === undefined || seq.runningMs.p50 === undefined ? undefined : pool.p50 < seq.runningMs.p50,
+      ),
+    });
+  }
   for (const level of f.sweep) {
     // The issue measured 50 at once: its figures sit beside that level only.
     const now = (text: string) => (level.count === 50 ? text : '');
