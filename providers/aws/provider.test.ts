@@ -241,4 +241,130 @@ describe('aws provider against moto', () => {
     expect(error).toBeInstanceOf(ProviderAuthError);
     expect((error as Error).message).toMatch(/credentials were refused/);
   });
+
+  describe('warm pools', () => {
+    const tagsOf = (resource: { Tags?: { Key?: string; Value?: string }[] } | undefined) =>
+      Object.fromEntries((resource?.Tags ?? []).map((t) => [t.Key, t.Value]));
+    const createTagsSince = (before: number) => proxy.requests.slice(before).filter(action('CreateTags'));
+    /** A pooled machine as the runner makes one: created under the warm key, then stopped. */
+    async function pooled(warmKey: string) {
+      await provider.create(request(warmKey), options(`pool-${warmKey}`));
+      await provider.stop(warmKey, options());
+      const machine = await provider.describe(warmKey, options());
+      expect(machine?.status).toBe('stopped');
+      return machine!;
+    }
+
+    it('adopt re-tags the stopped pooled instance and its volumes, and start boots it as the gitspace', async () => {
+      const warm = await pooled('warm-k3v9x2m7q1wz');
+      const warmVolumes = (await volumesTagged('warm-k3v9x2m7q1wz')).map((v) => v.VolumeId).sort();
+
+      const adopted = await provider.adopt!('warm-k3v9x2m7q1wz', 'gs-adopt', options());
+      expect(adopted).toMatchObject({
+        gitspaceId: 'gs-adopt',
+        providerId: warm.providerId,
+        status: 'stopped',
+        disks: warm.disks,
+        labels: { 'gitspace-id': 'gs-adopt', 'gitspaces-installation': INSTALLATION, Name: 'gitspace-gs-adopt' },
+      });
+
+      // As EC2 itself reports them: nothing is left under the warm key.
+      expect(await instancesTagged('warm-k3v9x2m7q1wz')).toHaveLength(0);
+      expect(await volumesTagged('warm-k3v9x2m7q1wz')).toHaveLength(0);
+      const [instance, ...others] = await instancesTagged('gs-adopt');
+      expect(others).toHaveLength(0);
+      expect(instance?.InstanceId).toBe(warm.providerId);
+      const expectedTags = {
+        'gitspace-id': 'gs-adopt',
+        'gitspaces-installation': INSTALLATION,
+        Name: 'gitspace-gs-adopt',
+      };
+      expect(tagsOf(instance)).toEqual(expectedTags);
+      const volumes = await volumesTagged('gs-adopt');
+      expect(volumes.map((v) => v.VolumeId).sort()).toEqual(warmVolumes);
+      for (const volume of volumes) expect(tagsOf(volume)).toEqual(expectedTags);
+
+      expect(await provider.describe('warm-k3v9x2m7q1wz', options())).toBeNull();
+      expect(await provider.describe('gs-adopt', options())).toEqual(adopted);
+      const listed = (await provider.list(options())).map((m) => m.gitspaceId);
+      expect(listed).toContain('gs-adopt');
+      expect(listed).not.toContain('warm-k3v9x2m7q1wz');
+
+      const started = await provider.start(
+        'gs-adopt',
+        { agentSecret: 'agent-secret-adopt-0123456789', ide: 'terminal' },
+        options(),
+      );
+      expect(started).toMatchObject({ gitspaceId: 'gs-adopt', providerId: warm.providerId });
+      expect((await provider.describe('gs-adopt', options()))?.status).toBe('running');
+      const userData = await userDataOf(warm.providerId);
+      expect(agentSecretIn(userData)).toBe('agent-secret-adopt-0123456789');
+      expect(userData).toContain('GITSPACE_ID=gs-adopt\n');
+      expect(userData).not.toContain('warm-k3v9x2m7q1wz');
+    });
+
+    it('adopt again returns the same machine and sends no CreateTags', async () => {
+      await pooled('warm-again');
+      const first = await provider.adopt!('warm-again', 'gs-adopt-again', options());
+      const before = proxy.requests.length;
+      expect(await provider.adopt!('warm-again', 'gs-adopt-again', options())).toEqual(first);
+      expect(createTagsSince(before)).toHaveLength(0);
+    });
+
+    it('adopt retried after the instance was re-tagged but its volumes were not finishes the volumes', async () => {
+      const warm = await pooled('warm-partial');
+      const volumeIds = (await volumesTagged('warm-partial')).map((v) => v.VolumeId).sort();
+      const isVolumeTagging = (r: { body: string }) => action('CreateTags')(r) && /ResourceId\.1=vol-/.test(r.body);
+      proxy.failNext(1, ec2Error('UnauthorizedOperation', 403), isVolumeTagging);
+      await expect(provider.adopt!('warm-partial', 'gs-partial', options())).rejects.toBeInstanceOf(ProviderAuthError);
+      expect(proxy.pendingFaults()).toBe(0);
+
+      // Half done: the gitspace already has its whole machine; the warm key, only volumes its delete leaves alone.
+      expect(await provider.describe('gs-partial', options())).toMatchObject({
+        providerId: warm.providerId,
+        status: 'stopped',
+        disks: warm.disks,
+      });
+      expect((await volumesTagged('warm-partial')).map((v) => v.VolumeId).sort()).toEqual(volumeIds);
+      await provider.delete('warm-partial', options());
+      expect((await volumesTagged('warm-partial')).map((v) => v.State)).toEqual(volumeIds.map(() => 'in-use'));
+
+      const retried = await provider.adopt!('warm-partial', 'gs-partial', options());
+      expect(retried).toMatchObject({ gitspaceId: 'gs-partial', providerId: warm.providerId });
+      expect(await volumesTagged('warm-partial')).toHaveLength(0);
+      const volumes = await volumesTagged('gs-partial');
+      expect(volumes.map((v) => v.VolumeId).sort()).toEqual(volumeIds);
+      for (const volume of volumes) expect(tagsOf(volume)).toMatchObject({ Name: 'gitspace-gs-partial' });
+    });
+
+    it('adopt for a gitspace that already has a machine returns that one and leaves the pooled machine alone', async () => {
+      const own = await provider.create(request('gs-adopt-own'), options());
+      const warm = await pooled('warm-spare');
+      const [warmInstance] = await instancesTagged('warm-spare');
+      const warmVolumes = await volumesTagged('warm-spare');
+      const before = proxy.requests.length;
+
+      const adopted = await provider.adopt!('warm-spare', 'gs-adopt-own', options());
+      expect(adopted).toEqual(await provider.describe('gs-adopt-own', options()));
+      expect(adopted?.providerId).toBe(own.providerId);
+      expect(createTagsSince(before)).toHaveLength(0);
+      expect(await provider.describe('warm-spare', options())).toEqual(warm);
+      const [warmAfter] = await instancesTagged('warm-spare');
+      expect(tagsOf(warmAfter)).toEqual(tagsOf(warmInstance));
+      expect((await volumesTagged('warm-spare')).map((v) => [v.VolumeId, tagsOf(v)])).toEqual(
+        warmVolumes.map((v) => [v.VolumeId, tagsOf(v)]),
+      );
+    });
+
+    it('adopt of a pooled machine that is gone or terminated returns null and tags nothing', async () => {
+      const before = proxy.requests.length;
+      expect(await provider.adopt!('warm-never', 'gs-adopt-none', options())).toBeNull();
+      await pooled('warm-terminated');
+      await provider.delete('warm-terminated', options());
+      expect(await provider.adopt!('warm-terminated', 'gs-adopt-none', options())).toBeNull();
+      expect(createTagsSince(before)).toHaveLength(0);
+      expect(await provider.describe('gs-adopt-none', options())).toBeNull();
+      expect(await instancesTagged('gs-adopt-none')).toHaveLength(0);
+    });
+  });
 });

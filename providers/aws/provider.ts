@@ -2,12 +2,14 @@
  * The `aws` provider (DESIGN.md §5): one EC2 instance per gitspace with an EBS data volume (mapped as /dev/sdf) that
  * survives stop and start and goes with the instance on terminate. Every resource carries the `gitspace-id` and
  * installation tags; `create` finds by tag first, so a retried or reset start adopts the instance it already made
- * (the `ClientToken` alone is not enough: moto, for one, ignores it).
+ * (the `ClientToken` alone is not enough: moto, for one, ignores it). A warm pool's instance, made under a warm key in
+ * place of a gitspace id, is given to a gitspace by re-tagging it (`adopt`).
  *
  * The pieces: ./ec2 (the client, calls and finding by tag), ./instance-spec (what an instance is made of), ./machines
  * (instances and volumes as machines), ./errors.
  */
 import {
+  CreateTagsCommand,
   DeleteVolumeCommand,
   DescribeInstanceAttributeCommand,
   ModifyInstanceAttributeCommand,
@@ -15,6 +17,8 @@ import {
   StartInstancesCommand,
   StopInstancesCommand,
   TerminateInstancesCommand,
+  type Instance,
+  type Tag,
 } from '@aws-sdk/client-ec2';
 import { InstanceNotFoundError, ProviderUnavailableError } from '../../contracts/provider-errors';
 import type {
@@ -25,6 +29,7 @@ import type {
   ProviderCallOptions,
 } from '../../contracts/provider';
 import { agentSecretIn } from '../bootstrap';
+import { MACHINE_LABELS, machineNameFor } from '../naming';
 import { callEc2, findInstance, findInstances, findVolumes, type Ec2Scope } from './ec2';
 import { isAwsNotFound } from './errors';
 import { resolveImageId, runInstancesInputFor, userDataFor } from './instance-spec';
@@ -46,6 +51,7 @@ export function createAwsProvider(options: AwsProviderOptions): Provider {
     stop: (gitspaceId, callOptions) => stopInstance(options, gitspaceId, callOptions),
     delete: (gitspaceId, callOptions) => deleteMachine(options, gitspaceId, callOptions),
     list: (callOptions) => listMachines(options, callOptions),
+    adopt: (warmKey, gitspaceId, callOptions) => adoptPooledInstance(options, warmKey, gitspaceId, callOptions),
   };
 }
 
@@ -186,4 +192,77 @@ async function deleteMachine(scope: Ec2Scope, gitspaceId: string, { signal }: Pr
 async function listMachines(scope: Ec2Scope, { signal }: ProviderCallOptions): Promise<MachineInfo[]> {
   const instances = await findInstances(scope, undefined, signal);
   return machinesOf(instances, await findVolumes(scope, undefined, signal));
+}
+
+/**
+ * Gives the pooled instance made under `warmKey` to the gitspace: CreateTags sets the `gitspace-id` and `Name` tags of
+ * the instance, then of its volumes (the installation tag stays), so every call that finds by tag finds it under the
+ * gitspace and none under the warm key.
+ *
+ * Why it is safe: the instance goes first because `describe` answers from it (its disks are its block device
+ * mappings, not found by tag), so from the first CreateTags on, the gitspace has its whole machine; the warm key keeps
+ * at most volumes attached to that instance, which a `delete(warmKey)` leaves alone (it deletes only unattached ones).
+ * A retry after a partial re-tag finds the gitspace's instance and moves the volumes attached to it that still carry
+ * the warm key; for a gitspace that had its own machine there are none, so nothing else is touched. CreateTags only
+ * sets values, so repeating it changes nothing; and should a retry meet EC2's lagging tag filters and still see the
+ * instance under the warm key, it re-tags the same resources with the same values.
+ */
+async function adoptPooledInstance(
+  scope: Ec2Scope,
+  warmKey: string,
+  gitspaceId: string,
+  { signal }: ProviderCallOptions,
+): Promise<MachineInfo | null> {
+  const own = await findInstance(scope, gitspaceId, signal);
+  if (own) {
+    await moveAttachedVolumes(scope, warmKey, gitspaceId, own, signal);
+    return machineInfoOf(own);
+  }
+  const leftovers = await findVolumes(scope, gitspaceId, signal);
+  if (leftovers.length > 0) return leftoverInfo(gitspaceId, leftovers);
+
+  const pooled = await findInstance(scope, warmKey, signal);
+  const instanceId = pooled?.InstanceId;
+  if (!pooled || !instanceId || pooled.State?.Name === 'shutting-down') return null;
+  const tags = gitspaceTagsFor(gitspaceId);
+  try {
+    await createTags(scope, [instanceId], tags, signal);
+  } catch (error) {
+    if (isAwsNotFound(error)) return null;
+    throw error;
+  }
+  await moveAttachedVolumes(scope, warmKey, gitspaceId, pooled, signal);
+  scope.logger.info('pooled instance adopted', { gitspaceId, warmKey, instanceId });
+  // Built from what was found, not found again: a tag filter may not see the new tags yet.
+  const retagged = new Map((pooled.Tags ?? []).map((tag) => [tag.Key, tag]));
+  for (const tag of tags) retagged.set(tag.Key, tag);
+  return machineInfoOf({ ...pooled, Tags: [...retagged.values()] });
+}
+
+/** Re-tags the volumes attached to `instance` that still carry the warm key with the gitspace's tags. */
+async function moveAttachedVolumes(
+  scope: Ec2Scope,
+  warmKey: string,
+  gitspaceId: string,
+  instance: Instance,
+  signal: AbortSignal,
+): Promise<void> {
+  const volumeIds = (await findVolumes(scope, warmKey, signal))
+    .filter((volume) => volume.Attachments?.some((attachment) => attachment.InstanceId === instance.InstanceId))
+    .flatMap((volume) => (volume.VolumeId ? [volume.VolumeId] : []));
+  if (volumeIds.length > 0) await createTags(scope, volumeIds, gitspaceTagsFor(gitspaceId), signal);
+}
+
+/** The tags that name a resource's gitspace (the installation tag is set once, at launch). */
+function gitspaceTagsFor(gitspaceId: string): Tag[] {
+  return [
+    { Key: MACHINE_LABELS.gitspaceId, Value: gitspaceId },
+    { Key: 'Name', Value: machineNameFor(gitspaceId) },
+  ];
+}
+
+async function createTags({ ec2 }: Ec2Scope, resourceIds: string[], tags: Tag[], signal: AbortSignal): Promise<void> {
+  await callEc2(signal, (abortSignal) =>
+    ec2.send(new CreateTagsCommand({ Resources: resourceIds, Tags: tags }), { abortSignal }),
+  );
 }

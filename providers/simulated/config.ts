@@ -7,8 +7,13 @@ import { parseWithProblems, type ParseResult } from '../config-problems';
 
 export const simulatedInfrastructureConfigSchema = z
   .object({
-    /** How long a machine takes from create (or start) to running, when its agent begins to answer. */
+    /** How long a machine takes from create to running, when its agent begins to answer. */
     bootSeconds: z.number().min(0).max(600).default(2),
+    /**
+     * How long a stopped machine takes from start to running; bootSeconds when absent. A cloud boots a stopped,
+     * prepared machine much faster than it creates one, and that difference is what a warm pool saves.
+     */
+    resumeSeconds: z.number().min(0).max(600).optional(),
   })
   .strict();
 

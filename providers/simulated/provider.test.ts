@@ -22,11 +22,16 @@ const repository = { url: 'https://git.example.test/org/repo.git' };
 const agents = createAgentClient();
 const signal = () => AbortSignal.timeout(10_000);
 
-/** Polls `describe` until the machine is in `status` (no assertion on how long it took). */
+/**
+ * Polls `describe` until the machine is in `status` (no assertion on how long it took); gives up after 20 s, far
+ * beyond any boot the tests ask for, so a machine that never gets there fails its test instead of polling on.
+ */
 async function until(provider: Provider, gitspaceId: string, status: MachineStatus): Promise<MachineInfo> {
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const machine = await provider.describe(gitspaceId, call());
     if (machine?.status === status) return machine;
+    if (Date.now() > deadline) throw new Error(`${gitspaceId} is ${machine?.status ?? 'gone'}, never ${status}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -160,6 +165,108 @@ describe('simulated provider', () => {
   });
 });
 
+describe('simulated provider warm pools', () => {
+  let cloud: SimulatedCloud;
+  beforeEach(() => {
+    cloud = createSimulatedCloud({ logger: silentLogger });
+  });
+  afterEach(() => cloud.close());
+
+  const spec = { machineType: 'any', diskSizeGb: 10 };
+  /** A pooled machine as the runner makes one: created under the warm key, then stopped. */
+  async function pooled(provider: Provider, warmKey: string): Promise<MachineInfo> {
+    await provider.create({ gitspaceId: warmKey, spec, bootstrap: bootstrap() }, call());
+    await provider.stop(warmKey, call());
+    return (await provider.describe(warmKey, call()))!;
+  }
+
+  it('adopt gives the pooled machine to the gitspace: found by its id only, and its agent answers as its own', async () => {
+    const provider = cloud.provider({ bootSeconds: 0 });
+    const warm = await pooled(provider, 'warm-k3v9x2m7q1wz');
+
+    const adopted = await provider.adopt!('warm-k3v9x2m7q1wz', 'gs-w', call());
+    expect(adopted).toMatchObject({
+      gitspaceId: 'gs-w',
+      providerId: warm.providerId,
+      status: 'stopped',
+      labels: { 'gitspace-id': 'gs-w' },
+    });
+    expect(await provider.describe('warm-k3v9x2m7q1wz', call())).toBeNull();
+    expect(await provider.describe('gs-w', call())).toEqual(adopted);
+    expect((await provider.list(call())).map((m) => [m.gitspaceId, m.providerId])).toEqual([['gs-w', warm.providerId]]);
+    await expect(provider.start('warm-k3v9x2m7q1wz', bootstrap(), call())).rejects.toBeInstanceOf(
+      InstanceNotFoundError,
+    );
+    await provider.delete('warm-k3v9x2m7q1wz', call());
+    expect(await provider.describe('gs-w', call())).toEqual(adopted);
+
+    const boot = bootstrap();
+    await provider.start('gs-w', boot, call());
+    const running = await until(provider, 'gs-w', 'running');
+    expect(await agents.health(running.agentUrl!, signal())).toMatchObject({ status: 'ok', gitspaceId: 'gs-w' });
+    expect(await agents.acceptsSecret(running.agentUrl!, boot.agentSecret, signal())).toBe(true);
+    expect(
+      await fetch(`${running.agentUrl}/_agent/session`, {
+        headers: { authorization: `Bearer ${boot.agentSecret}` },
+      }).then((r) => r.json()),
+    ).toEqual({ gitspaceId: 'gs-w', routeSecretSet: false });
+  });
+
+  it('adopt again returns the same machine and changes nothing', async () => {
+    const provider = cloud.provider({ bootSeconds: 0 });
+    await pooled(provider, 'warm-again');
+    const first = await provider.adopt!('warm-again', 'gs-again', call());
+    const listed = await provider.list(call());
+    const second = await provider.adopt!('warm-again', 'gs-again', call());
+    expect(second).toEqual(first);
+    expect(await provider.list(call())).toEqual(listed);
+    expect(await provider.describe('warm-again', call())).toBeNull();
+  });
+
+  it('adopt for a gitspace that already has a machine returns that one and leaves the pooled machine alone', async () => {
+    const provider = cloud.provider({ bootSeconds: 0 });
+    const own = await provider.create({ gitspaceId: 'gs-own', spec, bootstrap: bootstrap() }, call());
+    const warm = await pooled(provider, 'warm-spare');
+
+    const adopted = await provider.adopt!('warm-spare', 'gs-own', call());
+    expect(adopted).toEqual(await provider.describe('gs-own', call()));
+    expect(adopted?.providerId).toBe(own.providerId);
+    expect(await provider.describe('warm-spare', call())).toEqual(warm);
+    expect((await provider.list(call())).map((m) => m.gitspaceId).sort()).toEqual(['gs-own', 'warm-spare']);
+  });
+
+  it('adopt of a pooled machine that is gone returns null and makes nothing', async () => {
+    const provider = cloud.provider({ bootSeconds: 0 });
+    expect(await provider.adopt!('warm-gone', 'gs-none', call())).toBeNull();
+    expect(await provider.describe('gs-none', call())).toBeNull();
+    expect(await provider.list(call())).toEqual([]);
+  });
+
+  it('starts a stopped machine in resumeSeconds and creates one in bootSeconds', async () => {
+    const quickResume = cloud.provider({ bootSeconds: 600, resumeSeconds: 0 });
+    await quickResume.create({ gitspaceId: 'gs-resume', spec, bootstrap: bootstrap() }, call());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await quickResume.describe('gs-resume', call()))?.status).toBe('provisioning');
+    await quickResume.stop('gs-resume', call());
+    await quickResume.start('gs-resume', bootstrap(), call());
+    await until(quickResume, 'gs-resume', 'running');
+
+    // Without resumeSeconds a start takes bootSeconds, as before it existed.
+    await quickResume.stop('gs-resume', call());
+    await cloud.provider({ bootSeconds: 600 }).start('gs-resume', bootstrap(), call());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await quickResume.describe('gs-resume', call()))?.status).toBe('provisioning');
+
+    const slowResume = cloud.provider({ bootSeconds: 0, resumeSeconds: 600 });
+    await slowResume.create({ gitspaceId: 'gs-slow', spec, bootstrap: bootstrap() }, call());
+    await until(slowResume, 'gs-slow', 'running');
+    await slowResume.stop('gs-slow', call());
+    await slowResume.start('gs-slow', bootstrap(), call());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await slowResume.describe('gs-slow', call()))?.status).toBe('provisioning');
+  });
+});
+
 describe('simulated provider config and opt-in', () => {
   it('validates bootSeconds and refuses unknown settings, naming each field', () => {
     const options = { simulatedProvider: true };
@@ -178,6 +285,30 @@ describe('simulated provider config and opt-in', () => {
     expect(problems({ bootSeconds: '2' })).toEqual(['config.bootSeconds']);
     expect(problems({ bootSeconds: 601 })).toEqual(['config.bootSeconds']);
     expect(problems({ bootSecond: 2 })).toEqual(['config']);
+  });
+
+  it('takes resumeSeconds within the bounds of bootSeconds, and no default for it', () => {
+    const options = { simulatedProvider: true };
+    expect(validateInfrastructureConfig('simulated', { resumeSeconds: 0 }, options)).toEqual({
+      bootSeconds: 2,
+      resumeSeconds: 0,
+    });
+    expect(validateInfrastructureConfig('simulated', { bootSeconds: 90, resumeSeconds: 600 }, options)).toEqual({
+      bootSeconds: 90,
+      resumeSeconds: 600,
+    });
+    for (const resumeSeconds of [-1, 601, '2']) {
+      let refused: unknown;
+      try {
+        validateInfrastructureConfig('simulated', { resumeSeconds }, options);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused).toBeInstanceOf(InputError);
+      expect((refused as InputError).fields).toEqual([
+        { path: 'config.resumeSeconds', message: expect.stringMatching(/.+/) },
+      ]);
+    }
   });
 
   it('is refused without the opt-in: by the validation, and by a runner that was not started for it', async () => {

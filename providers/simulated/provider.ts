@@ -1,9 +1,10 @@
 /**
  * The `simulated` provider, for benchmarks and tests only (the way Coder benchmarks with its echo provisioner):
- * machines that boot in the infrastructure's `bootSeconds` and run no process. While a machine runs, the runner itself
- * answers as its agent (./agent.ts) over real HTTP on a loopback port, so waitForAgent, prepareWorkspace and
- * registerRoute run their real code. Each machine has a port of its own because an agent's origin is what tells
- * machines apart (the health check names no gitspace in its request, and the gateway routes to plain origins).
+ * machines that boot in the infrastructure's `bootSeconds` when created (`resumeSeconds` when started from stopped)
+ * and run no process. While a machine runs, the runner itself answers as its agent (./agent.ts) over real HTTP on a
+ * loopback port, so waitForAgent, prepareWorkspace and registerRoute run their real code. Each machine has a port of
+ * its own because an agent's origin is what tells machines apart (the health check names no gitspace in its request,
+ * and the gateway routes to plain origins).
  *
  * Machines live in the runner's memory: one runner per simulated infrastructure, and a runner that restarts has none
  * (reconciliation then reports its gitspaces' machines missing). The runner serves it only when started with
@@ -92,6 +93,7 @@ export function createSimulatedCloud(options: { logger: Logger }): SimulatedClou
 
   const provider = (config: SimulatedInfrastructureConfig): Provider => {
     const bootMs = config.bootSeconds * 1000;
+    const resumeMs = (config.resumeSeconds ?? config.bootSeconds) * 1000;
     return {
       name: 'simulated',
 
@@ -121,7 +123,7 @@ export function createSimulatedCloud(options: { logger: Logger }): SimulatedClou
       async start(gitspaceId, bootstrap) {
         const machine = machines.get(gitspaceId);
         if (!machine) throw new InstanceNotFoundError(gitspaceId, 'simulated');
-        bootStopped(machine, bootstrap, bootMs);
+        bootStopped(machine, bootstrap, resumeMs);
         return infoOf(machine);
       },
 
@@ -138,6 +140,23 @@ export function createSimulatedCloud(options: { logger: Logger }): SimulatedClou
 
       async list() {
         return [...machines.values()].map(infoOf);
+      },
+
+      /**
+       * Re-keys the pooled machine to the gitspace, its `gitspaceId` too, so its agent's health names the gitspace.
+       * Safe to retry: the move is one synchronous step (no call sees the machine under both ids or neither), and once
+       * the gitspace has a machine, a repeated (or late) adopt returns that one and leaves any pooled machine alone.
+       * Its state is kept: the runner's start boots it with the start's own agent secret.
+       */
+      async adopt(warmKey, gitspaceId) {
+        const own = machines.get(gitspaceId);
+        if (own) return infoOf(own);
+        const pooled = machines.get(warmKey);
+        if (!pooled) return null;
+        machines.delete(warmKey);
+        pooled.gitspaceId = gitspaceId;
+        machines.set(gitspaceId, pooled);
+        return infoOf(pooled);
       },
     };
   };
