@@ -1,4 +1,4 @@
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { ensureSchedule } from './schedules';
 
@@ -27,14 +27,4 @@ export function ensureReconcileSchedule(
     },
     options,
   );
-}
-
-/** Removes an infrastructure's reconciliation schedule (the infrastructure was removed); none there is fine. */
-export async function removeReconcileSchedule(client: Client, infrastructureId: string, logger: Logger): Promise<void> {
-  try {
-    await client.schedule.getHandle(reconcileScheduleId(infrastructureId)).delete();
-    logger.info('reconciliation schedule removed', { scheduleId: reconcileScheduleId(infrastructureId) });
-  } catch (error) {
-    if (!(error instanceof ScheduleNotFoundError)) throw error;
-  }
 }

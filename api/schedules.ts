@@ -1,4 +1,4 @@
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { CONTROL_PLANE_TASK_QUEUE } from '../contracts/lifecycle';
 
@@ -41,6 +41,16 @@ export async function ensureSchedule(
     if (!(error instanceof ScheduleAlreadyRunning)) throw error;
   }
   if (options.trigger) await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+}
+
+/** Removes a schedule (what it served was removed); none there is fine. */
+export async function removeSchedule(client: Client, scheduleId: string, logger: Logger): Promise<void> {
+  try {
+    await client.schedule.getHandle(scheduleId).delete();
+    logger.info('schedule removed', { scheduleId });
+  } catch (error) {
+    if (!(error instanceof ScheduleNotFoundError)) throw error;
+  }
 }
 
 export const PRUNE_SCHEDULE_ID = 'prune-records';

@@ -4,9 +4,9 @@ import http from 'node:http';
 import { listen } from '../common/net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
-import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, removeReconcileSchedule } from './reconciliation';
-import { DEFAULT_WARM_POOL_EVERY_SECONDS, ensureWarmPoolSchedule, removeWarmPoolSchedule } from './warm-pools';
-import { DEFAULT_PRUNE_EVERY_SECONDS, ensurePruneSchedule } from './schedules';
+import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, reconcileScheduleId } from './reconciliation';
+import { DEFAULT_WARM_POOL_EVERY_SECONDS, ensureWarmPoolSchedule, warmPoolScheduleId } from './warm-pools';
+import { DEFAULT_PRUNE_EVERY_SECONDS, ensurePruneSchedule, removeSchedule } from './schedules';
 import type { Retention } from '../activities/pruning';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -236,8 +236,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
     onInfrastructureDeleted: async (infrastructureId) => {
-      await removeReconcileSchedule(client, infrastructureId, logger.child('reconciliation'));
-      await removeWarmPoolSchedule(client, infrastructureId, logger.child('warm-pool'));
+      await removeSchedule(client, reconcileScheduleId(infrastructureId), logger);
+      await removeSchedule(client, warmPoolScheduleId(infrastructureId), logger);
     },
     onWarmPoolChanged: (infrastructureId) => warmPool(infrastructureId, true),
     logger,

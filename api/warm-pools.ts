@@ -1,4 +1,4 @@
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { Logger } from '../common/logger';
 import { ensureSchedule } from './schedules';
 
@@ -29,14 +29,4 @@ export function ensureWarmPoolSchedule(
     },
     options,
   );
-}
-
-/** Removes an infrastructure's warm-pool schedule (the infrastructure was removed); none there is fine. */
-export async function removeWarmPoolSchedule(client: Client, infrastructureId: string, logger: Logger): Promise<void> {
-  try {
-    await client.schedule.getHandle(warmPoolScheduleId(infrastructureId)).delete();
-    logger.info('warm-pool schedule removed', { scheduleId: warmPoolScheduleId(infrastructureId) });
-  } catch (error) {
-    if (!(error instanceof ScheduleNotFoundError)) throw error;
-  }
 }
