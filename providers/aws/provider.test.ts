@@ -337,6 +337,27 @@ describe('aws provider against moto', () => {
       for (const volume of volumes) expect(tagsOf(volume)).toMatchObject({ Name: 'gitspace-gs-partial' });
     });
 
+    it('adopt waits until EC2 lists the re-tagged instance under the gitspace, so the start after it finds it', async () => {
+      const warm = await pooled('warm-lagging');
+      // EC2's tag filters are eventually consistent: the first lookups by the new tag find nothing.
+      const byNewTag = (r: { body: string }) => action('DescribeInstances')(r) && r.body.includes('gs-lagging');
+      const emptyAnswer = {
+        status: 200,
+        contentType: 'text/xml',
+        body: '<?xml version="1.0" encoding="UTF-8"?><DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-1</requestId><reservationSet/></DescribeInstancesResponse>',
+      };
+      proxy.failNext(3, emptyAnswer, byNewTag);
+      const adopted = await provider.adopt!('warm-lagging', 'gs-lagging', options());
+      expect(proxy.pendingFaults()).toBe(0);
+      expect(adopted).toMatchObject({ gitspaceId: 'gs-lagging', providerId: warm.providerId });
+      const started = await provider.start(
+        'gs-lagging',
+        { agentSecret: 'agent-secret-lag-0123456789', ide: 'terminal' },
+        options(),
+      );
+      expect(started.providerId).toBe(warm.providerId);
+    });
+
     it('adopt for a gitspace that already has a machine returns that one and leaves the pooled machine alone', async () => {
       const own = await provider.create(request('gs-adopt-own'), options());
       const warm = await pooled('warm-spare');

@@ -8,6 +8,7 @@
  * The pieces: ./ec2 (the client, calls and finding by tag), ./instance-spec (what an instance is made of), ./machines
  * (instances and volumes as machines), ./errors.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CreateTagsCommand,
   DeleteVolumeCommand,
@@ -233,10 +234,36 @@ async function adoptPooledInstance(
   }
   await moveAttachedVolumes(scope, warmKey, gitspaceId, pooled, signal);
   scope.logger.info('pooled instance adopted', { gitspaceId, warmKey, instanceId });
-  // Built from what was found, not found again: a tag filter may not see the new tags yet.
-  const retagged = new Map((pooled.Tags ?? []).map((tag) => [tag.Key, tag]));
-  for (const tag of tags) retagged.set(tag.Key, tag);
-  return machineInfoOf({ ...pooled, Tags: [...retagged.values()] });
+  return untilFoundByTag(scope, gitspaceId, instanceId, signal);
+}
+
+/** How long adopt waits for EC2's tag filters to show a re-tagged instance under its new gitspace id. */
+const TAG_VISIBLE_WITHIN_MS = 30_000;
+
+/**
+ * Returns the re-tagged instance once a tag filter finds it under the gitspace: EC2's filters are eventually
+ * consistent, and every later call (start, describe) finds machines by tag, so an adopt that returned before would
+ * have the start that follows fail with InstanceNotFoundError. Not visible in time: ProviderUnavailableError (the
+ * step is retried, and a retry's adopt finds the instance under one tag or the other).
+ */
+async function untilFoundByTag(
+  scope: Ec2Scope,
+  gitspaceId: string,
+  instanceId: string,
+  signal: AbortSignal,
+): Promise<MachineInfo> {
+  const deadline = Date.now() + TAG_VISIBLE_WITHIN_MS;
+  for (;;) {
+    const found = await findInstance(scope, gitspaceId, signal);
+    if (found?.InstanceId === instanceId) return machineInfoOf(found);
+    if (Date.now() > deadline) {
+      throw new ProviderUnavailableError(
+        `instance ${instanceId} was re-tagged for gitspace '${gitspaceId}' but EC2 does not list it under that tag yet`,
+        'aws',
+      );
+    }
+    await sleep(1000, undefined, { signal });
+  }
 }
 
 /** Re-tags the volumes attached to `instance` that still carry the warm key with the gitspace's tags. */
