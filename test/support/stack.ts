@@ -186,6 +186,9 @@ export async function startTestStack(
           ...(runnerOptions.metrics ? { metrics: runnerOptions.metrics } : {}),
           ...(runnerOptions.localVscodeCommand ? { localVscodeCommand: runnerOptions.localVscodeCommand } : {}),
           ...(runnerOptions.simulatedProvider ? { simulatedProvider: true } : {}),
+          // CI installs bubblewrap: there a sandbox probe that fails stops the stack at once, instead of every local
+          // gitspace running unsandboxed until the isolation tests notice.
+          ...(process.env.CI ? { localSandbox: 'required' as const } : {}),
         },
         logger,
       );
