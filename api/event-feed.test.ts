@@ -31,6 +31,8 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
   const reads = { eventsAfter: 0, gitspaceVersions: 0 };
   /** The gitspaces each of the feed's event reads asked for. */
   let eventReads: string[][] = [];
+  /** What each of the feed's version reads asked for. */
+  let versionReads: Parameters<Store['gitspaceVersions']>[0][] = [];
   const unsubscribes: (() => void)[] = [];
 
   beforeAll(async () => {
@@ -51,6 +53,7 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
       },
       gitspaceVersions: (...args) => {
         reads.gitspaceVersions++;
+        versionReads.push(args[0]);
         return store.gitspaceVersions(...args);
       },
     };
@@ -131,6 +134,7 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
     await settle();
     const before = { ...reads };
     eventReads = [];
+    versionReads = [];
 
     // One burst: a step on each gitspace, committed together.
     await writerDb.transaction().execute(async (trx) => {
@@ -148,6 +152,8 @@ describe.each(testDatabases())('the event feed on %s', (name, makeLocation) => {
     expect(reads.eventsAfter - before.eventsAfter).toBe(1);
     expect(reads.gitspaceVersions - before.gitspaceVersions).toBe(1);
     expect(eventReads.flat().sort()).toEqual([...ids].sort());
+    // The change streams' read too: the versions of the notified gitspaces, not of every one the viewers may see.
+    expect(versionReads.map((filter) => [...(filter?.ids ?? ['(all)'])].sort())).toEqual([[...ids].sort()]);
     expect(quietStreams.every((events) => events.length === 1)).toBe(true);
 
     // Ten writers at once, each its own transaction: fewer reads than writes, still none per stream.

@@ -92,6 +92,8 @@ export class EventFeed {
   private lastReadAt = 0;
   /** Notified gitspaces that event streams watch, not read since. */
   private readonly notifiedGitspaces = new Set<string>();
+  /** The gitspaces notified since the last read, for the change streams: a read of just their versions. */
+  private readonly notifiedChanges = new Set<string>();
   /** Whether a change was notified, not read since by the change streams. */
   private changesNotified = false;
   /** How many changes have been notified: a stream whose first read saw this move may have missed one. */
@@ -119,7 +121,7 @@ export class EventFeed {
   changed(gitspaceId: string): void {
     this.notifications++;
     if (this.watched.has(gitspaceId)) this.notifiedGitspaces.add(gitspaceId);
-    if (this.changeSubscribers.size > 0) this.changesNotified = true;
+    if (this.changeSubscribers.size > 0) this.notifiedChanges.add(gitspaceId);
     this.schedule();
   }
 
@@ -226,7 +228,7 @@ export class EventFeed {
   private schedule(): void {
     if (this.closed || this.reading || (this.watched.size === 0 && this.changeSubscribers.size === 0)) return;
     const now = Date.now();
-    const notified = this.notifiedGitspaces.size > 0 || this.changesNotified;
+    const notified = this.notifiedGitspaces.size > 0 || this.notifiedChanges.size > 0 || this.changesNotified;
     const due = this.pollRequested ? now : Math.min(this.nextPollAt, notified ? this.notifiedReadAt(now) : Infinity);
     if (this.timer && this.timerDue <= due) return;
     clearTimeout(this.timer);
@@ -247,12 +249,18 @@ export class EventFeed {
     this.reading = true;
     const poll = this.pollRequested || Date.now() >= this.nextPollAt;
     const gitspaces = poll ? undefined : new Set(this.notifiedGitspaces);
-    const changes = poll || this.changesNotified;
+    // Every version when the poll is due or a stream asked for it, else only the notified gitspaces' versions.
+    const allChanges = poll || this.changesNotified;
+    const changes = allChanges ? undefined : new Set(this.notifiedChanges);
     this.pollRequested = false;
     this.notifiedGitspaces.clear();
+    this.notifiedChanges.clear();
     this.changesNotified = false;
     try {
-      await Promise.all([this.readEvents(gitspaces), changes ? this.readChanges() : undefined]);
+      await Promise.all([
+        this.readEvents(gitspaces),
+        allChanges || changes!.size > 0 ? this.readChanges(changes) : undefined,
+      ]);
     } finally {
       this.lastReadAt = Date.now();
       if (poll) this.nextPollAt = this.lastReadAt + this.options.pollMs;
@@ -296,13 +304,20 @@ export class EventFeed {
     }
   }
 
-  private async readChanges(): Promise<void> {
+  /** The versions the change streams may see, of every gitspace or only of those in `only`. */
+  private async readChanges(only: Set<string> | undefined): Promise<void> {
     // Only those ready when the read begins: one that became ready since has read newer versions itself.
     const serving = [...this.changeSubscribers].filter((subscriber) => subscriber.ready);
     if (serving.length === 0) return;
     const members = serving.some((s) => s.viewer.admin) ? undefined : [...new Set(serving.map((s) => s.viewer.userId))];
+    // A resumed stream's first comparison needs every version (changedFor counts the ones its cursor does not name).
+    const ids = only && !serving.some((s) => s.unnamedSettled !== undefined) ? [...only] : undefined;
     try {
-      await this.giveChanges(serving, await this.store().gitspaceVersions(members ? { ownerIds: members } : {}));
+      const versions = await this.store().gitspaceVersions({
+        ...(members ? { ownerIds: members } : {}),
+        ...(ids ? { ids } : {}),
+      });
+      await this.giveChanges(serving, versions);
     } catch (error) {
       this.options.logger.warn('the change feed could not read what changed; trying again', { error });
     }

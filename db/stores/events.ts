@@ -51,8 +51,10 @@ export function createEventStore(db: Db) {
      * operation that append none (a new one recorded, one ending) change the count or the status. Every gitspace, or
      * only those of `ownerIds`.
      */
-    async gitspaceVersions(filter: { ownerIds?: readonly string[] } = {}): Promise<GitspaceVersion[]> {
-      if (filter.ownerIds?.length === 0) return [];
+    async gitspaceVersions(
+      filter: { ownerIds?: readonly string[]; ids?: readonly string[] } = {},
+    ): Promise<GitspaceVersion[]> {
+      if (filter.ownerIds?.length === 0 || filter.ids?.length === 0) return [];
       let query = db
         .selectFrom('gitspaces as g')
         .select(['g.id', 'g.ownerId', 'g.state'])
@@ -78,6 +80,7 @@ export function createEventStore(db: Db) {
             .as('operationStatus'),
         ]);
       if (filter.ownerIds) query = query.where('g.ownerId', 'in', filter.ownerIds);
+      if (filter.ids) query = query.where('g.id', 'in', filter.ids);
       const rows = await query.execute();
       return rows.map((row) => ({
         id: row.id,
