@@ -12,7 +12,7 @@ import {
   type StepName,
 } from '../contracts/lifecycle';
 import type { MachineInfo, ProviderName } from '../contracts/provider';
-import type { Store } from '../db/store';
+import type { StateChange, Store } from '../db/store';
 import { machineSpecOf } from '../db/stores/machines';
 import { currentWorkflowRun } from './workflow-run';
 
@@ -130,9 +130,14 @@ export function createOperationActivities({
   lifecycleDuration,
 }: OperationActivityDeps) {
   /** Records the end of this run's operation, and observes its duration when this call is the one that ended it. */
-  const endOperation = async (patch: { status: 'succeeded' | 'failed' | 'cancelled'; step?: null }) => {
+  /** Ends this run's operation and moves its gitspace to where the operation leaves it, in one transaction. */
+  const endOperation = async (
+    patch: { status: 'succeeded' | 'failed' | 'cancelled'; step?: null },
+    gitspaceId: string,
+    change: StateChange,
+  ) => {
     const { runId } = currentWorkflowRun();
-    const ended = await store.updateOperation(runId, patch);
+    const ended = await store.updateOperation(runId, patch, { gitspaceId, change });
     if (ended && lifecycleDuration) {
       const seconds = Math.max(0, (Date.now() - new Date(ended.createdAt).getTime()) / 1000);
       lifecycleDuration.observe({ action: ended.action, outcome: patch.status }, seconds);
@@ -217,7 +222,7 @@ export function createOperationActivities({
       sshHostKey?: string;
     }): Promise<void> {
       const after = ACTION_STATES[input.action].after;
-      await store.changeState(input.gitspaceId, {
+      await endOperation({ status: 'succeeded', step: null }, input.gitspaceId, {
         to: after,
         actor: actorOfStep(input.actor),
         message: input.warning ? `gitspace ${after}; ${input.warning}` : `gitspace ${after}`,
@@ -229,7 +234,6 @@ export function createOperationActivities({
           ...(input.warning ? { warning: input.warning } : {}),
         },
       });
-      await endOperation({ status: 'succeeded', step: null });
       if (input.warning)
         logger.warn(`gitspace ${after}, with a warning`, { gitspaceId: input.gitspaceId, warning: input.warning });
       else logger.info(`gitspace ${after}`, { gitspaceId: input.gitspaceId, action: input.action });
@@ -245,7 +249,7 @@ export function createOperationActivities({
       actor?: Actor;
       status?: 'failed' | 'cancelled';
     }): Promise<void> {
-      await store.changeState(input.gitspaceId, {
+      await endOperation({ status: input.status ?? 'failed' }, input.gitspaceId, {
         to: 'error',
         actor: actorOfStep(input.actor),
         message: `${input.error.action} failed at '${STEPS[input.error.step]}': ${input.error.message}`,
@@ -253,19 +257,17 @@ export function createOperationActivities({
         lastError: { ...input.error },
         data: { ...input.error },
       });
-      await endOperation({ status: input.status ?? 'failed' });
       logger.warn('gitspace action failed', { gitspaceId: input.gitspaceId, ...input.error });
     },
 
     /** A start cancelled by a stop or delete: compensation has run, so the gitspace is stopped. */
     async cancelOperation(input: { gitspaceId: string; action: LifecycleAction; actor?: Actor }): Promise<void> {
-      await store.changeState(input.gitspaceId, {
+      await endOperation({ status: 'cancelled' }, input.gitspaceId, {
         to: 'stopped',
         actor: actorOfStep(input.actor),
         message: `${input.action} cancelled; the machine is stopped`,
         url: null,
       });
-      await endOperation({ status: 'cancelled' });
     },
   };
 }

@@ -144,6 +144,31 @@ describe.each(testDatabases())('control-plane store on %s', (_name, location) =>
     );
   });
 
+  it('ends an operation and moves its gitspace in one transaction: a reader never sees one without the other', async () => {
+    await newGitspace('gs-ends');
+    await store.recordOperation({ gitspaceId: 'gs-ends', action: 'start', workflowId: 'w', runId: 'run-ends' });
+    const actor = { type: 'reconciler' } as const;
+    await store.changeState('gs-ends', { to: 'starting', actor, message: 'start requested' });
+    const eventsBefore = (await store.listEvents('gs-ends', 0)).length;
+    // A state change that is refused leaves the operation running too.
+    await expect(
+      store.updateOperation(
+        'run-ends',
+        { status: 'succeeded' },
+        { gitspaceId: 'gs-ends', change: { to: 'running', actor, message: 'running', allowedFrom: ['stopping'] } },
+      ),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect((await store.latestOperations(['gs-ends'])).get('gs-ends')?.status).toBe('running');
+    expect((await store.listEvents('gs-ends', 0)).length).toBe(eventsBefore);
+    await store.updateOperation(
+      'run-ends',
+      { status: 'succeeded' },
+      { gitspaceId: 'gs-ends', change: { to: 'running', actor, message: 'running' } },
+    );
+    expect((await store.getGitspace('gs-ends')).state).toBe('running');
+    expect((await store.latestOperations(['gs-ends'])).get('gs-ends')?.status).toBe('succeeded');
+  });
+
   it('records an operation once per workflow run and tracks its outcome', async () => {
     await newGitspace('gs-ops');
     const first = await store.recordOperation({

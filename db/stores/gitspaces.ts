@@ -202,34 +202,41 @@ export function createGitspaceStore(db: Db) {
 
     /** Moves a gitspace to a new state and records the event, atomically. */
     async changeState(gitspaceId: string, change: StateChange): Promise<GitspaceRow> {
-      return db.transaction().execute(async (trx) => {
-        const current = await lockGitspace(trx, gitspaceId);
-        if (change.allowedFrom && !change.allowedFrom.includes(current.state)) {
-          throw new ConflictError(`gitspace '${current.name}' is ${current.state}; it cannot become ${change.to}`);
-        }
-        const row = await trx
-          .updateTable('gitspaces')
-          .set({
-            state: change.to,
-            updatedAt: new Date(),
-            ...(change.url !== undefined ? { url: change.url } : {}),
-            ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
-            ...(change.sshHostKey !== undefined ? { sshHostKey: change.sshHostKey } : {}),
-          })
-          .where('id', '=', gitspaceId)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await appendEvent(trx, gitspaceId, {
-          type: 'state',
-          state: change.to,
-          message: change.message,
-          data: change.data ?? {},
-          actor: change.actor,
-        });
-        return row;
-      });
+      return db.transaction().execute((trx) => applyStateChange(trx, gitspaceId, change));
     },
   };
+}
+
+/** A state change and its event, under the gitspace row's lock, inside the caller's transaction. */
+export async function applyStateChange(
+  trx: Transaction<Database>,
+  gitspaceId: string,
+  change: StateChange,
+): Promise<GitspaceRow> {
+  const current = await lockGitspace(trx, gitspaceId);
+  if (change.allowedFrom && !change.allowedFrom.includes(current.state)) {
+    throw new ConflictError(`gitspace '${current.name}' is ${current.state}; it cannot become ${change.to}`);
+  }
+  const row = await trx
+    .updateTable('gitspaces')
+    .set({
+      state: change.to,
+      updatedAt: new Date(),
+      ...(change.url !== undefined ? { url: change.url } : {}),
+      ...(change.lastError !== undefined ? { lastError: change.lastError } : {}),
+      ...(change.sshHostKey !== undefined ? { sshHostKey: change.sshHostKey } : {}),
+    })
+    .where('id', '=', gitspaceId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await appendEvent(trx, gitspaceId, {
+    type: 'state',
+    state: change.to,
+    message: change.message,
+    data: change.data ?? {},
+    actor: change.actor,
+  });
+  return row;
 }
 
 async function insertGitspace(

@@ -3,6 +3,7 @@ import type { LifecycleAction, OperationStatus } from '../../contracts/lifecycle
 import type { Db } from '../connect';
 import type { OperationRow } from '../schema';
 import { notifyChange } from './events';
+import { applyStateChange, type StateChange } from './gitspaces';
 
 /** Lifecycle operations: one row per workflow run, with its status and current step. */
 export function createOperationStore(db: Db) {
@@ -30,9 +31,14 @@ export function createOperationStore(db: Db) {
     },
 
     /** Updates an operation; when this call ends a running one, returns what it was (for its duration). */
+    /**
+     * Updates the operation of a workflow run. `stateChange`, with a status: the gitspace's state change that goes with
+     * it, in the same transaction, so no reader sees a gitspace `running` whose start is still running.
+     */
     async updateOperation(
       runId: string,
       patch: { status?: OperationStatus; step?: string | null },
+      stateChange?: { gitspaceId: string; change: StateChange },
     ): Promise<Pick<OperationRow, 'action' | 'createdAt'> | undefined> {
       // A step alone is one statement: the change feed hears of it through the step's own event.
       if (!patch.status) {
@@ -41,6 +47,7 @@ export function createOperationStore(db: Db) {
       }
       const finished = patch.status !== 'running' ? { finishedAt: new Date() } : undefined;
       return db.transaction().execute(async (trx) => {
+        if (stateChange) await applyStateChange(trx, stateChange.gitspaceId, stateChange.change);
         const update = () =>
           trx
             .updateTable('operations')
