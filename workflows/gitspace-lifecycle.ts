@@ -30,6 +30,7 @@ import {
   type StepName,
 } from '../contracts/lifecycle';
 import { NON_RETRYABLE_PROVIDER_ERRORS } from '../contracts/provider-errors';
+import { failureMessage } from './failure-message';
 
 /** The bookkeeping activities' timeouts and retries, queued or local. */
 const BOOKKEEPING = {
@@ -360,7 +361,7 @@ async function attempt(problems: string[], what: string, fn: () => Promise<unkno
   try {
     await fn();
   } catch (error) {
-    const reason = error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
+    const reason = failureMessage(error);
     log.warn(`compensation: ${what}`, { reason });
     problems.push(`${what}: ${reason}`);
   }

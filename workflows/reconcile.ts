@@ -4,17 +4,11 @@
  * infrastructure and at control-plane start. What it did becomes events on the gitspaces concerned and the totals of
  * GET /metrics.
  */
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  log,
-  proxyActivities,
-  setCurrentDetails,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ActivityCancellationType, log, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { ControlPlaneActivities, ReconcileResult } from '../activities/bookkeeping';
 import type { InfrastructureActivities } from '../activities/infrastructure';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../contracts/lifecycle';
+import { failureMessage } from './failure-message';
 
 const controlPlane = proxyActivities<ControlPlaneActivities>({
   taskQueue: CONTROL_PLANE_TASK_QUEUE,
@@ -56,7 +50,7 @@ export async function reconcileInfrastructure(input: { infrastructureId: string 
       await run();
       succeeded.push(gitspaceId);
     } catch (error) {
-      const message = error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
+      const message = failureMessage(error);
       log.warn('reconciliation repair failed', { gitspaceId, action, message });
       done.failed.push({ gitspaceId, action, message });
     }

@@ -4,17 +4,12 @@
  * (api/warm-pools.ts), one run at a time: each run makes what its pools lack and deletes what they no longer need.
  * A machine that cannot be made is deleted and its shape backs off; a run that dies leaves rows that retire later.
  */
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  log,
-  proxyActivities,
-  setCurrentDetails,
-} from '@temporalio/workflow';
+import { ActivityCancellationType, log, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { InfrastructureActivities } from '../activities/infrastructure';
 import type { WarmPoolActivities } from '../activities/warm-pool';
 import { CONTROL_PLANE_TASK_QUEUE, infrastructureTaskQueue } from '../contracts/lifecycle';
 import { NON_RETRYABLE_PROVIDER_ERRORS } from '../contracts/provider-errors';
+import { failureMessage } from './failure-message';
 
 const controlPlane = proxyActivities<WarmPoolActivities>({
   taskQueue: CONTROL_PLANE_TASK_QUEUE,
@@ -54,7 +49,7 @@ export async function maintainWarmPool(input: { infrastructureId: string }): Pro
       return true;
     } catch (error) {
       // The row stays `retiring`: the next run deletes it again; until then reconciliation leaves it alone.
-      log.warn('a pooled machine could not be deleted', { key, error: messageOf(error) });
+      log.warn('a pooled machine could not be deleted', { key, error: failureMessage(error) });
       return false;
     }
   };
@@ -65,7 +60,7 @@ export async function maintainWarmPool(input: { infrastructureId: string }): Pro
         await controlPlane.warmMachineReady({ key });
         done.ready.push(key);
       } catch (error) {
-        const message = messageOf(error);
+        const message = failureMessage(error);
         done.failed.push({ key, message });
         // Retired first, so a machine that cannot be deleted now is still known, and deleted by a later run.
         await controlPlane.warmMachineFailed({ key, message });
@@ -78,8 +73,4 @@ export async function maintainWarmPool(input: { infrastructureId: string }): Pro
     `${done.ready.length} pooled machine(s) ready, ${done.failed.length} failed, ${done.deleted.length} deleted`,
   );
   return done;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof ActivityFailure && error.cause ? error.cause.message : String(error);
 }
