@@ -54,6 +54,17 @@ locals {
         Condition = { StringEquals = { "aws:ResourceTag/${local.installation_tag}" = var.installation_id } }
       },
       {
+        Sid      = "RetagOwned"
+        Effect   = "Allow"
+        Action   = local.grants.retagOwned.actions
+        Resource = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*"]
+        Condition = {
+          StringEquals = { "aws:ResourceTag/${local.installation_tag}" = var.installation_id }
+          # Only the tags that name a machine's gitspace (providers/naming.ts); never the installation tag.
+          "ForAllValues:StringEquals" = { "aws:TagKeys" = ["gitspace-id", "Name"] }
+        }
+      },
+      {
         Sid       = "OwnedVolumes"
         Effect    = "Allow"
         Action    = local.grants.ownedVolumes.actions
