@@ -336,6 +336,17 @@ describe('the dashboard in a real browser', () => {
     await gone(machineDialog);
     await shows(grace.getByRole('region', { name: 'Machines' }), 'small');
     await screenshot(grace, 'admin-infrastructure', { phone: true });
+    // A warm pool on a `local` infrastructure: refused, the reason next to the field and tied to it.
+    await grace.getByRole('button', { name: 'Edit machine small' }).click();
+    const editDialog = grace.getByRole('dialog', { name: 'Edit machine small' });
+    await shows(editDialog);
+    const warmPool = editDialog.getByLabel('Warm pool');
+    await warmPool.fill('2');
+    await editDialog.getByRole('button', { name: 'Save' }).click();
+    await shows(editDialog.locator('.field-errors'), /not offered by the 'local' provider/);
+    expect(await warmPool.getAttribute('aria-invalid')).toBe('true');
+    await editDialog.getByRole('button', { name: 'Cancel' }).click();
+    await gone(editDialog);
 
     // Users: a new one's API token is shown once.
     await grace.getByRole('link', { name: 'Users' }).click();

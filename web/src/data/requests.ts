@@ -89,6 +89,8 @@ export interface MachineInput {
   region?: string;
   zone?: string;
   image?: string;
+  /** Stopped machines of this shape kept ready for first starts (aws and simulated); 0: none. */
+  warmPoolSize?: number;
 }
 
 export const infrastructures = {

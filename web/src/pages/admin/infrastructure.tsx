@@ -100,7 +100,7 @@ export function AdminInfrastructurePage({ infrastructureId }: { infrastructureId
         {(machines.data?.items.length ?? 0) > 0 && (
           <div className="table-wrap">
             <table>
-              <TableHead columns={['Name', 'Machine type', 'Disk', 'Region / zone', 'Image']} actions />
+              <TableHead columns={['Name', 'Machine type', 'Disk', 'Region / zone', 'Image', 'Warm pool']} actions />
               <tbody>
                 {machines.data?.items.map((machine) => (
                   <tr key={machine.id}>
@@ -109,6 +109,11 @@ export function AdminInfrastructurePage({ infrastructureId }: { infrastructureId
                     <td>{machine.diskSizeGb} GB</td>
                     <td>{[machine.region, machine.zone].filter(Boolean).join(' / ') || '—'}</td>
                     <td className="mono break">{machine.image ?? '—'}</td>
+                    <td>
+                      {machine.warmPoolSize > 0
+                        ? `${machine.warmPool.ready} of ${machine.warmPoolSize} ready${machine.warmPool.preparing > 0 ? `, ${machine.warmPool.preparing} being made` : ''}`
+                        : '—'}
+                    </td>
                     <td className="row-actions">
                       <button
                         type="button"

@@ -24,6 +24,7 @@ export function MachineFormDialog({
     region: existing?.region ?? '',
     zone: existing?.zone ?? '',
     image: existing?.image ?? '',
+    warmPoolSize: String(existing?.warmPoolSize ?? 0),
   });
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
@@ -37,6 +38,10 @@ export function MachineFormDialog({
       ...(form.region.trim() ? { region: form.region.trim() } : {}),
       ...(form.zone.trim() ? { zone: form.zone.trim() } : {}),
       ...(form.image.trim() ? { image: form.image.trim() } : {}),
+      // Sent only when changed: a size change makes the control plane bring the pool to it at once.
+      ...(Number(form.warmPoolSize) !== (existing?.warmPoolSize ?? 0)
+        ? { warmPoolSize: Number(form.warmPoolSize) }
+        : {}),
     };
     setBusy(true);
     setError(undefined);
@@ -52,7 +57,7 @@ export function MachineFormDialog({
     }
   };
 
-  const text = (key: Exclude<keyof typeof form, 'diskSizeGb'>, label: string, hint?: string) => (
+  const text = (key: Exclude<keyof typeof form, 'diskSizeGb' | 'warmPoolSize'>, label: string, hint?: string) => (
     <Field label={label} hint={hint} errors={fieldErrors(error, key)}>
       {(props) => <input {...props} spellCheck={false} value={form[key]} onChange={set(key)} />}
     </Field>
@@ -77,6 +82,15 @@ export function MachineFormDialog({
         {text('zone', 'Zone (optional)')}
       </div>
       {text('image', 'Image (optional)', 'Overrides the infrastructure’s image; not for local.')}
+      <Field
+        label="Warm pool"
+        hint="Stopped machines of this size kept ready, so a new gitspace boots one instead of waiting for a new machine (aws and simulated). 0: none."
+        errors={fieldErrors(error, 'warmPoolSize')}
+      >
+        {(props) => (
+          <input {...props} type="number" min={0} max={50} value={form.warmPoolSize} onChange={set('warmPoolSize')} />
+        )}
+      </Field>
       <ErrorBanner error={error} />
     </FormDialog>
   );
