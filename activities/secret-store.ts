@@ -5,9 +5,8 @@ import {
   ResourceNotFoundException,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
-import type * as SecretManager from '@google-cloud/secret-manager';
-import type { SecretManagerServiceClient } from '@google-cloud/secret-manager';
-import type * as GcpClients from '../providers/gcp/clients';
+import { SecretManagerServiceClient } from '@google-cloud/secret-manager';
+import { gcpClientOptions } from '../providers/gcp/provider';
 import { TOKEN_REF_PATTERN } from '../contracts/lifecycle';
 
 /**
@@ -115,15 +114,7 @@ function envStore(env: NodeJS.ProcessEnv): SecretStore {
 function gcpStore(project: string, apiEndpoint: string | undefined): SecretStore {
   let client: SecretManagerServiceClient | undefined;
   // The same transport and emulator handling as the Compute clients (providers/gcp).
-  const clientOf = () => {
-    if (client) return client;
-    // Loaded by a runner whose secret store is Google's only (the Google SDKs take seconds to load).
-    /* eslint-disable @typescript-eslint/no-require-imports */
-    const { SecretManagerServiceClient: Client } = require('@google-cloud/secret-manager') as typeof SecretManager;
-    const { gcpClientOptions } = require('../providers/gcp/clients') as typeof GcpClients;
-    /* eslint-enable @typescript-eslint/no-require-imports */
-    return (client = new Client(gcpClientOptions(apiEndpoint)));
-  };
+  const clientOf = () => (client ??= new SecretManagerServiceClient(gcpClientOptions(apiEndpoint)));
   const nameOf = (ref: string, ownerId: string) => {
     const { scope, name } = parseRef(ref, ownerId);
     const secret = scope === 'shared' ? `gitspaces-shared-${name}` : `gitspaces-user-${ownerId}-${name}`;

@@ -4,18 +4,15 @@
  */
 import type { Logger } from '../common/logger';
 import { parseAwsInfrastructureConfig } from './aws/config';
+import { createAwsProvider, createEc2Client } from './aws/provider';
 import { parseGcpInfrastructureConfig } from './gcp/config';
+import { createGcpClients, createGcpProvider, type GcpClients } from './gcp/provider';
 import { createLocalProvider, type LocalVscode } from './local/provider';
 import { parseSimulatedInfrastructureConfig } from './simulated/config';
 import { createSimulatedCloud, type SimulatedCloud } from './simulated/provider';
 import { ProviderAuthError } from '../contracts/provider-errors';
 import type { Provider, ProviderName } from '../contracts/provider';
 import { validConfig } from './validation';
-// The cloud SDKs load only on a runner that serves their provider: @google-cloud/compute alone took ~2 s and ~150 MB
-// of every runner's start (a `local` one included).
-import type * as AwsProvider from './aws/provider';
-import type * as GcpProvider from './gcp/provider';
-import type { GcpClients } from './gcp/provider';
 
 export interface ProviderResolverOptions {
   /** Where the local provider keeps machine directories. */
@@ -59,8 +56,6 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
         break;
       case 'aws': {
         const config = validConfig(parseAwsInfrastructureConfig(infrastructure.providerConfig), 'aws');
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { createAwsProvider, createEc2Client } = require('./aws/provider') as typeof AwsProvider;
         provider = createAwsProvider({
           config,
           installationId,
@@ -71,8 +66,6 @@ export function createProviderResolver(options: ProviderResolverOptions): Provid
       }
       case 'gcp': {
         const config = validConfig(parseGcpInfrastructureConfig(infrastructure.providerConfig), 'gcp');
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const { createGcpClients, createGcpProvider } = require('./gcp/provider') as typeof GcpProvider;
         gcpClients ??= createGcpClients(options.gcpComputeEndpoint ? { apiEndpoint: options.gcpComputeEndpoint } : {});
         provider = createGcpProvider({ config, installationId, clients: gcpClients, logger: logger.child('gcp') });
         break;
