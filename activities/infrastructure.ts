@@ -227,6 +227,64 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     }
   };
 
+  /**
+   * Waits, heartbeating, until the machine named `machineId` (a gitspace id, or a pooled machine's warm key) is
+   * `target`. Null when it is gone and that is the target, or when the target is `stopped` and there is none (stopping
+   * what is gone succeeds). `operation`: the cloud operation the step before started; its failure fails the wait, for
+   * good. `what` names the machine in the error when it disappears.
+   */
+  const untilMachine = async (
+    provider: Provider,
+    machineId: string,
+    what: string,
+    target: MachineTarget,
+    operation?: ProviderOperation,
+  ): Promise<MachineInfo | null> => {
+    let last: MachineInfo | null = null;
+    return pollUntil(
+      async () => {
+        try {
+          last = await provider.describe(machineId, callOptions(`describe-${machineId}`, operation));
+        } catch (error) {
+          if (error instanceof OperationFailedError) {
+            throw ApplicationFailure.nonRetryable(error.message, error.cause.name);
+          }
+          throw error;
+        }
+        if (target === 'gone') return last === null ? null : undefined;
+        // No machine is a stopped one (a start cancelled before it made one, say).
+        if (target === 'stopped' && last === null) return null;
+        if (last === null) {
+          throw ApplicationFailure.nonRetryable(
+            `${what} disappeared while waiting for it to be ${target}`,
+            'InstanceNotFoundError',
+          );
+        }
+        return last.status === target ? last : undefined;
+      },
+      () => `machine is ${last?.status ?? 'absent'}, waiting for ${target}`,
+    );
+  };
+
+  /** One check of the agent at `agentUrl`: does it serve `machineId`, and with `secret` (not an earlier boot's)? */
+  const askAgent = async (
+    agentUrl: string,
+    machineId: string,
+    secret: string,
+  ): Promise<{ ready: true } | { ready: false; otherSecret: boolean; problem: string }> => {
+    const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(5000)]);
+    const health = await deps.agents.health(agentUrl, signal);
+    if (health.gitspaceId !== machineId) {
+      return {
+        ready: false,
+        otherSecret: false,
+        problem: `the agent at ${agentUrl} serves gitspace '${health.gitspaceId}'`,
+      };
+    }
+    if (await deps.agents.acceptsSecret(agentUrl, secret, signal)) return { ready: true };
+    return { ready: false, otherSecret: true, problem: "the agent runs with an earlier boot's secret" };
+  };
+
   const ensureMachine = async (spec: GitspaceSpec, warmMachine?: string): Promise<MachineInfo> => {
     const provider = providerFor(spec);
     const options = callOptions(`create-${spec.gitspaceId}`);
@@ -291,35 +349,23 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
         );
       }
       const bootstrap = { agentSecret: agentSecret(key), ide: WARM_MACHINE_IDE };
-      const describe = () => provider.describe(key, callOptions(`describe-${key}`));
-      const made = await withHeartbeat('making a pooled machine', async () => {
-        const existing = await describe();
+      const what = `pooled machine '${key}'`;
+      await withHeartbeat('making a pooled machine', async () => {
+        const existing = await provider.describe(key, callOptions(`describe-${key}`));
         if (!existing || existing.status === 'deleting')
           return provider.create({ gitspaceId: key, spec: machine, bootstrap }, callOptions(`create-${key}`));
         return existing.status === 'stopped' ? provider.start(key, bootstrap, callOptions(`start-${key}`)) : existing;
       });
-      let status = made.status;
-      const reaches = (target: MachineStatus) => async () => {
-        const found = await describe();
-        if (!found)
-          throw ApplicationFailure.nonRetryable(`pooled machine '${key}' disappeared`, 'InstanceNotFoundError');
-        status = found.status;
-        return found.status === target ? found : undefined;
-      };
-      const running = await pollUntil(reaches('running'), () => `pooled machine is ${status}, waiting for running`);
+      const running = (await untilMachine(provider, key, what, 'running'))!;
       const agentUrl = agentUrlOf(running);
-      if (!agentUrl) {
-        throw ApplicationFailure.nonRetryable(`pooled machine '${key}' has no address`, 'MachineAddressMissingError');
-      }
+      if (!agentUrl) throw ApplicationFailure.nonRetryable(`${what} has no address`, 'MachineAddressMissingError');
       let lastProblem = 'no answer yet';
       await pollUntil(
         async () => {
           try {
-            const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(5000)]);
-            const health = await deps.agents.health(agentUrl, signal);
-            if (health.gitspaceId !== key) lastProblem = `the agent at ${agentUrl} serves '${health.gitspaceId}'`;
-            else if (await deps.agents.acceptsSecret(agentUrl, bootstrap.agentSecret, signal)) return true;
-            else lastProblem = "the agent does not take this run's secret";
+            const answer = await askAgent(agentUrl, key, bootstrap.agentSecret);
+            if (answer.ready) return true;
+            lastProblem = answer.problem;
           } catch (error) {
             lastProblem = error instanceof Error ? error.message : String(error);
           }
@@ -329,7 +375,10 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
         AGENT_FIRST_POLL_MS,
       );
       await withHeartbeat('stopping the pooled machine', () => provider.stop(key, callOptions(`stop-${key}`)));
-      await pollUntil(reaches('stopped'), () => `pooled machine is ${status}, waiting for stopped`);
+      // Ready only stopped: one that went away meanwhile is no pooled machine.
+      if (!(await untilMachine(provider, key, what, 'stopped'))) {
+        throw ApplicationFailure.nonRetryable(`${what} disappeared while it stopped`, 'InstanceNotFoundError');
+      }
     },
 
     /**
@@ -345,34 +394,9 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
       order?: string;
     }): Promise<MachineInfo | null> {
       await checkOrder('waitForMachine', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
-      const provider = providerFor(input.spec);
-      let last: MachineInfo | null = null;
-      return pollUntil(
-        async () => {
-          try {
-            last = await provider.describe(
-              input.spec.gitspaceId,
-              callOptions(`describe-${input.spec.gitspaceId}`, input.operation),
-            );
-          } catch (error) {
-            if (error instanceof OperationFailedError) {
-              throw ApplicationFailure.nonRetryable(error.message, error.cause.name);
-            }
-            throw error;
-          }
-          if (input.target === 'gone') return last === null ? null : undefined;
-          // No machine is a stopped one (a start cancelled before it made one, say): stopping what is gone succeeds.
-          if (input.target === 'stopped' && last === null) return null;
-          if (last === null) {
-            throw ApplicationFailure.nonRetryable(
-              `the machine of gitspace '${input.spec.name}' disappeared while waiting for it to be ${input.target}`,
-              'InstanceNotFoundError',
-            );
-          }
-          return last.status === input.target ? last : undefined;
-        },
-        () => `machine is ${last?.status ?? 'absent'}, waiting for ${input.target}`,
-      );
+      const { spec } = input;
+      const what = `the machine of gitspace '${spec.name}'`;
+      return untilMachine(providerFor(spec), spec.gitspaceId, what, input.target, input.operation);
     },
 
     /**
@@ -382,19 +406,15 @@ export function createInfrastructureActivities(deps: InfrastructureActivityDeps)
     async waitForAgent(input: { spec: GitspaceSpec; machine?: MachineInfo; order?: string }): Promise<string> {
       await checkOrder('waitForAgent', input.order, { gitspaceId: input.spec.gitspaceId, spec: input.spec });
       let agentUrl = await findAgent(input.spec);
-      const signal = Context.current().cancellationSignal;
       let lastProblem = 'no answer yet';
       return pollUntil(
         async () => {
           try {
-            const callSignal = AbortSignal.any([signal, AbortSignal.timeout(5000)]);
-            const health = await deps.agents.health(agentUrl, callSignal);
-            if (health.gitspaceId !== input.spec.gitspaceId) {
-              lastProblem = `the agent at ${agentUrl} serves gitspace '${health.gitspaceId}'`;
+            const answer = await askAgent(agentUrl, input.spec.gitspaceId, agentSecret(input.spec.gitspaceId));
+            if (answer.ready) return agentUrl;
+            if (!answer.otherSecret) {
+              lastProblem = answer.problem;
               return undefined;
-            }
-            if (await deps.agents.acceptsSecret(agentUrl, agentSecret(input.spec.gitspaceId), callSignal)) {
-              return agentUrl;
             }
             // A machine left running by an earlier start (a reset workflow, a failed compensation) has that start's
             // agent secret: boot it again with this start's.
