@@ -14,8 +14,7 @@ import { DEFAULT_AUTO_STOP_MIN_SECONDS, DEFAULT_AUTO_STOP_WARNING_SECONDS } from
 import { DEFAULT_API_LIMITS } from './limits';
 import { DEFAULT_EVENT_COALESCE_MS, DEFAULT_EVENT_POLL_MS } from './event-feed';
 import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
-import { DEFAULT_PRUNE_EVERY_SECONDS } from './schedules';
-import { DEFAULT_WARM_POOL_EVERY_SECONDS } from './warm-pools';
+import { DEFAULT_PRUNE_EVERY_SECONDS, DEFAULT_WARM_POOL_EVERY_SECONDS } from './schedules';
 import { DEFAULT_RETENTION } from '../activities/pruning';
 
 /** `npm run api`: the REST API and the control-plane worker. */

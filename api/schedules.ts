@@ -43,15 +43,65 @@ export async function ensureSchedule(
   if (options.trigger) await client.schedule.getHandle(scheduleId).trigger(ScheduleOverlapPolicy.ALLOW_ALL);
 }
 
-/** Removes a schedule (what it served was removed); none there is fine. */
-export async function removeSchedule(client: Client, scheduleId: string, logger: Logger): Promise<void> {
-  try {
-    await client.schedule.getHandle(scheduleId).delete();
-    logger.info('schedule removed', { scheduleId });
-  } catch (error) {
-    if (!(error instanceof ScheduleNotFoundError)) throw error;
+/**
+ * The schedules an infrastructure has, each running one workflow given `{ infrastructureId }`, id `<kind>-<id>`:
+ * - `reconcile` (workflows/reconcile.ts): every infrastructure, made with it and run at control-plane start;
+ * - `warm-pool` (workflows/warm-pool.ts): one with a warm pool, made when a pool is first given a size (and run at
+ *   once after each size change) and at control-plane start for those with one. It stays until its infrastructure
+ *   is removed, which waits for the pool to be empty: a pool set back to 0 is emptied by the schedule itself.
+ */
+const INFRASTRUCTURE_SCHEDULES = {
+  reconcile: { workflowType: 'reconcileInfrastructure', summary: (id: string) => `reconcile infrastructure '${id}'` },
+  'warm-pool': {
+    workflowType: 'maintainWarmPool',
+    summary: (id: string) => `keep the warm pools of infrastructure '${id}' at their size`,
+  },
+} as const;
+export type InfrastructureScheduleKind = keyof typeof INFRASTRUCTURE_SCHEDULES;
+
+export const infrastructureScheduleId = (kind: InfrastructureScheduleKind, infrastructureId: string) =>
+  `${kind}-${infrastructureId}`;
+
+/** Makes (or keeps) one schedule of an infrastructure; `trigger` also runs it at once. */
+export function ensureInfrastructureSchedule(
+  client: Client,
+  kind: InfrastructureScheduleKind,
+  infrastructureId: string,
+  options: { everySeconds: number; trigger: boolean; logger: Logger },
+): Promise<void> {
+  const { workflowType, summary } = INFRASTRUCTURE_SCHEDULES[kind];
+  return ensureSchedule(
+    client,
+    {
+      scheduleId: infrastructureScheduleId(kind, infrastructureId),
+      workflowType,
+      args: [{ infrastructureId }],
+      summary: summary(infrastructureId),
+      everySeconds: options.everySeconds,
+    },
+    options,
+  );
+}
+
+/** Removes every schedule of a removed infrastructure; one it never had is fine. */
+export async function removeInfrastructureSchedules(
+  client: Client,
+  infrastructureId: string,
+  logger: Logger,
+): Promise<void> {
+  for (const kind of Object.keys(INFRASTRUCTURE_SCHEDULES) as InfrastructureScheduleKind[]) {
+    const scheduleId = infrastructureScheduleId(kind, infrastructureId);
+    try {
+      await client.schedule.getHandle(scheduleId).delete();
+      logger.info('schedule removed', { scheduleId });
+    } catch (error) {
+      if (!(error instanceof ScheduleNotFoundError)) throw error;
+    }
   }
 }
+
+/** How often a warm pool is brought back to its size (GITSPACES_WARM_POOL_EVERY_SECONDS). */
+export const DEFAULT_WARM_POOL_EVERY_SECONDS = 60;
 
 export const PRUNE_SCHEDULE_ID = 'prune-records';
 

@@ -4,9 +4,15 @@ import http from 'node:http';
 import { listen } from '../common/net';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { lifecycleWorkflowId } from '../contracts/lifecycle';
-import { DEFAULT_ORPHAN_GRACE_SECONDS, ensureReconcileSchedule, reconcileScheduleId } from './reconciliation';
-import { DEFAULT_WARM_POOL_EVERY_SECONDS, ensureWarmPoolSchedule, warmPoolScheduleId } from './warm-pools';
-import { DEFAULT_PRUNE_EVERY_SECONDS, ensurePruneSchedule, removeSchedule } from './schedules';
+import { DEFAULT_ORPHAN_GRACE_SECONDS } from './reconciliation';
+import {
+  DEFAULT_PRUNE_EVERY_SECONDS,
+  DEFAULT_WARM_POOL_EVERY_SECONDS,
+  ensureInfrastructureSchedule,
+  ensurePruneSchedule,
+  removeInfrastructureSchedules,
+  type InfrastructureScheduleKind,
+} from './schedules';
 import type { Retention } from '../activities/pruning';
 import { installWorkerRuntime } from '../workers/runtime';
 import { NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -184,17 +190,16 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const workerDone = worker.run();
   if (config.versioning?.promotion !== 'manual') await makeWorkerVersionCurrent(client, worker, { logger });
   // Make every gitspace's recorded state true again (after a crash or a host restart), now and on a schedule.
-  const reconcile = (infrastructureId: string, trigger: boolean) =>
-    ensureReconcileSchedule(client, infrastructureId, { everySeconds: config.reconcileEverySeconds, trigger, logger });
-  const warmPool = (infrastructureId: string, trigger: boolean) =>
-    ensureWarmPoolSchedule(client, infrastructureId, {
-      everySeconds: config.warmPoolEverySeconds ?? DEFAULT_WARM_POOL_EVERY_SECONDS,
-      trigger,
-      logger,
-    });
+  const everySeconds: Record<InfrastructureScheduleKind, number> = {
+    reconcile: config.reconcileEverySeconds,
+    'warm-pool': config.warmPoolEverySeconds ?? DEFAULT_WARM_POOL_EVERY_SECONDS,
+  };
+  const schedule = (kind: InfrastructureScheduleKind, infrastructureId: string, trigger: boolean) =>
+    ensureInfrastructureSchedule(client, kind, infrastructureId, { everySeconds: everySeconds[kind], trigger, logger });
+  const pooled = await store.infrastructuresWithWarmPools();
   for (const infrastructure of await store.listInfrastructures()) {
-    await reconcile(infrastructure.id, true);
-    if (await store.hasWarmPool(infrastructure.id)) await warmPool(infrastructure.id, true);
+    await schedule('reconcile', infrastructure.id, true);
+    if (pooled.has(infrastructure.id)) await schedule('warm-pool', infrastructure.id, true);
   }
   await ensureAutoStopWatchers(store, autoStopArming, logger.child('auto-stop'));
   await ensurePruneSchedule(client, { everySeconds: config.pruneEverySeconds ?? DEFAULT_PRUNE_EVERY_SECONDS, logger });
@@ -233,13 +238,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       recheck: autoStopArming.recheck,
     },
     ...(config.simulatedProvider ? { simulatedProvider: true } : {}),
-    onInfrastructureCreated: (infrastructureId) => reconcile(infrastructureId, false),
+    onInfrastructureCreated: (infrastructureId) => schedule('reconcile', infrastructureId, false),
     runners: (infrastructureId) => listRunners(client, infrastructureId),
-    onInfrastructureDeleted: async (infrastructureId) => {
-      await removeSchedule(client, reconcileScheduleId(infrastructureId), logger);
-      await removeSchedule(client, warmPoolScheduleId(infrastructureId), logger);
-    },
-    onWarmPoolChanged: (infrastructureId) => warmPool(infrastructureId, true),
+    onInfrastructureDeleted: (infrastructureId) => removeInfrastructureSchedules(client, infrastructureId, logger),
+    onWarmPoolChanged: (infrastructureId) => schedule('warm-pool', infrastructureId, true),
     logger,
     ready: async () => {
       await store.ping();

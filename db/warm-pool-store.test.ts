@@ -48,7 +48,9 @@ describe.each(testDatabases())('warm pools on %s', (_name, location) => {
   };
 
   it('orders machines up to the size, each under its own warm key, and no more while they are made', async () => {
+    expect(await store.infrastructuresWithWarmPools()).toEqual(new Set());
     await store.updateMachine('inf-m', { warmPoolSize: 3 });
+    expect(await store.infrastructuresWithWarmPools()).toEqual(new Set(['inf']));
     const first = await plan();
     expect(first.prepare).toHaveLength(3);
     expect(first.retire).toEqual([]);
@@ -102,6 +104,8 @@ describe.each(testDatabases())('warm pools on %s', (_name, location) => {
     await store.updateMachine('inf-m', { warmPoolSize: 1 });
     expect((await plan()).retire).toHaveLength(2);
     await store.updateMachine('inf-m', { warmPoolSize: 0 });
+    // Size 0, but machines still to delete: the pool's schedule is still needed.
+    expect(await store.infrastructuresWithWarmPools()).toEqual(new Set(['inf']));
     expect((await plan()).retire).toHaveLength(3);
     expect(Object.values(await states())).toEqual(['retiring', 'retiring', 'retiring']);
   });

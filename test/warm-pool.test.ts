@@ -99,7 +99,7 @@ describe('warm pools', () => {
       });
       expect(refused.status).toBe(400);
     }
-    expect(await stack.controlPlane.store.hasWarmPool(INFRASTRUCTURE)).toBe(false);
+    expect((await stack.controlPlane.store.infrastructuresWithWarmPools()).has(INFRASTRUCTURE)).toBe(false);
   });
 
   it('fills to its size; a first start adopts a pooled machine named in its order, and the pool refills', async () => {

@@ -215,19 +215,16 @@ export function createWarmPoolStore(db: Db) {
       });
     },
 
-    /** Whether any shape of the infrastructure has a pool, or any pooled machine is still there to delete. */
-    async hasWarmPool(infrastructureId: string): Promise<boolean> {
-      const [sized, held] = await Promise.all([
-        db
-          .selectFrom('machines')
-          .select('id')
-          .where('infrastructureId', '=', infrastructureId)
-          .where('warmPoolSize', '>', 0)
-          .where('deletedAt', 'is', null)
-          .executeTakeFirst(),
-        db.selectFrom('warmMachines').select('key').where('infrastructureId', '=', infrastructureId).executeTakeFirst(),
-      ]);
-      return sized !== undefined || held !== undefined;
+    /** The infrastructures with a pool: a shape with a size, or pooled machines still there to delete. */
+    async infrastructuresWithWarmPools(): Promise<Set<string>> {
+      const rows = await db
+        .selectFrom('machines')
+        .select('infrastructureId')
+        .where('warmPoolSize', '>', 0)
+        .where('deletedAt', 'is', null)
+        .union(db.selectFrom('warmMachines').select('infrastructureId'))
+        .execute();
+      return new Set(rows.map((row) => row.infrastructureId));
     },
 
     /** Every pooled machine of an infrastructure, whatever its state: reconciliation leaves these alone. */
