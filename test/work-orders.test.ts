@@ -1,7 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { type GitspaceSpec } from '../contracts/lifecycle';
 import { LIFECYCLE_ORDER_TTL_SECONDS, createWorkOrderSigner, type WorkOrderRequest } from '../common/work-order';
+import { localMachinePaths, localMachinesRoot } from '../providers/local/provider';
 import { bundleLifecycleWorkflows } from '../workers/workflow-bundle';
 import {
   connectAttacker,
@@ -212,6 +214,47 @@ describe('signed work orders', () => {
     } finally {
       await trap.close();
     }
+  });
+
+  it('attack: no pooled machine is made without a warm-pool order, adopted without the start naming it, or a gitspace deleted as one', async () => {
+    const key = 'warm-aaaaaaaaaaaa';
+    const { gitspaceId: _, ...infrastructure } = ref();
+    const machine = { machineType: 'local', diskSizeGb: 10 };
+    await expectRefused(
+      await forge('prepareWarmMachine', () => ({ infrastructure, key, machine }), { workflowType: 'maintainWarmPool' }),
+      /carries no work order/,
+    );
+    await expectRefused(
+      await forge(
+        'prepareWarmMachine',
+        async (run) => ({ infrastructure, key, machine, order: await orderFor('start', run) }),
+        { workflowType: 'startGitspace' },
+      ),
+      /a start order does not allow prepareWarmMachine/,
+    );
+    // The real spec with a start order of this run, but a pooled machine that order does not give it.
+    await expectRefused(
+      await forge(
+        'ensureMachine',
+        async (run) => ({ spec: realSpec, warmMachine: key, order: await orderFor('start', run) }),
+        { workflowType: 'startGitspace' },
+      ),
+      /does not give pooled machine 'warm-aaaaaaaaaaaa' to this start/,
+    );
+    // A warm-pool order the control plane signed for a pooled machine does not reach the gitspace's own.
+    await expectRefused(
+      await forge(
+        'deleteMachine',
+        async (run) => ({
+          spec: ref(),
+          order: await signedByControlPlane({ action: 'warm-pool', ...run, infrastructure, gitspaceId: key }),
+        }),
+        { workflowType: 'maintainWarmPool', workflowId: 'warm-pool-local-attack' },
+      ),
+      /the work order is for gitspace 'warm-aaaaaaaaaaaa'/,
+    );
+    expect(await machineStatus()).toBe('running');
+    expect(existsSync(localMachinePaths(localMachinesRoot(stack.dataDir), key).dir)).toBe(false);
   });
 
   it('the owner still stops and deletes through the API: the real orders are obeyed', async () => {
